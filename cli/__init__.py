@@ -1,0 +1,1 @@
+"""The `mnode` command line: one module per command group."""

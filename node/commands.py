@@ -1,0 +1,116 @@
+"""Commands: what peers ask of the engine, decoded at the edge into typed structs.
+
+Fields whose content the engine validates (side, type, price, …) are typed `Any` on purpose: a
+wrong value there is answered with its own reject reason (`bad_side`, `bad_qty`, …) by the
+validation step, not lost in a generic decode error. Only what is needed to address an answer
+at all (the op, the client's order id and the owner) makes a command `malformed` when missing
+or of the wrong type.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+
+from .markets import MarketSpec
+
+OrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
+Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc=False):
+    """Place an order: limit (with price) or market (no price)."""
+
+    id: OrderId
+    owner: Owner
+    market: Any = None
+    side: Any = None
+    type: Any = "limit"
+    price: Any = None
+    qty: Any = None
+    tif: Any = "GTC"
+    stp: Any = None
+
+
+class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=True, gc=False):
+    """Remove a resting order of `owner` with client id `id` from `market`."""
+
+    id: OrderId
+    owner: Owner
+    market: Any = None
+
+
+class ReplaceOrder(msgspec.Struct, tag="replace", tag_field="op", omit_defaults=True, gc=False):
+    """Change a resting order's price and/or remaining quantity."""
+
+    id: OrderId
+    owner: Owner
+    market: Any = None
+    price: Any = None
+    qty: Any = None
+
+
+class ConfigureMarkets(msgspec.Struct, tag="markets", tag_field="op"):
+    """The operator's market list taking effect; journaled, never accepted from a peer."""
+
+    markets: list[MarketSpec]
+
+
+PeerCommand = NewOrder | CancelOrder | ReplaceOrder
+JournalCommand = NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets
+
+
+class MalformedCommand(ValueError):
+    """Input that cannot be read as a command; `echo` holds the id/owner/op we could recover."""
+
+    def __init__(self, detail: str, echo: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.echo = echo
+
+
+_json_command = msgspec.json.Decoder(PeerCommand, float_hook=Decimal)
+_json_any = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_json_command(line: bytes | str) -> PeerCommand:
+    """Decode one JSON command; raise MalformedCommand with a readable detail if impossible."""
+    try:
+        command = _json_command.decode(line)
+    except msgspec.DecodeError as error:
+        raise MalformedCommand(str(error), _recover_echo(line)) from None
+    return normalise_numbers(command)
+
+
+def normalise_numbers(command: PeerCommand) -> PeerCommand:
+    """Turn JSON numbers given for price/qty into their exact decimal text.
+
+    The journal stores text, so a replay reads exactly what the live engine read.
+    """
+    if isinstance(command, NewOrder | ReplaceOrder):
+        for field in ("price", "qty"):
+            value = getattr(command, field)
+            if isinstance(value, Decimal):
+                setattr(command, field, format(value, "f") if value.is_finite() else str(value))
+    return command
+
+
+def _recover_echo(line: bytes | str) -> dict[str, Any]:
+    try:
+        raw = _json_any.decode(line)
+    except msgspec.DecodeError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    echo = {}
+    for key in ("op", "market", "id", "owner"):
+        value = raw.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            echo[key] = value
+    return echo
+
+
+journal_encoder = msgspec.msgpack.Encoder()
+journal_decoder = msgspec.msgpack.Decoder(JournalCommand)

@@ -1,0 +1,92 @@
+"""Events: what the engine reports, in engine units (ticks, lots).
+
+Every event carries `seq`, the engine's sequence number: one counter over all events, gapless and
+increasing, so a consumer detects a gap and a replay reproduces the numbers exactly. The first
+event of every command is its answer, `accepted` or `rejected`.
+`results.py` turns events into decimal-text records for the outside world.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Accepted(msgspec.Struct, tag="accepted", tag_field="event", gc=False):
+    seq: int
+    op: str
+    market: str
+    id: Any
+    owner: str
+
+
+class Rejected(msgspec.Struct, tag="rejected", tag_field="event", omit_defaults=True, gc=False):
+    """A command refused with `reason`; `seq` is None only for input never sequenced (malformed)."""
+
+    seq: int | None
+    op: Any
+    market: Any
+    id: Any
+    owner: Any
+    reason: str
+    detail: str | None = None
+
+
+class Trade(msgspec.Struct, tag="trade", tag_field="event", gc=False):
+    """A fill at the maker's price; `aggressor` is the taker's side."""
+
+    seq: int
+    market: str
+    price: int
+    qty: int
+    maker_id: Any
+    maker_owner: str
+    taker_id: Any
+    taker_owner: str
+    aggressor: str
+    maker_remaining: int
+    taker_remaining: int
+
+
+class Rested(msgspec.Struct, tag="rested", tag_field="event", gc=False):
+    """An order (or its remainder) now rests on the book; its priority is this `seq`."""
+
+    seq: int
+    market: str
+    id: Any
+    owner: str
+    side: str
+    price: int
+    qty: int
+
+
+class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", gc=False):
+    """`qty` was taken off an order for `reason` (user, ioc, stp); `remaining` 0 means it is gone.
+
+    A self-trade `decrement` is the one case where `remaining` stays above 0.
+    """
+
+    seq: int
+    market: str
+    id: Any
+    owner: str
+    reason: str
+    qty: int
+    remaining: int
+
+
+class Replaced(msgspec.Struct, tag="replaced", tag_field="event", gc=False):
+    """A replace applied: in place (priority kept) or by re-entry (its events follow)."""
+
+    seq: int
+    market: str
+    id: Any
+    owner: str
+    side: str
+    price: int
+    qty: int
+    in_place: bool
+
+
+Event = Accepted | Rejected | Trade | Rested | Cancelled | Replaced

@@ -1,0 +1,154 @@
+"""Market definitions: the `[[markets]]` tables of config.toml, checked and made integer rules.
+
+A market's rules are stated in decimal text by the operator and applied by the engine in whole
+ticks and lots; everything that can be wrong with a definition is caught here, at start-up, with
+one line naming the file, the market and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from .decimals import Unit, parse_decimal
+
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9]+-[A-Z0-9]+")
+ASSET_PATTERN = re.compile(r"[A-Z0-9]+")
+
+STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement")
+"""Self-trade prevention modes; the index is the engine's integer code."""
+
+REQUIRED_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size")
+OPTIONAL_KEYS = ("min_qty", "max_qty", "max_notional", "stp")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, worded as one line for the operator."""
+
+
+class MarketSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A market as the operator wrote it: decimal text, journaled so replays see the same rules."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: str
+    lot_size: str
+    min_qty: str | None = None
+    max_qty: str | None = None
+    max_notional: str | None = None
+    stp: str = "cancel_newest"
+
+
+class Market:
+    """A market's rules in engine units: ticks for prices, lots for quantities."""
+
+    __slots__ = (
+        "default_stp",
+        "lot",
+        "max_lots",
+        "max_notional_units",
+        "min_lots",
+        "spec",
+        "symbol",
+        "tick",
+    )
+
+    def __init__(self, spec: MarketSpec) -> None:
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.tick = Unit(spec.tick_size)
+        self.lot = Unit(spec.lot_size)
+        self.min_lots = max(1, self.lot.ceil_units(spec.min_qty)) if spec.min_qty else 1
+        self.max_lots = self.lot.floor_units(spec.max_qty) if spec.max_qty else None
+        self.max_notional_units = (
+            _floor_notional_units(spec.max_notional, self.tick, self.lot)
+            if spec.max_notional
+            else None
+        )
+        self.default_stp = STP_MODES.index(spec.stp)
+
+
+def _floor_notional_units(max_notional: str, tick: Unit, lot: Unit) -> int:
+    """Largest price_ticks x qty_lots whose notional stays within max_notional."""
+    parsed = parse_decimal(max_notional)
+    assert parsed is not None
+    mantissa, exponent = parsed
+    numerator = mantissa * 10 ** (tick.exponent + lot.exponent)
+    denominator = tick.mantissa * lot.mantissa * 10**exponent
+    return numerator // denominator
+
+
+def parse_markets(tables: Any, source: str) -> list[MarketSpec]:
+    """Check the `[[markets]]` tables of `source`; raise ConfigError naming file, market and key."""
+    if tables is None:
+        return []
+    if not isinstance(tables, list):
+        raise ConfigError(f"{source}: markets: must be an array of tables ([[markets]])")
+    specs: list[MarketSpec] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables):
+        spec = _parse_market(table, f"{source}: market {_label(table, index)}")
+        if spec.symbol in seen:
+            raise ConfigError(
+                f"{source}: market {_label(table, index)}: symbol: duplicate symbol {spec.symbol!r}"
+            )
+        seen.add(spec.symbol)
+        specs.append(spec)
+    return specs
+
+
+def _label(table: Any, index: int) -> str:
+    symbol = table.get("symbol") if isinstance(table, dict) else None
+    return f"{symbol!r} (markets[{index}])" if isinstance(symbol, str) else f"markets[{index}]"
+
+
+def _parse_market(table: Any, where: str) -> MarketSpec:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    for key in table:
+        if key not in REQUIRED_KEYS and key not in OPTIONAL_KEYS:
+            known = ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS)
+            raise ConfigError(f"{where}: {key}: unknown key (known keys: {known})")
+    for key in REQUIRED_KEYS:
+        if key not in table:
+            raise ConfigError(f"{where}: {key}: missing (required)")
+    values: dict[str, str] = {}
+    for key, value in table.items():
+        if not isinstance(value, str):
+            hint = (
+                ' (write decimals as strings, e.g. "0.01")'
+                if key.endswith(("_size", "_qty", "notional"))
+                else ""
+            )
+            raise ConfigError(f"{where}: {key}: must be a string, got {value!r}{hint}")
+        values[key] = value
+    if not SYMBOL_PATTERN.fullmatch(values["symbol"]):
+        raise ConfigError(
+            f"{where}: symbol: must match [A-Z0-9]+-[A-Z0-9]+, got {values['symbol']!r}"
+        )
+    for key in ("base", "quote"):
+        if not ASSET_PATTERN.fullmatch(values[key]):
+            raise ConfigError(f"{where}: {key}: must match [A-Z0-9]+, got {values[key]!r}")
+    for key in ("tick_size", "lot_size"):
+        parsed = parse_decimal(values[key])
+        if parsed is None or parsed[0] <= 0:
+            raise ConfigError(f"{where}: {key}: must be a decimal > 0, got {values[key]!r}")
+    for key in ("min_qty", "max_qty", "max_notional"):
+        if key in values:
+            parsed = parse_decimal(values[key])
+            if parsed is None or parsed[0] <= 0:
+                raise ConfigError(f"{where}: {key}: must be a decimal > 0, got {values[key]!r}")
+    if "stp" in values and values["stp"] not in STP_MODES:
+        raise ConfigError(
+            f"{where}: stp: must be one of {', '.join(STP_MODES)}, got {values['stp']!r}"
+        )
+    spec = MarketSpec(**values)
+    market = Market(spec)
+    if market.max_lots is not None and market.max_lots < market.min_lots:
+        raise ConfigError(f"{where}: max_qty: admits no quantity at or above min_qty in whole lots")
+    if market.max_notional_units is not None and market.max_notional_units < 1:
+        raise ConfigError(f"{where}: max_notional: smaller than one tick times one lot")
+    return spec

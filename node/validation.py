@@ -1,0 +1,212 @@
+"""Validation: the first engine step. Checks a command against its market's rules, in the
+documented order, and converts decimal text to ticks and lots. It reads the book (for
+duplicate ids, post-only crossing and fill-or-kill) but never changes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .book import Order, OrderBook
+from .commands import NewOrder, ReplaceOrder
+from .decimals import Unit, as_decimal_text
+from .markets import STP_MODES
+
+UNKNOWN_MARKET = "unknown_market"
+BAD_SIDE = "bad_side"
+BAD_TYPE = "bad_type"
+BAD_TIF = "bad_tif"
+BAD_STP = "bad_stp"
+BAD_QTY = "bad_qty"
+BAD_PRICE = "bad_price"
+OFF_TICK = "off_tick"
+OFF_LOT = "off_lot"
+QTY_BELOW_MIN = "qty_below_min"
+QTY_ABOVE_MAX = "qty_above_max"
+NOTIONAL_ABOVE_MAX = "notional_above_max"
+DUPLICATE_ID = "duplicate_id"
+WOULD_CROSS = "would_cross"
+FOK_UNFILLABLE = "fok_unfillable"
+UNKNOWN_ORDER = "unknown_order"
+MALFORMED = "malformed"
+
+REJECT_REASONS = (
+    UNKNOWN_MARKET, BAD_SIDE, BAD_TYPE, BAD_TIF, BAD_STP, BAD_QTY, BAD_PRICE, OFF_TICK, OFF_LOT,
+    QTY_BELOW_MIN, QTY_ABOVE_MAX, NOTIONAL_ABOVE_MAX, DUPLICATE_ID, WOULD_CROSS, FOK_UNFILLABLE,
+    UNKNOWN_ORDER, MALFORMED,
+)  # fmt: skip
+"""Every reject reason, in validation order."""
+
+GTC, IOC, FOK, POST_ONLY = range(4)
+TIF_CODES = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "POST_ONLY": POST_ONLY}
+STP_CODES = {mode: code for code, mode in enumerate(STP_MODES)}
+STP_NONE, STP_CANCEL_NEWEST, STP_CANCEL_OLDEST, STP_CANCEL_BOTH, STP_DECREMENT = range(5)
+SIDES = {"buy": True, "sell": False}
+ORDER_TYPES = {"limit": False, "market": True}
+
+NO_LIMIT_KEY = -(1 << 200)
+"""Crossing threshold of a market order: below every level key, so it crosses any price."""
+
+
+def book_for(books: dict[str, OrderBook], market: Any) -> OrderBook | None:
+    return books.get(market) if type(market) is str else None
+
+
+def units_of(unit: Unit, value: Any) -> int:
+    """Whole units of a wire value, or Unit.NOT_A_NUMBER / Unit.OFF_STEP."""
+    text = value if type(value) is str else as_decimal_text(value)
+    return unit.units(text) if text is not None else Unit.NOT_A_NUMBER
+
+
+class ValidNew:
+    """A new order that passed every check, in engine units."""
+
+    __slots__ = ("book", "is_market", "limit_key", "order", "tif")
+
+    def __init__(self, book: OrderBook, order: Order, is_market: bool, tif: int) -> None:
+        self.book = book
+        self.order = order
+        self.is_market = is_market
+        self.tif = tif
+        opposite = book.asks if order.is_buy else book.bids
+        self.limit_key = NO_LIMIT_KEY if is_market else order.price * opposite.sign
+
+
+def validate_new(books: dict[str, OrderBook], command: NewOrder) -> ValidNew | str:
+    """The checks of a new order in the documented order; the first failure's reason wins."""
+    book = book_for(books, command.market)
+    if book is None:
+        return UNKNOWN_MARKET
+    market = book.market
+    is_buy = SIDES.get(command.side) if type(command.side) is str else None
+    if is_buy is None:
+        return BAD_SIDE
+    is_market = ORDER_TYPES.get(command.type) if type(command.type) is str else None
+    if is_market is None:
+        return BAD_TYPE
+    tif = TIF_CODES.get(command.tif) if type(command.tif) is str else None
+    if tif is None:
+        return BAD_TIF
+    if command.stp is None:
+        stp = market.default_stp
+    else:
+        stp = STP_CODES.get(command.stp) if type(command.stp) is str else None
+        if stp is None:
+            return BAD_STP
+    lots = units_of(market.lot, command.qty)
+    if lots == Unit.NOT_A_NUMBER:
+        return BAD_QTY
+    if is_market:
+        ticks = 0
+    else:
+        ticks = units_of(market.tick, command.price)
+        if ticks == Unit.NOT_A_NUMBER:
+            return BAD_PRICE
+        if ticks == Unit.OFF_STEP:
+            return OFF_TICK
+    if lots == Unit.OFF_STEP:
+        return OFF_LOT
+    if lots < market.min_lots:
+        return QTY_BELOW_MIN
+    if market.max_lots is not None and lots > market.max_lots:
+        return QTY_ABOVE_MAX
+    if (
+        not is_market
+        and market.max_notional_units is not None
+        and ticks * lots > market.max_notional_units
+    ):
+        return NOTIONAL_ABOVE_MAX
+    if (command.owner, command.id) in book.orders:
+        return DUPLICATE_ID
+    valid = ValidNew(
+        book, Order(command.id, command.owner, is_buy, ticks, lots, 0, stp), is_market, tif
+    )
+    if tif == POST_ONLY and _crosses(book, valid):
+        return WOULD_CROSS
+    if tif == FOK and not fok_fillable(book, valid):
+        return FOK_UNFILLABLE
+    return valid
+
+
+def _crosses(book: OrderBook, valid: ValidNew) -> bool:
+    keys = (book.asks if valid.order.is_buy else book.bids).keys
+    return bool(keys) and keys[-1] >= valid.limit_key
+
+
+def fok_fillable(book: OrderBook, valid: ValidNew) -> bool:
+    """Would one matching pass fill the whole quantity in trades? Self-trade prevention counts:
+    a resting order of the same owner is traded (`none`), skipped (`cancel_oldest`, it would be
+    cancelled), or ends the pass short of a full fill (every other mode)."""
+    taker = valid.order
+    opposite = book.asks if taker.is_buy else book.bids
+    needed = taker.remaining
+    for key in reversed(opposite.keys):
+        if key < valid.limit_key:
+            return False
+        for maker in opposite.levels[key * opposite.sign].orders:
+            if not maker.remaining:
+                continue
+            if maker.owner == taker.owner and taker.stp != STP_NONE:
+                if taker.stp == STP_CANCEL_OLDEST:
+                    continue
+                return False
+            needed -= maker.remaining
+            if needed <= 0:
+                return True
+    return False
+
+
+class ValidReplace:
+    """A replace that passed every check: the order and its new price and remaining quantity."""
+
+    __slots__ = ("book", "order", "price", "qty")
+
+    def __init__(self, book: OrderBook, order: Order, price: int, qty: int) -> None:
+        self.book = book
+        self.order = order
+        self.price = price
+        self.qty = qty
+
+
+def validate_replace(books: dict[str, OrderBook], command: ReplaceOrder) -> ValidReplace | str:
+    """Checks a new order's price and quantity would get, then that the order exists.
+
+    The notional check needs both values; a missing one is taken from the resting order, so for an
+    unknown order with only one of them given the answer is `unknown_order`.
+    """
+    book = book_for(books, command.market)
+    if book is None:
+        return UNKNOWN_MARKET
+    market = book.market
+    order = book.orders.get((command.owner, command.id))
+    lots = ticks = None
+    if command.qty is not None:
+        lots = units_of(market.lot, command.qty)
+        if lots == Unit.NOT_A_NUMBER:
+            return BAD_QTY
+    if command.price is not None:
+        ticks = units_of(market.tick, command.price)
+        if ticks == Unit.NOT_A_NUMBER:
+            return BAD_PRICE
+        if ticks == Unit.OFF_STEP:
+            return OFF_TICK
+    if lots is not None:
+        if lots == Unit.OFF_STEP:
+            return OFF_LOT
+        if lots < market.min_lots:
+            return QTY_BELOW_MIN
+        if market.max_lots is not None and lots > market.max_lots:
+            return QTY_ABOVE_MAX
+    if order is not None:
+        ticks = order.price if ticks is None else ticks
+        lots = order.remaining if lots is None else lots
+    if (
+        ticks is not None
+        and lots is not None
+        and market.max_notional_units is not None
+        and ticks * lots > market.max_notional_units
+    ):
+        return NOTIONAL_ABOVE_MAX
+    if order is None:
+        return UNKNOWN_ORDER
+    return ValidReplace(book, order, ticks, lots)
