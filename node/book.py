@@ -20,6 +20,7 @@ from .markets import Market
 class Order(msgspec.Struct, eq=False, gc=False):
     """A resting or incoming order in engine units. `remaining` 0 means it is gone (dead)."""
 
+    market: str
     id: Any
     owner: str
     is_buy: bool

@@ -190,7 +190,9 @@ class Engine:
             order.remaining = valid.qty
             return
         book.take_off(order)
-        incoming = Order(order.id, order.owner, order.is_buy, valid.price, valid.qty, 0, order.stp)
+        incoming = Order(
+            book.symbol, order.id, order.owner, order.is_buy, valid.price, valid.qty, 0, order.stp
+        )
         opposite = book.asks if incoming.is_buy else book.bids
         self._enter(book, incoming, incoming.price * opposite.sign, False, out)
 
@@ -201,17 +203,17 @@ class Engine:
         changed, self.touched = self.touched, set()
         return changed
 
-    def resting_orders(self) -> Iterable[tuple[str, Order]]:
-        """Every live order with its market symbol, in a stable order (market, side, priority)."""
-        for symbol, book in self.books.items():
+    def resting_orders(self) -> Iterable[Order]:
+        """Every live order in a stable order (market, side, best price first, time priority)."""
+        for book in self.books.values():
             for side in (book.bids, book.asks):
                 for level in side.levels_best_first():
                     for order in level.orders:
                         if order.remaining:
-                            yield symbol, order
+                            yield order
 
-    def restore(self, seq: int, orders: Iterable[tuple[str, Order]]) -> None:
+    def restore(self, seq: int, orders: Iterable[Order]) -> None:
         """Load a stored book: orders re-rest in priority order, so time priority survives."""
         self.seq = seq
-        for symbol, order in sorted(orders, key=lambda item: item[1].priority):
-            self.books[symbol].rest(order)
+        for order in sorted(orders, key=lambda order: order.priority):
+            self.books[order.market].rest(order)

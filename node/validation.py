@@ -119,7 +119,10 @@ def validate_new(books: dict[str, OrderBook], command: NewOrder) -> ValidNew | s
     if (command.owner, command.id) in book.orders:
         return DUPLICATE_ID
     valid = ValidNew(
-        book, Order(command.id, command.owner, is_buy, ticks, lots, 0, stp), is_market, tif
+        book,
+        Order(book.symbol, command.id, command.owner, is_buy, ticks, lots, 0, stp),
+        is_market,
+        tif,
     )
     if tif == POST_ONLY and _crosses(book, valid):
         return WOULD_CROSS

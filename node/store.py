@@ -1,0 +1,219 @@
+"""The LMDB book store of a node home: journal, resting orders, per-commit state hashes.
+
+Tables (LMDB named databases):
+- `journal`: entry number (u64, big-endian) -> msgpack [seq before the command, command]
+- `orders`: one record per resting order (see statehash.py)
+- `commits`: journal length after a commit -> msgpack [seq, state hash]
+- `meta`: the sequence number, journal length, state hash and market list of the last commit
+
+One write transaction per batch (group commit). LMDB's copy-on-write B+tree needs no recovery
+after a crash; with `sync = "full"` a commit is on disk when `commit` returns. One process writes
+(held by a lock file); readers take no locks and see the last committed batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import msgspec
+
+from .commands import JournalCommand
+from .markets import MarketSpec
+from .statehash import CommitPlan
+
+U64 = struct.Struct(">Q")
+JOURNAL_READ_CHUNK = 10_000
+"""Journal entries read per read transaction, so a long replay never pins old pages."""
+MAX_DATABASES = 4
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_entry = msgspec.msgpack.Decoder(tuple[int, JournalCommand]).decode
+_decode_commit = msgspec.msgpack.Decoder(tuple[int, int]).decode
+_decode_markets = msgspec.msgpack.Decoder(list[MarketSpec]).decode
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What the last commit left: where the sequence and journal stand, and the books' hash."""
+
+    seq: int
+    journal_length: int
+    state_hash: int
+    markets: list[MarketSpec]
+
+
+def encode_entry(seq_before: int, command: object) -> bytes:
+    return _encode((seq_before, command))
+
+
+class Store:
+    """An open LMDB environment holding one node's books and journal."""
+
+    def __init__(
+        self, path: Path, *, map_size: int = 256 << 20, sync: str = "full", readonly: bool = False
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._lock_file = None
+        if readonly:
+            if not (path / "data.mdb").exists():
+                raise StoreError(f"{path}: no store here yet (nothing has been journaled)")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self._lock_file = _take_writer_lock(path / "writer.lock")
+        try:
+            self.env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=MAX_DATABASES,
+                readonly=readonly,
+                sync=sync != "none",
+                metasync=sync == "full",
+            )
+        except lmdb.Error as error:
+            self._release_lock()
+            raise StoreError(f"{path}: cannot open the store: {error}") from None
+        create = not readonly
+        self.journal_db = self.env.open_db(b"journal", create=create)
+        self.orders_db = self.env.open_db(b"orders", create=create)
+        self.commits_db = self.env.open_db(b"commits", create=create)
+        self.meta_db = self.env.open_db(b"meta", create=create)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def state(self) -> StoredState:
+        with self.env.begin() as txn:
+            return self._state(txn)
+
+    def snapshot(self) -> tuple[StoredState, list[tuple[bytes, bytes]]]:
+        """The last commit's state and its order records, from one consistent read."""
+        with self.env.begin() as txn:
+            records = list(txn.cursor(db=self.orders_db).iternext(keys=True, values=True))
+            return self._state(txn), records
+
+    def _state(self, txn: lmdb.Transaction) -> StoredState:
+        def number(key: bytes) -> int:
+            raw = txn.get(key, db=self.meta_db)
+            return U64.unpack(raw)[0] if raw else 0
+
+        markets = txn.get(b"markets", db=self.meta_db)
+        return StoredState(
+            seq=number(b"seq"),
+            journal_length=number(b"journal_length"),
+            state_hash=number(b"state_hash"),
+            markets=_decode_markets(markets) if markets else [],
+        )
+
+    def journal(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, object]]:
+        """(entry number, seq before, command) for entries from `start` up to `stop`."""
+        position = start
+        while stop is None or position < stop:
+            with self.env.begin(db=self.journal_db) as txn:
+                cursor = txn.cursor()
+                if not cursor.set_range(U64.pack(position)):
+                    return
+                batch = []
+                for key, value in cursor:
+                    index = U64.unpack(key)[0]
+                    if (stop is not None and index >= stop) or len(batch) >= JOURNAL_READ_CHUNK:
+                        break
+                    batch.append((index, value))
+            if not batch:
+                return
+            for index, value in batch:
+                seq_before, command = _decode_entry(value)
+                yield index, seq_before, command
+            position = batch[-1][0] + 1
+
+    def commits(self) -> list[tuple[int, int, int]]:
+        """(journal length, seq, state hash) after every commit, oldest first."""
+        with self.env.begin(db=self.commits_db) as txn:
+            return [
+                (U64.unpack(key)[0], *_decode_commit(value))
+                for key, value in txn.cursor().iternext(keys=True, values=True)
+            ]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        entries: list[bytes],
+        journal_start: int,
+        plan: CommitPlan,
+        seq: int,
+        markets: list[MarketSpec] | None = None,
+    ) -> None:
+        """Write one batch in one transaction; on a full map, grow it and write again."""
+        journal_length = journal_start + len(entries)
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    self._write(txn, entries, journal_start, journal_length, plan, seq, markets)
+                return
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    def _write(self, txn, entries, journal_start, journal_length, plan, seq, markets) -> None:
+        if entries:
+            txn.cursor(db=self.journal_db).putmulti(
+                [(U64.pack(journal_start + offset), entry) for offset, entry in enumerate(entries)],
+                append=True,
+            )
+        puts = []
+        for key, value in plan.writes.items():
+            if value is None:
+                txn.delete(key, db=self.orders_db)
+            else:
+                puts.append((key, value))
+        if puts:
+            txn.cursor(db=self.orders_db).putmulti(puts)
+        txn.put(U64.pack(journal_length), _encode((seq, plan.state_hash)), db=self.commits_db)
+        txn.put(b"seq", U64.pack(seq), db=self.meta_db)
+        txn.put(b"journal_length", U64.pack(journal_length), db=self.meta_db)
+        txn.put(b"state_hash", U64.pack(plan.state_hash), db=self.meta_db)
+        if markets is not None:
+            txn.put(b"markets", _encode(markets), db=self.meta_db)
+
+    def close(self) -> None:
+        self.env.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _take_writer_lock(path: Path):
+    """Hold an exclusive lock for the life of this process's store; refuse a second writer."""
+    handle = open(path, "a+")  # noqa: SIM115 - held open as the lock itself
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StoreError(
+            f"{path.parent}: another process (pid {holder}) is writing to this store"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
