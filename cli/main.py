@@ -1,5 +1,45 @@
+"""`mnode`: the operator's command line for a marketnode home."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
 import typer
-app = typer.Typer()
-@app.command()
-def hello():
-    print("hi")
+
+from marketnode.node import __version__
+
+from . import bench, book, init, replay, verify
+
+app = typer.Typer(
+    name="mnode",
+    help="Run and inspect a marketnode: a self-hosted matching node for digital-asset markets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mnode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 configuration error,
+    4 store unavailable."""
+
+
+app.command("init")(init.init_command)
+app.command("replay")(replay.replay_command)
+app.command("book")(book.book_command)
+app.command("verify")(verify.verify_command)
+app.add_typer(bench.app, name="bench")

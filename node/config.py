@@ -46,6 +46,11 @@ def default_config_text() -> str:
     return resources.files(__package__).joinpath("default_config.toml").read_text("utf-8")
 
 
+def default_markets() -> list[MarketSpec]:
+    """The markets of the default configuration (the benchmark and sample flows trade them)."""
+    return parse_config(default_config_text(), "config.toml").markets
+
+
 def load_config(path: Path) -> NodeConfig:
     """Read and check `path`; raise ConfigError with one line on any mistake."""
     try:

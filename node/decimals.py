@@ -51,7 +51,7 @@ def as_decimal_text(value: object) -> str | None:
 class Unit:
     """A positive decimal step (tick or lot) and exact conversion to and from whole units."""
 
-    __slots__ = ("_cache", "_text_cache", "exponent", "mantissa", "text")
+    __slots__ = ("_text_cache", "cache", "exponent", "mantissa", "text")
 
     CACHE_LIMIT = 65_536
     """Parsed-text cache entries kept before the cache is emptied (flows repeat prices a lot)."""
@@ -65,18 +65,19 @@ class Unit:
             raise ValueError(f"must be a positive decimal, got {text!r}")
         self.mantissa, self.exponent = parsed
         self.text = text
-        self._cache: dict[str, int] = {}
+        self.cache: dict[str, int] = {}
+        """Parsed text -> result of `units`; read directly by the validation hot path."""
         self._text_cache: dict[int, str] = {}
 
     def units(self, text: str) -> int:
         """Whole units in `text`: > 0, or NOT_A_NUMBER (not a number or <= 0), or OFF_STEP."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         result = self._units_uncached(text)
-        if len(self._cache) >= self.CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[text] = result
+        if len(self.cache) >= self.CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[text] = result
         return result
 
     def _units_uncached(self, text: str) -> int:

@@ -10,7 +10,7 @@ from .commands import ConfigureMarkets
 from .engine import Engine
 from .markets import MarketSpec
 from .statehash import BookHash, format_hash, order_from_record
-from .store import Store, StoreError, encode_entry
+from .store import Store, StoreError, encode_command
 
 
 class DurableEngine:
@@ -44,11 +44,9 @@ class DurableEngine:
     def submit(self, commands: Sequence[object], *, markets_changed: bool = False) -> list:
         """Process, journal and commit one batch; return its events once they are durable."""
         engine = self.engine
+        entries = [encode_command(command) for command in commands]
         out: list = []
-        entries = []
-        for command in commands:
-            entries.append(encode_entry(engine.seq, command))
-            engine.process(command, out)
+        engine.process_batch(commands, out)
         plan = self.book_hash.plan(engine.take_changes())
         self.store.commit(
             entries,

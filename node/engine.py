@@ -16,8 +16,6 @@ from .events import Accepted, Cancelled, Rejected, Replaced, Rested
 from .markets import Market, MarketSpec
 from .matching import STP, match
 from .validation import (
-    FOK,
-    IOC,
     UNKNOWN_MARKET,
     UNKNOWN_ORDER,
     book_for,
@@ -37,6 +35,12 @@ class Engine:
         self.books: dict[str, OrderBook] = {}
         self.seq = 0
         self.touched: set[Order] = set()
+        self._handlers = {
+            NewOrder: self._new,
+            CancelOrder: self._cancel,
+            ReplaceOrder: self._replace,
+            ConfigureMarkets: lambda command, _out: self.configure(command.markets),
+        }
         if markets:
             self.configure(markets)
 
@@ -80,22 +84,21 @@ class Engine:
 
     def process(self, command: object, out: list) -> None:
         """Apply one command, appending its events to `out`."""
-        kind = type(command)
-        if kind is NewOrder:
-            self._new(command, out)  # type: ignore[arg-type]
-        elif kind is CancelOrder:
-            self._cancel(command, out)  # type: ignore[arg-type]
-        elif kind is ReplaceOrder:
-            self._replace(command, out)  # type: ignore[arg-type]
-        elif kind is ConfigureMarkets:
-            self.configure(command.markets)  # type: ignore[attr-defined]
-        else:
-            raise TypeError(f"not a command: {command!r}")
+        self.process_batch((command,), out)
+
+    def process_batch(self, commands: Iterable[object], out: list) -> None:
+        """Apply commands in order, appending their events to `out`."""
+        handlers = self._handlers
+        for command in commands:
+            handler = handlers.get(type(command))
+            if handler is None:
+                raise TypeError(f"not a command: {command!r}")
+            handler(command, out)
 
     def process_all(self, commands: Iterable[object]) -> list:
+        """Apply commands and return all their events."""
         out: list = []
-        for command in commands:
-            self.process(command, out)
+        self.process_batch(commands, out)
         return out
 
     def _reject(self, op: str, command, reason: str, out: list) -> None:
@@ -103,45 +106,39 @@ class Engine:
         out.append(Rejected(self.seq, op, command.market, command.id, command.owner, reason))
 
     def _new(self, command: NewOrder, out: list) -> None:
-        valid = validate_new(self.books, command)
-        if type(valid) is str:
-            self._reject("new", command, valid, out)
+        plan = validate_new(self.books, command)
+        if type(plan) is str:
+            self._reject("new", command, plan, out)
             return
-        book = valid.book
+        book, order, limit_key, never_rests = plan
         self.seq += 1
         out.append(Accepted(self.seq, "new", book.symbol, command.id, command.owner))
-        self._enter(
-            book, valid.order, valid.limit_key, valid.is_market or valid.tif in (IOC, FOK), out
-        )
+        self._enter(book, order, limit_key, never_rests, out)
 
     def _enter(
         self, book: OrderBook, taker: Order, limit_key: int, never_rests: bool, out: list
     ) -> None:
         """Match an incoming order, then cancel or rest what is left of it."""
-        stopped = match(self, book, taker, limit_key, out)
-        if not taker.remaining:
-            return
+        opposite = book.asks if taker.is_buy else book.bids
+        stopped = False
+        if opposite.keys and opposite.keys[-1] >= limit_key:
+            stopped = match(self, book, taker, limit_key, out)
+            if not taker.remaining:
+                return
+        seq = self.seq = self.seq + 1
         if stopped or never_rests:
-            self.seq += 1
             reason = STP if stopped else "ioc"
             out.append(
-                Cancelled(self.seq, book.symbol, taker.id, taker.owner, reason, taker.remaining, 0)
+                Cancelled(seq, book.symbol, taker.id, taker.owner, reason, taker.remaining, 0)
             )
             return
-        self.seq += 1
-        taker.priority = self.seq
+        taker.priority = seq
+        side = "buy" if taker.is_buy else "sell"
         out.append(
-            Rested(
-                self.seq,
-                book.symbol,
-                taker.id,
-                taker.owner,
-                "buy" if taker.is_buy else "sell",
-                taker.price,
-                taker.remaining,
-            )
+            Rested(seq, book.symbol, taker.id, taker.owner, side, taker.price, taker.remaining)
         )
-        book.rest(taker)
+        book.orders[taker.owner, taker.id] = taker
+        (book.bids if taker.is_buy else book.asks).add(taker)
         self.touched.add(taker)
 
     def _cancel(self, command: CancelOrder, out: list) -> None:

@@ -12,15 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .commands import CancelOrder, NewOrder, ReplaceOrder
+from .config import default_markets
 from .decimals import Unit
 from .markets import MarketSpec
 
-BENCH_MARKETS = [
-    MarketSpec("PUNK-ETH", "PUNK", "ETH", "0.01", "1", "1", "500", "40000"),
-    MarketSpec("LAND-ETH", "LAND", "ETH", "0.001", "1", "1", "1000", "10000"),
-    MarketSpec("GOLD-USDC", "GOLD", "USDC", "0.05", "0.1", "0.1", "100", "250000"),
-]
-"""Markets the benchmark flow trades (also in the shipped sample configuration)."""
+RECENT_ORDERS = 16
+"""Cancels and replaces pick among an owner's most recent orders, as quoting bots do."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +40,9 @@ def generate_flow(
     owners: int = 50,
     mix: FlowMix | None = None,
 ) -> Iterator[NewOrder | CancelOrder | ReplaceOrder]:
-    """`count` commands of a seeded flow over `markets` (BENCH_MARKETS by default)."""
+    """`count` commands of a seeded flow over `markets` (the default configuration's)."""
     rng = random.Random(seed)
-    markets = markets or BENCH_MARKETS
+    markets = markets or default_markets()
     mix = mix or FlowMix()
     kinds = ["limit", "post_only", "cancel", "replace", "ioc", "fok", "market"]
     weights = [getattr(mix, kind) for kind in kinds]
@@ -62,7 +59,8 @@ def generate_flow(
         mid = mids[symbol] = max(100, mids[symbol] + rng.choice((-1, 0, 0, 1)))
         book_orders = placed[symbol]
         if kind in ("cancel", "replace") and book_orders:
-            owner, order_id = book_orders.pop(rng.randrange(len(book_orders)))
+            recent = len(book_orders) - 1 - rng.randrange(min(len(book_orders), RECENT_ORDERS))
+            owner, order_id = book_orders.pop(recent)
             if kind == "cancel":
                 yield CancelOrder(order_id, owner, symbol)
                 continue

@@ -1,7 +1,7 @@
 """The LMDB book store of a node home: journal, resting orders, per-commit state hashes.
 
 Tables (LMDB named databases):
-- `journal`: entry number (u64, big-endian) -> msgpack [seq before the command, command]
+- `journal`: entry number (u64, big-endian) -> msgpack command
 - `orders`: one record per resting order (see statehash.py)
 - `commits`: journal length after a commit -> msgpack [seq, state hash]
 - `meta`: the sequence number, journal length, state hash and market list of the last commit
@@ -33,7 +33,7 @@ JOURNAL_READ_CHUNK = 10_000
 MAX_DATABASES = 4
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_entry = msgspec.msgpack.Decoder(tuple[int, JournalCommand]).decode
+_decode_command = msgspec.msgpack.Decoder(JournalCommand).decode
 _decode_commit = msgspec.msgpack.Decoder(tuple[int, int]).decode
 _decode_markets = msgspec.msgpack.Decoder(list[MarketSpec]).decode
 
@@ -52,8 +52,8 @@ class StoredState:
     markets: list[MarketSpec]
 
 
-def encode_entry(seq_before: int, command: object) -> bytes:
-    return _encode((seq_before, command))
+def encode_command(command: object) -> bytes:
+    return _encode(command)
 
 
 class Store:
@@ -114,8 +114,8 @@ class Store:
             markets=_decode_markets(markets) if markets else [],
         )
 
-    def journal(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, object]]:
-        """(entry number, seq before, command) for entries from `start` up to `stop`."""
+    def journal(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, object]]:
+        """(entry number, command) for entries from `start` up to `stop`."""
         position = start
         while stop is None or position < stop:
             with self.env.begin(db=self.journal_db) as txn:
@@ -131,8 +131,7 @@ class Store:
             if not batch:
                 return
             for index, value in batch:
-                seq_before, command = _decode_entry(value)
-                yield index, seq_before, command
+                yield index, _decode_command(value)
             position = batch[-1][0] + 1
 
     def commits(self) -> list[tuple[int, int, int]]:

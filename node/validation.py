@@ -52,59 +52,72 @@ def book_for(books: dict[str, OrderBook], market: Any) -> OrderBook | None:
     return books.get(market) if type(market) is str else None
 
 
+NOT_A_NUMBER = Unit.NOT_A_NUMBER
+OFF_STEP = Unit.OFF_STEP
+
+
 def units_of(unit: Unit, value: Any) -> int:
-    """Whole units of a wire value, or Unit.NOT_A_NUMBER / Unit.OFF_STEP."""
+    """Whole units of a wire value, or NOT_A_NUMBER / OFF_STEP."""
     text = value if type(value) is str else as_decimal_text(value)
     return unit.units(text) if text is not None else Unit.NOT_A_NUMBER
 
 
-class ValidNew:
-    """A new order that passed every check, in engine units."""
-
-    __slots__ = ("book", "is_market", "limit_key", "order", "tif")
-
-    def __init__(self, book: OrderBook, order: Order, is_market: bool, tif: int) -> None:
-        self.book = book
-        self.order = order
-        self.is_market = is_market
-        self.tif = tif
-        opposite = book.asks if order.is_buy else book.bids
-        self.limit_key = NO_LIMIT_KEY if is_market else order.price * opposite.sign
+NewOrderPlan = tuple[OrderBook, Order, int, bool]
+"""A new order that passed every check: its book, the order in engine units, the level key it
+may cross down to (NO_LIMIT_KEY for market orders), and whether it never rests (market, IOC,
+FOK)."""
 
 
-def validate_new(books: dict[str, OrderBook], command: NewOrder) -> ValidNew | str:
-    """The checks of a new order in the documented order; the first failure's reason wins."""
-    book = book_for(books, command.market)
+def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan | str:
+    """The checks of a new order in the documented order; the first failure's reason wins.
+
+    Written for the hot path: equality tests instead of dict look-ups where a value may be of any
+    type, and the parsed-text caches read directly.
+    """
+    market_name = command.market
+    book = books.get(market_name) if type(market_name) is str else None
     if book is None:
         return UNKNOWN_MARKET
     market = book.market
-    is_buy = SIDES.get(command.side) if type(command.side) is str else None
-    if is_buy is None:
+    side = command.side
+    is_buy = side == "buy"
+    if not is_buy and side != "sell":
         return BAD_SIDE
-    is_market = ORDER_TYPES.get(command.type) if type(command.type) is str else None
-    if is_market is None:
+    order_type = command.type
+    is_market = order_type == "market"
+    if not is_market and order_type != "limit":
         return BAD_TYPE
-    tif = TIF_CODES.get(command.tif) if type(command.tif) is str else None
-    if tif is None:
-        return BAD_TIF
+    tif_text = command.tif
+    if tif_text == "GTC":
+        tif = GTC
+    else:
+        tif = TIF_CODES.get(tif_text) if type(tif_text) is str else None
+        if tif is None:
+            return BAD_TIF
     if command.stp is None:
         stp = market.default_stp
     else:
         stp = STP_CODES.get(command.stp) if type(command.stp) is str else None
         if stp is None:
             return BAD_STP
-    lots = units_of(market.lot, command.qty)
-    if lots == Unit.NOT_A_NUMBER:
+    qty = command.qty
+    lots = market.lot.cache.get(qty) if type(qty) is str else None
+    if lots is None:
+        lots = units_of(market.lot, qty)
+    if lots == NOT_A_NUMBER:
         return BAD_QTY
     if is_market:
         ticks = 0
     else:
-        ticks = units_of(market.tick, command.price)
-        if ticks == Unit.NOT_A_NUMBER:
+        price = command.price
+        ticks = market.tick.cache.get(price) if type(price) is str else None
+        if ticks is None:
+            ticks = units_of(market.tick, price)
+        if ticks == NOT_A_NUMBER:
             return BAD_PRICE
-        if ticks == Unit.OFF_STEP:
+        if ticks == OFF_STEP:
             return OFF_TICK
-    if lots == Unit.OFF_STEP:
+    if lots == OFF_STEP:
         return OFF_LOT
     if lots < market.min_lots:
         return QTY_BELOW_MIN
@@ -116,35 +129,27 @@ def validate_new(books: dict[str, OrderBook], command: NewOrder) -> ValidNew | s
         and ticks * lots > market.max_notional_units
     ):
         return NOTIONAL_ABOVE_MAX
-    if (command.owner, command.id) in book.orders:
+    owner = command.owner
+    if (owner, command.id) in book.orders:
         return DUPLICATE_ID
-    valid = ValidNew(
-        book,
-        Order(book.symbol, command.id, command.owner, is_buy, ticks, lots, 0, stp),
-        is_market,
-        tif,
-    )
-    if tif == POST_ONLY and _crosses(book, valid):
+    opposite = book.asks if is_buy else book.bids
+    limit_key = NO_LIMIT_KEY if is_market else ticks * opposite.sign
+    order = Order(book.symbol, command.id, owner, is_buy, ticks, lots, 0, stp)
+    if tif == POST_ONLY and opposite.keys and opposite.keys[-1] >= limit_key:
         return WOULD_CROSS
-    if tif == FOK and not fok_fillable(book, valid):
+    if tif == FOK and not fok_fillable(book, order, limit_key):
         return FOK_UNFILLABLE
-    return valid
+    return book, order, limit_key, is_market or tif in (IOC, FOK)
 
 
-def _crosses(book: OrderBook, valid: ValidNew) -> bool:
-    keys = (book.asks if valid.order.is_buy else book.bids).keys
-    return bool(keys) and keys[-1] >= valid.limit_key
-
-
-def fok_fillable(book: OrderBook, valid: ValidNew) -> bool:
+def fok_fillable(book: OrderBook, taker: Order, limit_key: int) -> bool:
     """Would one matching pass fill the whole quantity in trades? Self-trade prevention counts:
     a resting order of the same owner is traded (`none`), skipped (`cancel_oldest`, it would be
     cancelled), or ends the pass short of a full fill (every other mode)."""
-    taker = valid.order
     opposite = book.asks if taker.is_buy else book.bids
     needed = taker.remaining
     for key in reversed(opposite.keys):
-        if key < valid.limit_key:
+        if key < limit_key:
             return False
         for maker in opposite.levels[key * opposite.sign].orders:
             if not maker.remaining:
@@ -185,16 +190,16 @@ def validate_replace(books: dict[str, OrderBook], command: ReplaceOrder) -> Vali
     lots = ticks = None
     if command.qty is not None:
         lots = units_of(market.lot, command.qty)
-        if lots == Unit.NOT_A_NUMBER:
+        if lots == NOT_A_NUMBER:
             return BAD_QTY
     if command.price is not None:
         ticks = units_of(market.tick, command.price)
-        if ticks == Unit.NOT_A_NUMBER:
+        if ticks == NOT_A_NUMBER:
             return BAD_PRICE
-        if ticks == Unit.OFF_STEP:
+        if ticks == OFF_STEP:
             return OFF_TICK
     if lots is not None:
-        if lots == Unit.OFF_STEP:
+        if lots == OFF_STEP:
             return OFF_LOT
         if lots < market.min_lots:
             return QTY_BELOW_MIN

@@ -1,0 +1,69 @@
+"""What every command shares: the home option, exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import msgspec
+import typer
+
+from marketnode.node.engine import MarketChangeRefused
+from marketnode.node.home import HOME_ENV, Home
+from marketnode.node.markets import ConfigError
+from marketnode.node.store import StoreError
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+"""A check ran and found a problem (`mnode verify` divergence)."""
+EXIT_USAGE = 2
+"""Bad command-line usage or input: unknown option, missing file, unknown market."""
+EXIT_CONFIG = 3
+"""The home or its config.toml is missing or invalid, or a market change is refused."""
+EXIT_STORE = 4
+"""The store cannot be used: another process writes it, or it cannot be opened."""
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar=HOME_ENV,
+        help=f"Node home folder (or set {HOME_ENV}).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr and a non-zero exit: how every user mistake ends."""
+    typer.echo(f"mnode: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def require_home(path: Path | None) -> Home:
+    if path is None:
+        fail(f"no node home given: pass --home DIR or set {HOME_ENV}", EXIT_USAGE)
+    return Home(path)
+
+
+@contextmanager
+def operator_errors() -> Iterator[None]:
+    """Turn the node's own error types into one-line messages with their exit codes."""
+    try:
+        yield
+    except (ConfigError, MarketChangeRefused) as error:
+        fail(str(error), EXIT_CONFIG)
+    except StoreError as error:
+        fail(str(error), EXIT_STORE)
+
+
+_json = msgspec.json.Encoder()
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.buffer.write(_json.encode(value) + b"\n")
+    sys.stdout.flush()

@@ -1,0 +1,107 @@
+"""`mnode replay`: feed a file of JSON commands through the durable engine of a home."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import msgspec
+import typer
+
+from marketnode.node.commands import MalformedCommand, decode_json_command
+from marketnode.node.durable import DurableEngine
+from marketnode.node.events import Rejected
+from marketnode.node.results import event_record
+from marketnode.node.statehash import format_hash
+from marketnode.node.store import Store
+from marketnode.node.validation import MALFORMED
+
+from .common import EXIT_USAGE, HomeOption, fail, operator_errors, require_home
+
+_encode = msgspec.json.Encoder().encode
+
+
+def replay_command(
+    file: Annotated[
+        Path,
+        typer.Argument(help="Newline-delimited JSON commands ('-' for stdin).", show_default=False),
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Run each command of FILE through the home's engine and print one JSON event per line.
+
+    Commands are journaled into the home's store in batches (store.batch_size); a batch's events
+    are printed only after the batch is committed. A line that is not a valid command gets a
+    `malformed` reject (with `line` and `detail`) and the replay goes on. Blank lines are skipped.
+    """
+    node_home = require_home(home)
+    with operator_errors():
+        config = node_home.config()
+        lines = _open_input(file)
+        store = Store(
+            node_home.store_path(config),
+            map_size=config.store.map_size,
+            sync=config.store.sync,
+        )
+        try:
+            durable = DurableEngine(store)
+            durable.configure(config.markets)
+            tally = _replay(durable, lines, config.store.batch_size)
+        finally:
+            store.close()
+            lines.close()
+    summary = ", ".join(f"{count} {kind}" for kind, count in sorted(tally.items())) or "no events"
+    typer.echo(
+        f"replayed into {node_home.path}: {summary}; seq {durable.engine.seq}, "
+        f"state hash {format_hash(durable.book_hash.value)}",
+        err=True,
+    )
+
+
+def _open_input(file: Path) -> IO[bytes]:
+    if str(file) == "-":
+        return sys.stdin.buffer
+    try:
+        return file.open("rb")
+    except OSError as error:
+        fail(f"{file}: cannot read: {error.strerror}", EXIT_USAGE)
+
+
+def _replay(durable: DurableEngine, lines: Iterator[bytes], batch_size: int) -> Counter[str]:
+    tally: Counter[str] = Counter()
+    output = sys.stdout.buffer
+    books = durable.engine.books
+    batch: list = []
+
+    def flush() -> None:
+        if batch:
+            for event in durable.submit(batch):
+                tally[type(event).__struct_config__.tag] += 1
+                output.write(_encode(event_record(event, books)) + b"\n")
+            batch.clear()
+        output.flush()
+
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.append(decode_json_command(line))
+        except MalformedCommand as error:
+            flush()
+            tally["rejected"] += 1
+            echo = error.echo
+            reject = Rejected(
+                None, echo.get("op"), echo.get("market"), echo.get("id"), echo.get("owner"),
+                MALFORMED, error.detail,
+            )  # fmt: skip
+            record = event_record(reject, books)
+            record["line"] = number
+            output.write(_encode(record) + b"\n")
+            continue
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return tally

@@ -1,0 +1,491 @@
+"""The matching engine checked against the plain reference exchange in `reference_book.py`.
+
+Both get the same commands; after every command their events and resting orders must agree, and
+the engine's book must keep its invariants (never crossed, live quantities positive, levels in
+price order and FIFO by priority, every order's quantity accounted for, no self-trade unless the
+taker's self-trade prevention mode is `none`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from reference_book import STP_MODES, TIFS, ReferenceExchange, to_fraction
+
+from marketnode.node.commands import CancelOrder, NewOrder, ReplaceOrder, decode_json_command
+from marketnode.node.engine import Engine
+from marketnode.node.markets import MarketSpec
+
+# Two markets: decimal tick and lot with size limits and the default STP mode, and whole-number
+# lots with `decrement` as the market's default mode.
+MARKETS = [
+    {
+        "symbol": "BTC-USD",
+        "base": "BTC",
+        "quote": "USD",
+        "tick_size": "0.5",
+        "lot_size": "0.01",
+        "max_qty": "0.06",
+        "max_notional": "6",
+        "stp": "cancel_newest",
+    },
+    {
+        "symbol": "ETH-USD",
+        "base": "ETH",
+        "quote": "USD",
+        "tick_size": "0.01",
+        "lot_size": "1",
+        "min_qty": "1",
+        "stp": "decrement",
+    },
+]
+SYMBOLS = [spec["symbol"] for spec in MARKETS]
+DEFAULT_STP = {spec["symbol"]: spec["stp"] for spec in MARKETS}
+LOT = {spec["symbol"]: to_fraction(spec["lot_size"]) for spec in MARKETS}
+
+# A few prices around a mid so that orders cross, queue at the same level and meet their own.
+PRICES = {
+    "BTC-USD": ["99", "99.5", "100", "100.5", "101"],
+    "ETH-USD": ["9.98", "9.99", "10", "10.01", "10.02"],
+}
+QTYS = {
+    "BTC-USD": ["0.01", "0.02", "0.03", "0.04", "0.05", "0.06"],
+    "ETH-USD": ["1", "2", "3", "4", "5"],
+}
+# Values that some check refuses: off tick / off lot, not positive, not a number, too large.
+BAD_PRICES = {"BTC-USD": ["100.25", "0", "x"], "ETH-USD": ["10.005", "-10", ""]}
+BAD_QTYS = {"BTC-USD": ["0.015", "0", "0.07"], "ETH-USD": ["1.5", "-1", "1e1"]}
+
+OWNERS = ["a", "b", "c"]
+IDS = [1, 2, 3, 4, 5, 6]
+STP_CHOICES = [None, *STP_MODES]
+COMMAND_TYPES = {"new": NewOrder, "cancel": CancelOrder, "replace": ReplaceOrder}
+
+
+def make_engine() -> Engine:
+    return Engine([MarketSpec(**spec) for spec in MARKETS])
+
+
+def engine_command(command: dict):
+    fields = {key: value for key, value in command.items() if key != "op"}
+    return COMMAND_TYPES[command["op"]](**fields)
+
+
+def event_dict(event) -> dict:
+    data = msgspec.to_builtins(event)
+    data.pop("detail", None)
+    return data
+
+
+def engine_resting(engine: Engine) -> list[dict]:
+    """The engine's live orders, walked from its books in priority order."""
+    result = []
+    for symbol, book in engine.books.items():
+        for side in (book.bids, book.asks):
+            for level in side.levels_best_first():
+                for order in level.orders:
+                    if order.remaining:
+                        result.append(
+                            {
+                                "market": symbol,
+                                "id": order.id,
+                                "owner": order.owner,
+                                "side": "buy" if order.is_buy else "sell",
+                                "price": order.price,
+                                "qty": order.remaining,
+                                "stp": STP_MODES[order.stp],
+                            }
+                        )
+    return result
+
+
+def check_book_structure(engine: Engine) -> None:
+    """Levels, index and `resting_orders()` agree; price-time priority; never crossed."""
+    walked = []
+    for book in engine.books.values():
+        live_index = set()
+        for side in (book.bids, book.asks):
+            keys = side.keys
+            assert keys == sorted(keys) and len(set(keys)) == len(keys), "level keys unsorted"
+            assert sorted(side.levels) == sorted(key * side.sign for key in keys)
+            previous_price = None
+            for level in side.levels_best_first():
+                if previous_price is not None:
+                    if side.is_bid:
+                        assert level.price < previous_price, "bid levels out of order"
+                    else:
+                        assert level.price > previous_price, "ask levels out of order"
+                previous_price = level.price
+                live = [order for order in level.orders if order.remaining]
+                assert all(order.remaining >= 0 for order in level.orders), "negative remaining"
+                assert live, f"empty level {level.price} left on the book"
+                assert level.count == len(live)
+                assert level.qty == sum(order.remaining for order in live)
+                priorities = [order.priority for order in live]
+                assert priorities == sorted(priorities) and len(set(priorities)) == len(live), (
+                    "orders within a level are not FIFO by priority"
+                )
+                for order in live:
+                    assert order.price == level.price
+                    assert order.is_buy == side.is_bid
+                    assert order.remaining > 0
+                    live_index.add(id(order))
+                walked.extend(live)
+        assert live_index == {id(order) for order in book.orders.values()}, "index out of step"
+        for (owner, order_id), order in book.orders.items():
+            assert (order.owner, order.id) == (owner, order_id)
+        best_bid, best_ask = book.bids.best_price(), book.asks.best_price()
+        if best_bid is not None and best_ask is not None:
+            assert best_bid < best_ask, f"crossed book: bid {best_bid} >= ask {best_ask}"
+    listed = [item[1] if isinstance(item, tuple) else item for item in engine.resting_orders()]
+    assert [id(order) for order in listed] == [id(order) for order in walked]
+
+
+def lots_of(command: dict) -> int:
+    return int(to_fraction(command["qty"]) / LOT[command["market"]])
+
+
+class Harness:
+    """Feeds commands to the engine and the reference and checks every answer."""
+
+    def __init__(self, via_json: bool = False) -> None:
+        self.engine = make_engine()
+        self.reference = ReferenceExchange(MARKETS)
+        self.via_json = via_json
+        self.accounts: dict[tuple, list[int]] = {}
+        """Live orders' [original, filled, cancelled] in lots, from the engine's events."""
+        self.engine_events: list[dict] = []
+        self.reference_events: list[dict] = []
+
+    def run(self, command: dict) -> list[dict]:
+        engine = self.engine
+        pre_prices = {
+            (symbol, order.owner, order.id): order.price
+            for symbol, book in engine.books.items()
+            for order in book.orders.values()
+        }
+        taker_mode = self.taker_mode(command)
+        first_seq = engine.seq + 1
+        if self.via_json:
+            decoded = decode_json_command(json.dumps(command))
+        else:
+            decoded = engine_command(command)
+        got = [event_dict(event) for event in engine.process_all([decoded])]
+        want = self.reference.process(command)
+        assert got == want, f"events differ for {command!r}"
+        self.engine_events.extend(got)
+        self.reference_events.extend(want)
+
+        # One answer first, then a gapless sequence.
+        assert got[0]["event"] in ("accepted", "rejected")
+        assert all(event["event"] not in ("accepted", "rejected") for event in got[1:])
+        assert [event["seq"] for event in got] == list(range(first_seq, first_seq + len(got)))
+        if got[0]["event"] == "rejected":
+            assert len(got) == 1
+
+        self.check_trades(command, got, pre_prices, taker_mode)
+        self.account(command, got)
+        assert engine_resting(engine) == self.reference.resting(), f"books differ after {command!r}"
+        return got
+
+    def taker_mode(self, command: dict) -> str | None:
+        if command["op"] == "new":
+            stp = command.get("stp")
+            return stp if stp is not None else DEFAULT_STP.get(command.get("market"))
+        if command["op"] == "replace":
+            book = self.engine.books.get(command.get("market"))
+            order = book.orders.get((command["owner"], command["id"])) if book else None
+            return STP_MODES[order.stp] if order else None
+        return None
+
+    @staticmethod
+    def check_trades(command: dict, events: list[dict], pre_prices: dict, taker_mode) -> None:
+        for event in events:
+            if event["event"] != "trade":
+                continue
+            assert event["qty"] > 0
+            maker = (event["market"], event["maker_owner"], event["maker_id"])
+            assert event["price"] == pre_prices[maker], "trade not at the maker's price"
+            if event["maker_owner"] == event["taker_owner"]:
+                assert taker_mode == "none", f"self-trade with taker STP mode {taker_mode}"
+
+    def account(self, command: dict, events: list[dict]) -> None:
+        """filled + resting + cancelled = original for every order the events touched."""
+        accounts = self.accounts
+        if command["op"] == "new" and events[0]["event"] == "accepted":
+            accounts[command["market"], command["owner"], command["id"]] = [
+                lots_of(command),
+                0,
+                0,
+            ]
+        for event in events:
+            kind = event["event"]
+            if kind == "trade":
+                for role in ("maker", "taker"):
+                    key = (event["market"], event[f"{role}_owner"], event[f"{role}_id"])
+                    account = accounts[key]
+                    account[1] += event["qty"]
+                    left = account[0] - account[1] - account[2]
+                    assert event[f"{role}_remaining"] == left, f"{role} remaining off: {event}"
+            elif kind == "cancelled":
+                account = accounts[event["market"], event["owner"], event["id"]]
+                account[2] += event["qty"]
+                assert event["qty"] > 0
+                assert event["remaining"] == account[0] - account[1] - account[2]
+            elif kind == "replaced":
+                accounts[event["market"], event["owner"], event["id"]] = [event["qty"], 0, 0]
+            elif kind == "rested":
+                account = accounts[event["market"], event["owner"], event["id"]]
+                assert event["qty"] == account[0] - account[1] - account[2]
+        resting = {
+            (symbol, order.owner, order.id): order.remaining
+            for symbol, book in self.engine.books.items()
+            for order in book.orders.values()
+        }
+        for key in list(accounts):
+            original, filled, cancelled = accounts[key]
+            assert filled + cancelled + resting.get(key, 0) == original, f"{key} unaccounted"
+            if key not in resting:
+                del accounts[key]
+        assert set(resting) <= set(accounts)
+
+
+# -- command generation for the seeded tests ---------------------------------------------------
+
+
+class CommandMaker:
+    """Random commands biased towards live orders, a crowded mid and every tif and STP mode."""
+
+    def __init__(self, seed: int, reference: ReferenceExchange) -> None:
+        self.rng = random.Random(seed)
+        self.reference = reference
+
+    def target(self) -> tuple[str, str, int]:
+        live = self.reference.resting()
+        if live and self.rng.random() < 0.8:
+            order = self.rng.choice(live)
+            return order["market"], order["owner"], order["id"]
+        rng = self.rng
+        return rng.choice(SYMBOLS), rng.choice(OWNERS), rng.choice(IDS)
+
+    def price(self, symbol: str) -> str:
+        choices = BAD_PRICES if self.rng.random() < 0.03 else PRICES
+        return self.rng.choice(choices[symbol])
+
+    def qty(self, symbol: str) -> str:
+        choices = BAD_QTYS if self.rng.random() < 0.03 else QTYS
+        return self.rng.choice(choices[symbol])
+
+    def next(self) -> dict:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.6:
+            symbol = rng.choice(SYMBOLS)
+            order_type = "market" if rng.random() < 0.1 else "limit"
+            command = {
+                "op": "new",
+                "id": rng.choice(IDS),
+                "owner": rng.choice(OWNERS),
+                "market": symbol,
+                "side": rng.choice(["buy", "sell"]),
+                "type": order_type,
+                "qty": self.qty(symbol),
+                "tif": rng.choice(["GTC", "GTC", "GTC", "IOC", "FOK", "POST_ONLY"]),
+            }
+            if order_type == "limit" or rng.random() < 0.3:
+                command["price"] = self.price(symbol)
+            stp = rng.choice(STP_CHOICES)
+            if stp is not None:
+                command["stp"] = stp
+            return command
+        symbol, owner, order_id = self.target()
+        if roll < 0.75:
+            return {"op": "cancel", "id": order_id, "owner": owner, "market": symbol}
+        command = {"op": "replace", "id": order_id, "owner": owner, "market": symbol}
+        if rng.random() < 0.7:
+            command["price"] = self.price(symbol)
+        if rng.random() < 0.7:
+            command["qty"] = self.qty(symbol)
+        return command
+
+
+def seeded_commands(seed: int, count: int) -> list[dict]:
+    reference = ReferenceExchange(MARKETS)
+    maker = CommandMaker(seed, reference)
+    commands = []
+    for _ in range(count):
+        command = maker.next()
+        reference.process(command)
+        commands.append(command)
+    return commands
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_seeded_random_stream_matches_reference():
+    harness = Harness(via_json=True)
+    maker = CommandMaker(20_250_101, harness.reference)
+    kinds: dict[str, int] = {}
+    for _ in range(4000):
+        for event in harness.run(maker.next()):
+            key = event["event"] if event["event"] != "cancelled" else "cancelled_" + event["reason"]
+            if event["event"] == "rejected":
+                key = "rejected_" + event["reason"]
+            kinds[key] = kinds.get(key, 0) + 1
+        check_book_structure(harness.engine)
+    assert harness.engine_events == harness.reference_events
+    assert engine_resting(harness.engine) == harness.reference.resting()
+    # The stream must actually have exercised the paths it is meant to check.
+    for kind in (
+        "trade",
+        "rested",
+        "replaced",
+        "cancelled_user",
+        "cancelled_ioc",
+        "cancelled_stp",
+        "rejected_would_cross",
+        "rejected_fok_unfillable",
+        "rejected_duplicate_id",
+        "rejected_unknown_order",
+    ):
+        assert kinds.get(kind, 0) >= 5, (kind, kinds)
+
+
+def test_same_commands_give_same_events_and_books():
+    commands = [engine_command(command) for command in seeded_commands(7, 3000)]
+    first, second = make_engine(), make_engine()
+    first_events = [event_dict(event) for event in first.process_all(commands)]
+    second_events = []
+    for command in commands:
+        second.process(command, second_events)
+    second_events = [event_dict(event) for event in second_events]
+    assert first_events == second_events
+    assert first.seq == second.seq
+    assert engine_resting(first) == engine_resting(second)
+    first_priorities = [(o.owner, o.id, o.priority) for b in first.books.values() for o in b.orders.values()]
+    second_priorities = [(o.owner, o.id, o.priority) for b in second.books.values() for o in b.orders.values()]
+    assert first_priorities == second_priorities
+
+
+# -- the state machine -------------------------------------------------------------------------
+
+
+class EngineAgainstReference(RuleBasedStateMachine):
+    """New orders (any kind, or passive ones that build queues), cancels and replaces of live
+    orders, and now and then a cancel or replace of an order that is not there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.harness = Harness()
+
+    def live(self) -> list[dict]:
+        return self.harness.reference.resting()
+
+    @staticmethod
+    def _price(data, symbol: str) -> str:
+        return data.draw(st.sampled_from(PRICES[symbol] * 6 + BAD_PRICES[symbol]), label="price")
+
+    @staticmethod
+    def _qty(data, symbol: str) -> str:
+        return data.draw(st.sampled_from(QTYS[symbol] * 6 + BAD_QTYS[symbol]), label="qty")
+
+    @rule(
+        data=st.data(),
+        symbol=st.sampled_from(SYMBOLS),
+        owner=st.sampled_from(OWNERS),
+        order_id=st.sampled_from(IDS),
+        side=st.sampled_from(["buy", "sell"]),
+        order_type=st.sampled_from(["limit", "limit", "limit", "market"]),
+        tif=st.sampled_from(TIFS),
+        stp=st.sampled_from(STP_CHOICES),
+    )
+    def new(self, data, symbol, owner, order_id, side, order_type, tif, stp):
+        command = {
+            "op": "new",
+            "id": order_id,
+            "owner": owner,
+            "market": symbol,
+            "side": side,
+            "type": order_type,
+            "qty": self._qty(data, symbol),
+            "tif": tif,
+            "stp": stp,
+        }
+        if order_type == "limit" or data.draw(st.booleans(), label="price on market order"):
+            command["price"] = self._price(data, symbol)
+        self.harness.run(command)
+
+    @rule(
+        symbol=st.sampled_from(SYMBOLS),
+        owner=st.sampled_from(OWNERS),
+        order_id=st.sampled_from(IDS),
+        side=st.sampled_from(["buy", "sell"]),
+        step=st.integers(0, 2),
+        lots=st.integers(0, 4),
+        stp=st.sampled_from(STP_CHOICES),
+    )
+    def new_passive(self, symbol, owner, order_id, side, step, lots, stp):
+        """A GTC limit at or behind the mid: builds queues (the mid itself may still cross)."""
+        prices = PRICES[symbol]
+        mid = len(prices) // 2
+        price = prices[mid - step] if side == "buy" else prices[mid + step]
+        command = {
+            "op": "new",
+            "id": order_id,
+            "owner": owner,
+            "market": symbol,
+            "side": side,
+            "price": price,
+            "qty": QTYS[symbol][lots],
+            "stp": stp,
+        }
+        self.harness.run(command)
+
+    def _target(self, data) -> tuple[str, str, int]:
+        """Mostly a live order; sometimes any (market, owner, id), which is usually unknown."""
+        live = self.live()
+        if live and data.draw(st.integers(0, 5), label="live target") > 0:
+            order = data.draw(st.sampled_from(live), label="target")
+            return order["market"], order["owner"], order["id"]
+        return (
+            data.draw(st.sampled_from(SYMBOLS), label="market"),
+            data.draw(st.sampled_from(OWNERS), label="owner"),
+            data.draw(st.sampled_from(IDS), label="id"),
+        )
+
+    @precondition(lambda self: self.live())
+    @rule(data=st.data())
+    def cancel(self, data):
+        symbol, owner, order_id = self._target(data)
+        self.harness.run({"op": "cancel", "id": order_id, "owner": owner, "market": symbol})
+
+    @precondition(lambda self: self.live())
+    @rule(data=st.data(), fields=st.sampled_from(["price", "qty", "both", "neither"]))
+    def replace(self, data, fields):
+        symbol, owner, order_id = self._target(data)
+        command = {"op": "replace", "id": order_id, "owner": owner, "market": symbol}
+        if fields in ("price", "both"):
+            command["price"] = self._price(data, symbol)
+        if fields in ("qty", "both"):
+            command["qty"] = self._qty(data, symbol)
+        self.harness.run(command)
+
+    @invariant()
+    def book_is_sound(self):
+        check_book_structure(self.harness.engine)
+
+
+EngineAgainstReference.TestCase.settings = settings(
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestEngineAgainstReference = EngineAgainstReference.TestCase
