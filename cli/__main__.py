@@ -1,0 +1,5 @@
+"""`python -m marketnode.cli`: the same as the `mnode` command."""
+
+from .main import app
+
+app(prog_name="mnode")

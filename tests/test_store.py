@@ -1,0 +1,208 @@
+"""The LMDB store: persistence, restart equivalence, map growth, verify, one writer."""
+
+from __future__ import annotations
+
+import lmdb
+import msgspec
+import pytest
+
+from marketnode.node.commands import CancelOrder, NewOrder
+from marketnode.node.config import default_markets
+from marketnode.node.durable import DurableEngine
+from marketnode.node.engine import Engine, MarketChangeRefused
+from marketnode.node.flow import generate_flow
+from marketnode.node.markets import MarketSpec
+from marketnode.node.statehash import hash_records, order_key, order_value
+from marketnode.node.store import Store, StoreError
+from marketnode.node.verify import verify_store
+
+MARKETS = default_markets()
+
+
+def batches(commands, size):
+    return [commands[start : start + size] for start in range(0, len(commands), size)]
+
+
+def open_durable(path, **options) -> tuple[Store, DurableEngine]:
+    store = Store(path, **options)
+    durable = DurableEngine(store)
+    durable.configure(MARKETS)
+    return store, durable
+
+
+def stored_books(path) -> dict[bytes, bytes]:
+    store = Store(path, readonly=True)
+    try:
+        return dict(store.snapshot()[1])
+    finally:
+        store.close()
+
+
+def test_reopen_restores_the_same_books_and_hash(tmp_path):
+    commands = list(generate_flow(5000, seed=3))
+    store, durable = open_durable(tmp_path / "data")
+    for batch in batches(commands, 400):
+        durable.submit(batch)
+    live_orders = {order_key(o): order_value(o) for o in durable.engine.resting_orders()}
+    live_hash, live_seq = durable.book_hash.value, durable.engine.seq
+    store.close()
+
+    assert stored_books(tmp_path / "data") == live_orders
+    store, reopened = open_durable(tmp_path / "data")
+    try:
+        assert reopened.engine.seq == live_seq
+        assert reopened.book_hash.value == live_hash == hash_records(live_orders.items())
+        assert {order_key(o): order_value(o) for o in reopened.engine.resting_orders()} == (
+            live_orders
+        )
+    finally:
+        store.close()
+
+
+def test_a_restart_changes_nothing_that_follows(tmp_path):
+    """Events after a restart are exactly those of an uninterrupted run (priority survives)."""
+    commands = list(generate_flow(6000, seed=11))
+    continuous = Engine(MARKETS).process_all(commands)
+
+    events = []
+    store, durable = open_durable(tmp_path / "data")
+    for batch in batches(commands[:3000], 500):
+        events.extend(durable.submit(batch))
+    store.close()
+    store, durable = open_durable(tmp_path / "data")
+    try:
+        for batch in batches(commands[3000:], 500):
+            events.extend(durable.submit(batch))
+    finally:
+        store.close()
+    assert events == continuous
+
+
+def test_a_full_map_grows_and_loses_nothing(tmp_path):
+    commands = list(generate_flow(20_000, seed=5))
+    store, durable = open_durable(tmp_path / "data", map_size=1 << 20)
+    try:
+        for batch in batches(commands, 1000):
+            durable.submit(batch)
+        assert store.env.info()["map_size"] > 1 << 20
+        assert store.state().journal_length == len(commands) + 1
+    finally:
+        store.close()
+    store = Store(tmp_path / "data", readonly=True)
+    try:
+        report = verify_store(store)
+    finally:
+        store.close()
+    assert report.ok, report.problems
+    assert report.journal_entries == len(commands) + 1
+
+
+def replayed_report(path):
+    store = Store(path, readonly=True)
+    try:
+        return verify_store(store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def journaled_home(tmp_path):
+    store, durable = open_durable(tmp_path / "data")
+    for batch in batches(list(generate_flow(3000, seed=9)), 250):
+        durable.submit(batch)
+    store.close()
+    return tmp_path / "data"
+
+
+def test_verify_passes_on_an_untouched_store(journaled_home):
+    report = replayed_report(journaled_home)
+    assert report.ok, report.problems
+    assert report.commits == 13
+    assert report.resting_orders > 0
+
+
+def test_verify_names_a_tampered_order(journaled_home):
+    env = lmdb.open(str(journaled_home), max_dbs=4)
+    orders = env.open_db(b"orders")
+    with env.begin(write=True, db=orders) as txn:
+        key, value = next(iter(txn.cursor()))
+        fields = msgspec.msgpack.decode(value)
+        fields[2] += 7
+        txn.put(key, msgspec.msgpack.encode(fields))
+    env.close()
+    report = replayed_report(journaled_home)
+    assert not report.ok
+    assert any("changed outside the engine" in problem for problem in report.problems)
+    market, owner, order_id = msgspec.msgpack.decode(key)
+    named = [
+        problem
+        for problem in report.problems
+        if problem.startswith(
+            f"market {market} order (owner {owner!r}, id {order_id!r}): remaining"
+        )
+    ]
+    assert named, report.problems
+
+
+def test_verify_finds_the_first_commit_a_tampered_journal_changes(journaled_home):
+    env = lmdb.open(str(journaled_home), max_dbs=4)
+    journal = env.open_db(b"journal")
+    with env.begin(write=True, db=journal) as txn:
+        # entry 0 configures the markets; entries 1..250 are the first commit's commands
+        for index in range(600, 3000):
+            key = index.to_bytes(8, "big")
+            command = msgspec.msgpack.decode(txn.get(key))
+            if command["op"] == "new" and command.get("tif", "GTC") == "GTC":
+                command["qty"] = "2" if command["qty"] != "2" else "3"
+                txn.put(key, msgspec.msgpack.encode(command))
+                break
+    env.close()
+    report = replayed_report(journaled_home)
+    assert not report.ok
+    first = report.problems[0]
+    assert first.startswith("first divergence at the commit ending with journal entry 750 ")
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    store = Store(tmp_path / "data")
+    try:
+        with pytest.raises(
+            StoreError, match=r"another process \(pid \d+\) is writing to this store"
+        ):
+            Store(tmp_path / "data")
+    finally:
+        store.close()
+    Store(tmp_path / "data").close()
+
+
+def test_reading_a_home_with_no_store_is_one_line(tmp_path):
+    with pytest.raises(StoreError, match="no store here yet"):
+        Store(tmp_path / "data", readonly=True)
+
+
+def test_market_units_cannot_change_under_resting_orders(tmp_path):
+    store, durable = open_durable(tmp_path / "data")
+    try:
+        durable.submit([NewOrder("a1", "alice", "PUNK-ETH", "buy", "limit", "10", "1")])
+        changed = [
+            MarketSpec(**{**msgspec.structs.asdict(spec), "tick_size": "0.1"})
+            if spec.symbol == "PUNK-ETH"
+            else spec
+            for spec in MARKETS
+        ]
+        with pytest.raises(MarketChangeRefused, match="tick_size cannot change"):
+            durable.configure(changed)
+        with pytest.raises(MarketChangeRefused, match="missing from the configuration"):
+            durable.configure(MARKETS[1:])
+        widened = [
+            MarketSpec(**{**msgspec.structs.asdict(spec), "max_qty": "900"})
+            if spec.symbol == "PUNK-ETH"
+            else spec
+            for spec in MARKETS
+        ]
+        assert durable.configure(widened)
+        durable.submit([CancelOrder("a1", "alice", "PUNK-ETH")])
+        assert durable.configure(changed)
+    finally:
+        store.close()
+    assert replayed_report(tmp_path / "data").ok
