@@ -20,6 +20,9 @@ ASSET_PATTERN = re.compile(r"[A-Z0-9]+")
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement")
 """Self-trade prevention modes; the index is the engine's integer code."""
 
+UNBOUNDED = 1 << 256
+"""The limit of a bound the operator left out: above any quantity or notional that can occur."""
+
 REQUIRED_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size")
 OPTIONAL_KEYS = ("min_qty", "max_qty", "max_notional", "stp")
 
@@ -62,11 +65,11 @@ class Market:
         self.tick = Unit(spec.tick_size)
         self.lot = Unit(spec.lot_size)
         self.min_lots = max(1, self.lot.ceil_units(spec.min_qty)) if spec.min_qty else 1
-        self.max_lots = self.lot.floor_units(spec.max_qty) if spec.max_qty else None
+        self.max_lots = self.lot.floor_units(spec.max_qty) if spec.max_qty else UNBOUNDED
         self.max_notional_units = (
             _floor_notional_units(spec.max_notional, self.tick, self.lot)
             if spec.max_notional
-            else None
+            else UNBOUNDED
         )
         self.default_stp = STP_MODES.index(spec.stp)
 
@@ -147,8 +150,8 @@ def _parse_market(table: Any, where: str) -> MarketSpec:
         )
     spec = MarketSpec(**values)
     market = Market(spec)
-    if market.max_lots is not None and market.max_lots < market.min_lots:
+    if market.max_lots < market.min_lots:
         raise ConfigError(f"{where}: max_qty: admits no quantity at or above min_qty in whole lots")
-    if market.max_notional_units is not None and market.max_notional_units < 1:
+    if market.max_notional_units < 1:
         raise ConfigError(f"{where}: max_notional: smaller than one tick times one lot")
     return spec

@@ -121,13 +121,9 @@ def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan
         return OFF_LOT
     if lots < market.min_lots:
         return QTY_BELOW_MIN
-    if market.max_lots is not None and lots > market.max_lots:
+    if lots > market.max_lots:
         return QTY_ABOVE_MAX
-    if (
-        not is_market
-        and market.max_notional_units is not None
-        and ticks * lots > market.max_notional_units
-    ):
+    if not is_market and ticks * lots > market.max_notional_units:
         return NOTIONAL_ABOVE_MAX
     owner = command.owner
     if (owner, command.id) in book.orders:
@@ -203,17 +199,12 @@ def validate_replace(books: dict[str, OrderBook], command: ReplaceOrder) -> Vali
             return OFF_LOT
         if lots < market.min_lots:
             return QTY_BELOW_MIN
-        if market.max_lots is not None and lots > market.max_lots:
+        if lots > market.max_lots:
             return QTY_ABOVE_MAX
     if order is not None:
         ticks = order.price if ticks is None else ticks
         lots = order.remaining if lots is None else lots
-    if (
-        ticks is not None
-        and lots is not None
-        and market.max_notional_units is not None
-        and ticks * lots > market.max_notional_units
-    ):
+    if ticks is not None and lots is not None and ticks * lots > market.max_notional_units:
         return NOTIONAL_ABOVE_MAX
     if order is None:
         return UNKNOWN_ORDER
