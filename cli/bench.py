@@ -8,7 +8,7 @@ import typer
 
 from marketnode.node.bench import run_engine_bench
 
-from .common import JsonOption, print_json
+from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
 
 app = typer.Typer(help="Benchmarks. Record results in docs/performance.md.", no_args_is_help=True)
 
@@ -18,13 +18,36 @@ def engine_command(
     ops: Annotated[int, typer.Option("--ops", min=1000, help="Commands in the flow.")] = 500_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated flow.")] = 1,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Commands per group commit (durable run).")
-    ] = 1000,
+        int | None,
+        typer.Option(
+            "--batch",
+            min=1,
+            help="Commands per group commit in the durable run [default: the home's "
+            "store.batch_size, else 1000].",
+            show_default=False,
+        ),
+    ] = None,
+    home: HomeOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Engine throughput on a seeded realistic flow: in memory, then durable (LMDB, synced)."""
+    """Engine throughput on a seeded realistic flow: in memory, then durable (LMDB, synced).
+
+    With a home (--home or MNODE_HOME) the flow trades that home's markets and the durable run
+    uses its sync mode and batch size, in a scratch store on the home's disk (removed after).
+    Without one: the default configuration's markets, a temporary folder, sync "full".
+    """
+    options: dict = {}
+    if home is not None:
+        with operator_errors():
+            config = require_home(home).config()
+        options = {
+            "markets": config.markets or None,
+            "sync": config.store.sync,
+            "scratch_parent": home,
+        }
+        batch = batch or config.store.batch_size
     typer.echo(f"generating {ops} commands (seed {seed}) and running them twice ...", err=True)
-    result = run_engine_bench(ops, seed, batch)
+    result = run_engine_bench(ops, seed, batch or 1000, **options)
     if json:
         print_json(result)
         return

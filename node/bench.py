@@ -23,8 +23,17 @@ from .markets import MarketSpec
 from .store import Store
 
 
-def run_engine_bench(ops: int, seed: int, batch_size: int = 1000) -> dict:
-    markets = default_markets()
+def run_engine_bench(
+    ops: int,
+    seed: int,
+    batch_size: int = 1000,
+    markets: list[MarketSpec] | None = None,
+    sync: str = "full",
+    scratch_parent: Path | None = None,
+) -> dict:
+    """Run the flow in memory, then durably in a scratch store under `scratch_parent` (the
+    system's temporary folder by default: pass a home's folder to measure that disk)."""
+    markets = markets or default_markets()
     commands = list(generate_flow(ops, seed=seed, markets=markets))
     batches = [commands[start : start + batch_size] for start in range(0, ops, batch_size)]
 
@@ -39,8 +48,8 @@ def run_engine_bench(ops: int, seed: int, batch_size: int = 1000) -> dict:
     resting = sum(len(book.orders) for book in engine.books.values())
     kinds = _event_kinds(markets, batches)
 
-    with tempfile.TemporaryDirectory(prefix="mnode-bench-") as folder:
-        store = Store(Path(folder) / "data", map_size=64 << 20, sync="full")
+    with tempfile.TemporaryDirectory(prefix="mnode-bench-", dir=scratch_parent) as folder:
+        store = Store(Path(folder) / "data", map_size=64 << 20, sync=sync)
         try:
             durable = DurableEngine(store)
             durable.configure(markets)
@@ -58,6 +67,8 @@ def run_engine_bench(ops: int, seed: int, batch_size: int = 1000) -> dict:
         "ops": ops,
         "seed": seed,
         "batch_size": batch_size,
+        "sync": sync,
+        "markets": [market.symbol for market in markets],
         "ops_per_s": round(ops / memory_seconds),
         "durable_ops_per_s": round(ops / durable_seconds),
         "batch_ms_p50": round(_percentile(commit_seconds, 0.50) * 1000, 3),

@@ -292,3 +292,14 @@ def test_book_reads_while_another_process_writes(home, tmp_path):
     finally:
         writer.communicate("done\n", timeout=30)
     assert writer.returncode == 0
+
+
+def test_bench_engine_on_a_homes_markets_and_disk(home):
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace('sync = "full"', 'sync = "no_metasync"'))
+    result = mnode("bench", "engine", "--ops", "1000", "--json", "--home", str(home))
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sync"] == "no_metasync"
+    assert report["markets"] == ["PUNK-ETH", "LAND-ETH", "GOLD-USDC"]
+    assert sorted(path.name for path in home.iterdir()) == ["config.toml", "data"]
