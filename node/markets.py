@@ -20,8 +20,10 @@ ASSET_PATTERN = re.compile(r"[A-Z0-9]+")
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement")
 """Self-trade prevention modes; the index is the engine's integer code."""
 
-UNBOUNDED = 1 << 256
-"""The limit of a bound the operator left out: above any quantity or notional that can occur."""
+UNBOUNDED = 10**200
+"""The limit of a bound the operator left out. Decimal inputs have at most MAX_DECIMAL_CHARS
+(40) characters, so a quantity is below 10**80 units and price x quantity below 10**160: this is
+above anything that can occur, and keeps the hot path to one integer comparison."""
 
 REQUIRED_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size")
 OPTIONAL_KEYS = ("min_qty", "max_qty", "max_notional", "stp")

@@ -233,7 +233,8 @@ class ReferenceExchange:
 
     def _match(self, symbol, book, taker):
         """Cross `taker` with `book` (a list it changes); events without seq, and whether
-        self-trade prevention stopped the taker."""
+        self-trade prevention stopped the taker (its remainder is then cancelled by the caller,
+        after any resting order STP cancelled)."""
         steps = []
         if taker["side"] == "buy":
             opposite = sorted(
@@ -256,7 +257,8 @@ class ReferenceExchange:
                     if mode == "cancel_both":
                         return steps, True
                     continue
-                # decrement
+                # decrement: both shrink by the smaller quantity, no trade; the resting order's
+                # reduction is reported first, then the incoming order's
                 cut = min(maker["qty"], taker["qty"])
                 steps.append(self._cancel_step(symbol, maker, "stp", cut))
                 steps.append(self._cancel_step(symbol, taker, "stp", cut))

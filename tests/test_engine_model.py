@@ -22,8 +22,9 @@ from marketnode.node.commands import CancelOrder, NewOrder, ReplaceOrder, decode
 from marketnode.node.engine import Engine
 from marketnode.node.markets import MarketSpec
 
-# Two markets: decimal tick and lot with size limits and the default STP mode, and whole-number
-# lots with `decrement` as the market's default mode.
+# Two markets: decimal tick and lot with a maximum size and notional (bounds that fall between
+# whole lots and ticks) and the default STP mode; whole-number lots with a minimum of 2 lots and
+# `decrement` as the market's default mode.
 MARKETS = [
     {
         "symbol": "BTC-USD",
@@ -31,8 +32,8 @@ MARKETS = [
         "quote": "USD",
         "tick_size": "0.5",
         "lot_size": "0.01",
-        "max_qty": "0.06",
-        "max_notional": "6",
+        "max_qty": "0.065",
+        "max_notional": "5.999",
         "stp": "cancel_newest",
     },
     {
@@ -41,7 +42,7 @@ MARKETS = [
         "quote": "USD",
         "tick_size": "0.01",
         "lot_size": "1",
-        "min_qty": "1",
+        "min_qty": "1.5",
         "stp": "decrement",
     },
 ]
@@ -132,6 +133,7 @@ def check_book_structure(engine: Engine) -> None:
                     "orders within a level are not FIFO by priority"
                 )
                 for order in live:
+                    assert order.market == book.symbol
                     assert order.price == level.price
                     assert order.is_buy == side.is_bid
                     assert order.remaining > 0
@@ -143,7 +145,7 @@ def check_book_structure(engine: Engine) -> None:
         best_bid, best_ask = book.bids.best_price(), book.asks.best_price()
         if best_bid is not None and best_ask is not None:
             assert best_bid < best_ask, f"crossed book: bid {best_bid} >= ask {best_ask}"
-    listed = [item[1] if isinstance(item, tuple) else item for item in engine.resting_orders()]
+    listed = list(engine.resting_orders())
     assert [id(order) for order in listed] == [id(order) for order in walked]
 
 
@@ -189,7 +191,7 @@ class Harness:
         if got[0]["event"] == "rejected":
             assert len(got) == 1
 
-        self.check_trades(command, got, pre_prices, taker_mode)
+        self.check_trades(got, pre_prices, taker_mode)
         self.account(command, got)
         assert engine_resting(engine) == self.reference.resting(), f"books differ after {command!r}"
         return got
@@ -205,7 +207,9 @@ class Harness:
         return None
 
     @staticmethod
-    def check_trades(command: dict, events: list[dict], pre_prices: dict, taker_mode) -> None:
+    def check_trades(events: list[dict], pre_prices: dict, taker_mode: str | None) -> None:
+        """Trades happen at the maker's resting price, and between two orders of one owner only
+        when the taker's self-trade prevention mode is `none`."""
         for event in events:
             if event["event"] != "trade":
                 continue
@@ -260,11 +264,28 @@ class Harness:
 
 
 class CommandMaker:
-    """Random commands biased towards live orders, a crowded mid and every tif and STP mode."""
+    """Random commands biased towards live orders, a crowded mid and every tif and STP mode.
 
-    def __init__(self, seed: int, reference: ReferenceExchange) -> None:
+    `passive` is the share of new orders that are GTC limits at or behind the mid (they build
+    queues); `ids` is how many client ids each owner cycles through.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        reference: ReferenceExchange,
+        *,
+        new_share: float = 0.6,
+        cancel_share: float = 0.15,
+        passive: float = 0.0,
+        ids: int = len(IDS),
+    ) -> None:
         self.rng = random.Random(seed)
         self.reference = reference
+        self.new_share = new_share
+        self.cancel_share = cancel_share
+        self.passive = passive
+        self.ids = list(range(1, ids + 1))
 
     def target(self) -> tuple[str, str, int]:
         live = self.reference.resting()
@@ -272,7 +293,7 @@ class CommandMaker:
             order = self.rng.choice(live)
             return order["market"], order["owner"], order["id"]
         rng = self.rng
-        return rng.choice(SYMBOLS), rng.choice(OWNERS), rng.choice(IDS)
+        return rng.choice(SYMBOLS), rng.choice(OWNERS), rng.choice(self.ids)
 
     def price(self, symbol: str) -> str:
         choices = BAD_PRICES if self.rng.random() < 0.03 else PRICES
@@ -282,30 +303,41 @@ class CommandMaker:
         choices = BAD_QTYS if self.rng.random() < 0.03 else QTYS
         return self.rng.choice(choices[symbol])
 
+    def new(self) -> dict:
+        rng = self.rng
+        symbol = rng.choice(SYMBOLS)
+        side = rng.choice(["buy", "sell"])
+        command = {
+            "op": "new",
+            "id": rng.choice(self.ids),
+            "owner": rng.choice(OWNERS),
+            "market": symbol,
+            "side": side,
+            "qty": self.qty(symbol),
+        }
+        if rng.random() < self.passive:
+            prices = PRICES[symbol]
+            mid = len(prices) // 2
+            step = rng.choice([0, 1, 1, 2])
+            command["price"] = prices[mid - step] if side == "buy" else prices[mid + step]
+        else:
+            order_type = "market" if rng.random() < 0.1 else "limit"
+            command["type"] = order_type
+            command["tif"] = rng.choice(["GTC", "GTC", "GTC", "IOC", "FOK", "POST_ONLY"])
+            if order_type == "limit" or rng.random() < 0.3:
+                command["price"] = self.price(symbol)
+        stp = rng.choice(STP_CHOICES)
+        if stp is not None:
+            command["stp"] = stp
+        return command
+
     def next(self) -> dict:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.6:
-            symbol = rng.choice(SYMBOLS)
-            order_type = "market" if rng.random() < 0.1 else "limit"
-            command = {
-                "op": "new",
-                "id": rng.choice(IDS),
-                "owner": rng.choice(OWNERS),
-                "market": symbol,
-                "side": rng.choice(["buy", "sell"]),
-                "type": order_type,
-                "qty": self.qty(symbol),
-                "tif": rng.choice(["GTC", "GTC", "GTC", "IOC", "FOK", "POST_ONLY"]),
-            }
-            if order_type == "limit" or rng.random() < 0.3:
-                command["price"] = self.price(symbol)
-            stp = rng.choice(STP_CHOICES)
-            if stp is not None:
-                command["stp"] = stp
-            return command
+        if roll < self.new_share:
+            return self.new()
         symbol, owner, order_id = self.target()
-        if roll < 0.75:
+        if roll < self.new_share + self.cancel_share:
             return {"op": "cancel", "id": order_id, "owner": owner, "market": symbol}
         command = {"op": "replace", "id": order_id, "owner": owner, "market": symbol}
         if rng.random() < 0.7:
@@ -329,16 +361,25 @@ def seeded_commands(seed: int, count: int) -> list[dict]:
 # -- tests -------------------------------------------------------------------------------------
 
 
-def test_seeded_random_stream_matches_reference():
+PROFILES = {
+    # Crossing flow: every tif, market orders, frequent self-trade prevention.
+    "crossing": {},
+    # Queues: mostly passive orders, many cancels and replaces, deeper books.
+    "queueing": {"new_share": 0.55, "cancel_share": 0.3, "passive": 0.85, "ids": 12},
+}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_seeded_random_stream_matches_reference(profile):
     harness = Harness(via_json=True)
-    maker = CommandMaker(20_250_101, harness.reference)
-    kinds: dict[str, int] = {}
-    for _ in range(4000):
+    maker = CommandMaker(20_250_101, harness.reference, **PROFILES[profile])
+    seen: dict[str, int] = {}
+    for _ in range(3000):
         for event in harness.run(maker.next()):
-            key = event["event"] if event["event"] != "cancelled" else "cancelled_" + event["reason"]
-            if event["event"] == "rejected":
-                key = "rejected_" + event["reason"]
-            kinds[key] = kinds.get(key, 0) + 1
+            key = event["event"]
+            if key in ("cancelled", "rejected"):
+                key += "_" + event["reason"]
+            seen[key] = seen.get(key, 0) + 1
         check_book_structure(harness.engine)
     assert harness.engine_events == harness.reference_events
     assert engine_resting(harness.engine) == harness.reference.resting()
@@ -355,23 +396,58 @@ def test_seeded_random_stream_matches_reference():
         "rejected_duplicate_id",
         "rejected_unknown_order",
     ):
-        assert kinds.get(kind, 0) >= 5, (kind, kinds)
+        assert seen.get(kind, 0) >= 5, (kind, seen)
+
+
+def test_cancel_churn_behind_a_resting_order_keeps_priority():
+    """Many orders rest and leave behind one that stays at the front of the same price; the
+    survivors keep their time order and trade in it."""
+    harness = Harness()
+    new = {"op": "new", "market": "BTC-USD", "side": "sell", "price": "100", "qty": "0.01"}
+    harness.run({**new, "id": 1, "owner": "a"})
+    for round_ in range(60):
+        owner = OWNERS[round_ % 3]
+        harness.run({**new, "id": 100 + round_, "owner": owner})
+        if round_ % 5 == 4:
+            continue  # this one stays
+        if round_ % 2:
+            harness.run({"op": "cancel", "market": "BTC-USD", "id": 100 + round_, "owner": owner})
+        else:
+            replace = {"op": "replace", "market": "BTC-USD", "id": 100 + round_, "owner": owner}
+            harness.run({**replace, "price": "100.5"})
+        check_book_structure(harness.engine)
+    stayed = [("a", 1)] + [(OWNERS[r % 3], 100 + r) for r in range(60) if r % 5 == 4]
+    moved = [(OWNERS[r % 3], 100 + r) for r in range(60) if r % 5 != 4 and r % 2 == 0]
+    taker = {"op": "new", "market": "BTC-USD", "side": "buy", "qty": "0.05", "tif": "IOC"}
+    makers = []
+    for number, price in enumerate(["100"] * 3 + ["101"] * 5):
+        events = harness.run({**taker, "id": number, "owner": "z", "price": price})
+        makers += [(e["maker_owner"], e["maker_id"]) for e in events if e["event"] == "trade"]
+        check_book_structure(harness.engine)
+    assert makers == stayed + moved
+    assert engine_resting(harness.engine) == harness.reference.resting() == []
+
+
+def priorities(engine: Engine) -> list[tuple]:
+    return [
+        (symbol, order.owner, order.id, order.priority)
+        for symbol, book in engine.books.items()
+        for order in book.orders.values()
+    ]
 
 
 def test_same_commands_give_same_events_and_books():
     commands = [engine_command(command) for command in seeded_commands(7, 3000)]
     first, second = make_engine(), make_engine()
-    first_events = [event_dict(event) for event in first.process_all(commands)]
-    second_events = []
+    first_events = first.process_all(commands)
+    second_events: list = []
     for command in commands:
         second.process(command, second_events)
-    second_events = [event_dict(event) for event in second_events]
-    assert first_events == second_events
-    assert first.seq == second.seq
+    assert msgspec.json.encode(first_events) == msgspec.json.encode(second_events)
+    assert first.seq == second.seq == len(first_events)
     assert engine_resting(first) == engine_resting(second)
-    first_priorities = [(o.owner, o.id, o.priority) for b in first.books.values() for o in b.orders.values()]
-    second_priorities = [(o.owner, o.id, o.priority) for b in second.books.values() for o in b.orders.values()]
-    assert first_priorities == second_priorities
+    assert priorities(first) == priorities(second)
+    assert sum(type(event).__name__ == "Trade" for event in first_events) > 100
 
 
 # -- the state machine -------------------------------------------------------------------------
