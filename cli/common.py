@@ -18,13 +18,15 @@ from marketnode.node.store import StoreError
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
-"""A check ran and found a problem (`mnode verify` divergence)."""
+"""A check ran and found a problem (`mnode verify` divergence), or the output was closed."""
 EXIT_USAGE = 2
 """Bad command-line usage or input: unknown option, missing file, unknown market."""
 EXIT_CONFIG = 3
 """The home or its config.toml is missing or invalid, or a market change is refused."""
 EXIT_STORE = 4
 """The store cannot be used: another process writes it, or it cannot be opened."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT), at a commit."""
 
 HomeOption = Annotated[
     Path | None,

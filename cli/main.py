@@ -35,7 +35,7 @@ def main(
     ] = False,
 ) -> None:
     """Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 configuration error,
-    4 store unavailable."""
+    4 store unavailable, 130 interrupted."""
 
 
 app.command("init")(init.init_command)

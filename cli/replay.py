@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +20,15 @@ from marketnode.node.statehash import format_hash
 from marketnode.node.store import Store
 from marketnode.node.validation import MALFORMED
 
-from .common import EXIT_USAGE, HomeOption, fail, operator_errors, require_home
+from .common import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    HomeOption,
+    fail,
+    operator_errors,
+    require_home,
+)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -36,6 +45,7 @@ def replay_command(
     Commands are journaled into the home's store in batches (store.batch_size); a batch's events
     are printed only after the batch is committed. A line that is not a valid command gets a
     `malformed` reject (with `line` and `detail`) and the replay goes on. Blank lines are skipped.
+    Interrupted (Ctrl-C, exit 130) or with its output closed (exit 1), it stops at a commit.
     """
     node_home = require_home(home)
     with operator_errors():
@@ -50,6 +60,11 @@ def replay_command(
             durable = DurableEngine(store)
             durable.configure(config.markets)
             tally = _replay(durable, lines, config.store.batch_size)
+        except KeyboardInterrupt:
+            fail(_stopped("interrupted", store), EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            fail(_stopped("output closed", store), EXIT_CHECK_FAILED)
         finally:
             store.close()
             lines.close()
@@ -58,6 +73,13 @@ def replay_command(
         f"replayed into {node_home.path}: {summary}; seq {durable.engine.seq}, "
         f"state hash {format_hash(durable.book_hash.value)}",
         err=True,
+    )
+
+
+def _stopped(why: str, store: Store) -> str:
+    return (
+        f"{why}: everything up to seq {store.state().seq} is committed; the batch in "
+        "progress was not, and none of its events were printed"
     )
 
 

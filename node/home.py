@@ -37,7 +37,10 @@ class Home:
             raise ConfigError(f"{path}: already a node home ({CONFIG_FILE} exists)")
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{path}: exists and is not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        home.config_path.write_text(default_config_text(), "utf-8")
-        home.store_path(home.config()).mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            home.config_path.write_text(default_config_text(), "utf-8")
+            home.store_path(home.config()).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot create a node home: {error.strerror}") from None
         return home

@@ -69,8 +69,11 @@ class Store:
             if not (path / "data.mdb").exists():
                 raise StoreError(f"{path}: no store here yet (nothing has been journaled)")
         else:
-            path.mkdir(parents=True, exist_ok=True)
-            self._lock_file = _take_writer_lock(path / "writer.lock")
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                self._lock_file = _take_writer_lock(path / "writer.lock")
+            except OSError as error:
+                raise StoreError(f"{path}: cannot open the store: {error.strerror}") from None
         try:
             self.env = lmdb.open(
                 str(path),

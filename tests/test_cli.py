@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -303,3 +304,27 @@ def test_bench_engine_on_a_homes_markets_and_disk(home):
     assert report["sync"] == "no_metasync"
     assert report["markets"] == ["PUNK-ETH", "LAND-ETH", "GOLD-USDC"]
     assert sorted(path.name for path in home.iterdir()) == ["config.toml", "data"]
+
+
+def test_an_interrupted_replay_keeps_every_printed_event(home, tmp_path):
+    """Ctrl-C mid-replay: exit 130, one line, and every event printed is in the store."""
+    flow = tmp_path / "long.ndjson"
+    flow.write_bytes(b"\n".join(msgspec.json.encode(c) for c in generate_flow(300_000, seed=4)))
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "marketnode.cli", "replay", str(flow), "--home", str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = replay.stdout.readline()
+    replay.send_signal(signal.SIGINT)
+    rest, errors = replay.communicate(timeout=60)
+    assert replay.returncode == 130, errors
+    message = errors.decode()
+    assert message.startswith("mnode: interrupted: everything up to seq ")
+    assert message.count("\n") == 1
+    printed = [json.loads(line) for line in (first + rest).splitlines()]
+    committed_seq = int(message.split("up to seq ")[1].split()[0])
+    assert printed and max(event["seq"] for event in printed) <= committed_seq
+    verified = mnode("verify", "--home", str(home), "--json")
+    report = json.loads(verified.stdout)
+    assert report["ok"] and report["seq"] == committed_seq
