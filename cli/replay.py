@@ -15,7 +15,7 @@ import typer
 from marketnode.node.commands import MalformedCommand, decode_json_command
 from marketnode.node.durable import DurableEngine
 from marketnode.node.events import Rejected
-from marketnode.node.results import event_record
+from marketnode.node.results import event_record, wire_event
 from marketnode.node.statehash import format_hash
 from marketnode.node.store import Store
 from marketnode.node.validation import MALFORMED
@@ -102,7 +102,7 @@ def _replay(durable: DurableEngine, lines: Iterator[bytes], batch_size: int) -> 
         if batch:
             for event in durable.submit(batch):
                 tally[type(event).__struct_config__.tag] += 1
-                output.write(_encode(event_record(event, books)) + b"\n")
+                output.write(_encode(wire_event(event, books)) + b"\n")
             batch.clear()
         output.flush()
 

@@ -28,6 +28,8 @@ class Order(msgspec.Struct, eq=False, gc=False):
     remaining: int
     priority: int
     stp: int
+    peer: str | None = None
+    """Name of the peer that placed the order (None outside a node), kept for its reports."""
 
 
 class Level:

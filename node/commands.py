@@ -32,6 +32,8 @@ class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc
     qty: Any = None
     tif: Any = "GTC"
     stp: Any = None
+    peer: str | None = None
+    """Set by the node to the authenticated peer's name; whatever a peer sends here is replaced."""
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=True, gc=False):

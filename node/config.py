@@ -36,9 +36,56 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class NodeSection:
+    """The node's name (shown to operators) and how much it logs."""
+
+    name: str = "marketnode"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class EndpointsConfig:
+    """Where the node's ZeroMQ sockets bind."""
+
+    orders: str = "tcp://127.0.0.1:7701"
+    market_data: str = "tcp://127.0.0.1:7702"
+    admin: str = "tcp://127.0.0.1:7703"
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """CURVE authentication and where its keys and allowlist live in the home."""
+
+    curve: bool = True
+    keys: str = "keys"
+    peers_file: str = "peers.json"
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-message and per-peer limits, each answered with its own reject code."""
+
+    max_message_bytes: int = 1 << 20
+    max_commands_per_message: int = 1000
+    peer_rate_per_s: int = 200_000
+    peer_burst: int = 400_000
+    max_open_orders_per_owner: int = 100_000
+    heartbeat_ms: int = 1000
+    heartbeat_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     markets: list[MarketSpec] = field(default_factory=list)
     store: StoreConfig = field(default_factory=StoreConfig)
+    node: NodeSection = field(default_factory=NodeSection)
+    endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
 
 def default_config_text() -> str:
@@ -67,37 +114,76 @@ def parse_config(text: str, source: str) -> NodeConfig:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
-    known = {"markets", "store"}
+    known = ("markets", *_SECTIONS)
     for key in document:
         if key not in known:
-            raise ConfigError(f"{source}: {key}: unknown key (known: {', '.join(sorted(known))})")
-    return NodeConfig(
-        markets=parse_markets(document.get("markets"), source),
-        store=_parse_store(document.get("store", {}), f"{source}: [store]"),
+            raise ConfigError(f"{source}: {key}: unknown key (known: {', '.join(known)})")
+    sections = {
+        name: _parse_section(document.get(name, {}), cls, f"{source}: [{name}]")
+        for name, cls in _SECTIONS.items()
+    }
+    return NodeConfig(markets=parse_markets(document.get("markets"), source), **sections)
+
+
+_SECTIONS: dict[str, type] = {
+    "node": NodeSection,
+    "endpoints": EndpointsConfig,
+    "security": SecurityConfig,
+    "store": StoreConfig,
+    "limits": LimitsConfig,
+}
+
+
+def _positive(value: int) -> bool:
+    return value > 0
+
+
+_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
+    (StoreConfig, "path"): (bool, "must be a non-empty string"),
+    (StoreConfig, "sync"): (SYNC_MODES.__contains__, f"must be one of {', '.join(SYNC_MODES)}"),
+    (StoreConfig, "batch_size"): (
+        lambda v: 1 <= v <= 100_000,
+        "must be a whole number from 1 to 100000",
+    ),
+    (StoreConfig, "map_size"): (lambda v: v >= 1 << 20, "must be at least 1MiB"),
+    (NodeSection, "name"): (bool, "must be a non-empty string"),
+    (NodeSection, "log_level"): (
+        LOG_LEVELS.__contains__,
+        f"must be one of {', '.join(LOG_LEVELS)}",
+    ),
+    (SecurityConfig, "keys"): (bool, "must be a non-empty string"),
+    (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
+}
+for _name in EndpointsConfig.__dataclass_fields__:
+    _CHECKS[EndpointsConfig, _name] = (
+        lambda v: v.startswith(ENDPOINT_SCHEMES),
+        "must be a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH or inproc://NAME)",
     )
+for _name in LimitsConfig.__dataclass_fields__:
+    _CHECKS[LimitsConfig, _name] = (_positive, "must be a whole number > 0")
 
 
-def _parse_store(table: Any, where: str) -> StoreConfig:
+def _parse_section(table: Any, cls: type, where: str) -> Any:
+    """A [section] as its dataclass: known keys only, each of its default's type and checked."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
-    defaults = StoreConfig()
-    for key in table:
-        if key not in StoreConfig.__dataclass_fields__:
-            known = ", ".join(StoreConfig.__dataclass_fields__)
-            raise ConfigError(f"{where}: {key}: unknown key (known keys: {known})")
-    path = table.get("path", defaults.path)
-    if not isinstance(path, str) or not path:
-        raise ConfigError(f"{where}: path: must be a non-empty string")
-    sync = table.get("sync", defaults.sync)
-    if sync not in SYNC_MODES:
-        raise ConfigError(f"{where}: sync: must be one of {', '.join(SYNC_MODES)}, got {sync!r}")
-    batch_size = table.get("batch_size", defaults.batch_size)
-    if type(batch_size) is not int or not 1 <= batch_size <= 100_000:
-        raise ConfigError(f"{where}: batch_size: must be a whole number from 1 to 100000")
-    map_size = parse_size(table.get("map_size", defaults.map_size), f"{where}: map_size")
-    if map_size < 1 << 20:
-        raise ConfigError(f"{where}: map_size: must be at least 1MiB")
-    return StoreConfig(path=path, map_size=map_size, sync=sync, batch_size=batch_size)
+    fields = cls.__dataclass_fields__
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: {key}: unknown key (known keys: {', '.join(fields)})")
+        if cls is StoreConfig and key == "map_size":
+            value = parse_size(value, f"{where}: map_size")
+        expected = type(getattr(defaults, key))
+        if type(value) is not expected:
+            kind = {bool: "true or false", int: "a whole number", str: "a string"}[expected]
+            raise ConfigError(f"{where}: {key}: must be {kind}, got {value!r}")
+        check = _CHECKS.get((cls, key))
+        if check is not None and not check[0](value):
+            raise ConfigError(f"{where}: {key}: {check[1]}, got {value!r}")
+        values[key] = value
+    return cls(**values)
 
 
 def parse_size(value: Any, where: str) -> int:

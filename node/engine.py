@@ -35,6 +35,8 @@ class Engine:
         self.books: dict[str, OrderBook] = {}
         self.seq = 0
         self.touched: set[Order] = set()
+        self.open_orders: dict[str, int] = {}
+        """Resting orders per owner, across markets (the node limits it)."""
         self._handlers = {
             NewOrder: self._new,
             CancelOrder: self._cancel,
@@ -129,7 +131,9 @@ class Engine:
         if stopped or never_rests:
             reason = STP if stopped else "ioc"
             out.append(
-                Cancelled(seq, book.symbol, taker.id, taker.owner, reason, taker.remaining, 0)
+                Cancelled(
+                    seq, book.symbol, taker.id, taker.owner, reason, taker.remaining, 0, taker.peer
+                )
             )
             return
         taker.priority = seq
@@ -139,6 +143,7 @@ class Engine:
         )
         book.orders[taker.owner, taker.id] = taker
         (book.bids if taker.is_buy else book.asks).add(taker)
+        self.open_orders[taker.owner] = self.open_orders.get(taker.owner, 0) + 1
         self.touched.add(taker)
 
     def _cancel(self, command: CancelOrder, out: list) -> None:
@@ -154,10 +159,11 @@ class Engine:
         out.append(Accepted(self.seq, "cancel", book.symbol, command.id, command.owner))
         self.seq += 1
         out.append(
-            Cancelled(self.seq, book.symbol, order.id, order.owner, "user", order.remaining, 0)
+            Cancelled(
+                self.seq, book.symbol, order.id, order.owner, "user", order.remaining, 0, order.peer
+            )
         )
-        book.take_off(order)
-        self.touched.add(order)
+        self._take_off(book, order)
 
     def _replace(self, command: ReplaceOrder, out: list) -> None:
         valid = validate_replace(self.books, command)
@@ -181,17 +187,30 @@ class Engine:
                 in_place,
             )
         )
-        self.touched.add(order)
         if in_place:
             book.side_of(order).levels[order.price].qty -= order.remaining - valid.qty
             order.remaining = valid.qty
+            self.touched.add(order)
             return
-        book.take_off(order)
+        self._take_off(book, order)
         incoming = Order(
-            book.symbol, order.id, order.owner, order.is_buy, valid.price, valid.qty, 0, order.stp
+            book.symbol,
+            order.id,
+            order.owner,
+            order.is_buy,
+            valid.price,
+            valid.qty,
+            0,
+            order.stp,
+            order.peer,
         )
         opposite = book.asks if incoming.is_buy else book.bids
         self._enter(book, incoming, incoming.price * opposite.sign, False, out)
+
+    def _take_off(self, book: OrderBook, order: Order) -> None:
+        book.take_off(order)
+        self.open_orders[order.owner] -= 1
+        self.touched.add(order)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -214,3 +233,4 @@ class Engine:
         self.seq = seq
         for order in sorted(orders, key=lambda order: order.priority):
             self.books[order.market].rest(order)
+            self.open_orders[order.owner] = self.open_orders.get(order.owner, 0) + 1

@@ -33,8 +33,9 @@ class Rejected(msgspec.Struct, tag="rejected", tag_field="event", omit_defaults=
     detail: str | None = None
 
 
-class Trade(msgspec.Struct, tag="trade", tag_field="event", gc=False):
-    """A fill at the maker's price; `aggressor` is the taker's side."""
+class Trade(msgspec.Struct, tag="trade", tag_field="event", omit_defaults=True, gc=False):
+    """A fill at the maker's price; `aggressor` is the taker's side. `maker_peer` names the peer
+    that placed the maker order, so the node can send it the report."""
 
     seq: int
     market: str
@@ -47,6 +48,7 @@ class Trade(msgspec.Struct, tag="trade", tag_field="event", gc=False):
     aggressor: str
     maker_remaining: int
     taker_remaining: int
+    maker_peer: str | None = None
 
 
 class Rested(msgspec.Struct, tag="rested", tag_field="event", gc=False):
@@ -61,10 +63,11 @@ class Rested(msgspec.Struct, tag="rested", tag_field="event", gc=False):
     qty: int
 
 
-class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", gc=False):
+class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", omit_defaults=True, gc=False):
     """`qty` was taken off an order for `reason` (user, ioc, stp); `remaining` 0 means it is gone.
 
-    A self-trade `decrement` is the one case where `remaining` stays above 0.
+    A self-trade `decrement` is the one case where `remaining` stays above 0. `peer` names the
+    peer that placed the order.
     """
 
     seq: int
@@ -74,6 +77,7 @@ class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", gc=False):
     reason: str
     qty: int
     remaining: int
+    peer: str | None = None
 
 
 class Replaced(msgspec.Struct, tag="replaced", tag_field="event", gc=False):

@@ -27,6 +27,7 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
     levels = opposite.levels
     sign = opposite.sign
     index = book.orders
+    open_orders = engine.open_orders
     touched = engine.touched
     symbol = book.symbol
     owner = taker.owner
@@ -53,8 +54,10 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                     break
                 if stp in (STP_CANCEL_OLDEST, STP_CANCEL_BOTH):
                     seq += 1
-                    out.append(Cancelled(seq, symbol, maker.id, owner, STP, maker_remaining, 0))
-                    _drop_head(queue, level, index, maker, touched)
+                    out.append(
+                        Cancelled(seq, symbol, maker.id, owner, STP, maker_remaining, 0, maker.peer)
+                    )
+                    _drop_head(queue, level, index, open_orders, maker, touched)
                     if stp == STP_CANCEL_BOTH:
                         stopped = True
                         break
@@ -64,15 +67,17 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                 remaining -= cut
                 maker_remaining -= cut
                 seq += 1
-                out.append(Cancelled(seq, symbol, maker.id, owner, STP, cut, maker_remaining))
+                out.append(
+                    Cancelled(seq, symbol, maker.id, owner, STP, cut, maker_remaining, maker.peer)
+                )
                 seq += 1
-                out.append(Cancelled(seq, symbol, taker.id, owner, STP, cut, remaining))
+                out.append(Cancelled(seq, symbol, taker.id, owner, STP, cut, remaining, taker.peer))
                 if maker_remaining:
                     maker.remaining = maker_remaining
                     level.qty -= cut
                     touched.add(maker)
                 else:
-                    _drop_head(queue, level, index, maker, touched)
+                    _drop_head(queue, level, index, open_orders, maker, touched)
                 if not remaining:
                     break
                 continue
@@ -93,6 +98,7 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                     aggressor,
                     maker_remaining,
                     remaining,
+                    maker.peer,
                 )
             )
             touched.add(maker)
@@ -100,7 +106,7 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                 maker.remaining = maker_remaining
                 level.qty -= fill
             else:
-                _drop_head(queue, level, index, maker, touched)
+                _drop_head(queue, level, index, open_orders, maker, touched)
             if not remaining:
                 break
         if not level.count:
@@ -113,11 +119,12 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
     return stopped
 
 
-def _drop_head(queue, level, index, maker: Order, touched: set) -> None:
+def _drop_head(queue, level, index, open_orders: dict, maker: Order, touched: set) -> None:
     """Remove the order at the front of its level (filled, or cancelled by STP)."""
     queue.popleft()
     level.qty -= maker.remaining
     level.count -= 1
     maker.remaining = 0
     del index[maker.owner, maker.id]
+    open_orders[maker.owner] -= 1
     touched.add(maker)

@@ -19,7 +19,7 @@ HASH_MODULUS = 1 << 64
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_key = msgspec.msgpack.Decoder(tuple[str, str, str | int]).decode
-_decode_value = msgspec.msgpack.Decoder(tuple[bool, int, int, int, int]).decode
+_decode_value = msgspec.msgpack.Decoder(tuple[bool, int, int, int, int, str | None]).decode
 
 
 def order_key(order: Order) -> bytes:
@@ -27,13 +27,15 @@ def order_key(order: Order) -> bytes:
 
 
 def order_value(order: Order) -> bytes:
-    return _encode((order.is_buy, order.price, order.remaining, order.priority, order.stp))
+    return _encode(
+        (order.is_buy, order.price, order.remaining, order.priority, order.stp, order.peer)
+    )
 
 
 def order_from_record(key: bytes, value: bytes) -> Order:
     market, owner, order_id = _decode_key(key)
-    is_buy, price, remaining, priority, stp = _decode_value(value)
-    return Order(market, order_id, owner, is_buy, price, remaining, priority, stp)
+    is_buy, price, remaining, priority, stp, peer = _decode_value(value)
+    return Order(market, order_id, owner, is_buy, price, remaining, priority, stp, peer)
 
 
 def record_digest(key: bytes, value: bytes) -> int:

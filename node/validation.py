@@ -130,7 +130,7 @@ def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan
         return DUPLICATE_ID
     opposite = book.asks if is_buy else book.bids
     limit_key = NO_LIMIT_KEY if is_market else ticks * opposite.sign
-    order = Order(book.symbol, command.id, owner, is_buy, ticks, lots, 0, stp)
+    order = Order(book.symbol, command.id, owner, is_buy, ticks, lots, 0, stp, command.peer)
     if tif == POST_ONLY and opposite.keys and opposite.keys[-1] >= limit_key:
         return WOULD_CROSS
     if tif == FOK and not fok_fillable(book, order, limit_key):

@@ -1,0 +1,31 @@
+"""Engine bookkeeping the node relies on: open orders per owner, placing peer."""
+
+from collections import Counter
+
+from marketnode.node.commands import NewOrder
+from marketnode.node.config import default_markets
+from marketnode.node.engine import Engine
+from marketnode.node.events import Cancelled, Trade
+from marketnode.node.flow import generate_flow
+
+
+def test_open_orders_per_owner_follow_the_book():
+    engine = Engine(default_markets())
+    commands = list(generate_flow(20_000, seed=21, owners=6))
+    for start in range(0, len(commands), 500):
+        engine.process_all(commands[start : start + 500])
+        resting = Counter(order.owner for order in engine.resting_orders())
+        assert {owner: n for owner, n in engine.open_orders.items() if n} == dict(resting)
+        assert all(n >= 0 for n in engine.open_orders.values())
+
+
+def test_events_name_the_placing_peer_of_the_order_they_touch():
+    engine = Engine(default_markets())
+    maker = NewOrder("m", "0xa", "PUNK-ETH", "sell", "limit", "10", "5", peer="alpha")
+    taker = NewOrder("t", "0xb", "PUNK-ETH", "buy", "limit", "10", "2", peer="beta")
+    self_taker = NewOrder("s", "0xa", "PUNK-ETH", "buy", "limit", "10", "1", "GTC", "cancel_both")
+    engine.process_all([maker])
+    trade = next(e for e in engine.process_all([taker]) if type(e) is Trade)
+    assert trade.maker_peer == "alpha"
+    cancels = [e for e in engine.process_all([self_taker]) if type(e) is Cancelled]
+    assert [(c.id, c.peer) for c in cancels] == [("m", "alpha"), ("s", None)]
