@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from msgspec import to_builtins
 
-from marketnode.node.book import Level, OrderBook
+from marketnode.node.book import OrderBook
 from marketnode.node.engine import Engine
+from marketnode.node.marketdata import book_levels
 from marketnode.node.statehash import order_from_record
 from marketnode.node.store import Store
 
@@ -59,20 +61,8 @@ def book_command(
 
 def book_view(book: OrderBook, depth: int) -> dict:
     """The book as `{"market", "bids", "asks"}` with levels `{"price", "qty", "orders"}`."""
-    market = book.market
-
-    def level_view(level: Level) -> dict:
-        return {
-            "price": market.tick.text_of(level.price),
-            "qty": market.lot.text_of(level.qty),
-            "orders": level.count,
-        }
-
-    return {
-        "market": book.symbol,
-        "bids": [level_view(level) for level in book.bids.levels_best_first()[:depth]],
-        "asks": [level_view(level) for level in book.asks.levels_best_first()[:depth]],
-    }
+    bids, asks = book_levels(book, depth)
+    return {"market": book.symbol, "bids": to_builtins(bids), "asks": to_builtins(asks)}
 
 
 def _render(view: dict) -> str:

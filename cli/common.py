@@ -25,6 +25,10 @@ EXIT_CONFIG = 3
 """The home or its config.toml is missing or invalid, or a market change is refused."""
 EXIT_STORE = 4
 """The store cannot be used: another process writes it, or it cannot be opened."""
+EXIT_NOT_RUNNING = 5
+"""The node is not running, or did not answer in time."""
+EXIT_REJECTED = 6
+"""The node answered, and rejected the command (the reason is printed)."""
 EXIT_INTERRUPTED = 130
 """Stopped by Ctrl-C (SIGINT), at a commit."""
 

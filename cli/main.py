@@ -8,7 +8,7 @@ import typer
 
 from marketnode.node import __version__
 
-from . import bench, book, init, replay, verify
+from . import bench, book, init, node, order, peers, replay, verify
 
 app = typer.Typer(
     name="mnode",
@@ -35,11 +35,16 @@ def main(
     ] = False,
 ) -> None:
     """Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 configuration error,
-    4 store unavailable, 130 interrupted."""
+    4 store unavailable, 5 node not running, 6 command rejected, 130 interrupted."""
 
 
 app.command("init")(init.init_command)
 app.command("replay")(replay.replay_command)
 app.command("book")(book.book_command)
 app.command("verify")(verify.verify_command)
+app.command("start")(node.start_command)
+app.command("stop")(node.stop_command)
+app.command("status")(node.status_command)
+app.add_typer(peers.app, name="peers")
+app.add_typer(order.app, name="order")
 app.add_typer(bench.app, name="bench")

@@ -82,7 +82,7 @@ def decode_json_command(line: bytes | str) -> PeerCommand:
     try:
         command = _json_command.decode(line)
     except msgspec.DecodeError as error:
-        raise MalformedCommand(str(error), _recover_echo(line)) from None
+        raise MalformedCommand(str(error), echo_fields(_json_any, line)) from None
     return normalise_numbers(command)
 
 
@@ -99,9 +99,11 @@ def normalise_numbers(command: PeerCommand) -> PeerCommand:
     return command
 
 
-def _recover_echo(line: bytes | str) -> dict[str, Any]:
+def echo_fields(decoder: msgspec.json.Decoder | msgspec.msgpack.Decoder, data: Any) -> dict:
+    """The op, market, id and owner that can be read from input that is not a valid command,
+    so its `malformed` answer can still be correlated by the sender."""
     try:
-        raw = _json_any.decode(line)
+        raw = decoder.decode(data)
     except msgspec.DecodeError:
         return {}
     if not isinstance(raw, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .book import Order
 from .commands import ConfigureMarkets
 from .engine import Engine
 from .markets import MarketSpec
@@ -29,6 +30,7 @@ class DurableEngine:
                 "run `mnode verify` to see where"
             )
         self.journal_length = state.journal_length
+        self._pending: list[bytes] = []
 
     def configure(self, specs: Sequence[MarketSpec]) -> bool:
         """Make `specs` the market list if it differs, journaled like a command; True if changed.
@@ -43,11 +45,25 @@ class DurableEngine:
 
     def submit(self, commands: Sequence[object], *, markets_changed: bool = False) -> list:
         """Process, journal and commit one batch; return its events once they are durable."""
-        engine = self.engine
-        entries = [encode_command(command) for command in commands]
         out: list = []
-        engine.process_batch(commands, out)
-        plan = self.book_hash.plan(engine.take_changes())
+        self.engine.process_batch(commands, out)
+        self._pending.extend(encode_command(command) for command in commands)
+        self.commit(markets_changed=markets_changed)
+        return out
+
+    def process(self, command: object, out: list) -> None:
+        """Apply one command now and journal it with the next `commit` (for callers that need
+        each command's events apart, like the node's gateway)."""
+        self.engine.process(command, out)
+        self._pending.append(encode_command(command))
+
+    def commit(self, *, markets_changed: bool = False) -> set[Order]:
+        """Write everything processed since the last commit in one synced transaction; return
+        the orders it changed (the node publishes their price levels)."""
+        engine = self.engine
+        changed = engine.take_changes()
+        plan = self.book_hash.plan(changed)
+        entries, self._pending = self._pending, []
         self.store.commit(
             entries,
             self.journal_length,
@@ -57,4 +73,4 @@ class DurableEngine:
         )
         self.book_hash.apply(plan)
         self.journal_length += len(entries)
-        return out
+        return changed

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import NodeConfig, default_config_text, load_config
+from .keys import OPERATOR, SERVER, create_key_pair
 from .markets import ConfigError
 
 HOME_ENV = "MNODE_HOME"
 CONFIG_FILE = "config.toml"
+RUNTIME_FILE = "node.json"
+"""Written in the home while a node runs: its pid, bound endpoints and server key."""
 
 
 class Home:
@@ -26,12 +29,23 @@ class Home:
             )
         return load_config(self.config_path)
 
+    @property
+    def runtime_path(self) -> Path:
+        return self.path / RUNTIME_FILE
+
     def store_path(self, config: NodeConfig) -> Path:
         return self.path / config.store.path
 
+    def keys_path(self, config: NodeConfig) -> Path:
+        return self.path / config.security.keys
+
+    def peers_path(self, config: NodeConfig) -> Path:
+        return self.path / config.security.peers_file
+
     @classmethod
     def create(cls, path: Path) -> Home:
-        """Make a new home with the documented default configuration; never overwrite one."""
+        """Make a new home: the documented default configuration, the data folder, and the
+        server's and the operator's CURVE key pairs. Never overwrites a home."""
         home = cls(path)
         if home.config_path.exists():
             raise ConfigError(f"{path}: already a node home ({CONFIG_FILE} exists)")
@@ -40,7 +54,11 @@ class Home:
         try:
             path.mkdir(parents=True, exist_ok=True)
             home.config_path.write_text(default_config_text(), "utf-8")
-            home.store_path(home.config()).mkdir(parents=True, exist_ok=True)
+            config = home.config()
+            home.store_path(config).mkdir(parents=True, exist_ok=True)
+            keys = home.keys_path(config)
+            create_key_pair(keys, SERVER)
+            create_key_pair(keys, OPERATOR)
         except OSError as error:
             raise ConfigError(f"{path}: cannot create a node home: {error.strerror}") from None
         return home

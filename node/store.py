@@ -145,6 +145,12 @@ class Store:
                 for key, value in txn.cursor().iternext(keys=True, values=True)
             ]
 
+    def get_meta_list(self, key: bytes) -> list[str]:
+        """A list of names kept beside the books (node state that is not journaled)."""
+        with self.env.begin(db=self.meta_db) as txn:
+            raw = txn.get(key)
+        return msgspec.msgpack.decode(raw, type=list[str]) if raw else []
+
     # -- writing ------------------------------------------------------------------------------
 
     def commit(
@@ -185,6 +191,10 @@ class Store:
         txn.put(b"state_hash", U64.pack(plan.state_hash), db=self.meta_db)
         if markets is not None:
             txn.put(b"markets", _encode(markets), db=self.meta_db)
+
+    def put_meta_list(self, key: bytes, names: list[str]) -> None:
+        with self.env.begin(write=True, db=self.meta_db) as txn:
+            txn.put(key, _encode(names))
 
     def close(self) -> None:
         self.env.close()

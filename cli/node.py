@@ -1,0 +1,117 @@
+"""`mnode start`, `mnode stop`, `mnode status`: run a node and talk to it over its admin socket."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+import typer
+
+from marketnode.node.client import AdminClient, ClientError, address_of_home
+from marketnode.node.config import LOG_LEVELS
+from marketnode.node.home import Home
+from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.node.server import Node, NodeError
+
+from .common import (
+    EXIT_NOT_RUNNING,
+    EXIT_STORE,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    operator_errors,
+    print_json,
+    require_home,
+)
+
+STOP_WAIT_S = 30.0
+
+
+def start_command(
+    home: HomeOption = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help=f"Override [node] log_level: {', '.join(LOG_LEVELS)}.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the node in the foreground until Ctrl-C, SIGTERM or `mnode stop`.
+
+    Prints its endpoints and server key, then logs to stderr, one line per event of note.
+    """
+    node_home = require_home(home)
+    with operator_errors():
+        config = node_home.config()
+    level = log_level or config.node.log_level
+    if level not in LOG_LEVELS:
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {level!r}", 2)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    node = Node(node_home, config)
+    with operator_errors():
+        try:
+            node.start()
+        except NodeError as error:
+            fail(str(error), EXIT_STORE)
+    typer.echo(
+        f"node {config.node.name!r} running (pid {node.status()['pid']})\n"
+        f"  orders       {node.endpoints['orders']}\n"
+        f"  market data  {node.endpoints['market_data']}\n"
+        f"  admin        {node.endpoints['admin']}\n"
+        f"  server key   {node.server_public_key or '(CURVE off)'}"
+    )
+    node.serve()
+
+
+def admin_call(node_home: Home, cmd: str, **arguments: object) -> Any:
+    """One admin request with the home's operator key; a node that is not running or does not
+    answer is one line and exit 5, a refused request one line and exit 2."""
+    with operator_errors():
+        config = node_home.config()
+        key = None
+        if config.security.curve:
+            key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
+    try:
+        with AdminClient(address_of_home(node_home, config), key, timeout_s=3.0) as client:
+            return client.call(cmd, **arguments)
+    except ClientError as error:
+        fail(str(error), EXIT_NOT_RUNNING if error.unreachable else EXIT_USAGE)
+
+
+def stop_command(home: HomeOption = None) -> None:
+    """Ask the running node to finish its batch, commit and exit; wait until it has."""
+    node_home = require_home(home)
+    result = admin_call(node_home, "shutdown")
+    deadline = time.monotonic() + STOP_WAIT_S
+    while node_home.runtime_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if node_home.runtime_path.exists():
+        fail(f"the node did not stop within {STOP_WAIT_S:g} s", EXIT_NOT_RUNNING)
+    typer.echo(f"stopped at seq {result['seq']}", err=True)
+
+
+def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """The running node's identity, endpoints, sequence, books and peers."""
+    node_home = require_home(home)
+    status = admin_call(node_home, "status")
+    if json:
+        print_json(status)
+        return
+    typer.echo(
+        f"{status['name']} (pid {status['pid']}, marketnode {status['version']}), "
+        f"up {status['uptime_s']:.0f} s\n"
+        f"  seq {status['seq']}, journal {status['journal_length']} entries, "
+        f"state hash {status['state_hash']}\n"
+        f"  {status['markets']} markets ({len(status['halted'])} halted), "
+        f"{status['resting_orders']} resting orders\n"
+        f"  peers: {status['peers_registered']} registered, seen: "
+        f"{', '.join(status['peers_seen']) or 'none'}\n"
+        f"  orders {status['endpoints']['orders']}, market data "
+        f"{status['endpoints']['market_data']}, admin {status['endpoints']['admin']}"
+    )

@@ -1,0 +1,180 @@
+"""`mnode order submit|cancel|replace`: act as a peer over the order socket."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from marketnode.node.client import Client, ClientError, address_of_home
+from marketnode.node.home import Home
+from marketnode.node.keys import PEERS_FOLDER, KeyPair, load_key_pair
+from marketnode.node.peers import load_allowlist
+
+from .common import (
+    EXIT_NOT_RUNNING,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    operator_errors,
+    print_json,
+    require_home,
+)
+
+app = typer.Typer(
+    help="Submit, cancel and replace orders as a registered peer.", no_args_is_help=True
+)
+
+AsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Act as this peer, with its key from the home's keys/peers/.",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="Act with this secret key file (NAME.key_secret).", show_default=False
+    ),
+]
+OwnerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--owner", help="The owner (wallet); default: the peer's only owner.", show_default=False
+    ),
+]
+
+
+def peer_key(
+    node_home: Home, as_peer: str | None, key_file: Path | None
+) -> tuple[KeyPair | None, str | None]:
+    """The key to connect with, and the owner to default to (the peer's only owner)."""
+    with operator_errors():
+        config = node_home.config()
+        if not config.security.curve:
+            return None, None
+        if key_file is None and as_peer is None:
+            fail("say which peer you are: --as NAME or --key FILE", EXIT_USAGE)
+        key = load_key_pair(
+            key_file or node_home.keys_path(config) / PEERS_FOLDER / f"{as_peer}.key_secret"
+        )
+        peer = load_allowlist(node_home.peers_path(config)).by_key.get(key.public_text)
+    default_owner = peer.owners[0] if peer is not None and len(peer.owners) == 1 else None
+    return key, default_owner
+
+
+def send(node_home: Home, key: KeyPair | None, command: dict[str, Any], json: bool) -> None:
+    """Send one command, print its answer and any events, exit 6 if it was rejected."""
+    try:
+        with operator_errors(), Client(address_of_home(node_home), key, timeout_s=5.0) as client:
+            reply = client.submit([command])
+    except ClientError as error:
+        fail(str(error), EXIT_NOT_RUNNING if error.unreachable else EXIT_USAGE)
+    events = msgspec.to_builtins(reply.events)
+    if json:
+        print_json(events)
+    else:
+        for event in events:
+            typer.echo(" ".join(f"{k}={v}" for k, v in event.items()))
+    if any(event["event"] == "rejected" for event in events):
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _owner(owner: str | None, default: str | None) -> str:
+    chosen = owner or default
+    if chosen is None:
+        fail("say for which owner: --owner ADDR", EXIT_USAGE)
+    return chosen
+
+
+@app.command("submit")
+def submit_command(
+    market: Annotated[str, typer.Argument(help="Market symbol.", show_default=False)],
+    side: Annotated[str, typer.Argument(help="buy or sell.", show_default=False)],
+    qty: Annotated[str, typer.Argument(help="Quantity, a decimal.", show_default=False)],
+    price: Annotated[
+        str | None, typer.Option("--price", help="Limit price (omit for market).")
+    ] = None,
+    tif: Annotated[str, typer.Option("--tif", help="GTC, IOC, FOK or POST_ONLY.")] = "GTC",
+    stp: Annotated[str | None, typer.Option("--stp", help="Self-trade prevention mode.")] = None,
+    order_id: Annotated[
+        str | None, typer.Option("--id", help="Client order id (default: generated).")
+    ] = None,
+    owner: OwnerOption = None,
+    as_peer: AsOption = None,
+    key: KeyOption = None,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Place an order: a limit order with --price, else a market order."""
+    node_home = require_home(home)
+    key_pair, default_owner = peer_key(node_home, as_peer, key)
+    command: dict[str, Any] = {
+        "op": "new",
+        "market": market,
+        "id": order_id or f"cli-{time.time_ns()}",
+        "owner": _owner(owner, default_owner),
+        "side": side,
+        "type": "limit" if price is not None else "market",
+        "qty": qty,
+        "tif": tif,
+    }
+    if price is not None:
+        command["price"] = price
+    if stp is not None:
+        command["stp"] = stp
+    send(node_home, key_pair, command, json)
+
+
+@app.command("cancel")
+def cancel_command(
+    market: Annotated[str, typer.Argument(help="Market symbol.", show_default=False)],
+    order_id: Annotated[str, typer.Argument(help="Client order id.", show_default=False)],
+    owner: OwnerOption = None,
+    as_peer: AsOption = None,
+    key: KeyOption = None,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Cancel a resting order."""
+    node_home = require_home(home)
+    key_pair, default_owner = peer_key(node_home, as_peer, key)
+    command = {
+        "op": "cancel",
+        "market": market,
+        "id": order_id,
+        "owner": _owner(owner, default_owner),
+    }
+    send(node_home, key_pair, command, json)
+
+
+@app.command("replace")
+def replace_command(
+    market: Annotated[str, typer.Argument(help="Market symbol.", show_default=False)],
+    order_id: Annotated[str, typer.Argument(help="Client order id.", show_default=False)],
+    price: Annotated[str | None, typer.Option("--price", help="New price.")] = None,
+    qty: Annotated[str | None, typer.Option("--qty", help="New remaining quantity.")] = None,
+    owner: OwnerOption = None,
+    as_peer: AsOption = None,
+    key: KeyOption = None,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Change a resting order's price and/or remaining quantity."""
+    node_home = require_home(home)
+    key_pair, default_owner = peer_key(node_home, as_peer, key)
+    command: dict[str, Any] = {
+        "op": "replace", "market": market, "id": order_id, "owner": _owner(owner, default_owner),
+    }  # fmt: skip
+    if price is not None:
+        command["price"] = price
+    if qty is not None:
+        command["qty"] = qty
+    send(node_home, key_pair, command, json)

@@ -1,0 +1,142 @@
+"""The admin socket's requests: the operator's view of, and hand on, the running node."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .marketdata import book_levels
+from .markets import ConfigError
+from .peers import Peer, save_allowlist
+from .protocol import PROTOCOL_VERSION, AdminReply, AdminRequest
+
+if TYPE_CHECKING:
+    from .server import Node
+
+
+def handle_admin(node: Node, request: AdminRequest) -> AdminReply:
+    handler = _HANDLERS.get(request.cmd)
+    if handler is None:
+        known = ", ".join(_HANDLERS)
+        error = f"unknown admin command {request.cmd!r} (known: {known})"
+        return AdminReply(PROTOCOL_VERSION, False, error=error, ref=request.ref)
+    try:
+        result = handler(node, request)
+    except AdminRefused as refusal:
+        return AdminReply(PROTOCOL_VERSION, False, error=str(refusal), ref=request.ref)
+    return AdminReply(PROTOCOL_VERSION, True, result=result, ref=request.ref)
+
+
+class AdminRefused(ValueError):
+    """An admin request that cannot be carried out (unknown market or peer, …)."""
+
+
+def _status(node: Node, _request: AdminRequest) -> dict[str, Any]:
+    return node.status()
+
+
+def _metrics(node: Node, _request: AdminRequest) -> dict[str, Any]:
+    counters = node.counters
+    return {
+        "messages": counters.messages,
+        "commands": counters.commands,
+        "batches": counters.batches,
+        "events": {kind.__struct_config__.tag: n for kind, n in counters.events.items()},
+        "rejects": dict(counters.rejects),
+        "answers_dropped": counters.answers_dropped,
+        "reports_dropped": counters.reports_dropped,
+    }
+
+
+def _markets(node: Node, _request: AdminRequest) -> list[dict[str, Any]]:
+    rows = []
+    for symbol, book in node.durable.engine.books.items():
+        bids, asks = book_levels(book, 1)
+        rows.append(
+            {
+                "market": symbol,
+                "halted": symbol in node.halted,
+                "best_bid": bids[0].price if bids else None,
+                "best_ask": asks[0].price if asks else None,
+                "resting_orders": len(book.orders),
+                "md_seq": node.topic_seq[symbol],
+            }
+        )
+    return rows
+
+
+def _market_of(node: Node, request: AdminRequest) -> str:
+    if request.market not in node.durable.engine.books:
+        raise AdminRefused(f"unknown market {request.market!r}")
+    return request.market  # type: ignore[return-value]
+
+
+def _halt(node: Node, request: AdminRequest) -> dict[str, Any]:
+    node.set_halted(_market_of(node, request), True)
+    return {"halted": sorted(node.halted)}
+
+
+def _resume(node: Node, request: AdminRequest) -> dict[str, Any]:
+    node.set_halted(_market_of(node, request), False)
+    return {"halted": sorted(node.halted)}
+
+
+def _peers(node: Node, _request: AdminRequest) -> list[dict[str, Any]]:
+    return [
+        {**_peer_row(peer), "seen": peer.name in node.peer_identity}
+        for peer in node.allowlist.current.peers
+    ]
+
+
+def _peer_row(peer: Peer) -> dict[str, Any]:
+    return {
+        "name": peer.name,
+        "public_key": peer.public_key,
+        "owners": list(peer.owners),
+        "relayer": peer.relayer,
+        "cancel_on_disconnect": peer.cancel_on_disconnect,
+        "disabled": peer.disabled,
+    }
+
+
+def _set_disabled(node: Node, request: AdminRequest, disabled: bool) -> dict[str, Any]:
+    name = request.peer or ""
+    try:
+        allowlist = node.allowlist.current.with_disabled(name, disabled)
+    except ConfigError as error:
+        raise AdminRefused(str(error)) from None
+    save_allowlist(node.allowlist.path, allowlist)
+    node.allowlist.refresh()
+    cancelled = node.cancel_orders_of(name, "peer disabled") if disabled else 0
+    return {"peer": name, "disabled": disabled, "orders_cancelled": cancelled}
+
+
+def _book(node: Node, request: AdminRequest) -> dict[str, Any]:
+    market = _market_of(node, request)
+    bids, asks = book_levels(node.durable.engine.books[market], request.depth)
+    return {
+        "market": market,
+        "md_seq": node.topic_seq[market],
+        "bids": msgspec.to_builtins(bids),
+        "asks": msgspec.to_builtins(asks),
+    }
+
+
+def _shutdown(node: Node, _request: AdminRequest) -> dict[str, Any]:
+    node.stopping = True
+    return {"stopping": True, "seq": node.durable.engine.seq}
+
+
+_HANDLERS = {
+    "status": _status,
+    "metrics": _metrics,
+    "markets": _markets,
+    "halt": _halt,
+    "resume": _resume,
+    "peers": _peers,
+    "disable_peer": lambda node, request: _set_disabled(node, request, True),
+    "enable_peer": lambda node, request: _set_disabled(node, request, False),
+    "book": _book,
+    "shutdown": _shutdown,
+}

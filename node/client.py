@@ -1,0 +1,353 @@
+"""A Python client for a marketnode: orders as a peer, market data, and the admin socket.
+
+    from marketnode.node.client import Client, address_of_home
+    with Client(address_of_home(home), key) as client:
+        reply = client.submit([{"op": "new", "market": "PUNK-ETH", "id": "a1", "owner": "0xab",
+                                "side": "buy", "price": "101.25", "qty": "3"}])
+
+`Client` is blocking; `AsyncClient` is the same over asyncio. Replies are matched to requests by
+`ref`; execution reports that arrive meanwhile wait in `reports`. The `mnode` CLI uses this
+module, and docs/protocol.md describes the messages it exchanges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from .config import NodeConfig
+from .home import Home
+from .keys import SERVER, KeyPair, load_public_key
+from .protocol import (
+    PROTOCOL_VERSION,
+    AdminReply,
+    ErrorReply,
+    MarketData,
+    OpenOrdersReply,
+    Pong,
+    Reply,
+    Report,
+    SnapshotReply,
+    admin_reply_decoder,
+    encoder,
+    market_data_decoder,
+    market_topic,
+    node_reply_decoder,
+)
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class ClientError(RuntimeError):
+    """The node did not answer (`unreachable`), or answered with an error."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """Where a node listens and the key it proves itself with (None: CURVE off)."""
+
+    orders: str
+    market_data: str
+    admin: str
+    server_key: bytes | None
+
+
+def address_of_home(home: Home, config: NodeConfig | None = None) -> NodeAddress:
+    """The running node's address from its home: the endpoints it actually bound (node.json)
+    when it runs, else the configured ones."""
+    config = config or home.config()
+    runtime_file = home.runtime_path
+    endpoints = {
+        "orders": config.endpoints.orders,
+        "market_data": config.endpoints.market_data,
+        "admin": config.endpoints.admin,
+    }
+    if runtime_file.exists():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            endpoints.update(json.loads(runtime_file.read_text())["endpoints"])
+    elif any("*" in endpoint for endpoint in endpoints.values()):
+        raise ClientError(
+            f"no node is running on {home.path} (its endpoints are picked when it starts)",
+            unreachable=True,
+        )
+    server_key = None
+    if config.security.curve:
+        server_key = load_public_key(home.keys_path(config) / f"{SERVER}.key")
+    return NodeAddress(server_key=server_key, **endpoints)
+
+
+def _connect(sock: zmq.Socket, endpoint: str, address: NodeAddress, key: KeyPair | None) -> None:
+    """Set up CURVE (when the node uses it) and connect."""
+    if address.server_key is not None:
+        if key is None:
+            sock.close(linger=0)
+            raise ClientError("this node uses CURVE: a key pair is needed to connect")
+        sock.curve_serverkey = address.server_key
+        sock.curve_publickey = key.public
+        sock.curve_secretkey = key.secret
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as error:
+        sock.close(linger=0)
+        raise ClientError(f"cannot connect to {endpoint}: {error}", unreachable=True) from None
+
+
+def command_dict(command: Any) -> Any:
+    """A command as msgpack will carry it (dicts pass through, structs become dicts)."""
+    return command if isinstance(command, dict) else msgspec.to_builtins(command)
+
+
+class Client:
+    """A peer's order-entry connection (DEALER), blocking."""
+
+    def __init__(
+        self,
+        address: NodeAddress,
+        key: KeyPair | None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.address = address
+        self.timeout_ms = int(timeout_s * 1000)
+        self.context = context or zmq.Context.instance()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.linger = 0
+        self.socket.rcvhwm = 0
+        self.socket.sndhwm = 0
+        _connect(self.socket, address.orders, address, key)
+        self.reports: deque[Report] = deque()
+        self._refs = itertools.count(1)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def send_submit(self, commands: list[Any]) -> int:
+        """Send commands without waiting; returns the `ref` their reply will carry."""
+        ref = next(self._refs)
+        message = {
+            "v": PROTOCOL_VERSION,
+            "type": "submit",
+            "cmds": [command_dict(c) for c in commands],
+            "ref": ref,
+        }
+        self.socket.send(encoder.encode(message))
+        return ref
+
+    def submit(self, commands: list[Any]) -> Reply:
+        """Send commands and wait for their reply (one answer per command, in order)."""
+        return self._expect(self._wait(self.send_submit(commands)), Reply)
+
+    def snapshot(self, market: str) -> SnapshotReply:
+        return self._expect(self._call({"type": "snapshot", "market": market}), SnapshotReply)
+
+    def open_orders(self, owner: str | None = None) -> OpenOrdersReply:
+        return self._expect(self._call({"type": "open_orders", "owner": owner}), OpenOrdersReply)
+
+    def ping(self) -> Pong:
+        return self._expect(self._call({"type": "ping"}), Pong)
+
+    def receive(self, timeout_ms: int | None = None) -> Any:
+        """The next message from the node (a reply or a report), or None on time-out."""
+        wait = self.timeout_ms if timeout_ms is None else timeout_ms
+        if not self.socket.poll(wait):
+            return None
+        return node_reply_decoder.decode(self.socket.recv())
+
+    def next_report(self, timeout_ms: int = 0) -> Report | None:
+        """An execution report: one already received, else the next to arrive in time."""
+        while not self.reports:
+            message = self.receive(timeout_ms)
+            if message is None:
+                return None
+            if type(message) is Report:
+                self.reports.append(message)
+        return self.reports.popleft()
+
+    def _call(self, body: dict[str, Any]) -> Any:
+        ref = next(self._refs)
+        self.socket.send(encoder.encode({"v": PROTOCOL_VERSION, **body, "ref": ref}))
+        return self._wait(ref)
+
+    def _wait(self, ref: int) -> Any:
+        while True:
+            message = self.receive()
+            if message is None:
+                raise ClientError(
+                    f"no answer from the node at {self.address.orders} within "
+                    f"{self.timeout_ms / 1000:g} s (is it running, and is this key registered?)",
+                    unreachable=True,
+                )
+            if type(message) is Report:
+                self.reports.append(message)
+            elif message.ref == ref or (type(message) is ErrorReply and message.ref is None):
+                return message
+
+    @staticmethod
+    def _expect(message: Any, kind: type) -> Any:
+        if type(message) is ErrorReply:
+            raise ClientError(f"{message.reason}: {message.detail}")
+        if type(message) is not kind:
+            raise ClientError(f"unexpected {type(message).__name__} from the node")
+        return message
+
+
+class AsyncClient:
+    """A peer's order-entry connection over asyncio (zmq.asyncio)."""
+
+    def __init__(
+        self, address: NodeAddress, key: KeyPair | None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.address = address
+        self.timeout_ms = int(timeout_s * 1000)
+        self.context = zmq.asyncio.Context.instance()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.linger = 0
+        _connect(self.socket, address.orders, address, key)
+        self.reports: deque[Report] = deque()
+        self._refs = itertools.count(1)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    async def submit(self, commands: list[Any]) -> Reply:
+        ref = next(self._refs)
+        message = {
+            "v": PROTOCOL_VERSION,
+            "type": "submit",
+            "cmds": [command_dict(c) for c in commands],
+            "ref": ref,
+        }
+        await self.socket.send(encoder.encode(message))
+        return Client._expect(await self._wait(ref), Reply)
+
+    async def snapshot(self, market: str) -> SnapshotReply:
+        ref = next(self._refs)
+        request = {"v": PROTOCOL_VERSION, "type": "snapshot", "market": market, "ref": ref}
+        await self.socket.send(encoder.encode(request))
+        return Client._expect(await self._wait(ref), SnapshotReply)
+
+    async def receive(self) -> Any:
+        if not await self.socket.poll(self.timeout_ms):
+            return None
+        return node_reply_decoder.decode(await self.socket.recv())
+
+    async def _wait(self, ref: int) -> Any:
+        while True:
+            message = await self.receive()
+            if message is None:
+                raise ClientError(
+                    f"no answer from the node at {self.address.orders}", unreachable=True
+                )
+            if type(message) is Report:
+                self.reports.append(message)
+            elif message.ref == ref or (type(message) is ErrorReply and message.ref is None):
+                return message
+
+
+class AdminClient:
+    """The operator's connection to the admin socket."""
+
+    def __init__(
+        self, address: NodeAddress, key: KeyPair | None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.address = address
+        self.timeout_ms = int(timeout_s * 1000)
+        self.socket = zmq.Context.instance().socket(zmq.DEALER)
+        self.socket.linger = 0
+        _connect(self.socket, address.admin, address, key)
+        self._refs = itertools.count(1)
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    def call(self, cmd: str, **arguments: Any) -> Any:
+        """Run an admin command; its result, or ClientError with the node's reason."""
+        ref = next(self._refs)
+        self.socket.send(
+            encoder.encode(
+                {"v": PROTOCOL_VERSION, "type": "admin", "cmd": cmd, "ref": ref, **arguments}
+            )
+        )
+        while True:
+            if not self.socket.poll(self.timeout_ms):
+                raise ClientError(
+                    f"no answer from the node's admin socket at {self.address.admin} within "
+                    f"{self.timeout_ms / 1000:g} s (is the node running?)",
+                    unreachable=True,
+                )
+            reply: AdminReply = admin_reply_decoder.decode(self.socket.recv())
+            if reply.ref == ref:
+                break
+        if not reply.ok:
+            raise ClientError(reply.error or "refused")
+        return reply.result
+
+
+class Subscriber:
+    """Market data for some markets, with gap detection: `gaps` counts missed messages."""
+
+    def __init__(
+        self,
+        address: NodeAddress,
+        key: KeyPair | None,
+        markets: list[str],
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self.socket.linger = 0
+        for market in markets:
+            self.socket.subscribe(market_topic(market))
+        _connect(self.socket, address.market_data, address, key)
+        self.last_seq: dict[str, int] = {}
+        self.gaps = 0
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    def receive(self, timeout_ms: int) -> MarketData | None:
+        """The next message, or None on time-out. A jump in a topic's `seq` counts as a gap."""
+        if not self.socket.poll(timeout_ms):
+            return None
+        _topic, payload = self.socket.recv_multipart()
+        message = market_data_decoder.decode(payload)
+        last = self.last_seq.get(message.market)
+        if last is not None and message.seq != last + 1:
+            self.gaps += message.seq - last - 1
+        self.last_seq[message.market] = message.seq
+        return message
+
+    def resynchronised(self, snapshot: SnapshotReply) -> None:
+        """Continue from a snapshot: messages up to its seq are already in it."""
+        self.last_seq[snapshot.market] = snapshot.seq

@@ -1,0 +1,592 @@
+"""The running node: ZeroMQ sockets around the durable engine, served by one thread.
+
+The hot loop, LMAX style: poll; drain up to a batch of messages from the order socket; decode,
+admit (gateway), validate and match each command; commit the whole batch to LMDB in one synced
+transaction; only then send the answers, push execution reports and publish market data. The
+admin socket is served by the same thread between batches, so nothing needs a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.auth.thread
+from zmq.utils.monitor import recv_monitor_message
+
+from . import __version__
+from .admin import handle_admin
+from .commands import CancelOrder, NewOrder, PeerCommand, echo_fields, normalise_numbers
+from .config import NodeConfig
+from .durable import DurableEngine
+from .events import Cancelled, Rejected, Trade
+from .gateway import Gateway
+from .home import Home
+from .keys import OPERATOR, SERVER, load_key_pair
+from .marketdata import book_levels, level_changes, tape
+from .peers import AllowlistFile, Peer
+from .protocol import (
+    BAD_VERSION,
+    PROTOCOL_VERSION,
+    TOO_MANY_COMMANDS,
+    AdminReply,
+    ErrorReply,
+    MarketData,
+    OpenOrder,
+    OpenOrdersReply,
+    Ping,
+    Pong,
+    Reply,
+    Report,
+    SnapshotReply,
+    SnapshotRequest,
+    Submit,
+    admin_request_decoder,
+    encoder,
+    market_topic,
+    peer_request_decoder,
+)
+from .results import wire_event
+from .store import Store, StoreError
+from .validation import MALFORMED
+
+POLL_MS = 100
+ALLOWLIST_CHECK_S = 0.5
+MAX_MESSAGES_PER_BATCH = 1000
+"""Messages drained per batch; commands per batch are bounded by `[store] batch_size` too."""
+
+_command_decoder = msgspec.msgpack.Decoder(PeerCommand)
+_any_decoder = msgspec.msgpack.Decoder()
+
+log = logging.getLogger("marketnode.node")
+
+
+class NodeError(RuntimeError):
+    """The node cannot start; one line for the operator."""
+
+
+@dataclass
+class Counters:
+    """What the node has done since it started (the admin socket's `metrics`)."""
+
+    started: float = field(default_factory=time.time)
+    messages: int = 0
+    commands: int = 0
+    batches: int = 0
+    answers_dropped: int = 0
+    reports_dropped: int = 0
+    events: Counter = field(default_factory=Counter)
+    rejects: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class Pending:
+    """One peer message of the batch in progress. Answers leave after the batch's commit, in
+    arrival order, so a peer's replies come back in the order of its requests."""
+
+    identity: bytes
+    peer: Peer | None
+    ref: Any = None
+    events: list | None = None
+    """A submit's events (its answers first); None for other requests."""
+    build: Callable[[], Any] | None = None
+    """Builds a non-submit reply from committed state."""
+
+
+class Node:
+    """A node serving one home. `start()` binds, `serve()` runs until stopped, then closes."""
+
+    def __init__(self, home: Home, config: NodeConfig) -> None:
+        self.home = home
+        self.config = config
+        self.stopping = False
+        self.counters = Counters()
+        self.endpoints: dict[str, str] = {}
+        self.halted: set[str] = set()
+        self.peer_identity: dict[str, bytes] = {}
+        self.peer_by_fd: dict[int, str] = {}
+        self.topic_seq: dict[str, int] = defaultdict(int)
+        self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
+        self._next_allowlist_check = 0.0
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self.config
+        try:
+            self.store = Store(
+                self.home.store_path(config), map_size=config.store.map_size, sync=config.store.sync
+            )
+        except StoreError as error:
+            raise NodeError(f"{error} (is a node already running on {self.home.path}?)") from None
+        try:
+            self.durable = DurableEngine(self.store)
+            self.durable.configure(config.markets)
+            self.halted = set(self.store.get_meta_list(b"halted"))
+            self.gateway = Gateway(self.durable.engine, config.limits, self.halted)
+            self.allowlist = AllowlistFile(self.home.peers_path(config))
+            if self.allowlist.error:
+                raise NodeError(self.allowlist.error)
+            self._open_sockets()
+        except BaseException:
+            self.close()
+            raise
+        self._write_runtime_file()
+        log.info(
+            "node %r started (pid %d): orders %s, market data %s, admin %s; server key %s",
+            config.node.name,
+            os.getpid(),
+            self.endpoints["orders"],
+            self.endpoints["market_data"],
+            self.endpoints["admin"],
+            self.server_public_key,
+        )
+
+    def _open_sockets(self) -> None:
+        config = self.config
+        self.context = zmq.Context()
+        keys = self.home.keys_path(config)
+        self.server_public_key = ""
+        if config.security.curve:
+            server = load_key_pair(keys / f"{SERVER}.key_secret")
+            self.operator_key = load_key_pair(keys / f"{OPERATOR}.key_secret").public
+            self.server_public_key = server.public_text
+            self._auth = zmq.auth.thread.ThreadAuthenticator(self.context, log=log.getChild("zap"))
+            self._auth.start()
+            for domain in ("orders", "md", "admin"):
+                self._auth.configure_curve_callback(domain, credentials_provider=self)
+        else:
+            log.warning("CURVE is off: any process that reaches the endpoints acts for any owner")
+        limits = config.limits
+
+        def make(kind: int, domain: str, endpoint_name: str) -> zmq.Socket:
+            sock = self.context.socket(kind)
+            sock.linger = 0
+            if config.security.curve:
+                sock.curve_server = True
+                sock.curve_secretkey = server.secret
+                sock.curve_publickey = server.public
+                sock.zap_domain = domain.encode()
+            sock.bind(getattr(config.endpoints, endpoint_name))
+            self.endpoints[endpoint_name] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            return sock
+
+        self.orders = make(zmq.ROUTER, "orders", "orders")
+        self.orders.router_mandatory = True
+        self.orders.maxmsgsize = limits.max_message_bytes
+        self.orders.heartbeat_ivl = limits.heartbeat_ms
+        self.orders.heartbeat_timeout = limits.heartbeat_timeout_ms
+        self.orders.sndhwm = 100_000
+        self.orders.rcvhwm = 100_000
+        self.market_data = make(zmq.PUB, "md", "market_data")
+        self.market_data.sndhwm = 100_000
+        self.admin = make(zmq.ROUTER, "admin", "admin")
+        self.admin.router_mandatory = True
+        self.monitor = self.orders.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """ZAP: may this CURVE key connect to this socket? (runs in the authenticator thread)"""
+        text = key.decode("ascii")
+        if domain == "admin":
+            allowed = key == self.operator_key
+        else:
+            self.allowlist.refresh()
+            allowed = text in self.allowlist.current.by_key or key == self.operator_key
+        if not allowed:
+            log.warning("refused key %s on %s socket", text, domain)
+        return allowed
+
+    def _write_runtime_file(self) -> None:
+        runtime = {
+            "pid": os.getpid(),
+            "name": self.config.node.name,
+            "endpoints": self.endpoints,
+            "server_public_key": self.server_public_key,
+            "curve": self.config.security.curve,
+            "started": self.counters.started,
+        }
+        self.home.runtime_path.write_text(json.dumps(runtime, indent=2) + "\n")
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run until SIGINT/SIGTERM (when on the main thread), an admin `shutdown` or `stop()`;
+        the batch in flight is committed."""
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {
+                sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+        poller = zmq.Poller()
+        poller.register(self.orders, zmq.POLLIN)
+        poller.register(self.admin, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        try:
+            while not self.stopping:
+                ready = dict(poller.poll(POLL_MS))
+                if self.orders in ready:
+                    self._serve_batch()
+                if self.admin in ready:
+                    self._serve_admin()
+                if self.monitor in ready:
+                    self._on_disconnects()
+                self._housekeeping()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            log.info("node %r stopping at seq %d", self.config.node.name, self.durable.engine.seq)
+            self.close()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the batch in flight (safe from another thread)."""
+        self.stopping = True
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        log.info("received %s: finishing the batch in flight", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now < self._next_allowlist_check:
+            return
+        self._next_allowlist_check = now + ALLOWLIST_CHECK_S
+        if self.allowlist.refresh():
+            log.info("peer allowlist reloaded: %d peers", len(self.allowlist.current.peers))
+        elif self.allowlist.error:
+            log.error("%s (keeping the previous allowlist)", self.allowlist.error)
+
+    def _serve_batch(self) -> None:
+        """One batch: drain, process, commit, then answer, report and publish."""
+        budget = self.config.store.batch_size
+        pending: list[Pending] = []
+        out: list = []
+        for _ in range(MAX_MESSAGES_PER_BATCH):
+            try:
+                frames = self.orders.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self.counters.messages += 1
+            message = self._take_message(frames, out)
+            pending.append(message)
+            budget -= len(message.events) if message.events else 1
+            if budget <= 0:
+                break
+        if not pending:
+            return
+        changed = self.durable.commit()
+        self.counters.batches += 1
+        self._answer(pending)
+        self._publish(out, changed)
+
+    def _take_message(self, frames: list[zmq.Frame], out: list) -> Pending:
+        """Decode and process one message; what it is owed waits in the returned Pending."""
+        identity = frames[0].bytes
+        if len(frames) != 2:
+            return _failed(identity, None, MALFORMED, "a message must be exactly one frame")
+        body = frames[1]
+        peer = self._peer_of(body)
+        if peer is not None and peer.name:
+            self.peer_by_fd[body.get(zmq.SRCFD)] = peer.name
+        try:
+            request = peer_request_decoder.decode(body.buffer)
+        except msgspec.DecodeError as error:
+            return _failed(identity, peer, MALFORMED, str(error))
+        if request.v != PROTOCOL_VERSION:
+            return _failed(
+                identity, peer, BAD_VERSION, f"this node speaks v{PROTOCOL_VERSION}", request.ref
+            )
+        message = Pending(identity, peer, request.ref)
+        kind = type(request)
+        if kind is Submit:
+            limit = self.config.limits.max_commands_per_message
+            if len(request.cmds) > limit:
+                return _failed(
+                    identity, peer, TOO_MANY_COMMANDS, f"at most {limit} per message", request.ref
+                )
+            message.events = []
+            self._process(message, request.cmds, out)
+        elif kind is Ping:
+            message.build = lambda: Pong(PROTOCOL_VERSION, request.ref)
+        elif kind is SnapshotRequest:
+            message.build = lambda: self._snapshot(request.market, request.ref)
+        else:
+            message.build = lambda: self._open_orders(peer, request.owner, request.ref)
+        return message
+
+    def _peer_of(self, body: zmq.Frame) -> Peer | None:
+        """The registered peer behind a message (by its CURVE key); remember how to reach it."""
+        if not self.config.security.curve:
+            return None
+        key = body.get("User-Id")
+        peer = self.allowlist.current.by_key.get(key)
+        if peer is None:
+            return _UNREGISTERED
+        return peer
+
+    def _process(self, message: Pending, commands: list[msgspec.Raw], out: list) -> None:
+        peer = message.peer
+        name = peer.name if peer is not None else None
+        durable = self.durable
+        gateway = self.gateway
+        events = message.events
+        for raw in commands:
+            self.counters.commands += 1
+            try:
+                command = normalise_numbers(_command_decoder.decode(raw))
+            except msgspec.DecodeError as error:
+                echo = echo_fields(_any_decoder, raw)
+                events.append(
+                    Rejected(
+                        None,
+                        echo.get("op"),
+                        echo.get("market"),
+                        echo.get("id"),
+                        echo.get("owner"),
+                        MALFORMED,
+                        str(error),
+                    )
+                )
+                continue
+            if type(command) is NewOrder:
+                command.peer = name
+            reason = gateway.admit(peer, command)
+            if reason is not None:
+                events.append(
+                    Rejected(
+                        None,
+                        command.__struct_config__.tag,
+                        command.market,
+                        command.id,
+                        command.owner,
+                        reason,
+                    )
+                )
+                continue
+            start = len(out)
+            durable.process(command, out)
+            events.extend(out[start:])
+        if name:
+            self.peer_identity[name] = message.identity
+
+    # -- after the commit ---------------------------------------------------------------------
+
+    def _answer(self, pending: list[Pending]) -> None:
+        books = self.durable.engine.books
+        reports: dict[str, list] = defaultdict(list)
+        counters = self.counters
+        for message in pending:
+            if message.events is None:
+                self._send(message.identity, encoder.encode(message.build()))
+                continue
+            requester = message.peer.name if message.peer is not None else None
+            reply = []
+            for event in message.events:
+                kind = type(event)
+                counters.events[kind] += 1
+                if kind is Rejected:
+                    counters.rejects[event.reason] += 1
+                elif kind is Trade and event.maker_peer not in (None, requester):
+                    reports[event.maker_peer].append(wire_event(event, books))
+                elif kind is Cancelled and event.peer not in (None, requester):
+                    reports[event.peer].append(wire_event(event, books))
+                    continue
+                reply.append(wire_event(event, books))
+            reply_message = Reply(PROTOCOL_VERSION, reply, message.ref)
+            self._send(message.identity, encoder.encode(reply_message))
+        for name, events in reports.items():
+            identity = self.peer_identity.get(name)
+            if identity is None or not self._send(
+                identity, encoder.encode(Report(PROTOCOL_VERSION, events)), report=True
+            ):
+                counters.reports_dropped += 1
+
+    def _publish(self, events: list, changed: set) -> None:
+        books = self.durable.engine.books
+        trades = tape(books, events)
+        levels = level_changes(books, changed)
+        for market in sorted(trades.keys() | levels.keys()):
+            self.topic_seq[market] += 1
+            payload = MarketData(
+                PROTOCOL_VERSION,
+                market,
+                self.topic_seq[market],
+                trades.get(market, []),
+                levels.get(market, []),
+            )
+            self.market_data.send_multipart([market_topic(market), encoder.encode(payload)])
+
+    def _send(self, identity: bytes, payload: bytes, report: bool = False) -> bool:
+        """Send without ever blocking the loop; a gone or saturated peer loses the message."""
+        try:
+            self.orders.send_multipart([identity, payload], zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError as error:
+            if error.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                raise
+            if not report:
+                self.counters.answers_dropped += 1
+            log.debug("peer %s unreachable (%s): message dropped", identity.hex(), error)
+            return False
+
+    def _snapshot(self, market: str, ref: Any) -> SnapshotReply | ErrorReply:
+        book = self.durable.engine.books.get(market)
+        if book is None:
+            return ErrorReply(PROTOCOL_VERSION, "unknown_market", f"no market {market!r}", ref)
+        bids, asks = book_levels(book)
+        return SnapshotReply(PROTOCOL_VERSION, market, self.topic_seq[market], bids, asks, ref)
+
+    def _open_orders(
+        self, peer: Peer | None, owner: str | None, ref: Any
+    ) -> OpenOrdersReply | ErrorReply:
+        if peer is not None and owner is not None and not peer.may_act_for(owner):
+            detail = f"not registered for {owner!r}"
+            return ErrorReply(PROTOCOL_VERSION, "not_authorized", detail, ref)
+        orders = []
+        for order in self.durable.engine.resting_orders():
+            if owner is not None and order.owner != owner:
+                continue
+            if owner is None and peer is not None and not peer.may_act_for(order.owner):
+                continue
+            market = self.durable.engine.books[order.market].market
+            orders.append(
+                OpenOrder(
+                    order.market,
+                    order.id,
+                    order.owner,
+                    "buy" if order.is_buy else "sell",
+                    market.tick.text_of(order.price),
+                    market.lot.text_of(order.remaining),
+                )
+            )
+        return OpenOrdersReply(PROTOCOL_VERSION, orders, ref)
+
+    # -- peers going away and being disabled --------------------------------------------------
+
+    def _on_disconnects(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            name = self.peer_by_fd.pop(int(event["value"]), None)
+            if name is None:
+                continue
+            peer = self.allowlist.current.named(name)
+            log.info("peer %r disconnected", name)
+            if peer is not None and peer.cancel_on_disconnect:
+                cancelled = self.cancel_orders_of(name, "disconnect")
+                log.info("cancelled %d resting orders of peer %r on disconnect", cancelled, name)
+
+    def cancel_orders_of(self, name: str, why: str) -> int:
+        """Cancel every resting order placed by peer `name` (journaled like any cancel)."""
+        engine = self.durable.engine
+        commands = [
+            CancelOrder(order.id, order.owner, order.market)
+            for order in engine.resting_orders()
+            if order.peer == name
+        ]
+        if not commands:
+            return 0
+        out: list = []
+        for command in commands:
+            self.durable.process(command, out)
+        changed = self.durable.commit()
+        books = engine.books
+        identity = self.peer_identity.get(name)
+        reports = [wire_event(e, books) for e in out if type(e) is Cancelled]
+        if identity is not None:
+            self._send(identity, encoder.encode(Report(PROTOCOL_VERSION, reports)), report=True)
+        self._publish(out, changed)
+        log.info("cancelled %d orders of peer %r (%s)", len(commands), name, why)
+        return len(commands)
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def _serve_admin(self) -> None:
+        while True:
+            try:
+                frames = self.admin.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                continue
+            identity, body = frames
+            try:
+                request = admin_request_decoder.decode(body)
+            except msgspec.DecodeError as error:
+                reply = AdminReply(PROTOCOL_VERSION, False, error=f"malformed: {error}")
+            else:
+                if request.v != PROTOCOL_VERSION:
+                    reply = AdminReply(PROTOCOL_VERSION, False, error=BAD_VERSION)
+                else:
+                    reply = handle_admin(self, request)
+            try:
+                self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
+            except zmq.ZMQError as error:
+                log.debug("admin client gone: %s", error)
+
+    def set_halted(self, market: str, halted: bool) -> None:
+        (self.halted.add if halted else self.halted.discard)(market)
+        self.store.put_meta_list(b"halted", sorted(self.halted))
+        log.info("market %s %s", market, "halted" if halted else "resumed")
+
+    def status(self) -> dict[str, Any]:
+        engine = self.durable.engine
+        return {
+            "name": self.config.node.name,
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.counters.started, 3),
+            "endpoints": self.endpoints,
+            "server_public_key": self.server_public_key,
+            "seq": engine.seq,
+            "journal_length": self.durable.journal_length,
+            "state_hash": f"{self.durable.book_hash.value:016x}",
+            "markets": len(engine.books),
+            "halted": sorted(self.halted),
+            "resting_orders": sum(len(book.orders) for book in engine.books.values()),
+            "peers_registered": len(self.allowlist.current.peers),
+            "peers_seen": sorted(self.peer_identity),
+        }
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if getattr(self, "context", None) is not None:
+            if self._auth is not None:
+                self._auth.stop()
+            self.context.destroy(linger=0)
+            self.context = None
+        if getattr(self, "store", None) is not None:
+            self.store.close()
+            self.store = None
+        self.home.runtime_path.unlink(missing_ok=True)
+
+
+_UNREGISTERED = Peer(name="", public_key="", owners=(), disabled=False)
+"""A key that got in but is no longer registered (revoked while connected): acts for no one."""
+
+
+def _failed(
+    identity: bytes, peer: Peer | None, reason: str, detail: str, ref: Any = None
+) -> Pending:
+    """A message answered with an error (nothing of it reached the engine)."""
+    error = ErrorReply(PROTOCOL_VERSION, reason, detail, ref)
+    return Pending(identity, peer, ref, build=lambda: error)
+
+
+def run_node(home: Path, config: NodeConfig) -> None:
+    node = Node(Home(home), config)
+    node.start()
+    node.serve()
