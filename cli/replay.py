@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ def replay_command(
         try:
             durable = DurableEngine(store)
             durable.configure(config.markets)
-            tally = _replay(durable, lines, config.store.batch_size)
+            tally = _Replay(durable, config.store.batch_size).run(lines)
         except KeyboardInterrupt:
             fail(_stopped("interrupted", store), EXIT_INTERRUPTED)
         except BrokenPipeError:
@@ -92,38 +93,76 @@ def _open_input(file: Path) -> IO[bytes]:
         fail(f"{file}: cannot read: {error.strerror}", EXIT_USAGE)
 
 
-def _replay(durable: DurableEngine, lines: Iterator[bytes], batch_size: int) -> Counter[str]:
-    tally: Counter[str] = Counter()
-    output = sys.stdout.buffer
-    books = durable.engine.books
-    batch: list = []
+class _CommitGuard:
+    """Ctrl-C at a commit boundary only: while a batch is committed and its events printed the
+    interrupt waits, so the output never ends in half a line; elsewhere it acts at once."""
 
-    def flush() -> None:
-        if batch:
-            for event in durable.submit(batch):
-                tally[type(event).__struct_config__.tag] += 1
-                output.write(_encode(wire_event(event, books)) + b"\n")
-            batch.clear()
-        output.flush()
+    def __init__(self) -> None:
+        self.busy = False
+        self.pending = False
 
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    def __call__(self, _signum: int, _frame: object) -> None:
+        if self.busy:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        self.busy = True
+
+    def __exit__(self, *exc: object) -> None:
+        self.busy = False
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+class _Replay:
+    """Decode lines into batches; commit each batch, then print its events."""
+
+    def __init__(self, durable: DurableEngine, batch_size: int) -> None:
+        self.durable = durable
+        self.batch_size = batch_size
+        self.tally: Counter[str] = Counter()
+        self.output = sys.stdout.buffer
+        self.books = durable.engine.books
+        self.batch: list = []
+        self.guard = _CommitGuard()
+
+    def run(self, lines: Iterator[bytes]) -> Counter[str]:
+        previous = signal.signal(signal.SIGINT, self.guard)
         try:
-            batch.append(decode_json_command(line))
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    self.take(number, line)
+            self.flush()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return self.tally
+
+    def take(self, number: int, line: bytes) -> None:
+        try:
+            self.batch.append(decode_json_command(line))
         except MalformedCommand as error:
-            flush()
-            tally["rejected"] += 1
+            self.flush()
             echo = error.echo
             reject = Rejected(
                 None, echo.get("op"), echo.get("market"), echo.get("id"), echo.get("owner"),
                 MALFORMED, error.detail,
             )  # fmt: skip
-            record = event_record(reject, books)
+            record = event_record(reject, self.books)
             record["line"] = number
-            output.write(_encode(record) + b"\n")
-            continue
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    return tally
+            with self.guard:
+                self.tally["rejected"] += 1
+                self.output.write(_encode(record) + b"\n")
+            return
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.guard:
+            if self.batch:
+                for event in self.durable.submit(self.batch):
+                    self.tally[type(event).__struct_config__.tag] += 1
+                    self.output.write(_encode(wire_event(event, self.books)) + b"\n")
+                self.batch.clear()
+            self.output.flush()

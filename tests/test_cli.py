@@ -303,7 +303,7 @@ def test_bench_engine_on_a_homes_markets_and_disk(home):
     report = json.loads(result.stdout)
     assert report["sync"] == "no_metasync"
     assert report["markets"] == ["PUNK-ETH", "LAND-ETH", "GOLD-USDC"]
-    assert sorted(path.name for path in home.iterdir()) == ["config.toml", "data"]
+    assert sorted(path.name for path in home.iterdir()) == ["config.toml", "data", "keys"]
 
 
 def test_an_interrupted_replay_keeps_every_printed_event(home, tmp_path):
