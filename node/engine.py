@@ -86,7 +86,10 @@ class Engine:
 
     def process(self, command: object, out: list) -> None:
         """Apply one command, appending its events to `out`."""
-        self.process_batch((command,), out)
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"not a command: {command!r}")
+        handler(command, out)
 
     def process_batch(self, commands: Iterable[object], out: list) -> None:
         """Apply commands in order, appending their events to `out`."""

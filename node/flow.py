@@ -8,7 +8,7 @@ FOK and market orders that take liquidity. The same seed always gives the same c
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from .commands import CancelOrder, NewOrder, ReplaceOrder
@@ -39,19 +39,23 @@ def generate_flow(
     markets: list[MarketSpec] | None = None,
     owners: int = 50,
     mix: FlowMix | None = None,
+    owner_names: Sequence[str] | None = None,
+    first_id: int = 1,
 ) -> Iterator[NewOrder | CancelOrder | ReplaceOrder]:
-    """`count` commands of a seeded flow over `markets` (the default configuration's)."""
+    """`count` commands of a seeded flow over `markets` (the default configuration's), by
+    `owners` random wallets or the given `owner_names`, with order ids from `first_id` up."""
     rng = random.Random(seed)
     markets = markets or default_markets()
     mix = mix or FlowMix()
     kinds = ["limit", "post_only", "cancel", "replace", "ioc", "fok", "market"]
     weights = [getattr(mix, kind) for kind in kinds]
-    owner_names = [f"0x{rng.getrandbits(160):040x}" for _ in range(owners)]
+    random_owners = [f"0x{rng.getrandbits(160):040x}" for _ in range(owners)]
+    owner_names = list(owner_names or random_owners)
     ticks = {spec.symbol: Unit(spec.tick_size) for spec in markets}
     lots = {spec.symbol: Unit(spec.lot_size) for spec in markets}
     mids = {spec.symbol: 10_000 for spec in markets}
     placed: dict[str, list[tuple[str, int]]] = {spec.symbol: [] for spec in markets}
-    next_id = 0
+    next_id = first_id - 1
     kind_choices = rng.choices(kinds, weights, k=count)
     for kind in kind_choices:
         spec = markets[rng.randrange(len(markets))]
@@ -70,7 +74,7 @@ def generate_flow(
             yield ReplaceOrder(order_id, owner, symbol, price=price, qty=qty)
             continue
         next_id += 1
-        owner = owner_names[rng.randrange(owners)]
+        owner = owner_names[rng.randrange(len(owner_names))]
         side = "buy" if rng.random() < 0.5 else "sell"
         qty = lots[symbol].text_of(rng.randint(1, 20))
         if kind == "market":

@@ -17,7 +17,6 @@ from .protocol import (
     MARKET_HALTED,
     NOT_AUTHORIZED,
     PEER_DISABLED,
-    THROTTLED,
     TOO_MANY_ORDERS,
 )
 
@@ -33,15 +32,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> bool:
-        if self.tokens < 1:
+    def take(self, wanted: int) -> int:
+        """Take up to `wanted` tokens; return how many were available."""
+        if self.tokens < wanted:
             now = time.monotonic()
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
-            if self.tokens < 1:
-                return False
-        self.tokens -= 1
-        return True
+        granted = min(wanted, int(self.tokens))
+        self.tokens -= granted
+        return granted
 
 
 class Gateway:
@@ -54,26 +53,32 @@ class Gateway:
         self.halted = halted
         self.buckets: dict[str, TokenBucket] = {}
 
+    def admit_message(self, peer: Peer | None, commands: int) -> tuple[str | None, int]:
+        """For a message of `commands` commands: a reason refusing all of them, and how many of
+        them the peer's rate allows (the rest are `throttled`)."""
+        if peer is None:
+            return None, commands
+        if peer.disabled:
+            return PEER_DISABLED, 0
+        bucket = self.buckets.get(peer.name)
+        if bucket is None:
+            limits = self.limits
+            bucket = self.buckets[peer.name] = TokenBucket(
+                limits.peer_rate_per_s, limits.peer_burst
+            )
+        return None, bucket.take(commands)
+
     def admit(self, peer: Peer | None, command: object) -> str | None:
         """None if the engine may take `command` from `peer`, else the reject reason.
 
-        `peer` None means CURVE is off: every command is taken (a closed test box).
+        `peer` None means CURVE is off: every owner is allowed (a closed test box).
         """
-        if peer is not None:
-            if peer.disabled:
-                return PEER_DISABLED
-            if not peer.may_act_for(command.owner):  # type: ignore[attr-defined]
-                return NOT_AUTHORIZED
-            bucket = self.buckets.get(peer.name)
-            if bucket is None:
-                bucket = self.buckets[peer.name] = TokenBucket(
-                    self.limits.peer_rate_per_s, self.limits.peer_burst
-                )
-            if not bucket.take():
-                return THROTTLED
-        market = command.market  # type: ignore[attr-defined]
-        if type(market) is str and market in self.halted:
-            return MARKET_HALTED
+        if peer is not None and not peer.relayer and command.owner not in peer.owners:  # type: ignore[attr-defined]
+            return NOT_AUTHORIZED
+        if self.halted:
+            market = command.market  # type: ignore[attr-defined]
+            if type(market) is str and market in self.halted:
+                return MARKET_HALTED
         if (
             type(command) is NewOrder
             and self.engine.open_orders.get(command.owner, 0)

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from .commands import PeerCommand
 from .results import WireEvent
 
 PROTOCOL_VERSION = 1
@@ -43,6 +44,14 @@ class Submit(msgspec.Struct, tag="submit", tag_field="type"):
     """Anything the client likes; echoed in the reply to correlate it."""
 
 
+class DecodedSubmit(msgspec.Struct, tag="submit", tag_field="type"):
+    """A `submit` whose commands all decode: read in one pass (the common case)."""
+
+    v: int
+    cmds: list[PeerCommand]
+    ref: Any = None
+
+
 class SnapshotRequest(msgspec.Struct, tag="snapshot", tag_field="type"):
     v: int
     market: str
@@ -61,6 +70,7 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type"):
 
 
 PeerRequest = Submit | SnapshotRequest | OpenOrdersRequest | Ping
+FastPeerRequest = DecodedSubmit | SnapshotRequest | OpenOrdersRequest | Ping
 
 
 # -- node -> peer -----------------------------------------------------------------------------
@@ -184,6 +194,7 @@ class AdminReply(msgspec.Struct, tag="admin", tag_field="type", omit_defaults=Tr
 
 encoder = msgspec.msgpack.Encoder()
 peer_request_decoder = msgspec.msgpack.Decoder(PeerRequest)
+fast_peer_request_decoder = msgspec.msgpack.Decoder(FastPeerRequest)
 node_reply_decoder = msgspec.msgpack.Decoder(NodeReply)
 market_data_decoder = msgspec.msgpack.Decoder(MarketData)
 admin_request_decoder = msgspec.msgpack.Decoder(AdminRequest)

@@ -8,6 +8,7 @@ admin socket is served by the same thread between batches, so nothing needs a lo
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__
 from .admin import handle_admin
-from .commands import CancelOrder, NewOrder, PeerCommand, echo_fields, normalise_numbers
+from .commands import CancelOrder, NewOrder, PeerCommand, echo_fields
 from .config import NodeConfig
 from .durable import DurableEngine
 from .events import Cancelled, Rejected, Trade
@@ -39,8 +40,10 @@ from .peers import AllowlistFile, Peer
 from .protocol import (
     BAD_VERSION,
     PROTOCOL_VERSION,
+    THROTTLED,
     TOO_MANY_COMMANDS,
     AdminReply,
+    DecodedSubmit,
     ErrorReply,
     MarketData,
     OpenOrder,
@@ -54,6 +57,7 @@ from .protocol import (
     Submit,
     admin_request_decoder,
     encoder,
+    fast_peer_request_decoder,
     market_topic,
     peer_request_decoder,
 )
@@ -62,6 +66,9 @@ from .store import Store, StoreError
 from .validation import MALFORMED
 
 POLL_MS = 100
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+"""Plain ints: pyzmq's flag enums cost more to combine than a small send does."""
 ALLOWLIST_CHECK_S = 0.5
 MAX_MESSAGES_PER_BATCH = 1000
 """Messages drained per batch; commands per batch are bounded by `[store] batch_size` too."""
@@ -143,6 +150,7 @@ class Node:
             self.close()
             raise
         self._write_runtime_file()
+        gc.freeze()
         log.info(
             "node %r started (pid %d): orders %s, market data %s, admin %s; server key %s",
             config.node.name,
@@ -271,13 +279,17 @@ class Node:
         budget = self.config.store.batch_size
         pending: list[Pending] = []
         out: list = []
+        recv = self.orders.recv
         for _ in range(MAX_MESSAGES_PER_BATCH):
             try:
-                frames = self.orders.recv_multipart(zmq.NOBLOCK, copy=False)
+                identity = recv(_NOBLOCK)
             except zmq.Again:
                 break
+            frames = [recv(0, copy=False)]
+            while frames[-1].more:
+                frames.append(recv(0, copy=False))
             self.counters.messages += 1
-            message = self._take_message(frames, out)
+            message = self._take_message(identity, frames, out)
             pending.append(message)
             budget -= len(message.events) if message.events else 1
             if budget <= 0:
@@ -289,32 +301,33 @@ class Node:
         self._answer(pending)
         self._publish(out, changed)
 
-    def _take_message(self, frames: list[zmq.Frame], out: list) -> Pending:
+    def _take_message(self, identity: bytes, frames: list[zmq.Frame], out: list) -> Pending:
         """Decode and process one message; what it is owed waits in the returned Pending."""
-        identity = frames[0].bytes
-        if len(frames) != 2:
+        if len(frames) != 1:
             return _failed(identity, None, MALFORMED, "a message must be exactly one frame")
-        body = frames[1]
+        body = frames[0]
         peer = self._peer_of(body)
         if peer is not None and peer.name:
             self.peer_by_fd[body.get(zmq.SRCFD)] = peer.name
         try:
-            request = peer_request_decoder.decode(body.buffer)
-        except msgspec.DecodeError as error:
-            return _failed(identity, peer, MALFORMED, str(error))
+            request = fast_peer_request_decoder.decode(body.buffer)
+        except msgspec.DecodeError:
+            try:
+                request = peer_request_decoder.decode(body.buffer)
+            except msgspec.DecodeError as error:
+                return _failed(identity, peer, MALFORMED, str(error))
         if request.v != PROTOCOL_VERSION:
             return _failed(
                 identity, peer, BAD_VERSION, f"this node speaks v{PROTOCOL_VERSION}", request.ref
             )
         message = Pending(identity, peer, request.ref)
         kind = type(request)
-        if kind is Submit:
+        if kind is DecodedSubmit or kind is Submit:
             limit = self.config.limits.max_commands_per_message
             if len(request.cmds) > limit:
                 return _failed(
                     identity, peer, TOO_MANY_COMMANDS, f"at most {limit} per message", request.ref
                 )
-            message.events = []
             self._process(message, request.cmds, out)
         elif kind is Ping:
             message.build = lambda: Pong(PROTOCOL_VERSION, request.ref)
@@ -334,35 +347,30 @@ class Node:
             return _UNREGISTERED
         return peer
 
-    def _process(self, message: Pending, commands: list[msgspec.Raw], out: list) -> None:
+    def _process(self, message: Pending, commands: list, out: list) -> None:
+        """Admit and apply a submit's commands (decoded, or Raw when one of them did not
+        decode). Answers and events are appended to `out` in order; the message keeps its
+        slice of them."""
         peer = message.peer
         name = peer.name if peer is not None else None
-        durable = self.durable
-        gateway = self.gateway
-        events = message.events
-        for raw in commands:
-            self.counters.commands += 1
-            try:
-                command = normalise_numbers(_command_decoder.decode(raw))
-            except msgspec.DecodeError as error:
-                echo = echo_fields(_any_decoder, raw)
-                events.append(
-                    Rejected(
-                        None,
-                        echo.get("op"),
-                        echo.get("market"),
-                        echo.get("id"),
-                        echo.get("owner"),
-                        MALFORMED,
-                        str(error),
-                    )
-                )
-                continue
+        engine_process = self.durable.process
+        admit = self.gateway.admit
+        first = len(out)
+        self.counters.commands += len(commands)
+        refused, allowed = self.gateway.admit_message(peer, len(commands))
+        for index, command in enumerate(commands):
+            if type(command) is msgspec.Raw:
+                command = _decode_one(command)
+                if type(command) is Rejected:
+                    out.append(command)
+                    continue
             if type(command) is NewOrder:
                 command.peer = name
-            reason = gateway.admit(peer, command)
-            if reason is not None:
-                events.append(
+            reason = refused or (THROTTLED if index >= allowed else admit(peer, command))
+            if reason is None:
+                engine_process(command, out)
+            else:
+                out.append(
                     Rejected(
                         None,
                         command.__struct_config__.tag,
@@ -372,10 +380,7 @@ class Node:
                         reason,
                     )
                 )
-                continue
-            start = len(out)
-            durable.process(command, out)
-            events.extend(out[start:])
+        message.events = out[first:]
         if name:
             self.peer_identity[name] = message.identity
 
@@ -429,7 +434,8 @@ class Node:
     def _send(self, identity: bytes, payload: bytes, report: bool = False) -> bool:
         """Send without ever blocking the loop; a gone or saturated peer loses the message."""
         try:
-            self.orders.send_multipart([identity, payload], zmq.NOBLOCK)
+            self.orders.send(identity, _NOBLOCK_SNDMORE)
+            self.orders.send(payload, _NOBLOCK)
             return True
         except zmq.ZMQError as error:
             if error.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
@@ -576,6 +582,16 @@ class Node:
 
 _UNREGISTERED = Peer(name="", public_key="", owners=(), disabled=False)
 """A key that got in but is no longer registered (revoked while connected): acts for no one."""
+
+
+def _decode_one(raw: msgspec.Raw) -> object:
+    """One command of a submit that did not decode whole: the command, or its malformed reject."""
+    try:
+        return _command_decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        echo = echo_fields(_any_decoder, raw)
+        op, market, order_id, owner = (echo.get(k) for k in ("op", "market", "id", "owner"))
+        return Rejected(None, op, market, order_id, owner, MALFORMED, str(error))
 
 
 def _failed(
