@@ -60,3 +60,42 @@ def engine_command(
         f"{result['trades']:,} trades, {result['rejected']:,} rejected, "
         f"{result['resting_orders_at_end']:,} orders resting at the end"
     )
+
+
+@app.command("e2e")
+def e2e_command(
+    orders: Annotated[
+        int,
+        typer.Option(
+            "--orders", min=10_000, help="Orders in the batched run (a quarter in the single one)."
+        ),
+    ] = 200_000,
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=1, help="Length of each fixed-rate run.")
+    ] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the flow.")] = 1,
+    json: JsonOption = False,
+) -> None:
+    """A real node process on a temporary home (loopback, CURVE on, synced commits): throughput
+    with one order per message and with 100 per message, then acknowledgement latency at offered
+    rates of 1k, 10k and 50k orders/s."""
+    from marketnode.node.e2e import run_e2e_bench
+
+    typer.echo("starting a node and offering load; this takes about a minute ...", err=True)
+    report = run_e2e_bench(orders=orders, seed=seed, latency_s=seconds)
+    if json:
+        print_json(report)
+        return
+    lines = [
+        f"one order per message:   {report['single_orders_per_s']:>9,} orders/s",
+        f"100 orders per message:  {report['batched_orders_per_s']:>9,} orders/s",
+    ]
+    for rate in (1000, 10_000, 50_000):
+        run = report[f"at_{rate}"]
+        latency = run["latency_ms"]
+        lines.append(
+            f"offered {rate:>6,}/s: answered {run['orders_per_s']:>7,}/s, ack ms "
+            f"p50 {latency['p50']} p99 {latency['p99']} p99.9 {latency['p99.9']} "
+            f"max {latency['max']}"
+        )
+    typer.echo("\n".join(lines))
