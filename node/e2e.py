@@ -44,44 +44,61 @@ class BenchNode:
     key: KeyPair
 
 
+def prepare_home(path: Path, sync: str = "full") -> tuple[Home, KeyPair]:
+    """A new home on free loopback ports, with one relayer peer (`load`) and no rate limit;
+    returns it and the peer's key pair."""
+    home = Home.create(path)
+    text = home.config_path.read_text()
+    markets = text[text.index("\n[[markets]]") + 1 :]
+    home.config_path.write_text(
+        LOOPBACK + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
+        "peer_burst = 10000000\n\n" + markets
+    )
+    config = home.config()
+    key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "load")
+    save_allowlist(
+        home.peers_path(config), Allowlist((Peer("load", key.public_text, relayer=True),))
+    )
+    return home, key
+
+
+def start_node_process(home: Home) -> subprocess.Popen:
+    """`mnode start` on `home` in a child process; returns once it has bound its sockets."""
+    home.runtime_path.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [*NODE_COMMAND, "start", "--home", str(home.path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not home.runtime_path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the node did not start: " + process.stderr.read().decode())
+        time.sleep(0.05)
+    return process
+
+
+def stop_node_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def bench_node(sync: str = "full", scratch_parent: Path | None = None) -> Iterator[BenchNode]:
     """A node process on a new home with one relayer peer; stopped and removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="mnode-e2e-", dir=scratch_parent) as folder:
-        home = Home.create(Path(folder) / "home")
-        text = home.config_path.read_text()
-        markets = text[text.index("\n[[markets]]") + 1 :]
-        home.config_path.write_text(
-            LOOPBACK + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
-            "peer_burst = 10000000\n\n" + markets
-        )
-        config = home.config()
-        key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "bench")
-        save_allowlist(
-            home.peers_path(config), Allowlist((Peer("bench", key.public_text, relayer=True),))
-        )
-        process = subprocess.Popen(
-            [*NODE_COMMAND, "start", "--home", str(home.path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        home, key = prepare_home(Path(folder) / "home", sync)
+        process = start_node_process(home)
         try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not home.runtime_path.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "the benchmark node did not start: " + process.stderr.read().decode()
-                    )
-                time.sleep(0.05)
-            yield BenchNode(home, process, address_of_home(home, config), key)
+            yield BenchNode(home, process, address_of_home(home), key)
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_node_process(process)
 
 
 def run_e2e_bench(
