@@ -70,9 +70,12 @@ def load_command(
     home: HomeOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Send a seeded, realistic order flow (limits near the mid, cancels, replaces, IOC, FOK,
-    market orders) at a rate, with an optional drop; then print sent, accepted, rejected,
-    throughput and acknowledgement latency percentiles."""
+    """Offer a realistic order flow to the running node and report what came back.
+
+    A seeded flow (limits near the mid, cancels, replaces, IOC, FOK, market orders) at a rate,
+    with an optional drop; then sent, accepted, rejected, throughput and acknowledgement latency
+    percentiles.
+    """
     node_home = require_home(home)
     key_pair, _ = peer_key(node_home, as_peer, key)
     with operator_errors():

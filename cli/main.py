@@ -8,7 +8,7 @@ import typer
 
 from marketnode.node import __version__
 
-from . import bench, book, init, load, node, order, peers, replay, verify, watch
+from . import bench, book, init, load, markets, node, order, peers, replay, verify, watch
 
 app = typer.Typer(
     name="mnode",
@@ -46,6 +46,7 @@ app.command("start")(node.start_command)
 app.command("stop")(node.stop_command)
 app.command("status")(node.status_command)
 app.add_typer(peers.app, name="peers")
+app.add_typer(markets.app, name="markets")
 app.command("load")(load.load_command)
 app.command("watch")(watch.watch_command)
 app.add_typer(order.app, name="order")

@@ -10,6 +10,7 @@ from marketnode.node.keys import PEERS_FOLDER, create_key_pair
 from marketnode.node.peers import Peer, check_peer, load_allowlist, save_allowlist
 
 from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
+from .node import admin_call
 
 app = typer.Typer(
     help="Register, list and revoke peers (reloaded by a running node).", no_args_is_help=True
@@ -102,3 +103,26 @@ def revoke_command(
         path = node_home.peers_path(node_home.config())
         save_allowlist(path, load_allowlist(path).without(name))
     typer.echo(f"revoked peer {name}", err=True)
+
+
+@app.command("disable")
+def disable_command(
+    name: Annotated[str, typer.Argument(help="The peer to disable.", show_default=False)],
+    home: HomeOption = None,
+) -> None:
+    """Refuse a connected peer's commands (peer_disabled) and cancel its resting orders; the
+    running node does it at once."""
+    result = admin_call(require_home(home), "disable_peer", peer=name)
+    typer.echo(
+        f"disabled peer {name}; {result['orders_cancelled']} resting orders cancelled", err=True
+    )
+
+
+@app.command("enable")
+def enable_command(
+    name: Annotated[str, typer.Argument(help="The peer to enable.", show_default=False)],
+    home: HomeOption = None,
+) -> None:
+    """Take a disabled peer's commands again."""
+    admin_call(require_home(home), "enable_peer", peer=name)
+    typer.echo(f"enabled peer {name}", err=True)

@@ -20,8 +20,10 @@ from .common import (
 
 
 def verify_command(home: HomeOption = None, json: JsonOption = False) -> None:
-    """Replay the journal into a fresh engine; exit 0 if its state hash and books match the store,
-    1 (listing where they diverge) if not."""
+    """Replay the journal into a fresh engine and compare it with the store.
+
+    Exit 0 if the state hashes and books match, 1 (listing where they diverge) if not.
+    """
     node_home = require_home(home)
     with operator_errors():
         config = node_home.config()

@@ -65,8 +65,10 @@ def watch_command(
     home: HomeOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Print the top of book, then every trade and top-of-book change as it happens. A gap in
-    the topic's sequence is repaired with a fresh snapshot. Ctrl-C stops."""
+    """Follow a market's trades and top of book as they happen.
+
+    A gap in the topic's sequence is repaired with a fresh snapshot. Ctrl-C stops.
+    """
     node_home = require_home(home)
     key_pair = _watch_key(node_home, as_peer, key)
     book = LocalBook()

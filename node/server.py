@@ -490,7 +490,8 @@ class Node:
                 continue
             peer = self.allowlist.current.named(name)
             log.info("peer %r disconnected", name)
-            if peer is not None and peer.cancel_on_disconnect:
+            still_connected = name in self.peer_by_fd.values()
+            if peer is not None and peer.cancel_on_disconnect and not still_connected:
                 cancelled = self.cancel_orders_of(name, "disconnect")
                 log.info("cancelled %d resting orders of peer %r on disconnect", cancelled, name)
 

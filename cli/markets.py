@@ -1,0 +1,43 @@
+"""`mnode markets`: the running node's markets; halt and resume trading in one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import HomeOption, JsonOption, print_json, require_home
+from .node import admin_call
+
+app = typer.Typer(help="List, halt and resume the running node's markets.", no_args_is_help=True)
+
+Market = Annotated[str, typer.Argument(help="Market symbol.", show_default=False)]
+
+
+@app.command("list")
+def list_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """Each market with its best prices, resting orders and whether it is halted."""
+    rows = admin_call(require_home(home), "markets")
+    if json:
+        print_json(rows)
+        return
+    for row in rows:
+        state = "HALTED" if row["halted"] else "trading"
+        typer.echo(
+            f"{row['market']:<14} {state:<8} bid {row['best_bid'] or '-':>12}  "
+            f"ask {row['best_ask'] or '-':>12}  {row['resting_orders']} resting"
+        )
+
+
+@app.command("halt")
+def halt_command(market: Market, home: HomeOption = None) -> None:
+    """Stop taking commands for MARKET (they are rejected market_halted); resting orders stay."""
+    result = admin_call(require_home(home), "halt", market=market)
+    typer.echo(f"halted: {', '.join(result['halted'])}", err=True)
+
+
+@app.command("resume")
+def resume_command(market: Market, home: HomeOption = None) -> None:
+    """Take commands for MARKET again."""
+    result = admin_call(require_home(home), "resume", market=market)
+    typer.echo(f"halted: {', '.join(result['halted']) or 'none'}", err=True)
