@@ -21,7 +21,10 @@ def init_command(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Create a node home: DIR/config.toml (the documented defaults) and its data folder."""
+    """Create a node home: config.toml (the documented defaults), data folder, CURVE keys.
+
+    The server's and the operator's key pairs go to DIR/keys/ (secret files mode 0600).
+    """
     target = directory or home
     if target is None:
         fail("no folder given: mnode init DIR (or --home DIR, or MNODE_HOME)", EXIT_USAGE)
