@@ -32,7 +32,7 @@ class StoreConfig:
     path: str = "data"
     map_size: int = 256 << 20
     sync: str = "full"
-    batch_size: int = 1000
+    batch_size: int = 10_000
 
 
 @dataclass(frozen=True)

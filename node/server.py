@@ -31,7 +31,7 @@ from .admin import handle_admin
 from .commands import CancelOrder, NewOrder, PeerCommand, echo_fields
 from .config import NodeConfig
 from .durable import DurableEngine
-from .events import Cancelled, Rejected, Trade
+from .events import Accepted, Cancelled, Rejected, Trade
 from .gateway import Gateway
 from .home import Home
 from .keys import OPERATOR, SERVER, load_key_pair
@@ -395,13 +395,18 @@ class Node:
                 self._send(message.identity, encoder.encode(message.build()))
                 continue
             requester = message.peer.name if message.peer is not None else None
+            counters.events.update(map(type, message.events))
             reply = []
             for event in message.events:
                 kind = type(event)
-                counters.events[kind] += 1
+                if kind is Accepted:
+                    reply.append(event)
+                    continue
                 if kind is Rejected:
                     counters.rejects[event.reason] += 1
-                elif kind is Trade and event.maker_peer not in (None, requester):
+                    reply.append(event)
+                    continue
+                if kind is Trade and event.maker_peer not in (None, requester):
                     reports[event.maker_peer].append(wire_event(event, books))
                 elif kind is Cancelled and event.peer not in (None, requester):
                     reports[event.peer].append(wire_event(event, books))

@@ -26,7 +26,7 @@ def test_default_config_parses_with_every_key():
     config = parse_config(default_config_text(), "config.toml")
     assert [market.symbol for market in config.markets] == ["PUNK-ETH", "LAND-ETH", "GOLD-USDC"]
     assert config.store.sync == "full"
-    assert config.store.batch_size == 1000
+    assert config.store.batch_size == 10_000
     assert config.store.map_size == 256 << 20
 
 
