@@ -1,13 +1,15 @@
 """Load generation against a running node: paced (open loop) or as fast as a window allows.
 
 Messages are built and encoded before the clock starts, so the generator spends its time
-sending and receiving. Paced runs measure each acknowledgement from the moment its message was
-due, not from when it could be sent, so a stalled node shows up in the latency (no coordinated
-omission). A "drop" multiplies the rate for a few seconds, as a popular mint or sale does.
+sending and receiving. Paced runs are open loop: what is due is sent whatever the node does, in
+ticks of a millisecond, so a stalled node cannot slow the offered load and its stall shows in
+the latency (measured from each message's send). A "drop" multiplies the rate for a few
+seconds, as a popular mint or sale does.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -136,6 +138,9 @@ def run_load(
 ) -> LoadResult:
     """Offer `commands` to the node as `profile` says; count answers and time them."""
     messages = list(encode_messages(commands, profile.batch))
+    # the generator's own collector pauses would be counted as the node's latency
+    gc.collect()
+    gc.freeze()
     client = Client(address, key)
     socket = client.socket
     result = LoadResult()
@@ -162,15 +167,20 @@ def run_load(
                     while index < len(messages) and next_send <= now:
                         ref, count, payload = messages[index]
                         socket.send(payload)
-                        due[ref] = (next_send, count)
+                        due[ref] = (time.perf_counter(), count)
                         index += 1
                         result.sent += count
                         next_send += count / profile.rate_at(next_send - start)
             elif not due or now > stop_sending + DRAIN_S:
                 break
-            wait_ms = 0 if profile.rate <= 0 else max(0, int((next_send - now) * 1000))
-            if not sending:
-                wait_ms = 50
+            if not sending or (profile.rate <= 0 and len(due) >= profile.window):
+                wait_ms = 50  # nothing to send until an answer comes: sleep in poll, not spin
+            elif profile.rate <= 0:
+                wait_ms = 0
+            else:
+                # whole milliseconds: what is due within a tick leaves together at its end,
+                # rather than spinning on the core the node needs
+                wait_ms = max(1, int((next_send - now) * 1000))
             if socket.poll(wait_ms):
                 _receive_all(socket, due, result)
             if on_progress is not None and now >= next_progress:
@@ -180,6 +190,7 @@ def run_load(
         result.messages = index
     finally:
         client.close()
+        gc.unfreeze()
     return result
 
 
