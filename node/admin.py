@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .commands import CANCEL_PEER_DISABLED
 from .marketdata import book_levels
 from .markets import ConfigError
 from .peers import Peer, save_allowlist
@@ -108,12 +109,14 @@ def _set_disabled(node: Node, request: AdminRequest, disabled: bool) -> dict[str
         raise AdminRefused(str(error)) from None
     save_allowlist(node.allowlist.path, allowlist)
     node.allowlist.refresh()
-    cancelled = node.cancel_orders_of(name, "peer disabled") if disabled else 0
+    cancelled = node.cancel_orders_of(name, CANCEL_PEER_DISABLED) if disabled else 0
     return {"peer": name, "disabled": disabled, "orders_cancelled": cancelled}
 
 
 def _book(node: Node, request: AdminRequest) -> dict[str, Any]:
     market = _market_of(node, request)
+    if request.depth is not None and request.depth < 1:
+        raise AdminRefused(f"depth must be at least 1, got {request.depth}")
     bids, asks = book_levels(node.durable.engine.books[market], request.depth)
     return {
         "market": market,

@@ -331,6 +331,7 @@ class Subscriber:
             self.socket.subscribe(market_topic(market))
         _connect(self.socket, address.market_data, address, key)
         self.last_seq: dict[str, int] = {}
+        self.runs: dict[str, int] = {}
         self.gaps = 0
 
     def close(self) -> None:
@@ -343,11 +344,15 @@ class Subscriber:
         _topic, payload = self.socket.recv_multipart()
         message = market_data_decoder.decode(payload)
         last = self.last_seq.get(message.market)
-        if last is not None and message.seq != last + 1:
-            self.gaps += message.seq - last - 1
+        if self.runs.get(message.market, message.run) != message.run:
+            self.gaps += 1  # the node restarted: what happened meanwhile is unknown
+        elif last is not None and message.seq != last + 1:
+            self.gaps += max(1, message.seq - last - 1)
         self.last_seq[message.market] = message.seq
+        self.runs[message.market] = message.run
         return message
 
     def resynchronised(self, snapshot: SnapshotReply) -> None:
         """Continue from a snapshot: messages up to its seq are already in it."""
         self.last_seq[snapshot.market] = snapshot.seq
+        self.runs[snapshot.market] = snapshot.run

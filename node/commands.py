@@ -36,12 +36,19 @@ class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc
     """Set by the node to the authenticated peer's name; whatever a peer sends here is replaced."""
 
 
+CANCEL_PEER_DISABLED = "peer_disabled"
+CANCEL_DISCONNECT = "disconnect"
+"""Why the node itself cancels orders (a peer's own cancels are reason `user`)."""
+
+
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=True, gc=False):
     """Remove a resting order of `owner` with client id `id` from `market`."""
 
     id: OrderId
     owner: Owner
     market: Any = None
+    reason: str | None = None
+    """Set by the node when it cancels on its own (CANCEL_*); a peer's cancel is `user`."""
 
 
 class ReplaceOrder(msgspec.Struct, tag="replace", tag_field="op", omit_defaults=True, gc=False):

@@ -163,7 +163,14 @@ class Engine:
         self.seq += 1
         out.append(
             Cancelled(
-                self.seq, book.symbol, order.id, order.owner, "user", order.remaining, 0, order.peer
+                self.seq,
+                book.symbol,
+                order.id,
+                order.owner,
+                command.reason or "user",
+                order.remaining,
+                0,
+                order.peer,
             )
         )
         self._take_off(book, order)

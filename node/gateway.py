@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from .commands import NewOrder
+from .commands import CancelOrder, NewOrder
 from .config import LimitsConfig
 from .engine import Engine
 from .peers import Peer
@@ -44,8 +44,9 @@ class TokenBucket:
 
 
 class Gateway:
-    """Admission of peers' commands: authorization, disabled peers, halted markets, rates and
-    open-order limits, in that order."""
+    """Admission of peers' commands: disabled peers and rates (per message), then authorization,
+    halted markets (new orders and replaces only: a cancel is always taken) and open-order
+    limits."""
 
     def __init__(self, engine: Engine, limits: LimitsConfig, halted: set[str]) -> None:
         self.engine = engine
@@ -75,7 +76,7 @@ class Gateway:
         """
         if peer is not None and not peer.relayer and command.owner not in peer.owners:  # type: ignore[attr-defined]
             return NOT_AUTHORIZED
-        if self.halted:
+        if self.halted and type(command) is not CancelOrder:
             market = command.market  # type: ignore[attr-defined]
             if type(market) is str and market in self.halted:
                 return MARKET_HALTED

@@ -108,6 +108,7 @@ class SnapshotReply(msgspec.Struct, tag="snapshot", tag_field="type"):
     bids: list[BookLevel]
     asks: list[BookLevel]
     ref: Any = None
+    run: int = 0
 
 
 class OpenOrder(msgspec.Struct):
@@ -163,13 +164,15 @@ class LevelChange(msgspec.Struct):
 
 class MarketData(msgspec.Struct, tag="md", tag_field="type"):
     """One market's changes from one batch. `seq` counts this topic's messages from 1 with no
-    gaps: a subscriber that sees a jump has missed messages and asks for a snapshot."""
+    gaps within a `run` of the node: a subscriber that sees a jump, or a new `run` (the node
+    restarted and counts from 1 again), has missed messages and asks for a snapshot."""
 
     v: int
     market: str
     seq: int
     trades: list[TapeTrade]
     levels: list[LevelChange]
+    run: int = 0
 
 
 # -- admin socket -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__
 from .admin import handle_admin
-from .commands import CancelOrder, NewOrder, PeerCommand, echo_fields
+from .commands import CANCEL_DISCONNECT, CancelOrder, NewOrder, PeerCommand, echo_fields
 from .config import NodeConfig
 from .durable import DurableEngine
 from .events import Accepted, Cancelled, Rejected, Trade
@@ -70,6 +70,8 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 """Plain ints: pyzmq's flag enums cost more to combine than a small send does."""
 ALLOWLIST_CHECK_S = 0.5
+HIGH_WATER_MARK = 100_000
+"""Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
 MAX_MESSAGES_PER_BATCH = 1000
 """Messages drained per batch; commands per batch are bounded by `[store] batch_size` too."""
 
@@ -122,8 +124,13 @@ class Node:
         self.endpoints: dict[str, str] = {}
         self.halted: set[str] = set()
         self.peer_identity: dict[str, bytes] = {}
-        self.peer_by_fd: dict[int, str] = {}
+        self.peer_by_fd: dict[int, tuple[str, bytes]] = {}
+        """Connections (file descriptors) of registered peers, for cancel-on-disconnect."""
+        self.peer_identities: set[bytes] = set()
+        """Routing identities already mapped to their connection."""
         self.topic_seq: dict[str, int] = defaultdict(int)
+        self.run = time.time_ns() // 1_000_000
+        """This run's id (its start, ms since the epoch): market-data seqs count within it."""
         self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
         self._next_allowlist_check = 0.0
 
@@ -178,9 +185,13 @@ class Node:
             log.warning("CURVE is off: any process that reaches the endpoints acts for any owner")
         limits = config.limits
 
-        def make(kind: int, domain: str, endpoint_name: str) -> zmq.Socket:
+        def make(kind: int, domain: str, endpoint_name: str, **options: int) -> zmq.Socket:
+            """A bound socket; options are set before binding, since libzmq applies most of
+            them (message size, heartbeats, high-water marks) to connections made after."""
             sock = self.context.socket(kind)
             sock.linger = 0
+            for name, value in options.items():
+                setattr(sock, name, value)
             if config.security.curve:
                 sock.curve_server = True
                 sock.curve_secretkey = server.secret
@@ -190,17 +201,19 @@ class Node:
             self.endpoints[endpoint_name] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             return sock
 
-        self.orders = make(zmq.ROUTER, "orders", "orders")
-        self.orders.router_mandatory = True
-        self.orders.maxmsgsize = limits.max_message_bytes
-        self.orders.heartbeat_ivl = limits.heartbeat_ms
-        self.orders.heartbeat_timeout = limits.heartbeat_timeout_ms
-        self.orders.sndhwm = 100_000
-        self.orders.rcvhwm = 100_000
-        self.market_data = make(zmq.PUB, "md", "market_data")
-        self.market_data.sndhwm = 100_000
-        self.admin = make(zmq.ROUTER, "admin", "admin")
-        self.admin.router_mandatory = True
+        self.orders = make(
+            zmq.ROUTER,
+            "orders",
+            "orders",
+            router_mandatory=1,
+            maxmsgsize=limits.max_message_bytes,
+            heartbeat_ivl=limits.heartbeat_ms,
+            heartbeat_timeout=limits.heartbeat_timeout_ms,
+            sndhwm=HIGH_WATER_MARK,
+            rcvhwm=HIGH_WATER_MARK,
+        )
+        self.market_data = make(zmq.PUB, "md", "market_data", sndhwm=HIGH_WATER_MARK)
+        self.admin = make(zmq.ROUTER, "admin", "admin", router_mandatory=1)
         self.monitor = self.orders.get_monitor_socket(zmq.EVENT_DISCONNECTED)
 
     def callback(self, domain: str, key: bytes) -> bool:
@@ -307,8 +320,12 @@ class Node:
             return _failed(identity, None, MALFORMED, "a message must be exactly one frame")
         body = frames[0]
         peer = self._peer_of(body)
-        if peer is not None and peer.name:
-            self.peer_by_fd[body.get(zmq.SRCFD)] = peer.name
+        name = peer.name if peer is not None else f"anon-{identity.hex()}"
+        if name:
+            self.peer_identity[name] = identity
+        if peer is not None and peer.name and identity not in self.peer_identities:
+            self.peer_identities.add(identity)
+            self.peer_by_fd[body.get(zmq.SRCFD)] = (peer.name, identity)
         try:
             request = fast_peer_request_decoder.decode(body.buffer)
         except msgspec.DecodeError:
@@ -352,7 +369,7 @@ class Node:
         decode). Answers and events are appended to `out` in order; the message keeps its
         slice of them."""
         peer = message.peer
-        name = peer.name if peer is not None else None
+        name = peer.name if peer is not None else f"anon-{message.identity.hex()}"
         engine_process = self.durable.process
         admit = self.gateway.admit
         first = len(out)
@@ -364,8 +381,11 @@ class Node:
                 if type(command) is Rejected:
                     out.append(command)
                     continue
-            if type(command) is NewOrder:
+            kind = type(command)
+            if kind is NewOrder:
                 command.peer = name
+            elif kind is CancelOrder:
+                command.reason = None  # only the node cancels for other reasons
             reason = refused or (THROTTLED if index >= allowed else admit(peer, command))
             if reason is None:
                 engine_process(command, out)
@@ -381,8 +401,6 @@ class Node:
                     )
                 )
         message.events = out[first:]
-        if name:
-            self.peer_identity[name] = message.identity
 
     # -- after the commit ---------------------------------------------------------------------
 
@@ -394,7 +412,9 @@ class Node:
             if message.events is None:
                 self._send(message.identity, encoder.encode(message.build()))
                 continue
-            requester = message.peer.name if message.peer is not None else None
+            requester = (
+                message.peer.name if message.peer is not None else f"anon-{message.identity.hex()}"
+            )
             counters.events.update(map(type, message.events))
             reply = []
             for event in message.events:
@@ -406,12 +426,16 @@ class Node:
                     counters.rejects[event.reason] += 1
                     reply.append(event)
                     continue
-                if kind is Trade and event.maker_peer not in (None, requester):
-                    reports[event.maker_peer].append(wire_event(event, books))
-                elif kind is Cancelled and event.peer not in (None, requester):
-                    reports[event.peer].append(wire_event(event, books))
+                wire = wire_event(event, books)
+                reply.append(wire)
+                if kind is Trade:
+                    placer = event.maker_peer
+                elif kind is Cancelled:
+                    placer = event.peer
+                else:
                     continue
-                reply.append(wire_event(event, books))
+                if placer is not None and placer != requester:
+                    reports[placer].append(wire)
             reply_message = Reply(PROTOCOL_VERSION, reply, message.ref)
             self._send(message.identity, encoder.encode(reply_message))
         for name, events in reports.items():
@@ -433,6 +457,7 @@ class Node:
                 self.topic_seq[market],
                 trades.get(market, []),
                 levels.get(market, []),
+                self.run,
             )
             self.market_data.send_multipart([market_topic(market), encoder.encode(payload)])
 
@@ -455,7 +480,8 @@ class Node:
         if book is None:
             return ErrorReply(PROTOCOL_VERSION, "unknown_market", f"no market {market!r}", ref)
         bids, asks = book_levels(book)
-        return SnapshotReply(PROTOCOL_VERSION, market, self.topic_seq[market], bids, asks, ref)
+        seq = self.topic_seq[market]
+        return SnapshotReply(PROTOCOL_VERSION, market, seq, bids, asks, ref, self.run)
 
     def _open_orders(
         self, peer: Peer | None, owner: str | None, ref: Any
@@ -490,21 +516,23 @@ class Node:
                 event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            name = self.peer_by_fd.pop(int(event["value"]), None)
-            if name is None:
+            connection = self.peer_by_fd.pop(int(event["value"]), None)
+            if connection is None:
                 continue
+            name, identity = connection
+            self.peer_identities.discard(identity)
             peer = self.allowlist.current.named(name)
             log.info("peer %r disconnected", name)
-            still_connected = name in self.peer_by_fd.values()
+            still_connected = any(other == name for other, _ in self.peer_by_fd.values())
             if peer is not None and peer.cancel_on_disconnect and not still_connected:
-                cancelled = self.cancel_orders_of(name, "disconnect")
+                cancelled = self.cancel_orders_of(name, CANCEL_DISCONNECT)
                 log.info("cancelled %d resting orders of peer %r on disconnect", cancelled, name)
 
     def cancel_orders_of(self, name: str, why: str) -> int:
         """Cancel every resting order placed by peer `name` (journaled like any cancel)."""
         engine = self.durable.engine
         commands = [
-            CancelOrder(order.id, order.owner, order.market)
+            CancelOrder(order.id, order.owner, order.market, reason=why)
             for order in engine.resting_orders()
             if order.peer == name
         ]
@@ -531,18 +559,20 @@ class Node:
                 frames = self.admin.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(frames) != 2:
-                continue
-            identity, body = frames
-            try:
-                request = admin_request_decoder.decode(body)
-            except msgspec.DecodeError as error:
-                reply = AdminReply(PROTOCOL_VERSION, False, error=f"malformed: {error}")
+            identity, *body = frames
+            if len(body) != 1:
+                reply = AdminReply(PROTOCOL_VERSION, False, error=f"{MALFORMED}: send one frame")
             else:
-                if request.v != PROTOCOL_VERSION:
-                    reply = AdminReply(PROTOCOL_VERSION, False, error=BAD_VERSION)
+                try:
+                    request = admin_request_decoder.decode(body[0])
+                except msgspec.DecodeError as error:
+                    reply = AdminReply(PROTOCOL_VERSION, False, error=f"{MALFORMED}: {error}")
                 else:
-                    reply = handle_admin(self, request)
+                    if request.v != PROTOCOL_VERSION:
+                        error = f"{BAD_VERSION}: this node speaks v{PROTOCOL_VERSION}"
+                        reply = AdminReply(PROTOCOL_VERSION, False, error=error, ref=request.ref)
+                    else:
+                        reply = handle_admin(self, request)
             try:
                 self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as error:

@@ -65,8 +65,24 @@ def test_orders_status_markets_and_stop(served_home):
     assert status["resting_orders"] == 1 and status["peers_registered"] == 2
 
     assert mnode(home, "markets", "halt", "PUNK-ETH").exit_code == 0
-    halted = mnode(home, "order", "cancel", "PUNK-ETH", "s1", "--as", "alice", "--json")
+    halted = mnode(
+        home,
+        "order",
+        "submit",
+        "PUNK-ETH",
+        "sell",
+        "1",
+        "--price",
+        "101",
+        "--as",
+        "alice",
+        "--json",
+    )
     assert halted.exit_code == 6 and json.loads(halted.stdout)[0]["reason"] == "market_halted"
+    moved = mnode(
+        home, "order", "replace", "PUNK-ETH", "s1", "--price", "101", "--as", "alice", "--json"
+    )
+    assert moved.exit_code == 6 and json.loads(moved.stdout)[0]["reason"] == "market_halted"
     rows = json.loads(mnode(home, "markets", "list", "--json").stdout)
     assert {row["market"]: row["halted"] for row in rows}["PUNK-ETH"] is True
     assert mnode(home, "markets", "resume", "PUNK-ETH").exit_code == 0
