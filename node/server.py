@@ -106,6 +106,8 @@ class Pending:
 
     identity: bytes
     peer: Peer | None
+    name: str
+    """The sender's peer name, which its orders carry and its reports are routed by."""
     ref: Any = None
     events: list | None = None
     """A submit's events (its answers first); None for other requests."""
@@ -317,7 +319,7 @@ class Node:
     def _take_message(self, identity: bytes, frames: list[zmq.Frame], out: list) -> Pending:
         """Decode and process one message; what it is owed waits in the returned Pending."""
         if len(frames) != 1:
-            return _failed(identity, None, MALFORMED, "a message must be exactly one frame")
+            return _failed(identity, None, "", MALFORMED, "a message must be exactly one frame")
         body = frames[0]
         peer = self._peer_of(body)
         name = peer.name if peer is not None else f"anon-{identity.hex()}"
@@ -332,19 +334,17 @@ class Node:
             try:
                 request = peer_request_decoder.decode(body.buffer)
             except msgspec.DecodeError as error:
-                return _failed(identity, peer, MALFORMED, str(error))
+                return _failed(identity, peer, name, MALFORMED, str(error))
         if request.v != PROTOCOL_VERSION:
-            return _failed(
-                identity, peer, BAD_VERSION, f"this node speaks v{PROTOCOL_VERSION}", request.ref
-            )
-        message = Pending(identity, peer, request.ref)
+            detail = f"this node speaks v{PROTOCOL_VERSION}"
+            return _failed(identity, peer, name, BAD_VERSION, detail, request.ref)
+        message = Pending(identity, peer, name, request.ref)
         kind = type(request)
         if kind is DecodedSubmit or kind is Submit:
             limit = self.config.limits.max_commands_per_message
             if len(request.cmds) > limit:
-                return _failed(
-                    identity, peer, TOO_MANY_COMMANDS, f"at most {limit} per message", request.ref
-                )
+                detail = f"at most {limit} per message"
+                return _failed(identity, peer, name, TOO_MANY_COMMANDS, detail, request.ref)
             self._process(message, request.cmds, out)
         elif kind is Ping:
             message.build = lambda: Pong(PROTOCOL_VERSION, request.ref)
@@ -355,7 +355,8 @@ class Node:
         return message
 
     def _peer_of(self, body: zmq.Frame) -> Peer | None:
-        """The registered peer behind a message (by its CURVE key); remember how to reach it."""
+        """The registered peer behind a message, by its CURVE key (None: CURVE is off); a key
+        no longer registered (revoked while connected) acts for no one."""
         if not self.config.security.curve:
             return None
         key = body.get("User-Id")
@@ -369,7 +370,7 @@ class Node:
         decode). Answers and events are appended to `out` in order; the message keeps its
         slice of them."""
         peer = message.peer
-        name = peer.name if peer is not None else f"anon-{message.identity.hex()}"
+        name = message.name
         engine_process = self.durable.process
         admit = self.gateway.admit
         first = len(out)
@@ -412,9 +413,7 @@ class Node:
             if message.events is None:
                 self._send(message.identity, encoder.encode(message.build()))
                 continue
-            requester = (
-                message.peer.name if message.peer is not None else f"anon-{message.identity.hex()}"
-            )
+            requester = message.name
             counters.events.update(map(type, message.events))
             reply = []
             for event in message.events:
@@ -631,11 +630,11 @@ def _decode_one(raw: msgspec.Raw) -> object:
 
 
 def _failed(
-    identity: bytes, peer: Peer | None, reason: str, detail: str, ref: Any = None
+    identity: bytes, peer: Peer | None, name: str, reason: str, detail: str, ref: Any = None
 ) -> Pending:
     """A message answered with an error (nothing of it reached the engine)."""
     error = ErrorReply(PROTOCOL_VERSION, reason, detail, ref)
-    return Pending(identity, peer, ref, build=lambda: error)
+    return Pending(identity, peer, name, ref, build=lambda: error)
 
 
 def run_node(home: Path, config: NodeConfig) -> None:
