@@ -32,8 +32,8 @@ class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc
     qty: Any = None
     tif: Any = "GTC"
     stp: Any = None
-    peer: str | None = None
-    """Set by the node to the authenticated peer's name; whatever a peer sends here is replaced."""
+    peer: Any = None
+    """Set by the node to the authenticated peer's name; whatever the input says is replaced."""
 
 
 CANCEL_PEER_DISABLED = "peer_disabled"
@@ -47,8 +47,9 @@ class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=Tr
     id: OrderId
     owner: Owner
     market: Any = None
-    reason: str | None = None
-    """Set by the node when it cancels on its own (CANCEL_*); a peer's cancel is `user`."""
+    reason: Any = None
+    """Set by the node when it cancels on its own (CANCEL_*); whatever the input says is
+    replaced, so a peer's or a file's cancel is always `user`."""
 
 
 class ReplaceOrder(msgspec.Struct, tag="replace", tag_field="op", omit_defaults=True, gc=False):
@@ -71,6 +72,11 @@ PeerCommand = NewOrder | CancelOrder | ReplaceOrder
 JournalCommand = NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets
 
 
+BAD_INPUT = (msgspec.DecodeError, ValueError, RecursionError)
+"""What decoding hostile bytes can raise: msgspec's errors, UnicodeDecodeError for strings that
+are not UTF-8, RecursionError for absurd nesting. Each is a `malformed` answer, never a crash."""
+
+
 class MalformedCommand(ValueError):
     """Input that cannot be read as a command; `echo` holds the id/owner/op we could recover."""
 
@@ -88,16 +94,21 @@ def decode_json_command(line: bytes | str) -> PeerCommand:
     """Decode one JSON command; raise MalformedCommand with a readable detail if impossible."""
     try:
         command = _json_command.decode(line)
-    except msgspec.DecodeError as error:
+    except BAD_INPUT as error:
         raise MalformedCommand(str(error), echo_fields(_json_any, line)) from None
     return normalise_numbers(command)
 
 
 def normalise_numbers(command: PeerCommand) -> PeerCommand:
-    """Turn JSON numbers given for price/qty into their exact decimal text.
+    """Turn JSON numbers given for price/qty into their exact decimal text, and clear the
+    fields only the node sets.
 
     The journal stores text, so a replay reads exactly what the live engine read.
     """
+    if type(command) is NewOrder:
+        command.peer = None
+    elif type(command) is CancelOrder:
+        command.reason = None
     if isinstance(command, NewOrder | ReplaceOrder):
         for field in ("price", "qty"):
             value = getattr(command, field)
@@ -111,7 +122,7 @@ def echo_fields(decoder: msgspec.json.Decoder | msgspec.msgpack.Decoder, data: A
     so its `malformed` answer can still be correlated by the sender."""
     try:
         raw = decoder.decode(data)
-    except msgspec.DecodeError:
+    except BAD_INPUT:
         return {}
     if not isinstance(raw, dict):
         return {}

@@ -85,6 +85,7 @@ class NodeConfig:
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MIN_MESSAGE_BYTES = 1024
 ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
 
@@ -161,6 +162,10 @@ for _name in EndpointsConfig.__dataclass_fields__:
     )
 for _name in LimitsConfig.__dataclass_fields__:
     _CHECKS[LimitsConfig, _name] = (_positive, "must be a whole number > 0")
+_CHECKS[LimitsConfig, "max_message_bytes"] = (
+    lambda v: v >= MIN_MESSAGE_BYTES,
+    f"must be at least {MIN_MESSAGE_BYTES} (a CURVE handshake must fit)",
+)
 
 
 def _parse_section(table: Any, cls: type, where: str) -> Any:

@@ -142,7 +142,16 @@ class Engine:
         taker.priority = seq
         side = "buy" if taker.is_buy else "sell"
         out.append(
-            Rested(seq, book.symbol, taker.id, taker.owner, side, taker.price, taker.remaining)
+            Rested(
+                seq,
+                book.symbol,
+                taker.id,
+                taker.owner,
+                side,
+                taker.price,
+                taker.remaining,
+                taker.peer,
+            )
         )
         book.orders[taker.owner, taker.id] = taker
         (book.bids if taker.is_buy else book.asks).add(taker)
@@ -195,6 +204,7 @@ class Engine:
                 valid.price,
                 valid.qty,
                 in_place,
+                order.peer,
             )
         )
         if in_place:

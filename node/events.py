@@ -34,8 +34,8 @@ class Rejected(msgspec.Struct, tag="rejected", tag_field="event", omit_defaults=
 
 
 class Trade(msgspec.Struct, tag="trade", tag_field="event", omit_defaults=True, gc=False):
-    """A fill at the maker's price; `aggressor` is the taker's side. `maker_peer` names the peer
-    that placed the maker order, so the node can send it the report."""
+    """A fill at the maker's price; `aggressor` is the taker's side. `maker_peer` and
+    `taker_peer` name the peers that placed the two orders, so the node can report to them."""
 
     seq: int
     market: str
@@ -49,9 +49,10 @@ class Trade(msgspec.Struct, tag="trade", tag_field="event", omit_defaults=True, 
     maker_remaining: int
     taker_remaining: int
     maker_peer: str | None = None
+    taker_peer: str | None = None
 
 
-class Rested(msgspec.Struct, tag="rested", tag_field="event", gc=False):
+class Rested(msgspec.Struct, tag="rested", tag_field="event", omit_defaults=True, gc=False):
     """An order (or its remainder) now rests on the book; its priority is this `seq`."""
 
     seq: int
@@ -61,6 +62,7 @@ class Rested(msgspec.Struct, tag="rested", tag_field="event", gc=False):
     side: str
     price: int
     qty: int
+    peer: str | None = None
 
 
 class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", omit_defaults=True, gc=False):
@@ -80,7 +82,7 @@ class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", omit_default
     peer: str | None = None
 
 
-class Replaced(msgspec.Struct, tag="replaced", tag_field="event", gc=False):
+class Replaced(msgspec.Struct, tag="replaced", tag_field="event", omit_defaults=True, gc=False):
     """A replace applied: in place (priority kept) or by re-entry (its events follow)."""
 
     seq: int
@@ -91,6 +93,7 @@ class Replaced(msgspec.Struct, tag="replaced", tag_field="event", gc=False):
     price: int
     qty: int
     in_place: bool
+    peer: str | None = None
 
 
 Event = Accepted | Rejected | Trade | Rested | Cancelled | Replaced

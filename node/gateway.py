@@ -34,10 +34,9 @@ class TokenBucket:
 
     def take(self, wanted: int) -> int:
         """Take up to `wanted` tokens; return how many were available."""
-        if self.tokens < wanted:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
         granted = min(wanted, int(self.tokens))
         self.tokens -= granted
         return granted

@@ -99,6 +99,7 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                     maker_remaining,
                     remaining,
                     maker.peer,
+                    taker.peer,
                 )
             )
             touched.add(maker)

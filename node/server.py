@@ -28,7 +28,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__
 from .admin import handle_admin
-from .commands import CANCEL_DISCONNECT, CancelOrder, NewOrder, PeerCommand, echo_fields
+from .commands import BAD_INPUT, CANCEL_DISCONNECT, CancelOrder, NewOrder, PeerCommand, echo_fields
 from .config import NodeConfig
 from .durable import DurableEngine
 from .events import Accepted, Cancelled, Rejected, Trade
@@ -70,6 +70,8 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 """Plain ints: pyzmq's flag enums cost more to combine than a small send does."""
 ALLOWLIST_CHECK_S = 0.5
+CURVE_FRAME_OVERHEAD = 33
+"""Bytes CURVE adds to a frame (MESSAGE command, nonce, MAC): libzmq's size limit counts them."""
 HIGH_WATER_MARK = 100_000
 """Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
 MAX_MESSAGES_PER_BATCH = 1000
@@ -208,7 +210,8 @@ class Node:
             "orders",
             "orders",
             router_mandatory=1,
-            maxmsgsize=limits.max_message_bytes,
+            maxmsgsize=limits.max_message_bytes
+            + (CURVE_FRAME_OVERHEAD if config.security.curve else 0),
             heartbeat_ivl=limits.heartbeat_ms,
             heartbeat_timeout=limits.heartbeat_timeout_ms,
             sndhwm=HIGH_WATER_MARK,
@@ -258,12 +261,14 @@ class Node:
         try:
             while not self.stopping:
                 ready = dict(poller.poll(POLL_MS))
+                # disconnections first: a descriptor they free may already carry a new
+                # connection's messages, which must not be taken for the old one's
+                if self.monitor in ready:
+                    self._on_disconnects()
                 if self.orders in ready:
                     self._serve_batch()
                 if self.admin in ready:
                     self._serve_admin()
-                if self.monitor in ready:
-                    self._on_disconnects()
                 self._housekeeping()
         finally:
             for sig, handler in previous.items():
@@ -291,6 +296,7 @@ class Node:
 
     def _serve_batch(self) -> None:
         """One batch: drain, process, commit, then answer, report and publish."""
+        self._on_disconnects()
         budget = self.config.store.batch_size
         pending: list[Pending] = []
         out: list = []
@@ -330,11 +336,16 @@ class Node:
             self.peer_by_fd[body.get(zmq.SRCFD)] = (peer.name, identity)
         try:
             request = fast_peer_request_decoder.decode(body.buffer)
-        except msgspec.DecodeError:
+        except BAD_INPUT:
             try:
                 request = peer_request_decoder.decode(body.buffer)
-            except msgspec.DecodeError as error:
-                return _failed(identity, peer, name, MALFORMED, str(error))
+            except BAD_INPUT as error:
+                envelope = _envelope_of(body.buffer)
+                if envelope is not None and envelope.v != PROTOCOL_VERSION:
+                    detail = f"this node speaks v{PROTOCOL_VERSION}"
+                    return _failed(identity, peer, name, BAD_VERSION, detail, envelope.ref)
+                ref = envelope.ref if envelope is not None else None
+                return _failed(identity, peer, name, MALFORMED, str(error), ref)
         if request.v != PROTOCOL_VERSION:
             detail = f"this node speaks v{PROTOCOL_VERSION}"
             return _failed(identity, peer, name, BAD_VERSION, detail, request.ref)
@@ -428,13 +439,12 @@ class Node:
                 wire = wire_event(event, books)
                 reply.append(wire)
                 if kind is Trade:
-                    placer = event.maker_peer
-                elif kind is Cancelled:
-                    placer = event.peer
-                else:
-                    continue
-                if placer is not None and placer != requester:
-                    reports[placer].append(wire)
+                    if event.maker_peer not in (None, requester):
+                        reports[event.maker_peer].append(wire)
+                    if event.taker_peer not in (None, requester, event.maker_peer):
+                        reports[event.taker_peer].append(wire)
+                elif event.peer not in (None, requester):
+                    reports[event.peer].append(wire)
             reply_message = Reply(PROTOCOL_VERSION, reply, message.ref)
             self._send(message.identity, encoder.encode(reply_message))
         for name, events in reports.items():
@@ -544,8 +554,9 @@ class Node:
         books = engine.books
         identity = self.peer_identity.get(name)
         reports = [wire_event(e, books) for e in out if type(e) is Cancelled]
-        if identity is not None:
-            self._send(identity, encoder.encode(Report(PROTOCOL_VERSION, reports)), report=True)
+        report = encoder.encode(Report(PROTOCOL_VERSION, reports))
+        if identity is None or not self._send(identity, report, report=True):
+            self.counters.reports_dropped += 1
         self._publish(out, changed)
         log.info("cancelled %d orders of peer %r (%s)", len(commands), name, why)
         return len(commands)
@@ -564,7 +575,7 @@ class Node:
             else:
                 try:
                     request = admin_request_decoder.decode(body[0])
-                except msgspec.DecodeError as error:
+                except BAD_INPUT as error:
                     reply = AdminReply(PROTOCOL_VERSION, False, error=f"{MALFORMED}: {error}")
                 else:
                     if request.v != PROTOCOL_VERSION:
@@ -619,11 +630,28 @@ _UNREGISTERED = Peer(name="", public_key="", owners=(), disabled=False)
 """A key that got in but is no longer registered (revoked while connected): acts for no one."""
 
 
+class _Envelope(msgspec.Struct):
+    """What can be read of any message: its version and its ref."""
+
+    v: int
+    ref: Any = None
+
+
+_decode_envelope = msgspec.msgpack.Decoder(_Envelope).decode
+
+
+def _envelope_of(payload: Any) -> _Envelope | None:
+    try:
+        return _decode_envelope(payload)
+    except BAD_INPUT:
+        return None
+
+
 def _decode_one(raw: msgspec.Raw) -> object:
     """One command of a submit that did not decode whole: the command, or its malformed reject."""
     try:
         return _command_decoder.decode(raw)
-    except msgspec.DecodeError as error:
+    except BAD_INPUT as error:
         echo = echo_fields(_any_decoder, raw)
         op, market, order_id, owner = (echo.get(k) for k in ("op", "market", "id", "owner"))
         return Rejected(None, op, market, order_id, owner, MALFORMED, str(error))

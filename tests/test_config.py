@@ -93,3 +93,8 @@ def test_sizes_take_units():
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_a_message_limit_too_small_for_a_curve_handshake_is_refused():
+    with pytest.raises(ConfigError, match=r"\[limits\]: max_message_bytes: must be at least 1024"):
+        parse_config("[limits]\nmax_message_bytes = 256", "node.toml")
