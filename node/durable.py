@@ -31,6 +31,7 @@ class DurableEngine:
             )
         self.journal_length = state.journal_length
         self._pending: list[bytes] = []
+        self._handlers = self.engine.handlers
 
     def configure(self, specs: Sequence[MarketSpec]) -> bool:
         """Make `specs` the market list if it differs, journaled like a command; True if changed.
@@ -54,7 +55,7 @@ class DurableEngine:
     def process(self, command: object, out: list) -> None:
         """Apply one command now and journal it with the next `commit` (for callers that need
         each command's events apart, like the node's gateway)."""
-        self.engine.process(command, out)
+        self._handlers[type(command)](command, out)
         self._pending.append(encode_command(command))
 
     def commit(self, *, markets_changed: bool = False) -> set[Order]:

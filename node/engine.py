@@ -7,7 +7,8 @@ same command sequence always yields the same events and the same book (and so th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .book import Order, OrderBook
 from .commands import CancelOrder, ConfigureMarkets, NewOrder, ReplaceOrder
@@ -37,7 +38,7 @@ class Engine:
         self.touched: set[Order] = set()
         self.open_orders: dict[str, int] = {}
         """Resting orders per owner, across markets (the node limits it)."""
-        self._handlers = {
+        self.handlers: dict[type, Callable[[Any, list], None]] = {
             NewOrder: self._new,
             CancelOrder: self._cancel,
             ReplaceOrder: self._replace,
@@ -86,14 +87,14 @@ class Engine:
 
     def process(self, command: object, out: list) -> None:
         """Apply one command, appending its events to `out`."""
-        handler = self._handlers.get(type(command))
+        handler = self.handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a command: {command!r}")
         handler(command, out)
 
     def process_batch(self, commands: Iterable[object], out: list) -> None:
         """Apply commands in order, appending their events to `out`."""
-        handlers = self._handlers
+        handlers = self.handlers
         for command in commands:
             handler = handlers.get(type(command))
             if handler is None:

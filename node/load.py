@@ -211,13 +211,11 @@ def _receive_all(socket: zmq.Socket, due: dict[int, tuple[float, int]], result: 
         if answer.type == "error":
             result.errors[answer.reason] += count
             continue
-        latency_ms = (received - sent_at) * 1000
-        for head in answer.events:
-            if head.event == "accepted":
-                result.accepted += 1
-            elif head.event == "rejected":
-                result.rejected[head.reason] += 1
-            else:
-                continue
-            result.answered += 1
-            result.latencies_ms.append(latency_ms)
+        kinds = [head.event for head in answer.events]
+        accepted = kinds.count("accepted")
+        rejected = kinds.count("rejected")
+        if rejected:
+            result.rejected.update(h.reason for h in answer.events if h.event == "rejected")
+        result.accepted += accepted
+        result.answered += accepted + rejected
+        result.latencies_ms.extend([(received - sent_at) * 1000] * (accepted + rejected))

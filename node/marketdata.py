@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .book import Level, Order, OrderBook
-from .events import Trade
-from .protocol import BookLevel, LevelChange, TapeTrade
+from .protocol import BookLevel, LevelChange
 
 
 def level_changes(
@@ -35,23 +34,6 @@ def level_changes(
             )
         )
     return changes
-
-
-def tape(books: dict[str, OrderBook], events: Iterable[object]) -> dict[str, list[TapeTrade]]:
-    """Trades by market, in engine order, as the public tape shows them (no owners)."""
-    trades: dict[str, list[TapeTrade]] = {}
-    for event in events:
-        if type(event) is Trade:
-            market = books[event.market].market
-            trades.setdefault(event.market, []).append(
-                TapeTrade(
-                    event.seq,
-                    market.tick.text_of(event.price),
-                    market.lot.text_of(event.qty),
-                    event.aggressor,
-                )
-            )
-    return trades
 
 
 def book_levels(

@@ -35,7 +35,7 @@ from .events import Accepted, Cancelled, Rejected, Trade
 from .gateway import Gateway
 from .home import Home
 from .keys import OPERATOR, SERVER, load_key_pair
-from .marketdata import book_levels, level_changes, tape
+from .marketdata import book_levels, level_changes
 from .peers import AllowlistFile, Peer
 from .protocol import (
     BAD_VERSION,
@@ -55,6 +55,7 @@ from .protocol import (
     SnapshotReply,
     SnapshotRequest,
     Submit,
+    TapeTrade,
     admin_request_decoder,
     encoder,
     fast_peer_request_decoder,
@@ -319,8 +320,7 @@ class Node:
             return
         changed = self.durable.commit()
         self.counters.batches += 1
-        self._answer(pending)
-        self._publish(out, changed)
+        self._publish(self._answer(pending), changed)
 
     def _take_message(self, identity: bytes, frames: list[zmq.Frame], out: list) -> Pending:
         """Decode and process one message; what it is owed waits in the returned Pending."""
@@ -416,9 +416,11 @@ class Node:
 
     # -- after the commit ---------------------------------------------------------------------
 
-    def _answer(self, pending: list[Pending]) -> None:
+    def _answer(self, pending: list[Pending]) -> dict[str, list[TapeTrade]]:
+        """Send every reply, then the reports; return the batch's trades for the tape."""
         books = self.durable.engine.books
         reports: dict[str, list] = defaultdict(list)
+        trades: dict[str, list[TapeTrade]] = defaultdict(list)
         counters = self.counters
         for message in pending:
             if message.events is None:
@@ -439,6 +441,9 @@ class Node:
                 wire = wire_event(event, books)
                 reply.append(wire)
                 if kind is Trade:
+                    trades[wire.market].append(
+                        TapeTrade(wire.seq, wire.price, wire.qty, wire.aggressor)
+                    )
                     if event.maker_peer not in (None, requester):
                         reports[event.maker_peer].append(wire)
                     if event.taker_peer not in (None, requester, event.maker_peer):
@@ -453,11 +458,11 @@ class Node:
                 identity, encoder.encode(Report(PROTOCOL_VERSION, events)), report=True
             ):
                 counters.reports_dropped += 1
+        return trades
 
-    def _publish(self, events: list, changed: set) -> None:
-        books = self.durable.engine.books
-        trades = tape(books, events)
-        levels = level_changes(books, changed)
+    def _publish(self, trades: dict[str, list[TapeTrade]], changed: set) -> None:
+        """One market-data message per market the batch touched: its trades, its levels."""
+        levels = level_changes(self.durable.engine.books, changed)
         for market in sorted(trades.keys() | levels.keys()):
             self.topic_seq[market] += 1
             payload = MarketData(
@@ -557,7 +562,7 @@ class Node:
         report = encoder.encode(Report(PROTOCOL_VERSION, reports))
         if identity is None or not self._send(identity, report, report=True):
             self.counters.reports_dropped += 1
-        self._publish(out, changed)
+        self._publish({}, changed)
         log.info("cancelled %d orders of peer %r (%s)", len(commands), name, why)
         return len(commands)
 
