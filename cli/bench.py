@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from marketnode.node.bench import run_engine_bench
+from marketnode.node.config import StoreConfig
 
 from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
 
@@ -22,8 +23,8 @@ def engine_command(
         typer.Option(
             "--batch",
             min=1,
-            help="Commands per group commit in the durable run [default: the home's "
-            "store.batch_size, else 1000].",
+            help="Commands per group commit [default: store.batch_size of the home, or of the "
+            "default configuration].",
             show_default=False,
         ),
     ] = None,
@@ -47,7 +48,7 @@ def engine_command(
         }
         batch = batch or config.store.batch_size
     typer.echo(f"generating {ops} commands (seed {seed}) and running them twice ...", err=True)
-    result = run_engine_bench(ops, seed, batch or 1000, **options)
+    result = run_engine_bench(ops, seed, batch or StoreConfig().batch_size, **options)
     if json:
         print_json(result)
         return

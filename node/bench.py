@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import default_markets
+from .config import StoreConfig, default_markets
 from .durable import DurableEngine
 from .engine import Engine
 from .flow import generate_flow
@@ -26,7 +26,7 @@ from .store import Store
 def run_engine_bench(
     ops: int,
     seed: int,
-    batch_size: int = 1000,
+    batch_size: int = StoreConfig().batch_size,
     markets: list[MarketSpec] | None = None,
     sync: str = "full",
     scratch_parent: Path | None = None,

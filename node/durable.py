@@ -11,7 +11,7 @@ from .commands import ConfigureMarkets
 from .engine import Engine
 from .markets import MarketSpec
 from .statehash import BookHash, format_hash, order_from_record
-from .store import Store, StoreError, encode_command
+from .store import Store, StoreError
 
 
 class DurableEngine:
@@ -30,7 +30,7 @@ class DurableEngine:
                 "run `mnode verify` to see where"
             )
         self.journal_length = state.journal_length
-        self._pending: list[bytes] = []
+        self._pending: list[object] = []
         self._handlers = self.engine.handlers
 
     def configure(self, specs: Sequence[MarketSpec]) -> bool:
@@ -48,7 +48,7 @@ class DurableEngine:
         """Process, journal and commit one batch; return its events once they are durable."""
         out: list = []
         self.engine.process_batch(commands, out)
-        self._pending.extend(encode_command(command) for command in commands)
+        self._pending.extend(commands)
         self.commit(markets_changed=markets_changed)
         return out
 
@@ -56,7 +56,7 @@ class DurableEngine:
         """Apply one command now and journal it with the next `commit` (for callers that need
         each command's events apart, like the node's gateway)."""
         self._handlers[type(command)](command, out)
-        self._pending.append(encode_command(command))
+        self._pending.append(command)
 
     def commit(self, *, markets_changed: bool = False) -> set[Order]:
         """Write everything processed since the last commit in one synced transaction; return
@@ -64,14 +64,14 @@ class DurableEngine:
         engine = self.engine
         changed = engine.take_changes()
         plan = self.book_hash.plan(changed)
-        entries, self._pending = self._pending, []
+        commands, self._pending = self._pending, []
         self.store.commit(
-            entries,
+            commands,
             self.journal_length,
             plan,
             engine.seq,
             markets=engine.market_specs() if markets_changed else None,
         )
         self.book_hash.apply(plan)
-        self.journal_length += len(entries)
+        self.journal_length += len(commands)
         return changed

@@ -7,6 +7,7 @@ same command sequence always yields the same events and the same book (and so th
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ class Engine:
         self.books: dict[str, OrderBook] = {}
         self.seq = 0
         self.touched: set[Order] = set()
-        self.open_orders: dict[str, int] = {}
+        self.open_orders: defaultdict[str, int] = defaultdict(int)
         """Resting orders per owner, across markets (the node limits it)."""
         self.handlers: dict[type, Callable[[Any, list], None]] = {
             NewOrder: self._new,
@@ -156,7 +157,7 @@ class Engine:
         )
         book.orders[taker.owner, taker.id] = taker
         (book.bids if taker.is_buy else book.asks).add(taker)
-        self.open_orders[taker.owner] = self.open_orders.get(taker.owner, 0) + 1
+        self.open_orders[taker.owner] += 1
         self.touched.add(taker)
 
     def _cancel(self, command: CancelOrder, out: list) -> None:
@@ -254,4 +255,4 @@ class Engine:
         self.seq = seq
         for order in sorted(orders, key=lambda order: order.priority):
             self.books[order.market].rest(order)
-            self.open_orders[order.owner] = self.open_orders.get(order.owner, 0) + 1
+            self.open_orders[order.owner] += 1

@@ -1,7 +1,8 @@
 """The LMDB book store of a node home: journal, resting orders, per-commit state hashes.
 
 Tables (LMDB named databases):
-- `journal`: entry number (u64, big-endian) -> msgpack command
+- `journal`: number of the batch's first command (u64, big-endian) -> msgpack array of the
+  batch's commands (one entry per commit; commands are numbered from 0 across entries)
 - `orders`: one record per resting order (see statehash.py)
 - `commits`: journal length after a commit -> msgpack [seq, state hash]
 - `meta`: the sequence number, journal length, state hash and market list of the last commit
@@ -28,12 +29,12 @@ from .markets import MarketSpec
 from .statehash import CommitPlan
 
 U64 = struct.Struct(">Q")
-JOURNAL_READ_CHUNK = 10_000
-"""Journal entries read per read transaction, so a long replay never pins old pages."""
+JOURNAL_READ_CHUNK = 64
+"""Journal entries (batches) read per read transaction, so a long replay never pins old pages."""
 MAX_DATABASES = 4
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_command = msgspec.msgpack.Decoder(JournalCommand).decode
+_decode_batch = msgspec.msgpack.Decoder(list[JournalCommand]).decode
 _decode_commit = msgspec.msgpack.Decoder(tuple[int, int]).decode
 _decode_markets = msgspec.msgpack.Decoder(list[MarketSpec]).decode
 
@@ -50,10 +51,6 @@ class StoredState:
     journal_length: int
     state_hash: int
     markets: list[MarketSpec]
-
-
-def encode_command(command: object) -> bytes:
-    return _encode(command)
 
 
 class Store:
@@ -118,24 +115,38 @@ class Store:
         )
 
     def journal(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, object]]:
-        """(entry number, command) for entries from `start` up to `stop`."""
+        """(command number, command) for the journaled commands from `start` up to `stop`."""
         position = start
         while stop is None or position < stop:
-            with self.env.begin(db=self.journal_db) as txn:
-                cursor = txn.cursor()
-                if not cursor.set_range(U64.pack(position)):
-                    return
-                batch = []
-                for key, value in cursor:
-                    index = U64.unpack(key)[0]
-                    if (stop is not None and index >= stop) or len(batch) >= JOURNAL_READ_CHUNK:
-                        break
-                    batch.append((index, value))
-            if not batch:
+            progressed = False
+            for first, value in self._journal_entries(position):
+                for index, command in enumerate(_decode_batch(value), start=first):
+                    if index < position:
+                        continue
+                    if stop is not None and index >= stop:
+                        return
+                    yield index, command
+                    position = index + 1
+                    progressed = True
+            if not progressed:
                 return
-            for index, value in batch:
-                yield index, _decode_command(value)
-            position = batch[-1][0] + 1
+
+    def _journal_entries(self, position: int) -> list[tuple[int, bytes]]:
+        """Up to JOURNAL_READ_CHUNK entries from the one holding command `position`."""
+        with self.env.begin(db=self.journal_db) as txn:
+            cursor = txn.cursor()
+            # the entry holding command `position` starts at or before it
+            if cursor.set_range(U64.pack(position)):
+                if U64.unpack(cursor.key())[0] > position and not cursor.prev():
+                    cursor.first()
+            elif not cursor.last():
+                return []
+            entries = []
+            for key, value in cursor:
+                entries.append((U64.unpack(key)[0], value))
+                if len(entries) >= JOURNAL_READ_CHUNK:
+                    break
+            return entries
 
     def commits(self) -> list[tuple[int, int, int]]:
         """(journal length, seq, state hash) after every commit, oldest first."""
@@ -155,28 +166,26 @@ class Store:
 
     def commit(
         self,
-        entries: list[bytes],
+        commands: list[object],
         journal_start: int,
         plan: CommitPlan,
         seq: int,
         markets: list[MarketSpec] | None = None,
     ) -> None:
         """Write one batch in one transaction; on a full map, grow it and write again."""
-        journal_length = journal_start + len(entries)
+        journal_length = journal_start + len(commands)
+        entry = _encode(commands) if commands else None
         while True:
             try:
                 with self.env.begin(write=True) as txn:
-                    self._write(txn, entries, journal_start, journal_length, plan, seq, markets)
+                    self._write(txn, entry, journal_start, journal_length, plan, seq, markets)
                 return
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
 
-    def _write(self, txn, entries, journal_start, journal_length, plan, seq, markets) -> None:
-        if entries:
-            txn.cursor(db=self.journal_db).putmulti(
-                [(U64.pack(journal_start + offset), entry) for offset, entry in enumerate(entries)],
-                append=True,
-            )
+    def _write(self, txn, entry, journal_start, journal_length, plan, seq, markets) -> None:
+        if entry is not None:
+            txn.put(U64.pack(journal_start), entry, db=self.journal_db, append=True)
         puts = []
         for key, value in plan.writes.items():
             if value is None:

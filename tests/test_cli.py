@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -315,7 +316,11 @@ def test_an_interrupted_replay_keeps_every_printed_event(home, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    first = replay.stdout.readline()
+    # read the pipe's file descriptor directly: communicate() below reads it that way too, so
+    # nothing may sit in a Python-level buffer between the two
+    first = os.read(replay.stdout.fileno(), 1)
+    while not first.endswith(b"\n"):
+        first += os.read(replay.stdout.fileno(), 65536)
     replay.send_signal(signal.SIGINT)
     rest, errors = replay.communicate(timeout=60)
     assert replay.returncode == 130, errors

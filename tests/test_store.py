@@ -148,14 +148,16 @@ def test_verify_finds_the_first_commit_a_tampered_journal_changes(journaled_home
     env = lmdb.open(str(journaled_home), max_dbs=4)
     journal = env.open_db(b"journal")
     with env.begin(write=True, db=journal) as txn:
-        # entry 0 configures the markets; entries 1..250 are the first commit's commands
-        for index in range(600, 3000):
-            key = index.to_bytes(8, "big")
-            command = msgspec.msgpack.decode(txn.get(key))
-            if command["op"] == "new" and command.get("tif", "GTC") == "GTC":
-                command["qty"] = "2" if command["qty"] != "2" else "3"
-                txn.put(key, msgspec.msgpack.encode(command))
-                break
+        # one entry per commit, keyed by its first command's number: command 0 configures the
+        # markets, commands 1..250 are the next commit, 501..750 the fourth
+        key = (501).to_bytes(8, "big")
+        batch = msgspec.msgpack.decode(txn.get(key))
+        # command 601 becomes an order nobody sent: an ask far above the market, left resting
+        batch[100] = {
+            "op": "new", "id": "forged", "owner": "0xforged", "market": "PUNK-ETH",
+            "side": "sell", "price": "9999", "qty": "1",
+        }  # fmt: skip
+        txn.put(key, msgspec.msgpack.encode(batch))
     env.close()
     report = replayed_report(journaled_home)
     assert not report.ok
@@ -206,3 +208,15 @@ def test_market_units_cannot_change_under_resting_orders(tmp_path):
     finally:
         store.close()
     assert replayed_report(tmp_path / "data").ok
+
+
+def test_the_journal_reads_from_any_command_number(journaled_home):
+    store = Store(journaled_home, readonly=True)
+    try:
+        everything = list(store.journal())
+        assert [index for index, _ in everything] == list(range(3001))
+        for start, stop in ((0, 1), (1, 251), (250, 252), (777, 1500), (2999, None), (3001, None)):
+            expected = everything[start:stop]
+            assert list(store.journal(start=start, stop=stop)) == expected
+    finally:
+        store.close()
