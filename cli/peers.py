@@ -64,17 +64,7 @@ def list_command(home: HomeOption = None, json: JsonOption = False) -> None:
     node_home = require_home(home)
     with operator_errors():
         allowlist = load_allowlist(node_home.peers_path(node_home.config()))
-    rows = [
-        {
-            "name": peer.name,
-            "public_key": peer.public_key,
-            "owners": list(peer.owners),
-            "relayer": peer.relayer,
-            "cancel_on_disconnect": peer.cancel_on_disconnect,
-            "disabled": peer.disabled,
-        }
-        for peer in allowlist.peers
-    ]
+    rows = [peer.as_record() for peer in allowlist.peers]
     if json:
         print_json(rows)
         return

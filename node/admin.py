@@ -9,7 +9,7 @@ import msgspec
 from .commands import CANCEL_PEER_DISABLED
 from .marketdata import book_levels
 from .markets import ConfigError
-from .peers import Peer, save_allowlist
+from .peers import save_allowlist
 from .protocol import PROTOCOL_VERSION, AdminReply, AdminRequest
 
 if TYPE_CHECKING:
@@ -85,20 +85,9 @@ def _resume(node: Node, request: AdminRequest) -> dict[str, Any]:
 
 def _peers(node: Node, _request: AdminRequest) -> list[dict[str, Any]]:
     return [
-        {**_peer_row(peer), "seen": peer.name in node.peer_identity}
+        {**peer.as_record(), "seen": peer.name in node.peer_identity}
         for peer in node.allowlist.current.peers
     ]
-
-
-def _peer_row(peer: Peer) -> dict[str, Any]:
-    return {
-        "name": peer.name,
-        "public_key": peer.public_key,
-        "owners": list(peer.owners),
-        "relayer": peer.relayer,
-        "cancel_on_disconnect": peer.cancel_on_disconnect,
-        "disabled": peer.disabled,
-    }
 
 
 def _set_disabled(node: Node, request: AdminRequest, disabled: bool) -> dict[str, Any]:

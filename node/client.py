@@ -88,8 +88,19 @@ def address_of_home(home: Home, config: NodeConfig | None = None) -> NodeAddress
     return NodeAddress(server_key=server_key, **endpoints)
 
 
-def _connect(sock: zmq.Socket, endpoint: str, address: NodeAddress, key: KeyPair | None) -> None:
-    """Set up CURVE (when the node uses it) and connect."""
+def _socket(
+    context: zmq.Context,
+    kind: int,
+    endpoint: str,
+    address: NodeAddress,
+    key: KeyPair | None,
+    **options: int,
+) -> zmq.Socket:
+    """A socket set up (options, then CURVE when the node uses it) and connected."""
+    sock = context.socket(kind)
+    sock.linger = 0
+    for name, value in options.items():
+        setattr(sock, name, value)
     if address.server_key is not None:
         if key is None:
             sock.close(linger=0)
@@ -102,6 +113,7 @@ def _connect(sock: zmq.Socket, endpoint: str, address: NodeAddress, key: KeyPair
     except zmq.ZMQError as error:
         sock.close(linger=0)
         raise ClientError(f"cannot connect to {endpoint}: {error}", unreachable=True) from None
+    return sock
 
 
 def command_dict(command: Any) -> Any:
@@ -122,11 +134,9 @@ class Client:
         self.address = address
         self.timeout_ms = int(timeout_s * 1000)
         self.context = context or zmq.Context.instance()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.linger = 0
-        self.socket.rcvhwm = 0
-        self.socket.sndhwm = 0
-        _connect(self.socket, address.orders, address, key)
+        self.socket = _socket(
+            self.context, zmq.DEALER, address.orders, address, key, rcvhwm=0, sndhwm=0
+        )
         self.reports: deque[Report] = deque()
         self._refs = itertools.count(1)
 
@@ -220,9 +230,7 @@ class AsyncClient:
         self.address = address
         self.timeout_ms = int(timeout_s * 1000)
         self.context = zmq.asyncio.Context.instance()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.linger = 0
-        _connect(self.socket, address.orders, address, key)
+        self.socket = _socket(self.context, zmq.DEALER, address.orders, address, key)
         self.reports: deque[Report] = deque()
         self._refs = itertools.count(1)
 
@@ -278,9 +286,7 @@ class AdminClient:
     ) -> None:
         self.address = address
         self.timeout_ms = int(timeout_s * 1000)
-        self.socket = zmq.Context.instance().socket(zmq.DEALER)
-        self.socket.linger = 0
-        _connect(self.socket, address.admin, address, key)
+        self.socket = _socket(zmq.Context.instance(), zmq.DEALER, address.admin, address, key)
         self._refs = itertools.count(1)
 
     def __enter__(self) -> AdminClient:
@@ -325,11 +331,11 @@ class Subscriber:
         markets: list[str],
         context: zmq.Context | None = None,
     ) -> None:
-        self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self.socket.linger = 0
+        self.socket = _socket(
+            context or zmq.Context.instance(), zmq.SUB, address.market_data, address, key
+        )
         for market in markets:
             self.socket.subscribe(market_topic(market))
-        _connect(self.socket, address.market_data, address, key)
         self.last_seq: dict[str, int] = {}
         self.runs: dict[str, int] = {}
         self.gaps = 0

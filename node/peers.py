@@ -33,6 +33,10 @@ class Peer:
     def may_act_for(self, owner: str) -> bool:
         return self.relayer or owner in self.owners
 
+    def as_record(self) -> dict:
+        """The peer as JSON-ready data (owners as a list)."""
+        return {**asdict(self), "owners": list(self.owners)}
+
 
 @dataclass(frozen=True)
 class Allowlist:
@@ -101,9 +105,7 @@ def load_allowlist(path: Path) -> Allowlist:
 
 def save_allowlist(path: Path, allowlist: Allowlist) -> None:
     """Write the whole file beside the old one, then rename it into place."""
-    document = {
-        "peers": [{**asdict(peer), "owners": list(peer.owners)} for peer in allowlist.peers]
-    }
+    document = {"peers": [peer.as_record() for peer in allowlist.peers]}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
     os.replace(temporary, path)
