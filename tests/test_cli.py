@@ -239,7 +239,7 @@ def test_bench_engine_reports_both_rates():
 
 
 def test_book_reads_while_another_process_writes(home, tmp_path):
-    """A writer holds the store open (mid-session) in another process; `mnode book` still reads."""
+    """A writer holds the store open in another process; `mnode book` still reads it."""
     commands = tmp_path / "flow.ndjson"
     commands.write_bytes(b"\n".join(msgspec.json.encode(c) for c in generate_flow(2000, seed=2)))
     writer = subprocess.Popen(
