@@ -4,7 +4,8 @@ Tables (LMDB named databases):
 - `journal`: number of the batch's first command (u64, big-endian) -> msgpack array of the
   batch's commands (one entry per commit; commands are numbered from 0 across entries)
 - `orders`: one record per resting order (see statehash.py)
-- `commits`: journal length after a commit -> msgpack [seq, state hash]
+- `commits`: journal length after a commit -> msgpack [seq, state hash, commit time (ns since
+  the epoch)]: the time is when the batch became durable, the clock analytics use
 - `meta`: the sequence number, journal length, state hash and market list of the last commit
 
 One write transaction per batch (group commit). LMDB's copy-on-write B+tree needs no recovery
@@ -17,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ MAX_DATABASES = 4
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(list[JournalCommand]).decode
-_decode_commit = msgspec.msgpack.Decoder(tuple[int, int]).decode
+_decode_commit = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
 _decode_markets = msgspec.msgpack.Decoder(list[MarketSpec]).decode
 
 
@@ -148,12 +150,16 @@ class Store:
                     break
             return entries
 
-    def commits(self) -> list[tuple[int, int, int]]:
-        """(journal length, seq, state hash) after every commit, oldest first."""
+    def commits(self, start: int = 0) -> list[tuple[int, int, int, int]]:
+        """(journal length, seq, state hash, commit time in ns) after every commit whose journal
+        length is above `start`, oldest first."""
         with self.env.begin(db=self.commits_db) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(U64.pack(start + 1)):
+                return []
             return [
                 (U64.unpack(key)[0], *_decode_commit(value))
-                for key, value in txn.cursor().iternext(keys=True, values=True)
+                for key, value in cursor.iternext(keys=True, values=True)
             ]
 
     def get_meta_list(self, key: bytes) -> list[str]:
@@ -194,7 +200,8 @@ class Store:
                 puts.append((key, value))
         if puts:
             txn.cursor(db=self.orders_db).putmulti(puts)
-        txn.put(U64.pack(journal_length), _encode((seq, plan.state_hash)), db=self.commits_db)
+        commit = (seq, plan.state_hash, time.time_ns())
+        txn.put(U64.pack(journal_length), _encode(commit), db=self.commits_db)
         txn.put(b"seq", U64.pack(seq), db=self.meta_db)
         txn.put(b"journal_length", U64.pack(journal_length), db=self.meta_db)
         txn.put(b"state_hash", U64.pack(plan.state_hash), db=self.meta_db)

@@ -65,7 +65,7 @@ def verify_store(store: Store) -> VerifyReport:
 
 
 def _replay(
-    store: Store, journal_length: int, commits: list[tuple[int, int, int]]
+    store: Store, journal_length: int, commits: list[tuple[int, int, int, int]]
 ) -> tuple[Engine, list[str]]:
     engine = Engine()
     book_hash = BookHash()
@@ -81,7 +81,7 @@ def _replay(
             if boundary is not None and index + 1 == boundary[0]:
                 plan = book_hash.plan(engine.take_changes())
                 book_hash.apply(plan)
-                _, seq, stored_hash = boundary
+                _, seq, stored_hash, _ = boundary
                 if not hash_diverged and (plan.state_hash != stored_hash or seq != engine.seq):
                     hash_diverged = True
                     problems.append(
