@@ -8,7 +8,20 @@ import typer
 
 from marketnode.node import __version__
 
-from . import bench, book, init, load, markets, node, order, peers, replay, verify, watch
+from . import (
+    analytics,
+    bench,
+    book,
+    init,
+    load,
+    markets,
+    node,
+    order,
+    peers,
+    replay,
+    verify,
+    watch,
+)
 
 app = typer.Typer(
     name="mnode",
@@ -50,4 +63,7 @@ app.add_typer(markets.app, name="markets")
 app.command("load")(load.load_command)
 app.command("watch")(watch.watch_command)
 app.add_typer(order.app, name="order")
+app.add_typer(analytics.app, name="analytics")
+app.command("sql")(analytics.sql_command)
+app.command("trades")(analytics.trades_command)
 app.add_typer(bench.app, name="bench")

@@ -34,6 +34,8 @@ U64 = struct.Struct(">Q")
 JOURNAL_READ_CHUNK = 64
 """Journal entries (batches) read per read transaction, so a long replay never pins old pages."""
 MAX_DATABASES = 4
+STORE_FORMAT = b"2"
+"""Layout of the tables below; a store in another layout is refused, not misread."""
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(list[JournalCommand]).decode
@@ -86,10 +88,28 @@ class Store:
             self._release_lock()
             raise StoreError(f"{path}: cannot open the store: {error}") from None
         create = not readonly
-        self.journal_db = self.env.open_db(b"journal", create=create)
-        self.orders_db = self.env.open_db(b"orders", create=create)
-        self.commits_db = self.env.open_db(b"commits", create=create)
-        self.meta_db = self.env.open_db(b"meta", create=create)
+        try:
+            self.journal_db = self.env.open_db(b"journal", create=create)
+            self.orders_db = self.env.open_db(b"orders", create=create)
+            self.commits_db = self.env.open_db(b"commits", create=create)
+            self.meta_db = self.env.open_db(b"meta", create=create)
+            self._check_format()
+        except (lmdb.Error, StoreError) as error:
+            self.close()
+            raise StoreError(f"{path}: {error}") from None
+
+    def _check_format(self) -> None:
+        """Refuse a store written in another layout; mark a new one with ours."""
+        with self.env.begin(db=self.meta_db, write=not self.readonly) as txn:
+            stored = txn.get(b"format")
+            if stored is None and txn.get(b"journal_length") is None and not self.readonly:
+                txn.put(b"format", STORE_FORMAT)
+            elif stored != STORE_FORMAT and (stored is not None or txn.get(b"journal_length")):
+                found = stored.decode() if stored else "an older one"
+                raise StoreError(
+                    f"store layout {found}, this marketnode reads {STORE_FORMAT.decode()}: "
+                    "replay the commands into a new home"
+                )
 
     # -- reading ------------------------------------------------------------------------------
 

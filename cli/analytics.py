@@ -1,0 +1,142 @@
+"""`mnode analytics sync`, `mnode sql`, `mnode trades`: the home's DuckDB analytics store."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Annotated
+
+import duckdb
+import typer
+
+from marketnode.node.analytics import ANALYTICS_FILE, AnalyticsStore, JournalFollower
+from marketnode.node.home import Home
+from marketnode.node.store import Store
+
+from .common import (
+    EXIT_STORE,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    operator_errors,
+    print_json,
+    require_home,
+)
+
+app = typer.Typer(help="The analytics store (DuckDB), fed from the journal.", no_args_is_help=True)
+
+
+@app.command("sync")
+def sync_command(home: HomeOption = None) -> None:
+    """Append to the analytics store every event of the journal it does not hold yet."""
+    node_home = require_home(home)
+    with operator_errors():
+        config = node_home.config()
+        store = Store(node_home.store_path(config), readonly=True)
+    try:
+        analytics = _open(node_home, read_only=False)
+        try:
+            written = JournalFollower(store, analytics).sync()
+            position = analytics.position()
+        finally:
+            analytics.close()
+    finally:
+        store.close()
+    typer.echo(f"analytics: {written} events appended; journal position {position}", err=True)
+
+
+def sql_command(
+    query: Annotated[str, typer.Argument(help="A SQL query (DuckDB dialect).", show_default=False)],
+    home: HomeOption = None,
+    json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Run a read-only SQL query on the analytics store (tables: events, trades, ingest)."""
+    node_home = require_home(home)
+    analytics = _open(node_home, read_only=True)
+    try:
+        try:
+            cursor = analytics.connection.execute(query)
+        except duckdb.Error as error:
+            fail(f"sql: {str(error).splitlines()[0]}", EXIT_USAGE)
+        columns = [column[0] for column in cursor.description or []]
+        rows = cursor.fetchall()
+    finally:
+        analytics.close()
+    _print_rows(columns, rows, json, as_csv)
+
+
+def trades_command(
+    market: Annotated[str | None, typer.Option("--market", help="Only this market.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only trades of this owner.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only from this time (ISO 8601, UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N trades.")] = 100,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Trades, newest first."""
+    clauses, parameters = [], []
+    if market is not None:
+        clauses.append("market = ?")
+        parameters.append(market)
+    if owner is not None:
+        clauses.append("(maker_owner = ? OR taker_owner = ?)")
+        parameters += [owner, owner]
+    if since is not None:
+        clauses.append("time >= CAST(? AS TIMESTAMPTZ)")
+        parameters.append(since)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = (
+        "SELECT seq, strftime(time, '%Y-%m-%dT%H:%M:%S.%fZ') AS time, market, "
+        f"{_decimal_text('price')} AS price, {_decimal_text('qty')} AS qty, maker_owner, "
+        "taker_owner, "
+        f"aggressor FROM trades {where} ORDER BY seq DESC LIMIT {limit}"
+    )
+    node_home = require_home(home)
+    analytics = _open(node_home, read_only=True)
+    try:
+        try:
+            cursor = analytics.connection.execute(query, parameters)
+        except duckdb.Error as error:
+            fail(f"trades: {str(error).splitlines()[0]}", EXIT_USAGE)
+        columns = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        analytics.close()
+    _print_rows(columns, rows, json, False)
+
+
+def _decimal_text(column: str) -> str:
+    """SQL for a DECIMAL column as canonical text: no trailing zeros, no trailing point."""
+    return f"rtrim(rtrim(CAST({column} AS VARCHAR), '0'), '.')"
+
+
+def _open(node_home: Home, read_only: bool) -> AnalyticsStore:
+    path = node_home.path / ANALYTICS_FILE
+    if read_only and not path.exists():
+        fail(f"{path}: no analytics store yet; run `mnode analytics sync`", EXIT_STORE)
+    try:
+        return AnalyticsStore(path, read_only=read_only)
+    except duckdb.IOException as error:
+        fail(f"{path}: {str(error).splitlines()[0]}", EXIT_STORE)
+
+
+def _print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool) -> None:
+    if json:
+        print_json([dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows])
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        typer.echo("\t".join(columns))
+        for row in rows:
+            typer.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+def _plain(value: object) -> object:
+    """JSON-ready: decimals and times as text, the rest as they are."""
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
