@@ -202,7 +202,13 @@ class Node:
                 sock.curve_secretkey = server.secret
                 sock.curve_publickey = server.public
                 sock.zap_domain = domain.encode()
-            sock.bind(getattr(config.endpoints, endpoint_name))
+            endpoint = getattr(config.endpoints, endpoint_name)
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as error:
+                sock.close(linger=0)
+                detail = f"cannot bind the {endpoint_name} socket to {endpoint}: {error}"
+                raise NodeError(detail) from None
             self.endpoints[endpoint_name] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             return sock
 

@@ -152,3 +152,28 @@ def test_load_refuses_an_unknown_market(served_home):
     result = mnode(served_home, "load", "--as", "load", "--markets", "NOPE-ETH", "--duration", "1")
     assert result.exit_code == 2
     assert result.stderr.startswith("mnode: unknown market(s): NOPE-ETH")
+
+
+def test_a_busy_port_is_one_line(tmp_path):
+    import socket
+
+    home, _ = prepare_home(tmp_path / "home")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = home.config_path.read_text()
+        home.config_path.write_text(
+            config.replace('orders = "tcp://127.0.0.1:*"', f'orders = "tcp://127.0.0.1:{port}"')
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "marketnode.cli", "start", "--home", str(home.path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 4
+    assert result.stderr.startswith(
+        f"mnode: cannot bind the orders socket to tcp://127.0.0.1:{port}: "
+    )
+    assert result.stderr.count("\n") == 1
