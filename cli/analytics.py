@@ -9,7 +9,9 @@ from typing import Annotated
 import duckdb
 import typer
 
-from marketnode.node.analytics import ANALYTICS_FILE, AnalyticsStore, JournalFollower
+from marketnode.node.analytics import AnalyticsStore, JournalFollower
+from marketnode.node.analytics_service import plain
+from marketnode.node.client import ClientError
 from marketnode.node.home import Home
 from marketnode.node.store import Store
 
@@ -23,6 +25,7 @@ from .common import (
     print_json,
     require_home,
 )
+from .node import admin_call, admin_result
 
 app = typer.Typer(help="The analytics store (DuckDB), fed from the journal.", no_args_is_help=True)
 
@@ -53,17 +56,7 @@ def sql_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Run a read-only SQL query on the analytics store (tables: events, trades, ingest)."""
-    node_home = require_home(home)
-    analytics = _open(node_home, read_only=True)
-    try:
-        try:
-            cursor = analytics.connection.execute(query)
-        except duckdb.Error as error:
-            fail(f"sql: {str(error).splitlines()[0]}", EXIT_USAGE)
-        columns = [column[0] for column in cursor.description or []]
-        rows = cursor.fetchall()
-    finally:
-        analytics.close()
+    columns, rows = _query(require_home(home), query, [])
     _print_rows(columns, rows, json, as_csv)
 
 
@@ -95,18 +88,43 @@ def trades_command(
         "taker_owner, "
         f"aggressor FROM trades {where} ORDER BY seq DESC LIMIT {limit}"
     )
-    node_home = require_home(home)
+    columns, rows = _query(require_home(home), query, parameters)
+    _print_rows(columns, rows, json, False)
+
+
+@app.command("lag")
+def lag_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """How far the running node's analytics store is behind its journal."""
+    lag = admin_call(require_home(home), "analytics")
+    if json:
+        print_json(lag)
+    else:
+        typer.echo(
+            f"analytics at journal position {lag['position']} of {lag['journal_length']}: "
+            f"{lag['lag_commands']} commands, {lag['lag_s']} s behind"
+        )
+
+
+def _query(node_home: Home, query: str, parameters: list) -> tuple[list[str], list]:
+    """Columns and rows of a read-only query: through the running node (whose analytics process
+    holds the file), or on the file itself when no node answers."""
+    if node_home.runtime_path.exists():
+        try:
+            result = admin_result(node_home, "sql", query=query, params=parameters)
+        except ClientError as error:
+            if not error.unreachable:
+                fail(str(error), EXIT_USAGE)
+        else:
+            return result["columns"], [tuple(row) for row in result["rows"]]
     analytics = _open(node_home, read_only=True)
     try:
         try:
             cursor = analytics.connection.execute(query, parameters)
         except duckdb.Error as error:
-            fail(f"trades: {str(error).splitlines()[0]}", EXIT_USAGE)
-        columns = [column[0] for column in cursor.description]
-        rows = cursor.fetchall()
+            fail(f"sql: {str(error).splitlines()[0]}", EXIT_USAGE)
+        return [column[0] for column in cursor.description or []], cursor.fetchall()
     finally:
         analytics.close()
-    _print_rows(columns, rows, json, False)
 
 
 def _decimal_text(column: str) -> str:
@@ -115,7 +133,8 @@ def _decimal_text(column: str) -> str:
 
 
 def _open(node_home: Home, read_only: bool) -> AnalyticsStore:
-    path = node_home.path / ANALYTICS_FILE
+    with operator_errors():
+        path = node_home.path / node_home.config().analytics.file
     if read_only and not path.exists():
         fail(f"{path}: no analytics store yet; run `mnode analytics sync`", EXIT_STORE)
     try:
@@ -126,7 +145,7 @@ def _open(node_home: Home, read_only: bool) -> AnalyticsStore:
 
 def _print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool) -> None:
     if json:
-        print_json([dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows])
+        print_json([dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows])
     elif as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
@@ -135,8 +154,3 @@ def _print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool)
         typer.echo("\t".join(columns))
         for row in rows:
             typer.echo("\t".join("" if v is None else str(v) for v in row))
-
-
-def _plain(value: object) -> object:
-    """JSON-ready: decimals and times as text, the rest as they are."""
-    return value if value is None or isinstance(value, bool | int | float | str) else str(value)

@@ -69,17 +69,22 @@ def start_command(
     node.serve()
 
 
-def admin_call(node_home: Home, cmd: str, **arguments: object) -> Any:
-    """One admin request with the home's operator key; a node that is not running or does not
-    answer is one line and exit 5, a refused request one line and exit 2."""
+def admin_result(node_home: Home, cmd: str, **arguments: object) -> Any:
+    """One admin request with the home's operator key; ClientError if it fails."""
     with operator_errors():
         config = node_home.config()
         key = None
         if config.security.curve:
             key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
+    with AdminClient(address_of_home(node_home, config), key, timeout_s=3.0) as client:
+        return client.call(cmd, **arguments)
+
+
+def admin_call(node_home: Home, cmd: str, **arguments: object) -> Any:
+    """One admin request; a node that is not running or does not answer is one line and
+    exit 5, a refused request one line and exit 2."""
     try:
-        with AdminClient(address_of_home(node_home, config), key, timeout_s=3.0) as client:
-            return client.call(cmd, **arguments)
+        return admin_result(node_home, cmd, **arguments)
     except ClientError as error:
         fail(str(error), EXIT_NOT_RUNNING if error.unreachable else EXIT_USAGE)
 

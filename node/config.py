@@ -75,6 +75,15 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class AnalyticsConfig:
+    """The analytics store (DuckDB), fed from the journal by a process beside the node."""
+
+    enabled: bool = True
+    file: str = "analytics.duckdb"
+    interval_ms: int = 200
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     markets: list[MarketSpec] = field(default_factory=list)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -82,6 +91,7 @@ class NodeConfig:
     endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -132,6 +142,7 @@ _SECTIONS: dict[str, type] = {
     "security": SecurityConfig,
     "store": StoreConfig,
     "limits": LimitsConfig,
+    "analytics": AnalyticsConfig,
 }
 
 
@@ -153,6 +164,8 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         f"must be one of {', '.join(LOG_LEVELS)}",
     ),
     (SecurityConfig, "keys"): (bool, "must be a non-empty string"),
+    (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
+    (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
     (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
 }
 for _name in EndpointsConfig.__dataclass_fields__:

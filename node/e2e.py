@@ -37,6 +37,9 @@ admin = "tcp://127.0.0.1:*"
 [node]
 log_level = "warning"
 
+[analytics]
+enabled = false
+
 """
 
 

@@ -11,6 +11,7 @@ from .markets import ConfigError
 HOME_ENV = "MNODE_HOME"
 CONFIG_FILE = "config.toml"
 RUNTIME_FILE = "node.json"
+ANALYTICS_SOCKET = "analytics.sock"
 """Written in the home while a node runs: its pid, bound endpoints and server key."""
 
 
@@ -32,6 +33,11 @@ class Home:
     @property
     def runtime_path(self) -> Path:
         return self.path / RUNTIME_FILE
+
+    @property
+    def analytics_endpoint(self) -> str:
+        """The ipc socket of the analytics process beside a running node."""
+        return f"ipc://{self.path.resolve() / ANALYTICS_SOCKET}"
 
     def store_path(self, config: NodeConfig) -> Path:
         return self.path / config.store.path

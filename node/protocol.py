@@ -184,6 +184,8 @@ class AdminRequest(msgspec.Struct, tag="admin", tag_field="type"):
     market: str | None = None
     peer: str | None = None
     depth: int | None = None
+    query: str | None = None
+    params: list[Any] | None = None
     ref: Any = None
 
 

@@ -9,10 +9,13 @@ admin socket is served by the same thread between batches, so nothing needs a lo
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -43,6 +46,7 @@ from .protocol import (
     THROTTLED,
     TOO_MANY_COMMANDS,
     AdminReply,
+    AdminRequest,
     DecodedSubmit,
     ErrorReply,
     MarketData,
@@ -73,6 +77,9 @@ _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 ALLOWLIST_CHECK_S = 0.5
 CURVE_FRAME_OVERHEAD = 33
 """Bytes CURVE adds to a frame (MESSAGE command, nonce, MAC): libzmq's size limit counts them."""
+ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag"}
+"""Admin commands the analytics process answers (admin name -> its request)."""
+ANALYTICS_STOP_S = 10.0
 HIGH_WATER_MARK = 100_000
 """Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
 MAX_MESSAGES_PER_BATCH = 1000
@@ -137,6 +144,10 @@ class Node:
         self.run = time.time_ns() // 1_000_000
         """This run's id (its start, ms since the epoch): market-data seqs count within it."""
         self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
+        self.analytics_process: subprocess.Popen | None = None
+        self.analytics_waiting: dict[int, tuple[bytes, Any]] = {}
+        """Forwarded analytics requests: token -> (admin identity, the admin request's ref)."""
+        self._analytics_tokens = itertools.count(1)
         self._next_allowlist_check = 0.0
 
     # -- start-up -----------------------------------------------------------------------------
@@ -161,6 +172,7 @@ class Node:
         except BaseException:
             self.close()
             raise
+        self._start_analytics()
         self._write_runtime_file()
         gc.freeze()
         log.info(
@@ -227,6 +239,9 @@ class Node:
         self.market_data = make(zmq.PUB, "md", "market_data", sndhwm=HIGH_WATER_MARK)
         self.admin = make(zmq.ROUTER, "admin", "admin", router_mandatory=1)
         self.monitor = self.orders.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.analytics_link = self.context.socket(zmq.DEALER)
+        self.analytics_link.linger = 0
+        self.analytics_link.connect(self.home.analytics_endpoint)
 
     def callback(self, domain: str, key: bytes) -> bool:
         """ZAP: may this CURVE key connect to this socket? (runs in the authenticator thread)"""
@@ -265,6 +280,7 @@ class Node:
         poller.register(self.orders, zmq.POLLIN)
         poller.register(self.admin, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.analytics_link, zmq.POLLIN)
         try:
             while not self.stopping:
                 ready = dict(poller.poll(POLL_MS))
@@ -276,6 +292,8 @@ class Node:
                     self._serve_batch()
                 if self.admin in ready:
                     self._serve_admin()
+                if self.analytics_link in ready:
+                    self._relay_analytics_replies()
                 self._housekeeping()
         finally:
             for sig, handler in previous.items():
@@ -592,12 +610,79 @@ class Node:
                     if request.v != PROTOCOL_VERSION:
                         error = f"{BAD_VERSION}: this node speaks v{PROTOCOL_VERSION}"
                         reply = AdminReply(PROTOCOL_VERSION, False, error=error, ref=request.ref)
+                    elif request.cmd in ANALYTICS_COMMANDS:
+                        reply = self._forward_to_analytics(identity, request)
+                        if reply is None:
+                            continue
                     else:
                         reply = handle_admin(self, request)
             try:
                 self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as error:
                 log.debug("admin client gone: %s", error)
+
+    # -- the analytics process ----------------------------------------------------------------
+
+    def _start_analytics(self) -> None:
+        if not self.config.analytics.enabled:
+            return
+        self.analytics_process = subprocess.Popen(
+            [sys.executable, "-m", "marketnode.node.analytics_service", str(self.home.path)]
+        )
+        log.info("analytics process started (pid %d)", self.analytics_process.pid)
+
+    def _forward_to_analytics(self, identity: bytes, request: AdminRequest) -> AdminReply | None:
+        """Pass an analytics request on without waiting; the answer is relayed when it comes."""
+        process = self.analytics_process
+        if process is None or process.poll() is not None:
+            state = "off ([analytics] enabled = false)" if process is None else "not running"
+            return AdminReply(
+                PROTOCOL_VERSION, False, error=f"analytics is {state}", ref=request.ref
+            )
+        token = next(self._analytics_tokens)
+        self.analytics_waiting[token] = (identity, request.ref)
+        body = {"cmd": ANALYTICS_COMMANDS[request.cmd], "query": request.query, "ref": token}
+        if request.params is not None:
+            body["params"] = request.params
+        self.analytics_link.send(encoder.encode(body), zmq.NOBLOCK)
+        return None
+
+    def _relay_analytics_replies(self) -> None:
+        while True:
+            try:
+                payload = self.analytics_link.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                answer = msgspec.msgpack.decode(payload, type=dict)
+            except BAD_INPUT:
+                continue
+            waiting = self.analytics_waiting.pop(answer.get("ref"), None)
+            if waiting is None:
+                continue
+            identity, ref = waiting
+            reply = AdminReply(
+                PROTOCOL_VERSION,
+                bool(answer.get("ok")),
+                answer.get("result"),
+                answer.get("error"),
+                ref,
+            )
+            try:
+                self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
+            except zmq.ZMQError as error:
+                log.debug("admin client gone: %s", error)
+
+    def _stop_analytics(self) -> None:
+        process = self.analytics_process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=ANALYTICS_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def set_halted(self, market: str, halted: bool) -> None:
         (self.halted.add if halted else self.halted.discard)(market)
@@ -626,6 +711,7 @@ class Node:
     # -- shutdown -----------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._stop_analytics()
         if getattr(self, "context", None) is not None:
             if self._auth is not None:
                 self._auth.stop()

@@ -21,6 +21,10 @@ orders = "tcp://127.0.0.1:*"
 market_data = "tcp://127.0.0.1:*"
 admin = "tcp://127.0.0.1:*"
 """
+NO_ANALYTICS = """
+[analytics]
+enabled = false
+"""
 
 
 @dataclass
@@ -90,7 +94,8 @@ def node_factory(tmp_path) -> Iterator[Callable[..., RunningNode]]:
         extra_config: str = "", peers: dict[str, tuple[str, ...]] | None = None
     ) -> RunningNode:
         home = Home.create(tmp_path / f"home{len(started)}")
-        _set_tables(home, LOOPBACK_ENDPOINTS + extra_config)
+        analytics = "" if "[analytics]" in extra_config else NO_ANALYTICS
+        _set_tables(home, LOOPBACK_ENDPOINTS + analytics + extra_config)
         running = start_node(home)
         for name, owners in (peers or {}).items():
             running.add_peer(name, owners)

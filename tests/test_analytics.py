@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
+from marketnode.node.client import ClientError
 from marketnode.node.flow import generate_flow
 
 runner = CliRunner()
@@ -138,3 +139,52 @@ def test_sql_and_trades_answer_mistakes_in_one_line(home):
     owner = only[0]["maker_owner"]
     mine = json.loads(mnode("trades", "--owner", owner, "--home", str(home), "--json").stdout)
     assert mine and all(owner in (row["maker_owner"], row["taker_owner"]) for row in mine)
+
+
+def test_a_running_node_feeds_and_answers_its_analytics(node_factory):
+    running = node_factory(
+        "[analytics]\nenabled = true\ninterval_ms = 50\n",
+        {"alice": ("0xa11ce",), "bob": ("0xb0b",)},
+    )
+    alice, bob = running.client("alice"), running.client("bob")
+    alice.submit([
+        {"op": "new", "market": "PUNK-ETH", "id": f"a{n}", "owner": "0xa11ce", "side": "sell",
+         "price": str(100 + n), "qty": "2"}
+        for n in range(5)
+    ])  # fmt: skip
+    reply = bob.submit([
+        {"op": "new", "market": "PUNK-ETH", "id": "b1", "owner": "0xb0b", "side": "buy",
+         "type": "market", "qty": "7"}
+    ])  # fmt: skip
+    trades = [e for e in msgspec.to_builtins(reply.events) if e["event"] == "trade"]
+    assert len(trades) == 4
+    admin = running.admin()
+    deadline = time.monotonic() + 30
+    while True:
+        lag = admin.call("analytics")
+        if lag["lag_commands"] == 0 and lag["position"] > 0:
+            break
+        assert time.monotonic() < deadline, lag
+        time.sleep(0.05)
+    assert lag["journal_length"] == lag["position"]
+    counted = admin.call("sql", query="SELECT count(*), sum(qty) FROM trades")
+    assert counted["rows"] == [[4, "7.000000000000"]]
+    owner = admin.call(
+        "sql", query="SELECT count(*) FROM trades WHERE taker_owner = ?", params=["0xb0b"]
+    )
+    assert owner["rows"] == [[4]]
+    with pytest.raises(ClientError, match="send one SELECT"):
+        admin.call("sql", query="DROP TABLE trades")
+    with pytest.raises(ClientError, match="sql: "):
+        admin.call("sql", query="SELECT nothing FROM nowhere")
+
+    # the CLI goes through the node while it runs (the file is held by its analytics process)
+    home = str(running.home.path)
+    through_node = mnode("trades", "--home", home, "--json")
+    assert through_node.exit_code == 0, through_node.stderr
+    assert [row["seq"] for row in json.loads(through_node.stdout)] == sorted(
+        (trade["seq"] for trade in trades), reverse=True
+    )
+    running.stop()
+    direct = mnode("sql", "SELECT count(*) AS n FROM trades", "--home", home, "--json")
+    assert json.loads(direct.stdout) == [{"n": 4}]

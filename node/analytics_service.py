@@ -1,0 +1,142 @@
+"""The analytics process a running node starts beside itself.
+
+It follows the journal into the DuckDB file (the only process writing it) and answers the node's
+forwarded requests on an ipc socket in the home: `sql` (read-only queries) and `lag` (how far
+behind the journal it is, in commands and seconds). Being a process of its own, it never takes
+the matching thread's interpreter lock.
+
+    python -m marketnode.node.analytics_service HOME
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import zmq
+
+from .analytics import AnalyticsStore, JournalFollower
+from .home import ANALYTICS_SOCKET, Home
+from .store import Store
+
+MAX_ROWS = 100_000
+"""Rows a query may return over the socket; more is an error asking for a LIMIT."""
+
+READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(dict).decode
+
+
+def plain(value: Any) -> Any:
+    """A DuckDB value as msgpack and JSON carry it: decimals and times as text."""
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+class AnalyticsService:
+    def __init__(self, home: Home) -> None:
+        config = home.config()
+        self.home = home
+        self.store = Store(home.store_path(config), readonly=True)
+        self.analytics = AnalyticsStore(home.path / config.analytics.file)
+        self.follower = JournalFollower(self.store, self.analytics)
+        self.interval_ms = config.analytics.interval_ms
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.socket.bind(home.analytics_endpoint)
+        self.stopping = False
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        try:
+            while not self.stopping:
+                self.follower.sync()
+                if self.socket.poll(self.interval_ms):
+                    self._answer_all()
+        finally:
+            self.context.destroy(linger=0)
+            self.analytics.close()
+            self.store.close()
+            (self.home.path / ANALYTICS_SOCKET).unlink(missing_ok=True)
+
+    def _stop(self, _signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def _answer_all(self) -> None:
+        while True:
+            try:
+                identity, body = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            request: dict = {}
+            try:
+                request = _decode(body)
+                reply = self._answer(request)
+            except (msgspec.DecodeError, ValueError) as error:
+                reply = {"ok": False, "error": f"malformed: {error}"}
+            reply["ref"] = request.get("ref")
+            self.socket.send_multipart([identity, _encode(reply)])
+
+    def _answer(self, request: dict) -> dict:
+        if request.get("cmd") == "lag":
+            return {"ok": True, "result": self.lag()}
+        if request.get("cmd") == "sql" and isinstance(request.get("query"), str):
+            params = request.get("params")
+            return self.sql(request["query"], params if isinstance(params, list) else None)
+        return {"ok": False, "error": "unknown analytics request (sql, lag)"}
+
+    def sql(self, query: str, params: list | None = None) -> dict:
+        """Run one read-only query (this process holds the file for writing, so the statement
+        kind is checked: a single SELECT or EXPLAIN)."""
+        cursor = self.analytics.connection.cursor()
+        try:
+            statements = cursor.extract_statements(query)
+            if len(statements) != 1 or statements[0].type not in READ_ONLY_STATEMENTS:
+                return {"ok": False, "error": "sql: send one SELECT (or EXPLAIN) statement"}
+            cursor.execute(query, params)
+            columns = [column[0] for column in cursor.description or []]
+            rows = cursor.fetchmany(MAX_ROWS + 1)
+        except duckdb.Error as error:
+            return {"ok": False, "error": f"sql: {str(error).splitlines()[0]}"}
+        finally:
+            cursor.close()
+        if len(rows) > MAX_ROWS:
+            return {"ok": False, "error": f"sql: more than {MAX_ROWS} rows; add a LIMIT"}
+        return {
+            "ok": True,
+            "result": {"columns": columns, "rows": [[plain(v) for v in row] for row in rows]},
+        }
+
+    def lag(self) -> dict:
+        """How far the analytics store is behind the journal's last commit."""
+        state = self.store.state()
+        position = self.analytics.position()
+        behind = state.journal_length - position
+        seconds = 0.0
+        if behind:
+            pending = self.store.commits(start=position)
+            if pending:
+                seconds = max(0.0, (time.time_ns() - pending[0][3]) / 1e9)
+        return {
+            "journal_length": state.journal_length,
+            "position": position,
+            "lag_commands": behind,
+            "lag_s": round(seconds, 3),
+        }
+
+
+def main() -> None:
+    AnalyticsService(Home(Path(sys.argv[1]))).serve()
+
+
+if __name__ == "__main__":
+    main()
