@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import duckdb
 import typer
 
-from marketnode.node.analytics import AnalyticsStore, JournalFollower
+from marketnode.node.analytics import AnalyticsStore, JournalFollower, export_parquet
 from marketnode.node.analytics_service import plain
 from marketnode.node.client import ClientError
 from marketnode.node.home import Home
@@ -90,6 +91,53 @@ def trades_command(
     )
     columns, rows = _query(require_home(home), query, parameters)
     _print_rows(columns, rows, json, False)
+
+
+def stats_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """Per market: trades, volume, notional, wallets, last price, first and last trade."""
+    query = (
+        "SELECT market, count(*) AS trades, "
+        f"{_decimal_text('sum(qty)')} AS volume, {_decimal_text('sum(notional)')} AS notional, "
+        "any_value(wallets) AS wallets, "
+        f"{_decimal_text('arg_max(price, seq)')} AS last_price, "
+        "strftime(min(time), '%Y-%m-%dT%H:%M:%SZ') AS first_trade, "
+        "strftime(max(time), '%Y-%m-%dT%H:%M:%SZ') AS last_trade "
+        "FROM trades JOIN (SELECT market, count(DISTINCT wallet) AS wallets FROM wallet_trades "
+        "GROUP BY market) USING (market) GROUP BY market ORDER BY market"
+    )
+    columns, rows = _query(require_home(home), query, [])
+    _print_rows(columns, rows, json, False)
+
+
+export_app = typer.Typer(help="Export the analytics store.", no_args_is_help=True)
+
+
+@export_app.command("parquet")
+def export_parquet_command(
+    directory: Annotated[Path, typer.Argument(help="Folder to write into.", show_default=False)],
+    home: HomeOption = None,
+) -> None:
+    """Trades and events as Parquet, partitioned by market and date (hive layout)."""
+    node_home = require_home(home)
+    target = directory.resolve()
+    if node_home.runtime_path.exists():
+        try:
+            result = admin_result(node_home, "export", path=str(target))
+        except ClientError as error:
+            if not error.unreachable:
+                fail(str(error), EXIT_USAGE)
+        else:
+            typer.echo(f"exported {', '.join(result['tables'])} to {target}", err=True)
+            return
+    analytics = _open(node_home, read_only=True)
+    try:
+        try:
+            tables = export_parquet(analytics.connection, target)
+        except duckdb.Error as error:
+            fail(f"export: {str(error).splitlines()[0]}", EXIT_USAGE)
+    finally:
+        analytics.close()
+    typer.echo(f"exported {', '.join(tables)} to {target}", err=True)
 
 
 @app.command("lag")

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .decimals import format_scaled
 from .engine import Engine
 from .events import Accepted, Cancelled, Rejected, Replaced, Rested, Trade
 from .results import wire_event
@@ -34,9 +35,36 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS trades (
     seq BIGINT, time TIMESTAMPTZ, market VARCHAR, price DECIMAL(38, 12), qty DECIMAL(38, 12),
-    maker_id VARCHAR, maker_owner VARCHAR, taker_id VARCHAR, taker_owner VARCHAR,
-    aggressor VARCHAR
+    notional DECIMAL(38, 12), maker_id VARCHAR, maker_owner VARCHAR, taker_id VARCHAR,
+    taker_owner VARCHAR, aggressor VARCHAR, buyer VARCHAR, seller VARCHAR
 );
+-- candles: SELECT * FROM ohlcv(INTERVAL 1 MINUTE)
+CREATE OR REPLACE MACRO ohlcv(width) AS TABLE
+    SELECT market, time_bucket(width, time) AS bucket, arg_min(price, seq) AS open,
+           max(price) AS high, min(price) AS low, arg_max(price, seq) AS close,
+           sum(qty) AS volume, sum(notional) AS notional, count(*) AS trades
+    FROM trades GROUP BY ALL ORDER BY market, bucket;
+-- each trade once from each side's point of view
+CREATE OR REPLACE VIEW wallet_trades AS
+    SELECT seq, time, market, buyer AS wallet, 'buy' AS side, seller AS counterparty, price,
+           qty, notional FROM trades
+    UNION ALL
+    SELECT seq, time, market, seller, 'sell', buyer, price, qty, notional FROM trades;
+CREATE OR REPLACE VIEW market_days AS
+    SELECT market, day, trades, volume, notional, wallets
+    FROM (SELECT market, CAST(time AS DATE) AS day, count(*) AS trades, sum(qty) AS volume,
+                 sum(notional) AS notional FROM trades GROUP BY ALL)
+    JOIN (SELECT market, CAST(time AS DATE) AS day, count(DISTINCT wallet) AS wallets
+          FROM wallet_trades GROUP BY ALL) USING (market, day)
+    ORDER BY market, day;
+CREATE OR REPLACE VIEW top_wallets AS
+    SELECT wallet, count(*) AS trades, sum(notional) AS notional,
+           count(DISTINCT counterparty) AS counterparties
+    FROM wallet_trades GROUP BY wallet ORDER BY notional DESC;
+-- the seller -> buyer graph
+CREATE OR REPLACE VIEW counterparties AS
+    SELECT market, seller, buyer, count(*) AS trades, sum(qty) AS qty, sum(notional) AS notional
+    FROM trades GROUP BY ALL ORDER BY notional DESC;
 """
 
 EVENT_COLUMNS = (
@@ -44,8 +72,8 @@ EVENT_COLUMNS = (
     "qty", "remaining",
 )  # fmt: skip
 TRADE_COLUMNS = (
-    "seq", "time_ns", "market", "price", "qty", "maker_id", "maker_owner", "taker_id",
-    "taker_owner", "aggressor",
+    "seq", "time_ns", "market", "price", "qty", "notional", "maker_id", "maker_owner",
+    "taker_id", "taker_owner", "aggressor", "buyer", "seller",
 )  # fmt: skip
 
 
@@ -86,8 +114,9 @@ class AnalyticsStore:
                 connection.register("new_trades", pa.table(trades))
                 connection.execute(
                     "INSERT INTO trades SELECT seq, make_timestamp(time_ns // 1000), market, "
-                    "CAST(price AS DECIMAL(38, 12)), CAST(qty AS DECIMAL(38, 12)), maker_id, "
-                    "maker_owner, taker_id, taker_owner, aggressor FROM new_trades"
+                    "CAST(price AS DECIMAL(38, 12)), CAST(qty AS DECIMAL(38, 12)), "
+                    "CAST(notional AS DECIMAL(38, 12)), maker_id, maker_owner, taker_id, "
+                    "taker_owner, aggressor, buyer, seller FROM new_trades"
                 )
                 connection.unregister("new_trades")
             connection.execute("UPDATE ingest SET journal_position = ?, seq = ?", [position, seq])
@@ -98,6 +127,21 @@ class AnalyticsStore:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def export_parquet(connection: duckdb.DuckDBPyConnection, directory: Path) -> list[str]:
+    """Trades and events as Parquet under `directory`, partitioned by market and date (hive
+    layout: trades/market=PUNK-ETH/date=2026-11-28/...). Returns the tables written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for table in ("trades", "events"):
+        target = str(directory / table).replace("'", "''")
+        connection.execute(
+            f"COPY (SELECT *, CAST(time AS DATE) AS date FROM {table}) TO '{target}' "
+            "(FORMAT PARQUET, PARTITION_BY (market, date), OVERWRITE_OR_IGNORE)"
+        )
+        tables.append(table)
+    return tables
 
 
 class JournalFollower:
@@ -162,11 +206,23 @@ def _add_row(events: dict, trades: dict, event: Any, time_ns: int, engine: Engin
             row["market"] = _text(event.market)
     elif kind is Trade:
         row.update(price=record.price, qty=record.qty, side=record.aggressor)
+        taker_buys = event.aggressor == "buy"
+        buyer, seller = (
+            (event.taker_owner, event.maker_owner)
+            if taker_buys
+            else (event.maker_owner, event.taker_owner)
+        )
+        market = engine.books[event.market].market
+        notional = format_scaled(
+            event.price * market.tick.mantissa * event.qty * market.lot.mantissa,
+            market.tick.exponent + market.lot.exponent,
+        )
         for name, value in (
             ("seq", event.seq), ("time_ns", time_ns), ("market", record.market),
-            ("price", record.price), ("qty", record.qty), ("maker_id", str(event.maker_id)),
-            ("maker_owner", event.maker_owner), ("taker_id", str(event.taker_id)),
-            ("taker_owner", event.taker_owner), ("aggressor", event.aggressor),
+            ("price", record.price), ("qty", record.qty), ("notional", notional),
+            ("maker_id", str(event.maker_id)), ("maker_owner", event.maker_owner),
+            ("taker_id", str(event.taker_id)), ("taker_owner", event.taker_owner),
+            ("aggressor", event.aggressor), ("buyer", buyer), ("seller", seller),
         ):  # fmt: skip
             trades[name].append(value)
     elif kind is Rested or kind is Replaced:

@@ -20,7 +20,7 @@ import duckdb
 import msgspec
 import zmq
 
-from .analytics import AnalyticsStore, JournalFollower
+from .analytics import AnalyticsStore, JournalFollower, export_parquet
 from .home import ANALYTICS_SOCKET, Home
 from .store import Store
 
@@ -89,10 +89,19 @@ class AnalyticsService:
     def _answer(self, request: dict) -> dict:
         if request.get("cmd") == "lag":
             return {"ok": True, "result": self.lag()}
+        if request.get("cmd") == "export" and isinstance(request.get("path"), str):
+            cursor = self.analytics.connection.cursor()
+            try:
+                tables = export_parquet(cursor, Path(request["path"]))
+            except duckdb.Error as error:
+                return {"ok": False, "error": f"export: {str(error).splitlines()[0]}"}
+            finally:
+                cursor.close()
+            return {"ok": True, "result": {"path": request["path"], "tables": tables}}
         if request.get("cmd") == "sql" and isinstance(request.get("query"), str):
             params = request.get("params")
             return self.sql(request["query"], params if isinstance(params, list) else None)
-        return {"ok": False, "error": "unknown analytics request (sql, lag)"}
+        return {"ok": False, "error": "unknown analytics request (sql, lag, export)"}
 
     def sql(self, query: str, params: list | None = None) -> dict:
         """Run one read-only query (this process holds the file for writing, so the statement

@@ -186,6 +186,7 @@ class AdminRequest(msgspec.Struct, tag="admin", tag_field="type"):
     depth: int | None = None
     query: str | None = None
     params: list[Any] | None = None
+    path: str | None = None
     ref: Any = None
 
 

@@ -77,7 +77,7 @@ _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 ALLOWLIST_CHECK_S = 0.5
 CURVE_FRAME_OVERHEAD = 33
 """Bytes CURVE adds to a frame (MESSAGE command, nonce, MAC): libzmq's size limit counts them."""
-ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag"}
+ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag", "export": "export"}
 """Admin commands the analytics process answers (admin name -> its request)."""
 ANALYTICS_STOP_S = 10.0
 HIGH_WATER_MARK = 100_000
@@ -641,7 +641,12 @@ class Node:
             )
         token = next(self._analytics_tokens)
         self.analytics_waiting[token] = (identity, request.ref)
-        body = {"cmd": ANALYTICS_COMMANDS[request.cmd], "query": request.query, "ref": token}
+        body = {
+            "cmd": ANALYTICS_COMMANDS[request.cmd],
+            "query": request.query,
+            "path": request.path,
+            "ref": token,
+        }
         if request.params is not None:
             body["params"] = request.params
         self.analytics_link.send(encoder.encode(body), zmq.NOBLOCK)

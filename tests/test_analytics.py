@@ -188,3 +188,46 @@ def test_a_running_node_feeds_and_answers_its_analytics(node_factory):
     running.stop()
     direct = mnode("sql", "SELECT count(*) AS n FROM trades", "--home", home, "--json")
     assert json.loads(direct.stdout) == [{"n": 4}]
+
+
+def test_views_stats_and_parquet_export(home, tmp_path):
+    printed = replay(home, SAMPLE)
+    assert mnode("analytics", "sync", "--home", str(home)).exit_code == 0
+    trades = [event for event in printed if event["event"] == "trade"]
+    by_market: dict[str, list[dict]] = {}
+    for trade in trades:
+        by_market.setdefault(trade["market"], []).append(trade)
+
+    stats = json.loads(mnode("stats", "--home", str(home), "--json").stdout)
+    assert [row["market"] for row in stats] == sorted(by_market)
+    for row in stats:
+        market_trades = by_market[row["market"]]
+        assert row["trades"] == len(market_trades)
+        assert row["last_price"] == market_trades[-1]["price"]
+        wallets = {t["maker_owner"] for t in market_trades} | {
+            t["taker_owner"] for t in market_trades
+        }
+        assert row["wallets"] == len(wallets)
+
+    candles = stored(
+        home,
+        "SELECT market, sum(trades), max(high) FROM ohlcv(INTERVAL 1 HOUR) GROUP BY 1 ORDER BY 1",
+    )
+    assert [(market, count) for market, count, _ in candles] == [
+        (market, len(by_market[market])) for market in sorted(by_market)
+    ]
+    edges = stored(home, "SELECT sum(trades) FROM counterparties")
+    assert edges == [(len(trades),)]
+    top = stored(home, "SELECT count(*) FROM top_wallets")
+    assert top[0][0] == len({t["maker_owner"] for t in trades} | {t["taker_owner"] for t in trades})
+
+    exported = mnode("export", "parquet", str(tmp_path / "parquet"), "--home", str(home))
+    assert exported.exit_code == 0, exported.stderr
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(
+        tmp_path / "parquet" / "trades", format="parquet", partitioning="hive"
+    ).to_table()
+    assert table.num_rows == len(trades)
+    assert set(table.column("market").to_pylist()) == set(by_market)
+    assert (tmp_path / "parquet" / "trades" / "market=PUNK-ETH").is_dir()
