@@ -100,3 +100,25 @@ def e2e_command(
             f"max {latency['max']}"
         )
     typer.echo("\n".join(lines))
+
+
+@app.command("analytics")
+def analytics_command(
+    ops: Annotated[
+        int, typer.Option("--ops", min=1000, help="Commands journaled first.")
+    ] = 200_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the flow.")] = 1,
+    json: JsonOption = False,
+) -> None:
+    """Analytics ingest: how fast the follower turns a journal into DuckDB rows."""
+    from marketnode.node.bench import run_analytics_bench
+
+    typer.echo(f"journaling {ops} commands, then ingesting them ...", err=True)
+    result = run_analytics_bench(ops, seed)
+    if json:
+        print_json(result)
+        return
+    typer.echo(
+        f"ingest: {result['events_per_s']:,} events/s ({result['commands_per_s']:,} commands/s; "
+        f"{result['events']:,} events in {result['seconds']} s)"
+    )

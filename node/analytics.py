@@ -18,8 +18,7 @@ import pyarrow as pa
 
 from .decimals import format_scaled
 from .engine import Engine
-from .events import Accepted, Cancelled, Rejected, Replaced, Rested, Trade
-from .results import wire_event
+from .events import Accepted, Cancelled, Rejected, Trade
 from .store import Store
 
 ANALYTICS_FILE = "analytics.duckdb"
@@ -158,19 +157,29 @@ class JournalFollower:
         """Bring the analytics store up to the journal's last commit; the events appended."""
         stored = self.analytics.position()
         written = 0
-        events, trades = _columns(EVENT_COLUMNS), _columns(TRADE_COLUMNS)
+        events: list[tuple] = []
+        trades: list[tuple] = []
         for position, time_ns, out in self._replay():
             if position >= stored:
+                books = self.engine.books  # a markets command makes a new dict
                 for event in out:
-                    _add_row(events, trades, event, time_ns, self.engine)
-            if len(events["seq"]) >= ROWS_PER_WRITE:
-                written += len(events["seq"])
-                self.analytics.append(events, trades, position + 1, self.engine.seq)
-                events, trades = _columns(EVENT_COLUMNS), _columns(TRADE_COLUMNS)
-        if self.replayed > stored or events["seq"]:
-            written += len(events["seq"])
-            self.analytics.append(events, trades, self.replayed, self.engine.seq)
+                    events.append(_event_row(event, time_ns, books, trades))
+            if len(events) >= ROWS_PER_WRITE:
+                written += len(events)
+                self._append(events, trades, position + 1)
+                events, trades = [], []
+        if self.replayed > stored or events:
+            written += len(events)
+            self._append(events, trades, self.replayed)
         return written
+
+    def _append(self, events: list[tuple], trades: list[tuple], position: int) -> None:
+        self.analytics.append(
+            _transpose(EVENT_COLUMNS, events),
+            _transpose(TRADE_COLUMNS, trades),
+            position,
+            self.engine.seq,
+        )
 
     def _replay(self) -> Iterator[tuple[int, int, list]]:
         """(command number, its commit's time, its events) for commands not yet replayed."""
@@ -188,55 +197,68 @@ class JournalFollower:
             yield index, boundary[3], out
 
 
-def _columns(names: tuple[str, ...]) -> dict[str, list]:
-    return {name: [] for name in names}
+def _transpose(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
+    """Rows as the named columns Arrow takes (empty columns when there are no rows)."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
 
 
-def _add_row(events: dict, trades: dict, event: Any, time_ns: int, engine: Engine) -> None:
+def _event_row(event: Any, time_ns: int, books: dict, trades: list[tuple]) -> tuple:
+    """An `events` row (in EVENT_COLUMNS order); a trade also adds its `trades` row."""
     kind = type(event)
-    record = wire_event(event, engine.books)
-    row = dict.fromkeys(EVENT_COLUMNS)
-    row.update(
-        seq=event.seq, time_ns=time_ns, kind=kind.__struct_config__.tag, market=record.market
-    )
-    if kind is Accepted or kind is Rejected:
-        row.update(op=_text(event.op), order_id=_text(event.id), owner=_text(event.owner))
-        if kind is Rejected:
-            row["reason"] = event.reason
-            row["market"] = _text(event.market)
-    elif kind is Trade:
-        row.update(price=record.price, qty=record.qty, side=record.aggressor)
+    tag = kind.__struct_config__.tag
+    if kind is Accepted:
+        return (
+            event.seq, time_ns, tag, event.op, event.market, str(event.id), event.owner,
+            None, None, None, None, None,
+        )  # fmt: skip
+    if kind is Rejected:
+        return (
+            event.seq, time_ns, tag, _text(event.op), _text(event.market), _text(event.id),
+            _text(event.owner), None, event.reason, None, None, None,
+        )  # fmt: skip
+    market = books[event.market].market
+    tick, lot = market.tick, market.lot
+    qty = lot.text_of(event.qty)
+    if kind is Trade:
+        price = tick.text_of(event.price)
         taker_buys = event.aggressor == "buy"
-        buyer, seller = (
-            (event.taker_owner, event.maker_owner)
-            if taker_buys
-            else (event.maker_owner, event.taker_owner)
-        )
-        market = engine.books[event.market].market
+        buyer = event.taker_owner if taker_buys else event.maker_owner
+        seller = event.maker_owner if taker_buys else event.taker_owner
         notional = format_scaled(
-            event.price * market.tick.mantissa * event.qty * market.lot.mantissa,
-            market.tick.exponent + market.lot.exponent,
+            event.price * tick.mantissa * event.qty * lot.mantissa, tick.exponent + lot.exponent
         )
-        for name, value in (
-            ("seq", event.seq), ("time_ns", time_ns), ("market", record.market),
-            ("price", record.price), ("qty", record.qty), ("notional", notional),
-            ("maker_id", str(event.maker_id)), ("maker_owner", event.maker_owner),
-            ("taker_id", str(event.taker_id)), ("taker_owner", event.taker_owner),
-            ("aggressor", event.aggressor), ("buyer", buyer), ("seller", seller),
-        ):  # fmt: skip
-            trades[name].append(value)
-    elif kind is Rested or kind is Replaced:
-        row.update(
-            order_id=str(event.id), owner=event.owner, side=event.side, price=record.price,
-            qty=record.qty,
+        trades.append(
+            (
+                event.seq,
+                time_ns,
+                event.market,
+                price,
+                qty,
+                notional,
+                str(event.maker_id),
+                event.maker_owner,
+                str(event.taker_id),
+                event.taker_owner,
+                event.aggressor,
+                buyer,
+                seller,
+            )
+        )
+        return (
+            event.seq, time_ns, tag, None, event.market, None, None, event.aggressor, None,
+            price, qty, None,
         )  # fmt: skip
-    elif kind is Cancelled:
-        row.update(
-            order_id=str(event.id), owner=event.owner, reason=event.reason, qty=record.qty,
-            remaining=record.remaining,
+    if kind is Cancelled:
+        return (
+            event.seq, time_ns, tag, None, event.market, str(event.id), event.owner, None,
+            event.reason, None, qty, lot.text_of(event.remaining),
         )  # fmt: skip
-    for name in EVENT_COLUMNS:
-        events[name].append(row[name])
+    # rested, replaced
+    return (
+        event.seq, time_ns, tag, None, event.market, str(event.id), event.owner, event.side,
+        None, tick.text_of(event.price), qty, None,
+    )  # fmt: skip
 
 
 def _text(value: Any) -> str | None:

@@ -99,3 +99,37 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return 0.0
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+
+
+def run_analytics_bench(ops: int, seed: int, batch_size: int = StoreConfig().batch_size) -> dict:
+    """Journal a flow durably, then time the follower turning it into DuckDB rows."""
+    from .analytics import AnalyticsStore, JournalFollower
+
+    markets = default_markets()
+    commands = list(generate_flow(ops, seed=seed, markets=markets))
+    with tempfile.TemporaryDirectory(prefix="mnode-bench-") as folder:
+        store = Store(Path(folder) / "data", map_size=64 << 20, sync="none")
+        try:
+            durable = DurableEngine(store)
+            durable.configure(markets)
+            for start in range(0, ops, batch_size):
+                durable.submit(commands[start : start + batch_size])
+            analytics = AnalyticsStore(Path(folder) / "analytics.duckdb")
+            try:
+                started = time.perf_counter()
+                events = JournalFollower(store, analytics).sync()
+                seconds = time.perf_counter() - started
+            finally:
+                analytics.close()
+        finally:
+            store.close()
+    return {
+        "ops": ops,
+        "seed": seed,
+        "events": events,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "commands_per_s": round(ops / seconds),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
