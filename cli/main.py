@@ -13,6 +13,7 @@ from . import (
     bench,
     book,
     init,
+    integrity,
     load,
     markets,
     node,
@@ -68,4 +69,6 @@ app.command("sql")(analytics.sql_command)
 app.command("trades")(analytics.trades_command)
 app.command("stats")(analytics.stats_command)
 app.add_typer(analytics.export_app, name="export")
+app.add_typer(integrity.app, name="integrity")
+app.add_typer(integrity.alerts_app, name="alerts")
 app.add_typer(bench.app, name="bench")

@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS trades (
     notional DECIMAL(38, 12), maker_id VARCHAR, maker_owner VARCHAR, taker_id VARCHAR,
     taker_owner VARCHAR, aggressor VARCHAR, buyer VARCHAR, seller VARCHAR
 );
+CREATE TABLE IF NOT EXISTS links (a VARCHAR, b VARCHAR, reason VARCHAR, time TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS alerts (
+    id VARCHAR, time TIMESTAMPTZ, detector VARCHAR, severity VARCHAR, market VARCHAR,
+    wallets VARCHAR[], trades BIGINT[], evidence VARCHAR, wash_volume DECIMAL(38, 12),
+    label VARCHAR
+);
 -- candles: SELECT * FROM ohlcv(INTERVAL 1 MINUTE)
 CREATE OR REPLACE MACRO ohlcv(width) AS TABLE
     SELECT market, time_bucket(width, time) AS bucket, arg_min(price, seq) AS open,

@@ -34,8 +34,14 @@ _decode = msgspec.msgpack.Decoder(dict).decode
 
 
 def plain(value: Any) -> Any:
-    """A DuckDB value as msgpack and JSON carry it: decimals and times as text."""
-    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+    """A DuckDB value as msgpack and JSON carry it: decimals and times as text, lists as lists."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    return str(value)
 
 
 class AnalyticsService:

@@ -84,6 +84,14 @@ class AnalyticsConfig:
 
 
 @dataclass(frozen=True)
+class IntegrityConfig:
+    """Thresholds of the built-in integrity detectors (a plugin reads its own keys here too)."""
+
+    round_trip_window_s: int = 30 * 24 * 3600
+    round_trip_qty_tolerance: float = 0.1
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     markets: list[MarketSpec] = field(default_factory=list)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -92,6 +100,7 @@ class NodeConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -143,6 +152,7 @@ _SECTIONS: dict[str, type] = {
     "store": StoreConfig,
     "limits": LimitsConfig,
     "analytics": AnalyticsConfig,
+    "integrity": IntegrityConfig,
 }
 
 
@@ -166,6 +176,11 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (SecurityConfig, "keys"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
+    (IntegrityConfig, "round_trip_window_s"): (_positive, "must be a whole number > 0"),
+    (IntegrityConfig, "round_trip_qty_tolerance"): (
+        lambda v: 0 <= v < 1,
+        "must be a number from 0 up to 1 (a share of the first trade's quantity)",
+    ),
     (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
 }
 for _name in EndpointsConfig.__dataclass_fields__:
@@ -194,8 +209,15 @@ def _parse_section(table: Any, cls: type, where: str) -> Any:
         if cls is StoreConfig and key == "map_size":
             value = parse_size(value, f"{where}: map_size")
         expected = type(getattr(defaults, key))
+        if expected is float and type(value) is int:
+            value = float(value)
         if type(value) is not expected:
-            kind = {bool: "true or false", int: "a whole number", str: "a string"}[expected]
+            kind = {
+                bool: "true or false",
+                int: "a whole number",
+                str: "a string",
+                float: "a number",
+            }[expected]
             raise ConfigError(f"{where}: {key}: must be {kind}, got {value!r}")
         check = _CHECKS.get((cls, key))
         if check is not None and not check[0](value):

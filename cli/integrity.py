@@ -1,0 +1,141 @@
+"""`mnode integrity scan|link` and `mnode alerts`: wash-trading detection and its findings."""
+
+from __future__ import annotations
+
+import json as json_module
+from typing import Annotated
+
+import typer
+
+from marketnode.node.analytics import JournalFollower
+from marketnode.node.integrity import alert_record, scan, store_alerts
+from marketnode.node.store import Store
+
+from .analytics import _open, _print_rows, _query
+from .common import (
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    operator_errors,
+    print_json,
+    require_home,
+)
+
+app = typer.Typer(help="Market-integrity detectors and linked owners.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Alerts raised by the integrity detectors.", invoke_without_command=True
+)
+
+
+def _refuse_while_running(node_home) -> None:
+    if node_home.runtime_path.exists():
+        fail(
+            f"a node is running on {node_home.path}: stop it first (this writes the analytics "
+            "store)",
+            EXIT_USAGE,
+        )
+
+
+@app.command("scan")
+def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """Run every detector over the home's whole history (the node stopped); print and keep
+    the alerts."""
+    node_home = require_home(home)
+    _refuse_while_running(node_home)
+    with operator_errors():
+        config = node_home.config()
+        store = Store(node_home.store_path(config), readonly=True)
+    try:
+        analytics = _open(node_home, read_only=False)
+        try:
+            JournalFollower(store, analytics).sync()
+            alerts = scan(analytics.connection, config.integrity)
+            new = store_alerts(analytics.connection, alerts)
+        finally:
+            analytics.close()
+    finally:
+        store.close()
+    if json:
+        print_json([alert_record(alert) for alert in alerts])
+    else:
+        for alert in alerts:
+            typer.echo(
+                f"{alert.id} {alert.severity:<6} {alert.detector:<12} {alert.market:<12} "
+                f"wallets {', '.join(alert.wallets)}; {len(alert.trades)} trades; "
+                f"wash volume {alert.wash_volume}"
+            )
+    typer.echo(f"{len(alerts)} alerts ({new} new)", err=True)
+
+
+@app.command("link")
+def link_command(
+    a: Annotated[str, typer.Argument(help="An owner.", show_default=False)],
+    b: Annotated[str, typer.Argument(help="Another owner.", show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help="Why they are one party.")] = "",
+    home: HomeOption = None,
+) -> None:
+    """Treat two owners as one party (same funder, same person): trades between them are
+    self-trades."""
+    if not reason:
+        fail("say why: --reason TEXT (same funder, same person, …)", EXIT_USAGE)
+    if a == b:
+        fail("link two different owners", EXIT_USAGE)
+    node_home = require_home(home)
+    _refuse_while_running(node_home)
+    analytics = _open(node_home, read_only=False)
+    try:
+        analytics.connection.execute("INSERT INTO links VALUES (?, ?, ?, now())", [a, b, reason])
+    finally:
+        analytics.close()
+    typer.echo(f"linked {a} and {b} ({reason})", err=True)
+
+
+@alerts_app.callback()
+def alerts_command(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option("--since", help="From this time (ISO 8601).")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", help="low, medium or high.")] = None,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Alerts, newest first (`mnode alerts show ID` for one with its evidence)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    clauses, parameters = [], []
+    if since is not None:
+        clauses.append("time >= CAST(? AS TIMESTAMPTZ)")
+        parameters.append(since)
+    if severity is not None:
+        clauses.append("severity = ?")
+        parameters.append(severity)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    columns, rows = _query(
+        require_home(home),
+        "SELECT id, strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS time, severity, detector, market, "
+        "wallets, len(trades) AS trades, CAST(wash_volume AS VARCHAR) AS wash_volume, label "
+        f"FROM alerts {where} ORDER BY time DESC, id",
+        parameters,
+    )
+    _print_rows(columns, rows, json, False)
+
+
+@alerts_app.command("show")
+def show_command(
+    alert_id: Annotated[str, typer.Argument(help="The alert's id.", show_default=False)],
+    home: HomeOption = None,
+) -> None:
+    """One alert with its trades and evidence, as JSON."""
+    columns, rows = _query(
+        require_home(home),
+        "SELECT id, strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS time, detector, severity, market, "
+        "wallets, trades, evidence, CAST(wash_volume AS VARCHAR) AS wash_volume, label "
+        "FROM alerts WHERE id = ?",
+        [alert_id],
+    )
+    if not rows:
+        fail(f"no alert {alert_id!r}", EXIT_USAGE)
+    record = dict(zip(columns, rows[0], strict=True))
+    record["evidence"] = json_module.loads(record["evidence"])
+    record["wallets"], record["trades"] = list(record["wallets"]), list(record["trades"])
+    print_json(record)

@@ -1,0 +1,49 @@
+"""Integrity scans: every detector plugin over the analytics store, alerts kept in it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+
+import duckdb
+import msgspec
+
+from marketnode.plugins import plugin_manager
+from marketnode.plugins.alerts import Alert
+
+from .config import IntegrityConfig
+
+
+def scan(connection: duckdb.DuckDBPyConnection, config: IntegrityConfig) -> list[Alert]:
+    """Run every detector; alerts sorted by market, detector and first trade."""
+    settings = dataclasses.asdict(config)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    alerts: list[Alert] = []
+    for found in plugin_manager().hook.detect_integrity(connection=connection, settings=settings):
+        alerts.extend(found or [])
+    for alert in alerts:
+        alert.time = alert.time or now
+    return sorted(alerts, key=lambda a: (a.market, a.detector, min(a.trades, default=0)))
+
+
+def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> int:
+    """Keep the alerts not stored yet (same detector, market and trades: same id); how many."""
+    known = {row[0] for row in connection.execute("SELECT id FROM alerts").fetchall()}
+    new = [alert for alert in alerts if alert.id not in known]
+    manager = plugin_manager()
+    for alert in new:
+        connection.execute(
+            "INSERT INTO alerts VALUES (?, CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, "
+            "CAST(? AS DECIMAL(38, 12)), NULL)",
+            [
+                alert.id, alert.time, alert.detector, alert.severity, alert.market,
+                alert.wallets, alert.trades, json.dumps(alert.evidence), alert.wash_volume,
+            ],
+        )  # fmt: skip
+        manager.hook.act_on_alert(alert=alert)
+    return len(new)
+
+
+def alert_record(alert: Alert) -> dict:
+    return msgspec.to_builtins(alert)

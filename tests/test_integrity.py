@@ -1,0 +1,101 @@
+"""Integrity detectors as plugins: self-trades (incl. linked owners) and round trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+from typer.testing import CliRunner
+
+from marketnode.cli.main import app
+from marketnode.plugins import plugin_manager
+
+runner = CliRunner()
+
+
+def mnode(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def new(order_id: str, owner: str, side: str, price: str, qty: str) -> dict:
+    return {
+        "op": "new", "market": "PUNK-ETH", "id": order_id, "owner": owner, "side": side,
+        "price": price, "qty": qty, "stp": "none",
+    }  # fmt: skip
+
+
+SCENARIO = [
+    # honest: two different wallets, once
+    new("h1", "0xh1", "sell", "101", "5"), new("h2", "0xh2", "buy", "101", "5"),
+    # a self-trade
+    new("s1", "0xw", "sell", "102", "3"), new("s2", "0xw", "buy", "102", "3"),
+    # a round trip: a sells to b, b sells it back
+    new("r1", "0xa", "sell", "103", "4"), new("r2", "0xb", "buy", "103", "4"),
+    new("r3", "0xb", "sell", "103", "4"), new("r4", "0xa", "buy", "103", "4"),
+    # two owners the operator links (same funder)
+    new("l1", "0xc", "sell", "104", "2"), new("l2", "0xd", "buy", "104", "2"),
+    # an honest market maker: buys from one wallet and sells to another
+    new("m1", "0xmm", "buy", "99", "6"), new("m2", "0xh1", "sell", "99", "6"),
+    new("m3", "0xmm", "sell", "99.5", "6"), new("m4", "0xh2", "buy", "99.5", "6"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    home = tmp_path / "home"
+    assert mnode("init", str(home)).exit_code == 0
+    source = tmp_path / "scenario.ndjson"
+    source.write_bytes(b"\n".join(msgspec.json.encode(c) for c in SCENARIO))
+    assert mnode("replay", str(source), "--home", str(home)).exit_code == 0
+    return home
+
+
+def test_built_in_detectors_load_through_the_entry_point_group():
+    names = {name for name, _ in plugin_manager().list_name_plugin()}
+    assert {"self_trades", "round_trips"} <= names
+
+
+def test_scan_flags_the_wash_and_only_the_wash(home):
+    assert mnode("analytics", "sync", "--home", str(home)).exit_code == 0
+    linked = mnode(
+        "integrity", "link", "0xc", "0xd", "--reason", "same funder", "--home", str(home)
+    )
+    assert linked.exit_code == 0, linked.stderr
+    result = mnode("integrity", "scan", "--home", str(home), "--json")
+    assert result.exit_code == 0, result.stderr
+    alerts = json.loads(result.stdout)
+    found = {(a["detector"], tuple(a["wallets"]), a["wash_volume"]) for a in alerts}
+    assert found == {
+        ("self_trades", ("0xw",), "306"),
+        ("self_trades", ("0xc", "0xd"), "208"),
+        ("round_trips", ("0xa", "0xb"), "824"),
+    }
+    for alert in alerts:
+        assert alert["market"] == "PUNK-ETH" and alert["severity"] in ("low", "medium", "high")
+        assert alert["trades"] and all(isinstance(seq, int) for seq in alert["trades"])
+    flagged = {wallet for alert in alerts for wallet in alert["wallets"]}
+    assert not flagged & {"0xh1", "0xh2", "0xmm"}
+
+    again = mnode("integrity", "scan", "--home", str(home))
+    assert again.stderr.strip().endswith("3 alerts (0 new)")
+    listed = json.loads(mnode("alerts", "--home", str(home), "--json").stdout)
+    assert len(listed) == 3
+    high = json.loads(mnode("alerts", "--severity", "high", "--home", str(home), "--json").stdout)
+    assert {tuple(a["wallets"]) for a in high} == {("0xw",), ("0xc", "0xd")}
+    round_trip = next(a for a in alerts if a["detector"] == "round_trips")
+    shown = json.loads(mnode("alerts", "show", round_trip["id"], "--home", str(home)).stdout)
+    assert shown["trades"] == round_trip["trades"]
+    assert shown["evidence"]["pairs"] == 1
+    missing = mnode("alerts", "show", "nope", "--home", str(home))
+    assert missing.exit_code == 2 and missing.stderr == "mnode: no alert 'nope'\n"
+
+
+def test_scan_and_link_refuse_a_running_node_home(home):
+    (home / "node.json").write_text("{}")
+    scanned = mnode("integrity", "scan", "--home", str(home))
+    assert scanned.exit_code == 2
+    assert scanned.stderr.startswith(f"mnode: a node is running on {home}: stop it first")
+    bad = mnode("integrity", "link", "0xc", "0xd", "--home", str(home))
+    assert bad.exit_code == 2 and "--reason" in bad.stderr
