@@ -39,7 +39,19 @@ SCENARIO = [
     # an honest market maker: buys from one wallet and sells to another
     new("m1", "0xmm", "buy", "99", "6"), new("m2", "0xh1", "sell", "99", "6"),
     new("m3", "0xmm", "sell", "99.5", "6"), new("m4", "0xh2", "buy", "99.5", "6"),
+    # a ring of three: x sells to y, y to z, z back to x, the same size
+    new("x1", "0xx", "sell", "105", "7"), new("y1", "0xy", "buy", "105", "7"),
+    new("y2", "0xy", "sell", "105", "7"), new("z1", "0xz", "buy", "105", "7"),
+    new("z2", "0xz", "sell", "105", "7"), new("x2", "0xx", "buy", "105", "7"),
 ]  # fmt: skip
+# a churner: trades with one counterparty twelve times and ends flat (each pair of trades is
+# also a round trip, and the two wallets form a cycle)
+for n in range(6):
+    size = str(2 + n)
+    SCENARIO += [
+        new(f"c{n}s", "0xchurn", "sell", "106", size), new(f"k{n}b", "0xk", "buy", "106", size),
+        new(f"k{n}s", "0xk", "sell", "106", size), new(f"c{n}b", "0xchurn", "buy", "106", size),
+    ]  # fmt: skip
 
 
 @pytest.fixture
@@ -66,12 +78,22 @@ def test_scan_flags_the_wash_and_only_the_wash(home):
     result = mnode("integrity", "scan", "--home", str(home), "--json")
     assert result.exit_code == 0, result.stderr
     alerts = json.loads(result.stdout)
-    found = {(a["detector"], tuple(a["wallets"]), a["wash_volume"]) for a in alerts}
+    found = {(a["detector"], tuple(a["wallets"])) for a in alerts}
     assert found == {
-        ("self_trades", ("0xw",), "306"),
-        ("self_trades", ("0xc", "0xd"), "208"),
-        ("round_trips", ("0xa", "0xb"), "824"),
+        ("self_trades", ("0xw",)),
+        ("self_trades", ("0xc", "0xd")),
+        ("round_trips", ("0xa", "0xb")),
+        ("round_trips", ("0xchurn", "0xk")),
+        ("trade_cycles", ("0xa", "0xb")),
+        ("trade_cycles", ("0xx", "0xy", "0xz")),
+        ("trade_cycles", ("0xchurn", "0xk")),
+        ("churn", ("0xchurn",)),
+        ("churn", ("0xk",)),
     }
+    volumes = {(a["detector"], tuple(a["wallets"])): a["wash_volume"] for a in alerts}
+    assert volumes["self_trades", ("0xw",)] == "306"
+    assert volumes["round_trips", ("0xa", "0xb")] == "824"
+    assert volumes["trade_cycles", ("0xx", "0xy", "0xz")] == str(3 * 7 * 105)
     for alert in alerts:
         assert alert["market"] == "PUNK-ETH" and alert["severity"] in ("low", "medium", "high")
         assert alert["trades"] and all(isinstance(seq, int) for seq in alert["trades"])
@@ -79,11 +101,15 @@ def test_scan_flags_the_wash_and_only_the_wash(home):
     assert not flagged & {"0xh1", "0xh2", "0xmm"}
 
     again = mnode("integrity", "scan", "--home", str(home))
-    assert again.stderr.strip().endswith("3 alerts (0 new)")
+    assert again.stderr.strip().endswith(f"{len(alerts)} alerts (0 new)")
     listed = json.loads(mnode("alerts", "--home", str(home), "--json").stdout)
-    assert len(listed) == 3
-    high = json.loads(mnode("alerts", "--severity", "high", "--home", str(home), "--json").stdout)
-    assert {tuple(a["wallets"]) for a in high} == {("0xw",), ("0xc", "0xd")}
+    assert len(listed) == len(alerts)
+    medium = json.loads(
+        mnode("alerts", "--severity", "medium", "--home", str(home), "--json").stdout
+    )
+    assert {(a["detector"], tuple(a["wallets"])) for a in medium} == {
+        ("round_trips", ("0xa", "0xb")), ("churn", ("0xchurn",)), ("churn", ("0xk",)),
+    }  # fmt: skip
     round_trip = next(a for a in alerts if a["detector"] == "round_trips")
     shown = json.loads(mnode("alerts", "show", round_trip["id"], "--home", str(home)).stdout)
     assert shown["trades"] == round_trip["trades"]
