@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from marketnode.node.analytics import JournalFollower
-from marketnode.node.integrity import alert_record, scan, store_alerts
+from marketnode.node.client import ClientError
+from marketnode.node.integrity import acknowledge, alert_record, scan, store_alerts
 from marketnode.node.store import Store
 
 from .analytics import _open, _print_rows, _query
@@ -21,6 +22,7 @@ from .common import (
     print_json,
     require_home,
 )
+from .node import admin_result
 
 app = typer.Typer(help="Market-integrity detectors and linked owners.", no_args_is_help=True)
 alerts_app = typer.Typer(
@@ -118,6 +120,33 @@ def alerts_command(
         parameters,
     )
     _print_rows(columns, rows, json, False)
+
+
+@alerts_app.command("ack")
+def ack_command(
+    alert_id: Annotated[str, typer.Argument(help="The alert's id.", show_default=False)],
+    label: Annotated[str, typer.Option("--label", help="wash or benign.")] = "",
+    home: HomeOption = None,
+) -> None:
+    """Record a reviewer's verdict on an alert (kept to evaluate the detectors)."""
+    node_home = require_home(home)
+    if node_home.runtime_path.exists():
+        try:
+            admin_result(node_home, "ack", alert=alert_id, label=label)
+        except ClientError as error:
+            if not error.unreachable:
+                fail(str(error), EXIT_USAGE)
+        else:
+            typer.echo(f"alert {alert_id}: {label}", err=True)
+            return
+    analytics = _open(node_home, read_only=False)
+    try:
+        answer = acknowledge(analytics.connection, alert_id, label)
+    finally:
+        analytics.close()
+    if not answer["ok"]:
+        fail(answer["error"], EXIT_USAGE)
+    typer.echo(f"alert {alert_id}: {label}", err=True)
 
 
 @alerts_app.command("show")

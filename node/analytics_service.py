@@ -22,6 +22,7 @@ import zmq
 
 from .analytics import AnalyticsStore, JournalFollower, export_parquet
 from .home import ANALYTICS_SOCKET, Home
+from .integrity import acknowledge
 from .store import Store
 
 MAX_ROWS = 100_000
@@ -104,10 +105,14 @@ class AnalyticsService:
             finally:
                 cursor.close()
             return {"ok": True, "result": {"path": request["path"], "tables": tables}}
+        if request.get("cmd") == "ack":
+            return acknowledge(
+                self.analytics.connection, request.get("alert"), request.get("label")
+            )
         if request.get("cmd") == "sql" and isinstance(request.get("query"), str):
             params = request.get("params")
             return self.sql(request["query"], params if isinstance(params, list) else None)
-        return {"ok": False, "error": "unknown analytics request (sql, lag, export)"}
+        return {"ok": False, "error": "unknown analytics request (sql, lag, export, ack)"}
 
     def sql(self, query: str, params: list | None = None) -> dict:
         """Run one read-only query (this process holds the file for writing, so the statement

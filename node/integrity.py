@@ -45,5 +45,19 @@ def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> 
     return len(new)
 
 
+LABELS = ("wash", "benign")
+
+
+def acknowledge(connection: duckdb.DuckDBPyConnection, alert_id: object, label: object) -> dict:
+    """A reviewer's verdict on an alert, kept for evaluating the detectors."""
+    if label not in LABELS:
+        return {"ok": False, "error": f"label must be one of {', '.join(LABELS)}"}
+    found = connection.execute("SELECT count(*) FROM alerts WHERE id = ?", [alert_id]).fetchone()
+    if not found[0]:
+        return {"ok": False, "error": f"no alert {alert_id!r}"}
+    connection.execute("UPDATE alerts SET label = ? WHERE id = ?", [label, alert_id])
+    return {"ok": True, "result": {"id": alert_id, "label": label}}
+
+
 def alert_record(alert: Alert) -> dict:
     return msgspec.to_builtins(alert)

@@ -187,6 +187,8 @@ class AdminRequest(msgspec.Struct, tag="admin", tag_field="type"):
     query: str | None = None
     params: list[Any] | None = None
     path: str | None = None
+    alert: str | None = None
+    label: str | None = None
     ref: Any = None
 
 

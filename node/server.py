@@ -77,7 +77,7 @@ _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 ALLOWLIST_CHECK_S = 0.5
 CURVE_FRAME_OVERHEAD = 33
 """Bytes CURVE adds to a frame (MESSAGE command, nonce, MAC): libzmq's size limit counts them."""
-ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag", "export": "export"}
+ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag", "export": "export", "ack": "ack"}
 """Admin commands the analytics process answers (admin name -> its request)."""
 ANALYTICS_STOP_S = 10.0
 HIGH_WATER_MARK = 100_000
@@ -645,6 +645,8 @@ class Node:
             "cmd": ANALYTICS_COMMANDS[request.cmd],
             "query": request.query,
             "path": request.path,
+            "alert": request.alert,
+            "label": request.label,
             "ref": token,
         }
         if request.params is not None:

@@ -114,6 +114,14 @@ def test_scan_flags_the_wash_and_only_the_wash(home):
     shown = json.loads(mnode("alerts", "show", round_trip["id"], "--home", str(home)).stdout)
     assert shown["trades"] == round_trip["trades"]
     assert shown["evidence"]["pairs"] == 1
+    acked = mnode("alerts", "ack", round_trip["id"], "--label", "wash", "--home", str(home))
+    assert acked.exit_code == 0, acked.stderr
+    assert (
+        json.loads(mnode("alerts", "show", round_trip["id"], "--home", str(home)).stdout)["label"]
+        == "wash"
+    )
+    wrong = mnode("alerts", "ack", round_trip["id"], "--label", "maybe", "--home", str(home))
+    assert wrong.exit_code == 2 and "label must be one of wash, benign" in wrong.stderr
     missing = mnode("alerts", "show", "nope", "--home", str(home))
     assert missing.exit_code == 2 and missing.stderr == "mnode: no alert 'nope'\n"
 
