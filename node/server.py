@@ -239,9 +239,11 @@ class Node:
         self.market_data = make(zmq.PUB, "md", "market_data", sndhwm=HIGH_WATER_MARK)
         self.admin = make(zmq.ROUTER, "admin", "admin", router_mandatory=1)
         self.monitor = self.orders.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self.analytics_link = self.context.socket(zmq.DEALER)
-        self.analytics_link.linger = 0
-        self.analytics_link.connect(self.home.analytics_endpoint)
+        self.analytics_link: zmq.Socket | None = None
+        if config.analytics.enabled:
+            self.analytics_link = self.context.socket(zmq.DEALER)
+            self.analytics_link.linger = 0
+            self.analytics_link.connect(self.home.analytics_endpoint)
 
     def callback(self, domain: str, key: bytes) -> bool:
         """ZAP: may this CURVE key connect to this socket? (runs in the authenticator thread)"""
@@ -280,7 +282,8 @@ class Node:
         poller.register(self.orders, zmq.POLLIN)
         poller.register(self.admin, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
-        poller.register(self.analytics_link, zmq.POLLIN)
+        if self.analytics_link is not None:
+            poller.register(self.analytics_link, zmq.POLLIN)
         try:
             while not self.stopping:
                 ready = dict(poller.poll(POLL_MS))
@@ -292,7 +295,7 @@ class Node:
                     self._serve_batch()
                 if self.admin in ready:
                     self._serve_admin()
-                if self.analytics_link in ready:
+                if self.analytics_link is not None and self.analytics_link in ready:
                     self._relay_analytics_replies()
                 self._housekeeping()
         finally:
