@@ -67,7 +67,7 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
                 f"wallets {', '.join(alert.wallets)}; {len(alert.trades)} trades; "
                 f"wash volume {alert.wash_volume}"
             )
-    typer.echo(f"{len(alerts)} alerts ({new} new)", err=True)
+    typer.echo(f"{len(alerts)} alerts ({len(new)} new)", err=True)
 
 
 @app.command("link")

@@ -22,7 +22,7 @@ import zmq
 
 from .analytics import AnalyticsStore, JournalFollower, export_parquet
 from .home import ANALYTICS_SOCKET, Home
-from .integrity import acknowledge
+from .integrity import acknowledge, alert_record, scan, store_alerts
 from .store import Store
 
 MAX_ROWS = 100_000
@@ -53,6 +53,10 @@ class AnalyticsService:
         self.analytics = AnalyticsStore(home.path / config.analytics.file)
         self.follower = JournalFollower(self.store, self.analytics)
         self.interval_ms = config.analytics.interval_ms
+        self.integrity = config.integrity
+        self.next_scan = time.monotonic() + config.integrity.scan_interval_s
+        self.node_identity: bytes | None = None
+        """Who to push new alerts to: the node, once it has said hello."""
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.linger = 0
@@ -65,6 +69,8 @@ class AnalyticsService:
         try:
             while not self.stopping:
                 self.follower.sync()
+                if time.monotonic() >= self.next_scan:
+                    self._scan()
                 if self.socket.poll(self.interval_ms):
                     self._answer_all()
         finally:
@@ -87,13 +93,26 @@ class AnalyticsService:
             request: dict = {}
             try:
                 request = _decode(body)
+                if request.get("cmd") == "hello":
+                    self.node_identity = identity
                 reply = self._answer(request)
             except (msgspec.DecodeError, ValueError) as error:
                 reply = {"ok": False, "error": f"malformed: {error}"}
             reply["ref"] = request.get("ref")
             self.socket.send_multipart([identity, _encode(reply)])
 
+    def _scan(self) -> None:
+        """Run the detectors; keep the new alerts and push them to the node to publish."""
+        self.next_scan = time.monotonic() + self.integrity.scan_interval_s
+        alerts = scan(self.analytics.connection, self.integrity)
+        fresh = store_alerts(self.analytics.connection, alerts)
+        if fresh and self.node_identity is not None:
+            payload = {"alerts": [alert_record(alert) for alert in fresh]}
+            self.socket.send_multipart([self.node_identity, _encode(payload)])
+
     def _answer(self, request: dict) -> dict:
+        if request.get("cmd") == "hello":
+            return {"ok": True, "result": "hello"}
         if request.get("cmd") == "lag":
             return {"ok": True, "result": self.lag()}
         if request.get("cmd") == "export" and isinstance(request.get("path"), str):

@@ -89,6 +89,7 @@ class IntegrityConfig:
 
     round_trip_window_s: int = 30 * 24 * 3600
     round_trip_qty_tolerance: float = 0.1
+    scan_interval_s: int = 60
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "round_trip_window_s"): (_positive, "must be a whole number > 0"),
+    (IntegrityConfig, "scan_interval_s"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "round_trip_qty_tolerance"): (
         lambda v: 0 <= v < 1,
         "must be a number from 0 up to 1 (a share of the first trade's quantity)",

@@ -27,8 +27,9 @@ def scan(connection: duckdb.DuckDBPyConnection, config: IntegrityConfig) -> list
     return sorted(alerts, key=lambda a: (a.market, a.detector, min(a.trades, default=0)))
 
 
-def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> int:
-    """Keep the alerts not stored yet (same detector, market and trades: same id); how many."""
+def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> list[Alert]:
+    """Keep the alerts not stored yet (same detector, market and trades: same id); return
+    those."""
     known = {row[0] for row in connection.execute("SELECT id FROM alerts").fetchall()}
     new = [alert for alert in alerts if alert.id not in known]
     manager = plugin_manager()
@@ -42,7 +43,7 @@ def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> 
             ],
         )  # fmt: skip
         manager.hook.act_on_alert(alert=alert)
-    return len(new)
+    return new
 
 
 LABELS = ("wash", "benign")

@@ -41,6 +41,7 @@ from .keys import OPERATOR, SERVER, load_key_pair
 from .marketdata import book_levels, level_changes
 from .peers import AllowlistFile, Peer
 from .protocol import (
+    ALERTS_TOPIC,
     BAD_VERSION,
     PROTOCOL_VERSION,
     THROTTLED,
@@ -244,6 +245,7 @@ class Node:
             self.analytics_link = self.context.socket(zmq.DEALER)
             self.analytics_link.linger = 0
             self.analytics_link.connect(self.home.analytics_endpoint)
+            self.analytics_link.send(encoder.encode({"cmd": "hello", "ref": 0}))
 
     def callback(self, domain: str, key: bytes) -> bool:
         """ZAP: may this CURVE key connect to this socket? (runs in the authenticator thread)"""
@@ -666,6 +668,11 @@ class Node:
             try:
                 answer = msgspec.msgpack.decode(payload, type=dict)
             except BAD_INPUT:
+                continue
+            if "alerts" in answer:
+                for alert in answer["alerts"]:
+                    self.market_data.send_multipart([ALERTS_TOPIC, encoder.encode(alert)])
+                log.warning("integrity: %d new alerts published", len(answer["alerts"]))
                 continue
             waiting = self.analytics_waiting.pop(answer.get("ref"), None)
             if waiting is None:
