@@ -117,6 +117,13 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
         f"{status['resting_orders']} resting orders\n"
         f"  peers: {status['peers_registered']} registered, seen: "
         f"{', '.join(status['peers_seen']) or 'none'}\n"
+        f"  analytics: {_analytics_text(status['analytics'])}\n"
         f"  orders {status['endpoints']['orders']}, market data "
         f"{status['endpoints']['market_data']}, admin {status['endpoints']['admin']}"
     )
+
+
+def _analytics_text(analytics: object) -> str:
+    if not isinstance(analytics, dict):
+        return "off" if analytics == "off" else "starting"
+    return f"{analytics['lag_commands']} commands ({analytics['lag_s']} s) behind the journal"

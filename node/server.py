@@ -81,6 +81,8 @@ CURVE_FRAME_OVERHEAD = 33
 ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag", "export": "export", "ack": "ack"}
 """Admin commands the analytics process answers (admin name -> its request)."""
 ANALYTICS_STOP_S = 10.0
+LAG_REF = -1
+"""The ref of the node's own periodic lag requests (admin requests get positive tokens)."""
 HIGH_WATER_MARK = 100_000
 """Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
 MAX_MESSAGES_PER_BATCH = 1000
@@ -149,6 +151,8 @@ class Node:
         self.analytics_waiting: dict[int, tuple[bytes, Any]] = {}
         """Forwarded analytics requests: token -> (admin identity, the admin request's ref)."""
         self._analytics_tokens = itertools.count(1)
+        self.analytics_lag: dict | None = None
+        """The analytics process's last answer to the node's periodic lag request."""
         self._next_allowlist_check = 0.0
 
     # -- start-up -----------------------------------------------------------------------------
@@ -319,6 +323,9 @@ class Node:
         if now < self._next_allowlist_check:
             return
         self._next_allowlist_check = now + ALLOWLIST_CHECK_S
+        if self.analytics_link is not None:
+            # the answer (ref LAG_REF) lands in analytics_lag, for `status`
+            self.analytics_link.send(encoder.encode({"cmd": "lag", "ref": LAG_REF}), zmq.NOBLOCK)
         if self.allowlist.refresh():
             log.info("peer allowlist reloaded: %d peers", len(self.allowlist.current.peers))
         elif self.allowlist.error:
@@ -674,6 +681,9 @@ class Node:
                     self.market_data.send_multipart([ALERTS_TOPIC, encoder.encode(alert)])
                 log.warning("integrity: %d new alerts published", len(answer["alerts"]))
                 continue
+            if answer.get("ref") == LAG_REF:
+                self.analytics_lag = answer.get("result")
+                continue
             waiting = self.analytics_waiting.pop(answer.get("ref"), None)
             if waiting is None:
                 continue
@@ -723,6 +733,7 @@ class Node:
             "resting_orders": sum(len(book.orders) for book in engine.books.values()),
             "peers_registered": len(self.allowlist.current.peers),
             "peers_seen": sorted(self.peer_identity),
+            "analytics": self.analytics_lag if self.config.analytics.enabled else "off",
         }
 
     # -- shutdown -----------------------------------------------------------------------------

@@ -270,3 +270,23 @@ def test_a_running_node_scans_and_publishes_new_alerts(node_factory):
         assert ["self_trades"] in listed["rows"]
     finally:
         alerts.close(linger=0)
+
+
+def test_status_shows_the_analytics_lag(node_factory):
+    running = node_factory(
+        "[analytics]\nenabled = true\ninterval_ms = 50\n", {"alice": ("0xa11ce",)}
+    )
+    running.client("alice").submit([
+        {"op": "new", "market": "PUNK-ETH", "id": "s1", "owner": "0xa11ce", "side": "sell",
+         "price": "100", "qty": "1"},
+    ])  # fmt: skip
+    admin = running.admin()
+    deadline = time.monotonic() + 30
+    while True:
+        analytics = admin.call("status")["analytics"]
+        if isinstance(analytics, dict) and analytics["lag_commands"] == 0 and analytics["position"]:
+            break
+        assert time.monotonic() < deadline, analytics
+        time.sleep(0.1)
+    text = mnode("status", "--home", str(running.home.path))
+    assert "analytics: 0 commands (0.0 s) behind the journal" in text.stdout
