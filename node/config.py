@@ -88,7 +88,9 @@ class IntegrityConfig:
     """Thresholds of the built-in integrity detectors (a plugin reads its own keys here too)."""
 
     round_trip_window_s: int = 30 * 24 * 3600
-    round_trip_qty_tolerance: float = 0.1
+    round_trip_qty_tolerance: float = 0.0
+    round_trip_price_tolerance: float = 0.0
+    round_trip_max_counterparties: int = 5
     scan_interval_s: int = 60
 
 
@@ -179,6 +181,11 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "round_trip_window_s"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "scan_interval_s"): (_positive, "must be a whole number > 0"),
+    (IntegrityConfig, "round_trip_max_counterparties"): (_positive, "must be a whole number > 0"),
+    (IntegrityConfig, "round_trip_price_tolerance"): (
+        lambda v: 0 <= v < 1,
+        "must be a number from 0 up to 1 (a share of the first trade's price)",
+    ),
     (IntegrityConfig, "round_trip_qty_tolerance"): (
         lambda v: 0 <= v < 1,
         "must be a number from 0 up to 1 (a share of the first trade's quantity)",

@@ -63,28 +63,36 @@ ORDER BY w.wallet
 """
 
 
-@hookimpl
-def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
+def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, Any, str]:
+    """Rows of features, anomaly scores (higher: easier to isolate), decision values
+    (negative: isolated) and the model version, for every wallet with enough trades."""
     option = {key: settings.get(key, value) for key, value in DEFAULTS.items()}
     rows = connection.execute(QUERY, [option["anomaly_min_trades"]]).fetchall()
     if len(rows) < option["anomaly_min_wallets"]:
-        return []
+        return [], np.array([]), np.array([]), ""
     features = np.array([row[1:10] for row in rows], dtype=float)
     features[:, 1] = np.log1p(features[:, 1])  # notional spans orders of magnitude
     window = (str(min(row[12] for row in rows)), str(max(row[13] for row in rows)))
     scaler = StandardScaler().fit(features)
+    scaled = scaler.transform(features)
     forest = IsolationForest(
         n_estimators=100,
         max_samples="auto",
         contamination="auto",
         random_state=option["anomaly_seed"],
-    ).fit(scaler.transform(features))
-    scaled = scaler.transform(features)
-    scores = -forest.score_samples(scaled)  # higher: easier to isolate
-    decisions = forest.decision_function(scaled)
+    ).fit(scaled)
     version = hashlib.blake2b(
         f"{window}|{len(rows)}|{option['anomaly_seed']}|100".encode(), digest_size=6
     ).hexdigest()
+    return rows, -forest.score_samples(scaled), forest.decision_function(scaled), version
+
+
+@hookimpl
+def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
+    rows, scores, decisions, version = wallet_scores(connection, settings)
+    if not rows:
+        return []
+    window = (str(min(row[12] for row in rows)), str(max(row[13] for row in rows)))
     order = np.argsort(-scores)
     alerts = []
     for rank, position in enumerate(order, start=1):

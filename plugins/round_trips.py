@@ -9,10 +9,18 @@ from .alerts import Alert
 from .hookspecs import hookimpl
 
 DEFAULT_WINDOW_S = 30 * 24 * 3600
-DEFAULT_QTY_TOLERANCE = 0.1
+DEFAULT_QTY_TOLERANCE = 0.0
+DEFAULT_PRICE_TOLERANCE = 0.0
+DEFAULT_MAX_COUNTERPARTIES = 5
+"""Wash pairs trade with few others; market makers, who also buy and sell back, with many."""
+"""A wash round trip hands the same quantity back at the same price; honest traders who meet
+twice rarely match both."""
 
 QUERY = """
-WITH pairs AS (
+WITH diversity AS (
+    SELECT wallet, count(DISTINCT counterparty) AS counterparties FROM wallet_trades GROUP BY wallet
+),
+pairs AS (
     SELECT first.market, least(first.seller, first.buyer) AS a,
            greatest(first.seller, first.buyer) AS b, first.seq AS there, back.seq AS back,
            first.time AS start, back.time AS stop
@@ -22,7 +30,10 @@ WITH pairs AS (
      AND back.buyer = first.seller AND back.seq > first.seq
      AND back.time - first.time <= to_seconds(?)
      AND abs(back.qty - first.qty) <= ? * first.qty
+     AND abs(back.price - first.price) <= ? * first.price
     WHERE first.buyer <> first.seller
+      AND (SELECT counterparties FROM diversity WHERE wallet = first.seller) <= ?
+      AND (SELECT counterparties FROM diversity WHERE wallet = first.buyer) <= ?
 ),
 legs AS (
     SELECT market, a, b, there AS seq FROM pairs
@@ -47,8 +58,10 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     window = settings.get("round_trip_window_s", DEFAULT_WINDOW_S)
     tolerance = settings.get("round_trip_qty_tolerance", DEFAULT_QTY_TOLERANCE)
     alerts = []
+    price_tolerance = settings.get("round_trip_price_tolerance", DEFAULT_PRICE_TOLERANCE)
+    most = settings.get("round_trip_max_counterparties", DEFAULT_MAX_COUNTERPARTIES)
     for market, a, b, trades, volume, pairs, start, stop in connection.execute(
-        QUERY, [window, tolerance]
+        QUERY, [window, tolerance, price_tolerance, most, most]
     ).fetchall():
         alerts.append(
             Alert(
