@@ -1,4 +1,5 @@
-"""Anomalous wallets: an IsolationForest over per-wallet behaviour, wallets ranked by score.
+"""Anomalous wallets: an IsolationForest over per-wallet behaviour, wallets ranked by score
+(which features the forest sees, and why, at MODELLED).
 
 Features per wallet over the training window: trade count and notional, counterparties and
 the share of the largest one, |net position| / volume, regularity of the time between its
@@ -25,6 +26,12 @@ FEATURES = (
     "trades", "notional", "counterparties", "top_counterparty_share", "net_over_volume",
     "gap_regularity", "cancels_per_fill", "round_share", "price_deviation",
 )  # fmt: skip
+
+MODELLED = [2, 3, 4, 7, 8]
+"""Columns of FEATURES the forest sees: counterparties (log), the largest one's share, net
+position over volume, round-size share, price deviation. Trade count, notional, gap regularity
+and cancels per fill are reported but not modelled: size and requoting alone isolate the market
+makers, who trade most and cancel most, and must not be flagged."""
 
 QUERY = """
 WITH vwap AS (
@@ -70,8 +77,8 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
     rows = connection.execute(QUERY, [option["anomaly_min_trades"]]).fetchall()
     if len(rows) < option["anomaly_min_wallets"]:
         return [], np.array([]), np.array([]), ""
-    features = np.array([row[1:10] for row in rows], dtype=float)
-    features[:, 1] = np.log1p(features[:, 1])  # notional spans orders of magnitude
+    features = np.array([row[1:10] for row in rows], dtype=float)[:, MODELLED]
+    features[:, 0] = np.log1p(features[:, 0])  # counterparties span orders of magnitude
     window = (str(min(row[12] for row in rows)), str(max(row[13] for row in rows)))
     scaler = StandardScaler().fit(features)
     scaled = scaler.transform(features)
