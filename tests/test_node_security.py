@@ -390,10 +390,12 @@ def test_a_peer_over_its_rate_is_throttled(node_factory):
 
 
 def test_the_burst_is_not_exceeded_after_an_idle_spell(node_factory):
-    running = node_factory("[limits]\npeer_rate_per_s = 10\npeer_burst = 3\n", {"alice": (ALICE,)})
+    # one token a second: between two back-to-back submits (well under a second, even on a
+    # loaded machine) at most one token is earned
+    running = node_factory("[limits]\npeer_rate_per_s = 1\npeer_burst = 3\n", {"alice": (ALICE,)})
     alice = running.client("alice")
     assert alice.submit([]).events == []  # the peer's bucket now exists, full
-    time.sleep(0.5)  # idle: the bucket stays full, it cannot hold more than the burst
+    time.sleep(3.5)  # idle: the bucket stays full, it cannot hold more than the burst
     first = submit(alice, [new(f"a{n}", "buy", str(10 + n), "1", ALICE) for n in range(3)])
     second = submit(alice, [new(f"b{n}", "buy", str(20 + n), "1", ALICE) for n in range(3)])
     assert [kind for kind, _, _ in outcome(first)] == ["accepted"] * 3
