@@ -380,7 +380,10 @@ def test_a_message_over_the_size_limit_closes_the_connection(node_factory):
 
     try:
         alice = raw_peer(raw, context, running, "alice", "0xa11ce")
-        monitor = alice.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        # a fresh address: the example client monitored this socket once already (handshake)
+        monitor = alice.sock.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED, addr="inproc://size-limit-disconnects"
+        )
         alice.sock.send(ping_of(4096))
         assert alice.receive()["type"] == "pong"
         alice.sock.send(ping_of(4097))
