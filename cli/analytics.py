@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import duckdb
 import typer
@@ -39,7 +39,7 @@ def sync_command(home: HomeOption = None) -> None:
         config = node_home.config()
         store = Store(node_home.store_path(config), readonly=True)
     try:
-        analytics = _open(node_home, read_only=False)
+        analytics = open_analytics(node_home, read_only=False)
         try:
             written = JournalFollower(store, analytics).sync()
             position = analytics.position()
@@ -57,8 +57,8 @@ def sql_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Run a read-only SQL query on the analytics store (tables: events, trades, ingest)."""
-    columns, rows = _query(require_home(home), query, [])
-    _print_rows(columns, rows, json, as_csv)
+    columns, rows = run_query(require_home(home), query, [])
+    print_rows(columns, rows, json, as_csv)
 
 
 def trades_command(
@@ -89,8 +89,8 @@ def trades_command(
         "taker_owner, "
         f"aggressor FROM trades {where} ORDER BY seq DESC LIMIT {limit}"
     )
-    columns, rows = _query(require_home(home), query, parameters)
-    _print_rows(columns, rows, json, False)
+    columns, rows = run_query(require_home(home), query, parameters)
+    print_rows(columns, rows, json, False)
 
 
 def stats_command(home: HomeOption = None, json: JsonOption = False) -> None:
@@ -105,8 +105,8 @@ def stats_command(home: HomeOption = None, json: JsonOption = False) -> None:
         "FROM trades JOIN (SELECT market, count(DISTINCT wallet) AS wallets FROM wallet_trades "
         "GROUP BY market) USING (market) GROUP BY market ORDER BY market"
     )
-    columns, rows = _query(require_home(home), query, [])
-    _print_rows(columns, rows, json, False)
+    columns, rows = run_query(require_home(home), query, [])
+    print_rows(columns, rows, json, False)
 
 
 export_app = typer.Typer(help="Export the analytics store.", no_args_is_help=True)
@@ -120,16 +120,11 @@ def export_parquet_command(
     """Trades and events as Parquet, partitioned by market and date (hive layout)."""
     node_home = require_home(home)
     target = directory.resolve()
-    if node_home.runtime_path.exists():
-        try:
-            result = admin_result(node_home, "export", path=str(target))
-        except ClientError as error:
-            if not error.unreachable:
-                fail(str(error), EXIT_USAGE)
-        else:
-            typer.echo(f"exported {', '.join(result['tables'])} to {target}", err=True)
-            return
-    analytics = _open(node_home, read_only=True)
+    answered, result = through_node(node_home, "export", path=str(target))
+    if answered:
+        typer.echo(f"exported {', '.join(result['tables'])} to {target}", err=True)
+        return
+    analytics = open_analytics(node_home, read_only=True)
     try:
         try:
             tables = export_parquet(analytics.connection, target)
@@ -153,18 +148,27 @@ def lag_command(home: HomeOption = None, json: JsonOption = False) -> None:
         )
 
 
-def _query(node_home: Home, query: str, parameters: list) -> tuple[list[str], list]:
+def through_node(node_home: Home, cmd: str, **arguments: object) -> tuple[bool, Any]:
+    """Ask the running node (its analytics process holds the file): (True, result), or
+    (False, None) when no node answers, so the caller opens the file itself. A refusal is one
+    line and exit 2."""
+    if not node_home.runtime_path.exists():
+        return False, None
+    try:
+        return True, admin_result(node_home, cmd, **arguments)
+    except ClientError as error:
+        if not error.unreachable:
+            fail(str(error), EXIT_USAGE)
+        return False, None
+
+
+def run_query(node_home: Home, query: str, parameters: list) -> tuple[list[str], list]:
     """Columns and rows of a read-only query: through the running node (whose analytics process
     holds the file), or on the file itself when no node answers."""
-    if node_home.runtime_path.exists():
-        try:
-            result = admin_result(node_home, "sql", query=query, params=parameters)
-        except ClientError as error:
-            if not error.unreachable:
-                fail(str(error), EXIT_USAGE)
-        else:
-            return result["columns"], [tuple(row) for row in result["rows"]]
-    analytics = _open(node_home, read_only=True)
+    answered, result = through_node(node_home, "sql", query=query, params=parameters)
+    if answered:
+        return result["columns"], [tuple(row) for row in result["rows"]]
+    analytics = open_analytics(node_home, read_only=True)
     try:
         try:
             cursor = analytics.connection.execute(query, parameters)
@@ -180,7 +184,7 @@ def _decimal_text(column: str) -> str:
     return f"rtrim(rtrim(CAST({column} AS VARCHAR), '0'), '.')"
 
 
-def _open(node_home: Home, read_only: bool) -> AnalyticsStore:
+def open_analytics(node_home: Home, read_only: bool) -> AnalyticsStore:
     with operator_errors():
         path = node_home.path / node_home.config().analytics.file
     if read_only and not path.exists():
@@ -191,7 +195,7 @@ def _open(node_home: Home, read_only: bool) -> AnalyticsStore:
         fail(f"{path}: {str(error).splitlines()[0]}", EXIT_STORE)
 
 
-def _print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool) -> None:
+def print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool) -> None:
     if json:
         print_json([dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows])
     elif as_csv:

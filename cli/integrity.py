@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 
 from marketnode.node.analytics import JournalFollower
-from marketnode.node.client import ClientError
 from marketnode.node.integrity import acknowledge, alert_record, scan, store_alerts
 from marketnode.node.store import Store
 
-from .analytics import _open, _print_rows, _query
+from .analytics import open_analytics, print_rows, run_query, through_node
 from .common import (
     EXIT_USAGE,
     HomeOption,
@@ -22,7 +21,6 @@ from .common import (
     print_json,
     require_home,
 )
-from .node import admin_result
 
 app = typer.Typer(help="Market-integrity detectors and linked owners.", no_args_is_help=True)
 alerts_app = typer.Typer(
@@ -49,7 +47,7 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
         config = node_home.config()
         store = Store(node_home.store_path(config), readonly=True)
     try:
-        analytics = _open(node_home, read_only=False)
+        analytics = open_analytics(node_home, read_only=False)
         try:
             JournalFollower(store, analytics).sync()
             alerts = scan(analytics.connection, config.integrity)
@@ -117,7 +115,7 @@ def link_command(
         fail("link two different owners", EXIT_USAGE)
     node_home = require_home(home)
     _refuse_while_running(node_home)
-    analytics = _open(node_home, read_only=False)
+    analytics = open_analytics(node_home, read_only=False)
     try:
         analytics.connection.execute("INSERT INTO links VALUES (?, ?, ?, now())", [a, b, reason])
     finally:
@@ -144,14 +142,14 @@ def alerts_command(
         clauses.append("severity = ?")
         parameters.append(severity)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    columns, rows = _query(
+    columns, rows = run_query(
         require_home(home),
         "SELECT id, strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS time, severity, detector, market, "
         "wallets, len(trades) AS trades, CAST(wash_volume AS VARCHAR) AS wash_volume, label "
         f"FROM alerts {where} ORDER BY time DESC, id",
         parameters,
     )
-    _print_rows(columns, rows, json, False)
+    print_rows(columns, rows, json, False)
 
 
 @alerts_app.command("ack")
@@ -162,16 +160,11 @@ def ack_command(
 ) -> None:
     """Record a reviewer's verdict on an alert (kept to evaluate the detectors)."""
     node_home = require_home(home)
-    if node_home.runtime_path.exists():
-        try:
-            admin_result(node_home, "ack", alert=alert_id, label=label)
-        except ClientError as error:
-            if not error.unreachable:
-                fail(str(error), EXIT_USAGE)
-        else:
-            typer.echo(f"alert {alert_id}: {label}", err=True)
-            return
-    analytics = _open(node_home, read_only=False)
+    answered, _ = through_node(node_home, "ack", alert=alert_id, label=label)
+    if answered:
+        typer.echo(f"alert {alert_id}: {label}", err=True)
+        return
+    analytics = open_analytics(node_home, read_only=False)
     try:
         answer = acknowledge(analytics.connection, alert_id, label)
     finally:
@@ -187,7 +180,7 @@ def show_command(
     home: HomeOption = None,
 ) -> None:
     """One alert with its trades and evidence, as JSON."""
-    columns, rows = _query(
+    columns, rows = run_query(
         require_home(home),
         "SELECT id, strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS time, detector, severity, market, "
         "wallets, trades, evidence, CAST(wash_volume AS VARCHAR) AS wash_volume, label "
