@@ -21,7 +21,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -788,9 +787,3 @@ def _failed(
     """A message answered with an error (nothing of it reached the engine)."""
     error = ErrorReply(PROTOCOL_VERSION, reason, detail, ref)
     return Pending(identity, peer, name, ref, build=lambda: error)
-
-
-def run_node(home: Path, config: NodeConfig) -> None:
-    node = Node(Home(home), config)
-    node.start()
-    node.serve()
