@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,18 @@ def command_dict(command: Any) -> Any:
     return command if isinstance(command, dict) else msgspec.to_builtins(command)
 
 
+def encode_submit(commands: Iterable[Any], ref: int) -> bytes:
+    """A `submit` message carrying `commands`, its reply to carry `ref`."""
+    cmds = [command_dict(command) for command in commands]
+    return encoder.encode({"v": PROTOCOL_VERSION, "type": "submit", "cmds": cmds, "ref": ref})
+
+
+def _answers(message: Any, ref: int) -> bool:
+    """Is `message` the reply to request `ref`? (An error to a message too broken to carry a
+    ref answers the oldest request, since replies come in request order.)"""
+    return message.ref == ref or (type(message) is ErrorReply and message.ref is None)
+
+
 class Client:
     """A peer's order-entry connection (DEALER), blocking."""
 
@@ -154,13 +167,7 @@ class Client:
     def send_submit(self, commands: list[Any]) -> int:
         """Send commands without waiting; returns the `ref` their reply will carry."""
         ref = next(self._refs)
-        message = {
-            "v": PROTOCOL_VERSION,
-            "type": "submit",
-            "cmds": [command_dict(c) for c in commands],
-            "ref": ref,
-        }
-        self.socket.send(encoder.encode(message))
+        self.socket.send(encode_submit(commands, ref))
         return ref
 
     def submit(self, commands: list[Any]) -> Reply:
@@ -209,7 +216,7 @@ class Client:
                 )
             if type(message) is Report:
                 self.reports.append(message)
-            elif message.ref == ref or (type(message) is ErrorReply and message.ref is None):
+            elif _answers(message, ref):
                 return message
 
     @staticmethod
@@ -245,13 +252,7 @@ class AsyncClient:
 
     async def submit(self, commands: list[Any]) -> Reply:
         ref = next(self._refs)
-        message = {
-            "v": PROTOCOL_VERSION,
-            "type": "submit",
-            "cmds": [command_dict(c) for c in commands],
-            "ref": ref,
-        }
-        await self.socket.send(encoder.encode(message))
+        await self.socket.send(encode_submit(commands, ref))
         return Client._expect(await self._wait(ref), Reply)
 
     async def snapshot(self, market: str) -> SnapshotReply:
@@ -274,7 +275,7 @@ class AsyncClient:
                 )
             if type(message) is Report:
                 self.reports.append(message)
-            elif message.ref == ref or (type(message) is ErrorReply and message.ref is None):
+            elif _answers(message, ref):
                 return message
 
 

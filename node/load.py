@@ -19,9 +19,8 @@ from typing import Any
 import msgspec
 import zmq
 
-from .client import Client, NodeAddress, command_dict
+from .client import Client, NodeAddress, encode_submit
 from .keys import KeyPair
-from .protocol import PROTOCOL_VERSION, encoder
 
 DRAIN_S = 10.0
 """How long answers still in flight are awaited after the last send."""
@@ -117,16 +116,14 @@ def encode_messages(commands: Iterable[Any], batch: int) -> Iterator[tuple[int, 
     chunk: list[Any] = []
     ref = 0
     for command in commands:
-        chunk.append(command_dict(command))
+        chunk.append(command)
         if len(chunk) == batch:
             ref += 1
-            message = {"v": PROTOCOL_VERSION, "type": "submit", "cmds": chunk, "ref": ref}
-            yield ref, len(chunk), encoder.encode(message)
+            yield ref, len(chunk), encode_submit(chunk, ref)
             chunk = []
     if chunk:
         ref += 1
-        message = {"v": PROTOCOL_VERSION, "type": "submit", "cmds": chunk, "ref": ref}
-        yield ref, len(chunk), encoder.encode(message)
+        yield ref, len(chunk), encode_submit(chunk, ref)
 
 
 def run_load(
