@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import zmq
 
 from marketnode.node.client import AdminClient, Client, NodeAddress, Subscriber, address_of_home
 from marketnode.node.home import Home
@@ -56,6 +57,18 @@ class RunningNode:
         subscriber = Subscriber(self.address, self.keys[peer], markets)
         self.clients.append(subscriber)
         return subscriber
+
+    def raw_socket(self, kind: int, endpoint: str, key: KeyPair) -> zmq.Socket:
+        """A bare socket with `key` (CURVE) connected to `endpoint`: sends whatever bytes and
+        frames it is given; closed with the node."""
+        sock = zmq.Context.instance().socket(kind)
+        sock.linger = 0
+        sock.curve_serverkey = self.address.server_key
+        sock.curve_publickey = key.public
+        sock.curve_secretkey = key.secret
+        sock.connect(endpoint)
+        self.clients.append(sock)
+        return sock
 
     def add_peer(self, name: str, owners: tuple[str, ...] = (), **flags: bool) -> KeyPair:
         """Register a peer with a new key pair (the running node reloads the allowlist)."""

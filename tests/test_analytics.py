@@ -242,34 +242,24 @@ def test_a_running_node_scans_and_publishes_new_alerts(node_factory):
         "[analytics]\nenabled = true\ninterval_ms = 50\n\n[integrity]\nscan_interval_s = 1\n",
         {"alice": ("0xa11ce",)},
     )
-    address = running.address
-    key = running.keys["alice"]
-    context = zmq.Context.instance()
-    alerts = context.socket(zmq.SUB)
-    alerts.linger = 0
-    alerts.curve_serverkey, alerts.curve_publickey = address.server_key, key.public
-    alerts.curve_secretkey = key.secret
+    alerts = running.raw_socket(zmq.SUB, running.address.market_data, running.keys["alice"])
     alerts.subscribe(ALERTS_TOPIC)
-    alerts.connect(address.market_data)
-    try:
-        alice = running.client("alice")
-        alice.submit([
-            {"op": "new", "market": "PUNK-ETH", "id": "w1", "owner": "0xa11ce", "side": "sell",
-             "price": "100", "qty": "3"},
-            {"op": "new", "market": "PUNK-ETH", "id": "w2", "owner": "0xa11ce", "side": "buy",
-             "price": "100", "qty": "3", "stp": "none"},
-        ])  # fmt: skip
-        assert alerts.poll(30_000), "no alert was published"
-        topic, payload = alerts.recv_multipart()
-        alert = msgspec.msgpack.decode(payload)
-        assert topic == ALERTS_TOPIC
-        assert (alert["detector"], alert["wallets"], alert["wash_volume"]) == (
-            "self_trades", ["0xa11ce"], "300",
-        )  # fmt: skip
-        listed = running.admin().call("sql", query="SELECT detector FROM alerts")
-        assert ["self_trades"] in listed["rows"]
-    finally:
-        alerts.close(linger=0)
+    alice = running.client("alice")
+    alice.submit([
+        {"op": "new", "market": "PUNK-ETH", "id": "w1", "owner": "0xa11ce", "side": "sell",
+         "price": "100", "qty": "3"},
+        {"op": "new", "market": "PUNK-ETH", "id": "w2", "owner": "0xa11ce", "side": "buy",
+         "price": "100", "qty": "3", "stp": "none"},
+    ])  # fmt: skip
+    assert alerts.poll(30_000), "no alert was published"
+    topic, payload = alerts.recv_multipart()
+    alert = msgspec.msgpack.decode(payload)
+    assert topic == ALERTS_TOPIC
+    assert (alert["detector"], alert["wallets"], alert["wash_volume"]) == (
+        "self_trades", ["0xa11ce"], "300",
+    )  # fmt: skip
+    listed = running.admin().call("sql", query="SELECT detector FROM alerts")
+    assert ["self_trades"] in listed["rows"]
 
 
 def test_status_shows_the_analytics_lag(node_factory):

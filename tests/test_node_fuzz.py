@@ -58,16 +58,7 @@ _command_decoder = msgspec.msgpack.Decoder(PeerCommand)
 
 def raw_dealer(running, peer: str) -> zmq.Socket:
     """A bare DEALER with the peer's key: sends whatever bytes and frames it is given."""
-    address = running.address
-    key = running.keys[peer]
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.linger = 0
-    sock.curve_serverkey = address.server_key
-    sock.curve_publickey = key.public
-    sock.curve_secretkey = key.secret
-    sock.connect(address.orders)
-    running.clients.append(sock)
-    return sock
+    return running.raw_socket(zmq.DEALER, running.address.orders, running.keys[peer])
 
 
 def answer(sock: zmq.Socket, timeout_ms: int = ANSWER_WAIT_MS):

@@ -108,15 +108,7 @@ def refused(running, key) -> bool:
 
 
 def raw_dealer(running, key) -> zmq.Socket:
-    address = running.address
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.linger = 0
-    sock.curve_serverkey = address.server_key
-    sock.curve_publickey = key.public
-    sock.curve_secretkey = key.secret
-    sock.connect(address.orders)
-    running.clients.append(sock)
-    return sock
+    return running.raw_socket(zmq.DEALER, running.address.orders, key)
 
 
 def until(condition, what: str, timeout_s: float = 5.0, every_s: float = 0.02):
