@@ -280,3 +280,37 @@ def test_status_shows_the_analytics_lag(node_factory):
         time.sleep(0.1)
     text = mnode("status", "--home", str(running.home.path))
     assert "analytics: 0 commands (0.0 s) behind the journal" in text.stdout
+
+
+def test_replay_runs_cut_at_the_stored_position_and_around_markets_commands():
+    from marketnode.node.analytics import _runs
+    from marketnode.node.commands import ConfigureMarkets
+
+    markets = ConfigureMarkets(markets=[])
+    commands = ["a", "b", markets, "c", "d", "e"]
+    # numbered 10..15; the store holds the events of commands before 14
+    assert list(_runs(commands, 10, 14)) == [["a", "b"], [markets], ["c"], ["d", "e"]]
+    assert list(_runs(commands, 10, 0)) == [["a", "b"], [markets], ["c", "d", "e"]]
+    assert list(_runs(["a"], 10, 10)) == [["a"]]
+
+
+def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(home):
+    from marketnode.node.analytics import AnalyticsStore, JournalFollower
+    from marketnode.node.store import Store
+
+    replay(home, SAMPLE)
+    target = AnalyticsStore(home / "analytics.duckdb")
+    store = Store(home / "data", readonly=True)
+    try:
+        target.connection.execute("DROP VIEW wallet_trades")
+        target.connection.execute("DROP VIEW market_days")
+        target.connection.execute("DROP VIEW top_wallets")
+        target.connection.execute("DROP VIEW counterparties")
+        target.connection.execute("DROP MACRO TABLE ohlcv")
+        target.connection.execute("DROP TABLE trades")
+        with pytest.raises(duckdb.CatalogException):
+            JournalFollower(store, target).sync()
+        assert target.position() == 0
+    finally:
+        store.close()
+        target.close()
