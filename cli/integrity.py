@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from marketnode.node.analytics import JournalFollower
-from marketnode.node.integrity import acknowledge, alert_record, scan, store_alerts
+from marketnode.node.integrity import (
+    acknowledge,
+    alert_record,
+    detector_settings,
+    scan,
+    store_alerts,
+)
 from marketnode.node.store import Store
 
 from .analytics import open_analytics, print_rows, run_query, through_node
@@ -45,12 +51,13 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
     _refuse_while_running(node_home)
     with operator_errors():
         config = node_home.config()
+        settings = detector_settings(config.integrity, str(node_home.config_path))
         store = Store(node_home.store_path(config), readonly=True)
     try:
         analytics = open_analytics(node_home, read_only=False)
         try:
             JournalFollower(store, analytics).sync()
-            alerts = scan(analytics.connection, config.integrity)
+            alerts = scan(analytics.connection, settings)
             new = store_alerts(analytics.connection, alerts)
         finally:
             analytics.close()

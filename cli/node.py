@@ -11,6 +11,7 @@ import typer
 from marketnode.node.client import AdminClient, ClientError, address_of_home
 from marketnode.node.config import LOG_LEVELS
 from marketnode.node.home import Home
+from marketnode.node.integrity import detector_settings
 from marketnode.node.keys import OPERATOR, load_key_pair
 from marketnode.node.server import Node, NodeError
 
@@ -47,6 +48,8 @@ def start_command(
     node_home = require_home(home)
     with operator_errors():
         config = node_home.config()
+        if config.analytics.enabled:  # its process scans with them: refuse mistakes now
+            detector_settings(config.integrity, str(node_home.config_path))
     level = log_level or config.node.log_level
     if level not in LOG_LEVELS:
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {level!r}", 2)

@@ -22,7 +22,7 @@ import zmq
 
 from .analytics import AnalyticsStore, JournalFollower, export_parquet
 from .home import ANALYTICS_SOCKET, Home
-from .integrity import acknowledge, alert_record, scan, store_alerts
+from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
 from .store import Store
 
 MAX_ROWS = 100_000
@@ -54,6 +54,7 @@ class AnalyticsService:
         self.follower = JournalFollower(self.store, self.analytics)
         self.interval_ms = config.analytics.interval_ms
         self.integrity = config.integrity
+        self.detector_settings = detector_settings(config.integrity, str(home.config_path))
         self.next_scan = time.monotonic() + config.integrity.scan_interval_s
         self.node_identity: bytes | None = None
         """Who to push new alerts to: the node, once it has said hello."""
@@ -104,7 +105,7 @@ class AnalyticsService:
     def _scan(self) -> None:
         """Run the detectors; keep the new alerts and push them to the node to publish."""
         self.next_scan = time.monotonic() + self.integrity.scan_interval_s
-        alerts = scan(self.analytics.connection, self.integrity)
+        alerts = scan(self.analytics.connection, self.detector_settings)
         fresh = store_alerts(self.analytics.connection, alerts)
         if fresh and self.node_identity is not None:
             payload = {"alerts": [alert_record(alert) for alert in fresh]}

@@ -85,13 +85,12 @@ class AnalyticsConfig:
 
 @dataclass(frozen=True)
 class IntegrityConfig:
-    """Thresholds of the built-in integrity detectors (a plugin reads its own keys here too)."""
+    """When the running node scans; each detector's thresholds are in `detectors`."""
 
-    round_trip_window_s: int = 30 * 24 * 3600
-    round_trip_qty_tolerance: float = 0.0
-    round_trip_price_tolerance: float = 0.0
-    round_trip_max_counterparties: int = 5
     scan_interval_s: int = 60
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    """`[integrity.NAME]` tables as written: the plugins declare what they hold, so they are
+    checked against the installed plugins (node.integrity.detector_settings), not here."""
 
 
 @dataclass(frozen=True)
@@ -179,17 +178,7 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (SecurityConfig, "keys"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
-    (IntegrityConfig, "round_trip_window_s"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "scan_interval_s"): (_positive, "must be a whole number > 0"),
-    (IntegrityConfig, "round_trip_max_counterparties"): (_positive, "must be a whole number > 0"),
-    (IntegrityConfig, "round_trip_price_tolerance"): (
-        lambda v: 0 <= v < 1,
-        "must be a number from 0 up to 1 (a share of the first trade's price)",
-    ),
-    (IntegrityConfig, "round_trip_qty_tolerance"): (
-        lambda v: 0 <= v < 1,
-        "must be a number from 0 up to 1 (a share of the first trade's quantity)",
-    ),
     (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
 }
 for _name in EndpointsConfig.__dataclass_fields__:
@@ -209,10 +198,13 @@ def _parse_section(table: Any, cls: type, where: str) -> Any:
     """A [section] as its dataclass: known keys only, each of its default's type and checked."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
-    fields = cls.__dataclass_fields__
+    fields = [name for name in cls.__dataclass_fields__ if name != "detectors"]
     defaults = cls()
     values: dict[str, Any] = {}
     for key, value in table.items():
+        if cls is IntegrityConfig and isinstance(value, dict):
+            values.setdefault("detectors", {})[key] = value
+            continue
         if key not in fields:
             raise ConfigError(f"{where}: {key}: unknown key (known keys: {', '.join(fields)})")
         if cls is StoreConfig and key == "map_size":

@@ -3,7 +3,6 @@ wash trades and wallets, ROC AUC of the anomaly score, and the share of market m
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from .analytics import AnalyticsStore, JournalFollower
 from .commands import PeerCommand
 from .config import IntegrityConfig
 from .durable import DurableEngine
-from .integrity import scan
+from .integrity import detector_settings, scan
 from .store import Store
 from .washgen import MARKET, generate_labelled_market
 
@@ -25,8 +24,10 @@ TRADE_DETECTORS = ("self_trades", "round_trips", "trade_cycles", "churn")
 """Detectors that name wash trades (the others score markets or wallets)."""
 
 
-def evaluate(seed: int = 1, steps: int = 20_000, config: IntegrityConfig | None = None) -> dict:
-    config = config or IntegrityConfig()
+def evaluate(
+    seed: int = 1, steps: int = 20_000, config: IntegrityConfig | None = None
+) -> dict:
+    settings = detector_settings(config or IntegrityConfig())
     market = generate_labelled_market(seed, steps)
     commands = [msgspec.convert(command, PeerCommand) for command in market.commands]
     with tempfile.TemporaryDirectory(prefix="mnode-eval-") as folder:
@@ -39,12 +40,12 @@ def evaluate(seed: int = 1, steps: int = 20_000, config: IntegrityConfig | None 
                 durable.submit(commands[start : start + 10_000])
             JournalFollower(store, analytics).sync()
             started = time.perf_counter()
-            alerts = scan(analytics.connection, config)
+            alerts = scan(analytics.connection, settings)
             detect_seconds = time.perf_counter() - started
             trades = analytics.connection.execute(
                 "SELECT seq, buyer, seller FROM trades"
             ).fetchall()
-            rows, scores, _, _ = wallet_scores(analytics.connection, dataclasses.asdict(config))
+            rows, scores, _, _ = wallet_scores(analytics.connection, settings)
         finally:
             analytics.close()
             store.close()

@@ -19,9 +19,10 @@ from sklearn.ensemble import IsolationForest
 from sklearn.preprocessing import StandardScaler
 
 from .alerts import Alert
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, settings_of
 
-DEFAULTS = {"anomaly_min_wallets": 30, "anomaly_min_trades": 3, "anomaly_seed": 0}
+NAME = "anomalous_wallets"
+DEFAULTS = {"min_wallets": 30, "min_trades": 3, "seed": 0}
 FEATURES = (
     "trades", "notional", "counterparties", "top_counterparty_share", "net_over_volume",
     "gap_regularity", "cancels_per_fill", "round_share", "price_deviation",
@@ -73,9 +74,9 @@ ORDER BY w.wallet
 def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, Any, str]:
     """Rows of features, anomaly scores (higher: easier to isolate), decision values
     (negative: isolated) and the model version, for every wallet with enough trades."""
-    option = {key: settings.get(key, value) for key, value in DEFAULTS.items()}
-    rows = connection.execute(QUERY, [option["anomaly_min_trades"]]).fetchall()
-    if len(rows) < option["anomaly_min_wallets"]:
+    option = settings_of(settings, NAME, DEFAULTS)
+    rows = connection.execute(QUERY, [option["min_trades"]]).fetchall()
+    if len(rows) < option["min_wallets"]:
         return [], np.array([]), np.array([]), ""
     features = np.array([row[1:10] for row in rows], dtype=float)[:, MODELLED]
     features[:, 0] = np.log1p(features[:, 0])  # counterparties span orders of magnitude
@@ -86,12 +87,17 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
         n_estimators=100,
         max_samples="auto",
         contamination="auto",
-        random_state=option["anomaly_seed"],
+        random_state=option["seed"],
     ).fit(scaled)
     version = hashlib.blake2b(
-        f"{window}|{len(rows)}|{option['anomaly_seed']}|100".encode(), digest_size=6
+        f"{window}|{len(rows)}|{option['seed']}|100".encode(), digest_size=6
     ).hexdigest()
     return rows, -forest.score_samples(scaled), forest.decision_function(scaled), version
+
+
+@hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {NAME: DEFAULTS}
 
 
 @hookimpl

@@ -6,14 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from .alerts import Alert
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, settings_of
 
-DEFAULTS = {
-    "churn_window_s": 86400,
-    "churn_min_trades": 10,
-    "churn_max_counterparties": 3,
-    "churn_max_net_share": 0.05,
-}
+NAME = "churn"
+DEFAULTS = {"window_s": 86400, "min_trades": 10, "max_counterparties": 3, "max_net_share": 0.05}
 
 QUERY = """
 SELECT market, wallet, epoch(time_bucket(to_seconds(?), time)) AS bucket,
@@ -31,15 +27,20 @@ ORDER BY market, wallet, bucket
 
 
 @hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {NAME: DEFAULTS}
+
+
+@hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
-    option = {key: settings.get(key, value) for key, value in DEFAULTS.items()}
+    option = settings_of(settings, NAME, DEFAULTS)
     rows = connection.execute(
         QUERY,
         [
-            option["churn_window_s"],
-            option["churn_min_trades"],
-            option["churn_max_counterparties"],
-            option["churn_max_net_share"],
+            option["window_s"],
+            option["min_trades"],
+            option["max_counterparties"],
+            option["max_net_share"],
         ],
     ).fetchall()
     return [
@@ -54,7 +55,7 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
                 "counterparties": counterparties,
                 "net_position": str(net),
                 "volume": str(volume),
-                "window_s": option["churn_window_s"],
+                "window_s": option["window_s"],
                 "window_start": bucket,
             },
             wash_volume=notional,

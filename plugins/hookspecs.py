@@ -24,10 +24,23 @@ def detect_integrity(
     connection: duckdb.DuckDBPyConnection, settings: dict[str, Any]
 ) -> list[Alert] | None:
     """Look at the analytics store (tables trades, events, links and their views) and return
-    the alerts this detector raises. `settings` is the plugin's table of `[integrity]`."""
+    the alerts this detector raises. `settings` maps each detector's name to its settings
+    (what `integrity_settings` declared, overridden by config.toml's `[integrity.NAME]`)."""
+
+
+@hookspec
+def integrity_settings() -> dict[str, dict[str, Any]] | None:
+    """The settings of this plugin's detectors with their defaults, by detector name, e.g.
+    `{"churn": {"window_s": 86400}}`. The operator overrides them in `[integrity.churn]`; a
+    value must have its default's type, and a key or table nobody declared is refused."""
 
 
 @hookspec
 def act_on_alert(alert: Alert) -> None:
     """Do something about a new alert (disable a peer, halt a market, page someone). Nothing
     acts by default."""
+
+
+def settings_of(settings: dict[str, dict[str, Any]], name: str, defaults: dict) -> dict[str, Any]:
+    """Detector `name`'s settings: its defaults under what `settings` gives it."""
+    return {**defaults, **settings.get(name, {})}

@@ -10,10 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, settings_of
 
 BENFORD = [math.log10(1 + 1 / digit) for digit in range(1, 10)]
-DEFAULTS = {"stats_min_trades": 200, "stats_benford_mad": 0.015, "stats_min_round_share": 0.05}
+NAME = "market_statistics"
+DEFAULTS = {"min_trades": 200, "benford_mad": 0.015, "min_round_share": 0.05}
 """MAD above 0.015 is "nonconformity" in Nigrini's bands for first digits; organic markets show
 a share of round-sized trades well above 5%."""
 
@@ -47,23 +48,28 @@ def benford_mad(sizes: list[Decimal]) -> float:
 
 
 @hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {NAME: DEFAULTS}
+
+
+@hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
-    option = {key: settings.get(key, value) for key, value in DEFAULTS.items()}
+    option = settings_of(settings, NAME, DEFAULTS)
     markets: dict[str, list[tuple[Decimal, int, Decimal]]] = {}
     for market, qty, seq, notional in connection.execute(QUERY).fetchall():
         markets.setdefault(market, []).append((Decimal(qty), seq, Decimal(notional)))
     alerts = []
     for market, trades in sorted(markets.items()):
-        if len(trades) < option["stats_min_trades"]:
+        if len(trades) < option["min_trades"]:
             continue
         sizes = [qty for qty, _, _ in trades]
         mad = benford_mad(sizes)
         round_share = sum(1 for size in sizes if is_round(size)) / len(sizes)
-        off_benford = mad > option["stats_benford_mad"]
-        too_few_round = round_share < option["stats_min_round_share"]
+        off_benford = mad > option["benford_mad"]
+        too_few_round = round_share < option["min_round_share"]
         if not (off_benford and too_few_round):
             continue
-        score = min(1.0, mad / option["stats_benford_mad"] / 2) * (1 - round_share)
+        score = min(1.0, mad / option["benford_mad"] / 2) * (1 - round_share)
         alerts.append(
             Alert(
                 detector="market_statistics",

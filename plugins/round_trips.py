@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from .alerts import Alert
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, settings_of
 
-DEFAULT_WINDOW_S = 30 * 24 * 3600
-DEFAULT_QTY_TOLERANCE = 0.0
-DEFAULT_PRICE_TOLERANCE = 0.0
-DEFAULT_MAX_COUNTERPARTIES = 5
+NAME = "round_trips"
+DEFAULTS = {
+    "window_s": 30 * 24 * 3600,
+    "qty_tolerance": 0.0,
+    "price_tolerance": 0.0,
+    "max_counterparties": 5,
+}
 """Wash pairs trade with few others; market makers, who also buy and sell back, with many."""
 """A wash round trip hands the same quantity back at the same price; honest traders who meet
 twice rarely match both."""
@@ -54,12 +57,18 @@ ORDER BY legs.market, legs.a, legs.b
 
 
 @hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {NAME: DEFAULTS}
+
+
+@hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
-    window = settings.get("round_trip_window_s", DEFAULT_WINDOW_S)
-    tolerance = settings.get("round_trip_qty_tolerance", DEFAULT_QTY_TOLERANCE)
+    option = settings_of(settings, NAME, DEFAULTS)
+    window = option["window_s"]
+    tolerance = option["qty_tolerance"]
     alerts = []
-    price_tolerance = settings.get("round_trip_price_tolerance", DEFAULT_PRICE_TOLERANCE)
-    most = settings.get("round_trip_max_counterparties", DEFAULT_MAX_COUNTERPARTIES)
+    price_tolerance = option["price_tolerance"]
+    most = option["max_counterparties"]
     for market, a, b, trades, volume, pairs, start, stop in connection.execute(
         QUERY, [window, tolerance, price_tolerance, most, most]
     ).fetchall():

@@ -26,6 +26,11 @@ ORDER BY market, buyer, seller
 
 
 @hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {"self_trades": {}}
+
+
+@hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     alerts = []
     for market, buyer, seller, trades, volume, first, last, link in connection.execute(

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, settings_of
 
-WINDOWS_S = (3600, 86400)
-NET_SHARE = Decimal("0.01")
+NAME = "trade_cycles"
+DEFAULTS = {"windows_s": [3600, 86400], "net_share": 0.01}
 
 QUERY = """
 SELECT market, epoch(time_bucket(to_seconds(?), time)) AS bucket, seq, seller, buyer,
@@ -71,21 +71,30 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 @hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {NAME: DEFAULTS}
+
+
+@hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     alerts: dict[tuple, Alert] = {}
-    for window in settings.get("cycle_windows_s", WINDOWS_S):
+    option = settings_of(settings, NAME, DEFAULTS)
+    net_share = Decimal(str(option["net_share"]))
+    for window in option["windows_s"]:
         groups: dict[tuple, list[tuple]] = defaultdict(list)
         for market, bucket, seq, seller, buyer, qty, notional in connection.execute(
             QUERY, [window]
         ).fetchall():
             groups[market, bucket].append((seq, seller, buyer, Decimal(qty), Decimal(notional)))
         for (market, bucket), trades in groups.items():
-            for alert in _cycles(market, bucket, window, trades):
+            for alert in _cycles(market, bucket, window, trades, net_share):
                 alerts.setdefault((market, tuple(alert.trades)), alert)
     return list(alerts.values())
 
 
-def _cycles(market: str, bucket: float, window: int, trades: list[tuple]) -> list[Alert]:
+def _cycles(
+    market: str, bucket: float, window: int, trades: list[tuple], net_share: Decimal
+) -> list[Alert]:
     edges: dict[str, set[str]] = defaultdict(set)
     for _, seller, buyer, _, _ in trades:
         edges[seller].add(buyer)
@@ -100,7 +109,7 @@ def _cycles(market: str, bucket: float, window: int, trades: list[tuple]) -> lis
         for _, seller, buyer, qty, _ in inside:
             net[seller] -= qty
             net[buyer] += qty
-        if all(abs(net[m]) <= NET_SHARE * mean_size for m in members):
+        if all(abs(net[m]) <= net_share * mean_size for m in members):
             found.append(
                 Alert(
                     detector="trade_cycles",

@@ -146,3 +146,80 @@ def test_the_evaluation_scores_a_labelled_market():
     assert report["precision"] >= 0.95
     assert report["wallets_precision"] >= 0.95
     assert set(report["detectors"]) == {"self_trades", "round_trips", "trade_cycles", "churn"}
+
+
+THIRD_PARTY = '''
+from marketnode.plugins.alerts import Alert
+from marketnode.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def integrity_settings():
+    return {"big_trades": {"min_qty": 5.0}}
+
+
+@hookimpl
+def detect_integrity(connection, settings):
+    limit = settings["big_trades"]["min_qty"]
+    rows = connection.execute(
+        "SELECT market, list(seq ORDER BY seq) FROM trades WHERE qty >= ? GROUP BY market",
+        [limit],
+    ).fetchall()
+    return [
+        Alert(detector="big_trades", severity="low", market=market, wallets=[],
+              trades=list(seqs), evidence={"min_qty": limit}, wash_volume="0")
+        for market, seqs in rows
+    ]
+'''
+
+
+@pytest.fixture
+def third_party_plugin(tmp_path, monkeypatch):
+    """A plugin installed as a distribution of its own, found through the entry point group."""
+    site = tmp_path / "site"
+    info = site / "bigtrades-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bigtrades\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[marketnode.plugins]\nbig_trades = bigtrades_plugin\n")
+    (site / "bigtrades_plugin.py").write_text(THIRD_PARTY)
+    monkeypatch.syspath_prepend(str(site))
+    yield
+    import sys
+
+    sys.modules.pop("bigtrades_plugin", None)
+
+
+def scan_json(home: Path) -> list[dict]:
+    result = mnode("integrity", "scan", "--home", str(home), "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_third_party_detector_is_configured_in_its_own_table(home, third_party_plugin):
+    config = home / "config.toml"
+    found = [a for a in scan_json(home) if a["detector"] == "big_trades"]
+    assert len(found[0]["trades"]) == 12  # every trade of at least 5
+    config.write_text(config.read_text() + "\n[integrity.big_trades]\nmin_qty = 7\n")
+    found = [a for a in scan_json(home) if a["detector"] == "big_trades"]
+    assert found[0]["evidence"] == {"min_qty": 7}
+    assert len(found[0]["trades"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[integrity.big_trades]\nmin_qty = 7", "[integrity.big_trades]: no installed detector"),
+        ("[integrity.churn]\nwindow = 60", "[integrity.churn]: window: unknown key (known keys:"),
+        ('[integrity.churn]\nmin_trades = "ten"', "[integrity.churn]: min_trades: must be like"),
+        ("[integrity.trade_cycles]\nwindows_s = [60, 0.5]", "windows_s: must be like"),
+    ],
+)
+def test_detector_settings_mistakes_are_one_line_and_exit_3(home, table, message):
+    config = home / "config.toml"
+    text = config.read_text()  # its [integrity] tables replaced by this one
+    start, end = text.index("[integrity]"), text.index("[store]")
+    config.write_text(text[:start] + table + "\n\n" + text[end:])
+    result = mnode("integrity", "scan", "--home", str(home))
+    assert result.exit_code == 3
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert mnode("start", "--home", str(home)).exit_code == 3
