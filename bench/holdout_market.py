@@ -22,6 +22,12 @@ its evaluation. Everything goes through the `mnode` command line, as an operator
 
 Only the standard library is used, so the benchmark cannot borrow a helper from the code it
 judges.
+
+What it cannot test: a replay file has no timestamps, so every trade carries the commit time of
+its replay batch and the whole history falls inside one hour. Detectors with time windows (round
+trips, trade cycles per hour and day, churn per day) therefore see one window holding all trades,
+which is harsher than a real day of trading for graph-based ones. Integrity thresholds are the
+defaults `mnode init` writes; only the markets are replaced.
 """
 
 from __future__ import annotations
@@ -108,20 +114,46 @@ class MarketSpec:
 
 MARKETS: tuple[MarketSpec, ...] = (
     MarketSpec(
-        symbol="APE-ETH", base="APE", quote="ETH", tick=Decimal("0.001"), lot=Decimal("1"),
-        start_price=Decimal("14.250"), size_median_lots=8, round_lots=(5, 10, 20, 25, 50, 100),
-        max_lots=5000, half_spread_bps=9.0, stp="cancel_newest", weight=0.45,
+        symbol="APE-ETH",
+        base="APE",
+        quote="ETH",
+        tick=Decimal("0.001"),
+        lot=Decimal("1"),
+        start_price=Decimal("14.250"),
+        size_median_lots=8,
+        round_lots=(5, 10, 20, 25, 50, 100),
+        max_lots=5000,
+        half_spread_bps=9.0,
+        stp="cancel_newest",
+        weight=0.45,
     ),
     MarketSpec(
-        symbol="WINE-USDC", base="WINE", quote="USDC", tick=Decimal("0.05"),
-        lot=Decimal("0.01"), start_price=Decimal("1850.00"), size_median_lots=35,
-        round_lots=(10, 25, 50, 100, 200, 500), max_lots=20000, half_spread_bps=6.0,
-        stp="cancel_newest", weight=0.30,
+        symbol="WINE-USDC",
+        base="WINE",
+        quote="USDC",
+        tick=Decimal("0.05"),
+        lot=Decimal("0.01"),
+        start_price=Decimal("1850.00"),
+        size_median_lots=35,
+        round_lots=(10, 25, 50, 100, 200, 500),
+        max_lots=20000,
+        half_spread_bps=6.0,
+        stp="cancel_newest",
+        weight=0.30,
     ),
     MarketSpec(
-        symbol="SWORD-GEM", base="SWORD", quote="GEM", tick=Decimal("1"), lot=Decimal("1"),
-        start_price=Decimal("640"), size_median_lots=3, round_lots=(5, 10, 20, 50),
-        max_lots=1000, half_spread_bps=30.0, stp="cancel_oldest", weight=0.25,
+        symbol="SWORD-GEM",
+        base="SWORD",
+        quote="GEM",
+        tick=Decimal("1"),
+        lot=Decimal("1"),
+        start_price=Decimal("640"),
+        size_median_lots=3,
+        round_lots=(5, 10, 20, 50),
+        max_lots=1000,
+        half_spread_bps=30.0,
+        stp="cancel_oldest",
+        weight=0.25,
     ),
 )
 SPECS = {m.symbol: m for m in MARKETS}
@@ -129,8 +161,7 @@ SPECS = {m.symbol: m for m in MARKETS}
 
 def _plain(d: Decimal) -> str:
     """A decimal without exponent or needless trailing zeros ("640", "0.4", "14.25")."""
-    text = format(d.normalize(), "f")
-    return text
+    return format(d.normalize(), "f")
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +270,6 @@ class Sim:
         self.position: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._next_id: defaultdict[str, int] = defaultdict(int)
         self.string_ids: set[str] = set()
-        self.on_trade: list[Callable[[Trade], None]] = []
 
     # ---- identities
 
@@ -275,8 +305,13 @@ class Sim:
         """Send a `new`; returns the order if (part of) it rests, else None."""
         spec = self.specs[market]
         oid = self.new_id(owner)
-        cmd: dict[str, Any] = {"op": "new", "market": market, "id": oid, "owner": owner,
-                               "side": side}
+        cmd: dict[str, Any] = {
+            "op": "new",
+            "market": market,
+            "id": oid,
+            "owner": owner,
+            "side": side,
+        }
         if market_order:
             cmd["type"] = "market"
         else:
@@ -375,8 +410,6 @@ class Sim:
             self.trades.append(trade)
             self.position[(trade.buyer, market)] += q
             self.position[(trade.seller, market)] -= q
-            for hook in self.on_trade:
-                hook(trade)
             maker.qty -= q
             taker.qty -= q
             if maker.qty == 0:
@@ -475,7 +508,6 @@ class Generator:
         self.n = n_orders
         self.scale = max(0.25, n_orders / 60_000)
         self.sim = Sim(MARKETS)
-        self.sim.on_trade.append(self._note_trade)
         self.fair = {m.symbol: float(m.start_ticks) for m in MARKETS}
         total_steps = max(1.0, n_orders / 1.3)
         self.sigma = 0.10 / math.sqrt(total_steps)
@@ -524,9 +556,6 @@ class Generator:
                 q = self.rng.choice(near)
         return min(q, spec.max_lots // 4)
 
-    def _note_trade(self, trade: Trade) -> None:
-        """Hook for actors that react to fills (nothing needed today; kept for clarity)."""
-
     # ---- population
 
     def populate(self) -> None:
@@ -536,8 +565,12 @@ class Generator:
         weights = [m.weight for m in MARKETS]
         for _ in range(rng.randint(4, 6)):
             k = rng.choice((2, 3, 3))
-            mk = Maker(self.wallet(), tuple(rng.sample(symbols, k)), rng.uniform(0.7, 1.6),
-                       rng.uniform(2.0, 6.0))
+            mk = Maker(
+                self.wallet(),
+                tuple(rng.sample(symbols, k)),
+                rng.uniform(0.7, 1.6),
+                rng.uniform(2.0, 6.0),
+            )
             self.makers.append(mk)
             self.maker_owners.add(mk.owner)
         for _ in range(rng.randint(100, 180)):
@@ -621,8 +654,9 @@ class Generator:
             self.groups.append(g)
         for _ in range(rng.randint(3, 4)):
             partners = rng.choice((1, 2))
-            g = WashGroup(gid, "churn", tuple(self.wallet() for _ in range(1 + partners)),
-                          (market(),))
+            g = WashGroup(
+                gid, "churn", tuple(self.wallet() for _ in range(1 + partners)), (market(),)
+            )
             gid += 1
             n_trades = episodes(60, 150)
             g.planned_legs = n_trades
@@ -686,11 +720,21 @@ class Generator:
             if live is None:
                 g.sniped_legs += 1  # an honest taker got there first: no wash trade
                 return
-            at_top = (self.sim.best(market, rside) == live.price
-                      and self.sim.books[market].first(rside, live.price) is live)
+            at_top = (
+                self.sim.best(market, rside) == live.price
+                and self.sim.books[market].first(rside, live.price) is live
+            )
             if at_top and rng.random() < 0.25:
-                self.sim.new(market, taker, tside, live.qty, stp=stp, tif="IOC",
-                             market_order=True, tif_on_market=rng.random() < 0.5)
+                self.sim.new(
+                    market,
+                    taker,
+                    tside,
+                    live.qty,
+                    stp=stp,
+                    tif="IOC",
+                    market_order=True,
+                    tif_on_market=rng.random() < 0.5,
+                )
             else:
                 self.sim.new(market, taker, tside, live.qty, live.price, tif="IOC", stp=stp)
             if self.sim.live(order.key) is not None:
@@ -729,8 +773,9 @@ class Generator:
         else:
             back = max(1, round(q * (1 + rng.choice((-1, 1)) * rng.uniform(0.01, 0.08))))
         r = rng.random()
-        gap = rng.expovariate(1 / 60) if r < 0.5 else rng.expovariate(1 / (600 if r < 0.85
-                                                                              else 4000))
+        gap = (
+            rng.expovariate(1 / 60) if r < 0.5 else rng.expovariate(1 / (600 if r < 0.85 else 4000))
+        )
         self.schedule(int(gap), lambda: self._pong(g, m, b, a, back, 0))
 
     def _pong(self, g: WashGroup, m: str, seller: str, buyer: str, q: int, tries: int) -> None:
@@ -738,8 +783,9 @@ class Generator:
         if not self._wash_cross(g, m, seller, buyer, q):
             self._retry(g, lambda: self._pong(g, m, seller, buyer, q, tries + 1), tries)
 
-    def _ring_leg(self, g: WashGroup, mult: float, q: int | None, i: int, tries: int,
-                  start: int = 0) -> None:
+    def _ring_leg(
+        self, g: WashGroup, mult: float, q: int | None, i: int, tries: int, start: int = 0
+    ) -> None:
         """Member i sells the round's quantity to member i+1; the last one closes the ring."""
         rng = self.rng
         k = len(g.wallets)
@@ -816,8 +862,8 @@ class Generator:
                 if live.price == price and rng.random() < 0.5:
                     continue
                 if rng.random() < 0.85:
-                    new = self.sim.replace(live.key, price=price, qty=q)
-                    mk.quotes[(m, side)] = live.key if new is not None else None  # type: ignore[assignment]
+                    if self.sim.replace(live.key, price=price, qty=q) is None:
+                        del mk.quotes[(m, side)]  # filled on re-entry: quote anew next time
                     continue
                 self.sim.cancel(live.key)
             tif = "POST_ONLY" if rng.random() < 0.3 else "GTC"
@@ -841,10 +887,11 @@ class Generator:
                 o = sim.orders[key]
                 hs = self.half_spread(key[0])
                 off = rng.expovariate(1 / (h.patience * hs))
-                price = max(1, round(self.fair[key[0]] - off if o.side == "buy"
-                                     else self.fair[key[0]] + off))
-                qty = o.qty if rng.random() < 0.6 else max(1, round(o.qty * rng.uniform(0.5,
-                                                                                       1.5)))
+                price = max(
+                    1,
+                    round(self.fair[key[0]] - off if o.side == "buy" else self.fair[key[0]] + off),
+                )
+                qty = o.qty if rng.random() < 0.6 else max(1, round(o.qty * rng.uniform(0.5, 1.5)))
                 if sim.replace(key, price=price, qty=qty) is None:
                     h.open.remove(key)
             else:
@@ -863,8 +910,15 @@ class Generator:
             if opp is not None:
                 r = rng.random()
                 if r < 0.3:
-                    sim.new(m, h.owner, side, min(q, 4 * SPECS[m].size_median_lots), tif="IOC",
-                            market_order=True, tif_on_market=rng.random() < 0.5)
+                    sim.new(
+                        m,
+                        h.owner,
+                        side,
+                        min(q, 4 * SPECS[m].size_median_lots),
+                        tif="IOC",
+                        market_order=True,
+                        tif_on_market=rng.random() < 0.5,
+                    )
                     return
                 slip = rng.randint(0, hs)
                 price = max(1, opp + slip if side == "buy" else opp - slip)
@@ -896,8 +950,9 @@ class Generator:
                 side = rng.choice(("buy", "sell"))
                 off = rng.uniform(6, 20) * hs
                 price = max(1, round(self.fair[m] - off if side == "buy" else self.fair[m] + off))
-                o = sim.new(m, bot.owner, side, SPECS[m].size_median_lots * rng.randint(8, 15),
-                            price)
+                o = sim.new(
+                    m, bot.owner, side, SPECS[m].size_median_lots * rng.randint(8, 15), price
+                )
                 if o is not None:
                     bot.open.append(o.key)
         elif bot.kind == "whale":
@@ -996,10 +1051,16 @@ class Generator:
             "bots": {b.owner: b.kind for b in self.bots},
             "camouflage": sorted(h.owner for h in self.camouflage),
             "groups": [
-                {"gid": g.gid, "pattern": g.pattern, "wallets": list(g.wallets),
-                 "markets": list(g.markets), "planned_legs": g.planned_legs,
-                 "done_legs": g.done_legs, "dropped_legs": g.dropped_legs,
-                 "sniped_legs": g.sniped_legs}
+                {
+                    "gid": g.gid,
+                    "pattern": g.pattern,
+                    "wallets": list(g.wallets),
+                    "markets": list(g.markets),
+                    "planned_legs": g.planned_legs,
+                    "done_legs": g.done_legs,
+                    "dropped_legs": g.dropped_legs,
+                    "sniped_legs": g.sniped_legs,
+                }
                 for g in self.groups
             ],
         }
@@ -1121,31 +1182,45 @@ def score(
     groups = []
     for g in truth["groups"]:
         seqs = {s for s, gid in wash_group.items() if gid == g["gid"]}
-        groups.append({
-            "gid": g["gid"], "pattern": g["pattern"], "wallets": len(g["wallets"]),
-            "markets": g["markets"], "camouflage": any(w in camouflage for w in g["wallets"]),
-            "trades": len(seqs), "detected": len(seqs & flagged_trades),
-        })
+        groups.append(
+            {
+                "gid": g["gid"],
+                "pattern": g["pattern"],
+                "wallets": len(g["wallets"]),
+                "markets": g["markets"],
+                "camouflage": any(w in camouflage for w in g["wallets"]),
+                "trades": len(seqs),
+                "detected": len(seqs & flagged_trades),
+            }
+        )
 
     patterns: dict[str, dict[str, Any]] = {}
     for pat in PATTERNS:
         seqs = {s for s, pp in wash.items() if pp == pat}
         hit = len(seqs & flagged_trades)
         by_det = {
-            det: len(seqs & d["trades"]) for det, d in sorted(per_detector.items())
+            det: len(seqs & d["trades"])
+            for det, d in sorted(per_detector.items())
             if det not in NON_TRADE_DETECTORS
         }
         split = {}
         for label, cam in (("with_camouflage", True), ("without_camouflage", False)):
             gs = [g for g in groups if g["pattern"] == pat and g["camouflage"] is cam]
             n = sum(g["trades"] for g in gs)
-            split[label] = {"groups": len(gs), "trades": n,
-                            "recall": _ratio(sum(g["detected"] for g in gs), n)}
-        patterns[pat] = {"trades": len(seqs), "detected": hit, "recall": _ratio(hit, len(seqs)),
-                         "by_detector": by_det, **split,
-                         "groups_caught": sum(1 for g in groups
-                                              if g["pattern"] == pat and g["detected"]),
-                         "groups": sum(1 for g in groups if g["pattern"] == pat)}
+            split[label] = {
+                "groups": len(gs),
+                "trades": n,
+                "recall": _ratio(sum(g["detected"] for g in gs), n),
+            }
+        patterns[pat] = {
+            "trades": len(seqs),
+            "detected": hit,
+            "recall": _ratio(hit, len(seqs)),
+            "by_detector": by_det,
+            **split,
+            "groups_caught": sum(1 for g in groups if g["pattern"] == pat and g["detected"]),
+            "groups": sum(1 for g in groups if g["pattern"] == pat),
+        }
 
     detectors = {}
     for det, d in sorted(per_detector.items()):
@@ -1176,23 +1251,37 @@ def score(
     population = Counter(
         role(w) for w in {t["buyer"] for t in trades} | {t["seller"] for t in trades}
     )
-    bot_flags = {truth["bots"][w]: sorted(any_alert_wallets.get(w, ())) for w in bots}
+    bot_flags = {kind: sorted(any_alert_wallets.get(w, ())) for w, kind in truth["bots"].items()}
 
     return {
         "trades": len(trades),
         "wash_trades": len(wash),
         "trade": {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f1": _f1(p, r)},
-        "wallet": {"wash_wallets": len(wash_wallets), "flagged": len(flagged_wallets),
-                   "tp": wtp, "precision": wp, "recall": wr, "f1": _f1(wp, wr)},
+        "wallet": {
+            "wash_wallets": len(wash_wallets),
+            "flagged": len(flagged_wallets),
+            "tp": wtp,
+            "precision": wp,
+            "recall": wr,
+            "f1": _f1(wp, wr),
+        },
         "patterns": patterns,
         "groups": groups,
         "detectors": detectors,
-        "makers": {"count": len(makers), "flagged": len(makers_flagged),
-                   "share": _ratio(len(makers_flagged), len(makers)),
-                   "by": {w: sorted(any_alert_wallets[w]) for w in makers_flagged}},
-        "anomalous_wallets": {"flagged": len(anomalous), "wash": roles["wash"],
-                              "bot": roles["bot"], "honest": roles["honest"],
-                              "maker": roles["maker"], "population": dict(population)},
+        "makers": {
+            "count": len(makers),
+            "flagged": len(makers_flagged),
+            "share": _ratio(len(makers_flagged), len(makers)),
+            "by": {w: sorted(any_alert_wallets[w]) for w in makers_flagged},
+        },
+        "anomalous_wallets": {
+            "flagged": len(anomalous),
+            "wash": roles["wash"],
+            "bot": roles["bot"],
+            "honest": roles["honest"],
+            "maker": roles["maker"],
+            "population": dict(population),
+        },
         "bots_flagged_by": bot_flags,
     }
 
@@ -1216,9 +1305,7 @@ def replay_trades(events_path: Path) -> tuple[list[dict[str, Any]], Counter[str]
     return trades, rejects
 
 
-def model_check(
-    sim: Sim, events_path: Path, sql_trades: list[dict[str, Any]]
-) -> dict[str, Any]:
+def model_check(sim: Sim, events_path: Path, sql_trades: list[dict[str, Any]]) -> dict[str, Any]:
     """Compare the generator's book model with what the engine printed, trade by trade.
 
     Not part of the score (labels come from the engine's trades); it shows that wash orders met
@@ -1227,24 +1314,40 @@ def model_check(
     printed, since the labels are computed from the store.
     """
     printed, rejects = replay_trades(events_path)
-    engine = [(ev["market"], Decimal(ev["price"]), Decimal(ev["qty"]), ev["maker_owner"],
-               ev["taker_owner"]) for ev in printed]
-    store_view = sorted((int(t["seq"]), t["buyer"], t["seller"], t["market"])
-                        for t in sql_trades)
-    replay_view = sorted((int(t["seq"]), t["buyer"], t["seller"], t["market"])
-                         for t in printed)
+    engine = [
+        (
+            ev["market"],
+            Decimal(ev["price"]),
+            Decimal(ev["qty"]),
+            ev["maker_owner"],
+            ev["taker_owner"],
+        )
+        for ev in printed
+    ]
+    store_view = sorted((int(t["seq"]), t["buyer"], t["seller"], t["market"]) for t in sql_trades)
+    replay_view = sorted((int(t["seq"]), t["buyer"], t["seller"], t["market"]) for t in printed)
     model = [
-        (t.market, Decimal(t.price) * SPECS[t.market].tick, Decimal(t.qty) * SPECS[t.market].lot,
-         t.maker, t.taker)
+        (
+            t.market,
+            Decimal(t.price) * SPECS[t.market].tick,
+            Decimal(t.qty) * SPECS[t.market].lot,
+            t.maker,
+            t.taker,
+        )
         for t in sim.trades
     ]
-    first = next((i for i, (x, y) in enumerate(zip(model, engine, strict=False)) if x != y),
-                 None)
+    first = next((i for i, (x, y) in enumerate(zip(model, engine, strict=False)) if x != y), None)
     if first is None and len(model) != len(engine):
         first = min(len(model), len(engine))
-    return {"model_trades": len(model), "engine_trades": len(engine), "match": first is None,
-            "first_divergence": first, "store_matches_replay": store_view == replay_view,
-            "engine_rejects": dict(rejects), "model_rejects": dict(sim.rejects)}
+    return {
+        "model_trades": len(model),
+        "engine_trades": len(engine),
+        "match": first is None,
+        "first_divergence": first,
+        "store_matches_replay": store_view == replay_view,
+        "engine_rejects": dict(rejects),
+        "model_rejects": dict(sim.rejects),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -1267,7 +1370,8 @@ def render(rep: dict[str, Any]) -> str:
         f"{rep['model_check']['store_matches_replay']}",
         "",
         "trades (union of trade-naming detectors: "
-        + ", ".join(d for d in s["detectors"] if d not in NON_TRADE_DETECTORS) + ")",
+        + ", ".join(d for d in s["detectors"] if d not in NON_TRADE_DETECTORS)
+        + ")",
         f"  precision {_pct(s['trade']['precision'])}  recall {_pct(s['trade']['recall'])}  "
         f"F1 {_pct(s['trade']['f1'])}   (tp {s['trade']['tp']}, fp {s['trade']['fp']}, "
         f"fn {s['trade']['fn']})",
@@ -1305,8 +1409,10 @@ def render(rep: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v or '-'}" for k, v in s["bots_flagged_by"].items()),
         "",
         "wash legs planned/done/no room/sniped/past end: "
-        + ", ".join(f"{p} {v['planned']}/{v['done']}/{v['no_room']}/{v['sniped']}/{v['past_end']}"
-                    for p, v in rep["legs"].items()),
+        + ", ".join(
+            f"{p} {v['planned']}/{v['done']}/{v['no_room']}/{v['sniped']}/{v['past_end']}"
+            for p, v in rep["legs"].items()
+        ),
         "timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in rep["seconds"].items()),
     ]
     return "\n".join(lines)
@@ -1318,7 +1424,7 @@ def render(rep: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Generate, replay, scan, score; print the report (or one JSON object)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="random seed of the generated market")
     ap.add_argument("--orders", type=int, default=60_000, help="commands to generate")
     ap.add_argument("--out", type=Path, help="folder for the home and artefacts (new temp dir)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -1341,8 +1447,9 @@ def main(argv: list[str] | None = None) -> int:
         gen.run()
         truth = gen.truth()
         flow = out / "orders.ndjson"
-        flow.write_text("".join(json.dumps(c, separators=(",", ":")) + "\n"
-                                for c in gen.sim.commands))
+        flow.write_text(
+            "".join(json.dumps(c, separators=(",", ":")) + "\n" for c in gen.sim.commands)
+        )
         (out / "truth.json").write_text(json.dumps(truth, indent=1))
         seconds["generate"] = time.perf_counter() - t0
 
@@ -1359,8 +1466,16 @@ def main(argv: list[str] | None = None) -> int:
         seconds["scan"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        trades = json.loads(mnode(exe, "sql", "--home", str(home), "--json",
-                                  "SELECT seq, buyer, seller, market FROM trades ORDER BY seq"))
+        trades = json.loads(
+            mnode(
+                exe,
+                "sql",
+                "--home",
+                str(home),
+                "--json",
+                "SELECT seq, buyer, seller, market FROM trades ORDER BY seq",
+            )
+        )
         seconds["read trades"] = time.perf_counter() - t0
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -1383,10 +1498,14 @@ def main(argv: list[str] | None = None) -> int:
         "commands": len(gen.sim.commands),
         "home": str(home),
         "markets": [m.symbol for m in MARKETS],
-        "population": {"honest": len(gen.honest), "makers": len(gen.makers),
-                       "bots": len(gen.bots), "wash_groups": len(gen.groups),
-                       "wash_wallets": sum(len(g.wallets) for g in gen.groups),
-                       "camouflage": len(gen.camouflage)},
+        "population": {
+            "honest": len(gen.honest),
+            "makers": len(gen.makers),
+            "bots": len(gen.bots),
+            "wash_groups": len(gen.groups),
+            "wash_wallets": sum(len(g.wallets) for g in gen.groups),
+            "camouflage": len(gen.camouflage),
+        },
         "legs": legs,
         "model_check": model_check(gen.sim, events, trades),
         "score": score(truth, trades, alerts),

@@ -51,14 +51,15 @@ class BenchNode:
     key: KeyPair
 
 
-def prepare_home(path: Path, sync: str = "full") -> tuple[Home, KeyPair]:
-    """A new home on free loopback ports, with one relayer peer (`load`) and no rate limit;
-    returns it and the peer's key pair."""
+def prepare_home(path: Path, sync: str = "full", analytics: bool = False) -> tuple[Home, KeyPair]:
+    """A new home on free loopback ports, with one relayer peer (`load`) and no rate limit,
+    its analytics process off unless asked for; returns it and the peer's key pair."""
     home = Home.create(path)
     text = home.config_path.read_text()
     markets = text[text.index("\n[[markets]]") + 1 :]
+    settings = LOOPBACK.replace("enabled = false", f"enabled = {str(analytics).lower()}")
     home.config_path.write_text(
-        LOOPBACK + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
+        settings + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
         "peer_burst = 10000000\n\n" + markets
     )
     config = home.config()
