@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -27,3 +28,8 @@ class Alert(msgspec.Struct, kw_only=True):
         if not self.id:
             basis = f"{self.detector}|{self.market}|{sorted(self.trades)}".encode()
             self.id = hashlib.blake2b(basis, digest_size=8).hexdigest()
+
+
+def decimal_text(value: Decimal) -> str:
+    """Plain decimal text without trailing zeros: "4", "400", "0.25" (never "4E+2")."""
+    return format(value.normalize(), "f")

@@ -1,29 +1,29 @@
-"""Churn: a wallet trading one market many times in a window, with few counterparties, and
-ending almost where it started. A market maker trades as often but with many counterparties."""
+"""Churn: a wallet trading one market many times in a window with a few partners, ending
+almost where it started.
+
+Only partners' trades count (see `partners`): a market maker trades as often and ends as flat,
+but with hundreds of counterparties, none of them a partner; and a churner's cover trades with
+outsiders neither hide it nor get flagged with it.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
-from .alerts import Alert
+from .alerts import Alert, decimal_text
 from .hookspecs import hookimpl, settings_of
+from .partners import PartnerTrade, partner_trades, total_notional
 
 NAME = "churn"
-DEFAULTS = {"window_s": 86400, "min_trades": 10, "max_counterparties": 3, "max_net_share": 0.05}
-
-QUERY = """
-SELECT market, wallet, epoch(time_bucket(to_seconds(?), time)) AS bucket,
-       count(*) AS trades, list(seq ORDER BY seq) AS seqs,
-       count(DISTINCT counterparty) AS counterparties,
-       sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS net, sum(qty) AS volume,
-       rtrim(rtrim(CAST(sum(notional) AS VARCHAR), '0'), '.') AS notional
-FROM wallet_trades
-WHERE wallet <> counterparty
-GROUP BY market, wallet, bucket
-HAVING count(*) >= ? AND count(DISTINCT counterparty) <= ?
-   AND abs(sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END)) <= ? * sum(qty)
-ORDER BY market, wallet, bucket
-"""
+DEFAULTS = {
+    "window_s": 86400,
+    "min_trades": 10,
+    "max_counterparties": 3,
+    "max_net_share": 0.05,
+    "min_pair_share": 0.3,
+}
 
 
 @hookimpl
@@ -34,31 +34,44 @@ def integrity_settings() -> dict[str, dict[str, Any]]:
 @hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     option = settings_of(settings, NAME, DEFAULTS)
-    rows = connection.execute(
-        QUERY,
-        [
-            option["window_s"],
-            option["min_trades"],
-            option["max_counterparties"],
-            option["max_net_share"],
-        ],
-    ).fetchall()
-    return [
-        Alert(
-            detector="churn",
-            severity="medium",
-            market=market,
-            wallets=[wallet],
-            trades=list(seqs),
-            evidence={
-                "trades": trades,
-                "counterparties": counterparties,
-                "net_position": str(net),
-                "volume": str(volume),
-                "window_s": option["window_s"],
-                "window_start": bucket,
-            },
-            wash_volume=notional,
-        )
-        for market, wallet, bucket, trades, seqs, counterparties, net, volume, notional in rows
-    ]
+    most_net = Decimal(str(option["max_net_share"]))
+    alerts: dict[tuple, Alert] = {}
+    for (market, bucket), trades in partner_trades(
+        connection, option["window_s"], option["min_pair_share"]
+    ).items():
+        by_wallet: dict[str, list[PartnerTrade]] = defaultdict(list)
+        for trade in trades:
+            by_wallet[trade.seller].append(trade)
+            by_wallet[trade.buyer].append(trade)
+        for wallet, own in sorted(by_wallet.items()):
+            partners = sorted({t.buyer if t.seller == wallet else t.seller for t in own})
+            volume = sum(t.qty for t in own)
+            net = sum(t.qty if t.buyer == wallet else -t.qty for t in own)
+            if (
+                len(own) < option["min_trades"]
+                or len(partners) > option["max_counterparties"]
+                or abs(net) > most_net * volume
+            ):
+                continue
+            seqs = [t.seq for t in own]
+            alerts.setdefault(
+                (market, tuple(seqs)),
+                Alert(
+                    detector=NAME,
+                    severity="medium",
+                    market=market,
+                    wallets=[wallet, *partners],
+                    trades=seqs,
+                    evidence={
+                        "churner": wallet,
+                        "trades": len(own),
+                        "partners": partners,
+                        "net_position": decimal_text(net),
+                        "volume": decimal_text(volume),
+                        "window_s": option["window_s"],
+                        "window_start": bucket,
+                    },
+                    wash_volume=total_notional(own),
+                ),
+            )
+    return list(alerts.values())

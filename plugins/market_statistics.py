@@ -9,7 +9,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from .alerts import Alert
+from .alerts import Alert, decimal_text
 from .hookspecs import hookimpl, settings_of
 
 BENFORD = [math.log10(1 + 1 / digit) for digit in range(1, 10)]
@@ -83,7 +83,7 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
                     "fake_volume_score": round(score, 3),
                     "trades": len(trades),
                 },
-                wash_volume=str(sum(n for _, _, n in trades).normalize()),
+                wash_volume=decimal_text(sum(n for _, _, n in trades)),
             )
         )
     return alerts

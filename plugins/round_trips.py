@@ -1,59 +1,24 @@
-"""Round trips: A sells to B, then B sells the same asset back to A within a window, for a
-similar quantity: the position goes nowhere while volume is printed."""
+"""Round trips: A sells to B and B sells about as much back to A within a window: the position
+goes nowhere while volume is printed.
+
+Only partners' trades count (see `partners`): a market maker also buys and sells back, but to
+hundreds of wallets, none of which it trades mostly with. Legs are compared in total per pair
+and window, not one by one, so a return at a moved price, in several pieces or after other
+trading still closes the trip.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
-from .alerts import Alert
+from .alerts import Alert, decimal_text
 from .hookspecs import hookimpl, settings_of
+from .partners import PartnerTrade, partner_trades, total_notional
 
 NAME = "round_trips"
-DEFAULTS = {
-    "window_s": 30 * 24 * 3600,
-    "qty_tolerance": 0.0,
-    "price_tolerance": 0.0,
-    "max_counterparties": 5,
-}
-"""Wash pairs trade with few others; market makers, who also buy and sell back, with many."""
-"""A wash round trip hands the same quantity back at the same price; honest traders who meet
-twice rarely match both."""
-
-QUERY = """
-WITH diversity AS (
-    SELECT wallet, count(DISTINCT counterparty) AS counterparties FROM wallet_trades GROUP BY wallet
-),
-pairs AS (
-    SELECT first.market, least(first.seller, first.buyer) AS a,
-           greatest(first.seller, first.buyer) AS b, first.seq AS there, back.seq AS back,
-           first.time AS start, back.time AS stop
-    FROM trades first
-    JOIN trades back
-      ON back.market = first.market AND back.seller = first.buyer
-     AND back.buyer = first.seller AND back.seq > first.seq
-     AND back.time - first.time <= to_seconds(?)
-     AND abs(back.qty - first.qty) <= ? * first.qty
-     AND abs(back.price - first.price) <= ? * first.price
-    WHERE first.buyer <> first.seller
-      AND (SELECT counterparties FROM diversity WHERE wallet = first.seller) <= ?
-      AND (SELECT counterparties FROM diversity WHERE wallet = first.buyer) <= ?
-),
-legs AS (
-    SELECT market, a, b, there AS seq FROM pairs
-    UNION SELECT market, a, b, back FROM pairs
-)
-SELECT legs.market, legs.a, legs.b, list(legs.seq ORDER BY legs.seq) AS trades,
-       rtrim(rtrim(CAST(sum(t.notional) AS VARCHAR), '0'), '.') AS volume,
-       any_value(counted.pairs) AS pairs, any_value(counted.start) AS start,
-       any_value(counted.stop) AS stop
-FROM legs
-JOIN trades t ON t.seq = legs.seq
-JOIN (SELECT market, a, b, count(*) AS pairs, min(start) AS start, max(stop) AS stop
-      FROM pairs GROUP BY ALL) counted
-  ON counted.market = legs.market AND counted.a = legs.a AND counted.b = legs.b
-GROUP BY legs.market, legs.a, legs.b
-ORDER BY legs.market, legs.a, legs.b
-"""
+DEFAULTS = {"window_s": 30 * 24 * 3600, "min_pair_share": 0.3, "qty_tolerance": 0.15}
 
 
 @hookimpl
@@ -64,23 +29,34 @@ def integrity_settings() -> dict[str, dict[str, Any]]:
 @hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     option = settings_of(settings, NAME, DEFAULTS)
-    window = option["window_s"]
-    tolerance = option["qty_tolerance"]
+    tolerance = Decimal(str(option["qty_tolerance"]))
     alerts = []
-    price_tolerance = option["price_tolerance"]
-    most = option["max_counterparties"]
-    for market, a, b, trades, volume, pairs, start, stop in connection.execute(
-        QUERY, [window, tolerance, price_tolerance, most, most]
-    ).fetchall():
-        alerts.append(
-            Alert(
-                detector="round_trips",
-                severity="medium" if pairs < 3 else "high",
-                market=market,
-                wallets=[a, b],
-                trades=list(trades),
-                evidence={"pairs": pairs, "window_s": window, "from": str(start), "to": str(stop)},
-                wash_volume=volume,
+    for (market, bucket), trades in partner_trades(
+        connection, option["window_s"], option["min_pair_share"]
+    ).items():
+        pairs: dict[tuple[str, str], list[PartnerTrade]] = defaultdict(list)
+        for trade in trades:
+            pairs[min(trade.seller, trade.buyer), max(trade.seller, trade.buyer)].append(trade)
+        for (a, b), legs in sorted(pairs.items()):
+            a_sold = sum((t.qty for t in legs if t.seller == a), Decimal(0))
+            b_sold = sum((t.qty for t in legs if t.seller == b), Decimal(0))
+            if not (a_sold and b_sold) or abs(a_sold - b_sold) > tolerance * max(a_sold, b_sold):
+                continue
+            returns = min(sum(t.seller == a for t in legs), sum(t.seller == b for t in legs))
+            alerts.append(
+                Alert(
+                    detector=NAME,
+                    severity="high" if returns >= 3 else "medium",
+                    market=market,
+                    wallets=[a, b],
+                    trades=[t.seq for t in legs],
+                    evidence={
+                        "window_s": option["window_s"],
+                        "window_start": bucket,
+                        "sold": {a: decimal_text(a_sold), b: decimal_text(b_sold)},
+                        "round_trips": returns,
+                    },
+                    wash_volume=total_notional(legs),
+                )
             )
-        )
     return alerts

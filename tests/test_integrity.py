@@ -87,8 +87,7 @@ def test_scan_flags_the_wash_and_only_the_wash(home):
         ("trade_cycles", ("0xa", "0xb")),
         ("trade_cycles", ("0xx", "0xy", "0xz")),
         ("trade_cycles", ("0xchurn", "0xk")),
-        ("churn", ("0xchurn",)),
-        ("churn", ("0xk",)),
+        ("churn", ("0xchurn", "0xk")),  # each is the other's only partner: one alert
     }
     volumes = {(a["detector"], tuple(a["wallets"])): a["wash_volume"] for a in alerts}
     assert volumes["self_trades", ("0xw",)] == "306"
@@ -108,12 +107,13 @@ def test_scan_flags_the_wash_and_only_the_wash(home):
         mnode("alerts", "--severity", "medium", "--home", str(home), "--json").stdout
     )
     assert {(a["detector"], tuple(a["wallets"])) for a in medium} == {
-        ("round_trips", ("0xa", "0xb")), ("churn", ("0xchurn",)), ("churn", ("0xk",)),
+        ("round_trips", ("0xa", "0xb")), ("churn", ("0xchurn", "0xk")),
     }  # fmt: skip
     round_trip = next(a for a in alerts if a["detector"] == "round_trips")
     shown = json.loads(mnode("alerts", "show", round_trip["id"], "--home", str(home)).stdout)
     assert shown["trades"] == round_trip["trades"]
-    assert shown["evidence"]["pairs"] == 1
+    assert shown["evidence"]["round_trips"] == 1
+    assert shown["evidence"]["sold"] == {"0xa": "4", "0xb": "4"}
     acked = mnode("alerts", "ack", round_trip["id"], "--label", "wash", "--home", str(home))
     assert acked.exit_code == 0, acked.stderr
     assert (

@@ -1,0 +1,90 @@
+"""Trading partners: pairs of wallets that trade mostly with each other.
+
+Wash volume is traded between wallets that answer to one person, so each of them does much of
+its trading with the others. Honest traders meet whoever is on the other side of the book, most
+often a market maker, and a maker's volume is spread over hundreds of counterparties; so a pair
+counts as partners only when its volume is a large share of BOTH wallets' volume in the market
+and window. Wash wallets that also trade honestly as cover keep their partners (the cover only
+dilutes the share), and the cover trades stay out of what the detectors built on this flag.
+
+The round-trip, trade-cycle and churn detectors look only at the trades between partners.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+import duckdb
+
+from .alerts import decimal_text
+
+QUERY = """
+WITH t AS (
+    SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, seq, seller,
+           buyer, qty, notional
+    FROM trades WHERE seller <> buyer
+),
+volumes AS (
+    SELECT market, bucket, wallet, sum(qty) AS volume
+    FROM (SELECT market, bucket, seller AS wallet, qty FROM t
+          UNION ALL SELECT market, bucket, buyer, qty FROM t)
+    GROUP BY ALL
+),
+pairs AS (
+    SELECT market, bucket, least(seller, buyer) AS a, greatest(seller, buyer) AS b,
+           sum(qty) AS volume
+    FROM t GROUP BY ALL
+),
+partners AS (
+    SELECT p.market, p.bucket, p.a, p.b
+    FROM pairs p
+    JOIN volumes va ON va.market = p.market AND va.bucket = p.bucket AND va.wallet = p.a
+    JOIN volumes vb ON vb.market = p.market AND vb.bucket = p.bucket AND vb.wallet = p.b
+    WHERE p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
+)
+SELECT t.market, t.bucket, t.seq, t.seller, t.buyer, CAST(t.qty AS VARCHAR),
+       CAST(t.notional AS VARCHAR)
+FROM t
+SEMI JOIN partners p
+  ON p.market = t.market AND p.bucket = t.bucket
+ AND p.a = least(t.seller, t.buyer) AND p.b = greatest(t.seller, t.buyer)
+ORDER BY t.market, t.bucket, t.seq
+"""
+
+
+@dataclass(frozen=True)
+class PartnerTrade:
+    seq: int
+    seller: str
+    buyer: str
+    qty: Decimal
+    notional: Decimal
+
+
+def partner_trades(
+    connection: duckdb.DuckDBPyConnection, window_s: int, min_share: float
+) -> dict[tuple[str, float], list[PartnerTrade]]:
+    """The trades between partners, by (market, window start), oldest first: pairs whose
+    volume together is at least `min_share` of each one's volume in that market and window."""
+    found: dict[tuple[str, float], list[PartnerTrade]] = defaultdict(list)
+    rows = connection.execute(QUERY, {"window": window_s, "share": min_share}).fetchall()
+    for market, bucket, seq, seller, buyer, qty, notional in rows:
+        found[market, bucket].append(
+            PartnerTrade(seq, seller, buyer, Decimal(qty), Decimal(notional))
+        )
+    return found
+
+
+def net_positions(trades: list[PartnerTrade]) -> dict[str, Decimal]:
+    """What each wallet bought minus what it sold, over `trades`."""
+    net: dict[str, Decimal] = defaultdict(Decimal)
+    for trade in trades:
+        net[trade.seller] -= trade.qty
+        net[trade.buyer] += trade.qty
+    return net
+
+
+def total_notional(trades: list[PartnerTrade]) -> str:
+    return decimal_text(sum((trade.notional for trade in trades), Decimal(0)))

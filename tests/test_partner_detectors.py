@@ -1,0 +1,130 @@
+"""Round trips, trade cycles and churn over partners' trades, on a real DuckDB store."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from marketnode.node.analytics import AnalyticsStore
+from marketnode.node.config import IntegrityConfig
+from marketnode.node.integrity import detector_settings, scan
+from marketnode.plugins.partners import partner_trades
+
+MARKET = "PUNK-ETH"
+
+
+class Trades:
+    """Writes trades straight into an analytics store's `trades` table."""
+
+    def __init__(self, store: AnalyticsStore) -> None:
+        self.connection = store.connection
+        self.seqs = itertools.count(1)
+
+    def add(self, seller: str, buyer: str, qty: int, price: int = 100) -> int:
+        seq = next(self.seqs)
+        self.connection.execute(
+            "INSERT INTO trades VALUES (?, now(), ?, ?, ?, ?, 'm', ?, 't', ?, 'buy', ?, ?)",
+            [seq, MARKET, price, qty, price * qty, seller, buyer, buyer, seller],
+        )
+        return seq
+
+
+@pytest.fixture
+def trades(tmp_path):
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    yield Trades(store)
+    store.close()
+
+
+def alerts_of(trades: Trades, detector: str) -> list:
+    settings = detector_settings(IntegrityConfig())
+    return [a for a in scan(trades.connection, settings) if a.detector == detector]
+
+
+def honest_market(trades: Trades, maker: str = "0xmm", takers: int = 40) -> None:
+    """A maker filling forty takers, each twice, once each way."""
+    for n in range(takers):
+        trades.add(maker, f"0xh{n}", 5 + n % 7)
+        trades.add(f"0xh{n}", maker, 3 + n % 5)
+
+
+def test_partners_trade_mostly_with_each_other_a_maker_with_nobody(trades):
+    honest_market(trades)
+    wash = [trades.add("0xa", "0xb", 10), trades.add("0xb", "0xa", 10)]
+    cover = trades.add("0xa", "0xmm", 3)  # a little honest trading as cover
+    found = partner_trades(trades.connection, 86400, 0.3)
+    (pair_trades,) = found.values()
+    assert [t.seq for t in pair_trades] == wash
+    assert cover not in [t.seq for t in pair_trades]
+
+
+def test_two_makers_that_trade_with_everyone_are_not_partners(trades):
+    honest_market(trades, "0xmm1")
+    honest_market(trades, "0xmm2")
+    for _ in range(10):  # they also hit each other, both ways, flat
+        trades.add("0xmm1", "0xmm2", 4)
+        trades.add("0xmm2", "0xmm1", 4)
+    for detector in ("round_trips", "trade_cycles", "churn"):
+        assert alerts_of(trades, detector) == []
+
+
+def test_a_round_trip_back_at_a_moved_price_in_pieces(trades):
+    honest_market(trades)
+    legs = [
+        trades.add("0xa", "0xb", 20, price=100),
+        trades.add("0xb", "0xa", 9, price=104),
+        trades.add("0xb", "0xa", 10, price=97),  # 19 back of 20: within 15%
+    ]
+    (alert,) = alerts_of(trades, "round_trips")
+    assert alert.wallets == ["0xa", "0xb"] and alert.trades == legs
+    assert alert.evidence["sold"] == {"0xa": "20", "0xb": "19"}
+    assert alert.wash_volume == str(20 * 100 + 9 * 104 + 10 * 97)
+
+
+def test_a_one_way_transfer_between_partners_is_no_round_trip(trades):
+    honest_market(trades)
+    trades.add("0xa", "0xb", 20)
+    trades.add("0xb", "0xa", 5)
+    assert alerts_of(trades, "round_trips") == []
+
+
+def test_a_ring_joined_by_an_outsider_is_found_without_the_outsider(trades):
+    honest_market(trades)
+    ring = ["0xr1", "0xr2", "0xr3"]
+    seqs = []
+    for size in (10, 12, 7):
+        for seller, buyer in zip(ring, ring[1:] + ring[:1], strict=True):
+            seqs.append(trades.add(seller, buyer, size))
+    # an outsider trading both ways with a ring member, mostly one way: r1's partner too, so
+    # the component holds all four and does not balance until the outsider is peeled off
+    outsider = [trades.add("0xr1", "0xo", 22), trades.add("0xo", "0xr1", 8)]
+    (partnered,) = partner_trades(trades.connection, 3600, 0.3).values()
+    assert set(outsider) <= {t.seq for t in partnered}
+    cycles = alerts_of(trades, "trade_cycles")
+    assert [(a.wallets, a.severity) for a in cycles] == [(ring, "high")]
+    assert cycles[0].trades == seqs
+    assert not set(outsider) & set(cycles[0].trades)
+
+
+def test_a_ring_with_a_sniped_leg_is_a_medium_cycle(trades):
+    honest_market(trades)
+    ring = ["0xr1", "0xr2", "0xr3", "0xr4"]
+    for size in (10, 12, 7, 9):
+        for seller, buyer in zip(ring, ring[1:] + ring[:1], strict=True):
+            trades.add(seller, buyer, size)
+    trades.add("0xr2", "0xr3", 3)  # one leg a little bigger: r2 ends 3 short, r3 3 long
+    (cycle,) = alerts_of(trades, "trade_cycles")
+    assert cycle.wallets == ring and cycle.severity == "medium"
+    assert cycle.evidence["net_positions"] == {"0xr1": "0", "0xr2": "-3", "0xr3": "3", "0xr4": "0"}
+
+
+def test_churn_names_the_churner_and_its_partners(trades):
+    honest_market(trades)
+    seqs = []
+    for size in range(1, 7):
+        seqs.append(trades.add("0xc", "0xp", size))
+        seqs.append(trades.add("0xp", "0xc", size))
+    (alert,) = alerts_of(trades, "churn")
+    assert alert.wallets == ["0xc", "0xp"] and alert.trades == seqs
+    assert alert.evidence["net_position"] == "0" and alert.evidence["trades"] == 12
