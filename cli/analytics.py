@@ -56,7 +56,8 @@ def sql_command(
     json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Run a read-only SQL query on the analytics store (tables: events, trades, ingest)."""
+    """Run a read-only SQL query on the analytics store: tables events, trades, alerts, links;
+    views wallet_trades, market_days, top_wallets, counterparties; ohlcv(INTERVAL '1 minute')."""
     columns, rows = run_query(require_home(home), query, [])
     print_rows(columns, rows, json, as_csv)
 

@@ -72,7 +72,8 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
                 f"wallets {', '.join(alert.wallets)}; {len(alert.trades)} trades; "
                 f"wash volume {alert.wash_volume}"
             )
-    typer.echo(f"{len(alerts)} alerts ({len(new)} new)", err=True)
+    noun = "alert" if len(alerts) == 1 else "alerts"
+    typer.echo(f"{len(alerts)} {noun} ({len(new)} new)", err=True)
 
 
 @app.command("eval")

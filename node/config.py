@@ -206,7 +206,10 @@ def _parse_section(table: Any, cls: type, where: str) -> Any:
             values.setdefault("detectors", {})[key] = value
             continue
         if key not in fields:
-            raise ConfigError(f"{where}: {key}: unknown key (known keys: {', '.join(fields)})")
+            hint = " or a [integrity.NAME] table of a detector" if cls is IntegrityConfig else ""
+            raise ConfigError(
+                f"{where}: {key}: unknown key (known keys: {', '.join(fields)}{hint})"
+            )
         if cls is StoreConfig and key == "map_size":
             value = parse_size(value, f"{where}: map_size")
         expected = type(getattr(defaults, key))

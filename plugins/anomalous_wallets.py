@@ -3,10 +3,12 @@
 
 Features per wallet over the training window: trade count and notional, counterparties and
 the share of the largest one, |net position| / volume, regularity of the time between its
-trades, cancels per fill, share of round sizes, and mean deviation of its prices from the
-market's volume-weighted price. The scaler is fitted on the training window only; the model's
-version names its window and parameters. Only wallets the forest isolates (negative decision
-function) are reported, each with its score and rank, never as a bare label.
+trades, cancels per fill, share of round sizes, mean deviation of its prices from the market's
+recent price (the mean of the 20 trades before each), and the share of its volume traded with
+partners. The scaler is fitted on the training window only; the model's version names its window
+and parameters. Only wallets the forest isolates clearly are reported, each with its score and
+rank, never as a bare label: a score of at least `min_score` (0.55). The forest's own boundary is
+0.5, and a busy market maker, extreme in size but honest, may sit just above it.
 """
 
 from __future__ import annotations
@@ -22,23 +24,29 @@ from .alerts import Alert
 from .hookspecs import hookimpl, settings_of
 
 NAME = "anomalous_wallets"
-DEFAULTS = {"min_wallets": 30, "min_trades": 3, "seed": 0}
+DEFAULTS = {
+    "min_wallets": 30,
+    "min_trades": 3,
+    "seed": 0,
+    "min_pair_share": 0.3,
+    "min_score": 0.55,
+}
 FEATURES = (
     "trades", "notional", "counterparties", "top_counterparty_share", "net_over_volume",
-    "gap_regularity", "cancels_per_fill", "round_share", "price_deviation",
+    "gap_regularity", "cancels_per_fill", "round_share", "price_deviation", "partner_share",
 )  # fmt: skip
 
-MODELLED = [2, 3, 4, 7, 8]
-"""Columns of FEATURES the forest sees: counterparties (log), the largest one's share, net
-position over volume, round-size share, price deviation. Trade count, notional, gap regularity
-and cancels per fill are reported but not modelled: size and requoting alone isolate the market
-makers, who trade most and cancel most, and must not be flagged."""
+MODELLED = [3, 4, 7, 8, 9]
+"""Columns of FEATURES the forest sees: the largest counterparty's share, net position over
+volume, round-size share, price deviation from the recent price, and the share of volume traded
+with partners (counterparties that trade mostly with the wallet and it with them, as the
+round-trip, cycle and churn detectors define them). Trade count, notional, counterparties, gap
+regularity and cancels per fill are reported but not modelled: market makers trade most, cancel
+most and meet the most counterparties, so those alone isolate the makers, who must not be
+flagged; the concentration of a wallet's trading is what sets wash wallets apart."""
 
 QUERY = """
-WITH vwap AS (
-    SELECT market, sum(notional) / sum(qty) AS vwap FROM trades GROUP BY market
-),
-per_pair AS (
+WITH per_pair AS (
     SELECT wallet, counterparty, count(*) AS n FROM wallet_trades GROUP BY ALL
 ),
 gaps AS (
@@ -47,6 +55,27 @@ gaps AS (
 ),
 cancels AS (
     SELECT owner AS wallet, count(*) AS n FROM events WHERE kind = 'cancelled' GROUP BY owner
+),
+pair_volumes AS (
+    SELECT market, wallet, counterparty, sum(qty) AS volume
+    FROM wallet_trades WHERE wallet <> counterparty GROUP BY ALL
+),
+volumes AS (
+    SELECT market, wallet, sum(qty) AS volume FROM wallet_trades GROUP BY ALL
+),
+mutual AS (
+    SELECT p.wallet,
+           sum(CASE WHEN least(p.volume / own.volume, p.volume / other.volume) >= $pair_share
+                    THEN p.volume ELSE 0 END) AS volume
+    FROM pair_volumes p
+    JOIN volumes own ON own.market = p.market AND own.wallet = p.wallet
+    JOIN volumes other ON other.market = p.market AND other.wallet = p.counterparty
+    GROUP BY p.wallet
+),
+local_price AS (
+    SELECT seq, abs(price - avg(price) OVER recent) / avg(price) OVER recent AS deviation
+    FROM trades
+    WINDOW recent AS (PARTITION BY market ORDER BY seq ROWS BETWEEN 20 PRECEDING AND 1 PRECEDING)
 )
 SELECT w.wallet,
        count(*) AS trades,
@@ -59,28 +88,31 @@ SELECT w.wallet,
                  WHERE g.wallet = w.wallet AND gap IS NOT NULL), 0) AS gap_regularity,
        coalesce(any_value(c.n), 0) / count(*) AS cancels_per_fill,
        avg(CASE WHEN w.qty >= 10 AND w.qty % 10 = 0 THEN 1 ELSE 0 END) AS round_share,
-       avg(CAST(abs(w.price - v.vwap) / v.vwap AS DOUBLE)) AS price_deviation,
+       coalesce(avg(CAST(lp.deviation AS DOUBLE)), 0) AS price_deviation,
+       coalesce(CAST(any_value(m.volume) / sum(w.qty) AS DOUBLE), 0) AS partner_share,
        list(w.seq ORDER BY w.seq) AS seqs, any_value(w.market) AS market,
        min(w.time) AS first, max(w.time) AS last
 FROM wallet_trades w
-JOIN vwap v ON v.market = w.market
 LEFT JOIN cancels c ON c.wallet = w.wallet
+LEFT JOIN mutual m ON m.wallet = w.wallet
+LEFT JOIN local_price lp ON lp.seq = w.seq
 GROUP BY w.wallet
-HAVING count(*) >= ?
+HAVING count(*) >= $min_trades
 ORDER BY w.wallet
 """
 
 
-def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, Any, str]:
-    """Rows of features, anomaly scores (higher: easier to isolate), decision values
-    (negative: isolated) and the model version, for every wallet with enough trades."""
+def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, str]:
+    """Rows of features, anomaly scores (0 to 1, higher: easier to isolate) and the model
+    version, for every wallet with enough trades."""
     option = settings_of(settings, NAME, DEFAULTS)
-    rows = connection.execute(QUERY, [option["min_trades"]]).fetchall()
+    rows = connection.execute(
+        QUERY, {"min_trades": option["min_trades"], "pair_share": option["min_pair_share"]}
+    ).fetchall()
     if len(rows) < option["min_wallets"]:
-        return [], np.array([]), np.array([]), ""
-    features = np.array([row[1:10] for row in rows], dtype=float)[:, MODELLED]
-    features[:, 0] = np.log1p(features[:, 0])  # counterparties span orders of magnitude
-    window = (str(min(row[12] for row in rows)), str(max(row[13] for row in rows)))
+        return [], np.array([]), ""
+    features = np.array([row[1:11] for row in rows], dtype=float)[:, MODELLED]
+    window = (str(min(row[13] for row in rows)), str(max(row[14] for row in rows)))
     scaler = StandardScaler().fit(features)
     scaled = scaler.transform(features)
     forest = IsolationForest(
@@ -92,7 +124,7 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
     version = hashlib.blake2b(
         f"{window}|{len(rows)}|{option['seed']}|100".encode(), digest_size=6
     ).hexdigest()
-    return rows, -forest.score_samples(scaled), forest.decision_function(scaled), version
+    return rows, -forest.score_samples(scaled), version
 
 
 @hookimpl
@@ -102,30 +134,31 @@ def integrity_settings() -> dict[str, dict[str, Any]]:
 
 @hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
-    rows, scores, decisions, version = wallet_scores(connection, settings)
+    rows, scores, version = wallet_scores(connection, settings)
+    least = settings_of(settings, NAME, DEFAULTS)["min_score"]
     if not rows:
         return []
-    window = (str(min(row[12] for row in rows)), str(max(row[13] for row in rows)))
+    window = (str(min(row[13] for row in rows)), str(max(row[14] for row in rows)))
     order = np.argsort(-scores)
     alerts = []
     for rank, position in enumerate(order, start=1):
-        if decisions[position] >= 0:
-            continue
+        if scores[position] < least:
+            break
         row = rows[position]
         alerts.append(
             Alert(
                 detector="anomalous_wallets",
                 severity="low",
-                market=row[11],
+                market=row[12],
                 wallets=[row[0]],
-                trades=list(row[10]),
+                trades=list(row[11]),
                 evidence={
                     "score": round(float(scores[position]), 4),
                     "rank": rank,
                     "wallets_scored": len(rows),
                     "features": {
                         name: round(float(value), 6)
-                        for name, value in zip(FEATURES, row[1:10], strict=True)
+                        for name, value in zip(FEATURES, row[1:11], strict=True)
                     },
                     "model_version": version,
                     "training_window": list(window),
