@@ -238,6 +238,18 @@ def test_bench_engine_reports_both_rates():
     assert report["trades"] > 0
 
 
+def test_bench_analytics_and_integrity_report_their_rates():
+    result = mnode("bench", "analytics", "--ops", "2000", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ops"] == 2000 and report["events"] > 2000 and report["events_per_s"] > 0
+    result = mnode("bench", "integrity", "--steps", "3000", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["trades"] > 1000 and report["detect_seconds"] > 0
+    assert report["trades_per_s"] == round(report["trades"] / report["detect_seconds"])
+
+
 def test_book_reads_while_another_process_writes(home, tmp_path):
     """A writer holds the store open in another process; `mnode book` still reads it."""
     commands = tmp_path / "flow.ndjson"
