@@ -16,6 +16,7 @@ from . import (
     integrity,
     load,
     markets,
+    metrics,
     node,
     order,
     peers,
@@ -59,6 +60,7 @@ app.command("verify")(verify.verify_command)
 app.command("start")(node.start_command)
 app.command("stop")(node.stop_command)
 app.command("status")(node.status_command)
+app.command("metrics")(metrics.metrics_command)
 app.add_typer(peers.app, name="peers")
 app.add_typer(markets.app, name="markets")
 app.command("load")(load.load_command)

@@ -69,6 +69,8 @@ def start_command(
         f"  admin        {node.endpoints['admin']}\n"
         f"  server key   {node.server_public_key or '(CURVE off)'}"
     )
+    if "prometheus" in node.endpoints:
+        typer.echo(f"  prometheus   {node.endpoints['prometheus']}")
     node.serve()
 
 

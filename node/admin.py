@@ -37,17 +37,39 @@ def _status(node: Node, _request: AdminRequest) -> dict[str, Any]:
     return node.status()
 
 
-def _metrics(node: Node, _request: AdminRequest) -> dict[str, Any]:
-    counters = node.counters
-    return {
-        "messages": counters.messages,
-        "commands": counters.commands,
-        "batches": counters.batches,
-        "events": {kind.__struct_config__.tag: n for kind, n in counters.events.items()},
-        "rejects": dict(counters.rejects),
-        "answers_dropped": counters.answers_dropped,
-        "reports_dropped": counters.reports_dropped,
+def _metrics(node: Node, request: AdminRequest) -> dict[str, Any]:
+    """Counters since the start, and with the sampler on: the latest per-second sample, the
+    samples after `since` (epoch seconds; all of the last hour without it) and latency
+    percentiles since the start."""
+    loop = node.metrics
+    result: dict[str, Any] = {
+        "started": loop.started,
+        "messages": loop.messages,
+        "commands": loop.commands,
+        "batches": loop.batches,
+        "events": {kind.__struct_config__.tag: n for kind, n in loop.events.items()},
+        "rejects": dict(loop.rejects),
+        "trades": dict(loop.trades),
+        "answers_dropped": loop.answers_dropped,
+        "reports_dropped": loop.reports_dropped,
     }
+    sampler = node.sampler
+    if sampler is None:
+        result["sampling"] = "off ([metrics] enabled = false)"
+        return result
+    history = list(sampler.history)
+    since = request.since
+    result.update(
+        sampling=f"every {sampler.interval_s:g} s",
+        latest=history[-1] if history else None,
+        history=[s for s in history if since is None or s["time"] > since],
+        since_start={
+            "ack_ms": sampler.totals["ack"].summary(1000),
+            "commit_ms": sampler.totals["commit"].summary(1000),
+            "batch_commands": sampler.totals["batch"].summary(),
+        },
+    )
+    return result
 
 
 def _markets(node: Node, _request: AdminRequest) -> list[dict[str, Any]]:

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS trades (
     taker_owner VARCHAR, aggressor VARCHAR, buyer VARCHAR, seller VARCHAR
 );
 CREATE TABLE IF NOT EXISTS links (a VARCHAR, b VARCHAR, reason VARCHAR, time TIMESTAMPTZ);
+-- the node's own metrics, a row per minute, metric and market ('' for the node as a whole)
+CREATE TABLE IF NOT EXISTS metrics (
+    time TIMESTAMPTZ, metric VARCHAR, market VARCHAR, mean DOUBLE, max DOUBLE, samples INTEGER
+);
 CREATE TABLE IF NOT EXISTS alerts (
     id VARCHAR, time TIMESTAMPTZ, detector VARCHAR, severity VARCHAR, market VARCHAR,
     wallets VARCHAR[], trades BIGINT[], evidence VARCHAR, wash_volume DECIMAL(38, 12),

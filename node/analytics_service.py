@@ -133,10 +133,22 @@ class AnalyticsService:
             return acknowledge(
                 self.analytics.connection, request.get("alert"), request.get("label")
             )
+        if request.get("cmd") == "metrics" and isinstance(request.get("rows"), list):
+            return self.store_metrics(request["rows"])
         if request.get("cmd") == "sql" and isinstance(request.get("query"), str):
             params = request.get("params")
             return self.sql(request["query"], params if isinstance(params, list) else None)
         return {"ok": False, "error": "unknown analytics request (sql, lag, export, ack)"}
+
+    def store_metrics(self, rows: list) -> dict:
+        """A minute rollup of the node's metrics, from the node (rollup.MinuteRollup)."""
+        try:
+            self.analytics.connection.executemany(
+                "INSERT INTO metrics VALUES (to_timestamp(?), ?, ?, ?, ?, ?)", rows
+            )
+        except (duckdb.Error, TypeError, ValueError) as error:
+            return {"ok": False, "error": f"metrics: {str(error).splitlines()[0]}"}
+        return {"ok": True, "result": len(rows)}
 
     def sql(self, query: str, params: list | None = None) -> dict:
         """Run one read-only query (this process holds the file for writing, so the statement

@@ -77,7 +77,8 @@ def address_of_home(home: Home, config: NodeConfig | None = None) -> NodeAddress
     }
     if runtime_file.exists():
         with contextlib.suppress(OSError, ValueError, KeyError):
-            endpoints.update(json.loads(runtime_file.read_text())["endpoints"])
+            bound = json.loads(runtime_file.read_text())["endpoints"]
+            endpoints.update({name: bound[name] for name in endpoints if name in bound})
     elif any("*" in endpoint for endpoint in endpoints.values()):
         raise ClientError(
             f"no node is running on {home.path} (its endpoints are picked when it starts)",

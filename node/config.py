@@ -84,6 +84,17 @@ class AnalyticsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The node measuring itself: a sample a second off the matching thread, the last hour
+    kept, minute rollups sent to the analytics store, and optionally a Prometheus endpoint."""
+
+    enabled: bool = True
+    interval_ms: int = 1000
+    prometheus: str = ""
+    """HOST:PORT of a Prometheus text endpoint (/metrics), or empty for none."""
+
+
+@dataclass(frozen=True)
 class IntegrityConfig:
     """When the running node scans; each detector's thresholds are in `detectors`."""
 
@@ -103,6 +114,7 @@ class NodeConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -155,6 +167,7 @@ _SECTIONS: dict[str, type] = {
     "limits": LimitsConfig,
     "analytics": AnalyticsConfig,
     "integrity": IntegrityConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -179,6 +192,14 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "scan_interval_s"): (_positive, "must be a whole number > 0"),
+    (MetricsConfig, "interval_ms"): (
+        lambda v: v >= 1000,
+        "must be at least 1000 (psutil is asked at most once a second)",
+    ),
+    (MetricsConfig, "prometheus"): (
+        lambda v: v == "" or re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None,
+        'must be HOST:PORT (such as "127.0.0.1:9464") or "" for none',
+    ),
     (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
 }
 for _name in EndpointsConfig.__dataclass_fields__:

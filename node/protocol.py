@@ -189,6 +189,7 @@ class AdminRequest(msgspec.Struct, tag="admin", tag_field="type"):
     path: str | None = None
     alert: str | None = None
     label: str | None = None
+    since: float | None = None
     ref: Any = None
 
 

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -38,7 +38,9 @@ from .gateway import Gateway
 from .home import Home
 from .keys import OPERATOR, SERVER, load_key_pair
 from .marketdata import book_levels, level_changes
+from .metrics import LoopMetrics
 from .peers import AllowlistFile, Peer
+from .prometheus import serve_prometheus
 from .protocol import (
     ALERTS_TOPIC,
     BAD_VERSION,
@@ -67,6 +69,8 @@ from .protocol import (
     peer_request_decoder,
 )
 from .results import wire_event
+from .rollup import MinuteRollup
+from .sampler import MetricsSampler
 from .store import Store, StoreError
 from .validation import MALFORMED
 
@@ -81,6 +85,10 @@ ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag", "export": "export", "ack
 """Admin commands the analytics process answers (admin name -> its request)."""
 ANALYTICS_STOP_S = 10.0
 LAG_REF = -1
+ROLLUP_REF = -2
+"""Refs of the node's own requests to the analytics process (a lag reading, a metrics rollup)."""
+INBOX = "inproc://node-inbox"
+"""Where threads of the node (the metrics sampler) hand the loop what only it may send."""
 """The ref of the node's own periodic lag requests (admin requests get positive tokens)."""
 HIGH_WATER_MARK = 100_000
 """Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
@@ -98,20 +106,6 @@ class NodeError(RuntimeError):
 
 
 @dataclass
-class Counters:
-    """What the node has done since it started (the admin socket's `metrics`)."""
-
-    started: float = field(default_factory=time.time)
-    messages: int = 0
-    commands: int = 0
-    batches: int = 0
-    answers_dropped: int = 0
-    reports_dropped: int = 0
-    events: Counter = field(default_factory=Counter)
-    rejects: Counter = field(default_factory=Counter)
-
-
-@dataclass
 class Pending:
     """One peer message of the batch in progress. Answers leave after the batch's commit, in
     arrival order, so a peer's replies come back in the order of its requests."""
@@ -121,6 +115,8 @@ class Pending:
     name: str
     """The sender's peer name, which its orders carry and its reports are routed by."""
     ref: Any = None
+    received_ns: int = 0
+    """When the message was taken off the socket (for the acknowledgement latency)."""
     events: list | None = None
     """A submit's events (its answers first); None for other requests."""
     build: Callable[[], Any] | None = None
@@ -134,7 +130,7 @@ class Node:
         self.home = home
         self.config = config
         self.stopping = False
-        self.counters = Counters()
+        self.metrics = LoopMetrics(started=time.time())
         self.endpoints: dict[str, str] = {}
         self.halted: set[str] = set()
         self.peer_identity: dict[str, bytes] = {}
@@ -153,6 +149,8 @@ class Node:
         self.analytics_lag: dict | None = None
         """The analytics process's last answer to the node's periodic lag request."""
         self._next_allowlist_check = 0.0
+        self.matching_thread: int | None = None
+        """Native id of the thread running `serve` (for its CPU in the metrics)."""
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -177,6 +175,7 @@ class Node:
             self.close()
             raise
         self._start_analytics()
+        self._start_metrics()
         self._write_runtime_file()
         gc.freeze()
         log.info(
@@ -243,6 +242,9 @@ class Node:
         self.market_data = make(zmq.PUB, "md", "market_data", sndhwm=HIGH_WATER_MARK)
         self.admin = make(zmq.ROUTER, "admin", "admin", router_mandatory=1)
         self.monitor = self.orders.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.inbox = self.context.socket(zmq.PULL)
+        self.inbox.linger = 0
+        self.inbox.bind(INBOX)
         self.analytics_link: zmq.Socket | None = None
         if config.analytics.enabled:
             self.analytics_link = self.context.socket(zmq.DEALER)
@@ -269,7 +271,7 @@ class Node:
             "endpoints": self.endpoints,
             "server_public_key": self.server_public_key,
             "curve": self.config.security.curve,
-            "started": self.counters.started,
+            "started": self.metrics.started,
         }
         self.home.runtime_path.write_text(json.dumps(runtime, indent=2) + "\n")
 
@@ -283,10 +285,12 @@ class Node:
             previous = {
                 sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
             }
+        self.matching_thread = threading.get_native_id()
         poller = zmq.Poller()
         poller.register(self.orders, zmq.POLLIN)
         poller.register(self.admin, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.inbox, zmq.POLLIN)
         if self.analytics_link is not None:
             poller.register(self.analytics_link, zmq.POLLIN)
         try:
@@ -302,6 +306,8 @@ class Node:
                     self._serve_admin()
                 if self.analytics_link is not None and self.analytics_link in ready:
                     self._relay_analytics_replies()
+                if self.inbox in ready:
+                    self._serve_inbox()
                 self._housekeeping()
         finally:
             for sig, handler in previous.items():
@@ -333,6 +339,8 @@ class Node:
     def _serve_batch(self) -> None:
         """One batch: drain, process, commit, then answer, report and publish."""
         self._on_disconnects()
+        started = time.perf_counter_ns()
+        metrics = self.metrics
         budget = self.config.store.batch_size
         pending: list[Pending] = []
         out: list = []
@@ -345,17 +353,25 @@ class Node:
             frames = [recv(0, copy=False)]
             while frames[-1].more:
                 frames.append(recv(0, copy=False))
-            self.counters.messages += 1
             message = self._take_message(identity, frames, out)
+            message.received_ns = time.perf_counter_ns()
             pending.append(message)
             budget -= len(message.events) if message.events else 1
             if budget <= 0:
+                metrics.saturated_batches += 1
                 break
+        else:
+            metrics.saturated_batches += 1
         if not pending:
             return
+        metrics.messages += len(pending)
+        metrics.batch_commands.record(len(out))
+        committing = time.perf_counter_ns()
         changed = self.durable.commit()
-        self.counters.batches += 1
+        metrics.commit_us.record((time.perf_counter_ns() - committing) // 1000)
+        metrics.batches += 1
         self._publish(self._answer(pending), changed)
+        metrics.busy_ns += time.perf_counter_ns() - started
 
     def _take_message(self, identity: bytes, frames: list[zmq.Frame], out: list) -> Pending:
         """Decode and process one message; what it is owed waits in the returned Pending."""
@@ -420,7 +436,9 @@ class Node:
         engine_process = self.durable.process
         admit = self.gateway.admit
         first = len(out)
-        self.counters.commands += len(commands)
+        self.metrics.commands += len(commands)
+        orders = self.metrics.orders
+        books = self.durable.engine.books
         refused, allowed = self.gateway.admit_message(peer, len(commands))
         for index, command in enumerate(commands):
             if type(command) is msgspec.Raw:
@@ -429,6 +447,9 @@ class Node:
                     out.append(command)
                     continue
             kind = type(command)
+            market = command.market
+            if type(market) is str and market in books:  # never a key per made-up name
+                orders[market] += 1
             if kind is NewOrder:
                 command.peer = name
             elif kind is CancelOrder:
@@ -456,13 +477,14 @@ class Node:
         books = self.durable.engine.books
         reports: dict[str, list] = defaultdict(list)
         trades: dict[str, list[TapeTrade]] = defaultdict(list)
-        counters = self.counters
+        metrics = self.metrics
+        latency = metrics.ack_latency_us
         for message in pending:
             if message.events is None:
                 self._send(message.identity, encoder.encode(message.build()))
                 continue
             requester = message.name
-            counters.events.update(map(type, message.events))
+            metrics.events.update(map(type, message.events))
             reply = []
             for event in message.events:
                 kind = type(event)
@@ -470,12 +492,14 @@ class Node:
                     reply.append(event)
                     continue
                 if kind is Rejected:
-                    counters.rejects[event.reason] += 1
+                    metrics.rejects[event.reason] += 1
                     reply.append(event)
                     continue
                 wire = wire_event(event, books)
                 reply.append(wire)
                 if kind is Trade:
+                    metrics.trades[event.market] += 1
+                    metrics.volume_lots[event.market] += event.qty
                     trades[wire.market].append(
                         TapeTrade(wire.seq, wire.price, wire.qty, wire.aggressor)
                     )
@@ -487,12 +511,13 @@ class Node:
                     reports[event.peer].append(wire)
             reply_message = Reply(PROTOCOL_VERSION, reply, message.ref)
             self._send(message.identity, encoder.encode(reply_message))
+            latency.record((time.perf_counter_ns() - message.received_ns) // 1000)
         for name, events in reports.items():
             identity = self.peer_identity.get(name)
             if identity is None or not self._send(
                 identity, encoder.encode(Report(PROTOCOL_VERSION, events)), report=True
             ):
-                counters.reports_dropped += 1
+                metrics.reports_dropped += 1
         return trades
 
     def _publish(self, trades: dict[str, list[TapeTrade]], changed: set) -> None:
@@ -520,7 +545,7 @@ class Node:
             if error.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 raise
             if not report:
-                self.counters.answers_dropped += 1
+                self.metrics.answers_dropped += 1
             log.debug("peer %s unreachable (%s): message dropped", identity.hex(), error)
             return False
 
@@ -596,7 +621,7 @@ class Node:
         reports = [wire_event(e, books) for e in out if type(e) is Cancelled]
         report = encoder.encode(Report(PROTOCOL_VERSION, reports))
         if identity is None or not self._send(identity, report, report=True):
-            self.counters.reports_dropped += 1
+            self.metrics.reports_dropped += 1
         self._publish({}, changed)
         log.info("cancelled %d orders of peer %r (%s)", len(commands), name, why)
         return len(commands)
@@ -683,6 +708,10 @@ class Node:
             if answer.get("ref") == LAG_REF:
                 self.analytics_lag = answer.get("result")
                 continue
+            if answer.get("ref") == ROLLUP_REF:
+                if not answer.get("ok"):
+                    log.error("analytics refused a metrics rollup: %s", answer.get("error"))
+                continue
             waiting = self.analytics_waiting.pop(answer.get("ref"), None)
             if waiting is None:
                 continue
@@ -698,6 +727,51 @@ class Node:
                 self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as error:
                 log.debug("admin client gone: %s", error)
+
+    def _start_metrics(self) -> None:
+        self.sampler: MetricsSampler | None = None
+        self.prometheus = None
+        config = self.config
+        if not config.metrics.enabled:
+            return
+        analytics_file = self.home.path / config.analytics.file
+        self.sampler = MetricsSampler(
+            self.metrics,
+            books=lambda: self.durable.engine.books,
+            home=self.home.path,
+            lmdb_env=self.store.env,
+            duckdb_file=analytics_file if config.analytics.enabled else None,
+            analytics_lag=lambda: self.analytics_lag,
+            analytics_pid=lambda: self.analytics_process.pid if self.analytics_process else None,
+            matching_thread=lambda: self.matching_thread,
+            interval_s=config.metrics.interval_ms / 1000,
+            inbox=(self.context, INBOX),
+        )
+        if config.analytics.enabled:
+            self.sampler.listeners.append(MinuteRollup(self.sampler.post).add)
+        if config.metrics.prometheus:
+            try:
+                self.prometheus = serve_prometheus(config.metrics.prometheus, self.sampler)
+            except OSError as error:
+                self.close()
+                detail = f"cannot serve Prometheus on {config.metrics.prometheus}: {error.strerror}"
+                raise NodeError(detail) from None
+            host, port = self.prometheus.server_address[:2]
+            self.endpoints["prometheus"] = f"http://{host}:{port}/metrics"
+        self.sampler.start()
+
+    def _serve_inbox(self) -> None:
+        """Send what the node's other threads handed over: market-data messages, rollups."""
+        while True:
+            try:
+                message = msgspec.msgpack.decode(self.inbox.recv(zmq.NOBLOCK), type=dict)
+            except zmq.Again:
+                return
+            if message["kind"] == "publish":
+                self.market_data.send_multipart([message["topic"], message["payload"]])
+            elif message["kind"] == "rollup" and self.analytics_link is not None:
+                body = {"cmd": "metrics", "rows": message["rows"], "ref": ROLLUP_REF}
+                self.analytics_link.send(encoder.encode(body), zmq.NOBLOCK)
 
     def _stop_analytics(self) -> None:
         process = self.analytics_process
@@ -721,7 +795,7 @@ class Node:
             "name": self.config.node.name,
             "version": __version__,
             "pid": os.getpid(),
-            "uptime_s": round(time.time() - self.counters.started, 3),
+            "uptime_s": round(time.time() - self.metrics.started, 3),
             "endpoints": self.endpoints,
             "server_public_key": self.server_public_key,
             "seq": engine.seq,
@@ -738,6 +812,15 @@ class Node:
     # -- shutdown -----------------------------------------------------------------------------
 
     def close(self) -> None:
+        sampler = getattr(self, "sampler", None)
+        if sampler is not None:
+            sampler.stop()
+            if sampler.is_alive():
+                sampler.join(timeout=5)
+        if getattr(self, "prometheus", None) is not None:
+            self.prometheus.shutdown()
+            self.prometheus.server_close()
+            self.prometheus = None
         self._stop_analytics()
         if getattr(self, "context", None) is not None:
             if self._auth is not None:

@@ -1,0 +1,184 @@
+"""The node's metrics: log-bucketed histograms, the per-second sampler on a live node, minute
+rollups into the analytics store, and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+
+import pytest
+
+from marketnode.node.analytics_service import AnalyticsService
+from marketnode.node.home import Home
+from marketnode.node.metrics import SUB_BUCKETS, Histogram, bucket_upper
+from marketnode.node.rollup import MinuteRollup
+from marketnode.node.store import Store
+
+
+def test_percentiles_are_within_a_bucket_of_the_truth():
+    rng = random.Random(3)
+    values = [int(rng.lognormvariate(6, 1.5)) for _ in range(20_000)]
+    histogram = Histogram()
+    for value in values:
+        histogram.record(value)
+    values.sort()
+    for share in (0.5, 0.9, 0.99):
+        truth = values[round(share * len(values)) - 1]
+        assert truth <= histogram.percentile(share) <= truth * (1 + 1 / SUB_BUCKETS) + 1
+    assert histogram.largest == values[-1] and histogram.count == len(values)
+    assert histogram.summary(1000)["max"] == round(values[-1] / 1000, 3)
+
+
+def test_histograms_merge_by_adding_counts():
+    first, second, both = Histogram(), Histogram(), Histogram()
+    for value in range(0, 5000, 7):
+        (first if value % 2 else second).record(value)
+        both.record(value)
+    first.merge(second)
+    assert first.counts == both.counts and first.total == both.total
+    assert first.percentile(0.99) == both.percentile(0.99)
+
+
+def test_every_value_lands_in_the_bucket_that_holds_it():
+    for value in [*range(300), 10**6, 2**40 + 12345]:
+        histogram = Histogram()
+        histogram.record(value)
+        (index,) = [i for i, count in enumerate(histogram.counts) if count]
+        assert (bucket_upper(index - 1) if index else -1) < value <= bucket_upper(index)
+
+
+def sample_at(time_s: float, orders: float) -> dict:
+    """A sample with the fields the rollup reads."""
+    zero = {"p99": 0.0}
+    return {
+        "time": time_s, "orders_per_s": orders, "trades_per_s": orders / 2, "ack_ms": zero,
+        "commit_ms": zero, "matching_busy": 0.1, "backlog": 0.0, "analytics_lag_s": None,
+        "lmdb_used_bytes": 4096, "duckdb_bytes": None,
+        "process": {"cpu_percent": 5.0, "rss_bytes": 1000},
+        "host": {"memory_percent": 10.0, "disk_free_bytes": 10**9},
+        "markets": {
+            "PUNK-ETH": {"orders_per_s": orders, "trades_per_s": 1.0, "volume_per_s": "2.5"},
+        },
+    }  # fmt: skip
+
+
+def test_a_minute_rollup_is_posted_when_the_next_minute_begins(tmp_path):
+    posted = []
+    rollup = MinuteRollup(lambda kind, **fields: posted.append((kind, fields)))
+    for second in range(60):
+        rollup.add(sample_at(1_800_000_000 + second, orders=second))
+    assert posted == []
+    rollup.add(sample_at(1_800_000_060, orders=5))
+    ((kind, fields),) = posted
+    rows = {(row[1], row[2]): row for row in fields["rows"]}
+    assert kind == "rollup"
+    assert rows["orders_per_s", ""] == [1_800_000_000, "orders_per_s", "", 29.5, 59.0, 60]
+    assert rows["volume_per_s", "PUNK-ETH"][3:] == [2.5, 2.5, 60]
+    assert ("analytics_lag_s", "") not in rows  # not measured: no row, not a zero
+
+    # the analytics process keeps them
+    home = Home.create(tmp_path / "home")
+    Store(home.store_path(home.config())).close()
+    service = AnalyticsService(home)
+    try:
+        assert service.store_metrics(fields["rows"]) == {"ok": True, "result": len(rows)}
+        stored = service.analytics.connection.execute(
+            "SELECT epoch(time), mean, max FROM metrics "
+            "WHERE metric = 'orders_per_s' AND market = ''"
+        ).fetchall()
+        assert stored == [(1_800_000_000, 29.5, 59.0)]
+        assert service.store_metrics([["not a time"]])["ok"] is False
+    finally:
+        service.context.destroy(linger=0)
+        service.analytics.close()
+        service.store.close()
+
+
+def wait_for(condition, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_a_live_node_samples_itself_every_second(running_node):
+    alice, bob = running_node.client("alice"), running_node.client("bob")
+    for n in range(50):  # alice sells, bob buys from her
+        client, owner, side = (bob, "0xb0b", "buy") if n % 2 else (alice, "0xa11ce", "sell")
+        client.submit(
+            [{"op": "new", "market": "PUNK-ETH", "id": n + 1, "owner": owner,
+              "side": side, "price": "100", "qty": "1"}]
+        )  # fmt: skip
+    alice.submit([{"op": "new", "market": "NOPE", "id": 99, "owner": "0xa11ce", "side": "buy",
+                    "price": "1", "qty": "1"}])  # fmt: skip
+    admin = running_node.admin()
+    busy = wait_for(
+        lambda: [s for s in admin.call("metrics")["history"] if s["orders_per_s"] > 0]
+    )
+    sample = busy[0]
+    assert sample["markets"]["PUNK-ETH"]["orders_per_s"] > 0
+    assert "NOPE" not in sample["markets"]
+    assert 0 < sample["matching_busy"] <= 1
+    assert sample["ack_ms"]["count"] > 0 and sample["ack_ms"]["p99"] >= sample["ack_ms"]["p50"]
+    assert sample["lmdb_used_bytes"] > 0 and sample["lmdb_map_bytes"] >= sample["lmdb_used_bytes"]
+    assert {"matching", "metrics"} <= set(sample["process"]["threads_cpu_percent"])
+    assert len(sample["host"]["cpu_percent"]) >= 1 and sample["host"]["disk_free_bytes"] > 0
+    metrics = admin.call("metrics")
+    assert metrics["commands"] == 51 and metrics["trades"] == {"PUNK-ETH": 25}
+    assert metrics["rejects"] == {"unknown_market": 1}
+    assert metrics["since_start"]["ack_ms"]["count"] == 51
+    latest = metrics["latest"]["time"]
+    assert admin.call("metrics", since=latest)["history"] == []
+
+
+def test_metrics_off_leaves_only_the_counters(node_factory):
+    node = node_factory("[metrics]\nenabled = false\n", peers={"alice": ("0xa11ce",)})
+    metrics = node.admin().call("metrics")
+    assert metrics["sampling"].startswith("off") and "history" not in metrics
+    assert node.node.sampler is None
+
+
+def test_the_prometheus_endpoint_serves_the_text_format(node_factory):
+    node = node_factory('[metrics]\nprometheus = "127.0.0.1:0"\n', peers={"alice": ("0xa11ce",)})
+    node.client("alice").submit(
+        [{"op": "new", "market": "PUNK-ETH", "id": 1, "owner": "0xa11ce", "side": "buy",
+          "price": "100", "qty": "1"}]
+    )  # fmt: skip
+    url = node.node.endpoints["prometheus"]
+
+    def scrape_once_sampled() -> str | None:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        return body if "marketnode_matching_busy_ratio" in body else None
+
+    text = wait_for(scrape_once_sampled)
+    assert "marketnode_commands_total 1.0" in text
+    assert 'marketnode_ack_latency_seconds_bucket{le="+Inf"} 1.0' in text
+    assert 'marketnode_market_trades_per_second{market="PUNK-ETH"}' in text
+
+
+def test_a_busy_prometheus_port_stops_the_start_with_one_line(node_factory, tmp_path):
+    first = node_factory('[metrics]\nprometheus = "127.0.0.1:0"\n')
+    port = first.node.endpoints["prometheus"].rsplit(":", 1)[1].split("/")[0]
+    with pytest.raises(Exception, match=f"cannot serve Prometheus on 127.0.0.1:{port}"):
+        node_factory(f'[metrics]\nprometheus = "127.0.0.1:{port}"\n')
+
+
+def test_mnode_metrics_prints_the_latest_sample(running_node):
+    from typer.testing import CliRunner
+
+    from marketnode.cli.main import app
+
+    admin = running_node.admin()
+    wait_for(lambda: admin.call("metrics")["history"])
+    home = str(running_node.home.path)
+    result = CliRunner().invoke(app, ["metrics", "--home", home])
+    assert result.exit_code == 0, result.stderr
+    assert "last second:" in result.stdout and "PUNK-ETH" in result.stdout
+    assert "matching thread busy" in result.stdout
+    as_json = CliRunner().invoke(app, ["metrics", "--home", home, "--json"])
+    assert as_json.exit_code == 0 and '"history"' in as_json.stdout
