@@ -20,7 +20,7 @@ from .integrity import detector_settings, scan
 from .store import Store
 from .washgen import MARKET, generate_labelled_market
 
-TRADE_DETECTORS = ("self_trades", "round_trips", "trade_cycles", "churn")
+TRADE_DETECTORS = ("self_trades", "round_trips", "trade_cycles", "churn", "wash_clusters")
 """Detectors that name wash trades (the others score markets or wallets)."""
 
 
@@ -87,12 +87,18 @@ def evaluate(
     )
     anomalous = {a.wallets[0] for a in alerts if a.detector == "anomalous_wallets"}
     # the forest scores behaviour: every injected wallet is a positive, also one whose wash
-    # orders happened to meet somebody else's
+    # orders happened to meet somebody else's; a wallet that traded too little to be scored
+    # counts as scoring lowest, so leaving wallets out cannot raise the figure
     positives = set(group_of) | market.bots
-    labels = [1 if row[0] in positives else 0 for row in rows]
+    scored = {row[0]: float(score) for row, score in zip(rows, scores, strict=True)}
+    traded = sorted({wallet for _, buyer, seller in trades for wallet in (buyer, seller)})
+    labels = [1 if wallet in positives else 0 for wallet in traded]
     report["anomaly_auc"] = (
-        round(float(roc_auc_score(labels, scores)), 4) if 0 < sum(labels) < len(labels) else None
+        round(float(roc_auc_score(labels, [scored.get(w, 0.0) for w in traded])), 4)
+        if 0 < sum(labels) < len(labels)
+        else None
     )
+    report["wallets_scored"] = f"{len(scored)} of {len(traded)}"
     flagged_makers = market.makers & (flagged_wallets | anomalous)
     report["maker_flag_rate"] = round(len(flagged_makers) / len(market.makers), 4)
     report["detect_seconds"] = round(detect_seconds, 3)

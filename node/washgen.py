@@ -2,10 +2,12 @@
 
 Honest traders place limit orders away from the mid and take liquidity with market orders;
 market makers quote both sides close to the mid with many counterparties and a mean-reverting
-inventory. Injected among them: self-trades, ping-pong pairs, rings of 3 to 5 wallets with
-matched volume, churners, and odd bots. A wash trade is made by resting a sell at the mid (inside
-the spread, so nobody else's order is in the way) and taking it at once with the partner's
-immediate-or-cancel buy: the pair is consecutive in the command stream, so it always matches.
+inventory. Injected among them: self-trades, ping-pong pairs, rings of 3 to 5 wallets passing
+matched volume round a few times, churners, and odd bots. A wash trade is made the way a wash
+trader would: the generator follows the book (the real engine, fed every command as it is made),
+rests a sell strictly inside the spread, where nobody else's order is in the way, and takes it at
+once with the partner's immediate-or-cancel buy at the same price, so the two always meet. With
+no room inside the spread, that leg is skipped.
 """
 
 from __future__ import annotations
@@ -13,9 +15,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import msgspec
+
+from .commands import PeerCommand
 from .decimals import Unit
+from .engine import Engine
 from .markets import MarketSpec
 
+HONEST_TRADERS = 240
+"""With about a hundred injected wallets, wash traders are a minority of the wallets (about a
+quarter), as in a real market and as anomaly detection presumes: a majority would be the norm."""
 MARKET = MarketSpec("EVAL-ETH", "EVAL", "ETH", "0.01", "1", "1", "1000", "1000000", "none")
 
 
@@ -34,11 +43,14 @@ def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMark
     rng = random.Random(seed)
     tick = Unit(MARKET.tick_size)
     market = LabelledMarket()
-    market.honest = {f"0xhonest{n:03d}" for n in range(60)}
+    market.honest = {f"0xhonest{n:03d}" for n in range(HONEST_TRADERS)}
     market.makers = {f"0xmaker{n}" for n in range(5)}
     honest = sorted(market.honest)
     makers = sorted(market.makers)
     mid = 10_000
+    engine = Engine([MARKET])
+    """Follows the book as the commands are made, so wash orders can be priced where nothing
+    else is in the way."""
     ids = iter(range(1, 10**9))
     maker_quotes: dict[str, list[int]] = {m: [] for m in makers}
     wash_every = max(10, steps // 48)
@@ -60,12 +72,23 @@ def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMark
             command["type"] = "market"
         else:
             command["price"] = tick.text_of(price)
-        market.commands.append(command)
+        emit(command)
         return order_id
 
+    def emit(command: dict) -> None:
+        market.commands.append(command)
+        engine.process(msgspec.convert(command, PeerCommand), [])
+
     def wash(seller: str, buyer: str, qty: int) -> None:
-        new(seller, "sell", mid, qty, stp="none")
-        new(buyer, "buy", mid, qty, "IOC", stp="none")
+        book = engine.books[MARKET.symbol]
+        bid, ask = book.bids.best_price(), book.asks.best_price()
+        low = bid if bid is not None else mid - 1
+        high = ask if ask is not None else mid + 1
+        if high - low < 2:
+            return  # no price inside the spread: someone else's order would be in the way
+        price = (low + high) // 2
+        new(seller, "sell", price, qty, stp="none")
+        new(buyer, "buy", price, qty, "IOC", stp="none")
 
     for step in range(steps):
         mid = max(1000, mid + rng.choice((-1, 0, 0, 1)))
@@ -73,9 +96,7 @@ def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMark
         if roll < 0.25:  # a maker requotes both sides
             maker = rng.choice(makers)
             for order_id in maker_quotes[maker]:
-                market.commands.append(
-                    {"op": "cancel", "market": MARKET.symbol, "id": order_id, "owner": maker}
-                )
+                emit({"op": "cancel", "market": MARKET.symbol, "id": order_id, "owner": maker})
             size = rng.randint(5, 30)
             maker_quotes[maker] = [
                 new(maker, "buy", mid - rng.randint(1, 2), size),
@@ -95,7 +116,7 @@ def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMark
             if pattern == "self":
                 wallet = f"0xself{group_number}"
                 market.wash_groups[name] = {wallet}
-                for _ in range(rng.randint(1, 3)):
+                for _ in range(rng.randint(2, 5)):
                     wash(wallet, wallet, rng.randint(1, 50))
             elif pattern == "pingpong":
                 a, b = f"0xpingA{group_number}", f"0xpingB{group_number}"
@@ -107,9 +128,10 @@ def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMark
             elif pattern == "ring":
                 members = [f"0xring{group_number}w{k}" for k in range(rng.randint(3, 5))]
                 market.wash_groups[name] = set(members)
-                qty = rng.randint(1, 50)
-                for k, seller in enumerate(members):
-                    wash(seller, members[(k + 1) % len(members)], qty)
+                for _ in range(rng.randint(2, 4)):  # rounds: a ring exists to print volume
+                    qty = rng.randint(1, 50)
+                    for k, seller in enumerate(members):
+                        wash(seller, members[(k + 1) % len(members)], qty)
             else:
                 churner, partner = f"0xchurn{group_number}", f"0xchurnP{group_number}"
                 market.wash_groups[name] = {churner, partner}

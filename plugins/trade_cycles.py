@@ -34,6 +34,7 @@ DEFAULTS = {
     "net_share": 0.01,
     "volume_net_share": 0.2,
     "min_pair_share": 0.3,
+    "min_trades": 3,
 }
 
 
@@ -102,6 +103,8 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
             connection, window, option["min_pair_share"]
         ).items():
             for members, inside in _balanced_components(trades, volume_net_share):
+                if len(inside) < option["min_trades"]:
+                    continue  # one trade each way between two wallets is no cycle yet
                 alert = _alert(market, bucket, window, members, inside, net_share)
                 alerts.setdefault((market, tuple(alert.trades)), alert)
     return list(alerts.values())

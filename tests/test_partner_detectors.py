@@ -1,4 +1,5 @@
-"""Round trips, trade cycles and churn over partners' trades, on a real DuckDB store."""
+"""Round trips, trade cycles, churn and wash clusters over partners' trades, on a real DuckDB
+store."""
 
 from __future__ import annotations
 
@@ -128,3 +129,33 @@ def test_churn_names_the_churner_and_its_partners(trades):
     (alert,) = alerts_of(trades, "churn")
     assert alert.wallets == ["0xc", "0xp"] and alert.trades == seqs
     assert alert.evidence["net_position"] == "0" and alert.evidence["trades"] == 12
+
+
+def test_a_wash_cluster_is_found_and_a_maker_community_is_not(trades):
+    import random
+
+    rng = random.Random(5)
+    honest_market(trades)
+    farm = [f"0xf{n}" for n in range(6)]
+    seqs = []
+    for _ in range(60):  # at random among themselves: no pair stands out, nobody ends flat
+        seller, buyer = rng.sample(farm, 2)
+        seqs.append(trades.add(seller, buyer, rng.randint(1, 9)))
+    cover = trades.add("0xf0", "0xmm", 2)
+    (cluster,) = alerts_of(trades, "wash_clusters")
+    assert cluster.wallets == sorted(farm) and cluster.trades == seqs
+    assert cover not in cluster.trades
+
+    # makers that trade mostly with each other but requote all day are no cluster
+    makers = [f"0xq{n}" for n in range(4)]
+    for _ in range(40):
+        seller, buyer = rng.sample(makers, 2)
+        trades.add(seller, buyer, 3)
+    for maker in makers:
+        for n in range(30):
+            trades.connection.execute(
+                "INSERT INTO events (seq, kind, op, market, owner, time) "
+                "VALUES (?, 'accepted', 'cancel', ?, ?, now())",
+                [10_000 + n, MARKET, maker],
+            )
+    assert [a.wallets for a in alerts_of(trades, "wash_clusters")] == [sorted(farm)]

@@ -1,0 +1,211 @@
+"""Wash clusters: three or more wallets that trade mostly with each other, again and again.
+
+A ring run at random, or a farm of wallets pumping a thin market's volume, spreads each wallet's
+trading over many of its fellows, so no single pair stands out (see `partners`) and no wallet
+ends flat on its own; what gives the group away is that its members hardly trade with anybody
+else. Candidates are pairs that traded at least `min_pair_trades` times, for at least
+`min_pair_share` of both wallets' volume (a market maker's share with anyone is tiny); their
+connected components are then trimmed, member by member, to wallets that do at least
+`min_inside_share` of their volume, and `min_member_trades` trades, inside the group.
+
+Market makers in a thin market may trade mostly with each other too, shedding inventory into one
+another's quotes; but a maker requotes all day, while a wash wallet's orders are meant to fill.
+A wallet that cancels or replaces more than `max_requotes_per_trade` orders per trade in the
+market and window is never a member.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from .alerts import Alert, decimal_text
+from .hookspecs import hookimpl, settings_of
+from .partners import PartnerTrade, net_positions, total_notional
+
+NAME = "wash_clusters"
+DEFAULTS = {
+    "window_s": 30 * 24 * 3600,
+    "min_pair_trades": 2,
+    "min_pair_share": 0.05,
+    "min_inside_share": 0.6,
+    "min_member_trades": 5,
+    "min_members": 3,
+    "max_requotes_per_trade": 0.5,
+}
+
+QUERY = """
+WITH t AS (
+    SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, seq, seller,
+           buyer, qty, notional
+    FROM trades WHERE seller <> buyer
+),
+volumes AS (
+    SELECT market, bucket, wallet, sum(qty) AS volume, count(*) AS trades
+    FROM (SELECT market, bucket, seller AS wallet, qty FROM t
+          UNION ALL SELECT market, bucket, buyer, qty FROM t)
+    GROUP BY ALL
+),
+requotes AS (
+    SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, owner AS wallet,
+           count(*) AS requotes
+    FROM events WHERE kind = 'accepted' AND op IN ('cancel', 'replace')
+    GROUP BY ALL
+),
+quoting AS (
+    SELECT v.market, v.bucket, v.wallet
+    FROM volumes v JOIN requotes r USING (market, bucket, wallet)
+    WHERE r.requotes > $requotes * v.trades
+),
+pairs AS (
+    SELECT market, bucket, least(seller, buyer) AS a, greatest(seller, buyer) AS b,
+           sum(qty) AS volume, count(*) AS trades
+    FROM t GROUP BY ALL
+),
+candidates AS (
+    SELECT p.market, p.bucket, p.a, p.b
+    FROM pairs p
+    JOIN volumes va ON va.market = p.market AND va.bucket = p.bucket AND va.wallet = p.a
+    JOIN volumes vb ON vb.market = p.market AND vb.bucket = p.bucket AND vb.wallet = p.b
+    WHERE p.trades >= $pair_trades
+      AND p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
+      AND NOT EXISTS (SELECT 1 FROM quoting q WHERE q.market = p.market
+                      AND q.bucket = p.bucket AND q.wallet IN (p.a, p.b))
+),
+members AS (
+    SELECT market, bucket, a AS wallet FROM candidates
+    UNION SELECT market, bucket, b FROM candidates
+)
+SELECT t.market, t.bucket, t.seq, t.seller, t.buyer, CAST(t.qty AS VARCHAR),
+       CAST(t.notional AS VARCHAR), CAST(vs.volume AS VARCHAR), CAST(vb.volume AS VARCHAR),
+       EXISTS (SELECT 1 FROM candidates c
+               WHERE c.market = t.market AND c.bucket = t.bucket
+                 AND c.a = least(t.seller, t.buyer) AND c.b = greatest(t.seller, t.buyer))
+FROM t
+SEMI JOIN members ms ON ms.market = t.market AND ms.bucket = t.bucket AND ms.wallet = t.seller
+SEMI JOIN members mb ON mb.market = t.market AND mb.bucket = t.bucket AND mb.wallet = t.buyer
+JOIN volumes vs ON vs.market = t.market AND vs.bucket = t.bucket AND vs.wallet = t.seller
+JOIN volumes vb ON vb.market = t.market AND vb.bucket = t.bucket AND vb.wallet = t.buyer
+ORDER BY t.market, t.bucket, t.seq
+"""
+
+
+@hookimpl
+def integrity_settings() -> dict[str, dict[str, Any]]:
+    return {NAME: DEFAULTS}
+
+
+@hookimpl
+def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
+    option = settings_of(settings, NAME, DEFAULTS)
+    groups: dict[tuple[str, float], _Window] = defaultdict(_Window)
+    rows = connection.execute(
+        QUERY,
+        {
+            "window": option["window_s"],
+            "pair_trades": option["min_pair_trades"],
+            "share": option["min_pair_share"],
+            "requotes": option["max_requotes_per_trade"],
+        },
+    ).fetchall()
+    for market, bucket, seq, seller, buyer, qty, notional, sold, bought, candidate in rows:
+        window = groups[market, bucket]
+        window.trades.append(PartnerTrade(seq, seller, buyer, Decimal(qty), Decimal(notional)))
+        window.volumes[seller] = Decimal(sold)
+        window.volumes[buyer] = Decimal(bought)
+        if candidate:
+            window.links[seller].add(buyer)
+            window.links[buyer].add(seller)
+    alerts = []
+    for (market, bucket), window in groups.items():
+        for members in window.clusters(option):
+            alerts.append(_alert(market, bucket, option["window_s"], members, window))
+    return alerts
+
+
+class _Window:
+    """One market and window: candidate wallets' trades among themselves, their whole volumes,
+    and which pairs are candidate links."""
+
+    def __init__(self) -> None:
+        self.trades: list[PartnerTrade] = []
+        self.volumes: dict[str, Decimal] = {}
+        self.links: defaultdict[str, set[str]] = defaultdict(set)
+
+    def clusters(self, option: dict[str, Any]) -> list[set[str]]:
+        """Groups of linked wallets, each member trading mostly and often inside its group."""
+        found = []
+        pending = _components(self.links, set(self.links))
+        least_share = Decimal(str(option["min_inside_share"]))
+        while pending:
+            group = pending.pop()
+            if len(group) < option["min_members"]:
+                continue
+            volume, count = self.inside(group)
+            keep = {
+                wallet
+                for wallet in group
+                if count[wallet] >= option["min_member_trades"]
+                and volume[wallet] >= least_share * self.volumes[wallet]
+            }
+            if keep == group:
+                found.append(group)
+            else:
+                pending.extend(_components(self.links, keep))
+        return found
+
+    def inside(self, group: set[str]) -> tuple[dict[str, Decimal], dict[str, int]]:
+        """Each member's volume and trade count with the other members."""
+        volume: dict[str, Decimal] = defaultdict(Decimal)
+        count: dict[str, int] = defaultdict(int)
+        for trade in self.among(group):
+            for wallet in (trade.seller, trade.buyer):
+                volume[wallet] += trade.qty
+                count[wallet] += 1
+        return volume, count
+
+    def among(self, group: set[str]) -> list[PartnerTrade]:
+        return [t for t in self.trades if t.seller in group and t.buyer in group]
+
+
+def _components(links: dict[str, set[str]], wallets: set[str]) -> list[set[str]]:
+    """Connected components of `wallets` by `links` (restricted to `wallets`)."""
+    seen: set[str] = set()
+    components = []
+    for start in sorted(wallets):
+        if start in seen:
+            continue
+        component = {start}
+        frontier = [start]
+        while frontier:
+            for neighbour in links[frontier.pop()]:
+                if neighbour in wallets and neighbour not in component:
+                    component.add(neighbour)
+                    frontier.append(neighbour)
+        seen |= component
+        components.append(component)
+    return components
+
+
+def _alert(market: str, bucket: float, window_s: int, members: set[str], window: _Window) -> Alert:
+    trades = window.among(members)
+    volume, count = window.inside(members)
+    net = net_positions(trades)
+    shares = {wallet: volume[wallet] / window.volumes[wallet] for wallet in sorted(members)}
+    return Alert(
+        detector=NAME,
+        severity="high" if min(shares.values()) >= Decimal("0.9") else "medium",
+        market=market,
+        wallets=sorted(members),
+        trades=[t.seq for t in trades],
+        evidence={
+            "members": len(members),
+            "inside_share": {wallet: round(float(share), 3) for wallet, share in shares.items()},
+            "trades_inside": {wallet: count[wallet] for wallet in sorted(members)},
+            "net_positions": {wallet: decimal_text(net[wallet]) for wallet in sorted(members)},
+            "window_s": window_s,
+            "window_start": bucket,
+        },
+        wash_volume=total_notional(trades),
+    )
