@@ -67,12 +67,16 @@ class AnalyticsService:
         self.socket.linger = 0
         self.socket.bind(home.analytics_endpoint)
         self.stopping = False
+        self.parent = os.getppid()
+        """The node that started this process; when it dies, this one stops too."""
 
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         try:
             while not self.stopping:
+                if os.getppid() != self.parent:
+                    break  # the node is gone (killed, say): nobody is left to answer
                 self.follower.sync()
                 if time.monotonic() >= self.next_scan:
                     self._scan()

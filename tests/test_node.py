@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -884,8 +885,13 @@ def test_mnode_start_status_stop_and_a_killed_node(tmp_path):
                 message = client.receive()
                 assert type(message) is Reply
                 answered.append(builtins(message))
+            analytics = psutil.Process(process.pid).children()
+            assert len(analytics) == 1  # the analytics process beside the node
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
+            # orphaned, it notices and stops on its own
+            _gone, alive = psutil.wait_procs(analytics, timeout=10)
+            assert not alive
             while (message := client.receive(200)) is not None:
                 answered.append(builtins(message))
         finally:
