@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from .events import Accepted, Cancelled, Rejected, Trade
 from .store import Store
 
 ANALYTICS_FILE = "analytics.duckdb"
+GIL_SWITCH_S = 0.001
 ROWS_PER_WRITE = 100_000
 """Events appended per DuckDB transaction while catching up: each commit costs a WAL write, so
 fewer and larger transactions ingest faster (measured: 10,000 gave 165k events/s, 100,000 gave
@@ -187,11 +189,16 @@ class JournalFollower:
         writer thread and release the GIL; batches are written in order, each with the
         position it reaches, so a crash anywhere leaves a consistent store. The cyclic garbage
         collector is paused meanwhile: millions of short-lived row tuples hold no cycles, and
-        its scans of them cost more than the rows themselves.
+        its scans of them cost more than the rows themselves. And the interpreter hands the GIL
+        over every millisecond instead of every five: DuckDB's scan of an Arrow table takes the
+        GIL briefly, again and again, and at the default interval it mostly waits for this
+        thread (measured: 190k-200k events/s at 5 ms, 220k-230k at 1 ms).
         """
         stored = self.analytics.position()
         writer = _BatchWriter(self.analytics)
         collecting = gc.isenabled()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         gc.disable()
         try:
             events: list[tuple] = []
@@ -208,6 +215,7 @@ class JournalFollower:
                 writer.put(events, trades, self.replayed, self.engine.seq)
         finally:
             written = writer.close()
+            sys.setswitchinterval(switch_interval)
             if collecting:
                 gc.enable()
         return written
@@ -280,11 +288,9 @@ class _BatchWriter:
 
 
 def _arrow_table(schema: pa.Schema, rows: list[tuple]) -> pa.Table:
-    """Row tuples as an Arrow table of `schema` (typed up front: no inference)."""
-    return pa.Table.from_pydict(
-        {name: [row[index] for row in rows] for index, name in enumerate(schema.names)},
-        schema=schema,
-    )
+    """Row tuples as an Arrow table of `schema`: Arrow reads the tuples as structs in C++, twice
+    as fast as handing it one Python list per column."""
+    return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(list(schema))))
 
 
 def _event_row(event: Any, time_ns: int, books: dict, trades: list[tuple]) -> tuple:
