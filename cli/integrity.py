@@ -19,6 +19,7 @@ from marketnode.node.store import Store
 
 from .analytics import open_analytics, print_rows, run_query, through_node
 from .common import (
+    EXIT_CHECK_FAILED,
     EXIT_USAGE,
     HomeOption,
     JsonOption,
@@ -74,6 +75,55 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
             )
     noun = "alert" if len(alerts) == 1 else "alerts"
     typer.echo(f"{len(alerts)} {noun} ({len(new)} new)", err=True)
+
+
+@app.command("rank")
+def rank_command(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most wallets shown.")] = 50,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Every wallet's anomaly score, highest first (the node stopped): the anomalous-wallets
+    forest trained on the home's whole history, with the features it scored."""
+    from marketnode.plugins.anomalous_wallets import FEATURES, NAME, wallet_scores
+
+    node_home = require_home(home)
+    _refuse_while_running(node_home)
+    with operator_errors():
+        settings = detector_settings(node_home.config().integrity, str(node_home.config_path))
+    analytics = open_analytics(node_home, read_only=True)
+    try:
+        rows, scores, version = wallet_scores(analytics.connection, settings)
+    finally:
+        analytics.close()
+    if not rows:
+        least = settings[NAME]["min_wallets"]
+        fail(f"fewer than {least} wallets with enough trades to train on", EXIT_CHECK_FAILED)
+    ranked = sorted(zip(rows, scores, strict=True), key=lambda pair: -pair[1])[:limit]
+    records = [
+        {
+            "rank": rank,
+            "wallet": row[0],
+            "score": round(float(score), 4),
+            "features": {
+                name: round(float(value), 6)
+                for name, value in zip(FEATURES, row[1 : 1 + len(FEATURES)], strict=True)
+            },
+        }
+        for rank, (row, score) in enumerate(ranked, start=1)
+    ]
+    if json:
+        print_json(records)
+    else:
+        for record in records:
+            features = record["features"]
+            typer.echo(
+                f"{record['rank']:>4} {record['score']:.4f} {record['wallet']}  "
+                f"{features['trades']:.0f} trades, top counterparty "
+                f"{features['top_counterparty_share']:.0%}, net/volume "
+                f"{features['net_over_volume']:.0%}, partners {features['partner_share']:.0%}"
+            )
+    typer.echo(f"{len(rows)} wallets scored (model {version})", err=True)
 
 
 @app.command("eval")

@@ -227,3 +227,34 @@ def test_detector_settings_mistakes_are_one_line_and_exit_3(home, table, message
     assert result.exit_code == 3
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
     assert mnode("start", "--home", str(home)).exit_code == 3
+
+
+def test_rank_lists_every_scored_wallet_highest_first(tmp_path):
+    from marketnode.node.washgen import MARKET, generate_labelled_market
+
+    home = tmp_path / "home"
+    assert mnode("init", str(home)).exit_code == 0
+    config = home / "config.toml"
+    text = config.read_text()
+    config.write_text(
+        text[: text.index("\n[[markets]]") + 1]
+        + f'[[markets]]\nsymbol = "{MARKET.symbol}"\nbase = "EVAL"\nquote = "ETH"\n'
+        f'tick_size = "{MARKET.tick_size}"\nlot_size = "1"\nmin_qty = "1"\n'
+        'max_qty = "1000"\nmax_notional = "1000000"\nstp = "none"\n'
+    )
+    market = generate_labelled_market(3, 4000)
+    source = tmp_path / "market.ndjson"
+    source.write_bytes(b"\n".join(msgspec.json.encode(c) for c in market.commands))
+    assert mnode("replay", str(source), "--home", str(home)).exit_code == 0
+    assert mnode("analytics", "sync", "--home", str(home)).exit_code == 0
+    result = mnode("integrity", "rank", "--home", str(home), "--json", "--limit", "1000")
+    assert result.exit_code == 0, result.stderr
+    ranked = json.loads(result.stdout)
+    scores = [record["score"] for record in ranked]
+    assert scores == sorted(scores, reverse=True) and len(ranked) > 100
+    assert [record["rank"] for record in ranked] == list(range(1, len(ranked) + 1))
+    injected = {w for members in market.wash_groups.values() for w in members} | market.bots
+    top = {record["wallet"] for record in ranked[:20]}
+    assert len(top & injected) >= 15  # the injected wallets lead the ranking
+    text_output = mnode("integrity", "rank", "--home", str(home), "--limit", "3")
+    assert text_output.exit_code == 0 and len(text_output.stdout.splitlines()) == 3
