@@ -95,16 +95,20 @@ def trades_command(
 
 
 def stats_command(home: HomeOption = None, json: JsonOption = False) -> None:
-    """Per market: trades, volume, notional, wallets, last price, first and last trade."""
+    """Per market: trades, volume, notional, wallets, last price, first and last trade, and the
+    share of notional the integrity alerts name as wash (from the last scan)."""
     query = (
         "SELECT market, count(*) AS trades, "
         f"{_decimal_text('sum(qty)')} AS volume, {_decimal_text('sum(notional)')} AS notional, "
         "any_value(wallets) AS wallets, "
         f"{_decimal_text('arg_max(price, seq)')} AS last_price, "
         "strftime(min(time), '%Y-%m-%dT%H:%M:%SZ') AS first_trade, "
-        "strftime(max(time), '%Y-%m-%dT%H:%M:%SZ') AS last_trade "
+        "strftime(max(time), '%Y-%m-%dT%H:%M:%SZ') AS last_trade, "
+        "any_value(w.wash_share) AS wash_share "
         "FROM trades JOIN (SELECT market, count(DISTINCT wallet) AS wallets FROM wallet_trades "
-        "GROUP BY market) USING (market) GROUP BY market ORDER BY market"
+        "GROUP BY market) USING (market) "
+        "JOIN (SELECT market, wash_share FROM market_wash) w USING (market) "
+        "GROUP BY market ORDER BY market"
     )
     columns, rows = run_query(require_home(home), query, [])
     print_rows(columns, rows, json, False)

@@ -78,6 +78,19 @@ CREATE OR REPLACE VIEW top_wallets AS
     SELECT wallet, count(*) AS trades, sum(notional) AS notional,
            count(DISTINCT counterparty) AS counterparties
     FROM wallet_trades GROUP BY wallet ORDER BY notional DESC;
+-- trades named by an alert as wash (not by the scoring detectors, whose alerts list every trade
+-- they scored, and not by an alert a reviewer labelled benign), and each market's wash share
+CREATE OR REPLACE VIEW flagged_trades AS
+    SELECT DISTINCT unnest(trades) AS seq FROM alerts
+    WHERE detector NOT IN ('market_statistics', 'anomalous_wallets')
+      AND coalesce(label, '') <> 'benign';
+CREATE OR REPLACE VIEW market_wash AS
+    SELECT t.market, sum(t.notional) AS notional,
+           coalesce(sum(t.notional) FILTER (WHERE f.seq IS NOT NULL), 0) AS wash_notional,
+           round(coalesce(sum(t.notional) FILTER (WHERE f.seq IS NOT NULL), 0)
+                 / sum(t.notional), 4) AS wash_share
+    FROM trades t LEFT JOIN flagged_trades f USING (seq)
+    GROUP BY t.market ORDER BY t.market;
 -- the seller -> buyer graph
 CREATE OR REPLACE VIEW counterparties AS
     SELECT market, seller, buyer, count(*) AS trades, sum(qty) AS qty, sum(notional) AS notional

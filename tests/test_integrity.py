@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -258,3 +259,29 @@ def test_rank_lists_every_scored_wallet_highest_first(tmp_path):
     assert len(top & injected) >= 15  # the injected wallets lead the ranking
     text_output = mnode("integrity", "rank", "--home", str(home), "--limit", "3")
     assert text_output.exit_code == 0 and len(text_output.stdout.splitlines()) == 3
+
+
+def test_stats_and_a_view_give_each_markets_wash_share(home):
+    scanned = json.loads(mnode("integrity", "scan", "--home", str(home), "--json").stdout)
+    named = {
+        seq
+        for alert in scanned
+        if alert["detector"] not in ("market_statistics", "anomalous_wallets")
+        for seq in alert["trades"]
+    }
+    trades = json.loads(
+        mnode("sql", "--home", str(home), "SELECT seq, notional FROM trades", "--json").stdout
+    )
+    total = sum(Decimal(t["notional"]) for t in trades)
+    wash = sum(Decimal(t["notional"]) for t in trades if t["seq"] in named)
+    (row,) = json.loads(mnode("stats", "--home", str(home), "--json").stdout)
+    assert 0 < wash < total
+    assert Decimal(str(row["wash_share"])) == round(wash / total, 4)
+
+    # a reviewer's benign verdict takes an alert's trades out of the share
+    for alert in scanned:
+        if alert["detector"] not in ("market_statistics", "anomalous_wallets"):
+            acked = mnode("alerts", "ack", alert["id"], "--label", "benign", "--home", str(home))
+            assert acked.exit_code == 0, acked.stderr
+    (row,) = json.loads(mnode("stats", "--home", str(home), "--json").stdout)
+    assert Decimal(str(row["wash_share"])) == 0
