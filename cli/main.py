@@ -21,6 +21,7 @@ from . import (
     order,
     peers,
     replay,
+    scale,
     verify,
     watch,
 )
@@ -74,3 +75,4 @@ app.add_typer(analytics.export_app, name="export")
 app.add_typer(integrity.app, name="integrity")
 app.add_typer(integrity.alerts_app, name="alerts")
 app.add_typer(bench.app, name="bench")
+app.add_typer(scale.app, name="scale")

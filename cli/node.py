@@ -13,6 +13,7 @@ from marketnode.node.config import LOG_LEVELS
 from marketnode.node.home import Home
 from marketnode.node.integrity import detector_settings
 from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.node.scaling import policy_settings
 from marketnode.node.server import Node, NodeError
 
 from .common import (
@@ -50,6 +51,7 @@ def start_command(
         config = node_home.config()
         if config.analytics.enabled:  # its process scans with them: refuse mistakes now
             detector_settings(config.integrity, str(node_home.config_path))
+        policy_settings(config.scaling, str(node_home.config_path))
     level = log_level or config.node.log_level
     if level not in LOG_LEVELS:
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {level!r}", 2)

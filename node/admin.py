@@ -72,6 +72,17 @@ def _metrics(node: Node, request: AdminRequest) -> dict[str, Any]:
     return result
 
 
+def _scale(node: Node, _request: AdminRequest) -> dict[str, Any]:
+    """The current scaling recommendations (stabilized), or why there are none."""
+    if node.scaler is None:
+        why = "[scaling] enabled = false" if node.sampler else "[metrics] enabled = false"
+        return {"scaling": f"off ({why})", "recommendations": []}
+    return {
+        "scaling": "on",
+        "recommendations": [msgspec.to_builtins(r) for r in node.scaler.current],
+    }
+
+
 def _markets(node: Node, _request: AdminRequest) -> list[dict[str, Any]]:
     rows = []
     for symbol, book in node.durable.engine.books.items():
@@ -145,6 +156,7 @@ def _shutdown(node: Node, _request: AdminRequest) -> dict[str, Any]:
 _HANDLERS = {
     "status": _status,
     "metrics": _metrics,
+    "scale": _scale,
     "markets": _markets,
     "halt": _halt,
     "resume": _resume,

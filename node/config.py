@@ -105,6 +105,18 @@ class IntegrityConfig:
 
 
 @dataclass(frozen=True)
+class ScalingConfig:
+    """How often the node asks its scaling policies, and how long a scale-up is held."""
+
+    enabled: bool = True
+    interval_s: int = 5
+    stabilization_s: int = 300
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    """`[scaling.NAME]` tables as written, checked against the installed policies
+    (node.scaling.policy_settings)."""
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     markets: list[MarketSpec] = field(default_factory=list)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -115,6 +127,7 @@ class NodeConfig:
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -168,6 +181,7 @@ _SECTIONS: dict[str, type] = {
     "analytics": AnalyticsConfig,
     "integrity": IntegrityConfig,
     "metrics": MetricsConfig,
+    "scaling": ScalingConfig,
 }
 
 
@@ -192,6 +206,8 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
     (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
     (IntegrityConfig, "scan_interval_s"): (_positive, "must be a whole number > 0"),
+    (ScalingConfig, "interval_s"): (_positive, "must be a whole number > 0"),
+    (ScalingConfig, "stabilization_s"): (_positive, "must be a whole number > 0"),
     (MetricsConfig, "interval_ms"): (
         lambda v: v >= 1000,
         "must be at least 1000 (psutil is asked at most once a second)",
@@ -219,15 +235,16 @@ def _parse_section(table: Any, cls: type, where: str) -> Any:
     """A [section] as its dataclass: known keys only, each of its default's type and checked."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
-    fields = [name for name in cls.__dataclass_fields__ if name != "detectors"]
+    tables = {IntegrityConfig: "detectors", ScalingConfig: "policies"}.get(cls)
+    fields = [name for name in cls.__dataclass_fields__ if name != tables]
     defaults = cls()
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if cls is IntegrityConfig and isinstance(value, dict):
-            values.setdefault("detectors", {})[key] = value
+        if tables is not None and isinstance(value, dict):
+            values.setdefault(tables, {})[key] = value
             continue
         if key not in fields:
-            hint = " or a [integrity.NAME] table of a detector" if cls is IntegrityConfig else ""
+            hint = f" or a [{where.rsplit('[', 1)[1][:-1]}.NAME] table" if tables else ""
             raise ConfigError(
                 f"{where}: {key}: unknown key (known keys: {', '.join(fields)}{hint})"
             )

@@ -13,48 +13,18 @@ from marketnode.plugins import plugin_manager
 from marketnode.plugins.alerts import Alert
 
 from .config import IntegrityConfig
-from .markets import ConfigError
+from .plugin_settings import merge_settings
 
 
 def detector_settings(
     config: IntegrityConfig, source: str = "config.toml"
 ) -> dict[str, dict[str, Any]]:
     """Every installed detector's settings: its declared defaults, overridden by its
-    `[integrity.NAME]` table. Raise ConfigError (one line) for a table no installed plugin
-    declared, an unknown key, or a value of the wrong type."""
+    `[integrity.NAME]` table (ConfigError, one line, for a mistake in one)."""
     declared: dict[str, dict[str, Any]] = {}
     for found in plugin_manager().hook.integrity_settings():
         declared.update(found or {})
-    for name, table in config.detectors.items():
-        where = f"{source}: [integrity.{name}]"
-        if name not in declared:
-            raise ConfigError(
-                f"{where}: no installed detector has this name "
-                f"(installed: {', '.join(sorted(declared))})"
-            )
-        for key, value in table.items():
-            if key not in declared[name]:
-                known = ", ".join(declared[name]) or "none"
-                raise ConfigError(f"{where}: {key}: unknown key (known keys: {known})")
-            if not _same_kind(value, declared[name][key]):
-                raise ConfigError(
-                    f"{where}: {key}: must be like {declared[name][key]!r}, got {value!r}"
-                )
-    return {
-        name: {**defaults, **config.detectors.get(name, {})}
-        for name, defaults in declared.items()
-    }
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    """TOML's types, with a whole number accepted where a number with a point is."""
-    if isinstance(default, float):
-        return type(value) in (int, float)
-    if isinstance(default, list):
-        return isinstance(value, list) and all(
-            _same_kind(item, default[0]) for item in value if default
-        )
-    return type(value) is type(default)
+    return merge_settings(declared, config.detectors, "integrity", source, "detector")
 
 
 def scan(

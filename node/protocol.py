@@ -27,6 +27,7 @@ BAD_VERSION = "bad_version"
 
 MARKET_DATA_PREFIX = b"md."
 ALERTS_TOPIC = b"alerts."
+SCALING_TOPIC = b"scaling."
 
 
 def market_topic(symbol: str) -> bytes:

@@ -71,6 +71,7 @@ from .protocol import (
 from .results import wire_event
 from .rollup import MinuteRollup
 from .sampler import MetricsSampler
+from .scaling import Scaler, ScalingListener, policy_settings
 from .store import Store, StoreError
 from .validation import MALFORMED
 
@@ -730,6 +731,7 @@ class Node:
 
     def _start_metrics(self) -> None:
         self.sampler: MetricsSampler | None = None
+        self.scaler: Scaler | None = None
         self.prometheus = None
         config = self.config
         if not config.metrics.enabled:
@@ -749,6 +751,14 @@ class Node:
         )
         if config.analytics.enabled:
             self.sampler.listeners.append(MinuteRollup(self.sampler.post).add)
+        if config.scaling.enabled:
+            settings = policy_settings(config.scaling, str(self.home.config_path))
+            self.scaler = Scaler(settings, config.scaling.stabilization_s)
+            self.sampler.listeners.append(
+                ScalingListener(
+                    self.scaler, self.sampler.history, self.sampler.post, config.scaling.interval_s
+                )
+            )
         if config.metrics.prometheus:
             try:
                 self.prometheus = serve_prometheus(config.metrics.prometheus, self.sampler)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from .alerts import Alert
+    from .recommendation import Recommendation
 
 hookspec = pluggy.HookspecMarker("marketnode")
 hookimpl = pluggy.HookimplMarker("marketnode")
@@ -39,6 +40,28 @@ def integrity_settings() -> dict[str, dict[str, Any]] | None:
 def act_on_alert(alert: Alert) -> None:
     """Do something about a new alert (disable a peer, halt a market, page someone). Nothing
     acts by default."""
+
+
+@hookspec
+def scaling_settings() -> dict[str, dict[str, Any]] | None:
+    """The settings of this plugin's scaling policies with their defaults, by policy name; the
+    operator overrides them in `[scaling.NAME]`, checked as `integrity_settings` are."""
+
+
+@hookspec
+def recommend_scaling(
+    history: list[dict[str, Any]], settings: dict[str, dict[str, Any]], now: float
+) -> list[Recommendation] | None:
+    """Advice for this moment from the node's samples (oldest first, one a second; see
+    node/sampler.py for their fields). Stateless: the node applies the stabilization window
+    and keeps `since`. A metric that is missing or older than the policy's `stale_s` must give
+    a `missing` recommendation, never a scale-down."""
+
+
+@hookspec
+def act_on_recommendation(recommendation: Recommendation) -> None:
+    """Do something about a new recommendation (call an orchestrator). Nothing acts by
+    default."""
 
 
 def settings_of(settings: dict[str, dict[str, Any]], name: str, defaults: dict) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""`mnode scale`: the running node's scaling recommendations; `mnode scale eval`: the policies
+replayed over synthetic traces and scored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from .common import EXIT_CHECK_FAILED, HomeOption, JsonOption, fail, print_json, require_home
+from .node import admin_call
+
+app = typer.Typer(
+    help="Scaling recommendations (current ones without a subcommand).",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def scale_command(ctx: typer.Context, home: HomeOption = None, json: JsonOption = False) -> None:
+    """What the node's scaling policies advise now, with reason, confidence and since when."""
+    if ctx.invoked_subcommand is not None:
+        return
+    result = admin_call(require_home(home), "scale")
+    if json:
+        print_json(result["recommendations"])
+        return
+    if not result["recommendations"]:
+        typer.echo(f"no recommendations (scaling {result['scaling']})")
+        return
+    for item in result["recommendations"]:
+        since = datetime.fromtimestamp(item["since"], UTC).strftime("%H:%M:%S")
+        change = (
+            f"{item['current']:g} -> {item['desired']:g}"
+            if item["current"] is not None and item["desired"] is not None
+            else ""
+        )
+        flag = " (forecast only)" if item["details"].get("forecast_only") else ""
+        typer.echo(
+            f"{item['action']:<10} {item['resource']:<9} {change:<8} {item['policy']:<11} "
+            f"confidence {item['confidence']:.2f} since {since}{flag}\n    {item['reason']}"
+        )
+
+
+@app.command("eval")
+def eval_command(
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the traces' noise.")] = 1,
+    json: JsonOption = False,
+) -> None:
+    """Replay steady, noisy steady, ramp, daily-cycle, drop-spike and disk-filling traces
+    through the policies; exit 1 when a target is missed."""
+    from marketnode.node.scaling_eval import evaluate
+
+    report = evaluate(seed)
+    if json:
+        print_json(report)
+    else:
+        typer.echo(
+            f"false alarms: steady {report['steady_false_alarms']}, noisy steady "
+            f"{report['noisy_steady_false_alarms']}\n"
+            f"scale-up lead before the breach: ramp {report['ramp_lead_s']} s, daily "
+            f"{report['daily_lead_s']} s (target >= 60 s)\n"
+            f"most direction changes in one {report['stabilization_s']} s window: "
+            f"{report['max_flaps_per_window']} (target <= 1)\n"
+            f"disk warned {report['disk_warning_lead_s']} s before full (target >= 3600 s)\n"
+            f"forecast error: ramp {report.get('ramp_forecast_error')}, daily "
+            f"{report.get('daily_forecast_error')}"
+        )
+    if not report["targets_met"]:
+        fail("a scaling target was missed", EXIT_CHECK_FAILED)

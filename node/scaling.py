@@ -1,0 +1,144 @@
+"""Scaling: every policy plugin's advice, stabilized, with since when each piece holds.
+
+Policies are stateless (plugins/hookspecs.py `recommend_scaling`); the Scaler keeps what makes
+advice steady, Kubernetes HPA style: a scale-up is given at once, but the desired count it
+reports is the highest any evaluation of the last `stabilization_s` seconds asked for, so a
+scale-down comes only after a whole window of lower advice, and direction changes at most once
+per window. Advice that is no longer given disappears; new advice goes to the
+`act_on_recommendation` hook, except forecast-only advice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from marketnode.plugins import plugin_manager
+from marketnode.plugins.recommendation import Recommendation
+
+from .config import ScalingConfig
+from .plugin_settings import merge_settings
+from .protocol import SCALING_TOPIC
+
+
+def policy_settings(
+    config: ScalingConfig, source: str = "config.toml"
+) -> dict[str, dict[str, Any]]:
+    """Every installed policy's settings: its declared defaults under `[scaling.NAME]`."""
+    declared: dict[str, dict[str, Any]] = {}
+    for found in plugin_manager().hook.scaling_settings():
+        declared.update(found or {})
+    return merge_settings(declared, config.policies, "scaling", source, "scaling policy")
+
+
+class Scaler:
+    """Turns each moment's raw advice into the current, stabilized recommendations."""
+
+    def __init__(self, settings: dict[str, dict[str, Any]], stabilization_s: float) -> None:
+        self.settings = settings
+        self.stabilization_s = stabilization_s
+        self.manager = plugin_manager()
+        self.asked: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        """(policy, resource) -> (time, desired) of the raw scale advice in the window."""
+        self.current: list[Recommendation] = []
+
+    def update(self, history: list[dict], now: float) -> list[Recommendation]:
+        raw: list[Recommendation] = []
+        for found in self.manager.hook.recommend_scaling(
+            history=history, settings=self.settings, now=now
+        ):
+            raw.extend(found or [])
+        advice = [self._stabilized(item, now) for item in raw]
+        advice += self._held(raw, now)
+        previous = {(r.policy, r.resource, r.action): r for r in self.current}
+        for item in advice:
+            before = previous.get((item.policy, item.resource, item.action))
+            item.since = before.since if before is not None else now
+            if before is None and item.action != "missing" and not item.details.get(
+                "forecast_only"
+            ):
+                self.manager.hook.act_on_recommendation(recommendation=item)
+        self.current = sorted(advice, key=lambda r: (r.resource, r.policy, r.action))
+        return self.current
+
+    def _stabilized(self, item: Recommendation, now: float) -> Recommendation:
+        """A scale advice reports the highest desired count of the window."""
+        if item.action not in ("scale_up", "scale_down") or item.desired is None:
+            return item
+        asked = self.asked.setdefault(item.key, deque())
+        asked.append((now, item.desired))
+        self._forget(asked, now)
+        highest = max(desired for _, desired in asked)
+        if highest <= item.desired:
+            return item
+        return self._holding(item, highest)
+
+    def _held(self, raw: list[Recommendation], now: float) -> list[Recommendation]:
+        """Scale-ups no longer asked for, still held by the window."""
+        given = {item.key for item in raw if item.action in ("scale_up", "scale_down")}
+        held = []
+        for item in self.current:
+            if item.action != "scale_up" or item.key in given:
+                continue
+            asked = self.asked.get(item.key)
+            if asked is None:
+                continue
+            self._forget(asked, now)
+            if asked and max(d for _, d in asked) > (item.current or 0):
+                held.append(self._holding(item, max(d for _, d in asked)))
+        return held
+
+    def _holding(self, item: Recommendation, highest: float) -> Recommendation:
+        action = "scale_up" if highest > (item.current or 0) else item.action
+        return Recommendation(
+            policy=item.policy,
+            action=action,
+            resource=item.resource,
+            current=item.current,
+            desired=highest,
+            metric=item.metric,
+            ratio=item.ratio,
+            confidence=item.confidence,
+            reason=(
+                f"{item.reason}; holding {highest:g} for the {self.stabilization_s:g} s "
+                "stabilization window"
+            ),
+            details=item.details,
+        )
+
+    def _forget(self, asked: deque[tuple[float, float]], now: float) -> None:
+        while asked and asked[0][0] < now - self.stabilization_s:
+            asked.popleft()
+
+
+class ScalingListener:
+    """Asks the Scaler every `interval_s` from the metrics sampler's thread; publishes the
+    recommendations (market-data topic `scaling.`) whenever they change."""
+
+    def __init__(self, scaler: Scaler, history: Any, post: Any, interval_s: float) -> None:
+        self.scaler = scaler
+        self.history = history
+        self.post = post
+        self.interval_s = interval_s
+        self.due = 0.0
+        self.published: list[tuple] = []
+
+    def __call__(self, sample: dict) -> None:
+        now = sample["time"]
+        if now < self.due:
+            return
+        self.due = now + self.interval_s
+        current = self.scaler.update(list(self.history), now)
+        shown = [(r.policy, r.resource, r.action, r.desired) for r in current]
+        if shown != self.published:
+            self.published = shown
+            self.post(
+                "publish",
+                topic=SCALING_TOPIC,
+                payload=msgspec.msgpack.encode(
+                    {"time": now, "recommendations": [msgspec.to_builtins(r) for r in current]}
+                ),
+            )
+

@@ -1,0 +1,178 @@
+"""Scaling policies, the stabilization window, `mnode scale eval`, and a live node's advice."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import msgspec
+import pytest
+import zmq
+from typer.testing import CliRunner
+
+from marketnode.cli.main import app
+from marketnode.node.config import ScalingConfig
+from marketnode.node.flow import generate_flow
+from marketnode.node.load import LoadProfile, run_load
+from marketnode.node.scaling import Scaler, policy_settings
+from marketnode.node.scaling_eval import START, sample
+from marketnode.plugins.sharding import split
+
+runner = CliRunner()
+
+
+def scaler(stabilization_s: float = 300, **tables: dict) -> Scaler:
+    return Scaler(policy_settings(ScalingConfig(policies=tables)), stabilization_s)
+
+
+def busy_history(values: list[float], step_s: float = 1.0) -> list[dict]:
+    return [sample(START + n * step_s, value, 0.0) for n, value in enumerate(values)]
+
+
+def advice_at(item: Scaler, history: list[dict]) -> dict[tuple[str, str], object]:
+    return {(r.policy, r.action): r for r in item.update(history, history[-1]["time"])}
+
+
+def test_a_saturated_node_is_told_to_add_one_and_which_markets_to_move():
+    advice = advice_at(scaler(), busy_history([0.95] * 40))
+    reactive = advice["reactive", "scale_up"]
+    assert (reactive.current, reactive.desired, reactive.metric) == (1, 2, "matching_busy")
+    assert reactive.ratio == pytest.approx(0.95 / 0.7, abs=1e-3)
+    sharding = advice["sharding", "scale_up"]
+    assert sharding.details["move"] == ["PUNK-ETH"]  # half the orders: both end near 48%
+    assert "PUNK-ETH" in sharding.reason and sharding.since == START + 39
+
+
+def test_within_the_tolerance_band_nothing_is_advised():
+    assert advice_at(scaler(), busy_history([0.75] * 40)) == {}  # 0.75 / 0.7 = 1.07
+
+
+def test_a_scale_up_is_held_for_the_window_then_goes_away():
+    item = scaler(stabilization_s=60)
+    history = busy_history([0.95] * 40)
+    assert ("reactive", "scale_up") in advice_at(item, history)
+    first = item.current[0].since
+    for n in range(1, 120):  # the load falls
+        history.append(sample(START + 39 + n, 0.3, 0.0))
+        advice = advice_at(item, history)
+        if n < 30:  # the averaging window still sees the high load
+            continue
+        if n <= 60:
+            held = advice["reactive", "scale_up"]
+            assert held.desired == 2 and held.since == first and "holding" in held.reason
+    assert advice == {}
+
+
+def test_a_stale_metric_is_reported_missing_and_never_scales_down():
+    item = scaler(reactive={"current_nodes": 4})
+    history = busy_history([0.1] * 40)
+    assert ("reactive", "scale_down") in advice_at(item, history)
+    later = history[-1]["time"] + 60  # the sampler stopped a minute ago
+    advice = {(r.policy, r.action) for r in item.update(history, later)}
+    assert ("reactive", "missing") in advice and ("reactive", "scale_down") not in advice
+    assert ("capacity", "missing") in advice
+
+
+def test_split_moves_the_busiest_markets_until_both_nodes_fit():
+    assert split({"A": 0.5, "B": 0.3, "C": 0.2}, 0.95, 0.7) == (["A"], 0.5)
+    # the fewest moves: after A and B this node is at 60%, the new one at 40%
+    assert split({"A": 0.2, "B": 0.2, "C": 0.2, "D": 0.2, "E": 0.2}, 1.0, 0.7) == (
+        ["A", "B"],
+        pytest.approx(0.4),
+    )
+    assert split({"A": 0.9, "B": 0.1}, 1.0, 0.7) == ([], 0.0)  # A alone needs more than a node
+
+
+def test_the_disk_is_warned_about_hours_before_it_fills():
+    history = [
+        sample(START + n * 30, 0.3, 0.0, disk_free=20e9 - n * 30 * 1e6) for n in range(120)
+    ]
+    advice = advice_at(scaler(), history)
+    warning = advice["capacity", "warn"]
+    assert warning.resource == "disk"
+    # 20 GB - 119*30 MB left at 1 MB/s: about 4.6 hours
+    assert warning.details["seconds_to_full"] == pytest.approx(16430, rel=0.01)
+
+
+def test_a_policy_setting_mistake_is_one_line(tmp_path):
+    from marketnode.node.markets import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[scaling.reactive\]: target: unknown key"):
+        policy_settings(ScalingConfig(policies={"reactive": {"target": 0.5}}))
+    with pytest.raises(ConfigError, match="no installed scaling policy has this name"):
+        policy_settings(ScalingConfig(policies={"kubernetes": {}}))
+
+
+def test_scale_eval_meets_its_targets():
+    result = runner.invoke(app, ["scale", "eval", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["steady_false_alarms"] == 0 and report["noisy_steady_false_alarms"] == 0
+    assert report["ramp_lead_s"] >= 60 and report["daily_lead_s"] >= 60
+    assert report["max_flaps_per_window"] <= 1
+    assert report["disk_warning_lead_s"] >= 3600
+    assert 0 < report["daily_forecast_error"] < 0.2 and report["targets_met"]
+
+
+LIVE = """
+[scaling]
+interval_s = 1
+stabilization_s = 4
+
+[scaling.reactive]
+target_busy = 0.02
+average_s = 2
+
+[scaling.sharding]
+target_busy = 0.02
+average_s = 2
+"""
+
+
+def test_a_loaded_node_advises_a_second_node_then_stops_after_the_window(node_factory):
+    node = node_factory(LIVE, peers={"alice": ("0xa11ce",)})
+    node.add_peer("load", relayer=True)
+    subscriber = node.raw_socket(zmq.SUB, node.address.market_data, node.keys["alice"])
+    subscriber.subscribe(b"scaling.")
+    admin = node.admin()
+    commands = list(generate_flow(40_000, seed=3, markets=None))
+    profile = LoadProfile(rate=8000, batch=20, duration_s=4)
+    loader = threading.Thread(
+        target=run_load, args=(node.address, node.keys["load"], commands, profile)
+    )
+    loader.start()
+    try:
+        deadline = time.monotonic() + 10
+        advised = []
+        while time.monotonic() < deadline and not advised:
+            advised = [
+                r for r in admin.call("scale")["recommendations"] if r["policy"] == "sharding"
+            ]
+            time.sleep(0.2)
+        assert advised, "no advice during the load"
+        assert advised[0]["action"] == "scale_up"
+        shares = advised[0]["details"]["market_shares"]
+        busiest = max(shares, key=shares.get)
+        assert busiest in advised[0]["reason"]  # to move, or too busy for one node alone
+    finally:
+        loader.join()
+    ended = time.monotonic()
+    while time.monotonic() < ended + 15:
+        if not [r for r in admin.call("scale")["recommendations"] if r["action"] == "scale_up"]:
+            break
+        time.sleep(0.2)
+    gone_after = time.monotonic() - ended
+    assert 4 <= gone_after < 15  # held for the stabilization window, then gone
+    topic, payload = subscriber.recv_multipart()  # the first publication, during the load
+    published = msgspec.msgpack.decode(payload)
+    assert topic == b"scaling." and published["recommendations"]
+
+
+def test_mnode_scale_prints_the_advice(node_factory):
+    node = node_factory(LIVE)
+    home = str(node.home.path)
+    result = runner.invoke(app, ["scale", "--home", home])
+    assert result.exit_code == 0 and "no recommendations" in result.stdout
+    as_json = runner.invoke(app, ["scale", "--home", home, "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
