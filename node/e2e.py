@@ -51,16 +51,22 @@ class BenchNode:
     key: KeyPair
 
 
-def prepare_home(path: Path, sync: str = "full", analytics: bool = False) -> tuple[Home, KeyPair]:
+def prepare_home(
+    path: Path, sync: str = "full", analytics: bool = False, metrics: bool = True
+) -> tuple[Home, KeyPair]:
     """A new home on free loopback ports, with one relayer peer (`load`) and no rate limit,
-    its analytics process off unless asked for; returns it and the peer's key pair."""
+    its analytics process off unless asked for, metrics on unless not; returns it and the
+    peer's key pair."""
     home = Home.create(path)
     text = home.config_path.read_text()
     markets = text[text.index("\n[[markets]]") + 1 :]
     settings = LOOPBACK.replace("enabled = false", f"enabled = {str(analytics).lower()}")
     home.config_path.write_text(
-        settings + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
-        "peer_burst = 10000000\n\n" + markets
+        settings
+        + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
+        + "peer_burst = 10000000\n\n"
+        + f"[metrics]\nenabled = {str(metrics).lower()}\n\n"
+        + markets
     )
     config = home.config()
     key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "load")
