@@ -115,7 +115,13 @@ class Scaler:
 
 class ScalingListener:
     """Asks the Scaler every `interval_s` from the metrics sampler's thread; publishes the
-    recommendations (market-data topic `scaling.`) whenever they change."""
+    recommendations (market-data topic `scaling.`) whenever they change.
+
+    The sampler keeps an hour of seconds; the policies also get minute means of the fields they
+    read for the last `MINUTES_KEPT` minutes before that, so the predictive policy sees whole
+    days (its daily seasonality) on a node that has run that long."""
+
+    MINUTES_KEPT = 3 * 1440
 
     def __init__(self, scaler: Scaler, history: Any, post: Any, interval_s: float) -> None:
         self.scaler = scaler
@@ -124,13 +130,19 @@ class ScalingListener:
         self.interval_s = interval_s
         self.due = 0.0
         self.published: list[tuple] = []
+        self.minutes: deque[dict] = deque(maxlen=self.MINUTES_KEPT)
+        self.minute: list[dict] = []
 
     def __call__(self, sample: dict) -> None:
+        self._keep_minutes(sample)
         now = sample["time"]
         if now < self.due:
             return
         self.due = now + self.interval_s
-        current = self.scaler.update(list(self.history), now)
+        seconds = list(self.history)
+        oldest = seconds[0]["time"] if seconds else now
+        history = [m for m in self.minutes if m["time"] < oldest] + seconds
+        current = self.scaler.update(history, now)
         shown = [(r.policy, r.resource, r.action, r.desired) for r in current]
         if shown != self.published:
             self.published = shown
@@ -142,3 +154,38 @@ class ScalingListener:
                 ),
             )
 
+    def _keep_minutes(self, sample: dict) -> None:
+        if self.minute and int(sample["time"] // 60) != int(self.minute[0]["time"] // 60):
+            self.minutes.append(minute_mean(self.minute))
+            self.minute = []
+        self.minute.append(sample)
+
+
+def minute_mean(samples: list[dict]) -> dict:
+    """One sample standing for a minute: the mean of what the policies read."""
+    count = len(samples)
+
+    def mean_of(read: Any) -> float | None:
+        values = [v for v in (read(s) for s in samples) if v is not None]
+        return sum(values) / len(values) if values else None
+
+    markets = {
+        market: {"orders_per_s": mean_of(lambda s, m=market: s["markets"].get(m, {}).get(
+            "orders_per_s"))}
+        for market in samples[-1]["markets"]
+    }  # fmt: skip
+    last = samples[-1]
+    return {
+        "time": samples[0]["time"] // 60 * 60,
+        "samples": count,
+        "matching_busy": mean_of(lambda s: s["matching_busy"]),
+        "orders_per_s": mean_of(lambda s: s["orders_per_s"]),
+        "ack_ms": {"p99": mean_of(lambda s: s["ack_ms"]["p99"])},
+        "markets": markets,
+        "lmdb_used_bytes": last["lmdb_used_bytes"],
+        "lmdb_map_bytes": last["lmdb_map_bytes"],
+        "host": {
+            "disk_free_bytes": last["host"]["disk_free_bytes"],
+            "memory_percent": mean_of(lambda s: s["host"]["memory_percent"]),
+        },
+    }

@@ -176,3 +176,21 @@ def test_mnode_scale_prints_the_advice(node_factory):
     assert result.exit_code == 0 and "no recommendations" in result.stdout
     as_json = runner.invoke(app, ["scale", "--home", home, "--json"])
     assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
+
+
+def test_minutes_before_the_hour_of_seconds_reach_the_policies():
+    from collections import deque
+
+    from marketnode.node.scaling import ScalingListener
+
+    posted = []
+    seconds: deque = deque(maxlen=60)  # the sampler keeps an hour; a minute will do here
+    listener = ScalingListener(scaler(), seconds, lambda kind, **f: posted.append(f), 1)
+    for n in range(200):
+        item = sample(START + n, 0.2 + (n // 60) * 0.1, 0.0)
+        seconds.append(item)
+        listener(item)
+    assert [m["time"] - START for m in listener.minutes] == [0, 60, 120]
+    assert [round(m["matching_busy"], 3) for m in listener.minutes] == [0.2, 0.3, 0.4]
+    assert listener.minutes[0]["markets"]["PUNK-ETH"]["orders_per_s"] == pytest.approx(6000)
+    assert posted == []  # nothing advised at these loads: nothing published
