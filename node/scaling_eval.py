@@ -8,13 +8,15 @@ beside a running node, and what it advises is scored:
 - steady and noisy steady: any scale advice is a false alarm;
 - ramp and daily cycle: lead time of the first scale-up before the busy share first crosses its
   target (on the daily trace, the crossing on the last day, once the model has seen the others);
-- a drop spike: advice during it, and direction changes (flapping) per stabilization window;
+- a drop spike: advice during it; a load swinging every two minutes on two nodes: direction
+  changes (flapping) per stabilization window, over every trace;
 - a disk slowly filling: lead time of the first disk warning before the disk is full;
 - the predictive policy's own forecast error where it forecasts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections import deque
@@ -79,6 +81,9 @@ def traces(seed: int) -> dict[str, tuple[list[dict], float]]:
     def spike(t: float) -> float:  # a drop: three minutes at 0.95
         return 0.95 if 3600 <= t < 3780 else 0.35
 
+    def swinging(t: float) -> float:  # two nodes' worth of load, then none, every two minutes
+        return 0.95 if (t // 120) % 2 else 0.2
+
     def noise(sigma: float) -> Callable[[], float]:
         return lambda: rng.gauss(0, sigma)
 
@@ -91,6 +96,7 @@ def traces(seed: int) -> dict[str, tuple[list[dict], float]]:
         "ramp": (trace(2 * hour, 10, ramp, noise(0.02)), 10),
         "daily": (trace(2 * 86400, 60, daily, noise(0.02)), 60),
         "spike": (trace(2 * hour, 10, spike, noise(0.02)), 10),
+        "oscillating": (trace(hour, 10, swinging, noise(0.02)), 10),
         "disk": (trace(12 * hour, 30, lambda t: 0.4, noise(0.01), disk_free=filling), 30),
     }
 
@@ -114,7 +120,11 @@ def evaluate(seed: int = 1, config: ScalingConfig | None = None) -> dict[str, An
     report: dict[str, Any] = {"seed": seed, "stabilization_s": config.stabilization_s}
     flaps = 0
     for name, (samples, step) in traces(seed).items():
-        advice = run(samples, step, config)
+        if name == "oscillating":  # two nodes, so that advice could go down as well as up
+            policies = {**config.policies, "reactive": {"current_nodes": 2}}
+            advice = run(samples, step, dataclasses.replace(config, policies=policies))
+        else:
+            advice = run(samples, step, config)
         scale = [(t, [r for r in recs if r.action in ("scale_up", "scale_down")])
                  for t, recs in advice]  # fmt: skip
         first_up = next((t for t, recs in scale if any(r.action == "scale_up" for r in recs)), None)
