@@ -20,23 +20,29 @@ import duckdb
 
 from .alerts import decimal_text
 
-QUERY = """
-WITH t AS (
+TRADE_PAIRS = """
+t AS (
     SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, seq, seller,
            buyer, qty, notional
     FROM trades WHERE seller <> buyer
 ),
 volumes AS (
-    SELECT market, bucket, wallet, sum(qty) AS volume
+    SELECT market, bucket, wallet, sum(qty) AS volume, count(*) AS trades
     FROM (SELECT market, bucket, seller AS wallet, qty FROM t
           UNION ALL SELECT market, bucket, buyer, qty FROM t)
     GROUP BY ALL
 ),
 pairs AS (
     SELECT market, bucket, least(seller, buyer) AS a, greatest(seller, buyer) AS b,
-           sum(qty) AS volume
+           sum(qty) AS volume, count(*) AS trades
     FROM t GROUP BY ALL
-),
+)"""
+"""Common table expressions over the trades of each market and window (`$window` seconds):
+`t` (trades between two wallets), `volumes` (each wallet's volume and trade count) and `pairs`
+(each pair's volume and trade count)."""
+
+QUERY = f"""
+WITH {TRADE_PAIRS},
 partners AS (
     SELECT p.market, p.bucket, p.a, p.b
     FROM pairs p

@@ -22,7 +22,7 @@ from typing import Any
 
 from .alerts import Alert, decimal_text
 from .hookspecs import hookimpl, settings_of
-from .partners import PartnerTrade, net_positions, total_notional
+from .partners import TRADE_PAIRS, PartnerTrade, net_positions, total_notional
 
 NAME = "wash_clusters"
 DEFAULTS = {
@@ -35,18 +35,8 @@ DEFAULTS = {
     "max_requotes_per_trade": 0.5,
 }
 
-QUERY = """
-WITH t AS (
-    SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, seq, seller,
-           buyer, qty, notional
-    FROM trades WHERE seller <> buyer
-),
-volumes AS (
-    SELECT market, bucket, wallet, sum(qty) AS volume, count(*) AS trades
-    FROM (SELECT market, bucket, seller AS wallet, qty FROM t
-          UNION ALL SELECT market, bucket, buyer, qty FROM t)
-    GROUP BY ALL
-),
+QUERY = f"""
+WITH {TRADE_PAIRS},
 requotes AS (
     SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, owner AS wallet,
            count(*) AS requotes
@@ -57,11 +47,6 @@ quoting AS (
     SELECT v.market, v.bucket, v.wallet
     FROM volumes v JOIN requotes r USING (market, bucket, wallet)
     WHERE r.requotes > $requotes * v.trades
-),
-pairs AS (
-    SELECT market, bucket, least(seller, buyer) AS a, greatest(seller, buyer) AS b,
-           sum(qty) AS volume, count(*) AS trades
-    FROM t GROUP BY ALL
 ),
 candidates AS (
     SELECT p.market, p.bucket, p.a, p.b
