@@ -1,7 +1,8 @@
 """Capacity: how long until the disk or the LMDB map is full at the current growth rate, and
 how much memory is left. The rate is the slope of a least-squares line over the last
-`trend_s` seconds, so noise in single readings does not raise alarms; a warning is given when
-the time left falls under `warn_within_s`."""
+`trend_s` seconds, so noise in single readings does not raise alarms, and only once readings
+cover `min_trend_s` (a burst of writes is not a trend); a warning is given when the time left
+falls under `warn_within_s`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .series import latest, missing, window
 NAME = "capacity"
 DEFAULTS = {
     "trend_s": 1800,
+    "min_trend_s": 300,
     "warn_within_s": 21600,
     "max_memory_percent": 90.0,
     "stale_s": 5.0,
@@ -64,7 +66,7 @@ def _time_to_full(
     points = window(history, metric, now, option["trend_s"])
     if not points or now - points[-1][0] > option["stale_s"]:
         return missing(NAME, resource, metric, option["stale_s"])
-    if len(points) < 3:
+    if len(points) < 3 or points[-1][0] - points[0][0] < option["min_trend_s"]:
         return None
     slope = _slope(points)
     if limit is None:

@@ -25,7 +25,7 @@ DEFAULTS = {
     "target_busy": 0.7,
     "target_ack_p99_ms": 50.0,
     "tolerance": 0.1,
-    "average_s": 30,
+    "average_s": 10,
     "stale_s": 5.0,
 }
 METRICS = (("matching_busy", "target_busy"), ("ack_ms.p99", "target_ack_p99_ms"))

@@ -13,7 +13,7 @@ from .recommendation import Recommendation
 from .series import mean, missing, window
 
 NAME = "sharding"
-DEFAULTS = {"target_busy": 0.7, "tolerance": 0.1, "average_s": 30, "stale_s": 5.0}
+DEFAULTS = {"target_busy": 0.7, "tolerance": 0.1, "average_s": 10, "stale_s": 5.0}
 
 
 @hookimpl
