@@ -86,11 +86,11 @@ ANALYTICS_COMMANDS = {"sql": "sql", "analytics": "lag", "export": "export", "ack
 """Admin commands the analytics process answers (admin name -> its request)."""
 ANALYTICS_STOP_S = 10.0
 LAG_REF = -1
+"""The ref of the node's own periodic lag requests (admin requests get positive tokens)."""
 ROLLUP_REF = -2
-"""Refs of the node's own requests to the analytics process (a lag reading, a metrics rollup)."""
+"""The ref of the metrics rollups the node sends the analytics process."""
 INBOX = "inproc://node-inbox"
 """Where threads of the node (the metrics sampler) hand the loop what only it may send."""
-"""The ref of the node's own periodic lag requests (admin requests get positive tokens)."""
 HIGH_WATER_MARK = 100_000
 """Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
 MAX_MESSAGES_PER_BATCH = 1000
@@ -342,6 +342,7 @@ class Node:
         self._on_disconnects()
         started = time.perf_counter_ns()
         metrics = self.metrics
+        commands_before = metrics.commands
         budget = self.config.store.batch_size
         pending: list[Pending] = []
         out: list = []
@@ -366,7 +367,7 @@ class Node:
         if not pending:
             return
         metrics.messages += len(pending)
-        metrics.batch_commands.record(len(out))
+        metrics.batch_commands.record(metrics.commands - commands_before)
         committing = time.perf_counter_ns()
         changed = self.durable.commit()
         metrics.commit_us.record((time.perf_counter_ns() - committing) // 1000)
