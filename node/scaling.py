@@ -33,6 +33,9 @@ def policy_settings(
     return merge_settings(declared, config.policies, "scaling", source, "scaling policy")
 
 
+HOLDING = "; holding "
+
+
 class Scaler:
     """Turns each moment's raw advice into the current, stabilized recommendations."""
 
@@ -102,8 +105,8 @@ class Scaler:
             ratio=item.ratio,
             confidence=item.confidence,
             reason=(
-                f"{item.reason}; holding {highest:g} for the {self.stabilization_s:g} s "
-                "stabilization window"
+                f"{item.reason.split(HOLDING)[0]}{HOLDING}{highest:g} for the "
+                f"{self.stabilization_s:g} s stabilization window"
             ),
             details=item.details,
         )
