@@ -135,8 +135,11 @@ class ScalingListener:
         self.published: list[tuple] = []
         self.minutes: deque[dict] = deque(maxlen=self.MINUTES_KEPT)
         self.minute: list[dict] = []
+        self.seeded: list[dict] | None = None
 
     def __call__(self, sample: dict) -> None:
+        if self.seeded is not None:
+            self._take_seed()
         self._keep_minutes(sample)
         now = sample["time"]
         if now < self.due:
@@ -156,6 +159,17 @@ class ScalingListener:
                     {"time": now, "recommendations": [msgspec.to_builtins(r) for r in current]}
                 ),
             )
+
+    def seed(self, minutes: list[dict]) -> None:
+        """Minutes from before this run (the analytics store's rollups), oldest first; taken
+        in at the next sample, in the sampler's thread, before what this run has kept."""
+        self.seeded = minutes
+
+    def _take_seed(self) -> None:
+        minutes, self.seeded = self.seeded, None
+        first = self.minutes[0]["time"] if self.minutes else float("inf")
+        for minute in reversed([m for m in minutes or [] if m["time"] < first]):
+            self.minutes.appendleft(minute)
 
     def _keep_minutes(self, sample: dict) -> None:
         if self.minute and int(sample["time"] // 60) != int(self.minute[0]["time"] // 60):
@@ -192,3 +206,36 @@ def minute_mean(samples: list[dict]) -> dict:
             "memory_percent": mean_of(lambda s: s["host"]["memory_percent"]),
         },
     }
+
+
+HISTORY_QUERY = """
+SELECT epoch(time) AS minute,
+       max(mean) FILTER (WHERE metric = 'matching_busy' AND market = '') AS busy,
+       max(mean) FILTER (WHERE metric = 'orders_per_s' AND market = '') AS orders,
+       max(mean) FILTER (WHERE metric = 'ack_p99_ms' AND market = '') AS ack_p99,
+       max(mean) FILTER (WHERE metric = 'lmdb_used_bytes' AND market = '') AS lmdb_used,
+       max(mean) FILTER (WHERE metric = 'disk_free_bytes' AND market = '') AS disk_free,
+       max(mean) FILTER (WHERE metric = 'memory_percent' AND market = '') AS memory
+FROM metrics
+WHERE time > now() - INTERVAL 3 DAY
+GROUP BY time ORDER BY time
+"""
+"""The minute rollups of the last three days, one row a minute: what a restarted node's
+policies start from (the predictive one needs days for its daily seasonality)."""
+
+
+def minutes_from_rollups(rows: list[list]) -> list[dict]:
+    """HISTORY_QUERY's rows as minute samples (ScalingListener.minutes), oldest first."""
+    return [
+        {
+            "time": float(minute),
+            "matching_busy": busy,
+            "orders_per_s": orders,
+            "ack_ms": {"p99": ack_p99},
+            "markets": {},
+            "lmdb_used_bytes": lmdb_used,
+            "lmdb_map_bytes": None,
+            "host": {"disk_free_bytes": disk_free, "memory_percent": memory},
+        }
+        for minute, busy, orders, ack_p99, lmdb_used, disk_free, memory in rows
+    ]

@@ -71,7 +71,13 @@ from .protocol import (
 from .results import wire_event
 from .rollup import MinuteRollup
 from .sampler import MetricsSampler
-from .scaling import Scaler, ScalingListener, policy_settings
+from .scaling import (
+    HISTORY_QUERY,
+    Scaler,
+    ScalingListener,
+    minutes_from_rollups,
+    policy_settings,
+)
 from .store import Store, StoreError
 from .validation import MALFORMED
 
@@ -89,6 +95,8 @@ LAG_REF = -1
 """The ref of the node's own periodic lag requests (admin requests get positive tokens)."""
 ROLLUP_REF = -2
 """The ref of the metrics rollups the node sends the analytics process."""
+HISTORY_REF = -3
+"""The ref of the node's start-up request for the rollups of earlier runs (scaling history)."""
 INBOX = "inproc://node-inbox"
 """Where threads of the node (the metrics sampler) hand the loop what only it may send."""
 HIGH_WATER_MARK = 100_000
@@ -710,6 +718,12 @@ class Node:
             if answer.get("ref") == LAG_REF:
                 self.analytics_lag = answer.get("result")
                 continue
+            if answer.get("ref") == HISTORY_REF:
+                if answer.get("ok") and self.scaling_listener is not None:
+                    minutes = minutes_from_rollups(answer["result"]["rows"])
+                    self.scaling_listener.seed(minutes)
+                    log.info("scaling history: %d minutes from earlier runs", len(minutes))
+                continue
             if answer.get("ref") == ROLLUP_REF:
                 if not answer.get("ok"):
                     log.error("analytics refused a metrics rollup: %s", answer.get("error"))
@@ -733,6 +747,7 @@ class Node:
     def _start_metrics(self) -> None:
         self.sampler: MetricsSampler | None = None
         self.scaler: Scaler | None = None
+        self.scaling_listener: ScalingListener | None = None
         self.prometheus = None
         config = self.config
         if not config.metrics.enabled:
@@ -755,11 +770,13 @@ class Node:
         if config.scaling.enabled:
             settings = policy_settings(config.scaling, str(self.home.config_path))
             self.scaler = Scaler(settings, config.scaling.stabilization_s)
-            self.sampler.listeners.append(
-                ScalingListener(
-                    self.scaler, self.sampler.history, self.sampler.post, config.scaling.interval_s
-                )
+            self.scaling_listener = ScalingListener(
+                self.scaler, self.sampler.history, self.sampler.post, config.scaling.interval_s
             )
+            self.sampler.listeners.append(self.scaling_listener)
+            if self.analytics_link is not None:
+                request = {"cmd": "sql", "query": HISTORY_QUERY, "ref": HISTORY_REF}
+                self.analytics_link.send(encoder.encode(request), zmq.NOBLOCK)
         if config.metrics.prometheus:
             try:
                 self.prometheus = serve_prometheus(config.metrics.prometheus, self.sampler)

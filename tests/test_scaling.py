@@ -195,3 +195,32 @@ def test_minutes_before_the_hour_of_seconds_reach_the_policies():
     assert [round(m["matching_busy"], 3) for m in listener.minutes] == [0.2, 0.3, 0.4]
     assert listener.minutes[0]["markets"]["PUNK-ETH"]["orders_per_s"] == pytest.approx(6000)
     assert posted == []  # nothing advised at these loads: nothing published
+
+
+def test_a_restarted_node_starts_from_the_rollups_of_earlier_runs(node_factory):
+    """Rollups kept by an earlier run reach the scaling policies of the next one."""
+    from conftest import start_node
+
+    from marketnode.node.analytics import AnalyticsStore
+
+    first = node_factory("[analytics]\nenabled = true\n")
+    home = first.home
+    first.stop()
+    store = AnalyticsStore(home.path / "analytics.duckdb")
+    now = int(time.time()) // 60 * 60
+    store.connection.executemany(
+        "INSERT INTO metrics VALUES (to_timestamp(?), ?, '', ?, ?, 60)",
+        [[now - 60 * n, "matching_busy", 0.5, 0.6] for n in range(2, 122)],
+    )
+    store.close()
+    second = start_node(home)
+    try:
+        listener = second.node.scaling_listener
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(listener.minutes) < 120:
+            time.sleep(0.2)
+        minutes = list(listener.minutes)
+        assert len(minutes) >= 120
+        assert minutes[0]["time"] == now - 60 * 121 and minutes[0]["matching_busy"] == 0.5
+    finally:
+        second.stop()
