@@ -1,8 +1,8 @@
 """Capacity: how long until the disk or the LMDB map is full at the current growth rate, and
 how much memory is left. The rate is the slope of a least-squares line over the last
-`trend_s` seconds, so noise in single readings does not raise alarms, and only once readings
-cover `min_trend_s` (a burst of writes is not a trend); a warning is given when the time left
-falls under `warn_within_s`."""
+`trend_s` seconds, so noise in single readings does not raise alarms; it must show over the last
+`min_trend_s` seconds too, so a burst of writes that has stopped (a step, not a trend) raises
+none. A warning is given when the time left falls under `warn_within_s`."""
 
 from __future__ import annotations
 
@@ -68,7 +68,11 @@ def _time_to_full(
         return missing(NAME, resource, metric, option["stale_s"])
     if len(points) < 3 or points[-1][0] - points[0][0] < option["min_trend_s"]:
         return None
+    recent = [point for point in points if point[0] >= points[-1][0] - option["min_trend_s"]]
     slope = _slope(points)
+    recent_slope = _slope(recent) if len(recent) >= 3 else 0.0
+    # the slower of the two rates (in the direction that fills), so both must show it
+    slope = min(slope, recent_slope) if limit is not None else max(slope, recent_slope)
     if limit is None:
         left, growth = points[-1][1], -slope
     else:

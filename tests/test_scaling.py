@@ -224,3 +224,15 @@ def test_a_restarted_node_starts_from_the_rollups_of_earlier_runs(node_factory):
         assert minutes[0]["time"] == now - 60 * 121 and minutes[0]["matching_busy"] == 0.5
     finally:
         second.stop()
+
+
+def test_a_burst_of_writes_that_stopped_is_no_trend():
+    history = []
+    for n in range(120):  # 20 minutes: 4 minutes of heavy writes, then flat
+        item = sample(START + n * 10, 0.3, 0.0)
+        item["lmdb_used_bytes"] = 1e9 + min(n, 24) * 50e6
+        history.append(item)
+    advice = advice_at(scaler(), history)
+    assert ("capacity", "warn") not in advice
+    rising = [dict(item, lmdb_used_bytes=1e9 + n * 50e6) for n, item in enumerate(history)]
+    assert advice_at(scaler(), rising)["capacity", "warn"].resource == "lmdb_map"
