@@ -11,6 +11,7 @@ its batch was committed by the node.
 from __future__ import annotations
 
 import gc
+import os
 import queue
 import shutil
 import tempfile
@@ -32,6 +33,25 @@ _encode_lines = msgspec.json.Encoder().encode_lines
 SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None
 """Where a batch's JSON waits for DuckDB to read it: memory where the OS offers it (Linux's
 tmpfs), so it never competes with the node's synced writes for the disk; else the temp dir."""
+SCRATCH_PREFIX = "mnode-ingest-"
+
+
+def remove_stale_scratch() -> None:
+    """Batch folders left by a follower that was killed mid-write (their process is gone)."""
+    for folder in Path(SCRATCH or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 ROWS_PER_WRITE = 100_000
 """Events appended per DuckDB transaction while catching up. Each commit costs a WAL write, so
 larger transactions ingest a backlog faster (measured: 238k-241k events/s at 100,000, 260k-275k
@@ -204,7 +224,7 @@ class AnalyticsStore:
         """A batch's events and trades, and the journal position it brings the store to, in
         one transaction."""
         connection = self.connection
-        folder = tempfile.mkdtemp(prefix="mnode-ingest-", dir=SCRATCH)
+        folder = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=SCRATCH)
         try:
             events_file = Path(folder) / "events.ndjson"
             events_file.write_bytes(b"".join(batch.chunks))
@@ -271,6 +291,7 @@ class JournalFollower:
         paused meanwhile: the short-lived event objects hold no cycles.
         """
         stored = self.analytics.position()
+        remove_stale_scratch()
         writer = _BatchWriter(self.analytics)
         collecting = gc.isenabled()
         gc.disable()

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -107,7 +108,12 @@ def test_a_sync_killed_midway_resumes_without_gaps_or_duplicates(home, tmp_path)
     follower.send_signal(signal.SIGKILL)
     follower.wait()
     partial = stored(home, "SELECT count(*) FROM events")[0][0]
+    from marketnode.node.analytics import SCRATCH, SCRATCH_PREFIX
+
+    left = Path(SCRATCH or tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{follower.pid}-x"
+    left.mkdir(exist_ok=True)  # as a follower killed mid-write leaves its batch folder
     assert mnode("analytics", "sync", "--home", str(home)).exit_code == 0
+    assert not left.exists()
     sequenced = [event["seq"] for event in printed if event["seq"] is not None]
     assert partial < len(sequenced)
     assert stored(home, "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM events") == [
