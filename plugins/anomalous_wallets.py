@@ -23,7 +23,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.preprocessing import StandardScaler
 
 from .alerts import Alert
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 
 NAME = "anomalous_wallets"
 DEFAULTS = {
@@ -156,9 +156,7 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
     return rows, -forest.score_samples(scaled), version
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
 @hookimpl

@@ -6,9 +6,7 @@ none. A warning is given when the time left falls under `warn_within_s`."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
 from .series import latest, missing, window
 
@@ -22,9 +20,7 @@ DEFAULTS = {
 }
 
 
-@hookimpl
-def scaling_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert, decimal_text
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .partners import PartnerTrade, partner_trades, total_notional
 
 NAME = "churn"
@@ -26,9 +26,7 @@ DEFAULTS = {
 }
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
 @hookimpl

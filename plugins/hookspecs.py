@@ -6,6 +6,7 @@ group; each implements some of these hooks with `@hookimpl`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -62,6 +63,18 @@ def recommend_scaling(
 def act_on_recommendation(recommendation: Recommendation) -> None:
     """Do something about a new recommendation (call an orchestrator). Nothing acts by
     default."""
+
+
+def declare_settings(hook: str, name: str, defaults: dict[str, Any]) -> Callable[[], dict]:
+    """A plugin's `integrity_settings` or `scaling_settings` implementation, declaring `name`'s
+    settings and their defaults: `scaling_settings = declare_settings("scaling_settings", ...)`
+    at module level (pluggy finds an implementation by its attribute name)."""
+
+    def settings() -> dict[str, dict[str, Any]]:
+        return {name: defaults}
+
+    settings.__name__ = hook
+    return hookimpl(settings)
 
 
 def settings_of(settings: dict[str, dict[str, Any]], name: str, defaults: dict) -> dict[str, Any]:

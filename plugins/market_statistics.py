@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert, decimal_text
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 
 BENFORD = [math.log10(1 + 1 / digit) for digit in range(1, 10)]
 NAME = "market_statistics"
@@ -47,9 +47,7 @@ def benford_mad(sizes: list[Decimal]) -> float:
     )
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
 @hookimpl

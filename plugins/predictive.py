@@ -13,12 +13,11 @@ on what came before it) so the operator can judge it, and its advice is forecast
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
 from .series import lookup
 
@@ -36,9 +35,7 @@ DEFAULTS = {
 DAY_S = 86400
 
 
-@hookimpl
-def scaling_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
 
 
 @hookimpl

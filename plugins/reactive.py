@@ -11,9 +11,8 @@ more cores. Observed values are means over `average_s`, so one busy second is no
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
 from .series import mean, missing, window
 
@@ -31,9 +30,7 @@ DEFAULTS = {
 METRICS = (("matching_busy", "target_busy"), ("ack_ms.p99", "target_ack_p99_ms"))
 
 
-@hookimpl
-def scaling_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
 
 
 @hookimpl

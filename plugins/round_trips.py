@@ -14,16 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert, decimal_text
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .partners import PartnerTrade, partner_trades, total_notional
 
 NAME = "round_trips"
 DEFAULTS = {"window_s": 30 * 24 * 3600, "min_pair_share": 0.3, "qty_tolerance": 0.15}
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .alerts import Alert
-from .hookspecs import hookimpl
+from .hookspecs import declare_settings, hookimpl
 
 QUERY = """
 SELECT market, buyer, seller, list(seq ORDER BY seq) AS trades,
@@ -25,9 +25,7 @@ ORDER BY market, buyer, seller
 """
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {"self_trades": {}}
+integrity_settings = declare_settings("integrity_settings", "self_trades", {})
 
 
 @hookimpl

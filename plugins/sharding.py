@@ -6,9 +6,7 @@ said to be one."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
 from .series import mean, missing, window
 
@@ -16,9 +14,7 @@ NAME = "sharding"
 DEFAULTS = {"target_busy": 0.7, "tolerance": 0.1, "average_s": 10, "stale_s": 5.0}
 
 
-@hookimpl
-def scaling_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
 
 
 @hookimpl

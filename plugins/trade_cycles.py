@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert, decimal_text
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .partners import (
     PartnerTrade,
     net_positions,
@@ -87,9 +87,7 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
     return components
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
 @hookimpl

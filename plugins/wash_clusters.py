@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from .alerts import Alert, decimal_text
-from .hookspecs import hookimpl, settings_of
+from .hookspecs import declare_settings, hookimpl, settings_of
 from .partners import TRADE_PAIRS, PartnerTrade, net_positions, total_notional
 
 NAME = "wash_clusters"
@@ -76,9 +76,7 @@ ORDER BY t.market, t.bucket, t.seq
 """
 
 
-@hookimpl
-def integrity_settings() -> dict[str, dict[str, Any]]:
-    return {NAME: DEFAULTS}
+integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
 @hookimpl
