@@ -12,6 +12,7 @@ from . import (
     analytics,
     bench,
     book,
+    demo,
     init,
     integrity,
     load,
@@ -76,3 +77,4 @@ app.add_typer(integrity.app, name="integrity")
 app.add_typer(integrity.alerts_app, name="alerts")
 app.add_typer(bench.app, name="bench")
 app.add_typer(scale.app, name="scale")
+app.command("demo")(demo.demo_command)

@@ -280,8 +280,9 @@ class JournalFollower:
         self.replayed = 0
         """Journal commands applied to this follower's engine."""
 
-    def sync(self) -> int:
-        """Bring the analytics store up to the journal's last commit; the events appended.
+    def sync(self, most_commands: int | None = None) -> int:
+        """Bring the analytics store up to the journal's last commit, or `most_commands` (at a
+        commit boundary) nearer to it; the events appended.
 
         This thread replays the journal and hands each batch's events over as the engine's own
         JSON (msgspec writes it in C); a writer thread has DuckDB read, convert and insert them
@@ -297,6 +298,7 @@ class JournalFollower:
         gc.disable()
         try:
             batch = Batch(self.engine.books)
+            start = self.replayed
             for position, time_ns, out in self._replay(stored):
                 books = self.engine.books  # a markets command makes a new dict
                 if books is not batch.books:  # events of a batch share one set of units
@@ -308,6 +310,8 @@ class JournalFollower:
                 if batch.events >= ROWS_PER_WRITE:
                     writer.put(self._close(batch, position))
                     batch = Batch(books)
+                if most_commands is not None and position - start >= most_commands:
+                    break
             if self.replayed > stored or batch.events:
                 writer.put(self._close(batch, self.replayed))
         finally:

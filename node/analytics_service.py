@@ -77,7 +77,8 @@ class AnalyticsService:
             while not self.stopping:
                 if os.getppid() != self.parent:
                     break  # the node is gone (killed, say): nobody is left to answer
-                self.follower.sync()
+                # a bounded step: requests are answered between steps even far behind
+                self.follower.sync(SYNC_STEP_COMMANDS)
                 if time.monotonic() >= self.next_scan:
                     self._scan()
                 if self.socket.poll(self.interval_ms):
@@ -194,6 +195,9 @@ class AnalyticsService:
         }
 
 
+SYNC_STEP_COMMANDS = 100_000
+"""Most journal commands ingested before the process looks at its socket again (about half a
+second of work)."""
 NICENESS = 10
 """The analytics process yields the CPU to the node: on a busy machine it lags (and catches up
 later) rather than slowing acknowledgements."""

@@ -1,0 +1,60 @@
+"""`mnode demo`: a node, a realistic flow with a drop and a wash ring, and what came of it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import EXIT_USAGE, JsonOption, fail, print_json
+
+
+def demo_command(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="A new folder for the demo's home (default: a temporary "
+                     "one, removed afterwards).", show_default=False),
+    ] = None,
+    duration: Annotated[
+        float, typer.Option("--duration", min=10, help="Seconds of trading.")
+    ] = 30,
+    rate: Annotated[float, typer.Option("--rate", min=100, help="Orders/s offered.")] = 2000,
+    headless: Annotated[
+        bool, typer.Option("--headless", help="Print a line a second and a summary.")
+    ] = True,
+    json: JsonOption = False,
+) -> None:
+    """Start a node in a home of its own, trade on it (a seeded flow, a drop half way, a wash
+    ring), then say what it did: orders, trades, alerts raised, scaling advice."""
+    from marketnode.node.demo import run_demo
+
+    def progress(elapsed: float, latest: dict[str, Any]) -> None:
+        if not json:
+            typer.echo(
+                f"{elapsed:5.0f} s  {latest.get('orders_per_s', 0):>9,.0f} orders/s  "
+                f"{latest.get('trades_per_s', 0):>8,.0f} trades/s  "
+                f"matching {latest.get('matching_busy', 0):.0%} busy",
+                err=True,
+            )
+
+    if home is not None:
+        if home.exists() and any(home.iterdir()):
+            fail(f"{home}: not empty; the demo makes a new home", EXIT_USAGE)
+        report = run_demo(home, duration, rate, progress)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mnode-demo-") as folder:
+            report = run_demo(Path(folder) / "home", duration, rate, progress)
+    summary = report.summary()
+    if json:
+        print_json(summary)
+        return
+    typer.echo(
+        f"{summary['orders']:,} orders and {summary['trades']:,} trades "
+        f"(peak {summary['orders_per_s_peak']:,} orders/s); the wash ring traded "
+        f"{summary['ring_trades']} times and was {'' if summary['ring_flagged'] else 'not '}"
+        f"flagged; {summary['alerts']} alerts ({', '.join(summary['alert_detectors'])}); "
+        f"{summary['recommendations']} scaling recommendations"
+        + "".join(f"\n  {line}" for line in summary["advice"])
+    )

@@ -1,0 +1,180 @@
+"""`mnode demo`: a node with a realistic flow, a drop and a wash ring, in a home of its own.
+
+The node runs as a process of its own (analytics on, integrity scans every few seconds,
+scaling on) on free loopback ports. A load generator offers a seeded flow at `rate` orders/s
+with a drop (sixty times the rate for ten seconds) a third of the way through; meanwhile a ring of
+four wallets passes the same quantity round and round in LAND-ETH, each leg priced inside the
+spread so that it meets its partner. At the end the summary says what the node did and what it
+noticed: orders and trades, alerts raised (the ring among them) and scaling advice given.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .client import AdminClient, Client, ClientError, address_of_home
+from .e2e import prepare_home, start_node_process, stop_node_process
+from .flow import generate_flow
+from .home import Home
+from .keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
+from .load import LoadProfile, run_load
+from .peers import Allowlist, Peer, save_allowlist
+from .results import WireTrade
+
+RING = [f"0xd3m0{n}" for n in range(4)]
+RING_MARKET = "LAND-ETH"
+DEMO_SETTINGS = """
+[integrity]
+scan_interval_s = 5
+
+[scaling]
+interval_s = 1
+stabilization_s = 30
+"""
+
+
+@dataclass
+class DemoReport:
+    orders: int = 0
+    trades: int = 0
+    ring_trades: int = 0
+    orders_per_s_peak: float = 0.0
+    alerts: list[dict] = field(default_factory=list)
+    recommendations: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "orders": self.orders,
+            "trades": self.trades,
+            "ring_trades": self.ring_trades,
+            "orders_per_s_peak": round(self.orders_per_s_peak),
+            "alerts": len(self.alerts),
+            "alert_detectors": sorted({a["detector"] for a in self.alerts}),
+            "ring_flagged": any(set(RING) <= set(a["wallets"]) for a in self.alerts),
+            "recommendations": len(self.recommendations),
+            "advice": sorted(
+                {f"{r['policy']}: {r['action']} {r['resource']}" for r in self.recommendations}
+            ),
+        }
+
+
+def prepare_demo_home(path: Path) -> Home:
+    """A new home on free ports, analytics on, scans and scaling quick, peers `load` and
+    `ring`."""
+    home, load_key = prepare_home(path, analytics=True)
+    text = home.config_path.read_text()
+    home.config_path.write_text(text.replace("[[markets]]", DEMO_SETTINGS + "\n[[markets]]", 1))
+    config = home.config()
+    ring_key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "ring")
+    save_allowlist(
+        home.peers_path(config),
+        Allowlist(
+            (
+                Peer("load", load_key.public_text, relayer=True),
+                Peer("ring", ring_key.public_text, relayer=True),
+            )
+        ),
+    )
+    return home
+
+
+def run_demo(path: Path, duration_s: float, rate: float, on_second: Any = None) -> DemoReport:
+    """Start the node on a new home at `path`, run the flow, the drop and the ring for
+    `duration_s`, wait for the scan, and report."""
+    home = prepare_demo_home(path)
+    config = home.config()
+    keys = home.keys_path(config)
+    process = start_node_process(home)
+    report = DemoReport()
+    try:
+        address = address_of_home(home)
+        admin = AdminClient(address, load_key_pair(keys / f"{OPERATOR}.key_secret"))
+        stop = threading.Event()
+        profile = LoadProfile(rate=rate, duration_s=duration_s, batch=10,
+                              burst_at_s=duration_s / 3, burst_for_s=10, burst_x=60)  # fmt: skip
+        commands = list(generate_flow(profile.orders_needed(), seed=7))
+        load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
+        loader = threading.Thread(
+            target=run_load, args=(address, load_key, commands, profile), daemon=True
+        )
+        ring = threading.Thread(
+            target=_ring, args=(address, load_key_pair(keys / PEERS_FOLDER / "ring.key_secret"),
+                                stop, report), daemon=True,
+        )  # fmt: skip
+        loader.start()
+        ring.start()
+        started = time.monotonic()
+        advice: dict[tuple, dict] = {}
+        while loader.is_alive() or time.monotonic() - started < duration_s:
+            time.sleep(1)
+            try:
+                latest = admin.call("metrics").get("latest") or {}
+                scale = admin.call("scale")["recommendations"]
+            except ClientError:  # a busy second: the next one will tell
+                continue
+            report.orders_per_s_peak = max(report.orders_per_s_peak, latest.get("orders_per_s", 0))
+            for item in scale:
+                advice.setdefault((item["policy"], item["action"], item["resource"]), item)
+            if on_second is not None:
+                on_second(time.monotonic() - started, latest)
+        stop.set()
+        ring.join()
+        report.alerts = _wait_for_scan(admin)
+        metrics = admin.call("metrics")
+        report.orders = metrics["commands"]
+        report.trades = sum(metrics["trades"].values())
+        report.recommendations = list(advice.values())
+        admin.close()
+    finally:
+        stop_node_process(process)
+    return report
+
+
+def _ring(address: Any, key: Any, stop: threading.Event, report: DemoReport) -> None:
+    """Pass 3 units round the ring twice a second, inside LAND-ETH's spread."""
+    client = Client(address, key)
+    tick = Decimal("0.001")
+    numbers = iter(range(1, 10**9))
+    try:
+        while not stop.wait(0.5):
+            book = client.snapshot(RING_MARKET)
+            bid = Decimal(book.bids[0].price) if book.bids else None
+            ask = Decimal(book.asks[0].price) if book.asks else None
+            if bid is None or ask is None or ask - bid < 2 * tick:
+                continue
+            price = str(((bid + ask) / 2).quantize(tick))
+            for seller, buyer in zip(RING, RING[1:] + RING[:1], strict=True):
+                number = next(numbers)
+                reply = client.submit([
+                    {"op": "new", "market": RING_MARKET, "id": f"r{number}s", "owner": seller,
+                     "side": "sell", "price": price, "qty": "3", "stp": "none"},
+                    {"op": "new", "market": RING_MARKET, "id": f"r{number}b", "owner": buyer,
+                     "side": "buy", "price": price, "qty": "3", "tif": "IOC", "stp": "none"},
+                ])  # fmt: skip
+                report.ring_trades += sum(1 for event in reply.events if type(event) is WireTrade)
+    finally:
+        client.close()
+
+
+def _wait_for_scan(admin: AdminClient) -> list[dict]:
+    """The alerts kept, once the analytics process has caught up and scanned."""
+    deadline = time.monotonic() + 60
+    alerts: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            lag = admin.call("analytics")
+            result = admin.call(
+                "sql", query="SELECT detector, wallets, len(trades) AS trades FROM alerts"
+            )
+        except ClientError:  # the analytics process is busy catching up
+            continue
+        alerts = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+        if lag["lag_commands"] == 0 and any(set(RING) <= set(a["wallets"]) for a in alerts):
+            break
+        time.sleep(1)
+    return alerts
