@@ -12,6 +12,7 @@ from . import (
     analytics,
     bench,
     book,
+    dashboard,
     demo,
     init,
     integrity,
@@ -78,3 +79,4 @@ app.add_typer(integrity.alerts_app, name="alerts")
 app.add_typer(bench.app, name="bench")
 app.add_typer(scale.app, name="scale")
 app.command("demo")(demo.demo_command)
+app.command("dashboard")(dashboard.dashboard_command)

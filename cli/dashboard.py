@@ -1,0 +1,35 @@
+"""`mnode dashboard`: the running node, live, in the terminal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from marketnode.node.client import address_of_home
+from marketnode.node.keys import OPERATOR, load_key_pair
+
+from .common import HomeOption, operator_errors, require_home
+
+
+def dashboard_command(
+    home: HomeOption = None,
+    refresh: Annotated[
+        float, typer.Option("--refresh", min=0.25, help="Seconds between refreshes.")
+    ] = 1.0,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Allow actions that change the node.")
+    ] = False,
+) -> None:
+    """Throughput, markets, the book, integrity alerts, scaling advice and resources of the
+    node running on the home (keys 1-6 switch panels, ? lists the keys, q quits)."""
+    from marketnode.tui.app import Dashboard
+
+    node_home = require_home(home)
+    with operator_errors():
+        config = node_home.config()
+        key = None
+        if config.security.curve:
+            key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
+        address = address_of_home(node_home, config)
+    Dashboard(address, key, admin=admin, refresh_s=refresh).run()

@@ -1,0 +1,54 @@
+"""The dashboard against a real node: panels by number keys, live data, the disconnected state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import DataTable, Static, TabbedContent
+
+from marketnode.tui.app import PANELS, Dashboard
+
+
+async def settle(pilot, condition, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.1)):
+        await pilot.pause(0.1)
+        if condition():
+            return
+    raise AssertionError("timed out")
+
+
+def test_panels_follow_the_number_keys_and_fill_with_live_data(running_node):
+    from marketnode.node.keys import OPERATOR, load_key_pair
+
+    config = running_node.home.config()
+    key = load_key_pair(running_node.home.keys_path(config) / f"{OPERATOR}.key_secret")
+    client = running_node.client("alice")
+    client.submit([{"op": "new", "market": "PUNK-ETH", "id": 1, "owner": "0xa11ce",
+                    "side": "buy", "price": "100", "qty": "2"}])  # fmt: skip
+    app = Dashboard(running_node.address, key, refresh_s=0.25)
+
+    async def drive() -> None:
+        async with app.run_test(size=(140, 40)) as pilot:
+            tabs = app.query_one(TabbedContent)
+            for key_name, panel, _ in reversed(PANELS):
+                await pilot.press(key_name)
+                assert tabs.active == panel
+            markets = app.query_one("#markets-table", DataTable)
+            await settle(pilot, lambda: markets.row_count >= 3)
+            assert [str(markets.get_row_at(i)[0]) for i in range(3)] == sorted(
+                str(markets.get_row_at(i)[0]) for i in range(3)
+            )
+            book = app.query_one("#book-table", DataTable)
+            await settle(pilot, lambda: book.row_count >= 1)
+            overview = app.query_one("#overview-text", Static)
+            await settle(pilot, lambda: "orders/s" in str(overview.content))
+            await pilot.press("p")
+            assert app.paused
+            await pilot.press("p", "minus")
+            assert not app.paused and app.refresh_s == 0.5
+            running_node.stop()  # the node goes away underneath
+            banner = app.query_one("#banner")
+            await settle(pilot, lambda: banner.has_class("shown"))
+            assert str(banner.content) == "disconnected, retrying"
+
+    asyncio.run(drive())
