@@ -31,5 +31,5 @@ def dashboard_command(
         key = None
         if config.security.curve:
             key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
-        address = address_of_home(node_home, config)
-    Dashboard(address, key, admin=admin, refresh_s=refresh).run()
+        address_of_home(node_home, config)  # a mistake in the home shows now, in one line
+    Dashboard(lambda: address_of_home(node_home), key, admin=admin, refresh_s=refresh).run()

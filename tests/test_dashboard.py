@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from conftest import start_node
 from textual.widgets import DataTable, Static, TabbedContent
 
+from marketnode.node.client import address_of_home
 from marketnode.tui.app import PANELS, Dashboard
 
 
@@ -25,7 +27,8 @@ def test_panels_follow_the_number_keys_and_fill_with_live_data(running_node):
     client = running_node.client("alice")
     client.submit([{"op": "new", "market": "PUNK-ETH", "id": 1, "owner": "0xa11ce",
                     "side": "buy", "price": "100", "qty": "2"}])  # fmt: skip
-    app = Dashboard(running_node.address, key, refresh_s=0.25)
+    home = running_node.home
+    app = Dashboard(lambda: address_of_home(home), key, refresh_s=0.25)
 
     async def drive() -> None:
         async with app.run_test(size=(140, 40)) as pilot:
@@ -50,5 +53,12 @@ def test_panels_follow_the_number_keys_and_fill_with_live_data(running_node):
             banner = app.query_one("#banner")
             await settle(pilot, lambda: banner.has_class("shown"))
             assert str(banner.content) == "disconnected, retrying"
+            assert app.query_one("#overview").has_class("stale")  # the last data, greyed
+            again = start_node(home)  # and comes back (on new ports: node.json says which)
+            try:
+                await settle(pilot, lambda: not banner.has_class("shown"), timeout_s=15)
+                assert not app.query_one("#overview").has_class("stale")
+            finally:
+                again.stop()
 
     asyncio.run(drive())

@@ -9,6 +9,7 @@ dashboard says so, keeps the last data greyed, and goes on asking.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -98,10 +99,16 @@ class Dashboard(App):
     ]
 
     def __init__(
-        self, address: NodeAddress, key: KeyPair | None, admin: bool = False, refresh_s: float = 1.0
+        self,
+        locate: Callable[[], NodeAddress],
+        key: KeyPair | None,
+        admin: bool = False,
+        refresh_s: float = 1.0,
     ) -> None:
         super().__init__()
-        self.address = address
+        self.locate = locate
+        """Where the node is: asked again at every fetch, so a node restarted on other ports
+        (or on a home whose node.json changed) is found again."""
         self.key = key
         self.admin_actions = admin
         self.refresh_s = refresh_s
@@ -171,7 +178,7 @@ class Dashboard(App):
         if source.name == "metrics" and self.history:
             arguments["since"] = self.history[-1]["time"]
         try:
-            with AdminClient(self.address, self.key, timeout_s=2.0) as client:
+            with AdminClient(self.locate(), self.key, timeout_s=2.0) as client:
                 data = client.call(source.cmd, **arguments)
                 if source.name == "markets" and data:
                     market = self.selected_market or data[0]["market"]
