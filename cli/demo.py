@@ -8,6 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from marketnode.node.client import address_of_home
+from marketnode.node.home import Home
+from marketnode.node.keys import OPERATOR, load_key_pair
+
 from .common import EXIT_USAGE, JsonOption, fail, print_json
 
 
@@ -22,13 +26,17 @@ def demo_command(
     ] = 30,
     rate: Annotated[float, typer.Option("--rate", min=100, help="Orders/s offered.")] = 2000,
     headless: Annotated[
-        bool, typer.Option("--headless", help="Print a line a second and a summary.")
-    ] = True,
+        bool,
+        typer.Option("--headless", help="No dashboard: a line a second, then the summary."),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Start a node in a home of its own, trade on it (a seeded flow, a drop half way, a wash
-    ring), then say what it did: orders, trades, alerts raised, scaling advice."""
+    """Start a node in a home of its own, trade on it (a seeded flow, a drop, a wash ring) with
+    the dashboard open (q quits and stops everything), then say what it did: orders, trades,
+    alerts raised, scaling advice."""
     from marketnode.node.demo import run_demo
+
+    watch = None if headless else _open_dashboard
 
     def progress(elapsed: float, latest: dict[str, Any]) -> None:
         if not json:
@@ -42,10 +50,10 @@ def demo_command(
     if home is not None:
         if home.exists() and any(home.iterdir()):
             fail(f"{home}: not empty; the demo makes a new home", EXIT_USAGE)
-        report = run_demo(home, duration, rate, progress)
+        report = run_demo(home, duration, rate, progress, watch)
     else:
         with tempfile.TemporaryDirectory(prefix="mnode-demo-") as folder:
-            report = run_demo(Path(folder) / "home", duration, rate, progress)
+            report = run_demo(Path(folder) / "home", duration, rate, progress, watch)
     summary = report.summary()
     if json:
         print_json(summary)
@@ -58,3 +66,11 @@ def demo_command(
         f"{summary['recommendations']} scaling recommendations"
         + "".join(f"\n  {line}" for line in summary["advice"])
     )
+
+
+def _open_dashboard(node_home: Home) -> None:
+    from marketnode.tui.app import Dashboard
+
+    config = node_home.config()
+    key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
+    Dashboard(lambda: address_of_home(node_home), key).run()

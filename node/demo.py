@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -83,9 +84,16 @@ def prepare_demo_home(path: Path) -> Home:
     return home
 
 
-def run_demo(path: Path, duration_s: float, rate: float, on_second: Any = None) -> DemoReport:
+def run_demo(
+    path: Path,
+    duration_s: float,
+    rate: float,
+    on_second: Callable[[float, dict], None] | None = None,
+    watch: Callable[[Home], None] | None = None,
+) -> DemoReport:
     """Start the node on a new home at `path`, run the flow, the drop and the ring for
-    `duration_s`, wait for the scan, and report."""
+    `duration_s` (or, with `watch`, until `watch(home)` returns: the dashboard, say), wait for
+    the scan, and report."""
     home = prepare_demo_home(path)
     config = home.config()
     keys = home.keys_path(config)
@@ -93,35 +101,34 @@ def run_demo(path: Path, duration_s: float, rate: float, on_second: Any = None) 
     report = DemoReport()
     try:
         address = address_of_home(home)
-        admin = AdminClient(address, load_key_pair(keys / f"{OPERATOR}.key_secret"))
+        operator = load_key_pair(keys / f"{OPERATOR}.key_secret")
+        admin = AdminClient(address, operator)
         stop = threading.Event()
         profile = LoadProfile(rate=rate, duration_s=duration_s, batch=10,
                               burst_at_s=duration_s / 3, burst_for_s=10, burst_x=60)  # fmt: skip
         commands = list(generate_flow(profile.orders_needed(), seed=7))
         load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
+        ring_key = load_key_pair(keys / PEERS_FOLDER / "ring.key_secret")
         loader = threading.Thread(
-            target=run_load, args=(address, load_key, commands, profile), daemon=True
-        )
-        ring = threading.Thread(
-            target=_ring, args=(address, load_key_pair(keys / PEERS_FOLDER / "ring.key_secret"),
-                                stop, report), daemon=True,
+            target=_quietly, args=(run_load, stop, address, load_key, commands, profile),
+            daemon=True,
         )  # fmt: skip
+        ring = threading.Thread(
+            target=_quietly, args=(_ring, stop, address, ring_key, stop, report), daemon=True
+        )
         loader.start()
         ring.start()
-        started = time.monotonic()
         advice: dict[tuple, dict] = {}
-        while loader.is_alive() or time.monotonic() - started < duration_s:
-            time.sleep(1)
-            try:
-                latest = admin.call("metrics").get("latest") or {}
-                scale = admin.call("scale")["recommendations"]
-            except ClientError:  # a busy second: the next one will tell
-                continue
-            report.orders_per_s_peak = max(report.orders_per_s_peak, latest.get("orders_per_s", 0))
-            for item in scale:
-                advice.setdefault((item["policy"], item["action"], item["resource"]), item)
-            if on_second is not None:
-                on_second(time.monotonic() - started, latest)
+        if watch is None:
+            _observe(admin, report, advice, loader, duration_s, stop, on_second)
+        else:
+            observer = threading.Thread(
+                target=_observe,
+                args=(AdminClient(address, operator), report, advice, loader, 0, stop, None),
+                daemon=True,
+            )
+            observer.start()
+            watch(home)
         stop.set()
         ring.join()
         report.alerts = _wait_for_scan(admin)
@@ -131,8 +138,43 @@ def run_demo(path: Path, duration_s: float, rate: float, on_second: Any = None) 
         report.recommendations = list(advice.values())
         admin.close()
     finally:
+        stop.set()
         stop_node_process(process)
     return report
+
+
+def _observe(
+    admin: AdminClient,
+    report: DemoReport,
+    advice: dict,
+    loader: threading.Thread,
+    duration_s: float,
+    stop: threading.Event,
+    on_second: Callable[[float, dict], None] | None,
+) -> None:
+    """Once a second: the peak rate and every piece of scaling advice, until the load is done
+    and `duration_s` has passed, or `stop`."""
+    started = time.monotonic()
+    while not stop.wait(1) and (loader.is_alive() or time.monotonic() - started < duration_s):
+        try:
+            latest = admin.call("metrics").get("latest") or {}
+            scale = admin.call("scale")["recommendations"]
+        except ClientError:  # a busy second: the next one will tell
+            continue
+        report.orders_per_s_peak = max(report.orders_per_s_peak, latest.get("orders_per_s", 0))
+        for item in scale:
+            advice.setdefault((item["policy"], item["action"], item["resource"]), item)
+        if on_second is not None:
+            on_second(time.monotonic() - started, latest)
+
+
+def _quietly(task: Callable[..., Any], stop: threading.Event, *arguments: Any) -> None:
+    """Run `task`; once the demo is stopping, a node gone away is no error."""
+    try:
+        task(*arguments)
+    except ClientError:
+        if not stop.is_set():
+            raise
 
 
 def _ring(address: Any, key: Any, stop: threading.Event, report: DemoReport) -> None:
