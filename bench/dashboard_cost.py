@@ -1,0 +1,89 @@
+"""What the dashboard costs: its CPU while it watches a loaded node at a 1 s refresh.
+
+    python bench/dashboard_cost.py [--seconds 30] [--refresh 1] [--json]
+
+Starts `mnode start` on a new home (analytics on), offers a steady flow of 2,000 orders/s from
+a load process, and runs the dashboard (headless, 160x45) in this process; the CPU time this
+process used while the dashboard ran, over the wall time, is the dashboard's share of one core.
+Target (issue 6): under 10% at a 1 s refresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from marketnode.node.client import address_of_home
+from marketnode.node.e2e import prepare_home, start_node_process, stop_node_process
+from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.tui.app import Dashboard
+
+
+def measure(seconds: float, refresh: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mnode-dash-") as folder:
+        home, _ = prepare_home(Path(folder) / "home", analytics=True)
+        node = start_node_process(home)
+        load = subprocess.Popen(
+            [sys.executable, "-m", "marketnode.cli", "load", "--home", str(home.path), "--as",
+             "load", "--rate", "2000", "--duration", str(seconds + 10)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            config = home.config()
+            key = load_key_pair(home.keys_path(config) / f"{OPERATOR}.key_secret")
+            app = Dashboard(lambda: address_of_home(home), key, refresh_s=refresh)
+
+            async def watch() -> tuple[float, float]:
+                async with app.run_test(size=(160, 45)) as pilot:
+                    await pilot.pause(3)  # connected and drawn
+                    cpu, wall = time.process_time(), time.monotonic()
+                    await pilot.pause(seconds)
+                    return time.process_time() - cpu, time.monotonic() - wall
+
+            cpu, wall = asyncio.run(watch())
+        finally:
+            load.kill()
+            load.wait()
+            stop_node_process(node)
+    return {
+        "cpu_share_of_one_core": round(cpu / wall, 4),
+        "node_orders_per_s_median": sorted(s["orders_per_s"] for s in app.history)[
+            len(app.history) // 2
+        ]
+        if app.history
+        else None,
+        "seconds": round(wall, 1),
+        "refresh_s": refresh,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cpus",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--refresh", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    report = measure(options.seconds, options.refresh)
+    if options.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"dashboard at a {options.refresh:g} s refresh: "
+            f"{report['cpu_share_of_one_core']:.1%} of one core over {report['seconds']} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
