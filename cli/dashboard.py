@@ -17,9 +17,6 @@ def dashboard_command(
     refresh: Annotated[
         float, typer.Option("--refresh", min=0.25, help="Seconds between refreshes.")
     ] = 1.0,
-    admin: Annotated[
-        bool, typer.Option("--admin", help="Allow actions that change the node.")
-    ] = False,
 ) -> None:
     """Throughput, markets, the book, integrity alerts, scaling advice and resources of the
     node running on the home (keys 1-6 switch panels, ? lists the keys, q quits)."""
@@ -32,4 +29,4 @@ def dashboard_command(
         if config.security.curve:
             key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
         address_of_home(node_home, config)  # a mistake in the home shows now, in one line
-    Dashboard(lambda: address_of_home(node_home), key, admin=admin, refresh_s=refresh).run()
+    Dashboard(lambda: address_of_home(node_home), key, refresh_s=refresh).run()

@@ -78,7 +78,7 @@ class PanelCommands(Provider):
 
 
 class Dashboard(App):
-    """`mnode dashboard`: read-only unless started with `admin=True`."""
+    """`mnode dashboard`: read-only; it asks the node, never changes it."""
 
     TITLE = "marketnode"
     CSS = """
@@ -102,7 +102,6 @@ class Dashboard(App):
         self,
         locate: Callable[[], NodeAddress],
         key: KeyPair | None,
-        admin: bool = False,
         refresh_s: float = 1.0,
     ) -> None:
         super().__init__()
@@ -110,7 +109,6 @@ class Dashboard(App):
         """Where the node is: asked again at every fetch, so a node restarted on other ports
         (or on a home whose node.json changed) is found again."""
         self.key = key
-        self.admin_actions = admin
         self.refresh_s = refresh_s
         self.paused = False
         self.connected: bool | None = None
