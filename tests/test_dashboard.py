@@ -99,3 +99,13 @@ def test_the_demo_in_the_dashboard_shows_throughput_and_the_rings_alert(tmp_path
     report = run_demo(tmp_path / "home", 10, 200, watch=watch)
     assert seen == {"throughput": True, "ring_alert": True}
     assert report.summary()["ring_flagged"]
+
+
+def test_dashboard_on_a_missing_home_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from marketnode.cli.main import app
+
+    result = CliRunner().invoke(app, ["dashboard", "--home", str(tmp_path / "nowhere")])
+    assert result.exit_code == 3
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mnode: ")
