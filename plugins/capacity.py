@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
-from .series import latest, missing, window
+from .series import latest, missing, stale, window
 
 NAME = "capacity"
 DEFAULTS = {
@@ -60,7 +60,7 @@ def _time_to_full(
     """With no `limit`, `metric` is the room left, falling toward zero (free disk); with one,
     `metric` is the room used, rising toward `limit` (LMDB pages toward the map size)."""
     points = window(history, metric, now, option["trend_s"])
-    if not points or now - points[-1][0] > option["stale_s"]:
+    if stale(points, now, option["stale_s"]):
         return missing(NAME, resource, metric, option["stale_s"])
     if len(points) < 3 or points[-1][0] - points[0][0] < option["min_trend_s"]:
         return None

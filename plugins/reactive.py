@@ -14,7 +14,7 @@ import math
 
 from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
-from .series import mean, missing, window
+from .series import mean, missing, stale, window
 
 NAME = "reactive"
 DEFAULTS = {
@@ -41,7 +41,7 @@ def recommend_scaling(history: list[dict], settings: dict, now: float) -> list[R
     best: tuple[int, float, str, float, int] | None = None
     for metric, target_key in METRICS:
         points = window(history, metric, now, option["average_s"])
-        if not points or now - points[-1][0] > option["stale_s"]:
+        if stale(points, now, option["stale_s"]):
             found.append(missing(NAME, "nodes", metric, option["stale_s"]))
             continue
         observed = mean(points)

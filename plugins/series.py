@@ -34,6 +34,11 @@ def window(
     return points
 
 
+def stale(points: list[tuple[float, float]], now: float, stale_s: float) -> bool:
+    """No reading in `points` (a `window`), or none in the last `stale_s` seconds."""
+    return not points or now - points[-1][0] > stale_s
+
+
 def latest(history: list[Sample], path: str, now: float, stale_s: float) -> float | None:
     """The metric's newest value, or None when it is missing or older than `stale_s`."""
     if not history or now - history[-1]["time"] > stale_s:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
-from .series import mean, missing, window
+from .series import mean, missing, stale, window
 
 NAME = "sharding"
 DEFAULTS = {"target_busy": 0.7, "tolerance": 0.1, "average_s": 10, "stale_s": 5.0}
@@ -21,7 +21,7 @@ scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
 def recommend_scaling(history: list[dict], settings: dict, now: float) -> list[Recommendation]:
     option = settings_of(settings, NAME, DEFAULTS)
     busy_points = window(history, "matching_busy", now, option["average_s"])
-    if not busy_points or now - busy_points[-1][0] > option["stale_s"]:
+    if stale(busy_points, now, option["stale_s"]):
         return [missing(NAME, "nodes", "matching_busy", option["stale_s"])]
     busy = mean(busy_points)
     target = option["target_busy"]
