@@ -279,6 +279,7 @@ class JournalFollower:
         self.engine = Engine()
         self.replayed = 0
         """Journal commands applied to this follower's engine."""
+        remove_stale_scratch()  # once per follower: a sync runs several times a second
 
     def sync(self, most_commands: int | None = None) -> int:
         """Bring the analytics store up to the journal's last commit, or `most_commands` (at a
@@ -292,7 +293,6 @@ class JournalFollower:
         paused meanwhile: the short-lived event objects hold no cycles.
         """
         stored = self.analytics.position()
-        remove_stale_scratch()
         writer = _BatchWriter(self.analytics)
         collecting = gc.isenabled()
         gc.disable()
