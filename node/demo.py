@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import AdminClient, Client, ClientError, address_of_home
+from .config import NodeConfig
 from .e2e import prepare_home, start_node_process, stop_node_process
 from .flow import generate_flow
 from .home import Home
@@ -114,7 +115,9 @@ def run_demo(
             daemon=True,
         )  # fmt: skip
         ring = threading.Thread(
-            target=_quietly, args=(_ring, stop, address, ring_key, stop, report), daemon=True
+            target=_quietly,
+            args=(_ring, stop, address, ring_key, _tick_of(config, RING_MARKET), stop, report),
+            daemon=True,
         )
         loader.start()
         ring.start()
@@ -177,10 +180,15 @@ def _quietly(task: Callable[..., Any], stop: threading.Event, *arguments: Any) -
             raise
 
 
-def _ring(address: Any, key: Any, stop: threading.Event, report: DemoReport) -> None:
+def _tick_of(config: NodeConfig, symbol: str) -> Decimal:
+    return Decimal(next(spec.tick_size for spec in config.markets if spec.symbol == symbol))
+
+
+def _ring(
+    address: Any, key: Any, tick: Decimal, stop: threading.Event, report: DemoReport
+) -> None:
     """Pass 3 units round the ring twice a second, inside LAND-ETH's spread."""
     client = Client(address, key)
-    tick = Decimal("0.001")
     numbers = iter(range(1, 10**9))
     try:
         while not stop.wait(0.5):
