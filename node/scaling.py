@@ -70,10 +70,8 @@ class Scaler:
         """A scale advice reports the highest desired count of the window."""
         if item.action not in ("scale_up", "scale_down") or item.desired is None:
             return item
-        asked = self.asked.setdefault(item.key, deque())
-        asked.append((now, item.desired))
-        self._forget(asked, now)
-        highest = max(desired for _, desired in asked)
+        self.asked.setdefault(item.key, deque()).append((now, item.desired))
+        highest = self._highest(item.key, now)
         if highest <= item.desired:
             return item
         return self._holding(item, highest)
@@ -85,12 +83,9 @@ class Scaler:
         for item in self.current:
             if item.action != "scale_up" or item.key in given:
                 continue
-            asked = self.asked.get(item.key)
-            if asked is None:
-                continue
-            self._forget(asked, now)
-            if asked and max(d for _, d in asked) > (item.current or 0):
-                held.append(self._holding(item, max(d for _, d in asked)))
+            highest = self._highest(item.key, now)
+            if highest is not None and highest > (item.current or 0):
+                held.append(self._holding(item, highest))
         return held
 
     def _holding(self, item: Recommendation, highest: float) -> Recommendation:
@@ -111,9 +106,14 @@ class Scaler:
             details=item.details,
         )
 
-    def _forget(self, asked: deque[tuple[float, float]], now: float) -> None:
+    def _highest(self, key: tuple[str, str], now: float) -> float | None:
+        """The highest count asked for `key` within the window (None: nothing asked)."""
+        asked = self.asked.get(key)
+        if asked is None:
+            return None
         while asked and asked[0][0] < now - self.stabilization_s:
             asked.popleft()
+        return max((desired for _, desired in asked), default=None)
 
 
 class ScalingListener:
