@@ -9,6 +9,7 @@ dashboard says so, keeps the last data greyed, and goes on asking.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -17,12 +18,14 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static, TabbedContent, TabPane
 
 from marketnode.node.client import AdminClient, ClientError, NodeAddress
 from marketnode.node.keys import KeyPair
 
+log = logging.getLogger(__name__)
 PANELS = (
     ("1", "overview", "Overview"),
     ("2", "markets", "Markets"),
@@ -197,17 +200,26 @@ class Dashboard(App):
     def on_unreachable(self, message: Unreachable) -> None:
         if self.connected is not False:
             self.connected = False
-            self.query_one("#banner").add_class("shown")
-            for pane in self.query(TabPane):
-                pane.add_class("stale")
+            self._render_safely(self._show_connected, False)
 
     def on_fetched(self, message: Fetched) -> None:
         if self.connected is not True:
             self.connected = True
-            self.query_one("#banner").remove_class("shown")
-            for pane in self.query(TabPane):
-                pane.remove_class("stale")
-        getattr(self, f"_show_{message.source}")(message.data)
+            self._render_safely(self._show_connected, True)
+        self._render_safely(getattr(self, f"_show_{message.source}"), message.data)
+
+    def _render_safely(self, show: Callable[[Any], None], data: Any) -> None:
+        """A worker's answer may land while the app closes and its panels are gone: then it is
+        dropped, never a traceback."""
+        try:
+            show(data)
+        except NoMatches:
+            log.debug("panels gone (closing): an answer from the node dropped")
+
+    def _show_connected(self, connected: bool) -> None:
+        self.query_one("#banner").set_class(not connected, "shown")
+        for pane in self.query(TabPane):
+            pane.set_class(not connected, "stale")
 
     def _show_metrics(self, data: dict) -> None:
         self.history = (self.history + data.get("history", []))[-3600:]
