@@ -8,6 +8,10 @@ else. Candidates are pairs that traded at least `min_pair_trades` times, for at 
 connected components are then trimmed, member by member, to wallets that do at least
 `min_inside_share` of their volume, and `min_member_trades` trades, inside the group.
 
+A group that is most of its market trades mostly with itself by construction (in a market of
+fifty wallets, any forty do): a group whose members' volume is over `max_market_share` of the
+market's in the window is not a cluster.
+
 Market makers in a thin market may trade mostly with each other too, shedding inventory into one
 another's quotes; but a maker requotes all day, while a wash wallet's orders are meant to fill.
 A wallet that cancels or replaces more than `max_requotes_per_trade` orders per trade in the
@@ -33,6 +37,7 @@ DEFAULTS = {
     "min_member_trades": 5,
     "min_members": 3,
     "max_requotes_per_trade": 0.5,
+    "max_market_share": 0.5,
 }
 
 QUERY = f"""
@@ -61,9 +66,13 @@ candidates AS (
 members AS (
     SELECT market, bucket, a AS wallet FROM candidates
     UNION SELECT market, bucket, b FROM candidates
+),
+market_volumes AS (
+    SELECT market, bucket, sum(volume) AS volume FROM volumes GROUP BY ALL
 )
 SELECT t.market, t.bucket, t.seq, t.seller, t.buyer, CAST(t.qty AS VARCHAR),
        CAST(t.notional AS VARCHAR), CAST(vs.volume AS VARCHAR), CAST(vb.volume AS VARCHAR),
+       CAST(mv.volume AS VARCHAR),
        EXISTS (SELECT 1 FROM candidates c
                WHERE c.market = t.market AND c.bucket = t.bucket
                  AND c.a = least(t.seller, t.buyer) AND c.b = greatest(t.seller, t.buyer))
@@ -72,6 +81,7 @@ SEMI JOIN members ms ON ms.market = t.market AND ms.bucket = t.bucket AND ms.wal
 SEMI JOIN members mb ON mb.market = t.market AND mb.bucket = t.bucket AND mb.wallet = t.buyer
 JOIN volumes vs ON vs.market = t.market AND vs.bucket = t.bucket AND vs.wallet = t.seller
 JOIN volumes vb ON vb.market = t.market AND vb.bucket = t.bucket AND vb.wallet = t.buyer
+JOIN market_volumes mv ON mv.market = t.market AND mv.bucket = t.bucket
 ORDER BY t.market, t.bucket, t.seq
 """
 
@@ -92,8 +102,9 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
             "requotes": option["max_requotes_per_trade"],
         },
     ).fetchall()
-    for market, bucket, seq, seller, buyer, qty, notional, sold, bought, candidate in rows:
+    for market, bucket, seq, seller, buyer, qty, notional, sold, bought, total, candidate in rows:
         window = groups[market, bucket]
+        window.market_volume = Decimal(total)
         window.trades.append(PartnerTrade(seq, seller, buyer, Decimal(qty), Decimal(notional)))
         window.volumes[seller] = Decimal(sold)
         window.volumes[buyer] = Decimal(bought)
@@ -115,12 +126,16 @@ class _Window:
         self.trades: list[PartnerTrade] = []
         self.volumes: dict[str, Decimal] = {}
         self.links: defaultdict[str, set[str]] = defaultdict(set)
+        self.market_volume = Decimal(0)
+        """Every wallet's volume in the market and window, summed (each trade counts twice,
+        as the members' volumes do)."""
 
     def clusters(self, option: dict[str, Any]) -> list[set[str]]:
         """Groups of linked wallets, each member trading mostly and often inside its group."""
         found = []
         pending = _components(self.links, set(self.links))
         least_share = Decimal(str(option["min_inside_share"]))
+        most_of_market = Decimal(str(option["max_market_share"])) * self.market_volume
         while pending:
             group = pending.pop()
             if len(group) < option["min_members"]:
@@ -132,10 +147,10 @@ class _Window:
                 if count[wallet] >= option["min_member_trades"]
                 and volume[wallet] >= least_share * self.volumes[wallet]
             }
-            if keep == group:
-                found.append(group)
-            else:
+            if keep != group:
                 pending.extend(_components(self.links, keep))
+            elif sum(self.volumes[wallet] for wallet in group) <= most_of_market:
+                found.append(group)  # (most of the market trades among itself by construction)
         return found
 
     def inside(self, group: set[str]) -> tuple[dict[str, Decimal], dict[str, int]]:

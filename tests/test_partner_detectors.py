@@ -159,3 +159,21 @@ def test_a_wash_cluster_is_found_and_a_maker_community_is_not(trades):
                 [10_000 + n, MARKET, maker],
             )
     assert [a.wallets for a in alerts_of(trades, "wash_clusters")] == [sorted(farm)]
+
+
+def test_a_closed_market_trading_at_random_is_no_wash_cluster(trades):
+    """Twelve wallets that are the whole market trade with each other at random: of course
+    they trade mostly among themselves; there is nobody else."""
+    import random
+
+    rng = random.Random(3)
+    wallets = [f"0xw{n}" for n in range(12)]
+    for _ in range(600):
+        seller, buyer = rng.sample(wallets, 2)
+        trades.add(seller, buyer, rng.randint(1, 9))
+    assert alerts_of(trades, "wash_clusters") == []
+    farm = [f"0xfarm{n}" for n in range(3)]  # a small farm beside them is still found
+    for _ in range(30):
+        for seller, buyer in itertools.permutations(farm, 2):
+            trades.add(seller, buyer, 2)
+    assert [a.wallets for a in alerts_of(trades, "wash_clusters")] == [farm]
