@@ -73,13 +73,15 @@ def _metrics(node: Node, request: AdminRequest) -> dict[str, Any]:
 
 
 def _scale(node: Node, _request: AdminRequest) -> dict[str, Any]:
-    """The current scaling recommendations (stabilized), or why there are none."""
+    """The current scaling recommendations (stabilized), or why there are none, and the load
+    outlook (the forecast against its target)."""
     if node.scaler is None:
         why = "[scaling] enabled = false" if node.sampler else "[metrics] enabled = false"
-        return {"scaling": f"off ({why})", "recommendations": []}
+        return {"scaling": f"off ({why})", "recommendations": [], "outlook": None}
     return {
         "scaling": "on",
         "recommendations": [msgspec.to_builtins(r) for r in node.scaler.current],
+        "outlook": node.scaler.outlook,
     }
 
 

@@ -46,6 +46,8 @@ class Scaler:
         self.asked: dict[tuple[str, str], deque[tuple[float, float]]] = {}
         """(policy, resource) -> (time, desired) of the raw scale advice in the window."""
         self.current: list[Recommendation] = []
+        self.outlook: dict[str, Any] | None = None
+        """The latest load forecast against its target (`forecast_load`), for the dashboard."""
 
     def update(self, history: list[dict], now: float) -> list[Recommendation]:
         raw: list[Recommendation] = []
@@ -53,14 +55,19 @@ class Scaler:
             history=history, settings=self.settings, now=now
         ):
             raw.extend(found or [])
+        self.outlook = self.manager.hook.forecast_load(
+            history=history, settings=self.settings, now=now
+        )
         advice = [self._stabilized(item, now) for item in raw]
         advice += self._held(raw, now)
         previous = {(r.policy, r.resource, r.action): r for r in self.current}
         for item in advice:
             before = previous.get((item.policy, item.resource, item.action))
             item.since = before.since if before is not None else now
-            if before is None and item.action != "missing" and not item.details.get(
-                "forecast_only"
+            if (
+                before is None
+                and item.action != "missing"
+                and not item.details.get("forecast_only")
             ):
                 self.manager.hook.act_on_recommendation(recommendation=item)
         self.current = sorted(advice, key=lambda r: (r.resource, r.policy, r.action))

@@ -59,6 +59,16 @@ def recommend_scaling(
     a `missing` recommendation, never a scale-down."""
 
 
+@hookspec(firstresult=True)
+def forecast_load(
+    history: list[dict[str, Any]], settings: dict[str, dict[str, Any]], now: float
+) -> dict[str, Any] | None:
+    """The load outlook the dashboard plots whether or not it leads to advice: `metric`,
+    `target`, `step_s`, `steps` (`[time, mean]` pairs the forecast was made from, oldest
+    first), `forecast` (`[time, value]`, or None with `why`) and `forecast_error`. The first
+    plugin that answers is used."""
+
+
 @hookspec
 def act_on_recommendation(recommendation: Recommendation) -> None:
     """Do something about a new recommendation (call an orchestrator). Nothing acts by

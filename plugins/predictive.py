@@ -13,6 +13,7 @@ on what came before it) so the operator can judge it, and its advice is forecast
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import Ridge
@@ -38,21 +39,19 @@ DAY_S = 86400
 scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
 
 
+STEPS_SHOWN = 60
+"""How many of the latest steps `forecast_load` returns with its forecast."""
+
+
 @hookimpl
 def recommend_scaling(history: list[dict], settings: dict, now: float) -> list[Recommendation]:
     option = settings_of(settings, NAME, DEFAULTS)
-    times, values = resample(history, option["metric"], option["step_s"], now,
-                             option["max_history_s"])  # fmt: skip
-    if len(times) < 2 or times[-1] - times[0] < option["min_history_s"]:
-        return []  # too little history to forecast from: no advice, and nothing missing
-    steps = max(1, round(option["horizon_s"] / option["step_s"]))
-    seasonal = times[-1] - times[0] >= DAY_S
-    features = design(times, values, seasonal)
-    forecast = fit_predict(features[:-steps], values[steps:], features[-1:])[0]
-    error = forecast_error(features, values, steps, round(option["evaluate_s"] / option["step_s"]))
+    outlook = _outlook(history, option, now)
+    forecast = outlook["forecast"]
     target = option["target"]
-    if forecast <= target:
-        return []
+    if forecast is None or forecast[1] <= target:
+        return []  # too little history to forecast from (no advice, nothing missing), or fine
+    value, error = forecast[1], outlook["forecast_error"]
     confidence = 0.5 if error is None else max(0.0, 1.0 - error)
     error_text = "unknown yet" if error is None else f"{error:.0%}"
     return [
@@ -61,23 +60,71 @@ def recommend_scaling(history: list[dict], settings: dict, now: float) -> list[R
             action="scale_up",
             resource="nodes",
             current=1,
-            desired=math.ceil(forecast / target),
+            desired=math.ceil(value / target),
             metric=f"{option['metric']} (forecast)",
-            ratio=round(forecast / target, 3),
+            ratio=round(value / target, 3),
             confidence=round(confidence, 2),
             reason=(
-                f"{option['metric']} forecast at {forecast:.3g} in "
-                f"{option['horizon_s'] / 60:g} min (target {target:g}, now {values[-1]:.3g}); "
-                f"recent forecast error {error_text}"
+                f"{option['metric']} forecast at {value:.3g} in "
+                f"{option['horizon_s'] / 60:g} min (target {target:g}, now "
+                f"{outlook['steps'][-1][1]:.3g}); recent forecast error {error_text}"
             ),
             details={
-                "forecast": round(float(forecast), 4),
+                "forecast": value,
                 "horizon_s": option["horizon_s"],
-                "forecast_error": None if error is None else round(error, 4),
+                "forecast_error": error,
                 "forecast_only": not option["act"],
             },
         )
     ]
+
+
+@hookimpl
+def forecast_load(history: list[dict], settings: dict, now: float) -> dict[str, Any]:
+    return _outlook(history, settings_of(settings, NAME, DEFAULTS), now)
+
+
+_last_outlook: list[Any] = [None, None]
+"""(key, outlook) of the latest call: both hooks ask for the same moment, the model is fitted
+once."""
+
+
+def _outlook(history: list[dict], option: dict[str, Any], now: float) -> dict[str, Any]:
+    """The steps the model sees, and its forecast `horizon_s` past the last one (None, with
+    why, while there is less than `min_history_s` of history)."""
+    key = (now, len(history), history[-1]["time"] if history else None, *option.items())
+    if _last_outlook[0] != key:
+        _last_outlook[:] = [key, _fit_outlook(history, option, now)]
+    return _last_outlook[1]
+
+
+def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dict[str, Any]:
+    times, values = resample(history, option["metric"], option["step_s"], now,
+                             option["max_history_s"])  # fmt: skip
+    outlook: dict[str, Any] = {
+        "metric": option["metric"],
+        "target": option["target"],
+        "step_s": option["step_s"],
+        "horizon_s": option["horizon_s"],
+        "steps": [[float(t), round(float(v), 4)] for t, v in zip(
+            times[-STEPS_SHOWN:], values[-STEPS_SHOWN:], strict=True)],
+        "forecast": None,
+        "forecast_error": None,
+    }  # fmt: skip
+    span = times[-1] - times[0] if len(times) >= 2 else 0.0
+    if span < option["min_history_s"]:
+        outlook["why"] = (
+            f"forecasts start after {option['min_history_s'] / 60:g} min of history "
+            f"({span / 60:.0f} min so far)"
+        )
+        return outlook
+    steps = max(1, round(option["horizon_s"] / option["step_s"]))
+    features = design(times, values, seasonal=span >= DAY_S)
+    forecast = fit_predict(features[:-steps], values[steps:], features[-1:])[0]
+    error = forecast_error(features, values, steps, round(option["evaluate_s"] / option["step_s"]))
+    outlook["forecast"] = [float(times[-1] + option["horizon_s"]), round(float(forecast), 4)]
+    outlook["forecast_error"] = None if error is None else round(error, 4)
+    return outlook
 
 
 def resample(
