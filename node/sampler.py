@@ -167,7 +167,8 @@ class MetricsSampler(threading.Thread):
             "commit_ms": histograms["commit"].summary(1000),
             "batch_commands": histograms["batch"].summary(),
             "matching_busy": round(min(1.0, rate("busy_ns", loop.busy_ns, seconds) / 1e9), 4),
-            "backlog": round(saturated / batches, 4) if batches else 0.0,
+            # the two counters are read a moment apart while the loop runs: at most all
+            "backlog": round(min(1.0, saturated / batches), 4) if batches else 0.0,
             "analytics_lag_s": lag.get("lag_s"),
             "analytics_lag_commands": lag.get("lag_commands"),
             **self._store_sizes(),
