@@ -663,7 +663,17 @@ class Node:
                     else:
                         reply = handle_admin(self, request)
             try:
-                self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
+                payload = encoder.encode(reply)
+            except (TypeError, msgspec.EncodeError) as error:
+                # a value a plugin left in a form msgpack cannot carry: the operator gets an
+                # error, and the node goes on
+                log.error("admin %s: the answer cannot be encoded: %s", reply.ref, error)
+                payload = encoder.encode(AdminReply(
+                    PROTOCOL_VERSION, False, error=f"internal: cannot encode the answer: {error}",
+                    ref=reply.ref,
+                ))  # fmt: skip
+            try:
+                self.admin.send_multipart([identity, payload], zmq.NOBLOCK)
             except zmq.ZMQError as error:
                 log.debug("admin client gone: %s", error)
 
@@ -740,7 +750,17 @@ class Node:
                 ref,
             )
             try:
-                self.admin.send_multipart([identity, encoder.encode(reply)], zmq.NOBLOCK)
+                payload = encoder.encode(reply)
+            except (TypeError, msgspec.EncodeError) as error:
+                # a value a plugin left in a form msgpack cannot carry: the operator gets an
+                # error, and the node goes on
+                log.error("admin %s: the answer cannot be encoded: %s", reply.ref, error)
+                payload = encoder.encode(AdminReply(
+                    PROTOCOL_VERSION, False, error=f"internal: cannot encode the answer: {error}",
+                    ref=reply.ref,
+                ))  # fmt: skip
+            try:
+                self.admin.send_multipart([identity, payload], zmq.NOBLOCK)
             except zmq.ZMQError as error:
                 log.debug("admin client gone: %s", error)
 

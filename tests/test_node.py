@@ -927,3 +927,16 @@ def test_mnode_start_status_stop_and_a_killed_node(tmp_path):
     gone = _mnode("status", "--home", str(home.path))
     assert gone.returncode == 5
     assert gone.stderr.count("\n") == 1
+
+
+def test_an_admin_answer_that_cannot_be_encoded_is_an_error_not_a_crash(
+    running_node, monkeypatch
+):
+    from marketnode.node import admin as admin_requests
+    from marketnode.node.client import ClientError
+
+    monkeypatch.setitem(admin_requests._HANDLERS, "peers", lambda node, request: {"x": object()})
+    admin = running_node.admin()
+    with pytest.raises(ClientError, match="internal: cannot encode the answer"):
+        admin.call("peers")
+    assert admin.call("status")["name"]  # the node goes on
