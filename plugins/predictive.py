@@ -122,7 +122,9 @@ def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dic
     features = design(times, values, seasonal=span >= DAY_S)
     forecast = fit_predict(features[:-steps], values[steps:], features[-1:])[0]
     error = forecast_error(features, values, steps, round(option["evaluate_s"] / option["step_s"]))
-    outlook["forecast"] = [float(times[-1] + option["horizon_s"]), round(float(forecast), 4)]
+    # a load is never below zero, however a short history's trend extrapolates
+    value = round(max(0.0, float(forecast)), 4)
+    outlook["forecast"] = [float(times[-1] + option["horizon_s"]), value]
     outlook["forecast_error"] = None if error is None else round(error, 4)
     return outlook
 

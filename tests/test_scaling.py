@@ -236,3 +236,19 @@ def test_a_burst_of_writes_that_stopped_is_no_trend():
     assert ("capacity", "warn") not in advice
     rising = [dict(item, lmdb_used_bytes=1e9 + n * 50e6) for n, item in enumerate(history)]
     assert advice_at(scaler(), rising)["capacity", "warn"].resource == "lmdb_map"
+
+
+def test_the_load_outlook_plots_the_steps_and_never_forecasts_below_zero():
+    """A falling load over a short history: the trend would extrapolate below zero."""
+    item = scaler(predictive={"step_s": 5, "min_history_s": 60, "horizon_s": 60})
+    falling = busy_history([0.9 - n * 0.008 for n in range(100)])
+    item.update(falling, falling[-1]["time"])
+    outlook = item.outlook
+    assert outlook["metric"] == "matching_busy" and outlook["target"] == 0.7
+    assert len(outlook["steps"]) == 20 and outlook["steps"][-1][1] == pytest.approx(0.124)
+    assert outlook["forecast"][0] == outlook["steps"][-1][0] + 60
+    assert outlook["forecast"][1] == 0.0
+    msgspec.msgpack.encode(outlook)  # what admin `scale` sends: plain numbers only
+    short = scaler(predictive={"min_history_s": 1200})
+    short.update(falling, falling[-1]["time"])
+    assert short.outlook["forecast"] is None and "after 20 min" in short.outlook["why"]
