@@ -76,19 +76,27 @@ def prepare_home(
     return home, key
 
 
+NODE_LOG = "node.log"
+
+
 def start_node_process(home: Home) -> subprocess.Popen:
-    """`mnode start` on `home` in a child process; returns once it has bound its sockets."""
+    """`mnode start` on `home` in a child process, its stderr in `home/node.log` (a pipe
+    nobody reads would fill and stop the node at its next log line); returns once the node
+    has bound its sockets."""
     home.runtime_path.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [*NODE_COMMAND, "start", "--home", str(home.path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log_path = home.path / NODE_LOG
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*NODE_COMMAND, "start", "--home", str(home.path)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not home.runtime_path.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("the node did not start: " + process.stderr.read().decode())
+            process.wait()
+            raise RuntimeError(f"the node did not start: {log_path.read_text()[-2000:]}")
         time.sleep(0.05)
     return process
 
