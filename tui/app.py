@@ -1,82 +1,138 @@
 """The operator dashboard: a running node's throughput, books, integrity alerts, scaling advice
 and resources, live.
 
-Each data source has its own thread worker that asks the node's admin socket (a connection of
-its own: ZeroMQ sockets belong to one thread), posts what it got as a message, and re-arms
-itself with `set_timer`; message handlers only render. When the node does not answer, the
-dashboard says so, keeps the last data greyed, and goes on asking.
+Each data source (an admin request, or the market-data subscription of the trade tape) has a
+thread worker of its own that asks the node, posts the answer as a message and re-arms itself
+with `set_timer`; the message handlers only render. When the node does not answer, a banner
+says so, the last data stays on screen greyed, and the workers go on asking.
+
+`Dashboard` only reads. `AdminDashboard` (`mnode dashboard --admin`) adds the keys that change
+the node: halt or resume a market, disable or enable a peer, label an alert; each asks first.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
-from textual import work
+import msgspec
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
-from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Sparkline, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from marketnode.node.client import AdminClient, ClientError, NodeAddress
-from marketnode.node.keys import KeyPair
+from marketnode.node.client import ClientError, NodeAddress
+from marketnode.node.keys import KeyFileError, KeyPair
+from marketnode.node.markets import ConfigError
+
+from .links import ANALYTICS_TIMEOUT_S, REQUEST_TIMEOUT_S, NodeLinks
+from .messages import ActionDone, Fetched, Refused, Unreachable
+from .panels import PANELS
+from .panels.base import Panel, selected_key
+from .panels.integrity import ALERTS_QUERY, IntegrityPanel
+from .panels.markets import DAY_STATS_QUERY, MarketsPanel
+from .screens import TRADES_SHOWN, ConfirmScreen, EvidenceScreen, HelpScreen
 
 log = logging.getLogger(__name__)
-PANELS = (
-    ("1", "overview", "Overview"),
-    ("2", "markets", "Markets"),
-    ("3", "book", "Book"),
-    ("4", "integrity", "Integrity"),
-    ("5", "scaling", "Scaling"),
-    ("6", "resources", "Resources"),
-)
 REFRESH_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
-SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
+BOOK_DEPTH = 15
+ANALYTICS_SLOW = (
+    f"the analytics process did not answer within {ANALYTICS_TIMEOUT_S:g} s (scanning or "
+    "catching up); the last answer is shown"
+)
+EVIDENCE_TRADES_QUERY = f"""
+SELECT seq, strftime(time, '%Y-%m-%d %H:%M:%S') AS time, seller, buyer, price, qty FROM trades
+WHERE seq IN (SELECT unnest(trades) FROM alerts WHERE id = ?) ORDER BY seq LIMIT {TRADES_SHOWN}
+"""
 
 
-@dataclass
+@dataclass(frozen=True)
+class Key:
+    """One row of the key table: the bindings, the help screen and the command palette."""
+
+    keys: str
+    action: str
+    description: str
+    panel: str | None = None
+    """The panel the key works in (None: everywhere)."""
+
+    def binding(self) -> Binding:
+        return Binding(self.keys, self.action, self.description)
+
+    @property
+    def shown_keys(self) -> str:
+        names = {"question_mark": "?", "plus": "+", "equals_sign": "=", "minus": "-",
+                 "slash": "/"}  # fmt: skip
+        return " ".join(names.get(key, key) for key in self.keys.split(","))
+
+
+KEYS = (
+    *(Key(key, f"show('{panel}')", title) for key, panel, title, _ in PANELS),
+    Key("slash", "filter_markets", "Filter markets by name"),
+    Key("p", "pause", "Pause / resume"),
+    Key("plus,equals_sign", "faster", "Refresh faster"),
+    Key("minus", "slower", "Refresh slower"),
+    Key("question_mark", "help", "Keys"),
+    Key("q", "quit", "Quit"),
+)
+ADMIN_KEYS = (
+    Key("h", "toggle_halt", "Halt / resume market", "markets"),
+    Key("d", "toggle_peer", "Disable / enable peer", "overview"),
+    Key("w", "label('wash')", "Label alert wash", "integrity"),
+    Key("b", "label('benign')", "Label alert benign", "integrity"),
+)
+NOT_BINDINGS = (
+    ("enter", "Open the market's book / the alert's evidence", "Markets, Integrity"),
+    ("ctrl+p", "Command palette", "everywhere"),
+)
+
+
+@dataclass(frozen=True)
 class Source:
-    """One admin request the dashboard repeats, and how its answer is shown."""
+    """Something the dashboard asks the node again and again, every `every` refreshes.
+    `analytics`: the node relays it to its analytics process; when that is slow to answer the
+    panel says so, and the node is not taken for gone."""
 
     name: str
-    cmd: str
-    arguments: dict[str, Any]
+    every: float
+    analytics: bool = False
 
 
-class Fetched(Message):
-    def __init__(self, source: str, data: Any) -> None:
-        super().__init__()
-        self.source = source
-        self.data = data
+SOURCES = (
+    Source("status", 1),
+    Source("metrics", 1),
+    Source("peers", 2),
+    Source("markets", 1),
+    Source("book", 1),
+    Source("tape", 0),  # waits for trades itself, a refresh period at a time
+    Source("market_stats", 5, analytics=True),
+    Source("alerts", 2, analytics=True),
+    Source("scale", 1),
+)
 
 
-class Unreachable(Message):
-    def __init__(self, source: str, why: str) -> None:
-        super().__init__()
-        self.source = source
-        self.why = why
-
-
-class PanelCommands(Provider):
-    """The command palette: the same table as the key bindings."""
+class KeyCommands(Provider):
+    """The command palette: the rows of the key table that work where the operator is."""
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         app = self.app
-        for binding in app.BINDINGS:
-            if not isinstance(binding, Binding) or not binding.description:
+        assert isinstance(app, Dashboard)
+        for key in app.keys:
+            if not app.key_works(key):
                 continue
-            score = matcher.match(binding.description)
+            score = matcher.match(key.description)
             if score > 0:
                 yield Hit(
                     score,
-                    matcher.highlight(binding.description),
-                    lambda action=binding.action: app.run_action(action),
-                    help=f"key {binding.key}",
+                    matcher.highlight(key.description),
+                    partial(app.run_action, key.action),
+                    help=f"key {key.shown_keys}",
                 )
 
 
@@ -85,267 +141,279 @@ class Dashboard(App):
 
     TITLE = "marketnode"
     CSS = """
-    .stale { color: $text-disabled; }
-    #banner { height: 1; background: $error; color: $text; display: none; }
+    #banner { height: 1; background: $error; color: $text; display: none; padding: 0 1; }
     #banner.shown { display: block; }
-    Sparkline { height: 4; margin: 0 1; }
+    .stale DataTable, .stale Static, .stale Chart { opacity: 45%; }
     .label { margin: 0 1; }
+    .dim { color: $text-muted; }
+    .charts { height: 10; }
+    .charts Chart { width: 1fr; height: 10; margin: 0 1; }
+    Screen.-narrow .charts { layout: vertical; height: 20; }
+    .book-columns { height: 1fr; }
+    .ladder { width: 3fr; }
+    .tape { width: 2fr; }
+    Screen.-narrow .book-columns { layout: vertical; }
+    Screen.-narrow .ladder, Screen.-narrow .tape { width: 1fr; height: 1fr; }
+    #market-filter { display: none; }
+    #market-filter.shown { display: block; }
+    #forecast-chart { height: 12; margin: 1 1 0 1; }
+    #scale-table { height: auto; max-height: 12; }
+    HelpScreen, ConfirmScreen, EvidenceScreen { align: center middle; }
+    .dialog { width: 100; max-width: 95%; height: auto; max-height: 90%; padding: 1 2;
+              border: thick $primary; background: $surface; }
+    .dialog DataTable { height: auto; max-height: 30; }
+    .buttons { height: auto; margin-top: 1; }
+    .buttons Button { margin: 0 2; }
     """
-    COMMANDS = App.COMMANDS | {PanelCommands}
-    BINDINGS: ClassVar[list[Binding]] = [
-        *(Binding(key, f"show('{panel}')", title) for key, panel, title in PANELS),
-        Binding("p", "pause", "Pause / resume"),
-        Binding("plus,=", "faster", "Refresh faster"),
-        Binding("minus", "slower", "Refresh slower"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    COMMANDS = App.COMMANDS | {KeyCommands}
+    BINDINGS: ClassVar[list[Binding]] = [key.binding() for key in KEYS]
+    keys: tuple[Key, ...] = KEYS
+    changes_the_node: ClassVar[bool] = False
 
     def __init__(
         self,
         locate: Callable[[], NodeAddress],
         key: KeyPair | None,
         refresh_s: float = 1.0,
+        poll: bool = True,
     ) -> None:
+        """`locate` says where the node is; it is asked again for every request, so a node
+        restarted on other ports is found again. `poll=False` starts no workers: the panels
+        show only the messages posted to the app (snapshot tests do that)."""
         super().__init__()
-        self.locate = locate
-        """Where the node is: asked again at every fetch, so a node restarted on other ports
-        (or on a home whose node.json changed) is found again."""
-        self.key = key
+        self.links = NodeLinks(locate, key)
         self.refresh_s = refresh_s
+        self.poll = poll
         self.paused = False
+        self.closing = False
         self.connected: bool | None = None
-        self.selected_market: str | None = None
-        self.sources = {
-            "metrics": Source("metrics", "metrics", {}),
-            "status": Source("status", "status", {}),
-            "markets": Source("markets", "markets", {}),
-            "scale": Source("scale", "scale", {}),
-            "alerts": Source("alerts", "sql", {"query": (
-                "SELECT id, strftime(time, '%H:%M:%S') AS time, severity, detector, market, "
-                "wallets, len(trades) AS trades, evidence FROM alerts "
-                "ORDER BY time DESC, id LIMIT 200")}),
-        }  # fmt: skip
-        self.history: list[dict] = []
-        self._identity = ""
-        self._latest_markets: dict = {}
-        self._alerts: dict = {}
+        self.book_market: str | None = None
+        self.market_names: list[str] = []
+        self.node_title = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("disconnected, retrying", id="banner")
         with TabbedContent(initial="overview"):
-            with TabPane("1 Overview", id="overview"):
-                yield Static("orders/s", classes="label")
-                yield Sparkline([], id="orders-spark")
-                yield Static("trades/s", classes="label")
-                yield Sparkline([], id="trades-spark")
-                yield Static("", id="overview-text", classes="label")
-            with TabPane("2 Markets", id="markets"):
-                yield DataTable(id="markets-table", cursor_type="row")
-            with TabPane("3 Book", id="book"):
-                yield Static("", id="book-title", classes="label")
-                yield DataTable(id="book-table")
-            with TabPane("4 Integrity", id="integrity"):
-                yield DataTable(id="alerts-table", cursor_type="row")
-                yield Static("", id="alert-evidence", classes="label")
-            with TabPane("5 Scaling", id="scaling"):
-                yield DataTable(id="scale-table")
-            with TabPane("6 Resources", id="resources"):
-                yield Static("", id="resources-text", classes="label")
+            for key, panel, title, widget in PANELS:
+                with TabPane(f"{key} {title}", id=panel):
+                    yield widget(id=f"{panel}-panel")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#markets-table", DataTable).add_columns(
-            "market", "bid", "ask", "spread", "orders/s", "trades/s", "resting", "halted"
-        )
-        self.query_one("#book-table", DataTable).add_columns(
-            "bid qty", "bid", "ask", "ask qty", "depth"
-        )
-        self.query_one("#alerts-table", DataTable).add_columns(
-            "time", "severity", "detector", "market", "wallets", "trades"
-        )
-        self.query_one("#scale-table", DataTable).add_columns(
-            "action", "resource", "change", "policy", "confidence", "reason"
-        )
-        for source in self.sources.values():
-            self.fetch(source)
+        if self.poll:
+            for source in SOURCES:
+                self._start(source)
+
+    def on_unmount(self) -> None:
+        self.closing = True
+        self.links.close()
 
     # -- data: one thread worker per source, re-armed with set_timer --------------------------
 
-    @work(thread=True, exit_on_error=False)
-    def fetch(self, source: Source) -> None:
-        arguments = dict(source.arguments)
-        if source.name == "metrics" and self.history:
-            arguments["since"] = self.history[-1]["time"]
+    def _start(self, source: Source) -> None:
+        self.run_worker(
+            partial(self._fetch, source),
+            name=source.name,
+            group=f"source-{source.name}",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _fetch(self, source: Source) -> None:
+        """In the worker's thread: ask, post the answer, and have the next round scheduled."""
         try:
-            with AdminClient(self.locate(), self.key, timeout_s=2.0) as client:
-                data = client.call(source.cmd, **arguments)
-                if source.name == "markets" and data:
-                    market = self.selected_market or data[0]["market"]
-                    data = {"markets": data, "book": client.call("book", market=market, depth=12)}
-            self.post_message(Fetched(source.name, data))
+            data = self._ask(source.name)
+            if data is not None:
+                self.post_message(Fetched(source.name, data))
         except ClientError as error:
+            if not error.unreachable:
+                self.post_message(Refused(source.name, str(error)))
+            elif source.analytics:
+                self.post_message(Refused(source.name, ANALYTICS_SLOW))
+            else:
+                self.post_message(Unreachable(source.name, str(error)))
+        except (ConfigError, KeyFileError) as error:  # the home changed underneath
             self.post_message(Unreachable(source.name, str(error)))
-        self.call_from_thread(self.set_timer, self.refresh_s, lambda: self._again(source))
+        if not self.closing:
+            try:
+                self.call_from_thread(self._rearm, source)
+            except RuntimeError:  # the app closed meanwhile
+                log.debug("%s not re-armed: the dashboard closed", source.name)
 
-    def _again(self, source: Source) -> None:
-        if self.paused:
-            self.set_timer(self.refresh_s, lambda: self._again(source))
+    def _ask(self, name: str) -> Any:
+        if name == "tape":
+            return self._read_tape()
+        if name == "book":
+            market = self.book_market or (self.market_names[0] if self.market_names else None)
+            if market is None:
+                return None
+            return self._call(name, "book", market=market, depth=BOOK_DEPTH)
+        if name == "metrics":
+            return self._call(name, "metrics")
+        if name == "market_stats":
+            return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=DAY_STATS_QUERY)
+        if name == "alerts":
+            return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=ALERTS_QUERY)
+        return self._call(name, name)  # status, peers, markets, scale
+
+    def _call(
+        self, source: str, cmd: str, timeout_s: float = REQUEST_TIMEOUT_S, **arguments: Any
+    ) -> Any:
+        with self.links.admin(source, timeout_s) as client:
+            return client.call(cmd, **arguments)
+
+    def _read_tape(self) -> dict | None:
+        """The selected market's trades from the market-data socket over one refresh period."""
+        market = self.book_market or (self.market_names[0] if self.market_names else None)
+        if market is None:
+            time.sleep(self.refresh_s)
+            return None
+        trades: list[dict] = []
+        deadline = time.monotonic() + self.refresh_s
+        with self.links.market_data("tape", market) as subscriber:
+            while (left := deadline - time.monotonic()) > 0 and not self.closing:
+                message = subscriber.receive(int(left * 1000) + 1)
+                if message is not None:
+                    trades.extend(msgspec.to_builtins(message.trades))
+        return {"market": market, "time": time.time(), "trades": trades}
+
+    def _rearm(self, source: Source) -> None:
+        self.set_timer(max(0.05, self.refresh_s * source.every), partial(self._due, source))
+
+    def _due(self, source: Source) -> None:
+        if self.paused or self.closing:
+            self._rearm(source)
         else:
-            self.fetch(source)
+            self._start(source)
 
-    # -- rendering ----------------------------------------------------------------------------
+    # -- rendering: handlers only render ------------------------------------------------------
 
     def on_unreachable(self, message: Unreachable) -> None:
         if self.connected is not False:
             self.connected = False
             self._render_safely(self._show_connected, False)
 
+    def on_refused(self, message: Refused) -> None:
+        self._render_safely(self._note, message)
+
     def on_fetched(self, message: Fetched) -> None:
         if self.connected is not True:
             self.connected = True
             self._render_safely(self._show_connected, True)
-        self._render_safely(getattr(self, f"_show_{message.source}"), message.data)
+        self._render_safely(self._show, message)
 
     def _render_safely(self, show: Callable[[Any], None], data: Any) -> None:
-        """A worker's answer may land while the app closes and its panels are gone: then it is
+        """An answer may land while the app closes and its panels are gone: then it is
         dropped, never a traceback."""
         try:
             show(data)
         except NoMatches:
             log.debug("panels gone (closing): an answer from the node dropped")
 
+    def _show(self, message: Fetched) -> None:
+        if message.source == "markets":
+            self.market_names = sorted(m["market"] for m in message.data)
+        elif message.source == "status":
+            self.node_title = f"{message.data['name']} seq {message.data['seq']:,}"
+            self._show_subtitle()
+        elif message.source == "evidence":
+            self._show_evidence_trades(message.data)
+            return
+        for panel in self.query(Panel):
+            if message.source in panel.LISTENS:
+                panel.show(message.source, message.data)
+
+    def _note(self, message: Refused) -> None:
+        if message.source == "evidence":
+            screen = self.screen
+            if isinstance(screen, EvidenceScreen):
+                screen.trades_unavailable(message.why)
+            return
+        for panel in self.query(Panel):
+            if message.source in panel.LISTENS:
+                panel.note(message.source, message.why)
+
+    def _show_subtitle(self) -> None:
+        admin = "admin" if self.changes_the_node else ""
+        parts = [self.node_title, admin, "PAUSED" if self.paused else ""]
+        self.sub_title = " · ".join(part for part in parts if part)
+
     def _show_connected(self, connected: bool) -> None:
         self.query_one("#banner").set_class(not connected, "shown")
-        for pane in self.query(TabPane):
-            pane.set_class(not connected, "stale")
+        for panel in self.query(Panel):
+            panel.set_class(not connected, "stale")
 
-    def _show_metrics(self, data: dict) -> None:
-        self.history = (self.history + data.get("history", []))[-3600:]
-        recent = self.history[-120:]
-        self.query_one("#orders-spark", Sparkline).data = [s["orders_per_s"] for s in recent]
-        self.query_one("#trades-spark", Sparkline).data = [s["trades_per_s"] for s in recent]
-        latest = data.get("latest")
-        if latest is None:
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, severity="information" if message.ok else "error")
+
+    def on_markets_panel_selected(self, message: MarketsPanel.Selected) -> None:
+        self.book_market = message.market
+        if message.open_book:
+            self.action_show("book")
+
+    def on_integrity_panel_open(self, message: IntegrityPanel.Open) -> None:
+        self.push_screen(EvidenceScreen(message.alert))
+        if not self.poll:
             return
-        ack, lag = latest["ack_ms"], latest["analytics_lag_s"]
-        rejects = ", ".join(f"{k} {v:.0f}/s" for k, v in latest["rejects_per_s"].items() if v)
-        self.query_one("#overview-text", Static).update(
-            f"{latest['orders_per_s']:,.0f} orders/s, {latest['trades_per_s']:,.0f} trades/s; "
-            f"ack p50 {ack['p50']} ms, p99 {ack['p99']} ms; matching "
-            f"{latest['matching_busy']:.0%} busy\n"
-            f"rejects: {rejects or 'none'}; analytics lag "
-            f"{'off' if lag is None else f'{lag} s'}\n"
-            f"since the start: {data['commands']:,} commands, "
-            f"{sum(data['trades'].values()):,} trades" + self._identity
-        )
-        process, host = latest["process"], latest["host"]
-        size = latest["duckdb_bytes"]
-        duckdb = "off" if size is None else f"{size / 2**20:.1f} MiB"
-        threads = ", ".join(f"{k} {v}%" for k, v in process["threads_cpu_percent"].items())
-        self.query_one("#resources-text", Static).update(
-            f"CPU per core: {'  '.join(f'{c:.0f}%' for c in host['cpu_percent'])}\n"
-            f"node process {process['cpu_percent']}% ({threads}); analytics process "
-            f"{process['analytics_cpu_percent']}%\n"
-            f"memory: node {process['rss_bytes'] / 2**20:.0f} MiB, host "
-            f"{host['memory_percent']}% used\n"
-            f"disk: {host['disk_free_bytes'] / 2**30:.1f} GiB free\n"
-            f"LMDB {latest['lmdb_used_bytes'] / 2**20:.1f} of "
-            f"{latest['lmdb_map_bytes'] / 2**20:.0f} MiB map; DuckDB {duckdb}"
-        )
-        self._latest_markets = latest["markets"]
+        self.run_worker(
+            partial(self._fetch_evidence, message.alert["id"]),
+            group="evidence", exclusive=True, thread=True, exit_on_error=False,
+        )  # fmt: skip
 
-    def _show_status(self, status: dict) -> None:
-        endpoints = status["endpoints"]
-        self._identity = (
-            f"\n{status['name']} (pid {status['pid']}, marketnode {status['version']}), up "
-            f"{status['uptime_s']:.0f} s; orders {endpoints['orders']}, market data "
-            f"{endpoints['market_data']}, admin {endpoints['admin']}"
-        )
-        self.sub_title = f"{status['name']} seq {status['seq']}"
+    def _fetch_evidence(self, alert_id: str) -> None:
+        try:
+            result = self._call("evidence", "sql", ANALYTICS_TIMEOUT_S,
+                                query=EVIDENCE_TRADES_QUERY, params=[alert_id])  # fmt: skip
+            self.post_message(Fetched("evidence", {"alert": alert_id, "result": result}))
+        except ClientError as error:
+            self.post_message(Refused("evidence", str(error)))
 
-    def _show_markets(self, data: Any) -> None:
-        if not data:
-            return
-        table = self.query_one("#markets-table", DataTable)
-        rows = {row["market"]: row for row in data["markets"]}
-        table.clear()
-        for market in sorted(rows):  # stable order: rows never jump between refreshes
-            row = rows[market]
-            bid, ask = row["best_bid"], row["best_ask"]
-            spread = f"{float(ask) - float(bid):.6g}" if bid and ask else ""
-            rates = self._latest_markets.get(market, {})
-            table.add_row(
-                market, bid or "", ask or "", spread,
-                f"{rates.get('orders_per_s', 0):,.0f}", f"{rates.get('trades_per_s', 0):,.0f}",
-                str(row["resting_orders"]), "yes" if row["halted"] else "", key=market,
-            )  # fmt: skip
-        self._show_book(data["book"])
+    def _show_evidence_trades(self, data: dict) -> None:
+        screen = self.screen
+        if isinstance(screen, EvidenceScreen) and screen.alert["id"] == data["alert"]:
+            screen.show_trades(data["result"])
 
-    def _show_book(self, book: dict) -> None:
-        self.query_one("#book-title", Static).update(f"{book['market']} (md seq {book['md_seq']})")
-        table = self.query_one("#book-table", DataTable)
-        table.clear()
-        bids, asks = book["bids"], book["asks"]
-        deepest = max([float(level["qty"]) for level in bids + asks] or [1.0])
-        for index in range(max(len(bids), len(asks))):
-            bid = bids[index] if index < len(bids) else None
-            ask = asks[index] if index < len(asks) else None
-            size = max(float(bid["qty"]) if bid else 0, float(ask["qty"]) if ask else 0)
-            table.add_row(
-                bid["qty"] if bid else "", bid["price"] if bid else "",
-                ask["price"] if ask else "", ask["qty"] if ask else "",
-                "█" * max(1, round(12 * size / deepest)),
-            )  # fmt: skip
+    # -- keys ---------------------------------------------------------------------------------
 
-    def _show_alerts(self, result: dict) -> None:
-        table = self.query_one("#alerts-table", DataTable)
-        table.clear()
-        self._alerts = {}
-        for row in result["rows"]:
-            alert = dict(zip(result["columns"], row, strict=True))
-            self._alerts[alert["id"]] = alert
-            style = SEVERITY_STYLE.get(alert["severity"], "")
-            table.add_row(
-                alert["time"], f"[{style}]{alert['severity']}[/]", alert["detector"],
-                alert["market"], ", ".join(alert["wallets"])[:60], str(alert["trades"]),
-                key=alert["id"],
-            )  # fmt: skip
+    @property
+    def active_panel(self) -> str:
+        return self.query_one(TabbedContent).active
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table.id == "alerts-table":
-            alert = self._alerts.get(event.row_key.value)
-            if alert is not None:
-                self.query_one("#alert-evidence", Static).update(
-                    f"{alert['detector']} on {alert['market']}: wallets "
-                    f"{', '.join(alert['wallets'])}\nevidence: {alert['evidence']}"
-                )
-        elif event.data_table.id == "markets-table":
-            self.selected_market = event.row_key.value
+    def key_works(self, key: Key) -> bool:
+        return key.panel is None or key.panel == self.active_panel
 
-    def _show_scale(self, result: dict) -> None:
-        table = self.query_one("#scale-table", DataTable)
-        table.clear()
-        for item in result["recommendations"]:
-            change = (
-                f"{item['current']:g} -> {item['desired']:g}"
-                if item["current"] is not None and item["desired"] is not None
-                else ""
-            )
-            table.add_row(
-                item["action"], item["resource"], change, item["policy"],
-                f"{item['confidence']:.2f}", item["reason"],
-            )  # fmt: skip
+    def key_table(self) -> list[tuple[str, str, str]]:
+        titles = {panel: title for _, panel, title, _ in PANELS}
+        rows = [(k.shown_keys, k.description, titles.get(k.panel or "", "everywhere"))
+                for k in self.keys]  # fmt: skip
+        return rows + list(NOT_BINDINGS)
 
-    # -- actions ------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        for key in self.keys:
+            if key.action.split("(")[0] == action and not self.key_works(key):
+                return False
+        return True
 
     def action_show(self, panel: str) -> None:
         self.query_one(TabbedContent).active = panel
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The keys go to the panel shown: its table has the focus."""
+        tables = self.query_one(f"#{event.pane.id}-panel").query(DataTable)
+        if tables:
+            tables.first().focus()
+
+    def action_filter_markets(self) -> None:
+        self.action_show("markets")
+        self.query_one(MarketsPanel).start_filter()
+
     def action_pause(self) -> None:
         self.paused = not self.paused
-        self.notify("paused" if self.paused else "resumed")
+        self._show_subtitle()
+        self.notify("paused: press p to resume" if self.paused else "resumed")
 
     def action_faster(self) -> None:
         self._step(-1)
@@ -360,8 +428,75 @@ class Dashboard(App):
         self.notify(f"refresh every {self.refresh_s:g} s")
 
     def action_help(self) -> None:
-        self.notify(
-            "\n".join(f"{b.key}: {b.description}" for b in self.BINDINGS if isinstance(b, Binding)),
-            title="keys",
-            timeout=8,
-        )
+        self.push_screen(HelpScreen(self.key_table()))
+
+
+class AdminDashboard(Dashboard):
+    """`mnode dashboard --admin`: the dashboard plus actions on the node, each confirmed."""
+
+    BINDINGS: ClassVar[list[Binding]] = [key.binding() for key in ADMIN_KEYS]
+    keys = KEYS + ADMIN_KEYS
+    changes_the_node = True
+
+    def action_toggle_halt(self) -> None:
+        panel = self.query_one(MarketsPanel)
+        market = panel.selected_market()
+        if market is None:
+            return
+        if panel.selected_halted():
+            self._confirm(f"Resume {market}? New orders are accepted again.", "resume",
+                          [{"market": market}], f"{market} resumed")  # fmt: skip
+        else:
+            self._confirm(
+                f"Halt {market}? New orders are refused (market_halted) until it is resumed; "
+                "cancels are still accepted.",
+                "halt", [{"market": market}], f"{market} halted",
+            )  # fmt: skip
+
+    def action_toggle_peer(self) -> None:
+        peers = self.query_one("#peers-table")
+        name = selected_key(peers)  # type: ignore[arg-type]
+        if name is None:
+            return
+        disabled = str(peers.get_row(name)[3]) == "yes"  # type: ignore[attr-defined]
+        if disabled:
+            self._confirm(f"Enable peer {name}? Its orders are accepted again.", "enable_peer",
+                          [{"peer": name}], f"peer {name} enabled")  # fmt: skip
+        else:
+            self._confirm(
+                f"Disable peer {name}? Its orders are refused (peer_disabled) and its resting "
+                "orders are cancelled.",
+                "disable_peer", [{"peer": name}], f"peer {name} disabled",
+            )  # fmt: skip
+
+    def action_label(self, label: str) -> None:
+        alert = self.query_one(IntegrityPanel).selected_alert()
+        if alert is None:
+            return
+        count = len(alert["ids"])
+        self._confirm(
+            f"Label the {alert['detector']} finding on {alert['market'] or 'all markets'} "
+            f"({', '.join(alert['wallets'][:4])}) as {label}? Its {count} alerts are labelled.",
+            "ack", [{"alert": alert_id, "label": label} for alert_id in alert["ids"]],
+            f"{count} alerts labelled {label}",
+        )  # fmt: skip
+
+    def _confirm(self, question: str, cmd: str, requests: list[dict], done: str) -> None:
+        """Ask; on yes, send `cmd` once per arguments in `requests`, in a worker."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(
+                    partial(self._act, cmd, requests, done),
+                    group="actions", thread=True, exit_on_error=False,
+                )  # fmt: skip
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def _act(self, cmd: str, requests: list[dict], done: str) -> None:
+        try:
+            for arguments in requests:
+                self._call("actions", cmd, **arguments)
+            self.post_message(ActionDone(done, ok=True))
+        except ClientError as error:
+            self.post_message(ActionDone(f"{cmd} refused: {error}", ok=False))

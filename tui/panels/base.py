@@ -1,0 +1,70 @@
+"""What every panel shares: the sources it listens to, and tables refreshed in place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+
+Cell = str | Text
+
+
+class Panel(Vertical):
+    """A panel renders the answers of the sources it names; `show_<source>` does the work."""
+
+    LISTENS: ClassVar[tuple[str, ...]] = ()
+
+    def show(self, source: str, data: Any) -> None:
+        getattr(self, f"show_{source}")(data)
+
+    def note(self, source: str, why: str) -> None:
+        """The node answered this panel's source with an error (say, analytics off)."""
+
+
+def fill_table(table: DataTable, rows: Sequence[tuple[str, Sequence[Cell]]]) -> None:
+    """Show `rows` (key, cells) in `table`. When the same rows are there in the same order,
+    only changed cells are rewritten, so the cursor and scroll stay put; otherwise the table is
+    rebuilt and the cursor goes back to the row it was on."""
+    keys = [key for key, _ in rows]
+    shown = [row.key.value for row in table.ordered_rows]
+    if keys == shown:
+        for index, (_, cells) in enumerate(rows):
+            current = table.get_row_at(index)
+            for column, cell in enumerate(cells):
+                if current[column] != cell:
+                    table.update_cell_at(Coordinate(index, column), cell, update_width=True)
+        return
+    cursor = shown[table.cursor_row] if table.row_count and table.cursor_row < len(shown) else None
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if cursor in keys:
+        table.move_cursor(row=keys.index(cursor), animate=False)
+
+
+def plain(decimal_text: str | None) -> str:
+    """A decimal from the analytics store without its trailing zeros ("12.500000" -> "12.5")."""
+    if not decimal_text:
+        return ""
+    return format(Decimal(decimal_text).normalize(), "f")
+
+
+def bar(fraction: float, width: int, style: str) -> Text:
+    """A horizontal bar of `width` cells filled to `fraction`, in eighths."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, part = divmod(eighths, 8)
+    text = Text("█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part else ""), style=style)
+    text.append(" " * (width - text.cell_len))
+    return text
+
+
+def selected_key(table: DataTable) -> str | None:
+    """The key of the row under the cursor, if any."""
+    if not table.row_count:
+        return None
+    return table.ordered_rows[table.cursor_row].key.value

@@ -1,0 +1,109 @@
+"""Book: the selected market's depth ladder, each side with a cumulative-depth bar, and the
+trade tape from the market-data socket, newest first."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from decimal import Decimal
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static
+
+from .base import Panel, bar, fill_table
+
+DEPTH_BAR_CELLS = 14
+TAPE_KEPT = 200
+SIDE_STYLE = {"buy": "green", "sell": "red"}
+
+
+class BookPanel(Panel):
+    LISTENS = ("book", "tape")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.market: str | None = None
+        self.tape: deque[tuple[str, str, dict]] = deque(maxlen=TAPE_KEPT)
+
+    def compose(self) -> ComposeResult:
+        yield Static("no market selected yet (choose one in 2 Markets)", id="book-title",
+                     classes="label")  # fmt: skip
+        with Horizontal(classes="book-columns"):
+            with Vertical(classes="ladder"):
+                yield DataTable(id="book-table", cursor_type="none")
+            with Vertical(classes="tape"):
+                yield Static("trade tape (live)", classes="label")
+                yield DataTable(id="tape-table", cursor_type="none")
+
+    def on_mount(self) -> None:
+        self.query_one("#book-table", DataTable).add_columns(
+            "bid depth", "bid qty", "bid", "ask", "ask qty", "ask depth"
+        )
+        self.query_one("#tape-table", DataTable).add_columns("time", "side", "price", "qty")
+
+    def show_book(self, book: dict) -> None:
+        if book["market"] != self.market:
+            self.market = book["market"]
+            self.tape.clear()
+            self._render_tape()
+        bids, asks = book["bids"], book["asks"]
+        best_bid = bids[0]["price"] if bids else None
+        best_ask = asks[0]["price"] if asks else None
+        spread = str(Decimal(best_ask) - Decimal(best_bid)) if best_bid and best_ask else "-"
+        self.query_one("#book-title", Static).update(
+            f"{book['market']}: {len(bids)} bid and {len(asks)} ask levels shown, spread "
+            f"{spread} (market-data seq {book['md_seq']})"
+        )
+        bid_depth = _cumulative(bids)
+        ask_depth = _cumulative(asks)
+        deepest = max([*bid_depth, *ask_depth, Decimal(1)])
+        rows = []
+        for index in range(max(len(bids), len(asks))):
+            bid = bids[index] if index < len(bids) else None
+            ask = asks[index] if index < len(asks) else None
+            rows.append((str(index), (
+                _depth_bar(bid_depth, index, deepest, "green", right=True),
+                bid["qty"] if bid else "", Text(bid["price"], style="green") if bid else "",
+                Text(ask["price"], style="red") if ask else "", ask["qty"] if ask else "",
+                _depth_bar(ask_depth, index, deepest, "red", right=False),
+            )))  # fmt: skip
+        fill_table(self.query_one("#book-table", DataTable), rows)
+
+    def show_tape(self, data: dict) -> None:
+        if data["market"] != self.market:
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime(data["time"]))
+        for trade in data["trades"]:
+            self.tape.appendleft((f"{trade['seq']}", stamp, trade))
+        if data["trades"]:
+            self._render_tape()
+
+    def _render_tape(self) -> None:
+        fill_table(
+            self.query_one("#tape-table", DataTable),
+            [
+                (key, (stamp, Text(trade["aggressor"], style=SIDE_STYLE[trade["aggressor"]]),
+                       trade["price"], trade["qty"]))
+                for key, stamp, trade in self.tape
+            ],
+        )  # fmt: skip
+
+
+def _cumulative(levels: list[dict]) -> list[Decimal]:
+    total = Decimal(0)
+    depth = []
+    for level in levels:
+        total += Decimal(level["qty"])
+        depth.append(total)
+    return depth
+
+
+def _depth_bar(depth: list[Decimal], index: int, deepest: Decimal, style: str, right: bool):
+    if index >= len(depth):
+        return ""
+    drawn = bar(float(depth[index] / deepest), DEPTH_BAR_CELLS, style)
+    if right:  # the bid side grows towards the middle of the ladder
+        return Text(drawn.plain.rstrip().rjust(DEPTH_BAR_CELLS), style=style)
+    return drawn
