@@ -2,31 +2,135 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import zmq.utils.z85
 
-from marketnode.node.client import address_of_home
-from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.node.client import NodeAddress, RemoteAddress, address_of_home
+from marketnode.node.home import Home
+from marketnode.node.keys import (
+    OPERATOR,
+    SERVER,
+    KeyFileError,
+    KeyPair,
+    is_z85_key,
+    load_key_pair,
+    load_public_key,
+)
 
-from .common import HomeOption, operator_errors, require_home
+from .common import EXIT_USAGE, HomeOption, fail, operator_errors, require_home
 
 
 def dashboard_command(
     home: HomeOption = None,
+    connect: Annotated[
+        str | None,
+        typer.Option(
+            "--connect",
+            help="The node's admin endpoint (tcp://HOST:PORT), for a node whose home is not "
+            "on this machine; its other endpoints are asked from it.",
+            show_default=False,
+        ),
+    ] = None,
+    server_key: Annotated[
+        str | None,
+        typer.Option(
+            "--server-key",
+            help="With --connect: the node's public key (40 Z85 characters, or its server.key "
+            "file). Without it and without --home, CURVE is off.",
+            show_default=False,
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="With --connect: the operator's secret key file (operator.key_secret).",
+            show_default=False,
+        ),
+    ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="Allow actions that change the node (halt a market, disable a peer, label an "
+            "alert), each confirmed first. Without it the dashboard only reads.",
+        ),
+    ] = False,
     refresh: Annotated[
         float, typer.Option("--refresh", min=0.25, help="Seconds between refreshes.")
     ] = 1.0,
 ) -> None:
-    """Throughput, markets, the book, integrity alerts, scaling advice and resources of the
-    node running on the home (keys 1-6 switch panels, ? lists the keys, q quits)."""
-    from marketnode.tui.app import Dashboard
+    """Throughput, markets, the book, integrity alerts, scaling advice and resources of a
+    running node (keys 1-6 switch panels, ? lists the keys, q quits)."""
+    if connect is None:
+        for given, name in ((server_key, "--server-key"), (key, "--key")):
+            if given is not None:
+                fail(f"{name} goes with --connect (a home has its own keys)", EXIT_USAGE)
+        node_home = require_home(home)
+        with operator_errors():
+            locate, operator = _home_node(node_home)
+    else:
+        locate, operator = _remote_node(connect, server_key, key, home)
+    open_dashboard(locate, operator, admin=admin, refresh_s=refresh)
 
-    node_home = require_home(home)
+
+def open_dashboard(
+    locate: Callable[[], NodeAddress], key: KeyPair | None, admin: bool, refresh_s: float = 1.0
+) -> None:
+    from marketnode.tui.app import AdminDashboard, Dashboard
+
+    kind = AdminDashboard if admin else Dashboard
+    kind(locate, key, refresh_s=refresh_s).run()
+
+
+def _home_node(node_home: Home) -> tuple[Callable[[], NodeAddress], KeyPair | None]:
+    config = node_home.config()
+    operator = None
+    if config.security.curve:
+        operator = _key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
+    address_of_home(node_home, config)  # a mistake in the home shows now, in one line
+    return (lambda: address_of_home(node_home)), operator
+
+
+def _remote_node(
+    endpoint: str, server_key: str | None, key: Path | None, home: Path | None
+) -> tuple[Callable[[], NodeAddress], KeyPair | None]:
+    transport, _, rest = endpoint.partition("://")
+    if transport not in ("tcp", "ipc") or not rest:
+        fail(f"--connect {endpoint!r}: expected tcp://HOST:PORT or ipc://PATH", EXIT_USAGE)
+    public = None
+    if server_key is not None:
+        public = _public_key(server_key)
+    elif home is not None:
+        node_home = Home(home)
+        with operator_errors():
+            config = node_home.config()
+            if config.security.curve:
+                public = _public_key(str(node_home.keys_path(config) / f"{SERVER}.key"))
+                key = key or node_home.keys_path(config) / f"{OPERATOR}.key_secret"
+    operator = None
+    if public is not None:
+        if key is None:
+            fail("--connect to a CURVE node needs --key (the operator's secret key file)",
+                 EXIT_USAGE)  # fmt: skip
+        operator = _key_pair(key)
+    return RemoteAddress(endpoint, public, operator), operator
+
+
+def _public_key(given: str) -> bytes:
+    if is_z85_key(given):
+        return zmq.utils.z85.decode(given.encode("ascii"))
+    try:
+        return load_public_key(Path(given))
+    except KeyFileError as error:
+        fail(f"--server-key: {error}", EXIT_USAGE)
+
+
+def _key_pair(path: Path) -> KeyPair:
     with operator_errors():
-        config = node_home.config()
-        key = None
-        if config.security.curve:
-            key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
-        address_of_home(node_home, config)  # a mistake in the home shows now, in one line
-    Dashboard(lambda: address_of_home(node_home), key, refresh_s=refresh).run()
+        return load_key_pair(path)
+    raise AssertionError("operator_errors exits on a bad key file")
