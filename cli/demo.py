@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,21 +14,31 @@ from marketnode.node.home import Home
 from marketnode.node.keys import OPERATOR, load_key_pair
 
 from .common import EXIT_USAGE, JsonOption, fail, print_json
+from .dashboard import open_dashboard
 
 
 def demo_command(
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="A new folder for the demo's home (default: a temporary "
-                     "one, removed afterwards).", show_default=False),
+        typer.Option(
+            "--home",
+            help="A new folder for the demo's home (default: a temporary one, removed afterwards).",
+            show_default=False,
+        ),
     ] = None,
-    duration: Annotated[
-        float, typer.Option("--duration", min=10, help="Seconds of trading.")
-    ] = 30,
+    duration: Annotated[float, typer.Option("--duration", min=10, help="Seconds of trading.")] = 30,
     rate: Annotated[float, typer.Option("--rate", min=100, help="Orders/s offered.")] = 2000,
     headless: Annotated[
         bool,
         typer.Option("--headless", help="No dashboard: a line a second, then the summary."),
+    ] = False,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="Open the dashboard with its actions (halt a market, "
+            "disable a peer, label an alert).",
+        ),
     ] = False,
     json: JsonOption = False,
 ) -> None:
@@ -36,7 +47,7 @@ def demo_command(
     alerts raised, scaling advice."""
     from marketnode.node.demo import run_demo
 
-    watch = None if headless else _open_dashboard
+    watch = None if headless else partial(_open_dashboard, admin=admin)
 
     def progress(elapsed: float, latest: dict[str, Any]) -> None:
         if not json:
@@ -68,9 +79,8 @@ def demo_command(
     )
 
 
-def _open_dashboard(node_home: Home) -> None:
-    from marketnode.tui.app import Dashboard
-
+def _open_dashboard(node_home: Home, admin: bool) -> None:
     config = node_home.config()
     key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
-    Dashboard(lambda: address_of_home(node_home), key).run()
+    open_dashboard(lambda: address_of_home(node_home), key, admin=admin)
+    typer.echo("mnode: the dashboard closed; stopping the demo's flow and node", err=True)

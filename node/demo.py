@@ -32,12 +32,20 @@ RING = [f"0xd3m0{n}" for n in range(4)]
 RING_MARKET = "LAND-ETH"
 DEMO_SETTINGS = """
 [integrity]
-scan_interval_s = 5
+scan_interval_s = 10
 
 [scaling]
 interval_s = 1
 stabilization_s = 30
+
+[scaling.predictive]
+step_s = 5
+min_history_s = 60
+horizon_s = 30
+evaluate_s = 60
 """
+"""Quick scans and advice for a short run: the predictive policy forecasts half a minute ahead
+from 5 s steps once it has a minute of history."""
 
 
 @dataclass
@@ -93,8 +101,8 @@ def run_demo(
     watch: Callable[[Home], None] | None = None,
 ) -> DemoReport:
     """Start the node on a new home at `path`, run the flow, the drop and the ring for
-    `duration_s` (or, with `watch`, until `watch(home)` returns: the dashboard, say), wait for
-    the scan, and report."""
+    `duration_s` (or, with `watch`, until `watch(home)` returns: the dashboard, say, with the
+    flow and its drop repeated every `duration_s`), wait for the scan, and report."""
     home = prepare_demo_home(path)
     config = home.config()
     keys = home.keys_path(config)
@@ -103,15 +111,16 @@ def run_demo(
     try:
         address = address_of_home(home)
         operator = load_key_pair(keys / f"{OPERATOR}.key_secret")
-        admin = AdminClient(address, operator)
+        # after a dashboard, the summary must not keep the operator waiting on a busy node
+        admin = AdminClient(address, operator, timeout_s=10 if watch is None else 3)
         stop = threading.Event()
         profile = LoadProfile(rate=rate, duration_s=duration_s, batch=10,
                               burst_at_s=duration_s / 3, burst_for_s=10, burst_x=60)  # fmt: skip
-        commands = list(generate_flow(profile.orders_needed(), seed=7))
         load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
         ring_key = load_key_pair(keys / PEERS_FOLDER / "ring.key_secret")
+        rounds = 1 if watch is None else None
         loader = threading.Thread(
-            target=_quietly, args=(run_load, stop, address, load_key, commands, profile),
+            target=_quietly, args=(_flow, stop, address, load_key, profile, rounds, stop),
             daemon=True,
         )  # fmt: skip
         ring = threading.Thread(
@@ -134,10 +143,14 @@ def run_demo(
             watch(home)
         stop.set()
         ring.join()
-        report.alerts = _wait_for_scan(admin)
-        metrics = admin.call("metrics")
-        report.orders = metrics["commands"]
-        report.trades = sum(metrics["trades"].values())
+        loader.join()
+        # after a dashboard the operator has seen the alerts: what is stored so far will do
+        report.alerts = _wait_for_scan(admin, patience_s=60 if watch is None else 0)
+        try:
+            _count(report, admin.call("metrics"))
+        except ClientError:  # a node still busy with the drop: the observer's last count
+            if watch is None:
+                raise
         report.recommendations = list(advice.values())
         admin.close()
     finally:
@@ -160,15 +173,35 @@ def _observe(
     started = time.monotonic()
     while not stop.wait(1) and (loader.is_alive() or time.monotonic() - started < duration_s):
         try:
-            latest = admin.call("metrics").get("latest") or {}
+            metrics = admin.call("metrics")
             scale = admin.call("scale")["recommendations"]
         except ClientError:  # a busy second: the next one will tell
             continue
+        latest = metrics.get("latest") or {}
+        _count(report, metrics)
         report.orders_per_s_peak = max(report.orders_per_s_peak, latest.get("orders_per_s", 0))
         for item in scale:
             advice.setdefault((item["policy"], item["action"], item["resource"]), item)
         if on_second is not None:
             on_second(time.monotonic() - started, latest)
+
+
+def _flow(
+    address: Any, key: Any, profile: LoadProfile, rounds: int | None, stop: threading.Event
+) -> None:
+    """Offer the seeded flow with its drop `rounds` times (None: until `stop`), each round
+    with new order ids."""
+    count = profile.orders_needed()
+    done = 0
+    while not stop.is_set() and (rounds is None or done < rounds):
+        commands = list(generate_flow(count, seed=7, first_id=1 + done * count))
+        run_load(address, key, commands, profile, stop=stop)
+        done += 1
+
+
+def _count(report: DemoReport, metrics: dict) -> None:
+    report.orders = metrics["commands"]
+    report.trades = sum(metrics["trades"].values())
 
 
 def _quietly(task: Callable[..., Any], stop: threading.Event, *arguments: Any) -> None:
@@ -184,9 +217,7 @@ def _tick_of(config: NodeConfig, symbol: str) -> Decimal:
     return Decimal(next(spec.tick_size for spec in config.markets if spec.symbol == symbol))
 
 
-def _ring(
-    address: Any, key: Any, tick: Decimal, stop: threading.Event, report: DemoReport
-) -> None:
+def _ring(address: Any, key: Any, tick: Decimal, stop: threading.Event, report: DemoReport) -> None:
     """Pass 3 units round the ring twice a second, inside LAND-ETH's spread."""
     client = Client(address, key)
     numbers = iter(range(1, 10**9))
@@ -211,20 +242,23 @@ def _ring(
         client.close()
 
 
-def _wait_for_scan(admin: AdminClient) -> list[dict]:
-    """The alerts kept, once the analytics process has caught up and scanned."""
-    deadline = time.monotonic() + 60
+def _wait_for_scan(admin: AdminClient, patience_s: float) -> list[dict]:
+    """The alerts kept, once the analytics process has caught up and scanned (or what is kept
+    after `patience_s`; asked at least once)."""
+    deadline = time.monotonic() + patience_s
     alerts: list[dict] = []
-    while time.monotonic() < deadline:
+    while True:
         try:
             lag = admin.call("analytics")
             result = admin.call(
                 "sql", query="SELECT detector, wallets, len(trades) AS trades FROM alerts"
             )
         except ClientError:  # the analytics process is busy catching up
-            continue
-        alerts = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
-        if lag["lag_commands"] == 0 and any(set(RING) <= set(a["wallets"]) for a in alerts):
-            break
+            lag, result = None, None
+        if result is not None:
+            alerts = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+        done = lag is not None and lag["lag_commands"] == 0
+        if time.monotonic() >= deadline or (done and any(set(RING) <= set(a["wallets"])
+                                                         for a in alerts)):  # fmt: skip
+            return alerts
         time.sleep(1)
-    return alerts

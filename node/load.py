@@ -10,6 +10,7 @@ seconds, as a popular mint or sale does.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -132,8 +133,10 @@ def run_load(
     commands: Iterable[Any],
     profile: LoadProfile,
     on_progress: Callable[[LoadResult, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
-    """Offer `commands` to the node as `profile` says; count answers and time them."""
+    """Offer `commands` to the node as `profile` says (or until `stop` is set); count answers
+    and time them."""
     messages = list(encode_messages(commands, profile.batch))
     # the generator's own collector pauses would be counted as the node's latency
     gc.collect()
@@ -152,6 +155,8 @@ def run_load(
         while True:
             now = time.perf_counter()
             sending = index < len(messages) and now < stop_sending
+            if stop is not None and stop.is_set():
+                sending, stop_sending = False, min(stop_sending, now)
             if sending:
                 if profile.rate <= 0:
                     while index < len(messages) and len(due) < profile.window:
