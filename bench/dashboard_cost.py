@@ -26,6 +26,7 @@ from marketnode.node.client import address_of_home
 from marketnode.node.e2e import prepare_home, start_node_process, stop_node_process
 from marketnode.node.keys import OPERATOR, load_key_pair
 from marketnode.tui.app import Dashboard
+from marketnode.tui.chart import Chart
 
 
 def measure(seconds: float, refresh: float) -> dict:
@@ -42,25 +43,22 @@ def measure(seconds: float, refresh: float) -> dict:
             key = load_key_pair(home.keys_path(config) / f"{OPERATOR}.key_secret")
             app = Dashboard(lambda: address_of_home(home), key, refresh_s=refresh)
 
-            async def watch() -> tuple[float, float]:
+            async def watch() -> tuple[float, float, list[float]]:
                 async with app.run_test(size=(160, 45)) as pilot:
                     await pilot.pause(3)  # connected and drawn
                     cpu, wall = time.process_time(), time.monotonic()
                     await pilot.pause(seconds)
-                    return time.process_time() - cpu, time.monotonic() - wall
+                    rates = list(app.query_one("#orders-chart", Chart).plot.values)
+                    return time.process_time() - cpu, time.monotonic() - wall, rates
 
-            cpu, wall = asyncio.run(watch())
+            cpu, wall, rates = asyncio.run(watch())
         finally:
             load.kill()
             load.wait()
             stop_node_process(node)
     return {
         "cpu_share_of_one_core": round(cpu / wall, 4),
-        "node_orders_per_s_median": sorted(s["orders_per_s"] for s in app.history)[
-            len(app.history) // 2
-        ]
-        if app.history
-        else None,
+        "node_orders_per_s_median": sorted(rates)[len(rates) // 2] if rates else None,
         "seconds": round(wall, 1),
         "refresh_s": refresh,
         "python": platform.python_version(),

@@ -1,14 +1,23 @@
-"""The dashboard against a real node: panels by number keys, live data, the disconnected state."""
+"""The dashboard against a real node: panels by number keys, live data, filter, tape, help,
+palette, the disconnected state and the reconnect, and the confirmed actions of `--admin`."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 from conftest import start_node
 from textual.widgets import DataTable, Static, TabbedContent
+from typer.testing import CliRunner
 
-from marketnode.node.client import address_of_home
-from marketnode.tui.app import PANELS, Dashboard
+from marketnode.cli.main import app as cli
+from marketnode.node.client import RemoteAddress, address_of_home
+from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.tui.app import ADMIN_KEYS, KEYS, AdminDashboard, Dashboard
+from marketnode.tui.panels import PANELS
+from marketnode.tui.screens import ConfirmScreen, HelpScreen
+
+SIZE = (140, 42)
 
 
 async def settle(pilot, condition, timeout_s: float = 30.0) -> None:
@@ -19,93 +28,250 @@ async def settle(pilot, condition, timeout_s: float = 30.0) -> None:
     raise AssertionError("timed out")
 
 
-def test_panels_follow_the_number_keys_and_fill_with_live_data(running_node):
-    from marketnode.node.keys import OPERATOR, load_key_pair
+def operator_key(home):
+    return load_key_pair(home.keys_path(home.config()) / f"{OPERATOR}.key_secret")
 
-    config = running_node.home.config()
-    key = load_key_pair(running_node.home.keys_path(config) / f"{OPERATOR}.key_secret")
-    client = running_node.client("alice")
-    client.submit([{"op": "new", "market": "PUNK-ETH", "id": 1, "owner": "0xa11ce",
-                    "side": "buy", "price": "100", "qty": "2"}])  # fmt: skip
+
+def dashboard_on(running_node, admin: bool = False) -> Dashboard:
     home = running_node.home
-    app = Dashboard(lambda: address_of_home(home), key, refresh_s=0.25)
+    kind = AdminDashboard if admin else Dashboard
+    return kind(lambda: address_of_home(home), operator_key(home), refresh_s=0.25)
+
+
+def cells(table: DataTable, column: int) -> list[str]:
+    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
+
+
+def new_order(number: int, side: str, price: str, owner: str = "0xa11ce") -> dict:
+    return {"op": "new", "market": "PUNK-ETH", "id": number, "owner": owner, "side": side,
+            "price": price, "qty": "2"}  # fmt: skip
+
+
+def test_panels_follow_the_number_keys_and_fill_with_live_data(running_node):
+    client = running_node.client("alice")
+    client.submit([new_order(1, "buy", "100")])
+    app = dashboard_on(running_node)
 
     async def drive() -> None:
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with app.run_test(size=SIZE) as pilot:
             tabs = app.query_one(TabbedContent)
-            for key_name, panel, _ in reversed(PANELS):
+            for key_name, panel, _, _ in reversed(PANELS):
                 await pilot.press(key_name)
                 assert tabs.active == panel
             markets = app.query_one("#markets-table", DataTable)
-            await settle(pilot, lambda: markets.row_count >= 3)
-            assert [str(markets.get_row_at(i)[0]) for i in range(3)] == sorted(
-                str(markets.get_row_at(i)[0]) for i in range(3)
-            )
-            book = app.query_one("#book-table", DataTable)
-            await settle(pilot, lambda: book.row_count >= 1)
+            await settle(pilot, lambda: markets.row_count == 3)
+            assert cells(markets, 0) == sorted(cells(markets, 0))  # stable: sorted by name
             overview = app.query_one("#overview-text", Static)
-            await settle(pilot, lambda: "orders/s" in str(overview.content))
+            await settle(pilot, lambda: "ack latency" in str(overview.content))
+            identity = app.query_one("#identity-text", Static)
+            assert running_node.node.config.node.name in str(identity.content)
+            peers = app.query_one("#peers-table", DataTable)
+            await settle(pilot, lambda: sorted(cells(peers, 0)) == ["alice", "bob"])
+            resources = app.query_one("#resources-text", Static)
+            await settle(pilot, lambda: "LMDB map" in str(resources.content))
+            note = app.query_one("#markets-note", Static)  # analytics is off on this node
+            await settle(pilot, lambda: "analytics is off" in str(note.content))
+            scale = app.query_one("#scale-summary", Static)
+            await settle(pilot, lambda: str(scale.content).startswith("scaling on"))
+
+    asyncio.run(drive())
+
+
+def test_filter_book_and_trade_tape(running_node):
+    client = running_node.client("alice")
+    client.submit([new_order(1, "sell", "101"), new_order(2, "buy", "99")])
+    app = dashboard_on(running_node)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            markets = app.query_one("#markets-table", DataTable)
+            await settle(pilot, lambda: markets.row_count == 3)
+            await pilot.press("slash")
+            await pilot.pause()
+            await pilot.press("p", "u", "n", "k", "enter")
+            assert cells(markets, 0) == ["PUNK-ETH"]
+            await pilot.press("enter")  # the market's book
+            assert app.query_one(TabbedContent).active == "book"
+            ladder = app.query_one("#book-table", DataTable)
+            await settle(pilot, lambda: ladder.row_count == 1)
+            assert (str(ladder.get_row_at(0)[2]), str(ladder.get_row_at(0)[3])) == ("99", "101")
+            tape = app.query_one("#tape-table", DataTable)
+            await pilot.pause(1.0)  # the tape's subscription is in place
+            bob = running_node.client("bob")
+            bob.submit([new_order(3, "buy", "101", owner="0xb0b")])
+            bob.submit([new_order(4, "sell", "99", owner="0xb0b")])
+            await settle(pilot, lambda: tape.row_count == 2)
+            assert cells(tape, 1) == ["sell", "buy"]  # newest first
+            assert cells(tape, 2) == ["99", "101"]
+            await pilot.press("2", "escape")  # the filter cleared
+            await settle(pilot, lambda: markets.row_count == 3)
+
+    asyncio.run(drive())
+
+
+def test_help_and_palette_come_from_the_key_table(running_node):
+    app = dashboard_on(running_node)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            shown = cells(app.screen.query_one("#help-table", DataTable), 1)
+            assert [key.description for key in KEYS] == shown[: len(KEYS)]
+            assert not set(key.description for key in ADMIN_KEYS) & set(shown)  # read-only
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+            await pilot.press("ctrl+p")
+            await pilot.press(*"Scaling")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await settle(pilot, lambda: app.query_one(TabbedContent).active == "scaling")
             await pilot.press("p")
-            assert app.paused
+            assert app.paused and "PAUSED" in app.sub_title
             await pilot.press("p", "minus")
             assert not app.paused and app.refresh_s == 0.5
+            await pilot.press("plus", "plus")
+            assert app.refresh_s == 0.25  # the fastest step
+
+    asyncio.run(drive())
+
+
+def test_disconnected_then_reconnected(running_node):
+    app = dashboard_on(running_node)
+    home = running_node.home
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            overview = app.query_one("#overview-text", Static)
+            await settle(pilot, lambda: "ack latency" in str(overview.content))
             running_node.stop()  # the node goes away underneath
             banner = app.query_one("#banner")
             await settle(pilot, lambda: banner.has_class("shown"))
             assert str(banner.content) == "disconnected, retrying"
-            assert app.query_one("#overview").has_class("stale")  # the last data, greyed
+            assert app.query_one("#overview-panel").has_class("stale")  # the last data, greyed
+            assert "ack latency" in str(overview.content)
             again = start_node(home)  # and comes back (on new ports: node.json says which)
             try:
                 await settle(pilot, lambda: not banner.has_class("shown"))
-                assert not app.query_one("#overview").has_class("stale")
+                assert not app.query_one("#overview-panel").has_class("stale")
             finally:
                 again.stop()
 
     asyncio.run(drive())
 
 
+def test_read_only_has_no_actions_and_admin_asks_before_each(running_node):
+    admin = running_node.admin()
+
+    async def read_only() -> None:
+        app = dashboard_on(running_node)
+        async with app.run_test(size=SIZE) as pilot:
+            markets = app.query_one("#markets-table", DataTable)
+            await settle(pilot, lambda: markets.row_count == 3)
+            await pilot.press("2", "h")
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, ConfirmScreen)
+
+    async def with_admin() -> None:
+        app = dashboard_on(running_node, admin=True)
+        async with app.run_test(size=SIZE) as pilot:
+            markets = app.query_one("#markets-table", DataTable)
+            await settle(pilot, lambda: markets.row_count == 3)
+            await pilot.press("2", "h")  # GOLD-USDC, the first row
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            await pilot.pause(0.5)
+            assert admin.call("status")["halted"] == []
+            await pilot.press("h", "y")
+            await settle(pilot, lambda: admin.call("status")["halted"] == ["GOLD-USDC"])
+            await settle(pilot, lambda: cells(markets, 9)[0] == "HALTED")
+            await pilot.press("h", "y")
+            await settle(pilot, lambda: admin.call("status")["halted"] == [])
+            await pilot.press("1")
+            peers = app.query_one("#peers-table", DataTable)
+            await settle(pilot, lambda: peers.row_count == 2)
+            await pilot.press("h")  # the key works in Markets only
+            assert not isinstance(app.screen, ConfirmScreen)
+            await pilot.press("d", "y")  # alice, the first row
+            disabled = lambda: {p["name"]: p["disabled"] for p in admin.call("peers")}  # noqa: E731
+            await settle(pilot, lambda: disabled() == {"alice": True, "bob": False})
+            await settle(pilot, lambda: cells(peers, 3)[0] == "yes")
+            await pilot.press("d", "y")
+            await settle(pilot, lambda: disabled() == {"alice": False, "bob": False})
+
+    asyncio.run(read_only())
+    asyncio.run(with_admin())
+
+
 def test_the_demo_in_the_dashboard_shows_throughput_and_the_rings_alert(tmp_path):
-    """The demo's node, flow and wash ring, watched by the dashboard (in run_test)."""
+    """The demo's node, flow and wash ring, watched by the dashboard (in run_test); the ring's
+    finding is labelled wash with `--admin`."""
     from marketnode.node.demo import RING, run_demo
-    from marketnode.node.keys import OPERATOR, load_key_pair
 
     seen: dict[str, bool] = {}
 
     def watch(home) -> None:
-        config = home.config()
-        key = load_key_pair(home.keys_path(config) / f"{OPERATOR}.key_secret")
-        app = Dashboard(lambda: address_of_home(home), key, refresh_s=0.5)
+        app = AdminDashboard(lambda: address_of_home(home), operator_key(home), refresh_s=0.5)
 
         async def drive() -> None:
             async with app.run_test(size=(160, 45)) as pilot:
-                await settle(
-                    pilot,
-                    lambda: any(s["orders_per_s"] > 0 for s in app.history),
-                    timeout_s=20,
-                )
+                orders = app.query_one("#orders-chart")
+                await settle(pilot, lambda: any(v > 0 for v in orders.plot.values), 20)
                 seen["throughput"] = True
                 await pilot.press("4")
                 table = app.query_one("#alerts-table", DataTable)
 
-                def ring_listed() -> bool:
-                    rows = [table.get_row_at(i) for i in range(table.row_count)]
-                    return any(RING[0] in str(row[4]) for row in rows)
+                def ring_row() -> int | None:
+                    rows = cells(table, 2)
+                    return rows.index("trade_cycles") if "trade_cycles" in rows else None
 
-                await settle(pilot, ring_listed, timeout_s=40)
+                await settle(pilot, lambda: ring_row() is not None, timeout_s=60)
+                assert RING[0] in cells(table, 4)[ring_row()]
                 seen["ring_alert"] = True
+                table.move_cursor(row=ring_row())
+                await pilot.press("w", "y")
+                await settle(pilot, lambda: cells(table, 7)[ring_row()] == "wash", 20)
+                seen["labelled"] = True
 
         asyncio.run(drive())
 
     report = run_demo(tmp_path / "home", 10, 200, watch=watch)
-    assert seen == {"throughput": True, "ring_alert": True}
+    assert seen == {"throughput": True, "ring_alert": True, "labelled": True}
     assert report.summary()["ring_flagged"]
 
 
+def test_connect_finds_a_node_by_its_admin_endpoint(running_node):
+    home = running_node.home
+    address = address_of_home(home)
+    remote = RemoteAddress(address.admin, address.server_key, operator_key(home))
+    assert remote() == address
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--connect", "http://x"], "expected tcp://HOST:PORT"),
+        (["--connect", "tcp://127.0.0.1:1", "--server-key", "nonsense"], "--server-key"),
+        (["--connect", "tcp://127.0.0.1:1", "--server-key", "A" * 40 + "x"], "--server-key"),
+        (["--key", "k"], "--key goes with --connect"),
+    ],
+)
+def test_dashboard_mistakes_are_one_line(tmp_path, arguments, message):
+    result = CliRunner().invoke(cli, ["dashboard", *arguments])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr
+
+
+def test_connect_to_a_curve_node_needs_the_operator_key(running_node):
+    address = address_of_home(running_node.home)
+    server = running_node.node.server_public_key
+    result = CliRunner().invoke(
+        cli, ["dashboard", "--connect", address.admin, "--server-key", server]
+    )
+    assert result.exit_code == 2 and "needs --key" in result.stderr
+
+
 def test_dashboard_on_a_missing_home_is_one_line(tmp_path):
-    from typer.testing import CliRunner
-
-    from marketnode.cli.main import app
-
-    result = CliRunner().invoke(app, ["dashboard", "--home", str(tmp_path / "nowhere")])
+    result = CliRunner().invoke(cli, ["dashboard", "--home", str(tmp_path / "nowhere")])
     assert result.exit_code == 3
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mnode: ")
