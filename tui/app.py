@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +42,7 @@ from .screens import TRADES_SHOWN, ConfirmScreen, EvidenceScreen, HelpScreen
 log = logging.getLogger(__name__)
 REFRESH_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 BOOK_DEPTH = 15
+SECONDS_KEPT = 300
 ANALYTICS_SLOW = (
     f"the analytics process did not answer within {ANALYTICS_TIMEOUT_S:g} s (scanning or "
     "catching up); the last answer is shown"
@@ -94,25 +96,27 @@ NOT_BINDINGS = (
 
 @dataclass(frozen=True)
 class Source:
-    """Something the dashboard asks the node again and again, every `every` refreshes.
+    """Something the dashboard asks the node again and again, every `every` refreshes, while
+    one of `panels` is shown (always, when None).
     `analytics`: the node relays it to its analytics process; when that is slow to answer the
     panel says so, and the node is not taken for gone."""
 
     name: str
     every: float
+    panels: tuple[str, ...] | None = None
     analytics: bool = False
 
 
 SOURCES = (
-    Source("status", 1),
-    Source("metrics", 1),
-    Source("peers", 2),
-    Source("markets", 1),
-    Source("book", 1),
-    Source("tape", 0),  # waits for trades itself, a refresh period at a time
-    Source("market_stats", 5, analytics=True),
-    Source("alerts", 2, analytics=True),
-    Source("scale", 1),
+    Source("status", 2),  # the title and the identity
+    Source("metrics", 1),  # the charts keep every second
+    Source("peers", 2, ("overview",)),
+    Source("markets", 1, ("markets", "book")),
+    Source("book", 1, ("book",)),
+    Source("tape", 0, ("book",)),  # waits for trades itself, a refresh period at a time
+    Source("market_stats", 5, ("markets",), analytics=True),
+    Source("alerts", 2, ("integrity",), analytics=True),
+    Source("scale", 1, ("scaling",)),
 )
 
 
@@ -145,6 +149,10 @@ class Dashboard(App):
     #banner.shown { display: block; }
     .stale DataTable, .stale Static, .stale Chart { opacity: 45%; }
     .label { margin: 0 1; }
+    #overview-text { height: 4; }
+    #identity-text, #scale-reason { height: 2; }
+    #book-title, #markets-note, #alerts-summary, #scale-summary, #forecast-text { height: 1; }
+    #tape-text { height: 1fr; }
     .dim { color: $text-muted; }
     .charts { height: 10; }
     .charts Chart { width: 1fr; height: 10; margin: 0 1; }
@@ -191,6 +199,8 @@ class Dashboard(App):
         self.book_market: str | None = None
         self.market_names: list[str] = []
         self.node_title = ""
+        self.seconds: deque[dict] = deque(maxlen=SECONDS_KEPT)
+        """The node's per-second samples the dashboard has seen, newest last."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -252,12 +262,20 @@ class Dashboard(App):
                 return None
             return self._call(name, "book", market=market, depth=BOOK_DEPTH)
         if name == "metrics":
-            return self._call(name, "metrics")
+            return self._metrics()
         if name == "market_stats":
             return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=DAY_STATS_QUERY)
         if name == "alerts":
             return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=ALERTS_QUERY)
         return self._call(name, name)  # status, peers, markets, scale
+
+    def _metrics(self) -> dict:
+        """The node's metrics, asking only for the samples not seen yet; the answer carries
+        the last `SECONDS_KEPT` of them (kept here, in the metrics worker's thread)."""
+        since = self.seconds[-1]["time"] if self.seconds else None
+        data = self._call("metrics", "metrics", **({} if since is None else {"since": since}))
+        self.seconds.extend(data.get("history", []))
+        return {**data, "history": list(self.seconds)}
 
     def _call(
         self, source: str, cmd: str, timeout_s: float = REQUEST_TIMEOUT_S, **arguments: Any
@@ -284,7 +302,10 @@ class Dashboard(App):
         self.set_timer(max(0.05, self.refresh_s * source.every), partial(self._due, source))
 
     def _due(self, source: Source) -> None:
-        if self.paused or self.closing:
+        if self.closing:
+            return
+        wanted = source.panels is None or self.active_panel in source.panels
+        if self.paused or not wanted:
             self._rearm(source)
         else:
             self._start(source)
@@ -322,9 +343,10 @@ class Dashboard(App):
         elif message.source == "evidence":
             self._show_evidence_trades(message.data)
             return
+        active = self.active_panel
         for panel in self.query(Panel):
             if message.source in panel.LISTENS:
-                panel.show(message.source, message.data)
+                panel.receive(message.source, message.data, panel.id == f"{active}-panel")
 
     def _note(self, message: Refused) -> None:
         if message.source == "evidence":
@@ -401,8 +423,11 @@ class Dashboard(App):
         self.query_one(TabbedContent).active = panel
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        """The keys go to the panel shown: its table has the focus."""
-        tables = self.query_one(f"#{event.pane.id}-panel").query(DataTable)
+        """The panel shown renders what came while it was hidden; the keys go to it (its table
+        has the focus)."""
+        panel = self.query_one(f"#{event.pane.id}-panel", Panel)
+        self._render_safely(lambda _: panel.shown(), None)
+        tables = panel.query(DataTable)
         if tables:
             tables.first().focus()
 

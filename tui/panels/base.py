@@ -15,9 +15,27 @@ Cell = str | Text
 
 
 class Panel(Vertical):
-    """A panel renders the answers of the sources it names; `show_<source>` does the work."""
+    """A panel renders the answers of the sources it names; `show_<source>` does the work.
+    While it is not shown it only keeps the latest answer of each source, and renders them
+    when it is shown again: the dashboard draws what the operator looks at."""
 
     LISTENS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.waiting: dict[str, Any] = {}
+
+    def receive(self, source: str, data: Any, shown: bool) -> None:
+        if shown:
+            self.show(source, data)
+        else:
+            self.waiting[source] = data
+
+    def shown(self) -> None:
+        """The panel became visible: render what came meanwhile."""
+        waiting, self.waiting = self.waiting, {}
+        for source, data in waiting.items():
+            self.show(source, data)
 
     def show(self, source: str, data: Any) -> None:
         getattr(self, f"show_{source}")(data)

@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Static
 from .base import Panel, bar, fill_table
 
 DEPTH_BAR_CELLS = 14
-TAPE_KEPT = 200
+TAPE_KEPT = 60
 SIDE_STYLE = {"buy": "green", "sell": "red"}
+TAPE_HEADING = f"[b]trade tape (live)[/b]\n[b]{'time':<8}  side  {'price':>12}  {'qty':>10}[/b]"
 
 
 class BookPanel(Panel):
@@ -25,7 +26,7 @@ class BookPanel(Panel):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.market: str | None = None
-        self.tape: deque[tuple[str, str, dict]] = deque(maxlen=TAPE_KEPT)
+        self.tape: deque[tuple[str, dict]] = deque(maxlen=TAPE_KEPT)
 
     def compose(self) -> ComposeResult:
         yield Static("no market selected yet (choose one in 2 Markets)", id="book-title",
@@ -34,14 +35,13 @@ class BookPanel(Panel):
             with Vertical(classes="ladder"):
                 yield DataTable(id="book-table", cursor_type="none")
             with Vertical(classes="tape"):
-                yield Static("trade tape (live)", classes="label")
-                yield DataTable(id="tape-table", cursor_type="none")
+                yield Static(TAPE_HEADING, classes="label")
+                yield Static("", id="tape-text", classes="label")
 
     def on_mount(self) -> None:
         self.query_one("#book-table", DataTable).add_columns(
             "bid depth", "bid qty", "bid", "ask", "ask qty", "ask depth"
         )
-        self.query_one("#tape-table", DataTable).add_columns("time", "side", "price", "qty")
 
     def show_book(self, book: dict) -> None:
         if book["market"] != self.market:
@@ -76,19 +76,20 @@ class BookPanel(Panel):
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(data["time"]))
         for trade in data["trades"]:
-            self.tape.appendleft((f"{trade['seq']}", stamp, trade))
+            self.tape.appendleft((stamp, trade))
         if data["trades"]:
             self._render_tape()
 
     def _render_tape(self) -> None:
-        fill_table(
-            self.query_one("#tape-table", DataTable),
-            [
-                (key, (stamp, Text(trade["aggressor"], style=SIDE_STYLE[trade["aggressor"]]),
-                       trade["price"], trade["qty"]))
-                for key, stamp, trade in self.tape
-            ],
-        )  # fmt: skip
+        """The tape as lines of text: it changes with every trade, and text is cheap to
+        redraw where a table would be rebuilt."""
+        text = Text()
+        for stamp, trade in self.tape:
+            side = trade["aggressor"]
+            text.append(f"{stamp}  ")
+            text.append(f"{side:<4}", style=SIDE_STYLE[side])
+            text.append(f"  {trade['price']:>12}  {trade['qty']:>10}\n")
+        self.query_one("#tape-text", Static).update(text)
 
 
 def _cumulative(levels: list[dict]) -> list[Decimal]:

@@ -11,8 +11,6 @@ from textual.widgets import DataTable, Static
 from ..chart import Chart, Plot
 from .base import Panel, fill_table
 
-SECONDS_PLOTTED = 300
-
 
 class OverviewPanel(Panel):
     LISTENS = ("metrics", "status", "peers")
@@ -31,7 +29,7 @@ class OverviewPanel(Panel):
         )
 
     def show_metrics(self, data: dict) -> None:
-        history = data["history"][-SECONDS_PLOTTED:]
+        history = data["history"]
         caption = f"the last {len(history)} s, one column a second"
         self.query_one("#orders-chart", Chart).show(
             Plot("orders/s", tuple(s["orders_per_s"] for s in history), caption=caption)
