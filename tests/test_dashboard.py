@@ -283,3 +283,20 @@ def test_dashboard_on_a_missing_home_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["dashboard", "--home", str(tmp_path / "nowhere")])
     assert result.exit_code == 3
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mnode: ")
+
+
+def test_a_node_without_metrics_says_so_in_its_panels(node_factory):
+    node = node_factory("[metrics]\nenabled = false\n", peers={"alice": ("0xa11ce",)})
+    app = dashboard_on(node)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            overview = app.query_one("#overview-text", Static)
+            await settle(pilot, lambda: "[metrics] enabled = false" in str(overview.content))
+            await pilot.press("5")
+            scale = app.query_one("#scale-summary", Static)
+            await settle(pilot, lambda: "scaling off" in str(scale.content))
+            await pilot.press("6")
+            assert not app.query_one("#banner").has_class("shown")
+
+    asyncio.run(drive())

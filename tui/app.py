@@ -257,7 +257,7 @@ class Dashboard(App):
         if name == "tape":
             return self._read_tape()
         if name == "book":
-            market = self.book_market or (self.market_names[0] if self.market_names else None)
+            market = self._watched_market()
             if market is None:
                 return None
             return self._call(name, "book", market=market, depth=BOOK_DEPTH)
@@ -268,6 +268,10 @@ class Dashboard(App):
         if name == "alerts":
             return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=ALERTS_QUERY)
         return self._call(name, name)  # status, peers, markets, scale
+
+    def _watched_market(self) -> str | None:
+        """The market of the Book panel: the one chosen in Markets, else the first."""
+        return self.book_market or (self.market_names[0] if self.market_names else None)
 
     def _metrics(self) -> dict:
         """The node's metrics, asking only for the samples not seen yet; the answer carries
@@ -285,7 +289,7 @@ class Dashboard(App):
 
     def _read_tape(self) -> dict | None:
         """The selected market's trades from the market-data socket over one refresh period."""
-        market = self.book_market or (self.market_names[0] if self.market_names else None)
+        market = self._watched_market()
         if market is None:
             time.sleep(self.refresh_s)
             return None
@@ -298,15 +302,18 @@ class Dashboard(App):
                     trades.extend(msgspec.to_builtins(message.trades))
         return {"market": market, "time": time.time(), "trades": trades}
 
-    def _rearm(self, source: Source) -> None:
-        self.set_timer(max(0.05, self.refresh_s * source.every), partial(self._due, source))
+    def _rearm(self, source: Source, every: float | None = None) -> None:
+        every = source.every if every is None else every
+        self.set_timer(max(0.05, self.refresh_s * every), partial(self._due, source))
 
     def _due(self, source: Source) -> None:
+        """Ask now, unless paused or no panel shown needs the source; then look again within
+        one refresh, so a panel just shown gets its slower sources soon too."""
         if self.closing:
             return
         wanted = source.panels is None or self.active_panel in source.panels
         if self.paused or not wanted:
-            self._rearm(source)
+            self._rearm(source, every=1)
         else:
             self._start(source)
 

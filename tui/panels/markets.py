@@ -76,8 +76,9 @@ class MarketsPanel(Panel):
         self._render_table()
 
     def show_metrics(self, data: dict) -> None:
-        if data["latest"] is not None:
-            self.rates = data["latest"]["markets"]
+        latest = data.get("latest")
+        if latest is not None:
+            self.rates = latest["markets"]
 
     def note(self, source: str, why: str) -> None:
         if source == "market_stats":
@@ -97,7 +98,7 @@ class MarketsPanel(Panel):
             rows.append((symbol, (
                 symbol, plain(day.get("last")), bid or "", ask or "",
                 str(Decimal(ask) - Decimal(bid)) if bid and ask else "",
-                plain(day.get("volume")), f"{day.get('trades', 0):,}",
+                plain(day.get("volume")), f"{day['trades']:,}" if day else "",
                 "" if share is None else f"{share:.1%}",
                 f"{self.rates.get(symbol, {}).get('orders_per_s', 0):,.0f}",
                 "HALTED" if market["halted"] else "",

@@ -37,7 +37,7 @@ class OverviewPanel(Panel):
         self.query_one("#trades-chart", Chart).show(
             Plot("trades/s", tuple(s["trades_per_s"] for s in history), caption=caption)
         )
-        latest = data["latest"]
+        latest = data.get("latest")
         if latest is None:
             self.query_one("#overview-text", Static).update(Text(data["sampling"]))
             return

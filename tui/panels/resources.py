@@ -21,7 +21,7 @@ class ResourcesPanel(Panel):
         yield Static("waiting for the node…", id="resources-text", classes="label")
 
     def show_metrics(self, data: dict) -> None:
-        latest = data["latest"]
+        latest = data.get("latest")
         if latest is None:
             return
         process, host = latest["process"], latest["host"]
