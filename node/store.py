@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import msgspec
@@ -113,13 +114,23 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def _read(self, db: Any = None) -> lmdb.Transaction:
+        """A read transaction. When another process (the node, for a reader such as the
+        analytics follower) has grown the map past this environment's, LMDB refuses it with
+        MDB_MAP_RESIZED until this process adopts the new size (`set_mapsize(0)`)."""
+        try:
+            return self.env.begin(db=db)
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)
+            return self.env.begin(db=db)
+
     def state(self) -> StoredState:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             return self._state(txn)
 
     def snapshot(self) -> tuple[StoredState, list[tuple[bytes, bytes]]]:
         """The last commit's state and its order records, from one consistent read."""
-        with self.env.begin() as txn:
+        with self._read() as txn:
             records = list(txn.cursor(db=self.orders_db).iternext(keys=True, values=True))
             return self._state(txn), records
 
@@ -155,7 +166,7 @@ class Store:
 
     def _journal_entries(self, position: int) -> list[tuple[int, bytes]]:
         """Up to JOURNAL_READ_CHUNK entries from the one holding command `position`."""
-        with self.env.begin(db=self.journal_db) as txn:
+        with self._read(self.journal_db) as txn:
             cursor = txn.cursor()
             # the entry holding command `position` starts at or before it
             if cursor.set_range(U64.pack(position)):
@@ -173,7 +184,7 @@ class Store:
     def commits(self, start: int = 0) -> list[tuple[int, int, int, int]]:
         """(journal length, seq, state hash, commit time in ns) after every commit whose journal
         length is above `start`, oldest first."""
-        with self.env.begin(db=self.commits_db) as txn:
+        with self._read(self.commits_db) as txn:
             cursor = txn.cursor()
             if not cursor.set_range(U64.pack(start + 1)):
                 return []
@@ -184,7 +195,7 @@ class Store:
 
     def get_meta_list(self, key: bytes) -> list[str]:
         """A list of names kept beside the books (node state that is not journaled)."""
-        with self.env.begin(db=self.meta_db) as txn:
+        with self._read(self.meta_db) as txn:
             raw = txn.get(key)
         return msgspec.msgpack.decode(raw, type=list[str]) if raw else []
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import lmdb
 import msgspec
 import pytest
@@ -220,3 +225,40 @@ def test_the_journal_reads_from_any_command_number(journaled_home):
             assert list(store.journal(start=start, stop=stop)) == expected
     finally:
         store.close()
+
+
+def test_a_reader_follows_a_map_the_writer_grew(tmp_path):
+    """The analytics follower reads while the node (another process) writes: when the node
+    grows the map past the reader's, the reader adopts the new size instead of failing
+    (MDB_MAP_RESIZED)."""
+    writer = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from test_store import batches, open_durable
+        from marketnode.node.flow import generate_flow
+        store, durable = open_durable(Path({str(tmp_path / "data")!r}), map_size=1 << 20)
+        commands = list(generate_flow(20_000, seed=5))
+        for batch in batches(commands[:100] if sys.argv[1] == "first" else commands[100:], 1000):
+            durable.submit(batch)
+        print(store.env.info()["map_size"])
+        store.close()
+        """
+    )
+
+    def write(part: str) -> int:
+        done = subprocess.run([sys.executable, "-c", writer, part], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        return int(done.stdout)
+
+    write("first")
+    reader = Store(tmp_path / "data", map_size=1 << 20, readonly=True)
+    try:
+        assert reader.state().journal_length == 101
+        assert write("rest") > 1 << 20
+        assert reader.state().journal_length == 20_001
+        assert sum(1 for _ in reader.journal()) == 20_001
+        assert reader.commits()[-1][0] == 20_001
+    finally:
+        reader.close()
