@@ -119,6 +119,9 @@ def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dic
         )
         return outlook
     steps = max(1, round(option["horizon_s"] / option["step_s"]))
+    if len(times) <= steps + 1:  # steps without readings are left out: the span may be there
+        outlook["why"] = f"forecasts need more than {steps + 1} steps with readings"
+        return outlook
     features = design(times, values, seasonal=span >= DAY_S)
     forecast = fit_predict(features[:-steps], values[steps:], features[-1:])[0]
     error = forecast_error(features, values, steps, round(option["evaluate_s"] / option["step_s"]))

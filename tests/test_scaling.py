@@ -252,3 +252,11 @@ def test_the_load_outlook_plots_the_steps_and_never_forecasts_below_zero():
     short = scaler(predictive={"min_history_s": 1200})
     short.update(falling, falling[-1]["time"])
     assert short.outlook["forecast"] is None and "after 20 min" in short.outlook["why"]
+
+
+def test_a_long_but_sparse_history_gives_no_forecast_rather_than_an_error():
+    """Two readings a minute apart span the minimum history but hold too few steps to fit."""
+    item = scaler(predictive={"step_s": 5, "min_history_s": 60, "horizon_s": 30})
+    sparse = [sample(START, 0.5, 0.0), sample(START + 30, 0.6, 0.0), sample(START + 61, 0.9, 0.0)]
+    assert advice_at(item, sparse).get(("predictive", "scale_up")) is None
+    assert item.outlook["forecast"] is None and "more than 7 steps" in item.outlook["why"]
