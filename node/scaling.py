@@ -10,6 +10,7 @@ per window. Advice that is no longer given disappears; new advice goes to the
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any
 
@@ -34,6 +35,7 @@ def policy_settings(
 
 
 HOLDING = "; holding "
+log = logging.getLogger(__name__)
 
 
 class Scaler:
@@ -51,12 +53,10 @@ class Scaler:
 
     def update(self, history: list[dict], now: float) -> list[Recommendation]:
         raw: list[Recommendation] = []
-        for found in self.manager.hook.recommend_scaling(
-            history=history, settings=self.settings, now=now
-        ):
+        for found in self._each_plugin("recommend_scaling", history, now):
             raw.extend(found or [])
-        self.outlook = self.manager.hook.forecast_load(
-            history=history, settings=self.settings, now=now
+        self.outlook = next(
+            (found for found in self._each_plugin("forecast_load", history, now) if found), None
         )
         advice = [self._stabilized(item, now) for item in raw]
         advice += self._held(raw, now)
@@ -72,6 +72,19 @@ class Scaler:
                 self.manager.hook.act_on_recommendation(recommendation=item)
         self.current = sorted(advice, key=lambda r: (r.resource, r.policy, r.action))
         return self.current
+
+    def _each_plugin(self, hook: str, history: list[dict], now: float) -> list[Any]:
+        """Each plugin's answer to `hook`; a plugin that raises is logged and left out, so one
+        broken policy does not silence the others."""
+        given = {"history": history, "settings": self.settings, "now": now}
+        answers = []
+        for implementation in reversed(getattr(self.manager.hook, hook).get_hookimpls()):
+            try:
+                arguments = {name: given[name] for name in implementation.argnames}
+                answers.append(implementation.function(**arguments))
+            except Exception:
+                log.exception("scaling policy %s failed (%s)", implementation.plugin_name, hook)
+        return answers
 
     def _stabilized(self, item: Recommendation, now: float) -> Recommendation:
         """A scale advice reports the highest desired count of the window."""

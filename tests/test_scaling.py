@@ -260,3 +260,18 @@ def test_a_long_but_sparse_history_gives_no_forecast_rather_than_an_error():
     sparse = [sample(START, 0.5, 0.0), sample(START + 30, 0.6, 0.0), sample(START + 61, 0.9, 0.0)]
     assert advice_at(item, sparse).get(("predictive", "scale_up")) is None
     assert item.outlook["forecast"] is None and "more than 7 steps" in item.outlook["why"]
+
+
+def test_a_policy_that_raises_is_left_out_and_the_others_still_advise(caplog):
+    from marketnode.plugins.hookspecs import hookimpl
+
+    class Broken:
+        @hookimpl
+        def recommend_scaling(self, history):
+            raise ZeroDivisionError("a bug in a third-party policy")
+
+    item = scaler()
+    item.manager.register(Broken(), name="broken")
+    advice = advice_at(item, busy_history([0.95] * 40))
+    assert ("reactive", "scale_up") in advice and ("sharding", "scale_up") in advice
+    assert "scaling policy broken failed" in caplog.text
