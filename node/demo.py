@@ -30,6 +30,7 @@ from .results import WireTrade
 
 RING = [f"0xd3m0{n}" for n in range(4)]
 RING_MARKET = "LAND-ETH"
+WATCHED_ROUND_S = 120
 DEMO_SETTINGS = """
 [integrity]
 scan_interval_s = 10
@@ -102,7 +103,8 @@ def run_demo(
 ) -> DemoReport:
     """Start the node on a new home at `path`, run the flow, the drop and the ring for
     `duration_s` (or, with `watch`, until `watch(home)` returns: the dashboard, say, with the
-    flow and its drop repeated every `duration_s`), wait for the scan, and report."""
+    flow and its drop repeated in rounds of `duration_s` or two minutes, whichever is longer),
+    wait for the scan, and report."""
     home = prepare_demo_home(path)
     config = home.config()
     keys = home.keys_path(config)
@@ -114,8 +116,11 @@ def run_demo(
         # after a dashboard, the summary must not keep the operator waiting on a busy node
         admin = AdminClient(address, operator, timeout_s=10 if watch is None else 3)
         stop = threading.Event()
-        profile = LoadProfile(rate=rate, duration_s=duration_s, batch=10,
-                              burst_at_s=duration_s / 3, burst_for_s=10, burst_x=60)  # fmt: skip
+        # with a dashboard the rounds repeat: a drop every two minutes at most, which the
+        # analytics process catches up with in between
+        round_s = duration_s if watch is None else max(duration_s, WATCHED_ROUND_S)
+        profile = LoadProfile(rate=rate, duration_s=round_s, batch=10,
+                              burst_at_s=round_s / 3, burst_for_s=10, burst_x=60)  # fmt: skip
         load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
         ring_key = load_key_pair(keys / PEERS_FOLDER / "ring.key_secret")
         rounds = 1 if watch is None else None
