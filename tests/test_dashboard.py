@@ -138,6 +138,11 @@ def test_help_and_palette_come_from_the_key_table(running_node):
             assert not app.paused and app.refresh_s == 0.5
             await pilot.press("plus", "plus")
             assert app.refresh_s == 0.25  # the fastest step
+            await pilot.press("minus", "minus", "equals_sign")
+            assert app.refresh_s == 0.5
+            await pilot.press("q")
+            await pilot.pause()
+            assert not app.is_running
 
     asyncio.run(drive())
 
