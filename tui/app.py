@@ -409,7 +409,11 @@ class Dashboard(App):
 
     @property
     def active_panel(self) -> str:
-        return self.query_one(TabbedContent).active
+        """The panel shown ("" while the app starts or closes and the panels are not there)."""
+        try:
+            return self.query_one(TabbedContent).active
+        except NoMatches:
+            return ""
 
     def key_works(self, key: Key) -> bool:
         return key.panel is None or key.panel == self.active_panel
