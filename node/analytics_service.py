@@ -3,16 +3,22 @@
 It follows the journal into the DuckDB file (the only process writing it) and answers the node's
 forwarded requests on an ipc socket in the home: `sql` (read-only queries) and `lag` (how far
 behind the journal it is, in commands and seconds). Being a process of its own, it never takes
-the matching thread's interpreter lock.
+the matching thread's interpreter lock. Integrity scans run in a thread of their own, on their
+own DuckDB cursor: a scan over a long history takes seconds, and requests are answered
+meanwhile.
 
     python -m marketnode.node.analytics_service HOME
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import queue
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,7 @@ from .home import ANALYTICS_SOCKET, Home
 from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
 from .store import Store
 
+log = logging.getLogger(__name__)
 MAX_ROWS = 100_000
 """Rows a query may return over the socket; more is an error asking for a LIMIT."""
 
@@ -60,6 +67,10 @@ class AnalyticsService:
         self.integrity = config.integrity
         self.detector_settings = detector_settings(config.integrity, str(home.config_path))
         self.next_scan = time.monotonic() + config.integrity.scan_interval_s
+        self.scanner: threading.Thread | None = None
+        self.scan_cursor: duckdb.DuckDBPyConnection | None = None
+        self.found: queue.SimpleQueue[list] = queue.SimpleQueue()
+        """New alerts of finished scans, for the main thread to push (sockets stay in it)."""
         self.node_identity: bytes | None = None
         """Who to push new alerts to: the node, once it has said hello."""
         self.context = zmq.Context()
@@ -79,11 +90,12 @@ class AnalyticsService:
                     break  # the node is gone (killed, say): nobody is left to answer
                 # a bounded step: requests are answered between steps even far behind
                 self.follower.sync(SYNC_STEP_COMMANDS)
-                if time.monotonic() >= self.next_scan:
-                    self._scan()
+                self._scan_when_due()
+                self._push_found()
                 if self.socket.poll(self.interval_ms):
                     self._answer_all()
         finally:
+            self._stop_scan()
             self.context.destroy(linger=0)
             self.analytics.close()
             self.store.close()
@@ -111,14 +123,47 @@ class AnalyticsService:
             reply["ref"] = request.get("ref")
             self.socket.send_multipart([identity, _encode(reply)])
 
-    def _scan(self) -> None:
-        """Run the detectors; keep the new alerts and push them to the node to publish."""
+    def _scan_when_due(self) -> None:
+        if self.scanner is not None and not self.scanner.is_alive():
+            self.scanner = None
+        if self.scanner is not None or time.monotonic() < self.next_scan:
+            return
         self.next_scan = time.monotonic() + self.integrity.scan_interval_s
-        alerts = scan(self.analytics.connection, self.detector_settings)
-        fresh = store_alerts(self.analytics.connection, alerts)
-        if fresh and self.node_identity is not None:
-            payload = {"alerts": [alert_record(alert) for alert in fresh]}
-            self.socket.send_multipart([self.node_identity, _encode(payload)])
+        self.scan_cursor = self.analytics.connection.cursor()
+        self.scanner = threading.Thread(
+            target=self._scan, args=(self.scan_cursor,), name="integrity-scan", daemon=True
+        )
+        self.scanner.start()
+
+    def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """In the scan thread: run the detectors and keep the new alerts."""
+        try:
+            alerts = scan(cursor, self.detector_settings)
+            self.found.put(store_alerts(cursor, alerts))
+        except duckdb.InterruptException:
+            log.info("integrity scan interrupted: the process is stopping")
+        except Exception:  # a detector's bug: logged, and the next scan runs as planned
+            log.exception("integrity scan failed")
+        finally:
+            cursor.close()
+
+    def _push_found(self) -> None:
+        """Hand the new alerts of finished scans to the node, which publishes them."""
+        while True:
+            try:
+                fresh = self.found.get_nowait()
+            except queue.Empty:
+                return
+            if fresh and self.node_identity is not None:
+                payload = {"alerts": [alert_record(alert) for alert in fresh]}
+                self.socket.send_multipart([self.node_identity, _encode(payload)])
+
+    def _stop_scan(self) -> None:
+        """Interrupt a running scan and wait for its thread before the store closes."""
+        if self.scanner is not None and self.scanner.is_alive():
+            with contextlib.suppress(duckdb.Error):  # it may have just finished and closed
+                self.scan_cursor.interrupt()
+            self.scanner.join()
 
     def _answer(self, request: dict) -> dict:
         if request.get("cmd") == "hello":
