@@ -95,11 +95,14 @@ class AnalyticsService:
                 if self.socket.poll(self.interval_ms):
                     self._answer_all()
         finally:
-            self._stop_scan()
-            self.context.destroy(linger=0)
-            self.analytics.close()
-            self.store.close()
-            (self.home.path / ANALYTICS_SOCKET).unlink(missing_ok=True)
+            self.close()
+
+    def close(self) -> None:
+        self._stop_scan()
+        self.context.destroy(linger=0)
+        self.analytics.close()
+        self.store.close()
+        (self.home.path / ANALYTICS_SOCKET).unlink(missing_ok=True)
 
     def _stop(self, _signum: int, _frame: object) -> None:
         self.stopping = True

@@ -320,3 +320,31 @@ def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(hom
     finally:
         store.close()
         target.close()
+
+
+def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeypatch, caplog):
+    """The analytics process's scan thread: alerts found go to the queue the main thread pushes
+    from; a detector that raises is logged and the process goes on."""
+    from marketnode.node import analytics_service
+    from marketnode.node.home import Home
+
+    replay(home, SAMPLE)
+    service = analytics_service.AnalyticsService(Home(home))
+    try:
+        service.follower.sync()
+        service.next_scan = 0
+        service._scan_when_due()
+        service.scanner.join()
+        assert isinstance(service.found.get_nowait(), list)
+
+        def broken(connection, settings):
+            raise ZeroDivisionError("a detector's bug")
+
+        monkeypatch.setattr(analytics_service, "scan", broken)
+        service.next_scan = 0
+        service._scan_when_due()
+        service.scanner.join()
+        assert service.found.empty() and "integrity scan failed" in caplog.text
+        assert service.sql("SELECT count(*) FROM trades")["ok"]
+    finally:
+        service.close()
