@@ -323,6 +323,7 @@ class Dashboard(App):
         if self.connected is not False:
             self.connected = False
             self._render_safely(self._show_connected, False)
+            self._render_safely(self._show_why_disconnected, message.why)
 
     def on_refused(self, message: Refused) -> None:
         self._render_safely(self._note, message)
@@ -369,6 +370,9 @@ class Dashboard(App):
         admin = "admin" if self.changes_the_node else ""
         parts = [self.node_title, admin, "PAUSED" if self.paused else ""]
         self.sub_title = " · ".join(part for part in parts if part)
+
+    def _show_why_disconnected(self, why: str) -> None:
+        self.query_one("#banner").tooltip = why  # the banner stays short; hovering tells why
 
     def _show_connected(self, connected: bool) -> None:
         self.query_one("#banner").set_class(not connected, "shown")
