@@ -662,20 +662,24 @@ class Node:
                             continue
                     else:
                         reply = handle_admin(self, request)
-            try:
-                payload = encoder.encode(reply)
-            except (TypeError, msgspec.EncodeError) as error:
-                # a value a plugin left in a form msgpack cannot carry: the operator gets an
-                # error, and the node goes on
-                log.error("admin %s: the answer cannot be encoded: %s", reply.ref, error)
-                payload = encoder.encode(AdminReply(
-                    PROTOCOL_VERSION, False, error=f"internal: cannot encode the answer: {error}",
-                    ref=reply.ref,
-                ))  # fmt: skip
-            try:
-                self.admin.send_multipart([identity, payload], zmq.NOBLOCK)
-            except zmq.ZMQError as error:
-                log.debug("admin client gone: %s", error)
+            self._reply_admin(identity, reply)
+
+    def _reply_admin(self, identity: bytes, reply: AdminReply) -> None:
+        """Send an admin answer, the node's own or one relayed from its analytics process."""
+        try:
+            payload = encoder.encode(reply)
+        except (TypeError, msgspec.EncodeError) as error:
+            # a value a plugin left in a form msgpack cannot carry: the operator gets an
+            # error, and the node goes on
+            log.error("admin %s: the answer cannot be encoded: %s", reply.ref, error)
+            payload = encoder.encode(AdminReply(
+                PROTOCOL_VERSION, False, error=f"internal: cannot encode the answer: {error}",
+                ref=reply.ref,
+            ))  # fmt: skip
+        try:
+            self.admin.send_multipart([identity, payload], zmq.NOBLOCK)
+        except zmq.ZMQError as error:
+            log.debug("admin client gone: %s", error)
 
     # -- the analytics process ----------------------------------------------------------------
 
@@ -749,20 +753,7 @@ class Node:
                 answer.get("error"),
                 ref,
             )
-            try:
-                payload = encoder.encode(reply)
-            except (TypeError, msgspec.EncodeError) as error:
-                # a value a plugin left in a form msgpack cannot carry: the operator gets an
-                # error, and the node goes on
-                log.error("admin %s: the answer cannot be encoded: %s", reply.ref, error)
-                payload = encoder.encode(AdminReply(
-                    PROTOCOL_VERSION, False, error=f"internal: cannot encode the answer: {error}",
-                    ref=reply.ref,
-                ))  # fmt: skip
-            try:
-                self.admin.send_multipart([identity, payload], zmq.NOBLOCK)
-            except zmq.ZMQError as error:
-                log.debug("admin client gone: %s", error)
+            self._reply_admin(identity, reply)
 
     def _start_metrics(self) -> None:
         self.sampler: MetricsSampler | None = None
