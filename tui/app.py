@@ -34,9 +34,10 @@ from marketnode.node.markets import ConfigError
 from .links import ANALYTICS_TIMEOUT_S, REQUEST_TIMEOUT_S, NodeLinks
 from .messages import ActionDone, Fetched, Refused, Unreachable
 from .panels import PANELS
-from .panels.base import Panel, selected_key
+from .panels.base import Panel
 from .panels.integrity import ALERTS_QUERY, IntegrityPanel
 from .panels.markets import DAY_STATS_QUERY, MarketsPanel
+from .panels.overview import OverviewPanel
 from .screens import TRADES_SHOWN, ConfirmScreen, EvidenceScreen, HelpScreen
 
 log = logging.getLogger(__name__)
@@ -494,12 +495,11 @@ class AdminDashboard(Dashboard):
             )  # fmt: skip
 
     def action_toggle_peer(self) -> None:
-        peers = self.query_one("#peers-table")
-        name = selected_key(peers)  # type: ignore[arg-type]
-        if name is None:
+        peer = self.query_one(OverviewPanel).selected_peer()
+        if peer is None:
             return
-        disabled = str(peers.get_row(name)[3]) == "yes"  # type: ignore[attr-defined]
-        if disabled:
+        name = peer["name"]
+        if peer["disabled"]:
             self._confirm(f"Enable peer {name}? Its orders are accepted again.", "enable_peer",
                           [{"peer": name}], f"peer {name} enabled")  # fmt: skip
         else:

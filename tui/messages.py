@@ -16,22 +16,21 @@ class Fetched(Message):
         self.data = data
 
 
-class Unreachable(Message):
+class SourceFailed(Message):
+    """A source's request came to nothing, and why."""
+
+    def __init__(self, source: str, why: str) -> None:
+        super().__init__()
+        self.source = source
+        self.why = why
+
+
+class Unreachable(SourceFailed):
     """The node did not answer a source's request: it is down, restarting or unreachable."""
 
-    def __init__(self, source: str, why: str) -> None:
-        super().__init__()
-        self.source = source
-        self.why = why
 
-
-class Refused(Message):
+class Refused(SourceFailed):
     """The node answered, with an error (analytics off, say): the node is there."""
-
-    def __init__(self, source: str, why: str) -> None:
-        super().__init__()
-        self.source = source
-        self.why = why
 
 
 class ActionDone(Message):

@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from ..chart import Chart, Plot
-from .base import Panel, fill_table
+from .base import Panel, fill_table, selected_key
 
 
 class OverviewPanel(Panel):
@@ -22,6 +22,14 @@ class OverviewPanel(Panel):
         yield Static("waiting for the node…", id="overview-text", classes="label")
         yield Static("", id="identity-text", classes="label")
         yield DataTable(id="peers-table", cursor_type="row")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.peers: dict[str, dict] = {}
+
+    def selected_peer(self) -> dict | None:
+        """The peer under the cursor, as the node last described it."""
+        return self.peers.get(selected_key(self.query_one("#peers-table", DataTable)) or "")
 
     def on_mount(self) -> None:
         self.query_one("#peers-table", DataTable).add_columns(
@@ -66,6 +74,7 @@ class OverviewPanel(Panel):
         )
 
     def show_peers(self, peers: list[dict]) -> None:
+        self.peers = {peer["name"]: peer for peer in peers}
         fill_table(
             self.query_one("#peers-table", DataTable),
             [
