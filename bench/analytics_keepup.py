@@ -23,11 +23,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketnode.node.client import AdminClient, address_of_home
-from marketnode.node.e2e import prepare_home, start_node_process, stop_node_process
-from marketnode.node.flow import generate_flow
-from marketnode.node.keys import OPERATOR, load_key_pair
-from marketnode.node.load import LoadProfile, LoadResult, run_load
+from marketnode.node.client.clients import AdminClient, address_of_home
+from marketnode.node.home.keys import OPERATOR, load_key_pair
+from marketnode.node.tools.e2e import prepare_home, start_node_process, stop_node_process
+from marketnode.node.tools.flow import generate_flow
+from marketnode.node.tools.load import LoadProfile, LoadResult, run_load
 
 SAMPLE_EVERY_S = 0.5
 CATCH_UP_LIMIT_S = 120.0

@@ -29,18 +29,18 @@ from pathlib import Path
 
 import msgspec
 
-from marketnode.node.client import Client, address_of_home
-from marketnode.node.commands import ConfigureMarkets, NewOrder
-from marketnode.node.e2e import prepare_home, start_node_process
-from marketnode.node.engine import Engine
-from marketnode.node.flow import generate_flow
-from marketnode.node.home import Home
-from marketnode.node.keys import KeyPair
-from marketnode.node.load import encode_messages
-from marketnode.node.protocol import Reply
-from marketnode.node.results import wire_event
-from marketnode.node.store import Store
-from marketnode.node.verify import verify_store
+from marketnode.node.client.clients import Client, address_of_home
+from marketnode.node.core.commands import ConfigureMarkets, NewOrder
+from marketnode.node.core.engine import Engine
+from marketnode.node.home.keys import KeyPair
+from marketnode.node.home.layout import Home
+from marketnode.node.protocol.messages import Reply
+from marketnode.node.protocol.wire_events import wire_event
+from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.verify import verify_store
+from marketnode.node.tools.e2e import prepare_home, start_node_process
+from marketnode.node.tools.flow import generate_flow
+from marketnode.node.tools.load import encode_messages
 
 COMMANDS_PER_ROUND = 200_000
 SILENCE_S = 0.5

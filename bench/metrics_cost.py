@@ -19,10 +19,15 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketnode.node.client import address_of_home
-from marketnode.node.e2e import BATCHED_WINDOW, prepare_home, start_node_process, stop_node_process
-from marketnode.node.flow import generate_flow
-from marketnode.node.load import LoadProfile, run_load
+from marketnode.node.client.clients import address_of_home
+from marketnode.node.tools.e2e import (
+    BATCHED_WINDOW,
+    prepare_home,
+    start_node_process,
+    stop_node_process,
+)
+from marketnode.node.tools.flow import generate_flow
+from marketnode.node.tools.load import LoadProfile, run_load
 
 
 def throughput(metrics: bool, orders: int, seed: int) -> float:

@@ -13,9 +13,9 @@ import argparse
 import cProfile
 import pstats
 
-from marketnode.node.config import default_markets
-from marketnode.node.engine import Engine
-from marketnode.node.flow import generate_flow
+from marketnode.node.core.engine import Engine
+from marketnode.node.home.config import default_markets
+from marketnode.node.tools.flow import generate_flow
 
 
 def main() -> None:

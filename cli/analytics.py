@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import duckdb
 import typer
 
-from marketnode.node.analytics import AnalyticsStore, JournalFollower, export_parquet
-from marketnode.node.analytics_service import plain
-from marketnode.node.client import ClientError
-from marketnode.node.home import Home
-from marketnode.node.store import Store
+from marketnode.node.analytics.database import AnalyticsStore, JournalFollower, export_parquet
+from marketnode.node.analytics.service import plain
+from marketnode.node.client.clients import ClientError
+from marketnode.node.home.layout import Home
+from marketnode.node.store.lmdb_store import Store
 
 from .common import (
     EXIT_STORE,

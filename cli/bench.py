@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.bench import run_engine_bench
-from marketnode.node.config import StoreConfig
+from marketnode.node.home.config import StoreConfig
+from marketnode.node.tools.bench import run_engine_bench
 
 from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
 
@@ -80,7 +80,7 @@ def e2e_command(
     """A real node process on a temporary home (loopback, CURVE on, synced commits): throughput
     with one order per message and with 100 per message, then acknowledgement latency at offered
     rates of 1k, 10k and 50k orders/s."""
-    from marketnode.node.e2e import run_e2e_bench
+    from marketnode.node.tools.e2e import run_e2e_bench
 
     typer.echo("starting a node and offering load; this takes about a minute ...", err=True)
     report = run_e2e_bench(orders=orders, seed=seed, latency_s=seconds)
@@ -111,7 +111,7 @@ def analytics_command(
     json: JsonOption = False,
 ) -> None:
     """Analytics ingest: how fast the follower turns a journal into DuckDB rows."""
-    from marketnode.node.bench import run_analytics_bench
+    from marketnode.node.tools.bench import run_analytics_bench
 
     typer.echo(f"journaling {ops} commands, then ingesting them ...", err=True)
     result = run_analytics_bench(ops, seed)
@@ -134,7 +134,7 @@ def integrity_command(
     json: JsonOption = False,
 ) -> None:
     """Detection time: every detector over a labelled market of about a million trades."""
-    from marketnode.node.evaluation import evaluate
+    from marketnode.node.tools.evaluation import evaluate
 
     typer.echo(f"building a labelled market of {steps:,} steps, then scanning it ...", err=True)
     report = evaluate(seed, steps)

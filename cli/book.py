@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 from msgspec import to_builtins
 
-from marketnode.node.book import OrderBook
-from marketnode.node.engine import Engine
-from marketnode.node.marketdata import book_levels
-from marketnode.node.statehash import order_from_record
-from marketnode.node.store import Store
+from marketnode.node.core.book import OrderBook
+from marketnode.node.core.engine import Engine
+from marketnode.node.server.marketdata import book_levels
+from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.statehash import order_from_record
 
 from .common import (
     EXIT_USAGE,

@@ -11,10 +11,10 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from marketnode.node.engine import MarketChangeRefused
-from marketnode.node.home import HOME_ENV, Home
-from marketnode.node.markets import ConfigError
-from marketnode.node.store import StoreError
+from marketnode.node.core.engine import MarketChangeRefused
+from marketnode.node.core.markets import ConfigError
+from marketnode.node.home.layout import HOME_ENV, Home
+from marketnode.node.store.lmdb_store import StoreError
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1

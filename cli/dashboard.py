@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 import zmq.utils.z85
 
-from marketnode.node.client import NodeAddress, RemoteAddress, address_of_home
-from marketnode.node.home import Home
-from marketnode.node.keys import (
+from marketnode.node.client.clients import NodeAddress, RemoteAddress, address_of_home
+from marketnode.node.home.keys import (
     OPERATOR,
     SERVER,
     KeyFileError,
@@ -20,6 +19,7 @@ from marketnode.node.keys import (
     load_key_pair,
     load_public_key,
 )
+from marketnode.node.home.layout import Home
 
 from .common import EXIT_USAGE, HomeOption, fail, operator_errors, require_home
 

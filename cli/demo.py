@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from marketnode.node.client import address_of_home
-from marketnode.node.home import Home
-from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.node.client.clients import address_of_home
+from marketnode.node.home.keys import OPERATOR, load_key_pair
+from marketnode.node.home.layout import Home
 
 from .common import EXIT_USAGE, JsonOption, fail, print_json
 from .dashboard import open_dashboard
@@ -45,7 +45,7 @@ def demo_command(
     """Start a node in a home of its own, trade on it (a seeded flow, a drop, a wash ring) with
     the dashboard open (q quits and stops everything), then say what it did: orders, trades,
     alerts raised, scaling advice."""
-    from marketnode.node.demo import run_demo
+    from marketnode.node.tools.demo import run_demo
 
     watch = None if headless else partial(_open_dashboard, admin=admin)
 

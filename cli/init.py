@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.home import Home
+from marketnode.node.home.layout import Home
 
 from .common import EXIT_USAGE, HomeOption, fail, operator_errors
 

@@ -7,15 +7,15 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.analytics import JournalFollower
-from marketnode.node.integrity import (
+from marketnode.node.analytics.database import JournalFollower
+from marketnode.node.analytics.integrity import (
     acknowledge,
     alert_record,
     detector_settings,
     scan,
     store_alerts,
 )
-from marketnode.node.store import Store
+from marketnode.node.store.lmdb_store import Store
 
 from .analytics import open_analytics, print_rows, run_query, through_node
 from .common import (
@@ -136,7 +136,7 @@ def eval_command(
 ) -> None:
     """Score the detectors on a generated market with known wash trading: precision, recall
     and F1 on trades and wallets, anomaly ROC AUC, share of market makers flagged."""
-    from marketnode.node.evaluation import evaluate
+    from marketnode.node.tools.evaluation import evaluate
 
     report = evaluate(seed, steps)
     if json:

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from marketnode.node.client import AdminClient, ClientError, address_of_home
-from marketnode.node.config import LOG_LEVELS
-from marketnode.node.home import Home
-from marketnode.node.integrity import detector_settings
-from marketnode.node.keys import OPERATOR, load_key_pair
-from marketnode.node.scaling import policy_settings
-from marketnode.node.server import Node, NodeError
+from marketnode.node.analytics.integrity import detector_settings
+from marketnode.node.client.clients import AdminClient, ClientError, address_of_home
+from marketnode.node.home.config import LOG_LEVELS
+from marketnode.node.home.keys import OPERATOR, load_key_pair
+from marketnode.node.home.layout import Home
+from marketnode.node.ops.scaling import policy_settings
+from marketnode.node.server.node import Node, NodeError
 
 from .common import (
     EXIT_NOT_RUNNING,

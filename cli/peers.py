@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.keys import PEERS_FOLDER, create_key_pair
-from marketnode.node.peers import Peer, check_peer, load_allowlist, save_allowlist
+from marketnode.node.home.keys import PEERS_FOLDER, create_key_pair
+from marketnode.node.home.peers import Peer, check_peer, load_allowlist, save_allowlist
 
 from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
 from .node import admin_call

@@ -13,13 +13,13 @@ from typing import IO, Annotated
 import msgspec
 import typer
 
-from marketnode.node.commands import MalformedCommand, decode_json_command
-from marketnode.node.durable import DurableEngine
-from marketnode.node.events import Rejected
-from marketnode.node.results import event_record, wire_event
-from marketnode.node.statehash import format_hash
-from marketnode.node.store import Store
-from marketnode.node.validation import MALFORMED
+from marketnode.node.core.commands import MalformedCommand, decode_json_command
+from marketnode.node.core.events import Rejected
+from marketnode.node.core.validation import MALFORMED
+from marketnode.node.protocol.wire_events import event_record, wire_event
+from marketnode.node.store.durable import DurableEngine
+from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.statehash import format_hash
 
 from .common import (
     EXIT_CHECK_FAILED,

@@ -50,7 +50,7 @@ def eval_command(
 ) -> None:
     """Replay steady, noisy steady, ramp, daily-cycle, drop-spike and disk-filling traces
     through the policies; exit 1 when a target is missed."""
-    from marketnode.node.scaling_eval import evaluate
+    from marketnode.node.tools.scaling_eval import evaluate
 
     report = evaluate(seed)
     if json:

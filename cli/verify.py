@@ -6,8 +6,8 @@ import dataclasses
 
 import typer
 
-from marketnode.node.store import Store
-from marketnode.node.verify import verify_store
+from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.verify import verify_store
 
 from .common import (
     EXIT_CHECK_FAILED,

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.client import Client, ClientError, Subscriber, address_of_home
-from marketnode.node.home import Home
-from marketnode.node.keys import OPERATOR, PEERS_FOLDER, KeyPair, load_key_pair
+from marketnode.node.client.clients import Client, ClientError, Subscriber, address_of_home
+from marketnode.node.home.keys import OPERATOR, PEERS_FOLDER, KeyPair, load_key_pair
+from marketnode.node.home.layout import Home
 
 from .common import (
     EXIT_NOT_RUNNING,

@@ -54,7 +54,7 @@ def recommend_scaling(
     history: list[dict[str, Any]], settings: dict[str, dict[str, Any]], now: float
 ) -> list[Recommendation] | None:
     """Advice for this moment from the node's samples (oldest first, one a second; see
-    node/sampler.py for their fields). Stateless: the node applies the stabilization window
+    node/ops/sampler.py for their fields). Stateless: the node applies the stabilization window
     and keeps `since`. A metric that is missing or older than the policy's `stale_s` must give
     a `missing` recommendation, never a scale-down."""
 

@@ -10,11 +10,23 @@ from dataclasses import dataclass, field
 import pytest
 import zmq
 
-from marketnode.node.client import AdminClient, Client, NodeAddress, Subscriber, address_of_home
-from marketnode.node.home import Home
-from marketnode.node.keys import OPERATOR, PEERS_FOLDER, KeyPair, create_key_pair, load_key_pair
-from marketnode.node.peers import Peer, load_allowlist, save_allowlist
-from marketnode.node.server import Node
+from marketnode.node.client.clients import (
+    AdminClient,
+    Client,
+    NodeAddress,
+    Subscriber,
+    address_of_home,
+)
+from marketnode.node.home.keys import (
+    OPERATOR,
+    PEERS_FOLDER,
+    KeyPair,
+    create_key_pair,
+    load_key_pair,
+)
+from marketnode.node.home.layout import Home
+from marketnode.node.home.peers import Peer, load_allowlist, save_allowlist
+from marketnode.node.server.node import Node
 
 LOOPBACK_ENDPOINTS = """
 [endpoints]

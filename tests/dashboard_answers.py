@@ -14,10 +14,10 @@ from pathlib import Path
 
 import msgspec
 
-from marketnode.node.client import AdminClient, Subscriber, address_of_home
-from marketnode.node.demo import RING_MARKET, run_demo
-from marketnode.node.home import Home
-from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.node.client.clients import AdminClient, Subscriber, address_of_home
+from marketnode.node.home.keys import OPERATOR, load_key_pair
+from marketnode.node.home.layout import Home
+from marketnode.node.tools.demo import RING_MARKET, run_demo
 from marketnode.tui.app import BOOK_DEPTH, EVIDENCE_TRADES_QUERY
 from marketnode.tui.panels.integrity import ALERTS_QUERY
 from marketnode.tui.panels.markets import DAY_STATS_QUERY

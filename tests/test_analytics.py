@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.client import ClientError
-from marketnode.node.flow import generate_flow
+from marketnode.node.client.clients import ClientError
+from marketnode.node.tools.flow import generate_flow
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "samples" / "orders.ndjson"
@@ -93,8 +93,8 @@ def test_a_sync_killed_midway_resumes_without_gaps_or_duplicates(home, tmp_path)
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from marketnode.node import analytics
-        from marketnode.node.store import Store
+        from marketnode.node.analytics import database as analytics
+        from marketnode.node.store.lmdb_store import Store
         analytics.ROWS_PER_WRITE = 2000
         store = Store(Path({str(home / "data")!r}), readonly=True)
         target = analytics.AnalyticsStore(Path({str(home / "analytics.duckdb")!r}))
@@ -108,7 +108,7 @@ def test_a_sync_killed_midway_resumes_without_gaps_or_duplicates(home, tmp_path)
     follower.send_signal(signal.SIGKILL)
     follower.wait()
     partial = stored(home, "SELECT count(*) FROM events")[0][0]
-    from marketnode.node.analytics import SCRATCH, SCRATCH_PREFIX
+    from marketnode.node.analytics.database import SCRATCH, SCRATCH_PREFIX
 
     left = Path(SCRATCH or tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{follower.pid}-x"
     left.mkdir(exist_ok=True)  # as a follower killed mid-write leaves its batch folder
@@ -242,7 +242,7 @@ def test_views_stats_and_parquet_export(home, tmp_path):
 def test_a_running_node_scans_and_publishes_new_alerts(node_factory):
     import zmq
 
-    from marketnode.node.protocol import ALERTS_TOPIC
+    from marketnode.node.protocol.messages import ALERTS_TOPIC
 
     running = node_factory(
         "[analytics]\nenabled = true\ninterval_ms = 50\n\n[integrity]\nscan_interval_s = 1\n",
@@ -289,8 +289,8 @@ def test_status_shows_the_analytics_lag(node_factory):
 
 
 def test_replay_runs_cut_at_the_stored_position_and_around_markets_commands():
-    from marketnode.node.analytics import _runs
-    from marketnode.node.commands import ConfigureMarkets
+    from marketnode.node.analytics.database import _runs
+    from marketnode.node.core.commands import ConfigureMarkets
 
     markets = ConfigureMarkets(markets=[])
     commands = ["a", "b", markets, "c", "d", "e"]
@@ -301,8 +301,8 @@ def test_replay_runs_cut_at_the_stored_position_and_around_markets_commands():
 
 
 def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(home):
-    from marketnode.node.analytics import AnalyticsStore, JournalFollower
-    from marketnode.node.store import Store
+    from marketnode.node.analytics.database import AnalyticsStore, JournalFollower
+    from marketnode.node.store.lmdb_store import Store
 
     replay(home, SAMPLE)
     target = AnalyticsStore(home / "analytics.duckdb")
@@ -325,8 +325,8 @@ def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(hom
 def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeypatch, caplog):
     """The analytics process's scan thread: alerts found go to the queue the main thread pushes
     from; a detector that raises is logged and the process goes on."""
-    from marketnode.node import analytics_service
-    from marketnode.node.home import Home
+    from marketnode.node.analytics import service as analytics_service
+    from marketnode.node.home.layout import Home
 
     replay(home, SAMPLE)
     service = analytics_service.AnalyticsService(Home(home))

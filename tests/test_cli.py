@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from marketnode.cli.main import app
 from marketnode.node import __version__
-from marketnode.node.commands import decode_json_command
-from marketnode.node.config import default_markets
-from marketnode.node.engine import Engine
-from marketnode.node.flow import generate_flow
-from marketnode.node.results import event_record
+from marketnode.node.core.commands import decode_json_command
+from marketnode.node.core.engine import Engine
+from marketnode.node.home.config import default_markets
+from marketnode.node.protocol.wire_events import event_record
+from marketnode.node.tools.flow import generate_flow
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "samples" / "orders.ndjson"
 runner = CliRunner()
@@ -260,10 +260,10 @@ def test_book_reads_while_another_process_writes(home, tmp_path):
             textwrap.dedent(
                 f"""
                 import sys
-                from marketnode.node.commands import decode_json_command
-                from marketnode.node.durable import DurableEngine
-                from marketnode.node.home import Home
-                from marketnode.node.store import Store
+                from marketnode.node.core.commands import decode_json_command
+                from marketnode.node.store.durable import DurableEngine
+                from marketnode.node.home.layout import Home
+                from marketnode.node.store.lmdb_store import Store
                 home = Home(__import__("pathlib").Path({str(home)!r}))
                 config = home.config()
                 store = Store(home.store_path(config))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from marketnode.node.config import default_config_text, load_config, parse_config
-from marketnode.node.markets import ConfigError
+from marketnode.node.core.markets import ConfigError
+from marketnode.node.home.config import default_config_text, load_config, parse_config
 
 MARKET = """
 [[markets]]

@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Static, TabbedContent
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app as cli
-from marketnode.node.client import RemoteAddress, address_of_home
-from marketnode.node.keys import OPERATOR, load_key_pair
+from marketnode.node.client.clients import RemoteAddress, address_of_home
+from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.tui.app import ADMIN_KEYS, KEYS, AdminDashboard, Dashboard
 from marketnode.tui.panels import PANELS
 from marketnode.tui.screens import ConfirmScreen, HelpScreen
@@ -219,7 +219,7 @@ def test_read_only_has_no_actions_and_admin_asks_before_each(running_node):
 def test_the_demo_in_the_dashboard_shows_throughput_and_the_rings_alert(tmp_path):
     """The demo's node, flow and wash ring, watched by the dashboard (in run_test); the ring's
     finding is labelled wash with `--admin`."""
-    from marketnode.node.demo import RING, run_demo
+    from marketnode.node.tools.demo import RING, run_demo
 
     seen: dict[str, bool] = {}
 

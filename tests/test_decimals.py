@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from marketnode.node.decimals import Unit, as_decimal_text, format_scaled, parse_decimal
+from marketnode.node.core.decimals import Unit, as_decimal_text, format_scaled, parse_decimal
 
 
 @pytest.mark.parametrize(

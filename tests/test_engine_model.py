@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from reference_book import STP_MODES, TIFS, ReferenceExchange, to_fraction
 
-from marketnode.node.commands import CancelOrder, NewOrder, ReplaceOrder, decode_json_command
-from marketnode.node.engine import Engine
-from marketnode.node.markets import MarketSpec
+from marketnode.node.core.commands import CancelOrder, NewOrder, ReplaceOrder, decode_json_command
+from marketnode.node.core.engine import Engine
+from marketnode.node.core.markets import MarketSpec
 
 # Two markets: decimal tick and lot with a maximum size and notional (bounds that fall between
 # whole lots and ticks) and the default STP mode; whole-number lots with a minimum of 2 lots and

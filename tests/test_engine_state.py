@@ -2,11 +2,11 @@
 
 from collections import Counter
 
-from marketnode.node.commands import NewOrder
-from marketnode.node.config import default_markets
-from marketnode.node.engine import Engine
-from marketnode.node.events import Cancelled, Trade
-from marketnode.node.flow import generate_flow
+from marketnode.node.core.commands import NewOrder
+from marketnode.node.core.engine import Engine
+from marketnode.node.core.events import Cancelled, Trade
+from marketnode.node.home.config import default_markets
+from marketnode.node.tools.flow import generate_flow
 
 
 def test_open_orders_per_owner_follow_the_book():

@@ -231,7 +231,7 @@ def test_detector_settings_mistakes_are_one_line_and_exit_3(home, table, message
 
 
 def test_rank_lists_every_scored_wallet_highest_first(tmp_path):
-    from marketnode.node.washgen import MARKET, generate_labelled_market
+    from marketnode.node.tools.washgen import MARKET, generate_labelled_market
 
     home = tmp_path / "home"
     assert mnode("init", str(home)).exit_code == 0

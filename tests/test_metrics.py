@@ -9,11 +9,11 @@ import urllib.request
 
 import pytest
 
-from marketnode.node.analytics_service import AnalyticsService
-from marketnode.node.home import Home
-from marketnode.node.metrics import SUB_BUCKETS, Histogram, bucket_upper
-from marketnode.node.rollup import MinuteRollup
-from marketnode.node.store import Store
+from marketnode.node.analytics.service import AnalyticsService
+from marketnode.node.home.layout import Home
+from marketnode.node.ops.metrics import SUB_BUCKETS, Histogram, bucket_upper
+from marketnode.node.ops.rollup import MinuteRollup
+from marketnode.node.store.lmdb_store import Store
 
 
 def test_percentiles_are_within_a_bucket_of_the_truth():

@@ -19,10 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.client import Client, ClientError, address_of_home
-from marketnode.node.home import Home
-from marketnode.node.keys import PEERS_FOLDER, load_key_pair
-from marketnode.node.protocol import (
+from marketnode.node.client.clients import Client, ClientError, address_of_home
+from marketnode.node.home.keys import PEERS_FOLDER, load_key_pair
+from marketnode.node.home.layout import Home
+from marketnode.node.protocol.messages import (
     PROTOCOL_VERSION,
     ErrorReply,
     OpenOrdersReply,
@@ -34,9 +34,9 @@ from marketnode.node.protocol import (
     market_data_decoder,
     market_topic,
 )
-from marketnode.node.server import Node, NodeError
-from marketnode.node.statehash import order_from_record
-from marketnode.node.store import Store
+from marketnode.node.server.node import Node, NodeError
+from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.statehash import order_from_record
 from tests.conftest import LOOPBACK_ENDPOINTS, start_node
 
 PUNK = "PUNK-ETH"
@@ -932,8 +932,8 @@ def test_mnode_start_status_stop_and_a_killed_node(tmp_path):
 def test_an_admin_answer_that_cannot_be_encoded_is_an_error_not_a_crash(
     running_node, monkeypatch
 ):
-    from marketnode.node import admin as admin_requests
-    from marketnode.node.client import ClientError
+    from marketnode.node.client.clients import ClientError
+    from marketnode.node.server import admin as admin_requests
 
     monkeypatch.setitem(admin_requests._HANDLERS, "peers", lambda node, request: {"x": object()})
     admin = running_node.admin()

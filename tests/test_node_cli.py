@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.e2e import prepare_home, start_node_process, stop_node_process
+from marketnode.node.tools.e2e import prepare_home, start_node_process, stop_node_process
 
 runner = CliRunner()
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.commands import CancelOrder, NewOrder, PeerCommand, ReplaceOrder
-from marketnode.node.events import Accepted, Rejected
-from marketnode.node.protocol import (
+from marketnode.node.core.commands import CancelOrder, NewOrder, PeerCommand, ReplaceOrder
+from marketnode.node.core.events import Accepted, Rejected
+from marketnode.node.protocol.messages import (
     PROTOCOL_VERSION,
     ErrorReply,
     OpenOrdersReply,

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from zmq.utils.monitor import recv_monitor_message
 
 from marketnode.cli.main import app
-from marketnode.node.client import AdminClient, Client, ClientError, Subscriber
-from marketnode.node.commands import CancelOrder
-from marketnode.node.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
-from marketnode.node.peers import Peer, load_allowlist, save_allowlist
-from marketnode.node.protocol import (
+from marketnode.node.client.clients import AdminClient, Client, ClientError, Subscriber
+from marketnode.node.core.commands import CancelOrder
+from marketnode.node.home.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
+from marketnode.node.home.peers import Peer, load_allowlist, save_allowlist
+from marketnode.node.protocol.messages import (
     PROTOCOL_VERSION,
     ErrorReply,
     Pong,
@@ -28,7 +28,7 @@ from marketnode.node.protocol import (
     encoder,
     node_reply_decoder,
 )
-from marketnode.node.store import Store
+from marketnode.node.store.lmdb_store import Store
 
 PUNK = "PUNK-ETH"
 LAND = "LAND-ETH"

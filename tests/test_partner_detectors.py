@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from marketnode.node.analytics import AnalyticsStore
-from marketnode.node.config import IntegrityConfig
-from marketnode.node.integrity import detector_settings, scan
+from marketnode.node.analytics.database import AnalyticsStore
+from marketnode.node.analytics.integrity import detector_settings, scan
+from marketnode.node.home.config import IntegrityConfig
 from marketnode.plugins.partners import partner_trades
 
 MARKET = "PUNK-ETH"

@@ -19,7 +19,9 @@ import pytest
 import zmq
 import zmq.auth
 
-from marketnode.node import admin, commands, protocol, validation
+from marketnode.node.core import commands, validation
+from marketnode.node.protocol import messages as protocol
+from marketnode.node.server import admin
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "protocol.md"

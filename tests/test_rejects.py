@@ -8,17 +8,17 @@ import json
 import msgspec
 import pytest
 
-from marketnode.node.commands import (
+from marketnode.node.core.commands import (
     CancelOrder,
     MalformedCommand,
     NewOrder,
     ReplaceOrder,
     decode_json_command,
 )
-from marketnode.node.engine import Engine
-from marketnode.node.events import Accepted, Cancelled, Rejected, Rested, Trade
-from marketnode.node.markets import MarketSpec
-from marketnode.node.validation import REJECT_REASONS
+from marketnode.node.core.engine import Engine
+from marketnode.node.core.events import Accepted, Cancelled, Rejected, Rested, Trade
+from marketnode.node.core.markets import MarketSpec
+from marketnode.node.core.validation import REJECT_REASONS
 
 SPOT = MarketSpec(
     "BTC-USD",

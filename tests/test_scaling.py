@@ -12,11 +12,11 @@ import zmq
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.config import ScalingConfig
-from marketnode.node.flow import generate_flow
-from marketnode.node.load import LoadProfile, run_load
-from marketnode.node.scaling import Scaler, policy_settings
-from marketnode.node.scaling_eval import START, sample
+from marketnode.node.home.config import ScalingConfig
+from marketnode.node.ops.scaling import Scaler, policy_settings
+from marketnode.node.tools.flow import generate_flow
+from marketnode.node.tools.load import LoadProfile, run_load
+from marketnode.node.tools.scaling_eval import START, sample
 from marketnode.plugins.sharding import split
 
 runner = CliRunner()
@@ -97,7 +97,7 @@ def test_the_disk_is_warned_about_hours_before_it_fills():
 
 
 def test_a_policy_setting_mistake_is_one_line(tmp_path):
-    from marketnode.node.markets import ConfigError
+    from marketnode.node.core.markets import ConfigError
 
     with pytest.raises(ConfigError, match=r"\[scaling.reactive\]: target: unknown key"):
         policy_settings(ScalingConfig(policies={"reactive": {"target": 0.5}}))
@@ -182,7 +182,7 @@ def test_mnode_scale_prints_the_advice(node_factory):
 def test_minutes_before_the_hour_of_seconds_reach_the_policies():
     from collections import deque
 
-    from marketnode.node.scaling import ScalingListener
+    from marketnode.node.ops.scaling import ScalingListener
 
     posted = []
     seconds: deque = deque(maxlen=60)  # the sampler keeps an hour; a minute will do here
@@ -201,7 +201,7 @@ def test_a_restarted_node_starts_from_the_rollups_of_earlier_runs(node_factory):
     """Rollups kept by an earlier run reach the scaling policies of the next one."""
     from conftest import start_node
 
-    from marketnode.node.analytics import AnalyticsStore
+    from marketnode.node.analytics.database import AnalyticsStore
 
     first = node_factory("[analytics]\nenabled = true\n")
     home = first.home

@@ -11,15 +11,15 @@ import lmdb
 import msgspec
 import pytest
 
-from marketnode.node.commands import CancelOrder, NewOrder
-from marketnode.node.config import default_markets
-from marketnode.node.durable import DurableEngine
-from marketnode.node.engine import Engine, MarketChangeRefused
-from marketnode.node.flow import generate_flow
-from marketnode.node.markets import MarketSpec
-from marketnode.node.statehash import hash_records, order_key, order_value
-from marketnode.node.store import Store, StoreError
-from marketnode.node.verify import verify_store
+from marketnode.node.core.commands import CancelOrder, NewOrder
+from marketnode.node.core.engine import Engine, MarketChangeRefused
+from marketnode.node.core.markets import MarketSpec
+from marketnode.node.home.config import default_markets
+from marketnode.node.store.durable import DurableEngine
+from marketnode.node.store.lmdb_store import Store, StoreError
+from marketnode.node.store.statehash import hash_records, order_key, order_value
+from marketnode.node.store.verify import verify_store
+from marketnode.node.tools.flow import generate_flow
 
 MARKETS = default_markets()
 
@@ -237,7 +237,7 @@ def test_a_reader_follows_a_map_the_writer_grew(tmp_path):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
         from test_store import batches, open_durable
-        from marketnode.node.flow import generate_flow
+        from marketnode.node.tools.flow import generate_flow
         store, durable = open_durable(Path({str(tmp_path / "data")!r}), map_size=1 << 20)
         commands = list(generate_flow(20_000, seed=5))
         for batch in batches(commands[:100] if sys.argv[1] == "first" else commands[100:], 1000):

@@ -27,9 +27,9 @@ from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from marketnode.node.client import ClientError, NodeAddress
-from marketnode.node.keys import KeyFileError, KeyPair
-from marketnode.node.markets import ConfigError
+from marketnode.node.client.clients import ClientError, NodeAddress
+from marketnode.node.core.markets import ConfigError
+from marketnode.node.home.keys import KeyFileError, KeyPair
 
 from .links import ANALYTICS_TIMEOUT_S, REQUEST_TIMEOUT_S, NodeLinks
 from .messages import ActionDone, Fetched, Refused, Unreachable

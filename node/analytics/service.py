@@ -1,0 +1,260 @@
+"""The analytics process a running node starts beside itself.
+
+It follows the journal into the DuckDB file (the only process writing it) and answers the node's
+forwarded requests on an ipc socket in the home: `sql` (read-only queries) and `lag` (how far
+behind the journal it is, in commands and seconds). Being a process of its own, it never takes
+the matching thread's interpreter lock. Integrity scans run in a thread of their own, on their
+own DuckDB cursor: a scan over a long history takes seconds, and requests are answered
+meanwhile.
+
+    python -m marketnode.node.analytics.service HOME
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import zmq
+
+from ..home.layout import ANALYTICS_SOCKET, Home
+from ..store.lmdb_store import Store
+from .database import AnalyticsStore, JournalFollower, export_parquet
+from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
+
+log = logging.getLogger(__name__)
+MAX_ROWS = 100_000
+"""Rows a query may return over the socket; more is an error asking for a LIMIT."""
+
+READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(dict).decode
+
+
+def plain(value: Any) -> Any:
+    """A DuckDB value as msgpack and JSON carry it: decimals and times as text, lists as lists."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    return str(value)
+
+
+class AnalyticsService:
+    def __init__(self, home: Home) -> None:
+        config = home.config()
+        self.home = home
+        self.store = Store(home.store_path(config), readonly=True)
+        self.analytics = AnalyticsStore(home.path / config.analytics.file)
+        # one DuckDB thread: with the node's matching thread and a load on two cores, more
+        # threads here cost the node's latency far more than they gain (bench/analytics_keepup)
+        self.analytics.connection.execute("SET threads TO 1")
+        self.follower = JournalFollower(self.store, self.analytics)
+        self.interval_ms = config.analytics.interval_ms
+        self.integrity = config.integrity
+        self.detector_settings = detector_settings(config.integrity, str(home.config_path))
+        self.next_scan = time.monotonic() + config.integrity.scan_interval_s
+        self.scanner: threading.Thread | None = None
+        self.scan_cursor: duckdb.DuckDBPyConnection | None = None
+        self.found: queue.SimpleQueue[list] = queue.SimpleQueue()
+        """New alerts of finished scans, for the main thread to push (sockets stay in it)."""
+        self.node_identity: bytes | None = None
+        """Who to push new alerts to: the node, once it has said hello."""
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.socket.bind(home.analytics_endpoint)
+        self.stopping = False
+        self.parent = os.getppid()
+        """The node that started this process; when it dies, this one stops too."""
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        try:
+            while not self.stopping:
+                if os.getppid() != self.parent:
+                    break  # the node is gone (killed, say): nobody is left to answer
+                # a bounded step: requests are answered between steps even far behind
+                self.follower.sync(SYNC_STEP_COMMANDS)
+                self._scan_when_due()
+                self._push_found()
+                if self.socket.poll(self.interval_ms):
+                    self._answer_all()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop_scan()
+        self.context.destroy(linger=0)
+        self.analytics.close()
+        self.store.close()
+        (self.home.path / ANALYTICS_SOCKET).unlink(missing_ok=True)
+
+    def _stop(self, _signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def _answer_all(self) -> None:
+        while True:
+            try:
+                identity, body = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            request: dict = {}
+            try:
+                request = _decode(body)
+                if request.get("cmd") == "hello":
+                    self.node_identity = identity
+                reply = self._answer(request)
+            except (msgspec.DecodeError, ValueError) as error:
+                reply = {"ok": False, "error": f"malformed: {error}"}
+            reply["ref"] = request.get("ref")
+            self.socket.send_multipart([identity, _encode(reply)])
+
+    def _scan_when_due(self) -> None:
+        if self.scanner is not None and not self.scanner.is_alive():
+            self.scanner = None
+        if self.scanner is not None or time.monotonic() < self.next_scan:
+            return
+        self.next_scan = time.monotonic() + self.integrity.scan_interval_s
+        self.scan_cursor = self.analytics.connection.cursor()
+        self.scanner = threading.Thread(
+            target=self._scan, args=(self.scan_cursor,), name="integrity-scan", daemon=True
+        )
+        self.scanner.start()
+
+    def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """In the scan thread: run the detectors and keep the new alerts."""
+        try:
+            alerts = scan(cursor, self.detector_settings)
+            self.found.put(store_alerts(cursor, alerts))
+        except duckdb.InterruptException:
+            log.info("integrity scan interrupted: the process is stopping")
+        except Exception:  # a detector's bug: logged, and the next scan runs as planned
+            log.exception("integrity scan failed")
+        finally:
+            cursor.close()
+
+    def _push_found(self) -> None:
+        """Hand the new alerts of finished scans to the node, which publishes them."""
+        while True:
+            try:
+                fresh = self.found.get_nowait()
+            except queue.Empty:
+                return
+            if fresh and self.node_identity is not None:
+                payload = {"alerts": [alert_record(alert) for alert in fresh]}
+                self.socket.send_multipart([self.node_identity, _encode(payload)])
+
+    def _stop_scan(self) -> None:
+        """Interrupt a running scan and wait for its thread before the store closes."""
+        if self.scanner is not None and self.scanner.is_alive():
+            with contextlib.suppress(duckdb.Error):  # it may have just finished and closed
+                self.scan_cursor.interrupt()
+            self.scanner.join()
+
+    def _answer(self, request: dict) -> dict:
+        if request.get("cmd") == "hello":
+            return {"ok": True, "result": "hello"}
+        if request.get("cmd") == "lag":
+            return {"ok": True, "result": self.lag()}
+        if request.get("cmd") == "export" and isinstance(request.get("path"), str):
+            cursor = self.analytics.connection.cursor()
+            try:
+                tables = export_parquet(cursor, Path(request["path"]))
+            except duckdb.Error as error:
+                return {"ok": False, "error": f"export: {str(error).splitlines()[0]}"}
+            finally:
+                cursor.close()
+            return {"ok": True, "result": {"path": request["path"], "tables": tables}}
+        if request.get("cmd") == "ack":
+            return acknowledge(
+                self.analytics.connection, request.get("alert"), request.get("label")
+            )
+        if request.get("cmd") == "metrics" and isinstance(request.get("rows"), list):
+            return self.store_metrics(request["rows"])
+        if request.get("cmd") == "sql" and isinstance(request.get("query"), str):
+            params = request.get("params")
+            return self.sql(request["query"], params if isinstance(params, list) else None)
+        return {"ok": False, "error": "unknown analytics request (sql, lag, export, ack)"}
+
+    def store_metrics(self, rows: list) -> dict:
+        """A minute rollup of the node's metrics, from the node (rollup.MinuteRollup)."""
+        try:
+            self.analytics.connection.executemany(
+                "INSERT INTO metrics VALUES (to_timestamp(?), ?, ?, ?, ?, ?)", rows
+            )
+        except (duckdb.Error, TypeError, ValueError) as error:
+            return {"ok": False, "error": f"metrics: {str(error).splitlines()[0]}"}
+        return {"ok": True, "result": len(rows)}
+
+    def sql(self, query: str, params: list | None = None) -> dict:
+        """Run one read-only query (this process holds the file for writing, so the statement
+        kind is checked: a single SELECT or EXPLAIN)."""
+        cursor = self.analytics.connection.cursor()
+        try:
+            statements = cursor.extract_statements(query)
+            if len(statements) != 1 or statements[0].type not in READ_ONLY_STATEMENTS:
+                return {"ok": False, "error": "sql: send one SELECT (or EXPLAIN) statement"}
+            cursor.execute(query, params)
+            columns = [column[0] for column in cursor.description or []]
+            rows = cursor.fetchmany(MAX_ROWS + 1)
+        except duckdb.Error as error:
+            return {"ok": False, "error": f"sql: {str(error).splitlines()[0]}"}
+        finally:
+            cursor.close()
+        if len(rows) > MAX_ROWS:
+            return {"ok": False, "error": f"sql: more than {MAX_ROWS} rows; add a LIMIT"}
+        return {
+            "ok": True,
+            "result": {"columns": columns, "rows": [[plain(v) for v in row] for row in rows]},
+        }
+
+    def lag(self) -> dict:
+        """How far the analytics store is behind the journal's last commit."""
+        state = self.store.state()
+        position = self.analytics.position()
+        behind = state.journal_length - position
+        seconds = 0.0
+        if behind:
+            pending = self.store.commits(start=position)
+            if pending:
+                seconds = max(0.0, (time.time_ns() - pending[0][3]) / 1e9)
+        return {
+            "journal_length": state.journal_length,
+            "position": position,
+            "lag_commands": behind,
+            "lag_s": round(seconds, 3),
+        }
+
+
+SYNC_STEP_COMMANDS = 100_000
+"""Most journal commands ingested before the process looks at its socket again (about half a
+second of work)."""
+NICENESS = 10
+"""The analytics process yields the CPU to the node: on a busy machine it lags (and catches up
+later) rather than slowing acknowledgements."""
+
+
+def main() -> None:
+    os.nice(NICENESS)
+    AnalyticsService(Home(Path(sys.argv[1]))).serve()
+
+
+if __name__ == "__main__":
+    main()

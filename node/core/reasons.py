@@ -1,0 +1,57 @@
+"""Every reject and error reason a peer can be told, defined once.
+
+The engine's reasons come first, in validation order (validation stops at the first that holds);
+then the node's own, answered before a command reaches the engine (`seq` null, never journaled);
+then the reasons a whole message is refused with (an `error` reply). docs/protocol.md §10 and
+docs/engine.md list the same codes, and tests/test_protocol_doc.py checks that they agree.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """A reason code as it travels on the wire (the member's value)."""
+
+    # the engine, in validation order
+    UNKNOWN_MARKET = "unknown_market"
+    BAD_SIDE = "bad_side"
+    BAD_TYPE = "bad_type"
+    BAD_TIF = "bad_tif"
+    BAD_STP = "bad_stp"
+    BAD_QTY = "bad_qty"
+    BAD_PRICE = "bad_price"
+    OFF_TICK = "off_tick"
+    OFF_LOT = "off_lot"
+    QTY_BELOW_MIN = "qty_below_min"
+    QTY_ABOVE_MAX = "qty_above_max"
+    NOTIONAL_ABOVE_MAX = "notional_above_max"
+    DUPLICATE_ID = "duplicate_id"
+    WOULD_CROSS = "would_cross"
+    FOK_UNFILLABLE = "fok_unfillable"
+    UNKNOWN_ORDER = "unknown_order"
+    MALFORMED = "malformed"
+    # the node, before the engine (the gateway)
+    PEER_DISABLED = "peer_disabled"
+    THROTTLED = "throttled"
+    NOT_AUTHORIZED = "not_authorized"
+    MARKET_HALTED = "market_halted"
+    TOO_MANY_ORDERS = "too_many_orders"
+    # a whole message refused
+    BAD_VERSION = "bad_version"
+    TOO_MANY_COMMANDS = "too_many_commands"
+
+
+ENGINE_REASONS = tuple(Reason)[: list(Reason).index(Reason.MALFORMED) + 1]
+"""The reasons validation gives, in the order it checks them."""
+GATEWAY_REASONS = (
+    Reason.PEER_DISABLED,
+    Reason.THROTTLED,
+    Reason.NOT_AUTHORIZED,
+    Reason.MARKET_HALTED,
+    Reason.TOO_MANY_ORDERS,
+)
+"""The reasons the node gives before the engine sees a command, in the order it checks them."""
+MESSAGE_REASONS = (Reason.MALFORMED, Reason.BAD_VERSION, Reason.TOO_MANY_COMMANDS)
+"""The reasons of an `error` reply that refuses a whole message."""

@@ -1,0 +1,281 @@
+"""Node configuration: config.toml read, checked and given defaults.
+
+A file holding only `[[markets]]` tables is a complete configuration; every other key has a
+default, documented in the repository's config.toml. Every mistake is one line naming the file,
+the table and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..core.markets import ConfigError, MarketSpec, parse_markets
+
+SYNC_MODES = ("full", "no_metasync", "none")
+"""LMDB durability: `full` syncs data and metadata on every commit; `no_metasync` skips the
+metadata sync (a system crash may undo the last commit); `none` leaves flushing to the OS (a
+power loss may lose the last commits, never corrupt the store)."""
+
+_SIZE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|TiB)?")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The LMDB book store of a node home."""
+
+    path: str = "data"
+    map_size: int = 256 << 20
+    sync: str = "full"
+    batch_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    """The node's name (shown to operators) and how much it logs."""
+
+    name: str = "marketnode"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class EndpointsConfig:
+    """Where the node's ZeroMQ sockets bind."""
+
+    orders: str = "tcp://127.0.0.1:7701"
+    market_data: str = "tcp://127.0.0.1:7702"
+    admin: str = "tcp://127.0.0.1:7703"
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """CURVE authentication and where its keys and allowlist live in the home."""
+
+    curve: bool = True
+    keys: str = "keys"
+    peers_file: str = "peers.json"
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-message and per-peer limits, each answered with its own reject code."""
+
+    max_message_bytes: int = 1 << 20
+    max_commands_per_message: int = 1000
+    peer_rate_per_s: int = 200_000
+    peer_burst: int = 400_000
+    max_open_orders_per_owner: int = 100_000
+    heartbeat_ms: int = 1000
+    heartbeat_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """The analytics store (DuckDB), fed from the journal by a process beside the node."""
+
+    enabled: bool = True
+    file: str = "analytics.duckdb"
+    interval_ms: int = 200
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The node measuring itself: a sample a second off the matching thread, the last hour
+    kept, minute rollups sent to the analytics store, and optionally a Prometheus endpoint."""
+
+    enabled: bool = True
+    interval_ms: int = 1000
+    prometheus: str = ""
+    """HOST:PORT of a Prometheus text endpoint (/metrics), or empty for none."""
+
+
+@dataclass(frozen=True)
+class IntegrityConfig:
+    """When the running node scans; each detector's thresholds are in `detectors`."""
+
+    scan_interval_s: int = 60
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    """`[integrity.NAME]` tables as written: the plugins declare what they hold, so they are
+    checked against the installed plugins (node.integrity.detector_settings), not here."""
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """How often the node asks its scaling policies, and how long a scale-up is held."""
+
+    enabled: bool = True
+    interval_s: int = 5
+    stabilization_s: int = 300
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    """`[scaling.NAME]` tables as written, checked against the installed policies
+    (node.scaling.policy_settings)."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    markets: list[MarketSpec] = field(default_factory=list)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    node: NodeSection = field(default_factory=NodeSection)
+    endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MIN_MESSAGE_BYTES = 1024
+ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
+
+
+def default_config_text() -> str:
+    """The documented default configuration (the repository's config.toml)."""
+    return resources.files(__package__).joinpath("default_config.toml").read_text("utf-8")
+
+
+def default_markets() -> list[MarketSpec]:
+    """The markets of the default configuration (the benchmark and sample flows trade them)."""
+    return parse_config(default_config_text(), "config.toml").markets
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and check `path`; raise ConfigError with one line on any mistake."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str) -> NodeConfig:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    known = ("markets", *_SECTIONS)
+    for key in document:
+        if key not in known:
+            raise ConfigError(f"{source}: {key}: unknown key (known: {', '.join(known)})")
+    sections = {
+        name: _parse_section(document.get(name, {}), cls, f"{source}: [{name}]")
+        for name, cls in _SECTIONS.items()
+    }
+    return NodeConfig(markets=parse_markets(document.get("markets"), source), **sections)
+
+
+_SECTIONS: dict[str, type] = {
+    "node": NodeSection,
+    "endpoints": EndpointsConfig,
+    "security": SecurityConfig,
+    "store": StoreConfig,
+    "limits": LimitsConfig,
+    "analytics": AnalyticsConfig,
+    "integrity": IntegrityConfig,
+    "metrics": MetricsConfig,
+    "scaling": ScalingConfig,
+}
+
+
+def _positive(value: int) -> bool:
+    return value > 0
+
+
+_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
+    (StoreConfig, "path"): (bool, "must be a non-empty string"),
+    (StoreConfig, "sync"): (SYNC_MODES.__contains__, f"must be one of {', '.join(SYNC_MODES)}"),
+    (StoreConfig, "batch_size"): (
+        lambda v: 1 <= v <= 100_000,
+        "must be a whole number from 1 to 100000",
+    ),
+    (StoreConfig, "map_size"): (lambda v: v >= 1 << 20, "must be at least 1MiB"),
+    (NodeSection, "name"): (bool, "must be a non-empty string"),
+    (NodeSection, "log_level"): (
+        LOG_LEVELS.__contains__,
+        f"must be one of {', '.join(LOG_LEVELS)}",
+    ),
+    (SecurityConfig, "keys"): (bool, "must be a non-empty string"),
+    (AnalyticsConfig, "file"): (bool, "must be a non-empty string"),
+    (AnalyticsConfig, "interval_ms"): (_positive, "must be a whole number > 0"),
+    (IntegrityConfig, "scan_interval_s"): (_positive, "must be a whole number > 0"),
+    (ScalingConfig, "interval_s"): (_positive, "must be a whole number > 0"),
+    (ScalingConfig, "stabilization_s"): (_positive, "must be a whole number > 0"),
+    (MetricsConfig, "interval_ms"): (
+        lambda v: v >= 1000,
+        "must be at least 1000 (psutil is asked at most once a second)",
+    ),
+    (MetricsConfig, "prometheus"): (
+        lambda v: v == "" or re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None,
+        'must be HOST:PORT (such as "127.0.0.1:9464") or "" for none',
+    ),
+    (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
+}
+for _name in EndpointsConfig.__dataclass_fields__:
+    _CHECKS[EndpointsConfig, _name] = (
+        lambda v: v.startswith(ENDPOINT_SCHEMES),
+        "must be a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH or inproc://NAME)",
+    )
+for _name in LimitsConfig.__dataclass_fields__:
+    _CHECKS[LimitsConfig, _name] = (_positive, "must be a whole number > 0")
+_CHECKS[LimitsConfig, "max_message_bytes"] = (
+    lambda v: v >= MIN_MESSAGE_BYTES,
+    f"must be at least {MIN_MESSAGE_BYTES} (a CURVE handshake must fit)",
+)
+
+
+def _parse_section(table: Any, cls: type, where: str) -> Any:
+    """A [section] as its dataclass: known keys only, each of its default's type and checked."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    tables = {IntegrityConfig: "detectors", ScalingConfig: "policies"}.get(cls)
+    fields = [name for name in cls.__dataclass_fields__ if name != tables]
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if tables is not None and isinstance(value, dict):
+            values.setdefault(tables, {})[key] = value
+            continue
+        if key not in fields:
+            hint = f" or a [{where.rsplit('[', 1)[1][:-1]}.NAME] table" if tables else ""
+            raise ConfigError(
+                f"{where}: {key}: unknown key (known keys: {', '.join(fields)}{hint})"
+            )
+        if cls is StoreConfig and key == "map_size":
+            value = parse_size(value, f"{where}: map_size")
+        expected = type(getattr(defaults, key))
+        if expected is float and type(value) is int:
+            value = float(value)
+        if type(value) is not expected:
+            kind = {
+                bool: "true or false",
+                int: "a whole number",
+                str: "a string",
+                float: "a number",
+            }[expected]
+            raise ConfigError(f"{where}: {key}: must be {kind}, got {value!r}")
+        check = _CHECKS.get((cls, key))
+        if check is not None and not check[0](value):
+            raise ConfigError(f"{where}: {key}: {check[1]}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def parse_size(value: Any, where: str) -> int:
+    """Bytes from an integer or a string such as "256MiB"."""
+    if type(value) is int and value > 0:
+        return value
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if match:
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    raise ConfigError(
+        f'{where}: must be a size such as "256MiB" or a number of bytes, got {value!r}'
+    )

@@ -1,0 +1,261 @@
+"""Scaling: every policy plugin's advice, stabilized, with since when each piece holds.
+
+Policies are stateless (plugins/hookspecs.py `recommend_scaling`); the Scaler keeps what makes
+advice steady, Kubernetes HPA style: a scale-up is given at once, but the desired count it
+reports is the highest any evaluation of the last `stabilization_s` seconds asked for, so a
+scale-down comes only after a whole window of lower advice, and direction changes at most once
+per window. Advice that is no longer given disappears; new advice goes to the
+`act_on_recommendation` hook, except forecast-only advice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from marketnode.plugins import plugin_manager
+from marketnode.plugins.recommendation import Recommendation
+
+from ..home.config import ScalingConfig
+from ..home.plugin_settings import merge_settings
+from ..protocol.messages import SCALING_TOPIC
+
+
+def policy_settings(
+    config: ScalingConfig, source: str = "config.toml"
+) -> dict[str, dict[str, Any]]:
+    """Every installed policy's settings: its declared defaults under `[scaling.NAME]`."""
+    declared: dict[str, dict[str, Any]] = {}
+    for found in plugin_manager().hook.scaling_settings():
+        declared.update(found or {})
+    return merge_settings(declared, config.policies, "scaling", source, "scaling policy")
+
+
+HOLDING = "; holding "
+log = logging.getLogger(__name__)
+
+
+class Scaler:
+    """Turns each moment's raw advice into the current, stabilized recommendations."""
+
+    def __init__(self, settings: dict[str, dict[str, Any]], stabilization_s: float) -> None:
+        self.settings = settings
+        self.stabilization_s = stabilization_s
+        self.manager = plugin_manager()
+        self.asked: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        """(policy, resource) -> (time, desired) of the raw scale advice in the window."""
+        self.current: list[Recommendation] = []
+        self.outlook: dict[str, Any] | None = None
+        """The latest load forecast against its target (`forecast_load`), for the dashboard."""
+
+    def update(self, history: list[dict], now: float) -> list[Recommendation]:
+        raw: list[Recommendation] = []
+        for found in self._each_plugin("recommend_scaling", history, now):
+            raw.extend(found or [])
+        self.outlook = next(
+            (found for found in self._each_plugin("forecast_load", history, now) if found), None
+        )
+        advice = [self._stabilized(item, now) for item in raw]
+        advice += self._held(raw, now)
+        previous = {(r.policy, r.resource, r.action): r for r in self.current}
+        for item in advice:
+            before = previous.get((item.policy, item.resource, item.action))
+            item.since = before.since if before is not None else now
+            if (
+                before is None
+                and item.action != "missing"
+                and not item.details.get("forecast_only")
+            ):
+                self.manager.hook.act_on_recommendation(recommendation=item)
+        self.current = sorted(advice, key=lambda r: (r.resource, r.policy, r.action))
+        return self.current
+
+    def _each_plugin(self, hook: str, history: list[dict], now: float) -> list[Any]:
+        """Each plugin's answer to `hook`; a plugin that raises is logged and left out, so one
+        broken policy does not silence the others."""
+        given = {"history": history, "settings": self.settings, "now": now}
+        answers = []
+        for implementation in reversed(getattr(self.manager.hook, hook).get_hookimpls()):
+            try:
+                arguments = {name: given[name] for name in implementation.argnames}
+                answers.append(implementation.function(**arguments))
+            except Exception:
+                log.exception("scaling policy %s failed (%s)", implementation.plugin_name, hook)
+        return answers
+
+    def _stabilized(self, item: Recommendation, now: float) -> Recommendation:
+        """A scale advice reports the highest desired count of the window."""
+        if item.action not in ("scale_up", "scale_down") or item.desired is None:
+            return item
+        self.asked.setdefault(item.key, deque()).append((now, item.desired))
+        highest = self._highest(item.key, now)
+        if highest <= item.desired:
+            return item
+        return self._holding(item, highest)
+
+    def _held(self, raw: list[Recommendation], now: float) -> list[Recommendation]:
+        """Scale-ups no longer asked for, still held by the window."""
+        given = {item.key for item in raw if item.action in ("scale_up", "scale_down")}
+        held = []
+        for item in self.current:
+            if item.action != "scale_up" or item.key in given:
+                continue
+            highest = self._highest(item.key, now)
+            if highest is not None and highest > (item.current or 0):
+                held.append(self._holding(item, highest))
+        return held
+
+    def _holding(self, item: Recommendation, highest: float) -> Recommendation:
+        action = "scale_up" if highest > (item.current or 0) else item.action
+        return Recommendation(
+            policy=item.policy,
+            action=action,
+            resource=item.resource,
+            current=item.current,
+            desired=highest,
+            metric=item.metric,
+            ratio=item.ratio,
+            confidence=item.confidence,
+            reason=(
+                f"{item.reason.split(HOLDING)[0]}{HOLDING}{highest:g} for the "
+                f"{self.stabilization_s:g} s stabilization window"
+            ),
+            details=item.details,
+        )
+
+    def _highest(self, key: tuple[str, str], now: float) -> float | None:
+        """The highest count asked for `key` within the window (None: nothing asked)."""
+        asked = self.asked.get(key)
+        if asked is None:
+            return None
+        while asked and asked[0][0] < now - self.stabilization_s:
+            asked.popleft()
+        return max((desired for _, desired in asked), default=None)
+
+
+class ScalingListener:
+    """Asks the Scaler every `interval_s` from the metrics sampler's thread; publishes the
+    recommendations (market-data topic `scaling.`) whenever they change.
+
+    The sampler keeps an hour of seconds; the policies also get minute means of the fields they
+    read for the last `MINUTES_KEPT` minutes before that, so the predictive policy sees whole
+    days (its daily seasonality) on a node that has run that long."""
+
+    MINUTES_KEPT = 3 * 1440
+
+    def __init__(self, scaler: Scaler, history: Any, post: Any, interval_s: float) -> None:
+        self.scaler = scaler
+        self.history = history
+        self.post = post
+        self.interval_s = interval_s
+        self.due = 0.0
+        self.published: list[tuple] = []
+        self.minutes: deque[dict] = deque(maxlen=self.MINUTES_KEPT)
+        self.minute: list[dict] = []
+        self.seeded: list[dict] | None = None
+
+    def __call__(self, sample: dict) -> None:
+        if self.seeded is not None:
+            self._take_seed()
+        self._keep_minutes(sample)
+        now = sample["time"]
+        if now < self.due:
+            return
+        self.due = now + self.interval_s
+        seconds = list(self.history)
+        oldest = seconds[0]["time"] if seconds else now
+        history = [m for m in self.minutes if m["time"] < oldest] + seconds
+        current = self.scaler.update(history, now)
+        shown = [(r.policy, r.resource, r.action, r.desired) for r in current]
+        if shown != self.published:
+            self.published = shown
+            self.post(
+                "publish",
+                topic=SCALING_TOPIC,
+                payload=msgspec.msgpack.encode(
+                    {"time": now, "recommendations": [msgspec.to_builtins(r) for r in current]}
+                ),
+            )
+
+    def seed(self, minutes: list[dict]) -> None:
+        """Minutes from before this run (the analytics store's rollups), oldest first; taken
+        in at the next sample, in the sampler's thread, before what this run has kept."""
+        self.seeded = minutes
+
+    def _take_seed(self) -> None:
+        minutes, self.seeded = self.seeded, None
+        first = self.minutes[0]["time"] if self.minutes else float("inf")
+        for minute in reversed([m for m in minutes or [] if m["time"] < first]):
+            self.minutes.appendleft(minute)
+
+    def _keep_minutes(self, sample: dict) -> None:
+        if self.minute and int(sample["time"] // 60) != int(self.minute[0]["time"] // 60):
+            self.minutes.append(minute_mean(self.minute))
+            self.minute = []
+        self.minute.append(sample)
+
+
+def minute_mean(samples: list[dict]) -> dict:
+    """One sample standing for a minute: the mean of what the policies read."""
+    count = len(samples)
+
+    def mean_of(read: Any) -> float | None:
+        values = [v for v in (read(s) for s in samples) if v is not None]
+        return sum(values) / len(values) if values else None
+
+    markets = {
+        market: {"orders_per_s": mean_of(lambda s, m=market: s["markets"].get(m, {}).get(
+            "orders_per_s"))}
+        for market in samples[-1]["markets"]
+    }  # fmt: skip
+    last = samples[-1]
+    return {
+        "time": samples[0]["time"] // 60 * 60,
+        "samples": count,
+        "matching_busy": mean_of(lambda s: s["matching_busy"]),
+        "orders_per_s": mean_of(lambda s: s["orders_per_s"]),
+        "ack_ms": {"p99": mean_of(lambda s: s["ack_ms"]["p99"])},
+        "markets": markets,
+        "lmdb_used_bytes": last["lmdb_used_bytes"],
+        "lmdb_map_bytes": last["lmdb_map_bytes"],
+        "host": {
+            "disk_free_bytes": last["host"]["disk_free_bytes"],
+            "memory_percent": mean_of(lambda s: s["host"]["memory_percent"]),
+        },
+    }
+
+
+HISTORY_QUERY = """
+SELECT epoch(time) AS minute,
+       max(mean) FILTER (WHERE metric = 'matching_busy' AND market = '') AS busy,
+       max(mean) FILTER (WHERE metric = 'orders_per_s' AND market = '') AS orders,
+       max(mean) FILTER (WHERE metric = 'ack_p99_ms' AND market = '') AS ack_p99,
+       max(mean) FILTER (WHERE metric = 'lmdb_used_bytes' AND market = '') AS lmdb_used,
+       max(mean) FILTER (WHERE metric = 'disk_free_bytes' AND market = '') AS disk_free,
+       max(mean) FILTER (WHERE metric = 'memory_percent' AND market = '') AS memory
+FROM metrics
+WHERE time > now() - INTERVAL 3 DAY
+GROUP BY time ORDER BY time
+"""
+"""The minute rollups of the last three days, one row a minute: what a restarted node's
+policies start from (the predictive one needs days for its daily seasonality)."""
+
+
+def minutes_from_rollups(rows: list[list]) -> list[dict]:
+    """HISTORY_QUERY's rows as minute samples (ScalingListener.minutes), oldest first."""
+    return [
+        {
+            "time": float(minute),
+            "matching_busy": busy,
+            "orders_per_s": orders,
+            "ack_ms": {"p99": ack_p99},
+            "markets": {},
+            "lmdb_used_bytes": lmdb_used,
+            "lmdb_map_bytes": None,
+            "host": {"disk_free_bytes": disk_free, "memory_percent": memory},
+        }
+        for minute, busy, orders, ack_p99, lmdb_used, disk_free, memory in rows
+    ]

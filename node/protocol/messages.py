@@ -1,0 +1,212 @@
+"""The wire protocol: msgpack messages on ZeroMQ sockets, each carrying protocol version `v`.
+
+docs/protocol.md describes it for client authors; this module is its one implementation on the
+node's side and the client's. Messages are maps tagged by `type`; commands inside a `submit` are
+decoded one by one, so one bad command gets its own `malformed` answer and the rest go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..core.commands import PeerCommand
+from ..core.reasons import Reason
+from .wire_events import WireEvent
+
+PROTOCOL_VERSION = 1
+
+# Answers given by the node before a command reaches the engine (they carry seq null).
+NOT_AUTHORIZED = Reason.NOT_AUTHORIZED
+THROTTLED = Reason.THROTTLED
+TOO_MANY_ORDERS = Reason.TOO_MANY_ORDERS
+PEER_DISABLED = Reason.PEER_DISABLED
+MARKET_HALTED = Reason.MARKET_HALTED
+TOO_MANY_COMMANDS = Reason.TOO_MANY_COMMANDS
+BAD_VERSION = Reason.BAD_VERSION
+
+MARKET_DATA_PREFIX = b"md."
+ALERTS_TOPIC = b"alerts."
+SCALING_TOPIC = b"scaling."
+
+
+def market_topic(symbol: str) -> bytes:
+    """A market's topic: `md.SYMBOL.` (the trailing dot keeps PUNK-ETH from matching PUNK-ETHX)."""
+    return MARKET_DATA_PREFIX + symbol.encode("ascii") + b"."
+
+
+# -- peer -> node, order socket -------------------------------------------------------------
+
+
+class Submit(msgspec.Struct, tag="submit", tag_field="type"):
+    v: int
+    cmds: list[msgspec.Raw]
+    ref: Any = None
+    """Anything the client likes; echoed in the reply to correlate it."""
+
+
+class DecodedSubmit(msgspec.Struct, tag="submit", tag_field="type"):
+    """A `submit` whose commands all decode: read in one pass (the common case)."""
+
+    v: int
+    cmds: list[PeerCommand]
+    ref: Any = None
+
+
+class SnapshotRequest(msgspec.Struct, tag="snapshot", tag_field="type"):
+    v: int
+    market: str
+    ref: Any = None
+
+
+class OpenOrdersRequest(msgspec.Struct, tag="open_orders", tag_field="type"):
+    v: int
+    owner: str | None = None
+    ref: Any = None
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type"):
+    v: int
+    ref: Any = None
+
+
+PeerRequest = Submit | SnapshotRequest | OpenOrdersRequest | Ping
+FastPeerRequest = DecodedSubmit | SnapshotRequest | OpenOrdersRequest | Ping
+
+
+# -- node -> peer -----------------------------------------------------------------------------
+
+
+class Reply(msgspec.Struct, tag="reply", tag_field="type"):
+    """Answer to a `submit`: one `accepted`/`rejected` per command, in command order, each
+    followed by the other events of that command that concern the sender's orders."""
+
+    v: int
+    events: list[WireEvent]
+    ref: Any = None
+
+
+class Report(msgspec.Struct, tag="report", tag_field="type"):
+    """Execution reports pushed to a peer: fills and cancellations of its resting orders caused
+    by other peers' commands or by the operator."""
+
+    v: int
+    events: list[WireEvent]
+
+
+class BookLevel(msgspec.Struct, array_like=False):
+    price: str
+    qty: str
+    orders: int
+
+
+class SnapshotReply(msgspec.Struct, tag="snapshot", tag_field="type"):
+    """A market's full level-2 book as of market-data sequence `seq` of its topic."""
+
+    v: int
+    market: str
+    seq: int
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+    ref: Any = None
+    run: int = 0
+
+
+class OpenOrder(msgspec.Struct):
+    market: str
+    id: Any
+    owner: str
+    side: str
+    price: str
+    qty: str
+
+
+class OpenOrdersReply(msgspec.Struct, tag="open_orders", tag_field="type"):
+    v: int
+    orders: list[OpenOrder]
+    ref: Any = None
+
+
+class Pong(msgspec.Struct, tag="pong", tag_field="type"):
+    v: int
+    ref: Any = None
+
+
+class ErrorReply(msgspec.Struct, tag="error", tag_field="type"):
+    """A message that could not be taken at all (not a command's answer)."""
+
+    v: int
+    reason: str
+    detail: str = ""
+    ref: Any = None
+
+
+NodeReply = Reply | Report | SnapshotReply | OpenOrdersReply | Pong | ErrorReply
+
+
+# -- market data (PUB) ------------------------------------------------------------------------
+
+
+class TapeTrade(msgspec.Struct):
+    seq: int
+    price: str
+    qty: str
+    aggressor: str
+
+
+class LevelChange(msgspec.Struct):
+    """A price level's new total; qty "0" and orders 0 mean the level is gone."""
+
+    side: str
+    price: str
+    qty: str
+    orders: int
+
+
+class MarketData(msgspec.Struct, tag="md", tag_field="type"):
+    """One market's changes from one batch. `seq` counts this topic's messages from 1 with no
+    gaps within a `run` of the node: a subscriber that sees a jump, or a new `run` (the node
+    restarted and counts from 1 again), has missed messages and asks for a snapshot."""
+
+    v: int
+    market: str
+    seq: int
+    trades: list[TapeTrade]
+    levels: list[LevelChange]
+    run: int = 0
+
+
+# -- admin socket -----------------------------------------------------------------------------
+
+
+class AdminRequest(msgspec.Struct, tag="admin", tag_field="type"):
+    v: int
+    cmd: str
+    market: str | None = None
+    peer: str | None = None
+    depth: int | None = None
+    query: str | None = None
+    params: list[Any] | None = None
+    path: str | None = None
+    alert: str | None = None
+    label: str | None = None
+    since: float | None = None
+    ref: Any = None
+
+
+class AdminReply(msgspec.Struct, tag="admin", tag_field="type", omit_defaults=True):
+    v: int
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    ref: Any = None
+
+
+encoder = msgspec.msgpack.Encoder()
+peer_request_decoder = msgspec.msgpack.Decoder(PeerRequest)
+fast_peer_request_decoder = msgspec.msgpack.Decoder(FastPeerRequest)
+node_reply_decoder = msgspec.msgpack.Decoder(NodeReply)
+market_data_decoder = msgspec.msgpack.Decoder(MarketData)
+admin_request_decoder = msgspec.msgpack.Decoder(AdminRequest)
+admin_reply_decoder = msgspec.msgpack.Decoder(AdminReply)

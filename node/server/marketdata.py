@@ -1,0 +1,53 @@
+"""Market data: level-2 changes and trades per market, and full book snapshots.
+
+A level change carries the level's new absolute total, so applying one twice, or on top of a
+snapshot that already holds it, changes nothing: resynchronising is "take a snapshot, then apply
+every message with a higher topic seq".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..core.book import Level, Order, OrderBook
+from ..protocol.messages import BookLevel, LevelChange
+
+
+def level_changes(
+    books: dict[str, OrderBook], changed: Iterable[Order]
+) -> dict[str, list[LevelChange]]:
+    """The current totals of every price level the changed orders sit (or sat) on."""
+    touched = {(order.market, order.is_buy, order.price) for order in changed}
+    changes: dict[str, list[LevelChange]] = {}
+    for market, is_buy, price in sorted(touched, key=lambda key: (key[0], not key[1], key[2])):
+        book = books.get(market)
+        if book is None:
+            continue
+        level = (book.bids if is_buy else book.asks).levels.get(price)
+        units = book.market
+        changes.setdefault(market, []).append(
+            LevelChange(
+                "buy" if is_buy else "sell",
+                units.tick.text_of(price),
+                units.lot.text_of(level.qty if level else 0),
+                level.count if level else 0,
+            )
+        )
+    return changes
+
+
+def book_levels(
+    book: OrderBook, depth: int | None = None
+) -> tuple[list[BookLevel], list[BookLevel]]:
+    """Bids and asks by level, best first, `depth` levels a side (all if None)."""
+    market = book.market
+
+    def view(level: Level) -> BookLevel:
+        return BookLevel(
+            market.tick.text_of(level.price), market.lot.text_of(level.qty), level.count
+        )
+
+    return (
+        [view(level) for level in book.bids.levels_best_first()[:depth]],
+        [view(level) for level in book.asks.levels_best_first()[:depth]],
+    )

@@ -1,0 +1,77 @@
+"""The engine made durable: each batch of commands is journaled and its book changes written in
+one synced LMDB transaction before any of its events is released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..core.book import Order
+from ..core.commands import ConfigureMarkets
+from ..core.engine import Engine
+from ..core.markets import MarketSpec
+from .lmdb_store import Store, StoreError
+from .statehash import BookHash, format_hash, order_from_record
+
+
+class DurableEngine:
+    """An Engine whose every batch is committed to a Store before its events are returned."""
+
+    def __init__(self, store: Store) -> None:
+        state, records = store.snapshot()
+        self.store = store
+        self.engine = Engine(state.markets)
+        self.engine.restore(state.seq, (order_from_record(key, value) for key, value in records))
+        self.book_hash = BookHash(records)
+        if self.book_hash.value != state.state_hash:
+            raise StoreError(
+                f"{store.path}: the stored books do not match their state hash "
+                f"({format_hash(self.book_hash.value)} != {format_hash(state.state_hash)}); "
+                "run `mnode verify` to see where"
+            )
+        self.journal_length = state.journal_length
+        self._pending: list[object] = []
+        self._handlers = self.engine.handlers
+
+    def configure(self, specs: Sequence[MarketSpec]) -> bool:
+        """Make `specs` the market list if it differs, journaled like a command; True if changed.
+
+        Raises MarketChangeRefused (nothing written) if resting orders forbid the change.
+        """
+        specs = list(specs)
+        if specs == self.engine.market_specs():
+            return False
+        self.submit([ConfigureMarkets(specs)], markets_changed=True)
+        return True
+
+    def submit(self, commands: Sequence[object], *, markets_changed: bool = False) -> list:
+        """Process, journal and commit one batch; return its events once they are durable."""
+        out: list = []
+        self.engine.process_batch(commands, out)
+        self._pending.extend(commands)
+        self.commit(markets_changed=markets_changed)
+        return out
+
+    def process(self, command: object, out: list) -> None:
+        """Apply one command now and journal it with the next `commit` (for callers that need
+        each command's events apart, like the node's gateway)."""
+        self._handlers[type(command)](command, out)
+        self._pending.append(command)
+
+    def commit(self, *, markets_changed: bool = False) -> set[Order]:
+        """Write everything processed since the last commit in one synced transaction; return
+        the orders it changed (the node publishes their price levels)."""
+        engine = self.engine
+        changed = engine.take_changes()
+        plan = self.book_hash.plan(changed)
+        commands, self._pending = self._pending, []
+        self.store.commit(
+            commands,
+            self.journal_length,
+            plan,
+            engine.seq,
+            markets=engine.market_specs() if markets_changed else None,
+        )
+        self.book_hash.apply(plan)
+        self.journal_length += len(commands)
+        return changed

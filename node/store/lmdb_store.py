@@ -1,0 +1,278 @@
+"""The LMDB book store of a node home: journal, resting orders, per-commit state hashes.
+
+Tables (LMDB named databases):
+- `journal`: number of the batch's first command (u64, big-endian) -> msgpack array of the
+  batch's commands (one entry per commit; commands are numbered from 0 across entries)
+- `orders`: one record per resting order (see statehash.py)
+- `commits`: journal length after a commit -> msgpack [seq, state hash, commit time (ns since
+  the epoch)]: the time is when the batch became durable, the clock analytics use
+- `meta`: the sequence number, journal length, state hash and market list of the last commit
+
+One write transaction per batch (group commit). LMDB's copy-on-write B+tree needs no recovery
+after a crash; with `sync = "full"` a commit is on disk when `commit` returns. One process writes
+(held by a lock file); readers take no locks and see the last committed batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+
+from ..core.commands import JournalCommand
+from ..core.markets import MarketSpec
+from .statehash import CommitPlan
+
+U64 = struct.Struct(">Q")
+JOURNAL_READ_CHUNK = 64
+"""Journal entries (batches) read per read transaction, so a long replay never pins old pages."""
+MAX_DATABASES = 4
+STORE_FORMAT = b"2"
+"""Layout of the tables below; a store in another layout is refused, not misread."""
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_batch = msgspec.msgpack.Decoder(list[JournalCommand]).decode
+_decode_commit = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
+_decode_markets = msgspec.msgpack.Decoder(list[MarketSpec]).decode
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What the last commit left: where the sequence and journal stand, and the books' hash."""
+
+    seq: int
+    journal_length: int
+    state_hash: int
+    markets: list[MarketSpec]
+
+
+class Store:
+    """An open LMDB environment holding one node's books and journal."""
+
+    def __init__(
+        self, path: Path, *, map_size: int = 256 << 20, sync: str = "full", readonly: bool = False
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._lock_file = None
+        if readonly:
+            if not (path / "data.mdb").exists():
+                raise StoreError(f"{path}: no store here yet (nothing has been journaled)")
+        else:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                self._lock_file = _take_writer_lock(path / "writer.lock")
+            except OSError as error:
+                raise StoreError(f"{path}: cannot open the store: {error.strerror}") from None
+        try:
+            self.env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=MAX_DATABASES,
+                readonly=readonly,
+                sync=sync != "none",
+                metasync=sync == "full",
+            )
+        except lmdb.Error as error:
+            self._release_lock()
+            raise StoreError(f"{path}: cannot open the store: {error}") from None
+        create = not readonly
+        try:
+            self.journal_db = self.env.open_db(b"journal", create=create)
+            self.orders_db = self.env.open_db(b"orders", create=create)
+            self.commits_db = self.env.open_db(b"commits", create=create)
+            self.meta_db = self.env.open_db(b"meta", create=create)
+            self._check_format()
+        except (lmdb.Error, StoreError) as error:
+            self.close()
+            raise StoreError(f"{path}: {error}") from None
+
+    def _check_format(self) -> None:
+        """Refuse a store written in another layout; mark a new one with ours."""
+        with self.env.begin(db=self.meta_db, write=not self.readonly) as txn:
+            stored = txn.get(b"format")
+            if stored is None and txn.get(b"journal_length") is None and not self.readonly:
+                txn.put(b"format", STORE_FORMAT)
+            elif stored != STORE_FORMAT and (stored is not None or txn.get(b"journal_length")):
+                found = stored.decode() if stored else "an older one"
+                raise StoreError(
+                    f"store layout {found}, this marketnode reads {STORE_FORMAT.decode()}: "
+                    "replay the commands into a new home"
+                )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read(self, db: Any = None) -> lmdb.Transaction:
+        """A read transaction. When another process (the node, for a reader such as the
+        analytics follower) has grown the map past this environment's, LMDB refuses it with
+        MDB_MAP_RESIZED until this process adopts the new size (`set_mapsize(0)`)."""
+        try:
+            return self.env.begin(db=db)
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)
+            return self.env.begin(db=db)
+
+    def state(self) -> StoredState:
+        with self._read() as txn:
+            return self._state(txn)
+
+    def snapshot(self) -> tuple[StoredState, list[tuple[bytes, bytes]]]:
+        """The last commit's state and its order records, from one consistent read."""
+        with self._read() as txn:
+            records = list(txn.cursor(db=self.orders_db).iternext(keys=True, values=True))
+            return self._state(txn), records
+
+    def _state(self, txn: lmdb.Transaction) -> StoredState:
+        def number(key: bytes) -> int:
+            raw = txn.get(key, db=self.meta_db)
+            return U64.unpack(raw)[0] if raw else 0
+
+        markets = txn.get(b"markets", db=self.meta_db)
+        return StoredState(
+            seq=number(b"seq"),
+            journal_length=number(b"journal_length"),
+            state_hash=number(b"state_hash"),
+            markets=_decode_markets(markets) if markets else [],
+        )
+
+    def journal(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, object]]:
+        """(command number, command) for the journaled commands from `start` up to `stop`."""
+        position = start
+        while stop is None or position < stop:
+            progressed = False
+            for first, value in self._journal_entries(position):
+                for index, command in enumerate(_decode_batch(value), start=first):
+                    if index < position:
+                        continue
+                    if stop is not None and index >= stop:
+                        return
+                    yield index, command
+                    position = index + 1
+                    progressed = True
+            if not progressed:
+                return
+
+    def _journal_entries(self, position: int) -> list[tuple[int, bytes]]:
+        """Up to JOURNAL_READ_CHUNK entries from the one holding command `position`."""
+        with self._read(self.journal_db) as txn:
+            cursor = txn.cursor()
+            # the entry holding command `position` starts at or before it
+            if cursor.set_range(U64.pack(position)):
+                if U64.unpack(cursor.key())[0] > position and not cursor.prev():
+                    cursor.first()
+            elif not cursor.last():
+                return []
+            entries = []
+            for key, value in cursor:
+                entries.append((U64.unpack(key)[0], value))
+                if len(entries) >= JOURNAL_READ_CHUNK:
+                    break
+            return entries
+
+    def commits(self, start: int = 0) -> list[tuple[int, int, int, int]]:
+        """(journal length, seq, state hash, commit time in ns) after every commit whose journal
+        length is above `start`, oldest first."""
+        with self._read(self.commits_db) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(U64.pack(start + 1)):
+                return []
+            return [
+                (U64.unpack(key)[0], *_decode_commit(value))
+                for key, value in cursor.iternext(keys=True, values=True)
+            ]
+
+    def get_meta_list(self, key: bytes) -> list[str]:
+        """A list of names kept beside the books (node state that is not journaled)."""
+        with self._read(self.meta_db) as txn:
+            raw = txn.get(key)
+        return msgspec.msgpack.decode(raw, type=list[str]) if raw else []
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        commands: list[object],
+        journal_start: int,
+        plan: CommitPlan,
+        seq: int,
+        markets: list[MarketSpec] | None = None,
+    ) -> None:
+        """Write one batch in one transaction; on a full map, grow it and write again."""
+        journal_length = journal_start + len(commands)
+        entry = _encode(commands) if commands else None
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    self._write(txn, entry, journal_start, journal_length, plan, seq, markets)
+                return
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    def _write(self, txn, entry, journal_start, journal_length, plan, seq, markets) -> None:
+        if entry is not None:
+            txn.put(U64.pack(journal_start), entry, db=self.journal_db, append=True)
+        puts = []
+        for key, value in plan.writes.items():
+            if value is None:
+                txn.delete(key, db=self.orders_db)
+            else:
+                puts.append((key, value))
+        if puts:
+            txn.cursor(db=self.orders_db).putmulti(puts)
+        commit = (seq, plan.state_hash, time.time_ns())
+        txn.put(U64.pack(journal_length), _encode(commit), db=self.commits_db)
+        txn.put(b"seq", U64.pack(seq), db=self.meta_db)
+        txn.put(b"journal_length", U64.pack(journal_length), db=self.meta_db)
+        txn.put(b"state_hash", U64.pack(plan.state_hash), db=self.meta_db)
+        if markets is not None:
+            txn.put(b"markets", _encode(markets), db=self.meta_db)
+
+    def put_meta_list(self, key: bytes, names: list[str]) -> None:
+        with self.env.begin(write=True, db=self.meta_db) as txn:
+            txn.put(key, _encode(names))
+
+    def close(self) -> None:
+        self.env.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _take_writer_lock(path: Path):
+    """Hold an exclusive lock for the life of this process's store; refuse a second writer."""
+    handle = open(path, "a+")  # noqa: SIM115 - held open as the lock itself
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StoreError(
+            f"{path.parent}: another process (pid {holder}) is writing to this store"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -1,0 +1,186 @@
+"""The end-to-end benchmark: a real node process in a temporary home (loopback, CURVE on, synced
+commits) and a load generator in this process, each on its own core."""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..client.clients import NodeAddress, address_of_home
+from ..home.keys import PEERS_FOLDER, KeyPair, create_key_pair
+from ..home.layout import Home
+from ..home.peers import Allowlist, Peer, save_allowlist
+from .flow import generate_flow
+from .load import LoadProfile, LoadResult, run_load
+
+START_TIMEOUT_S = 30.0
+NODE_COMMAND = [sys.executable, "-m", "marketnode.cli"]
+SINGLE_WINDOW = 256
+BATCHED_WINDOW = 32
+"""Messages in flight in the flat-out runs: enough to keep the node's queue from running dry,
+few enough that answers come back while the node works (measured best on 2 cores)."""
+LOOPBACK = """[endpoints]
+orders = "tcp://127.0.0.1:*"
+market_data = "tcp://127.0.0.1:*"
+admin = "tcp://127.0.0.1:*"
+
+[node]
+log_level = "warning"
+
+[analytics]
+enabled = false
+
+"""
+
+
+@dataclass
+class BenchNode:
+    home: Home
+    process: subprocess.Popen
+    address: NodeAddress
+    key: KeyPair
+
+
+def prepare_home(
+    path: Path, sync: str = "full", analytics: bool = False, metrics: bool = True
+) -> tuple[Home, KeyPair]:
+    """A new home on free loopback ports, with one relayer peer (`load`) and no rate limit,
+    its analytics process off unless asked for, metrics on unless not; returns it and the
+    peer's key pair."""
+    home = Home.create(path)
+    text = home.config_path.read_text()
+    markets = text[text.index("\n[[markets]]") + 1 :]
+    settings = LOOPBACK.replace("enabled = false", f"enabled = {str(analytics).lower()}")
+    home.config_path.write_text(
+        settings
+        + f'[store]\nsync = "{sync}"\n\n[limits]\npeer_rate_per_s = 10000000\n'
+        + "peer_burst = 10000000\n\n"
+        + f"[metrics]\nenabled = {str(metrics).lower()}\n\n"
+        + markets
+    )
+    config = home.config()
+    key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "load")
+    save_allowlist(
+        home.peers_path(config), Allowlist((Peer("load", key.public_text, relayer=True),))
+    )
+    return home, key
+
+
+NODE_LOG = "node.log"
+
+
+def start_node_process(home: Home) -> subprocess.Popen:
+    """`mnode start` on `home` in a child process, its stderr in `home/node.log` (a pipe
+    nobody reads would fill and stop the node at its next log line); returns once the node
+    has bound its sockets."""
+    home.runtime_path.unlink(missing_ok=True)
+    log_path = home.path / NODE_LOG
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*NODE_COMMAND, "start", "--home", str(home.path)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not home.runtime_path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the node did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return process
+
+
+def stop_node_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def bench_node(sync: str = "full", scratch_parent: Path | None = None) -> Iterator[BenchNode]:
+    """A node process on a new home with one relayer peer; stopped and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="mnode-e2e-", dir=scratch_parent) as folder:
+        home, key = prepare_home(Path(folder) / "home", sync)
+        process = start_node_process(home)
+        try:
+            yield BenchNode(home, process, address_of_home(home), key)
+        finally:
+            stop_node_process(process)
+
+
+def run_e2e_bench(
+    orders: int = 200_000,
+    seed: int = 1,
+    latency_s: float = 5.0,
+    rates: tuple[int, ...] = (1000, 10_000, 50_000),
+) -> dict:
+    """Throughput one order per message and 100 per message, then latency at fixed rates."""
+    report: dict = {}
+    first_id = 1
+
+    def flow(count: int) -> list:
+        nonlocal first_id
+        commands = list(generate_flow(count, seed=seed + first_id, first_id=first_id))
+        first_id += count
+        return commands
+
+    with bench_node() as node:
+        single = run_load(
+            node.address,
+            node.key,
+            flow(orders // 4),
+            LoadProfile(rate=0, batch=1, window=SINGLE_WINDOW, duration_s=600),
+        )
+        batched = run_load(
+            node.address,
+            node.key,
+            flow(orders),
+            LoadProfile(rate=0, batch=100, window=BATCHED_WINDOW, duration_s=600),
+        )
+        report["single_orders_per_s"] = _rate(single)
+        report["batched_orders_per_s"] = _rate(batched)
+        report["single"] = single.summary()
+        report["batched"] = batched.summary()
+        for rate in rates:
+            profile = LoadProfile(rate=rate, batch=1, duration_s=latency_s)
+            paced = run_load(node.address, node.key, flow(profile.orders_needed()), profile)
+            summary = paced.summary()
+            report[f"at_{rate}"] = summary
+            report[f"p99_ms_at_{_label(rate)}"] = summary["latency_ms"]["p99"]
+            report[f"p50_ms_at_{_label(rate)}"] = summary["latency_ms"]["p50"]
+    report.update(
+        {
+            "orders": orders,
+            "windows": {"single": SINGLE_WINDOW, "batched": BATCHED_WINDOW},
+            "seed": seed,
+            "curve": True,
+            "sync": "full",
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cpus",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
+    return report
+
+
+def _rate(result: LoadResult) -> int:
+    return round(result.answered / result.elapsed_s) if result.elapsed_s else 0
+
+
+def _label(rate: int) -> str:
+    return f"{rate // 1000}k" if rate >= 1000 and rate % 1000 == 0 else str(rate)
