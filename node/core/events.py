@@ -3,14 +3,34 @@
 Every event carries `seq`, the engine's sequence number: one counter over all events, gapless and
 increasing, so a consumer detects a gap and a replay reproduces the numbers exactly. The first
 event of every command is its answer, `accepted` or `rejected`.
-`results.py` turns events into decimal-text records for the outside world.
+
+Prices and quantities are annotated `Ticks` and `Lots`, and the placing peers' names `PeerName`:
+`node/protocol/wire_events.py` derives the events as peers see them from these annotations
+(decimal text, no peer names), so a field added here reaches the wire without a second edit.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any
 
 import msgspec
+
+
+class Role(Enum):
+    """What an event field holds beyond its type, for those who show events to the outside."""
+
+    TICKS = "ticks"
+    """A price in whole ticks of the event's market."""
+    LOTS = "lots"
+    """A quantity in whole lots of the event's market."""
+    NODE_ONLY = "node_only"
+    """The node's own business, never shown to a peer (who placed an order)."""
+
+
+Ticks = Annotated[int, Role.TICKS]
+Lots = Annotated[int, Role.LOTS]
+PeerName = Annotated[str | None, Role.NODE_ONLY]
 
 
 class Accepted(msgspec.Struct, tag="accepted", tag_field="event", gc=False):
@@ -39,17 +59,17 @@ class Trade(msgspec.Struct, tag="trade", tag_field="event", omit_defaults=True, 
 
     seq: int
     market: str
-    price: int
-    qty: int
+    price: Ticks
+    qty: Lots
     maker_id: Any
     maker_owner: str
     taker_id: Any
     taker_owner: str
     aggressor: str
-    maker_remaining: int
-    taker_remaining: int
-    maker_peer: str | None = None
-    taker_peer: str | None = None
+    maker_remaining: Lots
+    taker_remaining: Lots
+    maker_peer: PeerName = None
+    taker_peer: PeerName = None
 
 
 class Rested(msgspec.Struct, tag="rested", tag_field="event", omit_defaults=True, gc=False):
@@ -60,9 +80,9 @@ class Rested(msgspec.Struct, tag="rested", tag_field="event", omit_defaults=True
     id: Any
     owner: str
     side: str
-    price: int
-    qty: int
-    peer: str | None = None
+    price: Ticks
+    qty: Lots
+    peer: PeerName = None
 
 
 class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", omit_defaults=True, gc=False):
@@ -77,9 +97,9 @@ class Cancelled(msgspec.Struct, tag="cancelled", tag_field="event", omit_default
     id: Any
     owner: str
     reason: str
-    qty: int
-    remaining: int
-    peer: str | None = None
+    qty: Lots
+    remaining: Lots
+    peer: PeerName = None
 
 
 class Replaced(msgspec.Struct, tag="replaced", tag_field="event", omit_defaults=True, gc=False):
@@ -90,10 +110,10 @@ class Replaced(msgspec.Struct, tag="replaced", tag_field="event", omit_defaults=
     id: Any
     owner: str
     side: str
-    price: int
-    qty: int
+    price: Ticks
+    qty: Lots
     in_place: bool
-    peer: str | None = None
+    peer: PeerName = None
 
 
 Event = Accepted | Rejected | Trade | Rested | Cancelled | Replaced
