@@ -18,9 +18,9 @@ from marketnode.node.client.clients import AdminClient, Subscriber, address_of_h
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
 from marketnode.node.tools.demo import RING_MARKET, run_demo
-from marketnode.tui.app import BOOK_DEPTH, EVIDENCE_TRADES_QUERY
 from marketnode.tui.panels.integrity import ALERTS_QUERY
 from marketnode.tui.panels.markets import DAY_STATS_QUERY
+from marketnode.tui.sources import BOOK_DEPTH, EVIDENCE_TRADES_QUERY
 
 ANSWERS = Path(__file__).parent / "data" / "dashboard_answers.json"
 SECONDS_KEPT = 120

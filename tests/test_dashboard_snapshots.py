@@ -1,7 +1,8 @@
 """SVG snapshots of every panel, the narrow layout, the pop-ups and the disconnected state,
 rendered from recorded answers of a demo node (tests/data/dashboard_answers.json, made by
 tests/dashboard_answers.py). The dashboard polls nothing here: the answers are posted to it as
-its workers would post them, so a snapshot changes only when the rendering does.
+its workers would post them, each source's in its own message, so a snapshot changes only when
+the rendering does.
 
 After a deliberate change: `pytest tests/test_dashboard_snapshots.py --snapshot-update`, then
 look at every changed SVG under tests/__snapshots__/ before committing it.
@@ -17,8 +18,9 @@ import pytest
 
 from marketnode.node.client.clients import ClientError
 from marketnode.tui.app import AdminDashboard, Dashboard
-from marketnode.tui.messages import Fetched, Unreachable
+from marketnode.tui.messages import EvidenceFetched, Unreachable
 from marketnode.tui.panels.integrity import IntegrityPanel
+from marketnode.tui.sources import SOURCE_NAMED
 
 ANSWERS = json.loads((Path(__file__).parent / "data" / "dashboard_answers.json").read_text())
 SIZE = (132, 42)
@@ -45,7 +47,7 @@ def recorded(admin: bool = False) -> Dashboard:
 async def answered(pilot) -> None:
     for source in ("status", "metrics", "peers", "markets", "market_stats", "book", "tape",
                    "alerts", "scale"):  # fmt: skip
-        pilot.app.post_message(Fetched(source, ANSWERS[source]))
+        pilot.app.post_message(SOURCE_NAMED[source].fetched(ANSWERS[source]))
     await pilot.pause()
 
 
@@ -69,7 +71,7 @@ def test_an_alerts_evidence(snap_compare):
         alert = pilot.app.query_one(IntegrityPanel).alerts[ANSWERS["evidence"]["alert"]]
         pilot.app.post_message(IntegrityPanel.Open(alert))
         await pilot.pause()
-        pilot.app.post_message(Fetched("evidence", ANSWERS["evidence"]))
+        pilot.app.post_message(EvidenceFetched(**ANSWERS["evidence"]))
         await pilot.pause()
 
     assert snap_compare(recorded(), terminal_size=SIZE, run_before=open_ring_alert)

@@ -1,10 +1,11 @@
 """The operator dashboard: a running node's throughput, books, integrity alerts, scaling advice
 and resources, live.
 
-Each data source (an admin request, or the market-data subscription of the trade tape) has a
-thread worker of its own that asks the node, posts the answer as a message and re-arms itself
-with `set_timer`; the message handlers only render. When the node does not answer, a banner
-says so, the last data stays on screen greyed, and the workers go on asking.
+Each data source of the source table (tui/sources.py) has a thread worker of its own that
+asks the node, posts the answer as the source's own message and re-arms itself with
+`set_timer`; one handler renders every answer in the panels the table names. When the node
+does not answer, a banner says so, the last data stays on screen greyed, and the workers go on
+asking. The layout is in dashboard.tcss.
 
 `Dashboard` only reads. `AdminDashboard` (`mnode dashboard --admin`) adds the keys that change
 the node: halt or resume a market, disable or enable a peer, label an alert; each asks first.
@@ -13,14 +14,11 @@ the node: halt or resume a market, disable or enable a peer, label an alert; eac
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, ClassVar
 
-import msgspec
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -28,97 +26,29 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from marketnode.node.client.clients import ClientError, NodeAddress
-from marketnode.node.core.markets import ConfigError
-from marketnode.node.home.keys import KeyFileError, KeyPair
+from marketnode.node.home.keys import KeyPair
 
-from .links import ANALYTICS_TIMEOUT_S, REQUEST_TIMEOUT_S, NodeLinks
-from .messages import ActionDone, Fetched, Refused, Unreachable
+from .keys import ADMIN_KEYS, KEYS, Key, key_table
+from .links import NodeLinks
+from .messages import (
+    ActionDone,
+    EvidenceFetched,
+    EvidenceUnavailable,
+    Fetched,
+    Refused,
+    StatusFetched,
+    Unreachable,
+)
 from .panels import PANELS
 from .panels.base import Panel
-from .panels.integrity import ALERTS_QUERY, IntegrityPanel
-from .panels.markets import DAY_STATS_QUERY, MarketsPanel
+from .panels.integrity import IntegrityPanel
+from .panels.markets import MarketsPanel
 from .panels.overview import OverviewPanel
-from .screens import TRADES_SHOWN, ConfirmScreen, EvidenceScreen, HelpScreen
+from .screens import ConfirmScreen, EvidenceScreen, HelpScreen
+from .sources import SOURCE_NAMED, SOURCE_OF, SOURCES, NodeReader, Source
 
 log = logging.getLogger(__name__)
 REFRESH_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
-BOOK_DEPTH = 15
-SECONDS_KEPT = 300
-ANALYTICS_SLOW = (
-    f"the analytics process did not answer within {ANALYTICS_TIMEOUT_S:g} s (scanning or "
-    "catching up); the last answer is shown"
-)
-EVIDENCE_TRADES_QUERY = f"""
-SELECT seq, strftime(time, '%Y-%m-%d %H:%M:%S') AS time, seller, buyer, price, qty FROM trades
-WHERE seq IN (SELECT unnest(trades) FROM alerts WHERE id = ?) ORDER BY seq LIMIT {TRADES_SHOWN}
-"""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One row of the key table: the bindings, the help screen and the command palette."""
-
-    keys: str
-    action: str
-    description: str
-    panel: str | None = None
-    """The panel the key works in (None: everywhere)."""
-
-    def binding(self) -> Binding:
-        return Binding(self.keys, self.action, self.description)
-
-    @property
-    def shown_keys(self) -> str:
-        names = {"question_mark": "?", "plus": "+", "equals_sign": "=", "minus": "-",
-                 "slash": "/"}  # fmt: skip
-        return " ".join(names.get(key, key) for key in self.keys.split(","))
-
-
-KEYS = (
-    *(Key(key, f"show('{panel}')", title) for key, panel, title, _ in PANELS),
-    Key("slash", "filter_markets", "Filter markets by name"),
-    Key("p", "pause", "Pause / resume"),
-    Key("plus,equals_sign", "faster", "Refresh faster"),
-    Key("minus", "slower", "Refresh slower"),
-    Key("question_mark", "help", "Keys"),
-    Key("q", "quit", "Quit"),
-)
-ADMIN_KEYS = (
-    Key("h", "toggle_halt", "Halt / resume market", "markets"),
-    Key("d", "toggle_peer", "Disable / enable peer", "overview"),
-    Key("w", "label('wash')", "Label alert wash", "integrity"),
-    Key("b", "label('benign')", "Label alert benign", "integrity"),
-)
-NOT_BINDINGS = (
-    ("enter", "Open the market's book / the alert's evidence", "Markets, Integrity"),
-    ("ctrl+p", "Command palette", "everywhere"),
-)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Something the dashboard asks the node again and again, every `every` refreshes, while
-    one of `panels` is shown (always, when None).
-    `analytics`: the node relays it to its analytics process; when that is slow to answer the
-    panel says so, and the node is not taken for gone."""
-
-    name: str
-    every: float
-    panels: tuple[str, ...] | None = None
-    analytics: bool = False
-
-
-SOURCES = (
-    Source("status", 2),  # the title and the identity
-    Source("metrics", 1),  # the charts keep every second
-    Source("peers", 2, ("overview",)),
-    Source("markets", 1, ("markets", "book")),
-    Source("book", 1, ("book",)),
-    Source("tape", 0, ("book",)),  # waits for trades itself, a refresh period at a time
-    Source("market_stats", 5, ("markets",), analytics=True),
-    Source("alerts", 2, ("integrity",), analytics=True),
-    Source("scale", 1, ("scaling",)),
-)
 
 
 class KeyCommands(Provider):
@@ -145,35 +75,7 @@ class Dashboard(App):
     """`mnode dashboard`: read-only; it asks the node, never changes it."""
 
     TITLE = "marketnode"
-    CSS = """
-    #banner { height: 1; background: $error; color: $text; display: none; padding: 0 1; }
-    #banner.shown { display: block; }
-    .stale DataTable, .stale Static, .stale Chart { opacity: 45%; }
-    .label { margin: 0 1; }
-    #overview-text { height: 4; }
-    #identity-text, #scale-reason { height: 2; }
-    #book-title, #markets-note, #alerts-summary, #scale-summary, #forecast-text { height: 1; }
-    #tape-text { height: 1fr; }
-    .dim { color: $text-muted; }
-    .charts { height: 10; }
-    .charts Chart { width: 1fr; height: 10; margin: 0 1; }
-    Screen.-narrow .charts { layout: vertical; height: 20; }
-    .book-columns { height: 1fr; }
-    .ladder { width: 3fr; }
-    .tape { width: 2fr; }
-    Screen.-narrow .book-columns { layout: vertical; }
-    Screen.-narrow .ladder, Screen.-narrow .tape { width: 1fr; height: 1fr; }
-    #market-filter { display: none; }
-    #market-filter.shown { display: block; }
-    #forecast-chart { height: 12; margin: 1 1 0 1; }
-    #scale-table { height: auto; max-height: 12; }
-    HelpScreen, ConfirmScreen, EvidenceScreen { align: center middle; }
-    .dialog { width: 100; max-width: 95%; height: auto; max-height: 90%; padding: 1 2;
-              border: thick $primary; background: $surface; }
-    .dialog DataTable { height: auto; max-height: 30; }
-    .buttons { height: auto; margin-top: 1; }
-    .buttons Button { margin: 0 2; }
-    """
+    CSS_PATH = "dashboard.tcss"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
     COMMANDS = App.COMMANDS | {KeyCommands}
     BINDINGS: ClassVar[list[Binding]] = [key.binding() for key in KEYS]
@@ -191,17 +93,12 @@ class Dashboard(App):
         restarted on other ports is found again. `poll=False` starts no workers: the panels
         show only the messages posted to the app (snapshot tests do that)."""
         super().__init__()
-        self.links = NodeLinks(locate, key)
+        self.reader = NodeReader(NodeLinks(locate, key), period=lambda: self.refresh_s)
         self.refresh_s = refresh_s
         self.poll = poll
         self.paused = False
-        self.closing = False
         self.connected: bool | None = None
-        self.book_market: str | None = None
-        self.market_names: list[str] = []
         self.node_title = ""
-        self.seconds: deque[dict] = deque(maxlen=SECONDS_KEPT)
-        """The node's per-second samples the dashboard has seen, newest last."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -218,8 +115,7 @@ class Dashboard(App):
                 self._start(source)
 
     def on_unmount(self) -> None:
-        self.closing = True
-        self.links.close()
+        self.reader.close()
 
     # -- data: one thread worker per source, re-armed with set_timer --------------------------
 
@@ -235,73 +131,14 @@ class Dashboard(App):
 
     def _fetch(self, source: Source) -> None:
         """In the worker's thread: ask, post the answer, and have the next round scheduled."""
-        try:
-            data = self._ask(source.name)
-            if data is not None:
-                self.post_message(Fetched(source.name, data))
-        except ClientError as error:
-            if not error.unreachable:
-                self.post_message(Refused(source.name, str(error)))
-            elif source.analytics:
-                self.post_message(Refused(source.name, ANALYTICS_SLOW))
-            else:
-                self.post_message(Unreachable(source.name, str(error)))
-        except (ConfigError, KeyFileError) as error:  # the home changed underneath
-            self.post_message(Unreachable(source.name, str(error)))
-        if not self.closing:
+        message = source.fetch(self.reader)
+        if message is not None:
+            self.post_message(message)
+        if not self.reader.closing:
             try:
                 self.call_from_thread(self._rearm, source)
             except RuntimeError:  # the app closed meanwhile
                 log.debug("%s not re-armed: the dashboard closed", source.name)
-
-    def _ask(self, name: str) -> Any:
-        if name == "tape":
-            return self._read_tape()
-        if name == "book":
-            market = self._watched_market()
-            if market is None:
-                return None
-            return self._call(name, "book", market=market, depth=BOOK_DEPTH)
-        if name == "metrics":
-            return self._metrics()
-        if name == "market_stats":
-            return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=DAY_STATS_QUERY)
-        if name == "alerts":
-            return self._call(name, "sql", ANALYTICS_TIMEOUT_S, query=ALERTS_QUERY)
-        return self._call(name, name)  # status, peers, markets, scale
-
-    def _watched_market(self) -> str | None:
-        """The market of the Book panel: the one chosen in Markets, else the first."""
-        return self.book_market or (self.market_names[0] if self.market_names else None)
-
-    def _metrics(self) -> dict:
-        """The node's metrics, asking only for the samples not seen yet; the answer carries
-        the last `SECONDS_KEPT` of them (kept here, in the metrics worker's thread)."""
-        since = self.seconds[-1]["time"] if self.seconds else None
-        data = self._call("metrics", "metrics", **({} if since is None else {"since": since}))
-        self.seconds.extend(data.get("history", []))
-        return {**data, "history": list(self.seconds)}
-
-    def _call(
-        self, source: str, cmd: str, timeout_s: float = REQUEST_TIMEOUT_S, **arguments: Any
-    ) -> Any:
-        with self.links.admin(source, timeout_s) as client:
-            return client.call(cmd, **arguments)
-
-    def _read_tape(self) -> dict | None:
-        """The selected market's trades from the market-data socket over one refresh period."""
-        market = self._watched_market()
-        if market is None:
-            time.sleep(self.refresh_s)
-            return None
-        trades: list[dict] = []
-        deadline = time.monotonic() + self.refresh_s
-        with self.links.market_data("tape", market) as subscriber:
-            while (left := deadline - time.monotonic()) > 0 and not self.closing:
-                message = subscriber.receive(int(left * 1000) + 1)
-                if message is not None:
-                    trades.extend(msgspec.to_builtins(message.trades))
-        return {"market": market, "time": time.time(), "trades": trades}
 
     def _rearm(self, source: Source, every: float | None = None) -> None:
         every = source.every if every is None else every
@@ -310,10 +147,9 @@ class Dashboard(App):
     def _due(self, source: Source) -> None:
         """Ask now, unless paused or no panel shown needs the source; then look again within
         one refresh, so a panel just shown gets its slower sources soon too."""
-        if self.closing:
+        if self.reader.closing:
             return
-        wanted = source.panels is None or self.active_panel in source.panels
-        if self.paused or not wanted:
+        if self.paused or not source.wanted(self.active_panel):
             self._rearm(source, every=1)
         else:
             self._start(source)
@@ -329,11 +165,16 @@ class Dashboard(App):
     def on_refused(self, message: Refused) -> None:
         self._render_safely(self._note, message)
 
-    def on_fetched(self, message: Fetched) -> None:
+    @on(Fetched)
+    def _render_answer(self, message: Fetched) -> None:
+        """Every source's answer: drawn by the panels the source table names."""
+        self._answered()
+        self._render_safely(self._show, message)
+
+    def _answered(self) -> None:
         if self.connected is not True:
             self.connected = True
             self._render_safely(self._show_connected, True)
-        self._render_safely(self._show, message)
 
     def _render_safely(self, show: Callable[[Any], None], data: Any) -> None:
         """An answer may land while the app closes and its panels are gone: then it is
@@ -343,29 +184,23 @@ class Dashboard(App):
         except NoMatches:
             log.debug("panels gone (closing): an answer from the node dropped")
 
+    def _panels_of(self, source: Source) -> Iterator[Panel]:
+        for panel in source.panels:
+            yield self.query_one(f"#{panel}-panel", Panel)
+
     def _show(self, message: Fetched) -> None:
-        if message.source == "markets":
-            self.market_names = sorted(m["market"] for m in message.data)
-        elif message.source == "status":
-            self.node_title = f"{message.data['name']} seq {message.data['seq']:,}"
-            self._show_subtitle()
-        elif message.source == "evidence":
-            self._show_evidence_trades(message.data)
-            return
+        source = SOURCE_OF[type(message)]
         active = self.active_panel
-        for panel in self.query(Panel):
-            if message.source in panel.LISTENS:
-                panel.receive(message.source, message.data, panel.id == f"{active}-panel")
+        for panel in self._panels_of(source):
+            panel.receive(source.name, message, panel.id == f"{active}-panel")
 
     def _note(self, message: Refused) -> None:
-        if message.source == "evidence":
-            screen = self.screen
-            if isinstance(screen, EvidenceScreen):
-                screen.trades_unavailable(message.why)
-            return
-        for panel in self.query(Panel):
-            if message.source in panel.LISTENS:
-                panel.note(message.source, message.why)
+        for panel in self._panels_of(SOURCE_NAMED[message.source]):
+            panel.note(message.source, message.why)
+
+    def on_status_fetched(self, message: StatusFetched) -> None:
+        self.node_title = f"{message.status['name']} seq {message.status['seq']:,}"
+        self._show_subtitle()
 
     def _show_subtitle(self) -> None:
         admin = "admin" if self.changes_the_node else ""
@@ -384,7 +219,7 @@ class Dashboard(App):
         self.notify(message.text, severity="information" if message.ok else "error")
 
     def on_markets_panel_selected(self, message: MarketsPanel.Selected) -> None:
-        self.book_market = message.market
+        self.reader.book_market = message.market
         if message.open_book:
             self.action_show("book")
 
@@ -399,16 +234,20 @@ class Dashboard(App):
 
     def _fetch_evidence(self, alert_id: str) -> None:
         try:
-            result = self._call("evidence", "sql", ANALYTICS_TIMEOUT_S,
-                                query=EVIDENCE_TRADES_QUERY, params=[alert_id])  # fmt: skip
-            self.post_message(Fetched("evidence", {"alert": alert_id, "result": result}))
+            self.post_message(EvidenceFetched(alert_id, self.reader.evidence(alert_id)))
         except ClientError as error:
-            self.post_message(Refused("evidence", str(error)))
+            self.post_message(EvidenceUnavailable(str(error)))
 
-    def _show_evidence_trades(self, data: dict) -> None:
+    def on_evidence_fetched(self, message: EvidenceFetched) -> None:
+        self._answered()
         screen = self.screen
-        if isinstance(screen, EvidenceScreen) and screen.alert["id"] == data["alert"]:
-            screen.show_trades(data["result"])
+        if isinstance(screen, EvidenceScreen) and screen.alert["id"] == message.alert:
+            screen.show_trades(message.result)
+
+    def on_evidence_unavailable(self, message: EvidenceUnavailable) -> None:
+        screen = self.screen
+        if isinstance(screen, EvidenceScreen):
+            screen.trades_unavailable(message.why)
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -422,12 +261,6 @@ class Dashboard(App):
 
     def key_works(self, key: Key) -> bool:
         return key.panel is None or key.panel == self.active_panel
-
-    def key_table(self) -> list[tuple[str, str, str]]:
-        titles = {panel: title for _, panel, title, _ in PANELS}
-        rows = [(k.shown_keys, k.description, titles.get(k.panel or "", "everywhere"))
-                for k in self.keys]  # fmt: skip
-        return rows + list(NOT_BINDINGS)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         for key in self.keys:
@@ -469,7 +302,7 @@ class Dashboard(App):
         self.notify(f"refresh every {self.refresh_s:g} s")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_table()))
+        self.push_screen(HelpScreen(key_table(self.keys)))
 
 
 class AdminDashboard(Dashboard):
@@ -536,7 +369,7 @@ class AdminDashboard(Dashboard):
     def _act(self, cmd: str, requests: list[dict], done: str) -> None:
         try:
             for arguments in requests:
-                self._call("actions", cmd, **arguments)
+                self.reader.call("actions", cmd, **arguments)
             self.post_message(ActionDone(done, ok=True))
         except ClientError as error:
             self.post_message(ActionDone(f"{cmd} refused: {error}", ok=False))

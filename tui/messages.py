@@ -1,28 +1,104 @@
-"""What the dashboard's workers post to it; the handlers of these only render."""
+"""What the dashboard's workers post to it; the handlers of these only render.
+
+Each data source has a message of its own for its answer, named in the source table
+(tui/sources.py), so a handler or a panel gets the answer under the name of what it is."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from textual.message import Message
 
 
 class Fetched(Message):
-    """A source's answer from the node."""
-
-    def __init__(self, source: str, data: Any) -> None:
-        super().__init__()
-        self.source = source
-        self.data = data
+    """A source's answer from the node: one subclass per source, made with the answer alone."""
 
 
+@dataclass
+class StatusFetched(Fetched):
+    """The node's identity, endpoints and sequence (admin `status`)."""
+
+    status: dict
+
+
+@dataclass
+class MetricsFetched(Fetched):
+    """The node's counters and latest sample; `history` holds every per-second sample the
+    dashboard has seen (admin `metrics`)."""
+
+    metrics: dict
+
+
+@dataclass
+class PeersFetched(Fetched):
+    """The registered peers, each as the node describes it (admin `peers`)."""
+
+    peers: list[dict]
+
+
+@dataclass
+class MarketsFetched(Fetched):
+    """Each market's top of book and state (admin `markets`)."""
+
+    markets: list[dict]
+
+
+@dataclass
+class BookFetched(Fetched):
+    """The watched market's depth ladder (admin `book`)."""
+
+    book: dict
+
+
+@dataclass
+class TapeFetched(Fetched):
+    """The watched market's trades over one refresh period: `market`, `time`, `trades`."""
+
+    tape: dict
+
+
+@dataclass
+class MarketStatsFetched(Fetched):
+    """Each market's last 24 hours from the analytics store: a SQL result (columns, rows)."""
+
+    result: dict
+
+
+@dataclass
+class AlertsFetched(Fetched):
+    """The integrity findings from the analytics store: a SQL result (columns, rows)."""
+
+    result: dict
+
+
+@dataclass
+class ScaleFetched(Fetched):
+    """The scaling recommendations and the load outlook (admin `scale`)."""
+
+    scale: dict
+
+
+@dataclass
+class EvidenceFetched(Message):
+    """The trades an alert names, asked once when its evidence is opened."""
+
+    alert: str
+    result: dict
+
+
+@dataclass
+class EvidenceUnavailable(Message):
+    """An alert's trades could not be had, and why."""
+
+    why: str
+
+
+@dataclass
 class SourceFailed(Message):
     """A source's request came to nothing, and why."""
 
-    def __init__(self, source: str, why: str) -> None:
-        super().__init__()
-        self.source = source
-        self.why = why
+    source: str
+    why: str
 
 
 class Unreachable(SourceFailed):
@@ -33,10 +109,9 @@ class Refused(SourceFailed):
     """The node answered, with an error (analytics off, say): the node is there."""
 
 
+@dataclass
 class ActionDone(Message):
     """An operator action (`--admin`) carried out, or refused."""
 
-    def __init__(self, text: str, ok: bool) -> None:
-        super().__init__()
-        self.text = text
-        self.ok = ok
+    text: str
+    ok: bool

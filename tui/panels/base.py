@@ -1,47 +1,52 @@
-"""What every panel shares: the sources it listens to, and tables refreshed in place."""
+"""What every panel shares: answers kept while hidden, and tables refreshed in place."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
 from textual.containers import Vertical
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
+from ..messages import Fetched
+
 Cell = str | Text
 
 
 class Panel(Vertical):
-    """A panel renders the answers of the sources it names; `show_<source>` does the work.
-    While it is not shown it only keeps the latest answer of each source, and renders them
-    when it is shown again: the dashboard draws what the operator looks at."""
-
-    LISTENS: ClassVar[tuple[str, ...]] = ()
+    """A panel renders the answers of the sources that name it in the source table
+    (tui/sources.py): `show_<source>` draws the source's message, `note_<source>`, where there
+    is one, says why the source came to nothing. While it is not shown it only keeps the latest
+    answer of each source, and renders them when it is shown again: the dashboard draws what
+    the operator looks at."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.waiting: dict[str, Any] = {}
+        self.waiting: dict[str, Fetched] = {}
 
-    def receive(self, source: str, data: Any, shown: bool) -> None:
+    def receive(self, source: str, answer: Fetched, shown: bool) -> None:
         if shown:
-            self.show(source, data)
+            self.show(source, answer)
         else:
-            self.waiting[source] = data
+            self.waiting[source] = answer
 
     def shown(self) -> None:
         """The panel became visible: render what came meanwhile."""
         waiting, self.waiting = self.waiting, {}
-        for source, data in waiting.items():
-            self.show(source, data)
+        for source, answer in waiting.items():
+            self.show(source, answer)
 
-    def show(self, source: str, data: Any) -> None:
-        getattr(self, f"show_{source}")(data)
+    def show(self, source: str, answer: Fetched) -> None:
+        getattr(self, f"show_{source}")(answer)
 
     def note(self, source: str, why: str) -> None:
-        """The node answered this panel's source with an error (say, analytics off)."""
+        """The node answered the source with an error (say, analytics off)."""
+        noted = getattr(self, f"note_{source}", None)
+        if noted is not None:
+            noted(why)
 
 
 def fill_table(table: DataTable, rows: Sequence[tuple[str, Sequence[Cell]]]) -> None:

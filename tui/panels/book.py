@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from ..messages import BookFetched, TapeFetched
 from .base import Panel, bar, fill_table
 
 DEPTH_BAR_CELLS = 14
@@ -21,8 +22,6 @@ TAPE_HEADING = f"[b]trade tape (live)[/b]\n[b]{'time':<8}  side  {'price':>12}  
 
 
 class BookPanel(Panel):
-    LISTENS = ("book", "tape")
-
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.market: str | None = None
@@ -43,7 +42,8 @@ class BookPanel(Panel):
             "bid depth", "bid qty", "bid", "ask", "ask qty", "ask depth"
         )
 
-    def show_book(self, book: dict) -> None:
+    def show_book(self, fetched: BookFetched) -> None:
+        book = fetched.book
         if book["market"] != self.market:
             self.market = book["market"]
             self.tape.clear()
@@ -71,7 +71,8 @@ class BookPanel(Panel):
             )))  # fmt: skip
         fill_table(self.query_one("#book-table", DataTable), rows)
 
-    def show_tape(self, data: dict) -> None:
+    def show_tape(self, fetched: TapeFetched) -> None:
+        data = fetched.tape
         if data["market"] != self.market:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(data["time"]))

@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from ..messages import AlertsFetched
 from .base import Panel, fill_table, selected_key
 
 ALERTS_SHOWN = 200
@@ -36,8 +37,6 @@ def short_wallet(wallet: str) -> str:
 
 
 class IntegrityPanel(Panel):
-    LISTENS = ("alerts",)
-
     class Open(Message):
         """The operator asked for an alert's evidence."""
 
@@ -58,7 +57,8 @@ class IntegrityPanel(Panel):
             "time", "severity", "detector", "market", "wallets", "trades", "raised", "label"
         )
 
-    def show_alerts(self, result: dict) -> None:
+    def show_alerts(self, fetched: AlertsFetched) -> None:
+        result = fetched.result
         alerts = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
         self.alerts = {alert["id"]: alert for alert in alerts}
         rows = []
@@ -81,7 +81,7 @@ class IntegrityPanel(Panel):
         summary.append("Enter: the evidence", style="dim")
         self.query_one("#alerts-summary", Static).update(summary)
 
-    def note(self, source: str, why: str) -> None:
+    def note_alerts(self, why: str) -> None:
         self.query_one("#alerts-summary", Static).update(Text(f"alerts: {why}"))
 
     def selected_alert(self) -> dict | None:

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
+from ..messages import MarketsFetched, MarketStatsFetched, MetricsFetched
 from .base import Panel, fill_table, plain, selected_key
 
 DAY_STATS_QUERY = """
@@ -28,7 +29,6 @@ benign count as wash)."""
 
 
 class MarketsPanel(Panel):
-    LISTENS = ("markets", "market_stats", "metrics")
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "clear_filter", "Clear the filter", show=False)
     ]
@@ -64,26 +64,26 @@ class MarketsPanel(Panel):
     def filter_text(self) -> str:
         return self.query_one("#market-filter", Input).value.strip().lower()
 
-    def show_markets(self, markets: list[dict]) -> None:
-        self.markets = markets
+    def show_markets(self, fetched: MarketsFetched) -> None:
+        self.markets = fetched.markets
         self._render_table()
 
-    def show_market_stats(self, result: dict) -> None:
+    def show_market_stats(self, fetched: MarketStatsFetched) -> None:
+        result = fetched.result
         self.day_stats = {
             row[0]: dict(zip(result["columns"], row, strict=True)) for row in result["rows"]
         }
         self.stats_note = ""
         self._render_table()
 
-    def show_metrics(self, data: dict) -> None:
-        latest = data.get("latest")
+    def show_metrics(self, fetched: MetricsFetched) -> None:
+        latest = fetched.metrics.get("latest")
         if latest is not None:
             self.rates = latest["markets"]
 
-    def note(self, source: str, why: str) -> None:
-        if source == "market_stats":
-            self.stats_note = f"24 h columns: {why}"
-            self._render_table()
+    def note_market_stats(self, why: str) -> None:
+        self.stats_note = f"24 h columns: {why}"
+        self._render_table()
 
     def _render_table(self) -> None:
         wanted = self.filter_text

@@ -9,12 +9,11 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from ..chart import Chart, Plot
+from ..messages import MetricsFetched, PeersFetched, StatusFetched
 from .base import Panel, fill_table, selected_key
 
 
 class OverviewPanel(Panel):
-    LISTENS = ("metrics", "status", "peers")
-
     def compose(self) -> ComposeResult:
         with Horizontal(classes="charts"):
             yield Chart(Plot("orders/s"), id="orders-chart")
@@ -36,7 +35,8 @@ class OverviewPanel(Panel):
             "peer", "acts for", "connected", "disabled"
         )
 
-    def show_metrics(self, data: dict) -> None:
+    def show_metrics(self, fetched: MetricsFetched) -> None:
+        data = fetched.metrics
         history = data["history"]
         caption = f"the last {len(history)} s, one column a second"
         self.query_one("#orders-chart", Chart).show(
@@ -62,7 +62,8 @@ class OverviewPanel(Panel):
             )
         )
 
-    def show_status(self, status: dict) -> None:
+    def show_status(self, fetched: StatusFetched) -> None:
+        status = fetched.status
         endpoints = status["endpoints"]
         self.query_one("#identity-text", Static).update(
             Text(
@@ -73,7 +74,8 @@ class OverviewPanel(Panel):
             )
         )
 
-    def show_peers(self, peers: list[dict]) -> None:
+    def show_peers(self, fetched: PeersFetched) -> None:
+        peers = fetched.peers
         self.peers = {peer["name"]: peer for peer in peers}
         fill_table(
             self.query_one("#peers-table", DataTable),

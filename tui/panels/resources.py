@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from ..messages import MetricsFetched
 from .base import Panel, bar
 
 BAR_CELLS = 30
@@ -15,13 +16,11 @@ GIB = 2**30
 
 
 class ResourcesPanel(Panel):
-    LISTENS = ("metrics",)
-
     def compose(self) -> ComposeResult:
         yield Static("waiting for the node…", id="resources-text", classes="label")
 
-    def show_metrics(self, data: dict) -> None:
-        latest = data.get("latest")
+    def show_metrics(self, fetched: MetricsFetched) -> None:
+        latest = fetched.metrics.get("latest")
         if latest is None:
             return
         process, host = latest["process"], latest["host"]

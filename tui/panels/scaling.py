@@ -11,14 +11,13 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from ..chart import Chart, Plot
+from ..messages import ScaleFetched
 from .base import Panel, fill_table, selected_key
 
 ACTION_STYLE = {"scale_up": "bold yellow", "scale_down": "cyan", "warn": "red", "missing": "dim"}
 
 
 class ScalingPanel(Panel):
-    LISTENS = ("scale",)
-
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.reasons: dict[str, str] = {}
@@ -35,7 +34,8 @@ class ScalingPanel(Panel):
             "action", "resource", "change", "policy", "confidence", "since", "reason"
         )
 
-    def show_scale(self, result: dict) -> None:
+    def show_scale(self, fetched: ScaleFetched) -> None:
+        result = fetched.scale
         advice = result["recommendations"]
         self.query_one("#scale-summary", Static).update(
             Text(

@@ -1,0 +1,60 @@
+"""The key table: one row per key, from which the bindings, the help screen and the command
+palette are all made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from .panels import PANELS
+
+
+@dataclass(frozen=True)
+class Key:
+    """One row of the key table: the bindings, the help screen and the command palette."""
+
+    keys: str
+    action: str
+    description: str
+    panel: str | None = None
+    """The panel the key works in (None: everywhere)."""
+
+    def binding(self) -> Binding:
+        return Binding(self.keys, self.action, self.description)
+
+    @property
+    def shown_keys(self) -> str:
+        names = {"question_mark": "?", "plus": "+", "equals_sign": "=", "minus": "-",
+                 "slash": "/"}  # fmt: skip
+        return " ".join(names.get(key, key) for key in self.keys.split(","))
+
+
+KEYS = (
+    *(Key(key, f"show('{panel}')", title) for key, panel, title, _ in PANELS),
+    Key("slash", "filter_markets", "Filter markets by name"),
+    Key("p", "pause", "Pause / resume"),
+    Key("plus,equals_sign", "faster", "Refresh faster"),
+    Key("minus", "slower", "Refresh slower"),
+    Key("question_mark", "help", "Keys"),
+    Key("q", "quit", "Quit"),
+)
+ADMIN_KEYS = (
+    Key("h", "toggle_halt", "Halt / resume market", "markets"),
+    Key("d", "toggle_peer", "Disable / enable peer", "overview"),
+    Key("w", "label('wash')", "Label alert wash", "integrity"),
+    Key("b", "label('benign')", "Label alert benign", "integrity"),
+)
+NOT_BINDINGS = (
+    ("enter", "Open the market's book / the alert's evidence", "Markets, Integrity"),
+    ("ctrl+p", "Command palette", "everywhere"),
+)
+"""Keys the help screen lists that are not bindings of the app."""
+
+
+def key_table(keys: tuple[Key, ...]) -> list[tuple[str, str, str]]:
+    """The help screen's rows: keys, what they do, and where."""
+    titles = {panel: title for _, panel, title, _ in PANELS}
+    rows = [(k.shown_keys, k.description, titles.get(k.panel or "", "everywhere"))
+            for k in keys]  # fmt: skip
+    return rows + list(NOT_BINDINGS)
