@@ -236,8 +236,13 @@ def ack_command(
 def show_command(
     alert_id: Annotated[str, typer.Argument(help="The alert's id.", show_default=False)],
     home: HomeOption = None,
+    json: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON (as without it: the evidence is nested JSON)."),
+    ] = False,
 ) -> None:
-    """One alert with its trades and evidence, as JSON."""
+    """One alert with its trades and evidence, as JSON (`--json` is taken, like every reading
+    command's, for scripts that pass it)."""
     columns, rows = run_query(
         require_home(home),
         "SELECT id, strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS time, detector, severity, market, "
