@@ -1,10 +1,11 @@
-"""Engine bookkeeping the node relies on: open orders per owner, placing peer."""
+"""Engine bookkeeping the node relies on: open orders per owner, placing peer, reason codes."""
 
 from collections import Counter
 
-from marketnode.node.core.commands import NewOrder
+from marketnode.node.core.commands import CANCEL_DISCONNECT, CancelOrder, NewOrder
 from marketnode.node.core.engine import Engine
-from marketnode.node.core.events import Cancelled, Trade
+from marketnode.node.core.events import Cancelled, Rejected, Trade
+from marketnode.node.core.reasons import ENGINE_REASONS, CancelReason, Reason
 from marketnode.node.home.config import default_markets
 from marketnode.node.tools.flow import generate_flow
 
@@ -29,3 +30,21 @@ def test_events_name_the_placing_peer_of_the_order_they_touch():
     assert trade.maker_peer == "alpha"
     cancels = [e for e in engine.process_all([self_taker]) if type(e) is Cancelled]
     assert [(c.id, c.peer) for c in cancels] == [("m", "alpha"), ("s", None)]
+
+
+def test_events_carry_reasons_of_the_reason_enums():
+    """Rejects carry a `Reason` of the engine's and cancellations a `CancelReason`, members
+    rather than look-alike strings (a caller tells a reject from a plan by `type(x) is Reason`);
+    a node's own cancel keeps the reason it gave."""
+    engine = Engine(default_markets())
+    events = engine.process_all(generate_flow(5_000, seed=3, owners=4))
+    rejects = {e.reason for e in events if type(e) is Rejected}
+    cancels = {e.reason for e in events if type(e) is Cancelled}
+    assert rejects and all(type(reason) is Reason for reason in rejects)
+    assert rejects <= set(ENGINE_REASONS)
+    assert cancels == {CancelReason.USER, CancelReason.IOC, CancelReason.STP}
+    assert all(type(reason) is CancelReason for reason in cancels)
+    order = next(engine.resting_orders())
+    command = CancelOrder(order.id, order.owner, order.market, reason=CANCEL_DISCONNECT)
+    cancelled = engine.process_all([command])[1]
+    assert cancelled.reason is CancelReason.DISCONNECT

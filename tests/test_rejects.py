@@ -18,7 +18,12 @@ from marketnode.node.core.commands import (
 from marketnode.node.core.engine import Engine
 from marketnode.node.core.events import Accepted, Cancelled, Rejected, Rested, Trade
 from marketnode.node.core.markets import MarketSpec
-from marketnode.node.core.validation import REJECT_REASONS
+from marketnode.node.core.reasons import (
+    ENGINE_REASONS,
+    GATEWAY_REASONS,
+    MESSAGE_REASONS,
+    Reason,
+)
 
 SPOT = MarketSpec(
     "BTC-USD",
@@ -81,7 +86,8 @@ def snapshot(engine: Engine):
 
 
 def test_reject_reasons_are_the_documented_list():
-    assert REJECT_REASONS == (
+    assert all(type(reason) is Reason for reason in ENGINE_REASONS)
+    assert ENGINE_REASONS == (
         "unknown_market",
         "bad_side",
         "bad_type",
@@ -100,6 +106,49 @@ def test_reject_reasons_are_the_documented_list():
         "unknown_order",
         "malformed",
     )
+
+
+def test_every_reason_is_the_engines_the_gateways_or_a_whole_messages():
+    assert set(ENGINE_REASONS) | set(GATEWAY_REASONS) | set(MESSAGE_REASONS) == set(Reason)
+    assert not set(ENGINE_REASONS[:-1]) & (set(GATEWAY_REASONS) | set(MESSAGE_REASONS))
+    assert ENGINE_REASONS[-1] is Reason.MALFORMED  # a command's answer and a message's error
+
+
+def malformed(line: str) -> Reason:
+    """The answer to input that is not a command (given at the edge, before the engine)."""
+    with pytest.raises(MalformedCommand):
+        decode_json_command(line)
+    return Reason.MALFORMED
+
+
+TRIGGERS = {
+    Reason.UNKNOWN_MARKET: lambda engine: rejected(engine, new(market="XRP-USD")),
+    Reason.BAD_SIDE: lambda engine: rejected(engine, new(side="up")),
+    Reason.BAD_TYPE: lambda engine: rejected(engine, new(type="stop")),
+    Reason.BAD_TIF: lambda engine: rejected(engine, new(tif="DAY")),
+    Reason.BAD_STP: lambda engine: rejected(engine, new(stp="maybe")),
+    Reason.BAD_QTY: lambda engine: rejected(engine, new(qty="lots")),
+    Reason.BAD_PRICE: lambda engine: rejected(engine, new(price="cheap")),
+    Reason.OFF_TICK: lambda engine: rejected(engine, new(price="100.25")),
+    Reason.OFF_LOT: lambda engine: rejected(engine, new(qty="0.015")),
+    Reason.QTY_BELOW_MIN: lambda engine: rejected(engine, new(qty="0.01")),
+    Reason.QTY_ABOVE_MAX: lambda engine: rejected(engine, new(price="1", qty="1.01")),
+    Reason.NOTIONAL_ABOVE_MAX: lambda engine: rejected(engine, new(qty="0.6")),
+    Reason.DUPLICATE_ID: lambda engine: rejected(engine, new(id=9, owner="b")),
+    Reason.WOULD_CROSS: lambda engine: rejected(engine, new(tif="POST_ONLY")),
+    Reason.FOK_UNFILLABLE: lambda engine: rejected(engine, new(tif="FOK", qty="0.2")),
+    Reason.UNKNOWN_ORDER: lambda engine: rejected(engine, CancelOrder(2, "a", market="BTC-USD")),
+    Reason.MALFORMED: lambda _engine: malformed('{"op": "new", "id": 1}'),
+}
+"""A command refused for each engine reason, against a book with one ask (b's id 9 at 100)."""
+
+
+@pytest.mark.parametrize("reason", ENGINE_REASONS)
+def test_each_engine_reason_has_a_command_that_triggers_it(reason):
+    engine = make_engine()
+    accepted(engine, new(id=9, owner="b", side="sell", price="100", qty="0.1"))
+    assert TRIGGERS[reason](engine) == reason
+    assert set(TRIGGERS) == set(ENGINE_REASONS)
 
 
 @pytest.mark.parametrize("market", ["XRP-USD", "btc-usd", "", None, 7])
@@ -338,7 +387,7 @@ def test_malformed(line):
     with pytest.raises(MalformedCommand) as caught:
         decode_json_command(line)
     assert caught.value.detail
-    assert "malformed" in REJECT_REASONS
+    assert Reason.MALFORMED in ENGINE_REASONS
 
 
 def test_malformed_echoes_what_it_can():
@@ -402,6 +451,64 @@ def test_checks_run_in_the_documented_order():
         assert rejected(engine, NewOrder(**fields)) == reason, fields
         fields.update(repair)
     accepted(engine, NewOrder(**fields))
+    # the enum lists the engine's reasons in the order validation really checks them
+    assert [reason for reason, _ in repairs] == list(ENGINE_REASONS[: len(repairs)])
+
+
+def test_fill_or_kill_is_checked_last():
+    """The same repairs for a FOK order: `fok_unfillable` comes after every other check (it
+    takes the place of `would_cross`, which only a post-only order gets)."""
+    engine = make_engine()
+    accepted(engine, new(id=9, owner="b", side="sell", price="100", qty="0.1"))
+    accepted(engine, new(id=1, owner="a", side="buy", price="90", qty="0.1"))
+    fields = {"id": 1, "owner": "a", "market": "XRP-USD", "side": "up", "type": "stop",
+              "tif": "DAY", "stp": "maybe", "qty": "lots", "price": "cheap"}  # fmt: skip
+    repairs = {
+        Reason.UNKNOWN_MARKET: {"market": "BTC-USD"},
+        Reason.BAD_SIDE: {"side": "buy"},
+        Reason.BAD_TYPE: {"type": "limit"},
+        Reason.BAD_TIF: {"tif": "FOK"},
+        Reason.BAD_STP: {"stp": "none"},
+        Reason.BAD_QTY: {"qty": "1.015"},
+        Reason.BAD_PRICE: {"price": "100.25"},
+        Reason.OFF_TICK: {"price": "100"},
+        Reason.OFF_LOT: {"qty": "0.01"},
+        Reason.QTY_BELOW_MIN: {"qty": "1.01"},
+        Reason.QTY_ABOVE_MAX: {"qty": "0.2"},
+        Reason.DUPLICATE_ID: {"id": 2},
+        Reason.FOK_UNFILLABLE: {"qty": "0.1"},
+    }
+    revealed = []
+    for reason, repair in repairs.items():
+        revealed.append(rejected(engine, NewOrder(**fields)))
+        assert revealed[-1] == reason, fields
+        fields.update(repair)
+    accepted(engine, NewOrder(**fields))
+    assert revealed == [reason for reason in ENGINE_REASONS if reason in repairs]
+
+
+def test_replace_checks_run_in_the_enums_order():
+    """A replace of an order that does not rest, repaired one thing at a time: its checks are
+    the new order's that apply, in the same order, then `unknown_order`."""
+    engine = make_engine()
+    fields = {"market": "XRP-USD", "qty": "abc", "price": "x"}
+    repairs = {
+        Reason.UNKNOWN_MARKET: {"market": "BTC-USD"},
+        Reason.BAD_QTY: {"qty": "0.015"},
+        Reason.BAD_PRICE: {"price": "100.25"},
+        Reason.OFF_TICK: {"price": "100"},
+        Reason.OFF_LOT: {"qty": "0.01"},
+        Reason.QTY_BELOW_MIN: {"qty": "2"},
+        Reason.QTY_ABOVE_MAX: {"qty": "0.6"},
+        Reason.NOTIONAL_ABOVE_MAX: {"qty": "0.1"},
+        Reason.UNKNOWN_ORDER: {},
+    }
+    revealed = []
+    for reason, repair in repairs.items():
+        revealed.append(rejected(engine, replace(**fields)))
+        assert revealed[-1] == reason, fields
+        fields.update(repair)
+    assert revealed == [reason for reason in ENGINE_REASONS if reason in repairs]
 
 
 def test_fok_check_comes_after_duplicate_id():
@@ -574,6 +681,7 @@ def test_rejected_commands_change_nothing_but_the_sequence():
 TINY = "0." + "0" * 37 + "1"  # 1e-38, as fine a step as a 40-character decimal allows
 FINE = MarketSpec("FINE-USD", "FINE", "USD", tick_size=TINY, lot_size=TINY)
 HUGE = "9" * 40
+
 
 @pytest.mark.parametrize(
     ("price", "qty"),

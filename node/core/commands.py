@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .markets import MarketSpec
+from .reasons import CancelReason
 
 OrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
 Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -36,9 +37,9 @@ class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc
     """Set by the node to the authenticated peer's name; whatever the input says is replaced."""
 
 
-CANCEL_PEER_DISABLED = "peer_disabled"
-CANCEL_DISCONNECT = "disconnect"
-"""Why the node itself cancels orders (a peer's own cancels are reason `user`)."""
+CANCEL_PEER_DISABLED = CancelReason.PEER_DISABLED
+CANCEL_DISCONNECT = CancelReason.DISCONNECT
+"""Names kept for modules outside the core that still import them; use `CancelReason`."""
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=True, gc=False):
@@ -48,7 +49,7 @@ class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=Tr
     owner: Owner
     market: Any = None
     reason: Any = None
-    """Set by the node when it cancels on its own (CANCEL_*); whatever the input says is
+    """Set by the node when it cancels on its own (a CancelReason); whatever the input says is
     replaced, so a peer's or a file's cancel is always `user`."""
 
 

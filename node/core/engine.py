@@ -16,15 +16,9 @@ from .commands import CancelOrder, ConfigureMarkets, NewOrder, ReplaceOrder
 from .decimals import parse_decimal
 from .events import Accepted, Cancelled, Rejected, Replaced, Rested
 from .markets import Market, MarketSpec
-from .matching import STP, match
-from .reasons import Reason
-from .validation import (
-    UNKNOWN_MARKET,
-    UNKNOWN_ORDER,
-    book_for,
-    validate_new,
-    validate_replace,
-)
+from .matching import match
+from .reasons import CancelReason, Reason
+from .validation import book_for, validate_new, validate_replace
 
 
 class MarketChangeRefused(ValueError):
@@ -109,7 +103,7 @@ class Engine:
         self.process_batch(commands, out)
         return out
 
-    def _reject(self, op: str, command, reason: str, out: list) -> None:
+    def _reject(self, op: str, command, reason: Reason, out: list) -> None:
         self.seq += 1
         out.append(Rejected(self.seq, op, command.market, command.id, command.owner, reason))
 
@@ -135,7 +129,7 @@ class Engine:
                 return
         seq = self.seq = self.seq + 1
         if stopped or never_rests:
-            reason = STP if stopped else "ioc"
+            reason = CancelReason.STP if stopped else CancelReason.IOC
             out.append(
                 Cancelled(
                     seq, book.symbol, taker.id, taker.owner, reason, taker.remaining, 0, taker.peer
@@ -164,11 +158,11 @@ class Engine:
     def _cancel(self, command: CancelOrder, out: list) -> None:
         book = book_for(self.books, command.market)
         if book is None:
-            self._reject("cancel", command, UNKNOWN_MARKET, out)
+            self._reject("cancel", command, Reason.UNKNOWN_MARKET, out)
             return
         order = book.orders.get((command.owner, command.id))
         if order is None:
-            self._reject("cancel", command, UNKNOWN_ORDER, out)
+            self._reject("cancel", command, Reason.UNKNOWN_ORDER, out)
             return
         self.seq += 1
         out.append(Accepted(self.seq, "cancel", book.symbol, command.id, command.owner))
@@ -179,7 +173,7 @@ class Engine:
                 book.symbol,
                 order.id,
                 order.owner,
-                command.reason or "user",
+                command.reason or CancelReason.USER,
                 order.remaining,
                 0,
                 order.peer,

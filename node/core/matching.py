@@ -5,19 +5,26 @@ The trade price is always the resting (maker) order's price.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import defaultdict
+from typing import Protocol
 
 from .book import Order, OrderBook
 from .events import Cancelled, Trade
+from .reasons import CancelReason
 from .validation import STP_CANCEL_BOTH, STP_CANCEL_NEWEST, STP_CANCEL_OLDEST
 
-if TYPE_CHECKING:
-    from .engine import Engine
 
-STP = "stp"
+class MatchState(Protocol):
+    """What matching reads and advances of its engine: the event sequence, the resting orders
+    per owner and the orders changed since the last commit. The engine is one; stating it here
+    keeps this module from importing the engine that imports it."""
+
+    seq: int
+    open_orders: defaultdict[str, int]
+    touched: set[Order]
 
 
-def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: list) -> bool:
+def match(engine: MatchState, book: OrderBook, taker: Order, limit_key: int, out: list) -> bool:
     """Trade `taker` against the book while it crosses `limit_key`; True if STP stopped it.
 
     On return `taker.remaining` is what is left for the caller to rest or cancel.
@@ -52,10 +59,11 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                 if stp == STP_CANCEL_NEWEST:
                     stopped = True
                     break
+                why = CancelReason.STP  # looked up here, off the common path
                 if stp in (STP_CANCEL_OLDEST, STP_CANCEL_BOTH):
                     seq += 1
                     out.append(
-                        Cancelled(seq, symbol, maker.id, owner, STP, maker_remaining, 0, maker.peer)
+                        Cancelled(seq, symbol, maker.id, owner, why, maker_remaining, 0, maker.peer)
                     )
                     _drop_head(queue, level, index, open_orders, maker, touched)
                     if stp == STP_CANCEL_BOTH:
@@ -68,10 +76,10 @@ def match(engine: Engine, book: OrderBook, taker: Order, limit_key: int, out: li
                 maker_remaining -= cut
                 seq += 1
                 out.append(
-                    Cancelled(seq, symbol, maker.id, owner, STP, cut, maker_remaining, maker.peer)
+                    Cancelled(seq, symbol, maker.id, owner, why, cut, maker_remaining, maker.peer)
                 )
                 seq += 1
-                out.append(Cancelled(seq, symbol, taker.id, owner, STP, cut, remaining, taker.peer))
+                out.append(Cancelled(seq, symbol, taker.id, owner, why, cut, remaining, taker.peer))
                 if maker_remaining:
                     maker.remaining = maker_remaining
                     level.qty -= cut

@@ -1,9 +1,10 @@
-"""Every reject and error reason a peer can be told, defined once.
+"""Every reason a peer can be told, defined once: why a command or message was refused, and
+why an order was cancelled.
 
-The engine's reasons come first, in validation order (validation stops at the first that holds);
-then the node's own, answered before a command reaches the engine (`seq` null, never journaled);
-then the reasons a whole message is refused with (an `error` reply). docs/protocol.md §10 and
-docs/engine.md list the same codes, and tests/test_protocol_doc.py checks that they agree.
+The engine's reject reasons come first, in validation order (validation stops at the first that
+holds); then the node's own, answered before a command reaches the engine (`seq` null, never
+journaled); then the reasons a whole message is refused with (an `error` reply). docs/protocol.md
+§10 and docs/engine.md list the same codes, and tests/test_protocol_doc.py checks that they agree.
 """
 
 from __future__ import annotations
@@ -55,3 +56,19 @@ GATEWAY_REASONS = (
 """The reasons the node gives before the engine sees a command, in the order it checks them."""
 MESSAGE_REASONS = (Reason.MALFORMED, Reason.BAD_VERSION, Reason.TOO_MANY_COMMANDS)
 """The reasons of an `error` reply that refuses a whole message."""
+
+
+class CancelReason(StrEnum):
+    """Why a `cancelled` event took quantity off an order (the member's value on the wire)."""
+
+    USER = "user"
+    """The owner's own cancel."""
+    IOC = "ioc"
+    """The unfilled rest of an order that never rests (IOC, FOK, market)."""
+    STP = "stp"
+    """Self-trade prevention."""
+    PEER_DISABLED = "peer_disabled"
+    """The node cancels a disabled peer's orders."""
+    DISCONNECT = "disconnect"
+    """The node cancels the orders of a peer registered with `--cancel-on-disconnect` when its
+    last connection goes."""

@@ -13,33 +13,18 @@ from .decimals import Unit, as_decimal_text
 from .markets import STP_MODES
 from .reasons import ENGINE_REASONS, Reason
 
-UNKNOWN_MARKET = Reason.UNKNOWN_MARKET
-BAD_SIDE = Reason.BAD_SIDE
-BAD_TYPE = Reason.BAD_TYPE
-BAD_TIF = Reason.BAD_TIF
-BAD_STP = Reason.BAD_STP
-BAD_QTY = Reason.BAD_QTY
-BAD_PRICE = Reason.BAD_PRICE
-OFF_TICK = Reason.OFF_TICK
-OFF_LOT = Reason.OFF_LOT
-QTY_BELOW_MIN = Reason.QTY_BELOW_MIN
-QTY_ABOVE_MAX = Reason.QTY_ABOVE_MAX
-NOTIONAL_ABOVE_MAX = Reason.NOTIONAL_ABOVE_MAX
-DUPLICATE_ID = Reason.DUPLICATE_ID
-WOULD_CROSS = Reason.WOULD_CROSS
-FOK_UNFILLABLE = Reason.FOK_UNFILLABLE
-UNKNOWN_ORDER = Reason.UNKNOWN_ORDER
 MALFORMED = Reason.MALFORMED
-
 REJECT_REASONS = ENGINE_REASONS
-"""Every reject reason, in validation order."""
+"""Names kept for modules outside the core that still import them; use `Reason`."""
 
 GTC, IOC, FOK, POST_ONLY = range(4)
 TIF_CODES = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "POST_ONLY": POST_ONLY}
 STP_CODES = {mode: code for code, mode in enumerate(STP_MODES)}
-STP_NONE, STP_CANCEL_NEWEST, STP_CANCEL_OLDEST, STP_CANCEL_BOTH, STP_DECREMENT = range(5)
-SIDES = {"buy": True, "sell": False}
-ORDER_TYPES = {"limit": False, "market": True}
+STP_NONE = STP_CODES["none"]
+STP_CANCEL_NEWEST = STP_CODES["cancel_newest"]
+STP_CANCEL_OLDEST = STP_CODES["cancel_oldest"]
+STP_CANCEL_BOTH = STP_CODES["cancel_both"]
+"""The modes matching tells apart by code (`decrement` is what is left)."""
 
 NO_LIMIT_KEY = -(1 << 200)
 """Crossing threshold of a market order: below every level key, so it crosses any price."""
@@ -65,7 +50,7 @@ may cross down to (NO_LIMIT_KEY for market orders), and whether it never rests (
 FOK)."""
 
 
-def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan | str:
+def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan | Reason:
     """The checks of a new order in the documented order; the first failure's reason wins.
 
     Written for the hot path: equality tests instead of dict look-ups where a value may be of any
@@ -74,35 +59,35 @@ def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan
     market_name = command.market
     book = books.get(market_name) if type(market_name) is str else None
     if book is None:
-        return UNKNOWN_MARKET
+        return Reason.UNKNOWN_MARKET
     market = book.market
     side = command.side
     is_buy = side == "buy"
     if not is_buy and side != "sell":
-        return BAD_SIDE
+        return Reason.BAD_SIDE
     order_type = command.type
     is_market = order_type == "market"
     if not is_market and order_type != "limit":
-        return BAD_TYPE
+        return Reason.BAD_TYPE
     tif_text = command.tif
     if tif_text == "GTC":
         tif = GTC
     else:
         tif = TIF_CODES.get(tif_text) if type(tif_text) is str else None
         if tif is None:
-            return BAD_TIF
+            return Reason.BAD_TIF
     if command.stp is None:
         stp = market.default_stp
     else:
         stp = STP_CODES.get(command.stp) if type(command.stp) is str else None
         if stp is None:
-            return BAD_STP
+            return Reason.BAD_STP
     qty = command.qty
     lots = market.lot.cache.get(qty) if type(qty) is str else None
     if lots is None:
         lots = units_of(market.lot, qty)
     if lots == NOT_A_NUMBER:
-        return BAD_QTY
+        return Reason.BAD_QTY
     if is_market:
         ticks = 0
     else:
@@ -111,27 +96,27 @@ def validate_new(books: dict[str, OrderBook], command: NewOrder) -> NewOrderPlan
         if ticks is None:
             ticks = units_of(market.tick, price)
         if ticks == NOT_A_NUMBER:
-            return BAD_PRICE
+            return Reason.BAD_PRICE
         if ticks == OFF_STEP:
-            return OFF_TICK
+            return Reason.OFF_TICK
     if lots == OFF_STEP:
-        return OFF_LOT
+        return Reason.OFF_LOT
     if lots < market.min_lots:
-        return QTY_BELOW_MIN
+        return Reason.QTY_BELOW_MIN
     if lots > market.max_lots:
-        return QTY_ABOVE_MAX
+        return Reason.QTY_ABOVE_MAX
     if not is_market and ticks * lots > market.max_notional_units:
-        return NOTIONAL_ABOVE_MAX
+        return Reason.NOTIONAL_ABOVE_MAX
     owner = command.owner
     if (owner, command.id) in book.orders:
-        return DUPLICATE_ID
+        return Reason.DUPLICATE_ID
     opposite = book.asks if is_buy else book.bids
     limit_key = NO_LIMIT_KEY if is_market else ticks * opposite.sign
     order = Order(book.symbol, command.id, owner, is_buy, ticks, lots, 0, stp, command.peer)
     if tif == POST_ONLY and opposite.keys and opposite.keys[-1] >= limit_key:
-        return WOULD_CROSS
+        return Reason.WOULD_CROSS
     if tif == FOK and not fok_fillable(book, order, limit_key):
-        return FOK_UNFILLABLE
+        return Reason.FOK_UNFILLABLE
     return book, order, limit_key, is_market or tif in (IOC, FOK)
 
 
@@ -169,7 +154,7 @@ class ValidReplace:
         self.qty = qty
 
 
-def validate_replace(books: dict[str, OrderBook], command: ReplaceOrder) -> ValidReplace | str:
+def validate_replace(books: dict[str, OrderBook], command: ReplaceOrder) -> ValidReplace | Reason:
     """Checks a new order's price and quantity would get, then that the order exists.
 
     The notional check needs both values; a missing one is taken from the resting order, so for an
@@ -177,32 +162,32 @@ def validate_replace(books: dict[str, OrderBook], command: ReplaceOrder) -> Vali
     """
     book = book_for(books, command.market)
     if book is None:
-        return UNKNOWN_MARKET
+        return Reason.UNKNOWN_MARKET
     market = book.market
     order = book.orders.get((command.owner, command.id))
     lots = ticks = None
     if command.qty is not None:
         lots = units_of(market.lot, command.qty)
         if lots == NOT_A_NUMBER:
-            return BAD_QTY
+            return Reason.BAD_QTY
     if command.price is not None:
         ticks = units_of(market.tick, command.price)
         if ticks == NOT_A_NUMBER:
-            return BAD_PRICE
+            return Reason.BAD_PRICE
         if ticks == OFF_STEP:
-            return OFF_TICK
+            return Reason.OFF_TICK
     if lots is not None:
         if lots == OFF_STEP:
-            return OFF_LOT
+            return Reason.OFF_LOT
         if lots < market.min_lots:
-            return QTY_BELOW_MIN
+            return Reason.QTY_BELOW_MIN
         if lots > market.max_lots:
-            return QTY_ABOVE_MAX
+            return Reason.QTY_ABOVE_MAX
     if order is not None:
         ticks = order.price if ticks is None else ticks
         lots = order.remaining if lots is None else lots
     if ticks is not None and lots is not None and ticks * lots > market.max_notional_units:
-        return NOTIONAL_ABOVE_MAX
+        return Reason.NOTIONAL_ABOVE_MAX
     if order is None:
-        return UNKNOWN_ORDER
+        return Reason.UNKNOWN_ORDER
     return ValidReplace(book, order, ticks, lots)
