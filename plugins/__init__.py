@@ -1,18 +1,8 @@
-"""Plugins: pluggy hooks, built-in plugins registered through the same entry point group as
-third-party ones (`marketnode.plugins`)."""
+"""Plugins: the hooks a plugin may implement (`hookspecs`), the host that loads and calls them
+(`host`, `settings`), and the built-in integrity detectors and scaling policies, registered
+through the same entry point groups as third-party ones (`marketnode.integrity`,
+`marketnode.scaling`; see docs/plugins.md).
 
-from __future__ import annotations
-
-import pluggy
-
-from . import hookspecs
-
-ENTRY_POINT_GROUP = "marketnode.plugins"
-
-
-def plugin_manager() -> pluggy.PluginManager:
-    """Every installed plugin, built-in or not, loaded from the entry point group."""
-    manager = pluggy.PluginManager("marketnode")
-    manager.add_hookspecs(hookspecs)
-    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    return manager
+May import `marketnode.node.core` (the configuration error); a detector's or a policy's heavy
+libraries (scikit-learn, numpy) are imported where they are used, not when the module loads.
+"""

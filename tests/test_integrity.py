@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.plugins import plugin_manager
+from marketnode.plugins.host import INTEGRITY, SCALING, PluginHost
+from tests.test_plugins import fresh_plugins, install_distribution
 
 runner = CliRunner()
 
@@ -65,9 +66,10 @@ def home(tmp_path) -> Path:
     return home
 
 
-def test_built_in_detectors_load_through_the_entry_point_group():
-    names = {name for name, _ in plugin_manager().list_name_plugin()}
+def test_built_in_detectors_load_through_their_entry_point_group_and_no_other():
+    names = {name for name, _ in PluginHost.load(INTEGRITY).list_name_plugin()}
     assert {"self_trades", "round_trips"} <= names
+    assert not names & {name for name, _ in PluginHost.load(SCALING).list_name_plugin()}
 
 
 def test_scan_flags_the_wash_and_only_the_wash(home):
@@ -127,6 +129,44 @@ def test_scan_flags_the_wash_and_only_the_wash(home):
     assert missing.exit_code == 2 and missing.stderr == "mnode: no alert 'nope'\n"
 
 
+def test_a_failing_detector_is_logged_and_the_others_alerts_kept(home, caplog):
+    """A detector's bug costs its own alerts only; a scan interrupted because the analytics
+    process stops still stops at once."""
+    import duckdb
+
+    from marketnode.node.analytics.database import AnalyticsStore
+    from marketnode.node.analytics.integrity import detector_settings, scan
+    from marketnode.node.home.config import IntegrityConfig
+    from marketnode.plugins.hookspecs import hookimpl
+    from marketnode.plugins.host import plugin_host
+
+    class Broken:
+        @hookimpl
+        def detect_integrity(self, connection):
+            raise KeyError("no such column")
+
+    class Interrupted:
+        @hookimpl
+        def detect_integrity(self, connection):
+            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    assert mnode("analytics", "sync", "--home", str(home)).exit_code == 0
+    analytics = AnalyticsStore(home / "analytics.duckdb")
+    try:
+        settings = detector_settings(IntegrityConfig())
+        with fresh_plugins():
+            expected = [alert.id for alert in scan(analytics.connection, settings)]
+            plugin_host(INTEGRITY).register(Broken(), name="broken")
+            assert [alert.id for alert in scan(analytics.connection, settings)] == expected
+            assert "integrity plugin broken failed in detect_integrity: KeyError: " in caplog.text
+            plugin_host(INTEGRITY).register(Interrupted(), name="interrupted")
+            with pytest.raises(duckdb.InterruptException):
+                scan(analytics.connection, settings)
+    finally:
+        analytics.close()
+    assert len(expected) == 6  # test_scan_flags_the_wash_and_only_the_wash, owners unlinked
+
+
 def test_scan_and_link_refuse_a_running_node_home(home):
     (home / "node.json").write_text("{}")
     scanned = mnode("integrity", "scan", "--home", str(home))
@@ -182,13 +222,13 @@ def detect_integrity(connection, settings):
 def third_party_plugin(tmp_path, monkeypatch):
     """A plugin installed as a distribution of its own, found through the entry point group."""
     site = tmp_path / "site"
-    info = site / "bigtrades-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bigtrades\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[marketnode.plugins]\nbig_trades = bigtrades_plugin\n")
-    (site / "bigtrades_plugin.py").write_text(THIRD_PARTY)
+    install_distribution(
+        site, "bigtrades", "0.1", "[marketnode.integrity]\nbig_trades = bigtrades_plugin\n",
+        {"bigtrades_plugin": THIRD_PARTY},
+    )  # fmt: skip
     monkeypatch.syspath_prepend(str(site))
-    yield
+    with fresh_plugins():
+        yield
     import sys
 
     sys.modules.pop("bigtrades_plugin", None)

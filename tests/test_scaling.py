@@ -264,14 +264,19 @@ def test_a_long_but_sparse_history_gives_no_forecast_rather_than_an_error():
 
 def test_a_policy_that_raises_is_left_out_and_the_others_still_advise(caplog):
     from marketnode.plugins.hookspecs import hookimpl
+    from marketnode.plugins.host import SCALING, plugin_host
+    from tests.test_plugins import fresh_plugins
 
     class Broken:
         @hookimpl
         def recommend_scaling(self, history):
             raise ZeroDivisionError("a bug in a third-party policy")
 
-    item = scaler()
-    item.manager.register(Broken(), name="broken")
-    advice = advice_at(item, busy_history([0.95] * 40))
+    with fresh_plugins():
+        plugin_host(SCALING).register(Broken(), name="broken")
+        advice = advice_at(scaler(), busy_history([0.95] * 40))
     assert ("reactive", "scale_up") in advice and ("sharding", "scale_up") in advice
-    assert "scaling policy broken failed" in caplog.text
+    assert (
+        "scaling plugin broken failed in recommend_scaling: ZeroDivisionError: a bug in a "
+        "third-party policy" in caplog.text
+    )

@@ -1,4 +1,7 @@
-"""Integrity scans: every detector plugin over the analytics store, alerts kept in it."""
+"""Integrity scans: every detector plugin over the analytics store, alerts kept in it.
+
+Detectors are plugins of the `marketnode.integrity` entry point group (plugins/host.py); a
+detector that raises is logged and left out, the others' alerts are kept."""
 
 from __future__ import annotations
 
@@ -9,11 +12,11 @@ from typing import Any
 import duckdb
 import msgspec
 
-from marketnode.plugins import plugin_manager
 from marketnode.plugins.alerts import Alert
+from marketnode.plugins.host import INTEGRITY, plugin_host
+from marketnode.plugins.settings import settings_in_effect
 
 from ..home.config import IntegrityConfig
-from ..home.plugin_settings import merge_settings
 
 
 def detector_settings(
@@ -21,21 +24,26 @@ def detector_settings(
 ) -> dict[str, dict[str, Any]]:
     """Every installed detector's settings: its declared defaults, overridden by its
     `[integrity.NAME]` table (ConfigError, one line, for a mistake in one)."""
-    declared: dict[str, dict[str, Any]] = {}
-    for found in plugin_manager().hook.integrity_settings():
-        declared.update(found or {})
-    return merge_settings(declared, config.detectors, "integrity", source, "detector")
+    return settings_in_effect(INTEGRITY, config.detectors, source)
 
 
 def scan(
     connection: duckdb.DuckDBPyConnection, settings: dict[str, dict[str, Any]]
 ) -> list[Alert]:
     """Run every detector with `settings` (detector_settings); alerts sorted by market,
-    detector and first trade."""
+    detector and first trade. A scan interrupted because its process stops raises
+    duckdb.InterruptException."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    alerts: list[Alert] = []
-    for found in plugin_manager().hook.detect_integrity(connection=connection, settings=settings):
-        alerts.extend(found or [])
+    alerts = [
+        alert
+        for found in plugin_host(INTEGRITY).call_each(
+            "detect_integrity",
+            let_through=(duckdb.InterruptException,),
+            connection=connection,
+            settings=settings,
+        )
+        for alert in found
+    ]
     for alert in alerts:
         alert.time = alert.time or now
     return sorted(alerts, key=lambda a: (a.market, a.detector, min(a.trades, default=0)))
@@ -46,7 +54,7 @@ def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> 
     those."""
     known = {row[0] for row in connection.execute("SELECT id FROM alerts").fetchall()}
     new = [alert for alert in alerts if alert.id not in known]
-    manager = plugin_manager()
+    plugins = plugin_host(INTEGRITY)
     for alert in new:
         connection.execute(
             "INSERT INTO alerts VALUES (?, CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, "
@@ -56,7 +64,7 @@ def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> 
                 alert.wallets, alert.trades, json.dumps(alert.evidence), alert.wash_volume,
             ],
         )  # fmt: skip
-        manager.hook.act_on_alert(alert=alert)
+        plugins.call_each("act_on_alert", alert=alert)
     return new
 
 

@@ -1,26 +1,27 @@
 """Scaling: every policy plugin's advice, stabilized, with since when each piece holds.
 
-Policies are stateless (plugins/hookspecs.py `recommend_scaling`); the Scaler keeps what makes
-advice steady, Kubernetes HPA style: a scale-up is given at once, but the desired count it
-reports is the highest any evaluation of the last `stabilization_s` seconds asked for, so a
-scale-down comes only after a whole window of lower advice, and direction changes at most once
-per window. Advice that is no longer given disappears; new advice goes to the
-`act_on_recommendation` hook, except forecast-only advice.
+Policies are plugins of the `marketnode.scaling` entry point group, the only group the node's
+process loads (plugins/host.py), and stateless (plugins/hookspecs.py `recommend_scaling`). The
+Scaler keeps what makes advice steady, Kubernetes HPA style: a scale-up is given at once, but
+the desired count it reports is the highest any evaluation of the last `stabilization_s`
+seconds asked for, so a scale-down comes only after a whole window of lower advice, and
+direction changes at most once per window. Advice that is no longer given disappears; new advice
+goes to the `act_on_recommendation` hook, except forecast-only advice. A policy that raises is
+logged and left out; the others still advise.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from typing import Any
 
 import msgspec
 
-from marketnode.plugins import plugin_manager
+from marketnode.plugins.host import SCALING, plugin_host
 from marketnode.plugins.recommendation import Recommendation
+from marketnode.plugins.settings import settings_in_effect
 
 from ..home.config import ScalingConfig
-from ..home.plugin_settings import merge_settings
 from ..protocol.messages import SCALING_TOPIC
 
 
@@ -28,14 +29,10 @@ def policy_settings(
     config: ScalingConfig, source: str = "config.toml"
 ) -> dict[str, dict[str, Any]]:
     """Every installed policy's settings: its declared defaults under `[scaling.NAME]`."""
-    declared: dict[str, dict[str, Any]] = {}
-    for found in plugin_manager().hook.scaling_settings():
-        declared.update(found or {})
-    return merge_settings(declared, config.policies, "scaling", source, "scaling policy")
+    return settings_in_effect(SCALING, config.policies, source)
 
 
 HOLDING = "; holding "
-log = logging.getLogger(__name__)
 
 
 class Scaler:
@@ -44,7 +41,7 @@ class Scaler:
     def __init__(self, settings: dict[str, dict[str, Any]], stabilization_s: float) -> None:
         self.settings = settings
         self.stabilization_s = stabilization_s
-        self.manager = plugin_manager()
+        self.plugins = plugin_host(SCALING)
         self.asked: dict[tuple[str, str], deque[tuple[float, float]]] = {}
         """(policy, resource) -> (time, desired) of the raw scale advice in the window."""
         self.current: list[Recommendation] = []
@@ -52,12 +49,13 @@ class Scaler:
         """The latest load forecast against its target (`forecast_load`), for the dashboard."""
 
     def update(self, history: list[dict], now: float) -> list[Recommendation]:
-        raw: list[Recommendation] = []
-        for found in self._each_plugin("recommend_scaling", history, now):
-            raw.extend(found or [])
-        self.outlook = next(
-            (found for found in self._each_plugin("forecast_load", history, now) if found), None
-        )
+        given = {"history": history, "settings": self.settings, "now": now}
+        raw = [
+            item
+            for found in self.plugins.call_each("recommend_scaling", **given)
+            for item in found
+        ]
+        self.outlook = self.plugins.call_each("forecast_load", **given)
         advice = [self._stabilized(item, now) for item in raw]
         advice += self._held(raw, now)
         previous = {(r.policy, r.resource, r.action): r for r in self.current}
@@ -69,22 +67,9 @@ class Scaler:
                 and item.action != "missing"
                 and not item.details.get("forecast_only")
             ):
-                self.manager.hook.act_on_recommendation(recommendation=item)
+                self.plugins.call_each("act_on_recommendation", recommendation=item)
         self.current = sorted(advice, key=lambda r: (r.resource, r.policy, r.action))
         return self.current
-
-    def _each_plugin(self, hook: str, history: list[dict], now: float) -> list[Any]:
-        """Each plugin's answer to `hook`; a plugin that raises is logged and left out, so one
-        broken policy does not silence the others."""
-        given = {"history": history, "settings": self.settings, "now": now}
-        answers = []
-        for implementation in reversed(getattr(self.manager.hook, hook).get_hookimpls()):
-            try:
-                arguments = {name: given[name] for name in implementation.argnames}
-                answers.append(implementation.function(**arguments))
-            except Exception:
-                log.exception("scaling policy %s failed (%s)", implementation.plugin_name, hook)
-        return answers
 
     def _stabilized(self, item: Recommendation, now: float) -> Recommendation:
         """A scale advice reports the highest desired count of the window."""

@@ -1,11 +1,44 @@
-"""Plugin settings: what plugins declare (name -> defaults) under the operator's config.toml
-tables (`[SECTION.NAME]`), checked so that every mistake is one line."""
+"""Plugin settings in effect: what a group's plugins declare (table name -> defaults) under the
+operator's config.toml tables (`[integrity.NAME]`, `[scaling.NAME]`), checked so that every
+mistake is one line."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..core.markets import ConfigError
+from marketnode.node.core.markets import ConfigError
+
+from .host import PluginGroup, PluginHost, plugin_host
+
+
+def settings_in_effect(
+    group: PluginGroup,
+    tables: dict[str, dict[str, Any]],
+    source: str = "config.toml",
+    host: PluginHost | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every declared table's defaults overridden by the operator's `tables` (those of the
+    group's config.toml section, read from `source`); ConfigError, one line, for a mistake."""
+    return merge_settings(
+        declared_tables(host or plugin_host(group)), tables, group.name, source, group.noun
+    )
+
+
+def declared_tables(host: PluginHost) -> dict[str, dict[str, Any]]:
+    """Every table the host's plugins declare, with its defaults. Two plugins declaring one
+    name is a ConfigError: the operator's table could not say which it configures."""
+    declared: dict[str, dict[str, Any]] = {}
+    owners: dict[str, str] = {}
+    for plugin, tables in host.declared_settings().items():
+        for name, defaults in tables.items():
+            if name in owners:
+                raise ConfigError(
+                    f"plugins {owners[name]} and {plugin} both declare the {host.group.noun} "
+                    f"{name!r} (entry point group {host.group.entry_points})"
+                )
+            owners[name] = plugin
+            declared[name] = defaults
+    return declared
 
 
 def merge_settings(
