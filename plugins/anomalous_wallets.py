@@ -11,16 +11,16 @@ is fitted on the training window only; the model's version names its window
 and parameters. Only wallets the forest isolates clearly are reported, each with its score and
 rank, never as a bare label: a score of at least `min_score` (0.6). The forest's own boundary is
 0.5, and a busy market maker, extreme in size but honest, may sit just above it.
+
+Numpy and scikit-learn are imported when a scan scores the wallets, not when the detector is
+loaded: `mnode start` loads the detectors to check their config.toml tables, in the process
+that then runs the matching thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
-
-import numpy as np
-from sklearn.ensemble import IsolationForest
-from sklearn.preprocessing import StandardScaler
 
 from .alerts import Alert
 from .hookspecs import declare_settings, hookimpl, settings_of
@@ -134,6 +134,10 @@ ORDER BY w.wallet
 def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, str]:
     """Rows of features, anomaly scores (0 to 1, higher: easier to isolate) and the model
     version, for every wallet with enough trades."""
+    import numpy as np
+    from sklearn.ensemble import IsolationForest
+    from sklearn.preprocessing import StandardScaler
+
     option = settings_of(settings, NAME, DEFAULTS)
     rows = connection.execute(
         QUERY, {"min_trades": option["min_trades"], "pair_share": option["min_pair_share"]}
@@ -161,6 +165,8 @@ integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 @hookimpl
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
+    import numpy as np
+
     rows, scores, version = wallet_scores(connection, settings)
     least = settings_of(settings, NAME, DEFAULTS)["min_score"]
     if not rows:

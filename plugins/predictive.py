@@ -3,20 +3,18 @@ ahead (10 min by default) and advises more capacity before the forecast crosses 
 
 The metric is resampled to `step_s` means. Each step's features are its trend (time), its
 daily seasonality (two harmonics of the time of day, once a day of history is there to learn
-them) and lags (the value now, a step ago, five steps ago); a ridge regression (scikit-learn)
-maps them to the value `horizon_s` later. The policy reports its own forecast error (mean
-absolute percentage error over the last `evaluate_s`, forecasting each point from a model fitted
-on what came before it) so the operator can judge it, and its advice is forecast-only unless
-`act = true`: the action hook is not called for it.
+them) and lags (the value now, a step ago, five steps ago); a ridge regression maps them to the
+value `horizon_s` later (plugins/forecast.py, imported at the first fit, once there is
+`min_history_s` of history: the node's process imports no numerical library before). The policy
+reports its own forecast error (mean absolute percentage error over the last `evaluate_s`,
+forecasting each point from a model fitted on what came before it) so the operator can judge
+it, and its advice is forecast-only unless `act = true`: the action hook is not called for it.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import numpy as np
-from sklearn.linear_model import Ridge
 
 from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
@@ -33,7 +31,6 @@ DEFAULTS = {
     "max_history_s": 3 * 86400,
     "act": False,
 }
-DAY_S = 86400
 
 
 scaling_settings = declare_settings("scaling_settings", NAME, DEFAULTS)
@@ -122,11 +119,11 @@ def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dic
     if len(times) <= steps + 1:  # steps without readings are left out: the span may be there
         outlook["why"] = f"forecasts need more than {steps + 1} steps with readings"
         return outlook
-    features = design(times, values, seasonal=span >= DAY_S)
-    forecast = fit_predict(features[:-steps], values[steps:], features[-1:])[0]
-    error = forecast_error(features, values, steps, round(option["evaluate_s"] / option["step_s"]))
+    from .forecast import forecast
+
+    found, error = forecast(times, values, steps, round(option["evaluate_s"] / option["step_s"]))
     # a load is never below zero, however a short history's trend extrapolates
-    value = round(max(0.0, float(forecast)), 4)
+    value = round(max(0.0, found), 4)
     outlook["forecast"] = [float(times[-1] + option["horizon_s"]), value]
     outlook["forecast_error"] = None if error is None else round(error, 4)
     return outlook
@@ -134,7 +131,7 @@ def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dic
 
 def resample(
     history: list[dict], metric: str, step_s: float, now: float, span_s: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[list[float], list[float]]:
     """Step start times and the metric's mean in each step, oldest first (steps without a
     reading are left out)."""
     sums: dict[int, list[float]] = {}
@@ -147,42 +144,4 @@ def resample(
             cell[0] += value
             cell[1] += 1
     keys = sorted(sums)
-    return (
-        np.array([key * step_s for key in keys], dtype=float),
-        np.array([sums[key][0] / sums[key][1] for key in keys], dtype=float),
-    )
-
-
-def design(times: np.ndarray, values: np.ndarray, seasonal: bool) -> np.ndarray:
-    """Features per step: trend, time-of-day harmonics (zeros without a day of history), and
-    the value now, one step ago and five steps ago."""
-    day = 2 * math.pi * (times % DAY_S) / DAY_S
-    harmonics = [np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day)]
-    if not seasonal:
-        harmonics = [np.zeros_like(times)] * 4
-    lag1 = np.concatenate([values[:1], values[:-1]])
-    lag5 = np.concatenate([np.repeat(values[:1], 5), values[:-5]])[: len(values)]
-    trend = (times - times[0]) / DAY_S
-    return np.column_stack([trend, *harmonics, values, lag1, lag5])
-
-
-def fit_predict(features: np.ndarray, targets: np.ndarray, query: np.ndarray) -> np.ndarray:
-    return Ridge(alpha=1e-3).fit(features, targets).predict(query)
-
-
-def forecast_error(features: np.ndarray, values: np.ndarray, steps: int, span: int) -> float | None:
-    """Mean absolute percentage error of forecasts for the last `span` steps, each made from a
-    model fitted only on what was known `steps` before it (refitted every few steps)."""
-    first = len(values) - span
-    if first - steps < 10:
-        return None
-    errors = []
-    stride = max(1, span // 3)
-    for start in range(first, len(values), stride):
-        known = start - steps  # the forecast for `start` is made at `known`
-        model = Ridge(alpha=1e-3).fit(features[: known - steps + 1], values[steps : known + 1])
-        stop = min(start + stride, len(values))
-        predicted = model.predict(features[known : known + (stop - start)])
-        actual = values[start:stop]
-        errors.extend(np.abs(predicted - actual) / np.maximum(np.abs(actual), 1e-9))
-    return float(np.mean(errors)) if errors else None
+    return [key * step_s for key in keys], [sums[key][0] / sums[key][1] for key in keys]
