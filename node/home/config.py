@@ -101,7 +101,7 @@ class IntegrityConfig:
     scan_interval_s: int = 60
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     """`[integrity.NAME]` tables as written: the plugins declare what they hold, so they are
-    checked against the installed plugins (marketnode.node.analytics.integrity.detector_settings), not here."""
+    checked against the installed plugins (analytics.integrity.detector_settings), not here."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class ScalingConfig:
     stabilization_s: int = 300
     policies: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     """`[scaling.NAME]` tables as written, checked against the installed policies
-    (marketnode.node.ops.scaling.policy_settings)."""
+    (ops.scaling.policy_settings)."""
 
 
 @dataclass(frozen=True)
