@@ -216,6 +216,7 @@ def test_read_only_has_no_actions_and_admin_asks_before_each(running_node):
     asyncio.run(with_admin())
 
 
+@pytest.mark.slow
 def test_the_demo_in_the_dashboard_shows_throughput_and_the_rings_alert(tmp_path):
     """The demo's node, flow and wash ring, watched by the dashboard (in run_test); the ring's
     finding is labelled wash with `--admin`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
@@ -11,6 +12,7 @@ from marketnode.cli.main import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_the_headless_demo_trades_and_flags_its_wash_ring(tmp_path):
     home = tmp_path / "demo"
     result = runner.invoke(

@@ -105,6 +105,7 @@ def test_a_policy_setting_mistake_is_one_line(tmp_path):
         policy_settings(ScalingConfig(policies={"kubernetes": {}}))
 
 
+@pytest.mark.slow
 def test_scale_eval_meets_its_targets():
     result = runner.invoke(app, ["scale", "eval", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -131,6 +132,7 @@ average_s = 2
 """
 
 
+@pytest.mark.slow
 def test_a_loaded_node_advises_a_second_node_then_stops_after_the_window(node_factory):
     node = node_factory(LIVE, peers={"alice": ("0xa11ce",)})
     node.add_peer("load", relayer=True)
