@@ -87,35 +87,48 @@ def test_every_journaled_event_once_in_order(home, tmp_path):
 
 
 def test_a_sync_killed_midway_resumes_without_gaps_or_duplicates(home, tmp_path):
+    """The follower is killed inside its third transaction (rows inserted, not committed)."""
     flow = tmp_path / "flow.ndjson"
     flow.write_bytes(b"\n".join(msgspec.json.encode(c) for c in generate_flow(60_000, seed=9)))
     printed = replay(home, flow)
     script = textwrap.dedent(
         f"""
+        import sys
         from pathlib import Path
-        from marketnode.node.analytics import database as analytics
+        from marketnode.node.analytics import batch, follower
+        from marketnode.node.analytics.duckdb_store import AnalyticsStore
         from marketnode.node.store.lmdb_store import Store
-        analytics.ROWS_PER_WRITE = 2000
+        follower.ROWS_PER_WRITE = 2000
+        insert, inserted = batch.Batch.insert, []
+        def insert_and_hang_in_the_third(self, connection):
+            insert(self, connection)
+            inserted.append(self)
+            if len(inserted) == 3:
+                print("inside the third transaction", flush=True)
+                sys.stdin.read()  # until killed
+        batch.Batch.insert = insert_and_hang_in_the_third
         store = Store(Path({str(home / "data")!r}), readonly=True)
-        target = analytics.AnalyticsStore(Path({str(home / "analytics.duckdb")!r}))
-        print("started", flush=True)
-        analytics.JournalFollower(store, target).sync()
+        target = AnalyticsStore(Path({str(home / "analytics.duckdb")!r}))
+        follower.JournalFollower(store, target).sync()
         """
     )
-    follower = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert follower.stdout.readline().strip() == "started"
-    time.sleep(0.3)
-    follower.send_signal(signal.SIGKILL)
-    follower.wait()
+    follower = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert follower.stdout.readline().strip() == "inside the third transaction"
+    finally:
+        follower.send_signal(signal.SIGKILL)
+        follower.wait()
     partial = stored(home, "SELECT count(*) FROM events")[0][0]
-    from marketnode.node.analytics.database import SCRATCH, SCRATCH_PREFIX
+    from marketnode.node.analytics.batch import SCRATCH, SCRATCH_PREFIX
 
     left = Path(SCRATCH or tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{follower.pid}-x"
     left.mkdir(exist_ok=True)  # as a follower killed mid-write leaves its batch folder
     assert mnode("analytics", "sync", "--home", str(home)).exit_code == 0
     assert not left.exists()
     sequenced = [event["seq"] for event in printed if event["seq"] is not None]
-    assert partial < len(sequenced)
+    assert 0 < partial < len(sequenced)
     assert stored(home, "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM events") == [
         (len(sequenced), len(sequenced), 1, max(sequenced))
     ]
@@ -289,7 +302,7 @@ def test_status_shows_the_analytics_lag(node_factory):
 
 
 def test_replay_runs_cut_at_the_stored_position_and_around_markets_commands():
-    from marketnode.node.analytics.database import _runs
+    from marketnode.node.analytics.follower import _runs
     from marketnode.node.core.commands import ConfigureMarkets
 
     markets = ConfigureMarkets(markets=[])
@@ -301,7 +314,8 @@ def test_replay_runs_cut_at_the_stored_position_and_around_markets_commands():
 
 
 def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(home):
-    from marketnode.node.analytics.database import AnalyticsStore, JournalFollower
+    from marketnode.node.analytics.duckdb_store import AnalyticsStore
+    from marketnode.node.analytics.follower import JournalFollower
     from marketnode.node.store.lmdb_store import Store
 
     replay(home, SAMPLE)
