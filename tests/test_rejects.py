@@ -4,6 +4,7 @@ exactly as it was."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -705,3 +706,11 @@ def test_replace_in_market_without_bounds_accepts_any_size(fields):
     accepted(engine, NewOrder(1, "a", market="FINE-USD", side="buy", price="1", qty="1"))
     events = engine.process_all([ReplaceOrder(1, "a", market="FINE-USD", **fields)])
     assert [type(event).__name__ for event in events] == ["Accepted", "Replaced", "Rested"], events
+
+
+def test_engine_doc_lists_the_engine_reasons_in_validation_order():
+    """docs/engine.md's table of reject reasons is ENGINE_REASONS, row by row."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "engine.md").read_text()
+    table = doc.split("## Reject reasons", 1)[1].split("\n\n")[2]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]]
+    assert rows == list(ENGINE_REASONS)

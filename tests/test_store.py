@@ -149,6 +149,22 @@ def test_verify_names_a_tampered_order(journaled_home):
     assert named, report.problems
 
 
+def test_verify_names_an_order_whose_peer_was_changed(journaled_home):
+    """The placing peer is part of an order's record: a changed one is named like any field."""
+    env = lmdb.open(str(journaled_home), max_dbs=4)
+    orders = env.open_db(b"orders")
+    with env.begin(write=True, db=orders) as txn:
+        key, value = next(iter(txn.cursor()))
+        fields = msgspec.msgpack.decode(value)
+        fields[5] = "someone-else"
+        txn.put(key, msgspec.msgpack.encode(fields))
+    env.close()
+    report = replayed_report(journaled_home)
+    market, owner, order_id = msgspec.msgpack.decode(key)
+    name = f"market {market} order (owner {owner!r}, id {order_id!r})"
+    assert f"{name}: peer stored 'someone-else', replay None" in report.problems, report.problems
+
+
 def test_verify_finds_the_first_commit_a_tampered_journal_changes(journaled_home):
     env = lmdb.open(str(journaled_home), max_dbs=4)
     journal = env.open_db(b"journal")

@@ -6,7 +6,8 @@ Tables (LMDB named databases):
 - `orders`: one record per resting order (see statehash.py)
 - `commits`: journal length after a commit -> msgpack [seq, state hash, commit time (ns since
   the epoch)]: the time is when the batch became durable, the clock analytics use
-- `meta`: the sequence number, journal length, state hash and market list of the last commit
+- `meta`: the sequence number, journal length, state hash and market list of the last commit;
+  the store's `format`; and lists kept beside the books (the halted markets), not journaled
 
 One write transaction per batch (group commit). LMDB's copy-on-write B+tree needs no recovery
 after a crash; with `sync = "full"` a commit is on disk when `commit` returns. One process writes

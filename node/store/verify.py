@@ -120,7 +120,7 @@ def _describe(key: bytes, stored: bytes | None, replayed: bytes | None) -> str:
     after = order_from_record(key, replayed)
     fields = [
         f"{attr} stored {getattr(before, attr)!r}, replay {getattr(after, attr)!r}"
-        for attr in ("is_buy", "price", "remaining", "priority", "stp")
+        for attr in ("is_buy", "price", "remaining", "priority", "stp", "peer")
         if getattr(before, attr) != getattr(after, attr)
     ]
     return f"{name}: " + "; ".join(fields)
