@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from marketnode.node.core.commands import CANCEL_DISCONNECT, CancelOrder, NewOrder
+from marketnode.node.core.commands import CancelOrder, NewOrder
 from marketnode.node.core.engine import Engine
 from marketnode.node.core.events import Cancelled, Rejected, Trade
 from marketnode.node.core.reasons import ENGINE_REASONS, CancelReason, Reason
@@ -45,6 +45,6 @@ def test_events_carry_reasons_of_the_reason_enums():
     assert cancels == {CancelReason.USER, CancelReason.IOC, CancelReason.STP}
     assert all(type(reason) is CancelReason for reason in cancels)
     order = next(engine.resting_orders())
-    command = CancelOrder(order.id, order.owner, order.market, reason=CANCEL_DISCONNECT)
+    command = CancelOrder(order.id, order.owner, order.market, reason=CancelReason.DISCONNECT)
     cancelled = engine.process_all([command])[1]
     assert cancelled.reason is CancelReason.DISCONNECT
