@@ -10,7 +10,9 @@ from typing import Annotated, Any
 import duckdb
 import typer
 
-from marketnode.node.analytics.database import AnalyticsStore, JournalFollower, export_parquet
+from marketnode.node.analytics.duckdb_store import AnalyticsStore
+from marketnode.node.analytics.export import export_parquet
+from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.analytics.service import plain
 from marketnode.node.client.clients import ClientError
 from marketnode.node.home.layout import Home

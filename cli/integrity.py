@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.analytics.database import JournalFollower
+from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.analytics.integrity import (
     acknowledge,
     alert_record,

@@ -15,7 +15,7 @@ import typer
 
 from marketnode.node.core.commands import MalformedCommand, decode_json_command
 from marketnode.node.core.events import Rejected
-from marketnode.node.core.validation import MALFORMED
+from marketnode.node.core.reasons import Reason
 from marketnode.node.protocol.wire_events import event_record, wire_event
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
@@ -147,7 +147,7 @@ class _Replay:
             echo = error.echo
             reject = Rejected(
                 None, echo.get("op"), echo.get("market"), echo.get("id"), echo.get("owner"),
-                MALFORMED, error.detail,
+                Reason.MALFORMED, error.detail,
             )  # fmt: skip
             record = event_record(reject, self.books)
             record["line"] = number

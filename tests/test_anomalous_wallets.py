@@ -4,7 +4,7 @@ import random
 
 import duckdb
 
-from marketnode.node.analytics.database import SCHEMA
+from marketnode.node.analytics.duckdb_store import SCHEMA
 from marketnode.plugins import anomalous_wallets
 
 

@@ -134,7 +134,7 @@ def test_a_failing_detector_is_logged_and_the_others_alerts_kept(home, caplog):
     process stops still stops at once."""
     import duckdb
 
-    from marketnode.node.analytics.database import AnalyticsStore
+    from marketnode.node.analytics.duckdb_store import AnalyticsStore
     from marketnode.node.analytics.integrity import detector_settings, scan
     from marketnode.node.home.config import IntegrityConfig
     from marketnode.plugins.hookspecs import hookimpl

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import duckdb
 
-from marketnode.node.analytics.database import SCHEMA
+from marketnode.node.analytics.duckdb_store import SCHEMA
 from marketnode.plugins import market_statistics
 from marketnode.plugins.market_statistics import benford_mad, first_digit, is_round
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from marketnode.node.analytics.database import AnalyticsStore
+from marketnode.node.analytics.duckdb_store import AnalyticsStore
 from marketnode.node.analytics.integrity import detector_settings, scan
 from marketnode.node.home.config import IntegrityConfig
 from marketnode.plugins.partners import partner_trades

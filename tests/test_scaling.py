@@ -203,7 +203,7 @@ def test_a_restarted_node_starts_from_the_rollups_of_earlier_runs(node_factory):
     """Rollups kept by an earlier run reach the scaling policies of the next one."""
     from conftest import start_node
 
-    from marketnode.node.analytics.database import AnalyticsStore
+    from marketnode.node.analytics.duckdb_store import AnalyticsStore
 
     first = node_factory("[analytics]\nenabled = true\n")
     home = first.home

@@ -103,7 +103,8 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 
 def run_analytics_bench(ops: int, seed: int, batch_size: int = StoreConfig().batch_size) -> dict:
     """Journal a flow durably, then time the follower turning it into DuckDB rows."""
-    from ..analytics.database import AnalyticsStore, JournalFollower
+    from ..analytics.duckdb_store import AnalyticsStore
+    from ..analytics.follower import JournalFollower
 
     markets = default_markets()
     commands = list(generate_flow(ops, seed=seed, markets=markets))

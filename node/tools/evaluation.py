@@ -12,7 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 from marketnode.plugins.anomalous_wallets import wallet_scores
 
-from ..analytics.database import AnalyticsStore, JournalFollower
+from ..analytics.duckdb_store import AnalyticsStore
+from ..analytics.follower import JournalFollower
 from ..analytics.integrity import detector_settings, scan
 from ..core.commands import PeerCommand
 from ..home.config import IntegrityConfig
