@@ -24,6 +24,7 @@ from marketnode.node.core.events import Accepted, Rejected
 from marketnode.node.protocol.messages import (
     PROTOCOL_VERSION,
     ErrorReply,
+    MarketsRequest,
     OpenOrdersReply,
     OpenOrdersRequest,
     Ping,
@@ -32,6 +33,7 @@ from marketnode.node.protocol.messages import (
     SnapshotReply,
     SnapshotRequest,
     Submit,
+    WhoamiRequest,
     node_reply_decoder,
     peer_request_decoder,
 )
@@ -86,12 +88,34 @@ def exchange(sock: zmq.Socket, payload: bytes):
     return reply
 
 
-class _Envelope(msgspec.Struct):
-    v: int
+class _Readable(msgspec.Struct):
+    """Any map with str keys: its ref, if any."""
+
     ref: Any = None
 
 
+class _Envelope(msgspec.Struct):
+    """What every version of the protocol shares."""
+
+    v: int
+    type: str
+    ref: Any = None
+
+
+_readable_decoder = msgspec.msgpack.Decoder(_Readable)
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+_BAD_INPUT = (msgspec.DecodeError, ValueError, RecursionError)
+
+
+def node_set_field_of_wrong_type(command) -> bool:
+    """A `peer` (new) or `reason` (cancel) that is neither a str nor nil: `malformed`."""
+    if type(command) is NewOrder:
+        value = command.peer
+    elif type(command) is CancelOrder:
+        value = command.reason
+    else:
+        return False
+    return value is not None and type(value) is not str
 
 
 def request(**fields) -> bytes:
@@ -118,18 +142,23 @@ def expected_shape(payload: bytes, reply) -> None:
     """The answer the protocol promises for `payload`, worked out by decoding it here."""
     try:
         sent = peer_request_decoder.decode(payload)
-    except (msgspec.DecodeError, ValueError, RecursionError):
+    except _BAD_INPUT:
         assert type(reply) is ErrorReply, reply
-        # what can still be read of it: a version other than 1 is bad_version, and the ref is
-        # echoed whenever the envelope ({v, ref}) decodes
+        # the ref is echoed whenever the message is a map with str keys; without the envelope
+        # every version shares ({v: int, type: str}) it is malformed, with another v
+        # bad_version, else malformed
+        try:
+            ref = _readable_decoder.decode(payload).ref
+        except _BAD_INPUT:
+            ref = None
+        assert _encode(reply.ref) == _encode(ref)
         try:
             envelope = _envelope_decoder.decode(payload)
-        except (msgspec.DecodeError, ValueError, RecursionError):
-            assert (reply.reason, reply.ref) == ("malformed", None)
+        except _BAD_INPUT:
+            assert reply.reason == "malformed"
             return
         reason = "bad_version" if envelope.v != PROTOCOL_VERSION else "malformed"
         assert reply.reason == reason
-        assert _encode(reply.ref) == _encode(envelope.ref)
         return
     if type(reply) is not ErrorReply or reply.reason != "malformed":
         # the request's ref comes back as sent (compared as MessagePack, so NaN equals NaN)
@@ -162,11 +191,17 @@ def expected_shape(payload: bytes, reply) -> None:
                 assert given_answer.reason == "malformed"
                 assert given_answer.seq is None
                 continue
+            malformed = node_set_field_of_wrong_type(command)
+            if malformed:
+                assert type(given_answer) is Rejected
+                assert (given_answer.reason, given_answer.seq) == ("malformed", None)
             assert given_answer.op == command.__struct_config__.tag
             assert given_answer.id == command.id
             assert type(given_answer.id) is type(command.id)
             assert given_answer.owner == command.owner
-            if type(given_answer) is Accepted or given_answer.reason not in GATEWAY_REASONS:
+            if not malformed and (
+                type(given_answer) is Accepted or given_answer.reason not in GATEWAY_REASONS
+            ):
                 assert type(given_answer.seq) is int
 
 
@@ -646,7 +681,14 @@ def test_the_request_decoder_only_ever_raises_decode_errors(payload):
         request = peer_request_decoder.decode(payload)
     except msgspec.DecodeError:
         return
-    assert type(request) in (Submit, SnapshotRequest, OpenOrdersRequest, Ping)
+    assert type(request) in (
+        Submit,
+        SnapshotRequest,
+        OpenOrdersRequest,
+        Ping,
+        MarketsRequest,
+        WhoamiRequest,
+    )
     assert type(request.v) is int
     if type(request) is Submit:
         for raw in request.cmds:

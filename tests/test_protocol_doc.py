@@ -19,8 +19,7 @@ import pytest
 import zmq
 import zmq.auth
 
-from marketnode.node.core import commands, validation
-from marketnode.node.protocol import messages as protocol
+from marketnode.node.core import commands, reasons
 from marketnode.node.server import admin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -488,19 +487,30 @@ def test_raw_client_check_reports_a_refused_key(running_node, tmp_path):
     assert "not on the node's allowlist" in result.stdout
 
 
-def test_doc_lists_every_reject_code_and_admin_command():
+def reason_table(text: str, heading: str) -> list[str]:
+    """The codes in the first column of the table under `heading` (to the next heading)."""
+    section = text[text.index(heading) :]
+    section = section[: section.index("\n#", 1)]
+    return re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
+
+
+def test_the_reject_tables_list_exactly_the_reasons():
     text = DOC.read_text()
-    gateway = [
-        protocol.NOT_AUTHORIZED,
-        protocol.THROTTLED,
-        protocol.TOO_MANY_ORDERS,
-        protocol.PEER_DISABLED,
-        protocol.MARKET_HALTED,
-        protocol.TOO_MANY_COMMANDS,
-        protocol.BAD_VERSION,
-    ]
-    for code in [*validation.REJECT_REASONS, *gateway]:
-        assert f"| `{code}` |" in text, f"reject code {code} is not in a table of protocol.md"
+    engine = reason_table(text, "### Command rejects from the engine")
+    gateway = reason_table(text, "### Command rejects before the engine")
+    message = reason_table(text, "### Message errors")
+    # the engine's, in validation order (a malformed command never reaches the engine)
+    assert engine == [r for r in reasons.ENGINE_REASONS if r is not reasons.Reason.MALFORMED]
+    # the gateway's, in the order the node checks them
+    assert gateway == [reasons.Reason.MALFORMED, *reasons.GATEWAY_REASONS]
+    # whole messages refused, then the errors of one kind of request
+    assert message[: len(reasons.MESSAGE_REASONS)] == list(reasons.MESSAGE_REASONS)
+    assert message[len(reasons.MESSAGE_REASONS) :] == ["unknown_market", "not_authorized"]
+    assert set(engine) | set(gateway) | set(message) == set(reasons.Reason)
+
+
+def test_doc_lists_every_admin_command_and_cancel_reason():
+    text = DOC.read_text()
     for cmd in admin._HANDLERS:
         assert f"| `{cmd}` |" in text, f"admin command {cmd} is not documented"
     for reason in ("user", "ioc", "stp", commands.CANCEL_PEER_DISABLED, commands.CANCEL_DISCONNECT):

@@ -1,8 +1,10 @@
 """The analytics process a running node starts beside itself.
 
 It follows the journal into the DuckDB file (the only process writing it) and answers the node's
-forwarded requests on an ipc socket in the home: `sql` (read-only queries) and `lag` (how far
-behind the journal it is, in commands and seconds). Being a process of its own, it never takes
+requests on an ipc socket in the home, typed by node/analytics/link.py: `sql` (read-only
+queries), `lag` (how far behind the journal it is, in commands and seconds), `export`, `ack`
+(an alert's label), `metrics` (the node's minute rollups) and `history` (the rollups of earlier
+runs, for scaling). Being a process of its own, it never takes
 the matching thread's interpreter lock. Integrity scans run in a thread of their own, on their
 own DuckDB cursor: a scan over a long history takes seconds, and requests are answered
 meanwhile.
@@ -31,15 +33,24 @@ from ..home.layout import ANALYTICS_SOCKET, Home
 from ..store.lmdb_store import Store
 from .database import AnalyticsStore, JournalFollower, export_parquet
 from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
+from .link import (
+    AckRequest,
+    AlertsPush,
+    Answer,
+    ExportRequest,
+    Hello,
+    LagRequest,
+    MetricsRollup,
+    TokenRequest,
+    link_encoder,
+    request_decoder,
+)
 
 log = logging.getLogger(__name__)
 MAX_ROWS = 100_000
 """Rows a query may return over the socket; more is an error asking for a LIMIT."""
 
 READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
-
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(dict).decode
 
 
 def plain(value: Any) -> Any:
@@ -115,16 +126,16 @@ class AnalyticsService:
                 return
             except ValueError:
                 continue
-            request: dict = {}
             try:
-                request = _decode(body)
-                if request.get("cmd") == "hello":
-                    self.node_identity = identity
-                reply = self._answer(request)
+                request = request_decoder.decode(body)
             except (msgspec.DecodeError, ValueError) as error:
-                reply = {"ok": False, "error": f"malformed: {error}"}
-            reply["ref"] = request.get("ref")
-            self.socket.send_multipart([identity, _encode(reply)])
+                log.error("unreadable request from the node: %s", error)
+                continue
+            if type(request) is Hello:
+                self.node_identity = identity
+                continue
+            answer = Answer(request.token, **self._answer(request))
+            self.socket.send_multipart([identity, link_encoder.encode(answer)])
 
     def _scan_when_due(self) -> None:
         if self.scanner is not None and not self.scanner.is_alive():
@@ -158,8 +169,8 @@ class AnalyticsService:
             except queue.Empty:
                 return
             if fresh and self.node_identity is not None:
-                payload = {"alerts": [alert_record(alert) for alert in fresh]}
-                self.socket.send_multipart([self.node_identity, _encode(payload)])
+                push = AlertsPush([alert_record(alert) for alert in fresh])
+                self.socket.send_multipart([self.node_identity, link_encoder.encode(push)])
 
     def _stop_scan(self) -> None:
         """Interrupt a running scan and wait for its thread before the store closes."""
@@ -168,30 +179,29 @@ class AnalyticsService:
                 self.scan_cursor.interrupt()
             self.scanner.join()
 
-    def _answer(self, request: dict) -> dict:
-        if request.get("cmd") == "hello":
-            return {"ok": True, "result": "hello"}
-        if request.get("cmd") == "lag":
+    def _answer(self, request: TokenRequest) -> dict:
+        """The outcome of one request: `ok` and its `result`, or `ok` false and an `error`."""
+        kind = type(request)
+        if kind is LagRequest:
             return {"ok": True, "result": self.lag()}
-        if request.get("cmd") == "export" and isinstance(request.get("path"), str):
-            cursor = self.analytics.connection.cursor()
-            try:
-                tables = export_parquet(cursor, Path(request["path"]))
-            except duckdb.Error as error:
-                return {"ok": False, "error": f"export: {str(error).splitlines()[0]}"}
-            finally:
-                cursor.close()
-            return {"ok": True, "result": {"path": request["path"], "tables": tables}}
-        if request.get("cmd") == "ack":
-            return acknowledge(
-                self.analytics.connection, request.get("alert"), request.get("label")
-            )
-        if request.get("cmd") == "metrics" and isinstance(request.get("rows"), list):
-            return self.store_metrics(request["rows"])
-        if request.get("cmd") == "sql" and isinstance(request.get("query"), str):
-            params = request.get("params")
-            return self.sql(request["query"], params if isinstance(params, list) else None)
-        return {"ok": False, "error": "unknown analytics request (sql, lag, export, ack)"}
+        if kind is ExportRequest:
+            return self.export(request.path)
+        if kind is AckRequest:
+            return acknowledge(self.analytics.connection, request.alert, request.label)
+        if kind is MetricsRollup:
+            return self.store_metrics(request.rows)
+        return self.sql(request.query, request.params)  # SqlRequest, HistoryRequest
+
+    def export(self, path: str) -> dict:
+        """The tables as Parquet files under `path`."""
+        cursor = self.analytics.connection.cursor()
+        try:
+            tables = export_parquet(cursor, Path(path))
+        except duckdb.Error as error:
+            return {"ok": False, "error": f"export: {str(error).splitlines()[0]}"}
+        finally:
+            cursor.close()
+        return {"ok": True, "result": {"path": path, "tables": tables}}
 
     def store_metrics(self, rows: list) -> dict:
         """A minute rollup of the node's metrics, from the node (rollup.MinuteRollup)."""

@@ -12,19 +12,9 @@ from typing import Any
 import msgspec
 
 from ..core.commands import PeerCommand
-from ..core.reasons import Reason
 from .wire_events import WireEvent
 
 PROTOCOL_VERSION = 1
-
-# Answers given by the node before a command reaches the engine (they carry seq null).
-NOT_AUTHORIZED = Reason.NOT_AUTHORIZED
-THROTTLED = Reason.THROTTLED
-TOO_MANY_ORDERS = Reason.TOO_MANY_ORDERS
-PEER_DISABLED = Reason.PEER_DISABLED
-MARKET_HALTED = Reason.MARKET_HALTED
-TOO_MANY_COMMANDS = Reason.TOO_MANY_COMMANDS
-BAD_VERSION = Reason.BAD_VERSION
 
 MARKET_DATA_PREFIX = b"md."
 ALERTS_TOPIC = b"alerts."
@@ -71,8 +61,24 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type"):
     ref: Any = None
 
 
-PeerRequest = Submit | SnapshotRequest | OpenOrdersRequest | Ping
-FastPeerRequest = DecodedSubmit | SnapshotRequest | OpenOrdersRequest | Ping
+class MarketsRequest(msgspec.Struct, tag="markets", tag_field="type"):
+    """Which markets exist, their rules, and the limits that apply to the asking peer."""
+
+    v: int
+    ref: Any = None
+
+
+class WhoamiRequest(msgspec.Struct, tag="whoami", tag_field="type"):
+    """Who the node takes the asking connection for: its peer and what it may do."""
+
+    v: int
+    ref: Any = None
+
+
+OtherRequest = SnapshotRequest | OpenOrdersRequest | Ping | MarketsRequest | WhoamiRequest
+"""The requests answered from committed state rather than by the engine."""
+PeerRequest = Submit | OtherRequest
+FastPeerRequest = DecodedSubmit | OtherRequest
 
 
 # -- node -> peer -----------------------------------------------------------------------------
@@ -133,6 +139,56 @@ class Pong(msgspec.Struct, tag="pong", tag_field="type"):
     ref: Any = None
 
 
+class MarketRules(msgspec.Struct):
+    """One market as a peer needs to know it: decimals as canonical text, nil for no bound."""
+
+    market: str
+    base: str
+    quote: str
+    tick: str
+    lot: str
+    min_qty: str
+    max_qty: str | None
+    max_notional: str | None
+    stp: str
+    """The self-trade prevention mode of an order that names none."""
+    halted: bool
+
+
+class PeerLimits(msgspec.Struct):
+    """The `[limits]` that apply to the asking peer; nil where none applies (CURVE off: no
+    rate limit)."""
+
+    rate_per_s: int | None
+    burst: int | None
+    max_open_orders_per_owner: int
+    max_commands_per_message: int
+    max_message_bytes: int
+
+
+class MarketsReply(msgspec.Struct, tag="markets", tag_field="type"):
+    v: int
+    markets: list[MarketRules]
+    limits: PeerLimits
+    ref: Any = None
+
+
+class WhoamiReply(msgspec.Struct, tag="whoami", tag_field="type"):
+    """The peer behind the connection. With CURVE off (`curve` false) every connection is an
+    anonymous peer that may act for any owner (`relayer` true)."""
+
+    v: int
+    curve: bool
+    name: str
+    registered: bool
+    """False for a key revoked while connected: it acts for no one."""
+    owners: list[str]
+    relayer: bool
+    disabled: bool
+    cancel_on_disconnect: bool
+    ref: Any = None
+
+
 class ErrorReply(msgspec.Struct, tag="error", tag_field="type"):
     """A message that could not be taken at all (not a command's answer)."""
 
@@ -142,7 +198,16 @@ class ErrorReply(msgspec.Struct, tag="error", tag_field="type"):
     ref: Any = None
 
 
-NodeReply = Reply | Report | SnapshotReply | OpenOrdersReply | Pong | ErrorReply
+NodeReply = (
+    Reply
+    | Report
+    | SnapshotReply
+    | OpenOrdersReply
+    | Pong
+    | MarketsReply
+    | WhoamiReply
+    | ErrorReply
+)
 
 
 # -- market data (PUB) ------------------------------------------------------------------------

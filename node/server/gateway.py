@@ -1,24 +1,29 @@
-"""The gateway: what the node checks about a peer's command before the engine sees it.
+"""The gateway: what the node checks about a peer's message and commands before the engine sees
+them.
 
 These checks depend on who sent the command and on node state outside the books (the allowlist,
 halted markets, rate buckets), so they are answered here, with `seq` null, and never journaled:
-a replay of the journal needs none of them to reproduce the books.
+a replay of the journal needs none of them to reproduce the books. The gateway also stamps what
+only the node may say about a command: which peer placed a new order, and that a peer's cancel
+is the peer's own (reason `user`).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from ..core.commands import CancelOrder, NewOrder
+from ..core.commands import CancelOrder, NewOrder, PeerCommand
 from ..core.engine import Engine
+from ..core.events import Rejected
+from ..core.reasons import Reason
 from ..home.config import LimitsConfig
 from ..home.peers import Peer
-from ..protocol.messages import (
-    MARKET_HALTED,
-    NOT_AUTHORIZED,
-    PEER_DISABLED,
-    TOO_MANY_ORDERS,
-)
+from ..protocol.messages import PROTOCOL_VERSION, ErrorReply
+
+WIRE_TYPE_NAMES = {bool: "bool", int: "int", float: "float", bytes: "bin", list: "array"}
+"""MessagePack names of the Python types a decoded value can have (maps: `map`, the rest:
+`ext`), for the detail of a `malformed` answer."""
 
 
 class TokenBucket:
@@ -43,9 +48,14 @@ class TokenBucket:
 
 
 class Gateway:
-    """Admission of peers' commands: disabled peers and rates (per message), then authorization,
-    halted markets (new orders and replaces only: a cancel is always taken) and open-order
-    limits."""
+    """Admission of peers' messages and commands, in the documented order (docs/protocol.md
+    §10): a message with too many commands is refused whole; then, once per message, a disabled
+    peer and the peer's rate; then per command: the node-set fields, authorization, halted
+    markets (new orders and replaces only: a cancel is always taken) and open-order limits.
+
+    `peer` None means CURVE is off: every owner is allowed and nothing is rate-limited (a
+    closed test box).
+    """
 
     def __init__(self, engine: Engine, limits: LimitsConfig, halted: set[str]) -> None:
         self.engine = engine
@@ -53,13 +63,21 @@ class Gateway:
         self.halted = halted
         self.buckets: dict[str, TokenBucket] = {}
 
-    def admit_message(self, peer: Peer | None, commands: int) -> tuple[str | None, int]:
+    def refuse_message(self, commands: int, ref: Any) -> ErrorReply | None:
+        """The `error` refusing a whole submit of `commands` commands, if it has too many."""
+        limit = self.limits.max_commands_per_message
+        if commands <= limit:
+            return None
+        detail = f"at most {limit} per message"
+        return ErrorReply(PROTOCOL_VERSION, Reason.TOO_MANY_COMMANDS, detail, ref)
+
+    def admit_message(self, peer: Peer | None, commands: int) -> tuple[Reason | None, int]:
         """For a message of `commands` commands: a reason refusing all of them, and how many of
         them the peer's rate allows (the rest are `throttled`)."""
         if peer is None:
             return None, commands
         if peer.disabled:
-            return PEER_DISABLED, 0
+            return Reason.PEER_DISABLED, 0
         bucket = self.buckets.get(peer.name)
         if bucket is None:
             limits = self.limits
@@ -68,21 +86,52 @@ class Gateway:
             )
         return None, bucket.take(commands)
 
-    def admit(self, peer: Peer | None, command: object) -> str | None:
-        """None if the engine may take `command` from `peer`, else the reject reason.
+    def admit(
+        self, peer: Peer | None, name: str, command: PeerCommand, refused: Reason | None
+    ) -> Rejected | None:
+        """None if the engine may take `command` from peer `name`, else its reject. `refused`
+        is what the message-level checks decided for this command (a reason, or None).
 
-        `peer` None means CURVE is off: every owner is allowed (a closed test box).
+        Stamps the command on the way: a new order carries `name`, a cancel no reason of its
+        own (only the node cancels for other reasons). A `peer` or `reason` sent by the client
+        is replaced, and must be a str or nil.
         """
-        if peer is not None and not peer.relayer and command.owner not in peer.owners:  # type: ignore[attr-defined]
-            return NOT_AUTHORIZED
+        kind = type(command)
+        if kind is NewOrder:
+            sent = command.peer
+            if sent is not None and type(sent) is not str:
+                return _malformed(command, "peer", sent)
+            command.peer = name
+        elif kind is CancelOrder:
+            sent = command.reason
+            if sent is not None and type(sent) is not str:
+                return _malformed(command, "reason", sent)
+            command.reason = None
+        reason = refused or self._reason(peer, command)
+        if reason is None:
+            return None
+        return Rejected(
+            None, kind.__struct_config__.tag, command.market, command.id, command.owner, reason
+        )
+
+    def _reason(self, peer: Peer | None, command: Any) -> Reason | None:
+        if peer is not None and not peer.relayer and command.owner not in peer.owners:
+            return Reason.NOT_AUTHORIZED
         if self.halted and type(command) is not CancelOrder:
-            market = command.market  # type: ignore[attr-defined]
+            market = command.market
             if type(market) is str and market in self.halted:
-                return MARKET_HALTED
+                return Reason.MARKET_HALTED
         if (
             type(command) is NewOrder
             and self.engine.open_orders.get(command.owner, 0)
             >= self.limits.max_open_orders_per_owner
         ):
-            return TOO_MANY_ORDERS
+            return Reason.TOO_MANY_ORDERS
         return None
+
+
+def _malformed(command: PeerCommand, field: str, value: object) -> Rejected:
+    wire_type = "map" if isinstance(value, dict) else WIRE_TYPE_NAMES.get(type(value), "ext")
+    detail = f"Expected `str | null`, got `{wire_type}` - at `$.{field}`"
+    tag = type(command).__struct_config__.tag
+    return Rejected(None, tag, command.market, command.id, command.owner, Reason.MALFORMED, detail)

@@ -1,16 +1,64 @@
 """Market data: level-2 changes and trades per market, and full book snapshots.
 
-A level change carries the level's new absolute total, so applying one twice, or on top of a
-snapshot that already holds it, changes nothing: resynchronising is "take a snapshot, then apply
-every message with a higher topic seq".
+One message per market a batch changed, numbered per topic within the node's run. A level
+change carries the level's new absolute total, so applying one twice, or on top of a snapshot
+that already holds it, changes nothing: resynchronising is "take a snapshot, then apply every
+message with a higher topic seq".
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
+import zmq
+
 from ..core.book import Level, Order, OrderBook
-from ..protocol.messages import BookLevel, LevelChange
+from ..protocol.messages import (
+    PROTOCOL_VERSION,
+    BookLevel,
+    LevelChange,
+    MarketData,
+    TapeTrade,
+    encoder,
+    market_topic,
+)
+
+
+class MarketDataPublisher:
+    """The market-data socket's topics: their seqs (in memory: they count from 1 again in each
+    run of the node) and what is published on them."""
+
+    def __init__(self, socket: zmq.Socket, run: int) -> None:
+        self.socket = socket
+        self.topic_seq: defaultdict[str, int] = defaultdict(int)
+        self.run = run
+        """This run's id (its start, ms since the epoch): market-data seqs count within it."""
+
+    def publish(
+        self,
+        books: dict[str, OrderBook],
+        trades: dict[str, list[TapeTrade]],
+        changed: Iterable[Order],
+    ) -> None:
+        """One message per market a batch touched: its trades, its levels' new totals."""
+        levels = level_changes(books, changed)
+        topic_seq = self.topic_seq
+        for market in sorted(trades.keys() | levels.keys()):
+            topic_seq[market] += 1
+            payload = MarketData(
+                PROTOCOL_VERSION,
+                market,
+                topic_seq[market],
+                trades.get(market, []),
+                levels.get(market, []),
+                self.run,
+            )
+            self.socket.send_multipart([market_topic(market), encoder.encode(payload)])
+
+    def send(self, topic: bytes, payload: bytes) -> None:
+        """A message of another topic (alerts, scaling advice), already encoded."""
+        self.socket.send_multipart([topic, payload])
 
 
 def level_changes(

@@ -1,0 +1,233 @@
+"""The node's side of its analytics process: starting and stopping the child, and talking to it
+over the typed link (node/analytics/link.py) without ever waiting for it.
+
+Every request that expects an answer gets a token and a deadline. The answer, when it comes, is
+handed to what the request was for: the operator's admin request it relays, or one of the
+node's own (the lag `status` shows, a metrics rollup, the scaling history at start-up). A
+request not answered within `answer_within_s` (a stopped, hung or very busy process) is
+forgotten; an operator waiting on it is told so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from ..analytics.link import (
+    AckRequest,
+    AlertsPush,
+    Answer,
+    ExportRequest,
+    Hello,
+    HistoryRequest,
+    LagRequest,
+    MetricsRollup,
+    SqlRequest,
+    TokenRequest,
+    answer_decoder,
+    link_encoder,
+)
+from ..core.commands import BAD_INPUT
+from ..home.layout import Home
+from ..protocol.messages import ALERTS_TOPIC, PROTOCOL_VERSION, AdminReply, AdminRequest, encoder
+
+ANALYTICS_COMMANDS = ("sql", "analytics", "export", "ack")
+"""Admin commands the analytics process answers."""
+ANSWER_WITHIN_S = 10.0
+"""How long a request waits for the analytics process: longer than an operator's tools wait
+(the CLI 3 s, the dashboard a few), so only a process that is stopped or stuck misses it."""
+STOP_WITHIN_S = 10.0
+"""How long a stopping node waits for the analytics process before killing it."""
+
+log = logging.getLogger("marketnode.node")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    deadline: float
+    answered: Callable[[Answer], None]
+    expired: Callable[[], None] | None = None
+
+
+class AnalyticsLink:
+    """The analytics process (when `[analytics] enabled`) and the DEALER socket to it."""
+
+    def __init__(
+        self,
+        home: Home,
+        enabled: bool,
+        context: zmq.Context,
+        publish: Callable[[bytes, bytes], None],
+        reply_admin: Callable[[bytes, AdminReply], None],
+    ) -> None:
+        self.home = home
+        self.enabled = enabled
+        self.publish = publish
+        """Sends a market-data message (topic, payload): where alerts go."""
+        self.reply_admin = reply_admin
+        self.answer_within_s = ANSWER_WITHIN_S
+        self.process: subprocess.Popen | None = None
+        self.lag: dict[str, Any] | None = None
+        """The analytics process's last answer to the node's periodic lag request."""
+        self.waiting: dict[int, _Waiting] = {}
+        self._tokens = itertools.count(1)
+        self._lag_token = 0
+        self.socket: zmq.Socket | None = None
+        if enabled:
+            self.socket = context.socket(zmq.DEALER)
+            self.socket.linger = 0
+            self.socket.connect(home.analytics_endpoint)
+            self.socket.send(link_encoder.encode(Hello()))
+
+    # -- the process ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "marketnode.node.analytics.service", str(self.home.path)]
+        )
+        log.info("analytics process started (pid %d)", self.process.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def status(self) -> Any:
+        """For the admin `status`: the last lag known, or "off"."""
+        return self.lag if self.enabled else "off"
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    # -- asking ---------------------------------------------------------------------------------
+
+    def forward(self, identity: bytes, request: AdminRequest) -> AdminReply | None:
+        """Pass an operator's analytics request on without waiting (None: its answer is
+        relayed when it comes, or it expires); an immediate refusal otherwise."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            state = "off ([analytics] enabled = false)" if process is None else "not running"
+            return _refused(f"analytics is {state}", request.ref)
+        token = next(self._tokens)
+        if request.cmd == "sql":
+            if request.query is None:
+                return _refused("sql: send a query", request.ref)
+            asked: TokenRequest = SqlRequest(token, request.query, request.params)
+        elif request.cmd == "export":
+            if request.path is None:
+                return _refused("export: send a path", request.ref)
+            asked = ExportRequest(token, request.path)
+        elif request.cmd == "ack":
+            asked = AckRequest(token, request.alert, request.label)
+        else:
+            asked = LagRequest(token)
+        ref = request.ref
+
+        def answered(answer: Answer) -> None:
+            reply = AdminReply(PROTOCOL_VERSION, answer.ok, answer.result, answer.error, ref)
+            self.reply_admin(identity, reply)
+
+        def expired() -> None:
+            error = f"analytics did not answer within {self.answer_within_s:g} s"
+            self.reply_admin(identity, _refused(error, ref))
+
+        self._ask(asked, answered, expired)
+        return None
+
+    def ask_lag(self) -> None:
+        """The node's periodic lag request (one at a time: a stalled process is not piled on)."""
+        if self.socket is not None and self._lag_token not in self.waiting:
+            self._lag_token = next(self._tokens)
+            self._ask(LagRequest(self._lag_token), self._lag_answered)
+
+    def _lag_answered(self, answer: Answer) -> None:
+        self.lag = answer.result
+
+    def store_rollup(self, rows: list[list[Any]]) -> None:
+        """A minute of the node's metrics for the analytics store."""
+        if self.socket is not None:
+            self._ask(MetricsRollup(next(self._tokens), rows), _rollup_answered)
+
+    def ask_history(self, query: str, seed: Callable[[list], None]) -> None:
+        """The rows of `query` over the rollups of earlier runs, for `seed`, when they come."""
+        if self.socket is None:
+            return
+
+        def answered(answer: Answer) -> None:
+            if answer.ok:
+                seed(answer.result["rows"])
+
+        self._ask(HistoryRequest(next(self._tokens), query), answered)
+
+    def _ask(
+        self,
+        request: TokenRequest,
+        answered: Callable[[Answer], None],
+        expired: Callable[[], None] | None = None,
+    ) -> None:
+        deadline = time.monotonic() + self.answer_within_s
+        self.waiting[request.token] = _Waiting(deadline, answered, expired)
+        # a full queue to the process loses the request: it expires like an unanswered one
+        with contextlib.suppress(zmq.Again):
+            self.socket.send(link_encoder.encode(request), zmq.NOBLOCK)  # type: ignore[union-attr]
+
+    # -- hearing --------------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Hand over every answer that has come, and publish pushed alerts."""
+        while True:
+            try:
+                payload = self.socket.recv(zmq.NOBLOCK)  # type: ignore[union-attr]
+            except zmq.Again:
+                return
+            try:
+                message = answer_decoder.decode(payload)
+            except BAD_INPUT as error:
+                log.error("analytics sent an unreadable message: %s", error)
+                continue
+            if type(message) is AlertsPush:
+                for alert in message.alerts:
+                    self.publish(ALERTS_TOPIC, encoder.encode(alert))
+                log.warning("integrity: %d new alerts published", len(message.alerts))
+                continue
+            waiting = self.waiting.pop(message.token, None)
+            if waiting is not None:  # else: expired already
+                waiting.answered(message)
+
+    def expire(self) -> None:
+        """Forget the requests past their deadline, telling the operators waiting on them."""
+        now = time.monotonic()
+        late = [token for token, waiting in self.waiting.items() if waiting.deadline <= now]
+        for token in late:
+            expired = self.waiting.pop(token).expired
+            if expired is not None:
+                expired()
+        if late:
+            log.warning("analytics did not answer %d requests in time", len(late))
+
+
+def _refused(error: str, ref: Any) -> AdminReply:
+    return AdminReply(PROTOCOL_VERSION, False, error=error, ref=ref)
+
+
+def _rollup_answered(answer: Answer) -> None:
+    if not answer.ok:
+        log.error("analytics refused a metrics rollup: %s", answer.error)

@@ -1,0 +1,128 @@
+"""What peers are owed after a batch's commit: each request's answer, in arrival order on its
+connection, then the execution reports of events that concern other peers' orders, one report
+per peer (docs/protocol.md §8, §9).
+
+Nothing here waits: a peer that is gone or whose queue is full loses the message, and the loss
+is counted, so a slow reader never holds up the matching thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from ..core.book import OrderBook
+from ..core.events import Accepted, Rejected, Trade
+from ..home.peers import Peer
+from ..ops.metrics import LoopMetrics
+from ..protocol.messages import PROTOCOL_VERSION, Reply, Report, TapeTrade, encoder
+from ..protocol.wire_events import wire_event
+
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+"""Plain ints: pyzmq's flag enums cost more to combine than a small send does."""
+
+log = logging.getLogger("marketnode.node")
+
+
+@dataclass(slots=True)
+class Pending:
+    """One peer message of the batch in progress. Answers leave after the batch's commit, in
+    arrival order, so a peer's replies come back in the order of its requests."""
+
+    identity: bytes
+    peer: Peer | None
+    name: str
+    """The sender's peer name, which its orders carry and its reports are routed by."""
+    ref: Any = None
+    received_ns: int = 0
+    """When the message was taken off the socket (for the acknowledgement latency)."""
+    events: list | None = None
+    """A submit's events (its answers first); None for other requests."""
+    build: Callable[[], Any] | None = None
+    """Builds a non-submit answer from committed state."""
+
+
+class Outbox:
+    """Answers and reports to peers on the order socket."""
+
+    def __init__(
+        self, orders: zmq.Socket, metrics: LoopMetrics, identity_of: dict[str, bytes]
+    ) -> None:
+        self.orders = orders
+        self.metrics = metrics
+        self.identity_of = identity_of
+        """Peer name -> the connection its reports go to (kept by `Connections`)."""
+
+    def send(self, identity: bytes, payload: bytes, report: bool = False) -> bool:
+        """Send without ever blocking the loop; a gone or saturated peer loses the message."""
+        try:
+            self.orders.send(identity, _NOBLOCK_SNDMORE)
+            self.orders.send(payload, _NOBLOCK)
+            return True
+        except zmq.ZMQError as error:
+            if error.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                raise
+            if not report:
+                self.metrics.answers_dropped += 1
+            log.debug("peer %s unreachable (%s): message dropped", identity.hex(), error)
+            return False
+
+    def answer(
+        self, pending: list[Pending], books: dict[str, OrderBook]
+    ) -> dict[str, list[TapeTrade]]:
+        """Send every answer, then the reports; return the batch's trades for the tape."""
+        reports: dict[str, list] = defaultdict(list)
+        trades: dict[str, list[TapeTrade]] = defaultdict(list)
+        metrics = self.metrics
+        latency = metrics.ack_latency_us
+        send = self.send
+        for message in pending:
+            if message.events is None:
+                send(message.identity, encoder.encode(message.build()))
+                continue
+            requester = message.name
+            metrics.events.update(map(type, message.events))
+            reply = []
+            for event in message.events:
+                kind = type(event)
+                if kind is Accepted:
+                    reply.append(event)
+                    continue
+                if kind is Rejected:
+                    metrics.rejects[event.reason] += 1
+                    reply.append(event)
+                    continue
+                wire = wire_event(event, books)
+                reply.append(wire)
+                if kind is Trade:
+                    metrics.trades[event.market] += 1
+                    metrics.volume_lots[event.market] += event.qty
+                    trades[wire.market].append(
+                        TapeTrade(wire.seq, wire.price, wire.qty, wire.aggressor)
+                    )
+                    if event.maker_peer not in (None, requester):
+                        reports[event.maker_peer].append(wire)
+                    if event.taker_peer not in (None, requester, event.maker_peer):
+                        reports[event.taker_peer].append(wire)
+                elif event.peer not in (None, requester):
+                    reports[event.peer].append(wire)
+            send(message.identity, encoder.encode(Reply(PROTOCOL_VERSION, reply, message.ref)))
+            latency.record((time.perf_counter_ns() - message.received_ns) // 1000)
+        for name, events in reports.items():
+            self.report(name, events)
+        return trades
+
+    def report(self, name: str, events: list) -> None:
+        """One execution report to peer `name`, on the connection it sent on last."""
+        identity = self.identity_of.get(name)
+        if identity is None or not self.send(
+            identity, encoder.encode(Report(PROTOCOL_VERSION, events)), report=True
+        ):
+            self.metrics.reports_dropped += 1

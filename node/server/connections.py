@@ -1,0 +1,56 @@
+"""Who is on the order socket: the peer behind each message (by its CURVE key), the connection
+each peer's execution reports go to, and which connections belong to which peer (for
+cancel-on-disconnect).
+
+A peer is a registered name, not a connection: its reports go to the connection it sent on
+last. With CURVE off, each connection is an anonymous peer `anon-<routing id in hex>`.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+from ..home.peers import AllowlistFile, Peer
+
+UNREGISTERED = Peer(name="", public_key="", owners=(), disabled=False)
+"""A key that got in but is no longer registered (revoked while connected): acts for no one."""
+
+
+class Connections:
+    """The order socket's peers and connections, kept by the matching thread."""
+
+    def __init__(self, allowlist: AllowlistFile, curve: bool) -> None:
+        self.allowlist = allowlist
+        self.curve = curve
+        self.identity_of: dict[str, bytes] = {}
+        """Peer name -> routing identity of the connection it sent on last (reports go there)."""
+        self.known: set[bytes] = set()
+        """Routing identities of registered peers already mapped to their connection."""
+        self.by_fd: dict[int, tuple[str, bytes]] = {}
+        """Connections (file descriptors) of registered peers, for cancel-on-disconnect."""
+
+    def peer_of(self, frame: zmq.Frame) -> Peer | None:
+        """The registered peer behind a message, by its CURVE key (None: CURVE is off); a key
+        no longer registered (revoked while connected) acts for no one."""
+        if not self.curve:
+            return None
+        return self.allowlist.current.by_key.get(frame.get("User-Id"), UNREGISTERED)
+
+    def register(self, name: str, identity: bytes, fd: int) -> None:
+        """A registered peer's first message on a connection."""
+        self.known.add(identity)
+        self.by_fd[fd] = (name, identity)
+
+    def disconnected(self, fd: int) -> tuple[str, bool] | None:
+        """Forget a closed connection of a registered peer: the peer's name, and whether its
+        orders are to be cancelled (it was its last connection, and the peer is registered with
+        cancel-on-disconnect). None for a connection that never sent as a registered peer."""
+        connection = self.by_fd.pop(fd, None)
+        if connection is None:
+            return None
+        name, identity = connection
+        self.known.discard(identity)
+        still_connected = any(other == name for other, _ in self.by_fd.values())
+        peer = self.allowlist.current.named(name)
+        cancel = peer is not None and peer.cancel_on_disconnect and not still_connected
+        return name, cancel
