@@ -31,7 +31,9 @@ import zmq
 
 from ..home.layout import ANALYTICS_SOCKET, Home
 from ..store.lmdb_store import Store
-from .database import AnalyticsStore, JournalFollower, export_parquet
+from .duckdb_store import AnalyticsStore
+from .export import export_parquet
+from .follower import JournalFollower
 from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
 from .link import (
     AckRequest,
