@@ -518,3 +518,45 @@ def test_doc_lists_every_admin_command_and_cancel_reason():
     assert text.count("| `run` | int |") == 2, "snapshot and md messages carry run"
     assert "not enforced" not in text.lower() and "current behaviour" not in text.lower()
     assert "](examples/raw_client.py)" in text and "](engine.md" in text
+
+
+def doc_exchanges() -> list[tuple[object, dict]]:
+    """The (request, answer) pairs of §14's sessions: `send(who, REQUEST)` followed by
+    `receive(who)` and the answer printed."""
+    session = DOC.read_text().split("## 14. ", 1)[1].split("## 15. ", 1)[0]
+    pairs = []
+    for block in re.findall(r"```pycon\n(.*?)```", session, flags=re.DOTALL):
+        sent = None
+        lines = block.splitlines()
+        for index, line in enumerate(lines):
+            if line.startswith(">>> send("):
+                sent = ast.literal_eval(line[len(">>> send(") : -1].split(", ", 1)[1])
+            elif line.startswith(">>> receive(") and sent is not None:
+                printed = []
+                for following in lines[index + 1 :]:
+                    if following.startswith(">>>"):
+                        break
+                    printed.append(following)
+                pairs.append((sent, ast.literal_eval("\n".join(printed))))
+                sent = None
+    return pairs
+
+
+def test_the_docs_examples_of_stateless_requests_and_errors_hold(running_node):
+    """Every example of §14 whose answer does not depend on the session's trading (`markets`,
+    `whoami`, and the message-level errors) is what the node answers."""
+    raw = load_raw_client()
+    context = zmq.Context()
+    try:
+        alice = raw_peer(raw, context, running_node, "alice", "0xa11ce")
+        checked = []
+        for sent, documented in doc_exchanges():
+            if documented["type"] not in ("markets", "whoami", "error"):
+                continue
+            alice.sock.send(msgspec.msgpack.encode(sent))
+            assert alice.sock.poll(5000), f"no answer to {sent}"
+            assert msgspec.msgpack.decode(alice.sock.recv()) == documented, sent
+            checked.append(documented["type"])
+        assert {"markets", "whoami", "error"} <= set(checked)
+    finally:
+        context.destroy(linger=0)

@@ -164,7 +164,7 @@ class Peer:
             if answer["type"] == "report":
                 self.reports.append(answer)
                 continue
-            # A request the node could not decode at all is answered with ref null.
+            # An error to a request that was not a map with str keys comes with ref null.
             if answer.get("ref") == ref or (answer["type"] == "error" and answer["ref"] is None):
                 return answer
             note(f"{self.name}: ignoring an answer to an earlier request: ref {answer['ref']}")
@@ -330,6 +330,17 @@ def session(args: argparse.Namespace) -> None:
         note("the node answers this key")
         return
     note("maker: its execution reports now come here (the ping was its latest request)")
+    me = maker.request({"type": "whoami"})
+    if not me["relayer"] and args.maker_owner not in me["owners"]:
+        raise Unexpected(f"the node does not let {me['name']!r} act for {args.maker_owner}")
+    rules = {market["market"]: market for market in maker.request({"type": "markets"})["markets"]}
+    if args.market not in rules:
+        raise Unexpected(f"the node has no market {args.market} (it has {', '.join(rules)})")
+    market = rules[args.market]
+    note(
+        f"maker: the node knows this key as {me['name']!r}; {args.market} has tick "
+        f"{market['tick']} and lot {market['lot']}{' (halted)' if market['halted'] else ''}"
+    )
 
     taker = Peer(
         "taker",
