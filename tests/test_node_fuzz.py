@@ -336,6 +336,10 @@ COMMAND_CASES = [
     ({"op": "replace", "market": 7, "id": "rm", "owner": ALICE}, "unknown_market", "rm"),
     # a peer cannot make its cancel look like one of the node's own
     (cancel("extra", reason="disconnect"), None, "extra"),
+    # the fields only the node sets take a str or nil, nothing else
+    (new("peer-int", peer=7), "malformed", "peer-int"),
+    (new("peer-map", peer={"name": "bob"}), "malformed", "peer-map"),
+    (cancel("reason-int", reason=1), "malformed", "reason-int"),
 ]
 
 
