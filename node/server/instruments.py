@@ -1,6 +1,7 @@
 """The node measuring itself, off the matching thread: the metrics sampler (a sample a second),
 its minute rollups for the analytics store, the scaling advice computed from the samples, and
-the optional Prometheus endpoint. Started after the sockets, stopped before them.
+the optional Prometheus endpoint. Started after the sockets, stopped before them; what the
+sampler's thread has to send goes through the loop's inbox.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import zmq
 
 from ..core.book import OrderBook
@@ -28,6 +30,7 @@ from ..ops.scaling import (
 )
 from .analytics_link import AnalyticsLink
 from .errors import NodeError
+from .marketdata import MarketDataPublisher
 from .sockets import INBOX
 
 SAMPLER_STOP_S = 5.0
@@ -111,3 +114,19 @@ def start_instruments(
         endpoints["prometheus"] = f"http://{host}:{port}/metrics"
     sampler.start()
     return instruments
+
+
+def relay_inbox(
+    inbox: zmq.Socket, market_data: MarketDataPublisher, analytics: AnalyticsLink
+) -> None:
+    """Send what the sampler's thread handed the loop (only the loop may use the sockets):
+    market-data messages (scaling advice) and minute rollups for the analytics store."""
+    while True:
+        try:
+            message = msgspec.msgpack.decode(inbox.recv(zmq.NOBLOCK), type=dict)
+        except zmq.Again:
+            return
+        if message["kind"] == "publish":
+            market_data.send(message["topic"], message["payload"])
+        elif message["kind"] == "rollup":
+            analytics.store_rollup(message["rows"])

@@ -45,7 +45,7 @@ from .answers import Outbox, Pending
 from .connections import Connections
 from .errors import NodeError
 from .gateway import Gateway
-from .instruments import Instruments, start_instruments
+from .instruments import Instruments, relay_inbox, start_instruments
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
 from .sockets import NodeSockets
@@ -218,7 +218,7 @@ class Node:
                 if link is not None and link in ready:
                     analytics.serve()
                 if sockets.inbox in ready:
-                    self._serve_inbox()
+                    relay_inbox(sockets.inbox, self.market_data, self.analytics)
                 self._housekeeping()
         finally:
             for sig, handler in previous.items():
@@ -342,19 +342,6 @@ class Node:
             else:
                 out.append(rejected)
         message.events = out[first:]
-
-    def _serve_inbox(self) -> None:
-        """Send what the node's other threads handed over: market-data messages, rollups."""
-        inbox = self.sockets.inbox
-        while True:
-            try:
-                message = msgspec.msgpack.decode(inbox.recv(_NOBLOCK), type=dict)
-            except zmq.Again:
-                return
-            if message["kind"] == "publish":
-                self.market_data.send(message["topic"], message["payload"])
-            elif message["kind"] == "rollup":
-                self.analytics.store_rollup(message["rows"])
 
     # -- peers going away and being disabled --------------------------------------------------
 
