@@ -24,6 +24,7 @@ from marketnode.node.core.events import Accepted, Rejected
 from marketnode.node.protocol.messages import (
     PROTOCOL_VERSION,
     ErrorReply,
+    MarketsReply,
     MarketsRequest,
     OpenOrdersReply,
     OpenOrdersRequest,
@@ -33,6 +34,7 @@ from marketnode.node.protocol.messages import (
     SnapshotReply,
     SnapshotRequest,
     Submit,
+    WhoamiReply,
     WhoamiRequest,
     node_reply_decoder,
     peer_request_decoder,
@@ -169,6 +171,10 @@ def expected_shape(payload: bytes, reply) -> None:
         return
     if type(sent) is Ping:
         assert type(reply) is Pong
+    elif type(sent) is MarketsRequest:
+        assert type(reply) is MarketsReply
+    elif type(sent) is WhoamiRequest:
+        assert type(reply) is WhoamiReply
     elif type(sent) is SnapshotRequest:
         assert type(reply) in (SnapshotReply, ErrorReply)
         if type(reply) is ErrorReply:
@@ -660,6 +666,8 @@ _requests = st.one_of(
     _request("submit", {"cmds": st.lists(_commands, max_size=6)}),
     _request("submit", {"cmds": st.lists(_commands, max_size=6)}),
     _request("ping", {}),
+    _request("markets", {}),
+    _request("whoami", {}),
     _request("snapshot", {"market": _or_junk(st.sampled_from([PUNK, "NOPE-ETH"]))}),
     _request("open_orders", {}, {"owner": _or_junk(st.sampled_from([ALICE, BOB, None]))}),
     st.fixed_dictionaries(
