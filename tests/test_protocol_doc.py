@@ -19,7 +19,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from marketnode.node.core import commands, reasons
+from marketnode.node.core import reasons
+from marketnode.node.core.reasons import CancelReason
 from marketnode.node.server import admin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -330,7 +331,7 @@ def test_disabling_a_peer_cancels_its_orders_with_reason_peer_disabled(running_n
         assert result == {"peer": "alice", "disabled": True, "orders_cancelled": 1}
         (cancelled,) = alice.next_report()["events"]
         assert (cancelled["event"], cancelled["id"]) == ("cancelled", "a1")
-        assert cancelled["reason"] == commands.CANCEL_PEER_DISABLED == "peer_disabled"
+        assert cancelled["reason"] == CancelReason.PEER_DISABLED == "peer_disabled"
         (refused,) = alice.submit(rest("a2", "0xa11ce", "100"))
         assert (refused["reason"], refused["seq"]) == ("peer_disabled", None)
     finally:
@@ -513,7 +514,7 @@ def test_doc_lists_every_admin_command_and_cancel_reason():
     text = DOC.read_text()
     for cmd in admin._HANDLERS:
         assert f"| `{cmd}` |" in text, f"admin command {cmd} is not documented"
-    for reason in ("user", "ioc", "stp", commands.CANCEL_PEER_DISABLED, commands.CANCEL_DISCONNECT):
+    for reason in ("user", "ioc", "stp", CancelReason.PEER_DISABLED, CancelReason.DISCONNECT):
         assert f"| `{reason}` | by " in text or f"| `{reason}` | because " in text, reason
     assert text.count("| `run` | int |") == 2, "snapshot and md messages carry run"
     assert "not enforced" not in text.lower() and "current behaviour" not in text.lower()

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import msgspec
 
 from .markets import MarketSpec
-from .reasons import CancelReason
 
 OrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
 Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -33,13 +32,10 @@ class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc
     qty: Any = None
     tif: Any = "GTC"
     stp: Any = None
-    peer: Any = None
-    """Set by the node to the authenticated peer's name; whatever the input says is replaced."""
-
-
-CANCEL_PEER_DISABLED = CancelReason.PEER_DISABLED
-CANCEL_DISCONNECT = CancelReason.DISCONNECT
-"""Names kept for modules outside the core that still import them; use `CancelReason`."""
+    peer: str | None = None
+    """Set by the node to the authenticated peer's name; whatever the input says is replaced
+    (but a value of another type than str or nil makes the command malformed, like any field
+    of the wrong type)."""
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=True, gc=False):
@@ -48,9 +44,10 @@ class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=Tr
     id: OrderId
     owner: Owner
     market: Any = None
-    reason: Any = None
+    reason: str | None = None
     """Set by the node when it cancels on its own (a CancelReason); whatever the input says is
-    replaced, so a peer's or a file's cancel is always `user`."""
+    replaced, so a peer's or a file's cancel is always `user` (a value of another type than
+    str or nil makes the command malformed)."""
 
 
 class ReplaceOrder(msgspec.Struct, tag="replace", tag_field="op", omit_defaults=True, gc=False):

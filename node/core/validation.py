@@ -11,11 +11,7 @@ from .book import Order, OrderBook
 from .commands import NewOrder, ReplaceOrder
 from .decimals import Unit, as_decimal_text
 from .markets import STP_MODES
-from .reasons import ENGINE_REASONS, Reason
-
-MALFORMED = Reason.MALFORMED
-REJECT_REASONS = ENGINE_REASONS
-"""Names kept for modules outside the core that still import them; use `Reason`."""
+from .reasons import Reason
 
 GTC, IOC, FOK, POST_ONLY = range(4)
 TIF_CODES = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "POST_ONLY": POST_ONLY}

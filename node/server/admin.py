@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 import zmq
 
-from ..core.commands import BAD_INPUT, CANCEL_PEER_DISABLED
+from ..core.commands import BAD_INPUT
 from ..core.markets import ConfigError
-from ..core.reasons import Reason
+from ..core.reasons import CancelReason, Reason
 from ..home.peers import save_allowlist
 from ..protocol.messages import (
     PROTOCOL_VERSION,
@@ -203,7 +203,7 @@ def _set_disabled(view: NodeView, request: AdminRequest, disabled: bool) -> dict
         raise AdminRefused(str(error)) from None
     save_allowlist(view.allowlist.path, allowlist)
     view.allowlist.refresh()
-    cancelled = view.cancel_orders_of(name, CANCEL_PEER_DISABLED) if disabled else 0
+    cancelled = view.cancel_orders_of(name, CancelReason.PEER_DISABLED) if disabled else 0
     return {"peer": name, "disabled": disabled, "orders_cancelled": cancelled}
 
 

@@ -21,10 +21,6 @@ from ..home.config import LimitsConfig
 from ..home.peers import Peer
 from ..protocol.messages import PROTOCOL_VERSION, ErrorReply
 
-WIRE_TYPE_NAMES = {bool: "bool", int: "int", float: "float", bytes: "bin", list: "array"}
-"""MessagePack names of the Python types a decoded value can have (maps: `map`, the rest:
-`ext`), for the detail of a `malformed` answer."""
-
 
 class TokenBucket:
     """`rate` tokens a second up to `burst`; one command takes one token."""
@@ -94,18 +90,12 @@ class Gateway:
 
         Stamps the command on the way: a new order carries `name`, a cancel no reason of its
         own (only the node cancels for other reasons). A `peer` or `reason` sent by the client
-        is replaced, and must be a str or nil.
+        is replaced (the decoder has already refused one that is not a str or nil).
         """
         kind = type(command)
         if kind is NewOrder:
-            sent = command.peer
-            if sent is not None and type(sent) is not str:
-                return _malformed(command, "peer", sent)
             command.peer = name
         elif kind is CancelOrder:
-            sent = command.reason
-            if sent is not None and type(sent) is not str:
-                return _malformed(command, "reason", sent)
             command.reason = None
         reason = refused or self._reason(peer, command)
         if reason is None:
@@ -129,9 +119,3 @@ class Gateway:
             return Reason.TOO_MANY_ORDERS
         return None
 
-
-def _malformed(command: PeerCommand, field: str, value: object) -> Rejected:
-    wire_type = "map" if isinstance(value, dict) else WIRE_TYPE_NAMES.get(type(value), "ext")
-    detail = f"Expected `str | null`, got `{wire_type}` - at `$.{field}`"
-    tag = type(command).__struct_config__.tag
-    return Rejected(None, tag, command.market, command.id, command.owner, Reason.MALFORMED, detail)

@@ -25,9 +25,9 @@ import msgspec
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from ..core.commands import CANCEL_DISCONNECT, CancelOrder
+from ..core.commands import CancelOrder
 from ..core.events import Cancelled, Rejected
-from ..core.reasons import Reason
+from ..core.reasons import CancelReason, Reason
 from ..home.config import NodeConfig
 from ..home.layout import Home
 from ..home.peers import AllowlistFile
@@ -357,7 +357,7 @@ class Node:
             name, cancel = gone
             log.info("peer %r disconnected", name)
             if cancel:
-                cancelled = self.cancel_orders_of(name, CANCEL_DISCONNECT)
+                cancelled = self.cancel_orders_of(name, CancelReason.DISCONNECT)
                 log.info("cancelled %d resting orders of peer %r on disconnect", cancelled, name)
 
     def cancel_orders_of(self, name: str, why: str) -> int:
