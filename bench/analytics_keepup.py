@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketnode.node.client.clients import AdminClient, address_of_home
+from marketnode.node.client import AdminClient, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.tools.e2e import prepare_home, start_node_process, stop_node_process
 from marketnode.node.tools.flow import generate_flow

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import msgspec
 
-from marketnode.node.client.clients import Client, address_of_home
+from marketnode.node.client import Client, address_of_home
 from marketnode.node.core.commands import ConfigureMarkets, NewOrder
 from marketnode.node.core.engine import Engine
 from marketnode.node.home.keys import KeyPair

@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketnode.node.client.clients import address_of_home
+from marketnode.node.client import address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.tools.e2e import prepare_home, start_node_process, stop_node_process
 from marketnode.tui.app import Dashboard

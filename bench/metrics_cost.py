@@ -19,7 +19,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketnode.node.client.clients import address_of_home
+from marketnode.node.client import address_of_home
 from marketnode.node.tools.e2e import (
     BATCHED_WINDOW,
     prepare_home,

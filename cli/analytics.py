@@ -14,7 +14,7 @@ from marketnode.node.analytics.duckdb_store import AnalyticsStore
 from marketnode.node.analytics.export import export_parquet
 from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.analytics.service import plain
-from marketnode.node.client.clients import ClientError
+from marketnode.node.client import ClientError
 from marketnode.node.home.layout import Home
 from marketnode.node.store.lmdb_store import Store
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import zmq.utils.z85
 
-from marketnode.node.client.clients import NodeAddress, RemoteAddress, address_of_home
+from marketnode.node.client import NodeAddress, RemoteAddress, address_of_home
 from marketnode.node.home.keys import (
     OPERATOR,
     SERVER,

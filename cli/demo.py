@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marketnode.node.client.clients import address_of_home
+from marketnode.node.client import address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from marketnode.node.client.clients import ClientError, address_of_home
+from marketnode.node.client import ClientError, address_of_home
 from marketnode.node.home.peers import load_allowlist
 from marketnode.node.tools.flow import FlowMix, generate_flow
 from marketnode.node.tools.load import LoadProfile, LoadResult, run_load

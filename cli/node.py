@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from marketnode.node.analytics.integrity import detector_settings
-from marketnode.node.client.clients import AdminClient, ClientError, address_of_home
+from marketnode.node.client import AdminClient, ClientError, address_of_home
 from marketnode.node.home.config import LOG_LEVELS
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home

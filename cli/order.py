@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from marketnode.node.client.clients import Client, ClientError, address_of_home
+from marketnode.node.client import Client, ClientError, address_of_home
 from marketnode.node.home.keys import PEERS_FOLDER, KeyPair, load_key_pair
 from marketnode.node.home.layout import Home
 from marketnode.node.home.peers import load_allowlist

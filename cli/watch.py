@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from marketnode.node.client.clients import Client, ClientError, Subscriber, address_of_home
+from marketnode.node.client import Client, ClientError, Subscriber, address_of_home
 from marketnode.node.home.keys import OPERATOR, PEERS_FOLDER, KeyPair, load_key_pair
 from marketnode.node.home.layout import Home
 

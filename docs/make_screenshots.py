@@ -11,7 +11,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from marketnode.node.client.clients import address_of_home
+from marketnode.node.client import address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
 from marketnode.node.tools.demo import run_demo

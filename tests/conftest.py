@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 import zmq
 
-from marketnode.node.client.clients import (
+from marketnode.node.client import (
     AdminClient,
     Client,
     NodeAddress,

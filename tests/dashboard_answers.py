@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from marketnode.node.client.clients import AdminClient, Subscriber, address_of_home
+from marketnode.node.client import AdminClient, Subscriber, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
 from marketnode.node.tools.demo import RING_MARKET, run_demo

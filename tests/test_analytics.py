@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.client.clients import ClientError
+from marketnode.node.client import ClientError
 from marketnode.node.tools.flow import generate_flow
 
 runner = CliRunner()

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from marketnode.node.client.clients import AsyncClient
+from marketnode.node.client import AsyncClient
 
 
 def test_async_client_submits_and_reads_a_snapshot(running_node):

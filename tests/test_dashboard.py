@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static, TabbedContent
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app as cli
-from marketnode.node.client.clients import RemoteAddress, address_of_home
+from marketnode.node.client import RemoteAddress, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.tui.app import ADMIN_KEYS, KEYS, AdminDashboard, Dashboard
 from marketnode.tui.panels import PANELS

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from marketnode.node.client.clients import ClientError
+from marketnode.node.client import ClientError
 from marketnode.tui.app import AdminDashboard, Dashboard
 from marketnode.tui.messages import EvidenceFetched, Unreachable
 from marketnode.tui.panels.integrity import IntegrityPanel

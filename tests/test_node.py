@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.client.clients import Client, ClientError, address_of_home
+from marketnode.node.client import Client, ClientError, address_of_home
 from marketnode.node.home.keys import PEERS_FOLDER, load_key_pair
 from marketnode.node.home.layout import Home
 from marketnode.node.protocol.messages import (
@@ -932,7 +932,7 @@ def test_mnode_start_status_stop_and_a_killed_node(tmp_path):
 def test_an_admin_answer_that_cannot_be_encoded_is_an_error_not_a_crash(
     running_node, monkeypatch
 ):
-    from marketnode.node.client.clients import ClientError
+    from marketnode.node.client import ClientError
     from marketnode.node.server import admin as admin_requests
 
     monkeypatch.setitem(admin_requests._HANDLERS, "peers", lambda node, request: {"x": object()})

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from zmq.utils.monitor import recv_monitor_message
 
 from marketnode.cli.main import app
-from marketnode.node.client.clients import AdminClient, Client, ClientError, Subscriber
+from marketnode.node.client import AdminClient, Client, ClientError, Subscriber
 from marketnode.node.core.commands import CancelOrder
 from marketnode.node.home.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
 from marketnode.node.home.peers import Peer, load_allowlist, save_allowlist

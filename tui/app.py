@@ -25,7 +25,7 @@ from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from marketnode.node.client.clients import ClientError, NodeAddress
+from marketnode.node.client import ClientError, NodeAddress
 from marketnode.node.home.keys import KeyPair
 
 from .keys import ADMIN_KEYS, KEYS, Key, key_table

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from marketnode.node.client.clients import AdminClient, NodeAddress, Subscriber
+from marketnode.node.client import AdminClient, NodeAddress, Subscriber
 from marketnode.node.home.keys import KeyPair
 
 REQUEST_TIMEOUT_S = 2.0

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from textual.message import Message
 
-from marketnode.node.client.clients import ClientError
+from marketnode.node.client import ClientError
 from marketnode.node.core.markets import ConfigError
 from marketnode.node.home.keys import KeyFileError
 

@@ -1,6 +1,35 @@
-"""The peer side of the protocol: synchronous and asyncio clients, the admin client, the
-market-data subscriber, and how to find a node (its home's runtime file or an endpoint).
+"""The peer side of the protocol, in one import: what the CLI, the dashboard and the tools use
+to talk to a node (docs/protocol.md describes the messages).
 
-What the CLI, the dashboard and the tools use to talk to a node. May import: `core`,
-`protocol`, `home`.
+    from marketnode.node.client import Client, address_of_home
+    with Client(address_of_home(home), key) as client:
+        client.ping()
+
+`Client` (peer.py) is blocking; `AsyncClient` (async_peer.py) is the same over asyncio;
+`AdminClient` (admin.py) talks to the admin socket; `Subscriber` (subscriber.py) follows market
+data; `address_of_home` and `NodeAddress` (address.py) say where a node is, `RemoteAddress`
+(remote.py) finds it from its admin endpoint. May import: `core`, `protocol`, `home`.
 """
+
+from __future__ import annotations
+
+from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress, address_of_home
+from .admin import AdminClient
+from .async_peer import AsyncClient
+from .peer import Client, command_dict, encode_submit
+from .remote import RemoteAddress
+from .subscriber import Subscriber
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "AdminClient",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "NodeAddress",
+    "RemoteAddress",
+    "Subscriber",
+    "address_of_home",
+    "command_dict",
+    "encode_submit",
+]

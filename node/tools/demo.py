@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..client.clients import AdminClient, Client, ClientError, address_of_home
+from ..client import AdminClient, Client, ClientError, address_of_home
 from ..home.config import NodeConfig
 from ..home.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
 from ..home.layout import Home

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..client.clients import NodeAddress, address_of_home
+from ..client import NodeAddress, address_of_home
 from ..home.keys import PEERS_FOLDER, KeyPair, create_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist

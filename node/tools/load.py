@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from ..client.clients import Client, NodeAddress, encode_submit
+from ..client import Client, NodeAddress, encode_submit
 from ..home.keys import KeyPair
 
 DRAIN_S = 10.0
