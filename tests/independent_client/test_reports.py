@@ -80,19 +80,21 @@ def test_a_cancel_by_another_peer_is_reported_to_the_placer(alice, carol, mm, ma
     assert carol.reports_before_pong() == [] and mm.reports_before_pong() == []
 
 
-def test_a_replace_by_another_peer_is_not_reported(alice, carol, bob, market):
-    """§9: "When another peer replaces your order ..., the `replaced` event, the `rested` of the
-    re-entered order and its fills as the taker are in that peer's reply only: you are not
-    told"."""
+def test_a_replace_by_another_peer_is_reported_to_the_placer(alice, carol, bob, market):
+    """§9: "every event about an order goes to the peer that placed it [...] when another peer
+    replaces your order [...] you receive the `replaced`, the fills the re-entered order takes
+    as the taker [...] and its `rested`, in one report, in seq order; the maker's peer of each
+    fill receives that `trade` too"."""
     bob.submit([new(market, "b1", B, "sell", "6", "1")])
     alice.submit([new(market, "r1", A, "buy", "5", "3")])
     reply = carol.submit([replace(market, "r1", A, price="6")])
     assert [e["event"] for e in reply["events"]] == ["accepted", "replaced", "trade", "rested"], (
         reply
     )
-    assert alice.reports_before_pong() == []
-    (report,) = bob.wait_reports(1)  # bob's order was the maker
-    assert report["events"] == [reply["events"][2]]
+    (placer_report,) = alice.wait_reports(1)
+    assert placer_report["events"] == reply["events"][1:]
+    (maker_report,) = bob.wait_reports(1)  # bob's order was the maker
+    assert maker_report["events"] == [reply["events"][2]]
     orders = [o for o in alice.open_orders()["orders"] if o["market"] == market]
     assert orders == [
         {"market": market, "id": "r1", "owner": A, "side": "buy", "price": "6", "qty": "2"}
