@@ -34,6 +34,7 @@ class Reason(StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     MALFORMED = "malformed"
     # the node, before the engine (the gateway)
+    STORE_UNAVAILABLE = "store_unavailable"
     PEER_DISABLED = "peer_disabled"
     THROTTLED = "throttled"
     NOT_AUTHORIZED = "not_authorized"
@@ -47,6 +48,7 @@ class Reason(StrEnum):
 ENGINE_REASONS = tuple(Reason)[: list(Reason).index(Reason.MALFORMED) + 1]
 """The reasons validation gives, in the order it checks them."""
 GATEWAY_REASONS = (
+    Reason.STORE_UNAVAILABLE,
     Reason.PEER_DISABLED,
     Reason.THROTTLED,
     Reason.NOT_AUTHORIZED,
@@ -54,8 +56,14 @@ GATEWAY_REASONS = (
     Reason.TOO_MANY_ORDERS,
 )
 """The reasons the node gives before the engine sees a command, in the order it checks them."""
-MESSAGE_REASONS = (Reason.MALFORMED, Reason.BAD_VERSION, Reason.TOO_MANY_COMMANDS)
-"""The reasons of an `error` reply that refuses a whole message."""
+MESSAGE_REASONS = (
+    Reason.MALFORMED,
+    Reason.BAD_VERSION,
+    Reason.TOO_MANY_COMMANDS,
+    Reason.THROTTLED,
+)
+"""The reasons of an `error` reply that refuses a whole message (`throttled`: a request other
+than a submit of commands, or an empty submit, when its peer's bucket lacks its tokens)."""
 
 
 class CancelReason(StrEnum):
