@@ -3,17 +3,25 @@ rollups into the analytics store, and the Prometheus endpoint."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import random
+import resource
+import socket
 import time
 import urllib.request
 
 import pytest
 
 from marketnode.node.analytics.service import AnalyticsService
+from marketnode.node.client import Client, address_of_home
 from marketnode.node.home.layout import Home
 from marketnode.node.ops.metrics import SUB_BUCKETS, Histogram, bucket_upper
+from marketnode.node.ops.prometheus import MAX_CONNECTIONS, MAX_HEAD_BYTES
 from marketnode.node.ops.rollup import MinuteRollup
 from marketnode.node.store.lmdb_store import Store
+from marketnode.node.tools.e2e import prepare_home, start_node_process, stop_node_process
 
 
 def test_percentiles_are_within_a_bucket_of_the_truth():
@@ -80,7 +88,7 @@ def test_a_minute_rollup_is_posted_when_the_next_minute_begins(tmp_path):
     # the analytics process keeps them
     home = Home.create(tmp_path / "home")
     Store(home.store_path(home.config())).close()
-    service = AnalyticsService(home)
+    service = AnalyticsService(home, token=b"t")
     try:
         assert service.store_metrics(fields["rows"]) == {"ok": True, "result": len(rows)}
         stored = service.analytics.connection.execute(
@@ -166,6 +174,112 @@ def test_a_busy_prometheus_port_stops_the_start_with_one_line(node_factory, tmp_
     port = first.node.endpoints["prometheus"].rsplit(":", 1)[1].split("/")[0]
     with pytest.raises(Exception, match=f"cannot serve Prometheus on 127.0.0.1:{port}"):
         node_factory(f'[metrics]\nprometheus = "127.0.0.1:{port}"\n')
+
+
+SLOW_CONNECTIONS = 200
+FD_HEADROOM = 100
+"""File descriptors the node may open beyond those it holds once started: fewer than the slow
+connections, more than the endpoint's bound plus a new peer's connection."""
+
+
+def prometheus_host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    return host, int(port)
+
+
+def open_slow_connection(host: str, port: int) -> socket.socket:
+    """A connection that starts a request and never finishes its head (the endpoint may
+    close it at once, when it holds its bound)."""
+    slow = socket.create_connection((host, port), timeout=30)
+    with contextlib.suppress(ConnectionError):
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: a")
+    return slow
+
+
+def test_slow_prometheus_connections_lock_out_neither_a_scrape_nor_a_new_peer(tmp_path):
+    """The node process may open FD_HEADROOM more files: 200 slow connections held open would
+    take them all from an endpoint that kept each one; a bounded endpoint still answers a new
+    scrape, and the order socket a new peer's ping."""
+    home, key = prepare_home(tmp_path / "home")
+    text = home.config_path.read_text()
+    home.config_path.write_text(
+        text.replace("[metrics]\n", '[metrics]\nprometheus = "127.0.0.1:0"\n', 1)
+    )
+    process = start_node_process(home)
+    slow: list[socket.socket] = []
+    try:
+        url = json.loads(home.runtime_path.read_text())["endpoints"]["prometheus"]
+        host, port = prometheus_host_port(url)
+        held = len(os.listdir(f"/proc/{process.pid}/fd"))
+        _, hard = resource.prlimit(process.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (held + FD_HEADROOM, hard))
+        slow = [open_slow_connection(host, port) for _ in range(SLOW_CONNECTIONS)]
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+            assert b"marketnode_commands_total" in response.read()
+        with Client(address_of_home(home), key, timeout_s=30) as peer:
+            assert peer.ping() is not None
+        assert len(os.listdir(f"/proc/{process.pid}/fd")) < held + FD_HEADROOM
+    finally:
+        for connection in slow:
+            connection.close()
+        stop_node_process(process)
+    assert "Traceback" not in (home.path / "node.log").read_text()
+
+
+def read_to_end(connection: socket.socket) -> bytes:
+    """What the server sends until it closes the connection (socket time-out: it never did);
+    a reset ends it too (a connection closed before its request was read)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+def test_the_prometheus_endpoint_times_out_slow_clients_and_bounds_requests(node_factory):
+    node = node_factory('[metrics]\nprometheus = "127.0.0.1:0"\n')
+    host, port = prometheus_host_port(node.node.endpoints["prometheus"])
+    with (
+        socket.create_connection((host, port), timeout=60) as silent,
+        open_slow_connection(host, port) as half_a_head,
+    ):
+        assert read_to_end(silent).startswith(b"HTTP/1.1 408 ")
+        assert read_to_end(half_a_head).startswith(b"HTTP/1.1 408 ")
+    answers = {}
+    for name, request in {
+        "oversized": b"GET /metrics HTTP/1.1\r\nX: " + b"a" * MAX_HEAD_BYTES,
+        "garbage": b"\x00\xff\r\n\r\n",
+        "post": b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "elsewhere": b"GET /other HTTP/1.1\r\n\r\n",
+        "metrics": b"GET /metrics?x=1 HTTP/1.0\r\n\r\n",
+    }.items():
+        with socket.create_connection((host, port), timeout=60) as connection:
+            connection.sendall(request)
+            answers[name] = read_to_end(connection).split(b"\r\n", 1)[0]
+    assert answers == {
+        "oversized": b"HTTP/1.1 431 Request Header Fields Too Large",
+        "garbage": b"HTTP/1.1 400 Bad Request",
+        "post": b"HTTP/1.1 405 Method Not Allowed",
+        "elsewhere": b"HTTP/1.1 404 Not Found",
+        "metrics": b"HTTP/1.1 200 OK",
+    }
+
+
+def test_the_prometheus_endpoint_holds_at_most_its_bound_of_connections(node_factory):
+    """Beyond the bound, the oldest unfinished request is closed at once for the new one."""
+    node = node_factory('[metrics]\nprometheus = "127.0.0.1:0"\n')
+    url = node.node.endpoints["prometheus"]
+    host, port = prometheus_host_port(url)
+    slow = [open_slow_connection(host, port) for _ in range(MAX_CONNECTIONS + 5)]
+    try:
+        for oldest in slow[:5]:
+            assert read_to_end(oldest) == b""  # closed without waiting for its time-out
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        for connection in slow:
+            connection.close()
 
 
 def test_mnode_metrics_prints_the_latest_sample(running_node):
