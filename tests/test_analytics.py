@@ -343,7 +343,7 @@ def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeyp
     from marketnode.node.home.layout import Home
 
     replay(home, SAMPLE)
-    service = analytics_service.AnalyticsService(Home(home))
+    service = analytics_service.AnalyticsService(Home(home), token=b"t")
     try:
         service.follower.sync()
         service.next_scan = 0

@@ -9,17 +9,26 @@ the matching thread's interpreter lock. Integrity scans run in a thread of their
 own DuckDB cursor: a scan over a long history takes seconds, and requests are answered
 meanwhile.
 
-    python -m marketnode.node.analytics.service HOME
+The node starts it through its supervisor (node/server/supervisor.py: it dies with the node)
+and writes the link's token on its stdin; a message without that token is dropped unanswered,
+and the socket file is the user's alone (0600). User SQL runs with DuckDB's external access
+off: no file outside the ingest scratch folder and the export folder can be read or written
+(read_text, read_csv, COPY, ATTACH, INSTALL refused). Exports go below the home's `exports/`
+only. A request it cannot serve is an error answer, never the end of the process.
+
+    python -m marketnode.node.server.supervisor PARENT SIGNAL marketnode.node.analytics.service HOME
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import os
 import queue
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,8 +40,9 @@ import zmq
 
 from ..home.layout import ANALYTICS_SOCKET, Home
 from ..store.lmdb_store import Store
+from .batch import SCRATCH
 from .duckdb_store import AnalyticsStore
-from .export import export_parquet
+from .export import EXPORTS_FOLDER, ExportError, export_parquet, export_target
 from .follower import JournalFollower
 from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
 from .link import (
@@ -67,14 +77,21 @@ def plain(value: Any) -> Any:
 
 
 class AnalyticsService:
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, token: bytes) -> None:
         config = home.config()
         self.home = home
+        self.token = token
+        """What every message of the node carries."""
+        self.refused = 0
+        """Messages dropped for want of the token."""
+        self.export_dirs = [(home.path / EXPORTS_FOLDER).resolve()]
+        """Where exports may go."""
         self.store = Store(home.store_path(config), readonly=True)
         self.analytics = AnalyticsStore(home.path / config.analytics.file)
         # one DuckDB thread: with the node's matching thread and a load on two cores, more
         # threads here cost the node's latency far more than they gain (bench/analytics_keepup)
         self.analytics.connection.execute("SET threads TO 1")
+        self._close_external_access()
         self.follower = JournalFollower(self.store, self.analytics)
         self.interval_ms = config.analytics.interval_ms
         self.integrity = config.integrity
@@ -90,17 +107,23 @@ class AnalyticsService:
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.linger = 0
         self.socket.bind(home.analytics_endpoint)
+        os.chmod(home.path / ANALYTICS_SOCKET, 0o600)
         self.stopping = False
-        self.parent = os.getppid()
-        """The node that started this process; when it dies, this one stops too."""
+
+    def _close_external_access(self) -> None:
+        """From here on DuckDB touches no file but its own, the ingest scratch folder and the
+        export folders (it cannot be opened again while the process runs)."""
+        scratch = Path(SCRATCH or tempfile.gettempdir()).resolve()
+        allowed = [f"{folder}/" for folder in (scratch, *self.export_dirs)]
+        connection = self.analytics.connection
+        connection.execute("SET allowed_directories = ?", [allowed])
+        connection.execute("SET enable_external_access = false")
 
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         try:
             while not self.stopping:
-                if os.getppid() != self.parent:
-                    break  # the node is gone (killed, say): nobody is left to answer
                 # a bounded step: requests are answered between steps even far behind
                 self.follower.sync(SYNC_STEP_COMMANDS)
                 self._scan_when_due()
@@ -123,21 +146,39 @@ class AnalyticsService:
     def _answer_all(self) -> None:
         while True:
             try:
-                identity, body = self.socket.recv_multipart(zmq.NOBLOCK)
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            except ValueError:
+            if len(frames) != 3 or not hmac.compare_digest(frames[1], self.token):
+                self._refuse()
                 continue
+            identity, _token, body = frames
             try:
                 request = request_decoder.decode(body)
             except (msgspec.DecodeError, ValueError) as error:
                 log.error("unreadable request from the node: %s", error)
                 continue
+            self.node_identity = identity  # the node, whatever it sends: alerts go there
             if type(request) is Hello:
-                self.node_identity = identity
                 continue
-            answer = Answer(request.token, **self._answer(request))
+            answer = Answer(request.token, **self._served(request))
             self.socket.send_multipart([identity, link_encoder.encode(answer)])
+
+    def _refuse(self) -> None:
+        """Drop a message without the token, unanswered (logged at the first and every
+        thousandth)."""
+        self.refused += 1
+        if self.refused % 1000 == 1:
+            log.warning("dropped %d messages without the link's token", self.refused)
+
+    def _served(self, request: TokenRequest) -> dict:
+        """`_answer`, with a failure of this process's own code answered as an error: a
+        request it cannot serve never ends it."""
+        try:
+            return self._answer(request)
+        except Exception as error:
+            log.exception("could not serve a %s request", type(request).__name__)
+            return {"ok": False, "error": f"analytics failed: {type(error).__name__}: {error}"}
 
     def _scan_when_due(self) -> None:
         if self.scanner is not None and not self.scanner.is_alive():
@@ -195,15 +236,22 @@ class AnalyticsService:
         return self.sql(request.query, request.params)  # SqlRequest, HistoryRequest
 
     def export(self, path: str) -> dict:
-        """The tables as Parquet files under `path`."""
+        """The tables as Parquet files under `path` (below an export folder, or relative to
+        the first)."""
+        try:
+            target = export_target(path, self.export_dirs)
+        except ExportError as error:
+            return {"ok": False, "error": f"export: {error}"}
         cursor = self.analytics.connection.cursor()
         try:
-            tables = export_parquet(cursor, Path(path))
+            tables = export_parquet(cursor, target)
+        except ExportError as error:
+            return {"ok": False, "error": f"export: {error}"}
         except duckdb.Error as error:
             return {"ok": False, "error": f"export: {str(error).splitlines()[0]}"}
         finally:
             cursor.close()
-        return {"ok": True, "result": {"path": path, "tables": tables}}
+        return {"ok": True, "result": {"path": str(target), "tables": tables}}
 
     def store_metrics(self, rows: list) -> dict:
         """A minute rollup of the node's metrics, from the node (rollup.MinuteRollup)."""
@@ -263,9 +311,25 @@ NICENESS = 10
 later) rather than slowing acknowledgements."""
 
 
+EXIT_NO_TOKEN = 2
+EXIT_STORE = 3
+"""Exit codes the supervisor shows in status: no token on stdin; the DuckDB file cannot be
+opened (its lock held by a live process, named in the log line: DuckDB's lock is the OS's, gone
+with the process that held it, so a dead holder never blocks the restart that follows)."""
+
+
 def main() -> None:
+    token = sys.stdin.buffer.readline().strip()
+    if not token:
+        print("analytics: no link token on stdin (the node starts this process)", file=sys.stderr)
+        sys.exit(EXIT_NO_TOKEN)
     os.nice(NICENESS)
-    AnalyticsService(Home(Path(sys.argv[1]))).serve()
+    try:
+        service = AnalyticsService(Home(Path(sys.argv[1])), token)
+    except duckdb.IOException as error:
+        print(f"analytics: {str(error).splitlines()[0]}", file=sys.stderr)
+        sys.exit(EXIT_STORE)
+    service.serve()
 
 
 if __name__ == "__main__":

@@ -6,15 +6,21 @@ handed to what the request was for: the operator's admin request it relays, or o
 node's own (the lag `status` shows, a metrics rollup, the scaling history at start-up). A
 request not answered within `answer_within_s` (a stopped, hung or very busy process) is
 forgotten; an operator waiting on it is told so.
+
+The process is kept by a `Supervisor` (it dies with the node, and is restarted with a backoff
+when it dies alone); `status` says what is really running. Every message carries the link's
+token, a random secret the process gets on its stdin: another local process reaching the ipc
+socket without it gets nothing. A send never waits and never fails the loop: a full or absent
+process loses the message (counted in `dropped`, logged once per episode), and the request
+expires like an unanswered one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
+import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,14 +45,16 @@ from ..analytics.link import (
 from ..core.commands import BAD_INPUT
 from ..home.layout import Home
 from ..protocol.messages import ALERTS_TOPIC, PROTOCOL_VERSION, AdminReply, AdminRequest, encoder
+from .supervisor import Supervisor
 
 ANALYTICS_COMMANDS = ("sql", "analytics", "export", "ack")
 """Admin commands the analytics process answers."""
 ANSWER_WITHIN_S = 10.0
 """How long a request waits for the analytics process: longer than an operator's tools wait
 (the CLI 3 s, the dashboard a few), so only a process that is stopped or stuck misses it."""
-STOP_WITHIN_S = 10.0
-"""How long a stopping node waits for the analytics process before killing it."""
+SERVICE_MODULE = "marketnode.node.analytics.service"
+LINK_HWM = 1000
+"""Messages queued for the analytics process before sends are dropped (and counted)."""
 
 log = logging.getLogger("marketnode.node")
 
@@ -75,57 +83,83 @@ class AnalyticsLink:
         """Sends a market-data message (topic, payload): where alerts go."""
         self.reply_admin = reply_admin
         self.answer_within_s = ANSWER_WITHIN_S
-        self.process: subprocess.Popen | None = None
+        self.token = secrets.token_hex(32).encode()
+        """Sent with every message; the process refuses anything without it."""
+        self.supervisor = Supervisor(
+            "analytics", SERVICE_MODULE, [str(home.path)], secret=self.token
+        )
         self.lag: dict[str, Any] | None = None
-        """The analytics process's last answer to the node's periodic lag request."""
+        """The running process's last answer to the node's periodic lag request."""
         self.waiting: dict[int, _Waiting] = {}
+        self.dropped = 0
+        """Messages the process could not take (full queue, or no process)."""
+        self._dropping = False
+        self._deaths_seen = 0
         self._tokens = itertools.count(1)
         self._lag_token = 0
         self.socket: zmq.Socket | None = None
         if enabled:
             self.socket = context.socket(zmq.DEALER)
             self.socket.linger = 0
+            self.socket.sndhwm = LINK_HWM
             self.socket.connect(home.analytics_endpoint)
-            self.socket.send(link_encoder.encode(Hello()))
+            self._send(Hello())
 
     # -- the process ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self.enabled:
-            return
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "marketnode.node.analytics.service", str(self.home.path)]
-        )
-        log.info("analytics process started (pid %d)", self.process.pid)
+        if self.enabled:
+            self.supervisor.start()
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.supervisor.process
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
+        return self.supervisor.pid
 
     def status(self) -> Any:
-        """For the admin `status`: the last lag known, or "off"."""
-        return self.lag if self.enabled else "off"
+        """For the admin `status`: "off"; the process's state and its last lag while it runs
+        and has answered; else its state ("running since ...", "died at ..., restarting ...")."""
+        if not self.enabled:
+            return "off"
+        state = self.supervisor.status()
+        self._forget_the_dead()
+        if self.lag is not None:
+            return {"state": state, **self.lag}
+        return state
+
+    def supervise(self) -> None:
+        """Notice the process's death and restart it when due (it is told who to push alerts
+        to)."""
+        if not self.enabled:
+            return
+        restarted = self.supervisor.tend()
+        self._forget_the_dead()
+        if restarted:
+            self._send(Hello())
+
+    def _forget_the_dead(self) -> None:
+        """After a death: its lag is forgotten, what it was asked answered as failed."""
+        if self.supervisor.deaths != self._deaths_seen:
+            self._deaths_seen = self.supervisor.deaths
+            self.lag = None
+            cause = self.supervisor.death.cause if self.supervisor.death else "restarted"
+            self._fail_waiting(f"the analytics process died ({cause})")
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_WITHIN_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        self.supervisor.stop()
 
     # -- asking ---------------------------------------------------------------------------------
 
     def forward(self, identity: bytes, request: AdminRequest) -> AdminReply | None:
         """Pass an operator's analytics request on without waiting (None: its answer is
         relayed when it comes, or it expires); an immediate refusal otherwise."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            state = "off ([analytics] enabled = false)" if process is None else "not running"
-            return _refused(f"analytics is {state}", request.ref)
+        if not self.enabled:
+            return _refused("analytics is off ([analytics] enabled = false)", request.ref)
+        if not self.supervisor.running:
+            return _refused(f"analytics is not running: {self.supervisor.status()}", request.ref)
         token = next(self._tokens)
         if request.cmd == "sql":
             if request.query is None:
@@ -153,8 +187,10 @@ class AnalyticsLink:
         return None
 
     def ask_lag(self) -> None:
-        """The node's periodic lag request (one at a time: a stalled process is not piled on)."""
-        if self.socket is not None and self._lag_token not in self.waiting:
+        """The node's periodic look at its process: supervise it, then ask its lag (one
+        request at a time: a stalled process is not piled on)."""
+        self.supervise()
+        if self.supervisor.running and self._lag_token not in self.waiting:
             self._lag_token = next(self._tokens)
             self._ask(LagRequest(self._lag_token), self._lag_answered)
 
@@ -185,9 +221,30 @@ class AnalyticsLink:
     ) -> None:
         deadline = time.monotonic() + self.answer_within_s
         self.waiting[request.token] = _Waiting(deadline, answered, expired)
-        # a full queue to the process loses the request: it expires like an unanswered one
-        with contextlib.suppress(zmq.Again):
-            self.socket.send(link_encoder.encode(request), zmq.NOBLOCK)  # type: ignore[union-attr]
+        self._send(request)  # lost, it expires like an unanswered request
+
+    def _send(self, message: Hello | TokenRequest) -> None:
+        """Send without waiting: a full or absent process loses the message (counted; logged
+        once until a send succeeds again)."""
+        try:
+            self.socket.send_multipart(  # type: ignore[union-attr]
+                [self.token, link_encoder.encode(message)], zmq.NOBLOCK
+            )
+        except zmq.ZMQError as error:
+            self.dropped += 1
+            if not self._dropping:
+                log.warning("analytics link: cannot send (%s); dropping until it can", error)
+            self._dropping = True
+            return
+        if self._dropping:
+            log.info("analytics link: sending again (%d messages dropped)", self.dropped)
+        self._dropping = False
+
+    def _fail_waiting(self, error: str) -> None:
+        """Answer every waiting request as failed with `error` (operators are told it)."""
+        waiting, self.waiting = self.waiting, {}
+        for token, one in waiting.items():
+            one.answered(Answer(token, False, error=error))
 
     # -- hearing --------------------------------------------------------------------------------
 
@@ -220,6 +277,8 @@ class AnalyticsLink:
             expired = self.waiting.pop(token).expired
             if expired is not None:
                 expired()
+        if self._lag_token in late:
+            self.lag = None  # a process that does not answer is not known to be 0 behind
         if late:
             log.warning("analytics did not answer %d requests in time", len(late))
 
