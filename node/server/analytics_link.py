@@ -11,8 +11,8 @@ The process is kept by a `Supervisor` (it dies with the node, and is restarted w
 when it dies alone); `status` says what is really running. Every message carries the link's
 token, a random secret the process gets on its stdin: another local process reaching the ipc
 socket without it gets nothing. A send never waits and never fails the loop: a full or absent
-process loses the message (counted in `dropped`, logged once per episode), and the request
-expires like an unanswered one.
+process loses the message (counted in `dropped`, logged once per episode), and the request is
+answered at once as not taken.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ ANSWER_WITHIN_S = 10.0
 SERVICE_MODULE = "marketnode.node.analytics.service"
 LINK_HWM = 1000
 """Messages queued for the analytics process before sends are dropped (and counted)."""
+NOT_TAKEN = "the analytics process is not taking requests (its queue is full)"
 
 log = logging.getLogger("marketnode.node")
 
@@ -221,11 +222,13 @@ class AnalyticsLink:
     ) -> None:
         deadline = time.monotonic() + self.answer_within_s
         self.waiting[request.token] = _Waiting(deadline, answered, expired)
-        self._send(request)  # lost, it expires like an unanswered request
+        if not self._send(request):
+            self.waiting.pop(request.token)
+            answered(Answer(request.token, False, error=NOT_TAKEN))
 
-    def _send(self, message: Hello | TokenRequest) -> None:
+    def _send(self, message: Hello | TokenRequest) -> bool:
         """Send without waiting: a full or absent process loses the message (counted; logged
-        once until a send succeeds again)."""
+        once until a send succeeds again). False when lost."""
         try:
             self.socket.send_multipart(  # type: ignore[union-attr]
                 [self.token, link_encoder.encode(message)], zmq.NOBLOCK
@@ -235,10 +238,11 @@ class AnalyticsLink:
             if not self._dropping:
                 log.warning("analytics link: cannot send (%s); dropping until it can", error)
             self._dropping = True
-            return
+            return False
         if self._dropping:
             log.info("analytics link: sending again (%d messages dropped)", self.dropped)
         self._dropping = False
+        return True
 
     def _fail_waiting(self, error: str) -> None:
         """Answer every waiting request as failed with `error` (operators are told it)."""
@@ -288,5 +292,5 @@ def _refused(error: str, ref: Any) -> AdminReply:
 
 
 def _rollup_answered(answer: Answer) -> None:
-    if not answer.ok:
+    if not answer.ok and answer.error != NOT_TAKEN:  # a lost send is logged once per episode
         log.error("analytics refused a metrics rollup: %s", answer.error)
