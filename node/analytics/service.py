@@ -39,7 +39,7 @@ import msgspec
 import zmq
 
 from ..home.layout import ANALYTICS_SOCKET, Home
-from ..store.lmdb_store import Store
+from ..store.lmdb_store import Store, StoreError
 from .batch import SCRATCH
 from .duckdb_store import AnalyticsStore
 from .export import EXPORTS_FOLDER, ExportError, export_parquet, export_target
@@ -313,9 +313,9 @@ later) rather than slowing acknowledgements."""
 
 EXIT_NO_TOKEN = 2
 EXIT_STORE = 3
-"""Exit codes the supervisor shows in status: no token on stdin; the DuckDB file cannot be
-opened (its lock held by a live process, named in the log line: DuckDB's lock is the OS's, gone
-with the process that held it, so a dead holder never blocks the restart that follows)."""
+"""Exit codes the supervisor shows in status: no token on stdin; the journal or the DuckDB file
+cannot be opened (say, DuckDB's lock held by a live process, named in the log line; that lock
+is the OS's, gone with the process that held it, so a dead holder never blocks a restart)."""
 
 
 def main() -> None:
@@ -326,7 +326,7 @@ def main() -> None:
     os.nice(NICENESS)
     try:
         service = AnalyticsService(Home(Path(sys.argv[1])), token)
-    except duckdb.IOException as error:
+    except (StoreError, duckdb.Error) as error:  # no journal yet, a locked or damaged file
         print(f"analytics: {str(error).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_STORE)
     service.serve()
