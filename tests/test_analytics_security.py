@@ -10,11 +10,14 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import zmq
 
+from marketnode.node.analytics.batch import SCRATCH
 from marketnode.node.analytics.link import Hello, SqlRequest, link_encoder
 from marketnode.node.client import ClientError
 from marketnode.node.home.layout import ANALYTICS_SOCKET, Home
@@ -72,16 +75,28 @@ def test_a_local_client_without_the_token_gets_nothing(analytics_node):
         "SELECT * FROM read_text('{home}/keys/server.key_secret')",
         "SELECT * FROM glob('{home}/*')",
         "SELECT * FROM read_text('{home}/exports/../config.toml')",
+        # the scratch area (/dev/shm) is shared: only this process's own folder is readable
+        "SELECT * FROM read_text('{scratch}/mnode-secret-beside-the-ingest-folders')",
     ],
 )
 def test_user_sql_reads_no_file(analytics_node, query):
     admin = analytics_node.admin()
     home = analytics_node.home.path
+    beside = Path(SCRATCH or tempfile.gettempdir()) / "mnode-secret-beside-the-ingest-folders"
+    beside.write_text("not for SQL")
+    query = query.replace("{scratch}", str(beside.parent))
+    try:
+        _assert_refused(admin, query.format(home=home), home)
+    finally:
+        beside.unlink(missing_ok=True)
+
+
+def _assert_refused(admin, query: str, home) -> None:
     with pytest.raises(ClientError) as refused:
-        admin.call("sql", query=query.format(home=home))
+        admin.call("sql", query=query)
     message = str(refused.value)
     assert message.startswith("sql: Permission Error") and "\n" not in message, message
-    cli = mnode("sql", query.format(home=home), "--home", str(home))
+    cli = mnode("sql", query, "--home", str(home))
     assert cli.returncode == 2 and cli.stderr.count("\n") == 1, cli.stderr
     assert cli.stderr.startswith("mnode: sql: Permission Error")
     assert admin.call("sql", query="SELECT 1")["rows"] == [[1]]  # the process serves on

@@ -26,6 +26,15 @@ tmpfs), so it never competes with the node's synced writes for the disk; else th
 SCRATCH_PREFIX = "mnode-ingest-"
 
 
+def process_scratch_folder() -> Path:
+    """This process's own scratch folder (mode 0700), holding its batches' folders: the one
+    folder of the scratch area its DuckDB may read, so user SQL cannot read what others keep
+    there."""
+    folder = Path(SCRATCH or tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{os.getpid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
 def remove_stale_scratch() -> None:
     """Batch folders left by a follower that was killed mid-write (their process is gone)."""
     for folder in Path(SCRATCH or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
@@ -122,7 +131,7 @@ class Batch:
     def insert(self, connection: duckdb.DuckDBPyConnection) -> None:
         """Insert the events and trades, in the caller's transaction, through scratch files of
         this process (a killed one's are removed by `remove_stale_scratch`)."""
-        folder = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=SCRATCH)
+        folder = tempfile.mkdtemp(dir=process_scratch_folder())
         try:
             if self.events:
                 events_file = Path(folder) / "events.ndjson"

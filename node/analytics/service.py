@@ -28,7 +28,6 @@ import os
 import queue
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ import zmq
 
 from ..home.layout import ANALYTICS_SOCKET, Home
 from ..store.lmdb_store import Store, StoreError
-from .batch import SCRATCH
+from .batch import process_scratch_folder
 from .duckdb_store import AnalyticsStore
 from .export import EXPORTS_FOLDER, ExportError, export_parquet, export_target
 from .follower import JournalFollower
@@ -113,7 +112,7 @@ class AnalyticsService:
     def _close_external_access(self) -> None:
         """From here on DuckDB touches no file but its own, the ingest scratch folder and the
         export folders (it cannot be opened again while the process runs)."""
-        scratch = Path(SCRATCH or tempfile.gettempdir()).resolve()
+        scratch = process_scratch_folder().resolve()
         allowed = [f"{folder}/" for folder in (scratch, *self.export_dirs)]
         connection = self.analytics.connection
         connection.execute("SET allowed_directories = ?", [allowed])
