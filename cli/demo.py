@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,16 @@ def demo_command(
         ),
     ] = None,
     duration: Annotated[float, typer.Option("--duration", min=10, help="Seconds of trading.")] = 30,
-    rate: Annotated[float, typer.Option("--rate", min=100, help="Orders/s offered.")] = 2000,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            min=100,
+            help="Orders/s of the steady flow (the drop at 2.25 times it). Without it the demo "
+            "measures what this machine sustains and offers 40% of that, the drop 90%.",
+            show_default=False,
+        ),
+    ] = None,
     headless: Annotated[
         bool,
         typer.Option("--headless", help="No dashboard: a line a second, then the summary."),
@@ -47,40 +57,63 @@ def demo_command(
     alerts raised, scaling advice."""
     from marketnode.node.tools.demo import run_demo
 
+    if home is not None and home.exists() and any(home.iterdir()):
+        fail(f"{home}: not empty; the demo makes a new home", EXIT_USAGE)
+    if not headless and not sys.stdout.isatty():
+        typer.echo("mnode: stdout is not a terminal: the demo runs headless (--headless)", err=True)
+        headless = True
     watch = None if headless else partial(_open_dashboard, admin=admin)
-
-    def progress(elapsed: float, latest: dict[str, Any]) -> None:
-        if not json:
-            typer.echo(
-                f"{elapsed:5.0f} s  {latest.get('orders_per_s', 0):>9,.0f} orders/s  "
-                f"{latest.get('trades_per_s', 0):>8,.0f} trades/s  "
-                f"matching {latest.get('matching_busy', 0):.0%} busy",
-                err=True,
-            )
-
     if home is not None:
-        if home.exists() and any(home.iterdir()):
-            fail(f"{home}: not empty; the demo makes a new home", EXIT_USAGE)
-        report = run_demo(home, duration, rate, progress, watch)
+        report = run_demo(home, duration, rate, _progress, watch, _note)
     else:
         with tempfile.TemporaryDirectory(prefix="mnode-demo-") as folder:
-            report = run_demo(Path(folder) / "home", duration, rate, progress, watch)
+            report = run_demo(Path(folder) / "home", duration, rate, _progress, watch, _note)
     summary = report.summary()
     if json:
         print_json(summary)
         return
-    typer.echo(
+    typer.echo(summary_text(summary))
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The closing summary for a person: what the node did and what its final scan found (or,
+    when analytics had not finished one, that the count is not final)."""
+    ring = f"the wash ring traded {summary['ring_trades']} times and "
+    alerts = f"{summary['alerts']} alerts ({', '.join(summary['alert_detectors'])})"
+    if summary["final_scan"]:
+        ring += "was flagged" if summary["ring_flagged"] else "was not flagged"
+        found = f"{ring}; {alerts}"
+    elif summary["ring_flagged"]:
+        found = f"{ring}was flagged; {alerts} so far (analytics had not finished its final scan)"
+    else:
+        found = (f"{ring}was not flagged yet: analytics had not finished its final scan "
+                 f"({alerts} so far, not a final count)")  # fmt: skip
+    return (
+        f"{summary['rate_reason']}\n"
         f"{summary['orders']:,} orders and {summary['trades']:,} trades "
-        f"(peak {summary['orders_per_s_peak']:,} orders/s); the wash ring traded "
-        f"{summary['ring_trades']} times and was {'' if summary['ring_flagged'] else 'not '}"
-        f"flagged; {summary['alerts']} alerts ({', '.join(summary['alert_detectors'])}); "
+        f"(peak {summary['orders_per_s_peak']:,} orders/s); {found}; "
         f"{summary['recommendations']} scaling recommendations"
         + "".join(f"\n  {line}" for line in summary["advice"])
     )
 
 
-def _open_dashboard(node_home: Home, admin: bool) -> None:
+def _progress(elapsed: float, latest: dict[str, Any]) -> None:
+    """A line a second on stderr (with --json too: stdout keeps only the summary)."""
+    typer.echo(
+        f"{elapsed:5.0f} s  {latest.get('orders_per_s', 0):>9,.0f} orders/s  "
+        f"{latest.get('trades_per_s', 0):>8,.0f} trades/s  "
+        f"matching {latest.get('matching_busy', 0):.0%} busy",
+        err=True,
+    )
+
+
+def _note(line: str) -> None:
+    typer.echo(f"mnode demo: {line}", err=True)
+
+
+def _open_dashboard(node_home: Home, why_these_rates: str, admin: bool) -> None:
     config = node_home.config()
     key = load_key_pair(node_home.keys_path(config) / f"{OPERATOR}.key_secret")
-    open_dashboard(lambda: address_of_home(node_home), key, admin=admin)
+    open_dashboard(lambda: address_of_home(node_home), key, admin=admin,
+                   note=f"demo: {why_these_rates}")  # fmt: skip
     typer.echo("mnode: the dashboard closed; stopping the demo's flow and node", err=True)

@@ -1,18 +1,23 @@
 """`mnode demo`: a node with a realistic flow, a drop and a wash ring, in a home of its own.
 
 The node runs as a process of its own (analytics on, integrity scans every few seconds,
-scaling on) on free loopback ports. A load generator offers a seeded flow at `rate` orders/s
-with a drop (sixty times the rate for ten seconds) a third of the way through; meanwhile a ring of
-four wallets passes the same quantity round and round in LAND-ETH, each leg priced inside the
-spread so that it meets its partner. At the end the summary says what the node did and what it
-noticed: orders and trades, alerts raised (the ring among them) and scaling advice given.
+scaling on) on free loopback ports. The demo first measures what the node sustains on this
+machine (tools/calibration.py), then a load generator offers a seeded flow at 40% of it with
+a drop to 90% for ten seconds a third of the way through (or the operator's `--rate`, the drop
+in proportion): busy, never at collapse. Meanwhile a ring of four wallets passes the same
+quantity round and round in LAND-ETH, each leg priced inside the spread so that it meets its
+partner. At the end, once a final scan has run (tools/final_scan.py), the summary says what
+the node did and what it found: orders and trades, alerts raised (the ring among them) and
+scaling advice given.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,13 +29,18 @@ from ..home.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist
 from ..protocol.wire_events import WireTrade
+from .calibration import CALIBRATION_S, DemoRates, given_rates, measure_capacity, rates_for
 from .e2e import prepare_home, start_node_process, stop_node_process
+from .final_scan import ring_flagged, wait_for_final_scan
 from .flow import generate_flow
 from .load import LoadProfile, run_load
 
 RING = [f"0xd3m0{n}" for n in range(4)]
 RING_MARKET = "LAND-ETH"
 WATCHED_ROUND_S = 120
+DROP_S = 10.0
+PIECE_S = 5.0
+ADMIN_TIMEOUT_S = 5.0
 DEMO_SETTINGS = """
 [integrity]
 scan_interval_s = 10
@@ -56,17 +66,27 @@ class DemoReport:
     ring_trades: int = 0
     orders_per_s_peak: float = 0.0
     alerts: list[dict] = field(default_factory=list)
+    final_scan: bool = False
+    """Whether `alerts` are what a scan after the last trade found (else: what was kept when
+    the wait for it ran out)."""
     recommendations: list[dict] = field(default_factory=list)
+    rates: DemoRates | None = None
 
     def summary(self) -> dict[str, Any]:
+        rates = self.rates
         return {
             "orders": self.orders,
             "trades": self.trades,
             "ring_trades": self.ring_trades,
             "orders_per_s_peak": round(self.orders_per_s_peak),
+            "rate_chosen": round(rates.steady) if rates else None,
+            "rate_drop": round(rates.drop) if rates else None,
+            "rate_measured": round(rates.measured) if rates and rates.measured else None,
+            "rate_reason": rates.reason() if rates else "",
             "alerts": len(self.alerts),
             "alert_detectors": sorted({a["detector"] for a in self.alerts}),
-            "ring_flagged": any(set(RING) <= set(a["wallets"]) for a in self.alerts),
+            "ring_flagged": ring_flagged(self.alerts, RING),
+            "final_scan": self.final_scan,
             "recommendations": len(self.recommendations),
             "advice": sorted(
                 {f"{r['policy']}: {r['action']} {r['resource']}" for r in self.recommendations}
@@ -97,14 +117,16 @@ def prepare_demo_home(path: Path) -> Home:
 def run_demo(
     path: Path,
     duration_s: float,
-    rate: float,
+    rate: float | None = None,
     on_second: Callable[[float, dict], None] | None = None,
-    watch: Callable[[Home], None] | None = None,
+    watch: Callable[[Home, str], None] | None = None,
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> DemoReport:
-    """Start the node on a new home at `path`, run the flow, the drop and the ring for
-    `duration_s` (or, with `watch`, until `watch(home)` returns: the dashboard, say, with the
-    flow and its drop repeated in rounds of `duration_s` or two minutes, whichever is longer),
-    wait for the scan, and report."""
+    """Start the node on a new home at `path`, measure what it sustains (unless `rate` gives
+    the steady rate), run the flow, the drop and the ring for `duration_s` (or, with `watch`,
+    until `watch(home, why_these_rates)` returns: the dashboard, say, with the flow and its
+    drop repeated in rounds of `duration_s` or two minutes, whichever is longer), wait for a
+    final scan, and report. `on_note` hears the calibration and the countdown to that scan."""
     home = prepare_demo_home(path)
     config = home.config()
     keys = home.keys_path(config)
@@ -113,19 +135,23 @@ def run_demo(
     try:
         address = address_of_home(home)
         operator = load_key_pair(keys / f"{OPERATOR}.key_secret")
-        # after a dashboard, the summary must not keep the operator waiting on a busy node
-        admin = AdminClient(address, operator, timeout_s=10 if watch is None else 3)
+        admin = AdminClient(address, operator, timeout_s=ADMIN_TIMEOUT_S)
+        load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
+        ring_key = load_key_pair(keys / PEERS_FOLDER / "ring.key_secret")
+        if rate is None:
+            on_note(f"measuring what this machine sustains ({CALIBRATION_S:g} s)")
+            report.rates = rates_for(measure_capacity(address, load_key))
+        else:
+            report.rates = given_rates(rate)
+        on_note(report.rates.reason())
         stop = threading.Event()
         # with a dashboard the rounds repeat: a drop every two minutes at most, which the
         # analytics process catches up with in between
         round_s = duration_s if watch is None else max(duration_s, WATCHED_ROUND_S)
-        profile = LoadProfile(rate=rate, duration_s=round_s, batch=10,
-                              burst_at_s=round_s / 3, burst_for_s=10, burst_x=60)  # fmt: skip
-        load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
-        ring_key = load_key_pair(keys / PEERS_FOLDER / "ring.key_secret")
+        plan = round_plan(round_s, report.rates)
         rounds = 1 if watch is None else None
         loader = threading.Thread(
-            target=_quietly, args=(_flow, stop, address, load_key, profile, rounds, stop),
+            target=_quietly, args=(_flow, stop, address, load_key, plan, rounds, stop),
             daemon=True,
         )  # fmt: skip
         ring = threading.Thread(
@@ -145,23 +171,41 @@ def run_demo(
                 daemon=True,
             )
             observer.start()
-            watch(home)
+            watch(home, report.rates.reason())
         stop.set()
         ring.join()
         loader.join()
-        # after a dashboard the operator has seen the alerts: what is stored so far will do
-        report.alerts = _wait_for_scan(admin, patience_s=60 if watch is None else 0)
+        report.alerts, report.final_scan = wait_for_final_scan(
+            admin, config.integrity.scan_interval_s, RING, on_note
+        )
         try:
             _count(report, admin.call("metrics"))
-        except ClientError:  # a node still busy with the drop: the observer's last count
-            if watch is None:
-                raise
+        except ClientError:  # a node still busy: the observer's last count stands
+            on_note("the node did not answer for its final count: the last second's is shown")
         report.recommendations = list(advice.values())
         admin.close()
     finally:
         stop.set()
         stop_node_process(process)
     return report
+
+
+def round_plan(round_s: float, rates: DemoRates) -> list[tuple[float, float]]:
+    """One round of the flow as (seconds, orders/s) pieces: steady, the drop a third of the
+    way in (ten seconds, less in a short round), steady again. Pieces are at most
+    `PIECE_S` long, so what a piece sends is generated in a fraction of a second."""
+    before = round_s / 3
+    drop = min(DROP_S, round_s / 3)
+    after = max(0.0, round_s - before - drop)
+    return [*_pieces(before, rates.steady), (drop, rates.drop), *_pieces(after, rates.steady)]
+
+
+def _pieces(seconds: float, rate: float) -> list[tuple[float, float]]:
+    pieces = []
+    while seconds > 0:
+        pieces.append((min(PIECE_S, seconds), rate))
+        seconds -= PIECE_S
+    return pieces
 
 
 def _observe(
@@ -192,16 +236,36 @@ def _observe(
 
 
 def _flow(
-    address: Any, key: Any, profile: LoadProfile, rounds: int | None, stop: threading.Event
+    address: Any,
+    key: Any,
+    plan: list[tuple[float, float]],
+    rounds: int | None,
+    stop: threading.Event,
 ) -> None:
-    """Offer the seeded flow with its drop `rounds` times (None: until `stop`), each round
-    with new order ids."""
-    count = profile.orders_needed()
-    done = 0
-    while not stop.is_set() and (rounds is None or done < rounds):
-        commands = list(generate_flow(count, seed=7, first_id=1 + done * count))
-        run_load(address, key, commands, profile, stop=stop)
-        done += 1
+    """Offer the seeded flow piece by piece of `plan`, `rounds` times (None: until `stop`),
+    each piece with new order ids; the next piece's orders are generated while one is sent,
+    so trading starts at once and goes on without a pause."""
+    pieces = itertools.chain.from_iterable(
+        itertools.repeat(plan) if rounds is None else itertools.repeat(plan, rounds)
+    )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-flow") as generator:
+        first_id = 1
+        upcoming = None
+        for number, (seconds, rate) in enumerate(pieces):
+            count = max(10, int(seconds * rate))
+            if upcoming is None:
+                upcoming = generator.submit(_piece_commands, count, number, first_id)
+            commands = upcoming.result()
+            first_id += count
+            upcoming = generator.submit(_piece_commands, count, number + 1, first_id)
+            if stop.is_set():
+                return
+            profile = LoadProfile(rate=rate, duration_s=seconds, batch=10)
+            run_load(address, key, commands, profile, stop=stop)
+
+
+def _piece_commands(count: int, number: int, first_id: int) -> list:
+    return list(generate_flow(count, seed=7 + number, first_id=first_id))
 
 
 def _count(report: DemoReport, metrics: dict) -> None:
@@ -245,25 +309,3 @@ def _ring(address: Any, key: Any, tick: Decimal, stop: threading.Event, report: 
                 report.ring_trades += sum(1 for event in reply.events if type(event) is WireTrade)
     finally:
         client.close()
-
-
-def _wait_for_scan(admin: AdminClient, patience_s: float) -> list[dict]:
-    """The alerts kept, once the analytics process has caught up and scanned (or what is kept
-    after `patience_s`; asked at least once)."""
-    deadline = time.monotonic() + patience_s
-    alerts: list[dict] = []
-    while True:
-        try:
-            lag = admin.call("analytics")
-            result = admin.call(
-                "sql", query="SELECT detector, wallets, len(trades) AS trades FROM alerts"
-            )
-        except ClientError:  # the analytics process is busy catching up
-            lag, result = None, None
-        if result is not None:
-            alerts = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
-        done = lag is not None and lag["lag_commands"] == 0
-        if time.monotonic() >= deadline or (done and any(set(RING) <= set(a["wallets"])
-                                                         for a in alerts)):  # fmt: skip
-            return alerts
-        time.sleep(1)
