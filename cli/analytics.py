@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import duckdb
 import typer
 
-from marketnode.node.analytics.duckdb_store import AnalyticsStore
+from marketnode.node.analytics.duckdb_store import AnalyticsStore, first_line, is_damage
 from marketnode.node.analytics.export import export_parquet
 from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.analytics.service import plain
@@ -136,7 +136,7 @@ def export_parquet_command(
         try:
             tables = export_parquet(analytics.connection, target)
         except duckdb.Error as error:
-            fail(f"export: {str(error).splitlines()[0]}", EXIT_USAGE)
+            fail_on_duckdb(analytics.path, "export", error)
     finally:
         analytics.close()
     typer.echo(f"exported {', '.join(tables)} to {target}", err=True)
@@ -179,11 +179,18 @@ def run_query(node_home: Home, query: str, parameters: list) -> tuple[list[str],
     try:
         try:
             cursor = analytics.connection.execute(query, parameters)
+            return [column[0] for column in cursor.description or []], cursor.fetchall()
         except duckdb.Error as error:
-            fail(f"sql: {str(error).splitlines()[0]}", EXIT_USAGE)
-        return [column[0] for column in cursor.description or []], cursor.fetchall()
+            fail_on_duckdb(analytics.path, "sql", error)
     finally:
         analytics.close()
+
+
+def fail_on_duckdb(path: Path, what: str, error: duckdb.Error) -> NoReturn:
+    """A damaged analytics file is exit 4 and says so; a mistake in the request is exit 2."""
+    if is_damage(error):
+        fail(f"{path}: the analytics store is damaged ({first_line(error)})", EXIT_STORE)
+    fail(f"{what}: {first_line(error)}", EXIT_USAGE)
 
 
 def _decimal_text(column: str) -> str:
@@ -196,10 +203,8 @@ def open_analytics(node_home: Home, read_only: bool) -> AnalyticsStore:
         path = node_home.path / node_home.config().analytics.file
     if read_only and not path.exists():
         fail(f"{path}: no analytics store yet; run `mnode analytics sync`", EXIT_STORE)
-    try:
+    with operator_errors():
         return AnalyticsStore(path, read_only=read_only)
-    except duckdb.IOException as error:
-        fail(f"{path}: {str(error).splitlines()[0]}", EXIT_STORE)
 
 
 def print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool) -> None:

@@ -10,8 +10,9 @@ from msgspec import to_builtins
 from marketnode.node.core.book import OrderBook
 from marketnode.node.core.engine import Engine
 from marketnode.node.server.marketdata import book_levels
-from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.lmdb_store import read_in_child
 from marketnode.node.store.statehash import order_from_record
+from marketnode.node.store.verify import checked_snapshot
 
 from .common import (
     EXIT_USAGE,
@@ -39,11 +40,7 @@ def book_command(
         store_path = node_home.store_path(config)
         engine = Engine()
         if (store_path / "data.mdb").exists():
-            store = Store(store_path, readonly=True)
-            try:
-                state, records = store.snapshot()
-            finally:
-                store.close()
+            state, records = read_in_child(store_path, checked_snapshot)
             engine.configure(state.markets)
             engine.restore(state.seq, (order_from_record(key, value) for key, value in records))
         else:

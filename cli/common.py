@@ -24,7 +24,8 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 3
 """The home or its config.toml is missing or invalid, or a market change is refused."""
 EXIT_STORE = 4
-"""The store cannot be used: another process writes it, or it cannot be opened."""
+"""The store cannot be used: another process writes it, it cannot be opened, it is damaged or it
+fails the start's check (the analytics store too)."""
 EXIT_NOT_RUNNING = 5
 """The node is not running, or did not answer in time."""
 EXIT_REJECTED = 6
@@ -63,7 +64,7 @@ def operator_errors() -> Iterator[None]:
         yield
     except (ConfigError, MarketChangeRefused) as error:
         fail(str(error), EXIT_CONFIG)
-    except StoreError as error:
+    except StoreError as error:  # the analytics store's errors are StoreErrors too
         fail(str(error), EXIT_STORE)
 
 

@@ -5,14 +5,19 @@ store has reached is written in the same DuckDB transaction as the rows it bring
 crash or a restart ingestion continues from there: no event is missed and none is written twice.
 Each event carries the time its batch was committed by the node. What fills the tables is the
 journal follower (follower.py); how a batch becomes rows is batch.py.
+
+A file DuckDB cannot open (not a database, a damaged block, locked) is an AnalyticsStoreError of
+one line; a damaged block met by a query is told from a mistake in the query by `is_damage`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from ..store.lmdb_store import StoreError
 from .batch import Batch
 
 SCHEMA = """
@@ -80,17 +85,42 @@ CREATE OR REPLACE VIEW counterparties AS
 """
 
 
+class AnalyticsStoreError(StoreError):
+    """The analytics file cannot be used; the message is one line for the operator (a
+    StoreError, so every command that refuses an unusable store refuses this one alike)."""
+
+
+def is_damage(error: duckdb.Error) -> bool:
+    """A fault of the file (a damaged block, an I/O error), not of the SQL asked for: DuckDB
+    raises its base class, or one of these, for a checksum that does not match."""
+    return type(error) is duckdb.Error or isinstance(
+        error, duckdb.IOException | duckdb.InternalException | duckdb.SerializationException
+    )
+
+
+def first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class AnalyticsStore:
     """The DuckDB file of a home. One process writes it (the node's analytics process, or the
     CLI when the node is stopped); `read_only` connections may be many."""
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        self.connection = duckdb.connect(str(path), read_only=read_only)
-        if not read_only:
-            self.connection.execute(SCHEMA)
-            if not self.connection.execute("SELECT count(*) FROM ingest").fetchone()[0]:
-                self.connection.execute("INSERT INTO ingest VALUES (1, 0, 0)")
+        try:
+            self.connection = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as error:
+            raise AnalyticsStoreError(f"{path}: cannot open it: {first_line(error)}") from None
+        try:
+            if not read_only:
+                self.connection.execute(SCHEMA)
+                if not self.connection.execute("SELECT count(*) FROM ingest").fetchone()[0]:
+                    self.connection.execute("INSERT INTO ingest VALUES (1, 0, 0)")
+        except duckdb.Error as error:
+            self.connection.close()
+            raise AnalyticsStoreError(f"{path}: {first_line(error)}") from None
 
     def position(self) -> int:
         """Journal commands whose events are stored."""
@@ -114,3 +144,55 @@ class AnalyticsStore:
 
     def close(self) -> None:
         self.connection.close()
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What the analytics store says it has ingested, and what its events table holds."""
+
+    position: int
+    """Journal commands whose events are stored."""
+    seq: int
+    """The seq of the last event the store was told it ingested."""
+    events: int
+    last_event_seq: int
+
+
+def ingest_summary(path: Path) -> IngestSummary:
+    """Read the file read-only (a stopped node's); AnalyticsStoreError if it cannot be read."""
+    store = AnalyticsStore(path, read_only=True)
+    try:
+        position, seq = store.connection.execute(
+            "SELECT journal_position, seq FROM ingest"
+        ).fetchone() or (0, 0)
+        events, last = store.connection.execute(
+            "SELECT count(*), coalesce(max(seq), 0) FROM events"
+        ).fetchone()
+    except duckdb.Error as error:
+        raise AnalyticsStoreError(f"{path}: {first_line(error)}") from None
+    finally:
+        store.close()
+    return IngestSummary(position, seq, events, last)
+
+
+def ingest_problems(summary: IngestSummary, journal_length: int, seq_at: int | None) -> list[str]:
+    """How the store's events disagree with the journal: `seq_at` is the journal's seq after
+    the store's position (None: the position is past the journal's end). Every event has its own
+    seq, from 1 up, so by then the store holds exactly `seq_at` events, the last with that seq."""
+    if seq_at is None or summary.position > journal_length:
+        return [
+            f"analytics store is at journal position {summary.position}, past the journal's "
+            f"end ({journal_length}): it was fed from another journal"
+        ]
+    problems = []
+    if summary.seq != seq_at:
+        problems.append(
+            f"analytics store says seq {summary.seq} at journal position {summary.position}, "
+            f"the journal gives seq {seq_at}"
+        )
+    if (summary.events, summary.last_event_seq) != (seq_at, seq_at):
+        problems.append(
+            f"analytics store holds {summary.events} events up to seq {summary.last_event_seq}; "
+            f"the journal's first {summary.position} commands make {seq_at} events"
+        )
+    return problems

@@ -33,6 +33,8 @@ class StoreConfig:
     map_size: int = 256 << 20
     sync: str = "full"
     batch_size: int = 10_000
+    retry_commit_s: int = 2
+    """After a failed commit (disk or map full), how often the node tries to commit again."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ class LimitsConfig:
     max_open_orders_per_owner: int = 100_000
     heartbeat_ms: int = 1000
     heartbeat_timeout_ms: int = 5000
+    receive_queue_messages: int = 256
+    """Messages libzmq queues per order-socket connection before it stops reading that peer
+    (ZMQ_RCVHWM): the connection's inbound bound is this times max_message_bytes."""
+    send_queue_messages: int = 10_000
+    """Answers and reports queued per connection before more are dropped (ZMQ_SNDHWM)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,10 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not a text file (byte {error.start} is not UTF-8); a config.toml is TOML text"
+        ) from None
     return parse_config(text, str(path))
 
 
@@ -197,6 +208,7 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         "must be a whole number from 1 to 100000",
     ),
     (StoreConfig, "map_size"): (lambda v: v >= 1 << 20, "must be at least 1MiB"),
+    (StoreConfig, "retry_commit_s"): (_positive, "must be a whole number > 0"),
     (NodeSection, "name"): (bool, "must be a non-empty string"),
     (NodeSection, "log_level"): (
         LOG_LEVELS.__contains__,

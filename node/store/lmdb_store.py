@@ -12,18 +12,26 @@ Tables (LMDB named databases):
 One write transaction per batch (group commit). LMDB's copy-on-write B+tree needs no recovery
 after a crash; with `sync = "full"` a commit is on disk when `commit` returns. One process writes
 (held by a lock file); readers take no locks and see the last committed batch.
+
+A damaged file is a StoreError (one line), never an LMDB or decoding traceback. LMDB aborts the
+whole process (an assertion in C) on some damaged pages: `read_in_child` runs a reader in a
+forked child so that, too, is a StoreError for the caller. The files are the owner's only
+(0600 in a 0700 folder): they hold every order of every owner.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import pickle
+import signal
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lmdb
 import msgspec
@@ -32,12 +40,18 @@ from ..core.commands import JournalCommand
 from ..core.markets import MarketSpec
 from .statehash import CommitPlan
 
+T = TypeVar("T")
+
 U64 = struct.Struct(">Q")
 JOURNAL_READ_CHUNK = 64
 """Journal entries (batches) read per read transaction, so a long replay never pins old pages."""
 MAX_DATABASES = 4
 STORE_FORMAT = b"2"
 """Layout of the tables below; a store in another layout is refused, not misread."""
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+READ_FAULTS = (lmdb.Error, struct.error, msgspec.DecodeError)
+"""What reading a damaged store raises: LMDB's page checks, short keys, undecodable values."""
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(list[JournalCommand]).decode
@@ -73,7 +87,7 @@ class Store:
                 raise StoreError(f"{path}: no store here yet (nothing has been journaled)")
         else:
             try:
-                path.mkdir(parents=True, exist_ok=True)
+                path.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
                 self._lock_file = _take_writer_lock(path / "writer.lock")
             except OSError as error:
                 raise StoreError(f"{path}: cannot open the store: {error.strerror}") from None
@@ -83,12 +97,14 @@ class Store:
                 map_size=map_size,
                 max_dbs=MAX_DATABASES,
                 readonly=readonly,
+                mode=FILE_MODE,
                 sync=sync != "none",
                 metasync=sync == "full",
             )
         except lmdb.Error as error:
             self._release_lock()
-            raise StoreError(f"{path}: cannot open the store: {error}") from None
+            why = _one_line(error).removeprefix(f"{path}: ")  # LMDB names the folder too
+            raise StoreError(f"{path}: cannot open the store: {why}") from None
         create = not readonly
         try:
             self.journal_db = self.env.open_db(b"journal", create=create)
@@ -96,9 +112,9 @@ class Store:
             self.commits_db = self.env.open_db(b"commits", create=create)
             self.meta_db = self.env.open_db(b"meta", create=create)
             self._check_format()
-        except (lmdb.Error, StoreError) as error:
+        except (*READ_FAULTS, StoreError) as error:
             self.close()
-            raise StoreError(f"{path}: {error}") from None
+            raise StoreError(f"{path}: {_one_line(error)}") from None
 
     def _check_format(self) -> None:
         """Refuse a store written in another layout; mark a new one with ours."""
@@ -115,6 +131,16 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Make a damaged page, key or value one StoreError line."""
+        try:
+            yield
+        except READ_FAULTS as error:
+            raise StoreError(
+                f"{self.path}: the store is damaged and cannot be read ({_one_line(error)})"
+            ) from None
+
     def _read(self, db: Any = None) -> lmdb.Transaction:
         """A read transaction. When another process (the node, for a reader such as the
         analytics follower) has grown the map past this environment's, LMDB refuses it with
@@ -126,12 +152,12 @@ class Store:
             return self.env.begin(db=db)
 
     def state(self) -> StoredState:
-        with self._read() as txn:
+        with self._reading(), self._read() as txn:
             return self._state(txn)
 
     def snapshot(self) -> tuple[StoredState, list[tuple[bytes, bytes]]]:
         """The last commit's state and its order records, from one consistent read."""
-        with self._read() as txn:
+        with self._reading(), self._read() as txn:
             records = list(txn.cursor(db=self.orders_db).iternext(keys=True, values=True))
             return self._state(txn), records
 
@@ -153,7 +179,9 @@ class Store:
         position = start
         while stop is None or position < stop:
             progressed = False
-            for first, value in self._journal_entries(position):
+            with self._reading():
+                entries = self._journal_entries(position)
+            for first, value in entries:
                 for index, command in enumerate(_decode_batch(value), start=first):
                     if index < position:
                         continue
@@ -185,7 +213,7 @@ class Store:
     def commits(self, start: int = 0) -> list[tuple[int, int, int, int]]:
         """(journal length, seq, state hash, commit time in ns) after every commit whose journal
         length is above `start`, oldest first."""
-        with self._read(self.commits_db) as txn:
+        with self._reading(), self._read(self.commits_db) as txn:
             cursor = txn.cursor()
             if not cursor.set_range(U64.pack(start + 1)):
                 return []
@@ -194,11 +222,31 @@ class Store:
                 for key, value in cursor.iternext(keys=True, values=True)
             ]
 
+    def last_commit(self) -> tuple[int, int, int, int] | None:
+        """(journal length, seq, state hash, commit time in ns) of the newest commit record."""
+        with self._reading(), self._read(self.commits_db) as txn:
+            cursor = txn.cursor()
+            if not cursor.last():
+                return None
+            return (U64.unpack(cursor.key())[0], *_decode_commit(cursor.value()))
+
+    def journal_tail(self, count: int) -> list[tuple[int, list]]:
+        """The newest `count` journal entries, oldest first: (first command number, commands)."""
+        with self._reading(), self._read(self.journal_db) as txn:
+            cursor = txn.cursor()
+            entries = []
+            found = cursor.last()
+            while found and len(entries) < count:
+                entries.append((U64.unpack(cursor.key())[0], _decode_batch(cursor.value())))
+                found = cursor.prev()
+        return entries[::-1]
+
     def get_meta_list(self, key: bytes) -> list[str]:
         """A list of names kept beside the books (node state that is not journaled)."""
-        with self._read(self.meta_db) as txn:
-            raw = txn.get(key)
-        return msgspec.msgpack.decode(raw, type=list[str]) if raw else []
+        with self._reading():
+            with self._read(self.meta_db) as txn:
+                raw = txn.get(key)
+            return msgspec.msgpack.decode(raw, type=list[str]) if raw else []
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -260,9 +308,64 @@ class Store:
         self.close()
 
 
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def read_in_child(path: Path, reader: Callable[[Store], T]) -> T:
+    """`reader(store)` on the store at `path` opened read-only in a forked child; its result.
+
+    LMDB stops the process with a C assertion (SIGABRT) on some damaged pages, which no Python
+    handler survives: in a child, that is a StoreError here, with LMDB's own line. Any other
+    error of the reader on the store is a StoreError too (a damaged store is its one cause).
+    """
+    result_read, result_write = os.pipe()
+    errors_read, errors_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 1
+        try:
+            os.close(result_read)
+            os.close(errors_read)
+            os.dup2(errors_write, 2)
+            try:
+                with Store(path, readonly=True) as store:
+                    outcome: tuple[bool, object] = (True, reader(store))
+            except StoreError as error:
+                outcome = (False, str(error))
+            except Exception as error:  # any other fault of a damaged store: one line too
+                what = f"{type(error).__name__}: {_one_line(error)}"
+                outcome = (False, f"{path}: the store cannot be read ({what})")
+            with os.fdopen(result_write, "wb") as out:
+                pickle.dump(outcome, out)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(result_write)
+    os.close(errors_write)
+    with os.fdopen(result_read, "rb") as results:
+        payload = results.read()
+    with os.fdopen(errors_read, "rb") as errors:
+        said = errors.read().decode("utf-8", "replace").strip().splitlines()
+    _, wait_status = os.waitpid(pid, 0)
+    if not payload:
+        if os.WIFSIGNALED(wait_status):
+            ended = f"signal {signal.Signals(os.WTERMSIG(wait_status)).name}"
+        else:
+            ended = f"exit {os.WEXITSTATUS(wait_status)}"
+        last = f": {said[-1]}" if said else ""
+        raise StoreError(f"{path}: the store is damaged: LMDB stopped reading it ({ended}{last})")
+    ok, value = pickle.loads(payload)
+    if not ok:
+        raise StoreError(str(value))
+    return value  # type: ignore[return-value]
+
+
 def _take_writer_lock(path: Path):
     """Hold an exclusive lock for the life of this process's store; refuse a second writer."""
-    handle = open(path, "a+")  # noqa: SIM115 - held open as the lock itself
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    handle = open(descriptor, "a+")  # noqa: SIM115 - held open as the lock itself
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
