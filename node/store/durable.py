@@ -1,10 +1,16 @@
 """The engine made durable: each batch of commands is journaled and its book changes written in
 one synced LMDB transaction before any of its events is released.
+
+A commit that fails (the disk or the LMDB map full, an I/O error) leaves the engine as the last
+successful commit left it, reloaded from the store the way start-up loads it, so nothing of the
+failed batch survives in memory either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import lmdb
 
 from ..core.book import Order
 from ..core.commands import ConfigureMarkets
@@ -14,12 +20,22 @@ from .lmdb_store import Store, StoreError
 from .statehash import BookHash, format_hash, order_from_record
 
 
+class CommitFailed(StoreError):
+    """A batch could not be written (disk or map full, I/O error); the engine is back at the
+    last commit. The message is one line for the operator."""
+
+
 class DurableEngine:
     """An Engine whose every batch is committed to a Store before its events are returned."""
 
     def __init__(self, store: Store) -> None:
-        state, records = store.snapshot()
         self.store = store
+        self._load()
+
+    def _load(self) -> None:
+        """The engine, its book hash and journal position as the store's last commit left them."""
+        store = self.store
+        state, records = store.snapshot()
         self.engine = Engine(state.markets)
         self.engine.restore(state.seq, (order_from_record(key, value) for key, value in records))
         self.book_hash = BookHash(records)
@@ -58,20 +74,32 @@ class DurableEngine:
         self._handlers[type(command)](command, out)
         self._pending.append(command)
 
+    @property
+    def uncommitted(self) -> bool:
+        """Has anything been processed since the last commit?"""
+        return bool(self._pending)
+
     def commit(self, *, markets_changed: bool = False) -> set[Order]:
         """Write everything processed since the last commit in one synced transaction; return
-        the orders it changed (the node publishes their price levels)."""
+        the orders it changed (the node publishes their price levels).
+
+        Raises CommitFailed, with the engine reloaded from the last commit, when the store
+        cannot take the write."""
         engine = self.engine
         changed = engine.take_changes()
         plan = self.book_hash.plan(changed)
         commands, self._pending = self._pending, []
-        self.store.commit(
-            commands,
-            self.journal_length,
-            plan,
-            engine.seq,
-            markets=engine.market_specs() if markets_changed else None,
-        )
+        try:
+            self.store.commit(
+                commands,
+                self.journal_length,
+                plan,
+                engine.seq,
+                markets=engine.market_specs() if markets_changed else None,
+            )
+        except lmdb.Error as error:
+            self._load()
+            raise CommitFailed(f"{self.store.path}: cannot commit: {error}") from None
         self.book_hash.apply(plan)
         self.journal_length += len(commands)
         return changed
