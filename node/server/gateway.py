@@ -3,7 +3,9 @@ them.
 
 These checks depend on who sent the command and on node state outside the books (the allowlist,
 halted markets, rate buckets), so they are answered here, with `seq` null, and never journaled:
-a replay of the journal needs none of them to reproduce the books. The gateway also stamps what
+a replay of the journal needs none of them to reproduce the books. Every request takes tokens
+from its peer's bucket, not only commands (`request_cost`), so no request is free to flood
+with. The gateway also stamps what
 only the node may say about a command: which peer placed a new order, and that a peer's cancel
 is the peer's own (reason `user`).
 """
@@ -19,11 +21,21 @@ from ..core.events import Rejected
 from ..core.reasons import Reason
 from ..home.config import LimitsConfig
 from ..home.peers import Peer
-from ..protocol.messages import PROTOCOL_VERSION, ErrorReply
+from ..protocol.messages import PROTOCOL_VERSION, ErrorReply, SnapshotRequest
+
+REQUEST_COST = 1
+"""Tokens a `ping`, `open_orders`, `markets`, `whoami` or empty `submit` takes: about what one
+command costs the loop (a decode, an answer)."""
+SNAPSHOT_COST = 10
+"""Tokens a `snapshot` takes on top of one per `SNAPSHOT_LEVELS_PER_TOKEN` price levels: its
+answer encodes the whole book, so a peer asking for it in a loop pays for what it makes the loop
+build."""
+SNAPSHOT_LEVELS_PER_TOKEN = 10
 
 
 class TokenBucket:
-    """`rate` tokens a second up to `burst`; one command takes one token."""
+    """`rate` tokens a second up to `burst`; one command takes one token, another request
+    its cost (all of it or none)."""
 
     __slots__ = ("burst", "rate", "stamp", "tokens")
 
@@ -42,12 +54,21 @@ class TokenBucket:
         self.tokens -= granted
         return granted
 
+    def take_all(self, wanted: int) -> bool:
+        """Take `wanted` tokens if there are that many (then True), else none."""
+        granted = self.take(wanted)
+        if granted == wanted:
+            return True
+        self.tokens += granted
+        return False
+
 
 class Gateway:
     """Admission of peers' messages and commands, in the documented order (docs/protocol.md
-    §10): a message with too many commands is refused whole; then, once per message, a disabled
-    peer and the peer's rate; then per command: the node-set fields, authorization, halted
-    markets (new orders and replaces only: a cancel is always taken) and open-order limits.
+    §10): a message with too many commands is refused whole; then, once per message, a store
+    that cannot commit, a disabled peer and the peer's rate; then per command: the node-set
+    fields, authorization, halted markets (new orders and replaces only: a cancel is always
+    taken) and open-order limits.
 
     `peer` None means CURVE is off: every owner is allowed and nothing is rate-limited (a
     closed test box).
@@ -58,6 +79,8 @@ class Gateway:
         self.limits = limits
         self.halted = halted
         self.buckets: dict[str, TokenBucket] = {}
+        self.store_available = True
+        """False while the store cannot commit: every command is refused `store_unavailable`."""
 
     def refuse_message(self, commands: int, ref: Any) -> ErrorReply | None:
         """The `error` refusing a whole submit of `commands` commands, if it has too many."""
@@ -70,17 +93,42 @@ class Gateway:
     def admit_message(self, peer: Peer | None, commands: int) -> tuple[Reason | None, int]:
         """For a message of `commands` commands: a reason refusing all of them, and how many of
         them the peer's rate allows (the rest are `throttled`)."""
+        if not self.store_available:
+            return Reason.STORE_UNAVAILABLE, 0
         if peer is None:
             return None, commands
         if peer.disabled:
             return Reason.PEER_DISABLED, 0
+        return None, self._bucket(peer).take(commands)
+
+    def refuse_request(self, peer: Peer | None, request: Any) -> ErrorReply | None:
+        """The `throttled` error for a request other than a submit with commands (a ping, an
+        empty submit...) when its peer's bucket lacks its cost; None: it is answered."""
+        if peer is None:
+            return None
+        cost = self.request_cost(request)
+        if self._bucket(peer).take_all(cost):
+            return None
+        detail = f"this request takes {cost} tokens of peer_rate_per_s"
+        return ErrorReply(PROTOCOL_VERSION, Reason.THROTTLED, detail, request.ref)
+
+    def request_cost(self, request: Any) -> int:
+        """Tokens a request takes: REQUEST_COST, or for a snapshot SNAPSHOT_COST plus one per
+        SNAPSHOT_LEVELS_PER_TOKEN levels of the book as it stands."""
+        if type(request) is not SnapshotRequest:
+            return REQUEST_COST
+        book = self.engine.books.get(request.market)
+        levels = len(book.bids.levels) + len(book.asks.levels) if book is not None else 0
+        return SNAPSHOT_COST + levels // SNAPSHOT_LEVELS_PER_TOKEN
+
+    def _bucket(self, peer: Peer) -> TokenBucket:
         bucket = self.buckets.get(peer.name)
         if bucket is None:
             limits = self.limits
             bucket = self.buckets[peer.name] = TokenBucket(
                 limits.peer_rate_per_s, limits.peer_burst
             )
-        return None, bucket.take(commands)
+        return bucket
 
     def admit(
         self, peer: Peer | None, name: str, command: PeerCommand, refused: Reason | None
@@ -118,4 +166,3 @@ class Gateway:
         ):
             return Reason.TOO_MANY_ORDERS
         return None
-
