@@ -8,6 +8,8 @@ last. With CURVE off, each connection is an anonymous peer `anon-<routing id in 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import zmq
 
 from ..home.peers import AllowlistFile, Peer
@@ -28,6 +30,9 @@ class Connections:
         """Routing identities of registered peers already mapped to their connection."""
         self.by_fd: dict[int, tuple[str, bytes]] = {}
         """Connections (file descriptors) of registered peers, for cancel-on-disconnect."""
+        self.open_count: Counter[str] = Counter()
+        """Peer name -> how many of `by_fd`'s connections are its (a storm of disconnections
+        must not scan every connection for each one)."""
 
     def peer_of(self, frame: zmq.Frame) -> Peer | None:
         """The registered peer behind a message, by its CURVE key (None: CURVE is off); a key
@@ -38,8 +43,12 @@ class Connections:
 
     def register(self, name: str, identity: bytes, fd: int) -> None:
         """A registered peer's first message on a connection."""
+        replaced = self.by_fd.get(fd)
+        if replaced is not None:  # a descriptor reused before its old connection was forgotten
+            self.disconnected(fd)
         self.known.add(identity)
         self.by_fd[fd] = (name, identity)
+        self.open_count[name] += 1
 
     def disconnected(self, fd: int) -> tuple[str, bool] | None:
         """Forget a closed connection of a registered peer: the peer's name, and whether its
@@ -50,7 +59,10 @@ class Connections:
             return None
         name, identity = connection
         self.known.discard(identity)
-        still_connected = any(other == name for other, _ in self.by_fd.values())
+        self.open_count[name] -= 1
+        still_connected = self.open_count[name] > 0
+        if not still_connected:
+            del self.open_count[name]
         peer = self.allowlist.current.named(name)
         cancel = peer is not None and peer.cancel_on_disconnect and not still_connected
         return name, cancel

@@ -18,11 +18,13 @@ from ..home.keys import OPERATOR, SERVER, load_key_pair
 from ..home.layout import Home
 from ..home.peers import AllowlistFile
 from .errors import NodeError
+from .lograte import RateLimitedLog
 
 CURVE_FRAME_OVERHEAD = 33
 """Bytes CURVE adds to a frame (MESSAGE command, nonce, MAC): libzmq's size limit counts them."""
 HIGH_WATER_MARK = 100_000
-"""Messages queued per connection before ZeroMQ drops (PUB) or refuses (ROUTER) more."""
+"""Messages queued per market-data subscriber before ZeroMQ drops more (the order socket's
+queues are `[limits] receive_queue_messages` / `send_queue_messages`)."""
 INBOX = "inproc://node-inbox"
 """Where threads of the node (the metrics sampler) hand the loop what only it may send."""
 DOMAINS = ("orders", "md", "admin")
@@ -37,6 +39,8 @@ class KeyCheck:
     def __init__(self, allowlist: AllowlistFile, operator_key: bytes) -> None:
         self.allowlist = allowlist
         self.operator_key = operator_key
+        self.refusals = RateLimitedLog(log, logging.WARNING)
+        """One line a second at most, however many connections a storm of unknown keys makes."""
 
     def callback(self, domain: str, key: bytes) -> bool:
         text = key.decode("ascii")
@@ -46,7 +50,7 @@ class KeyCheck:
             self.allowlist.refresh()
             allowed = text in self.allowlist.current.by_key or key == self.operator_key
         if not allowed:
-            log.warning("refused key %s on %s socket", text, domain)
+            self.refusals.note(f"refused key {text} on {domain} socket")
         return allowed
 
 
@@ -61,6 +65,7 @@ class NodeSockets:
         self.endpoints: dict[str, str] = {}
         self.server_public_key = ""
         self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
+        self.key_check: KeyCheck | None = None
         self._server_keys: tuple[bytes, bytes] | None = None
         try:
             if config.security.curve:
@@ -79,8 +84,8 @@ class NodeSockets:
                 maxmsgsize=limits.max_message_bytes + curve_overhead,
                 heartbeat_ivl=limits.heartbeat_ms,
                 heartbeat_timeout=limits.heartbeat_timeout_ms,
-                sndhwm=HIGH_WATER_MARK,
-                rcvhwm=HIGH_WATER_MARK,
+                sndhwm=limits.send_queue_messages,
+                rcvhwm=limits.receive_queue_messages,
             )
             self.market_data = self._bind(zmq.PUB, "md", "market_data", sndhwm=HIGH_WATER_MARK)
             self.admin = self._bind(zmq.ROUTER, "admin", "admin", router_mandatory=1)
@@ -100,7 +105,7 @@ class NodeSockets:
         self._server_keys = (server.public, server.secret)
         self._auth = zmq.auth.thread.ThreadAuthenticator(self.context, log=log.getChild("zap"))
         self._auth.start()
-        check = KeyCheck(allowlist, operator_key)
+        check = self.key_check = KeyCheck(allowlist, operator_key)
         for domain in DOMAINS:
             self._auth.configure_curve_callback(domain, credentials_provider=check)
 
