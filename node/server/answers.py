@@ -45,6 +45,9 @@ class Pending:
     """When the message was taken off the socket (for the acknowledgement latency)."""
     events: list | None = None
     """A submit's events (its answers first); None for other requests."""
+    commands: list | None = None
+    """A submit's commands as decoded (a malformed one as its reject), to answer them
+    `store_unavailable` instead if the batch's commit fails."""
     build: Callable[[], Any] | None = None
     """Builds a non-submit answer from committed state."""
 

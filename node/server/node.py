@@ -23,10 +23,8 @@ from typing import Any
 
 import msgspec
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
-from ..core.commands import CancelOrder
-from ..core.events import Cancelled, Rejected
+from ..core.events import Rejected
 from ..core.reasons import CancelReason, Reason
 from ..home.config import NodeConfig
 from ..home.layout import Home
@@ -36,19 +34,22 @@ from ..ops.sampler import MetricsSampler
 from ..ops.scaling import ScalingListener
 from ..protocol.decoding import NOT_ONE_FRAME, decode_command, decode_request
 from ..protocol.messages import DecodedSubmit, ErrorReply, Submit
-from ..protocol.wire_events import wire_event
-from ..store.durable import DurableEngine
+from ..store.durable import CommitFailed, DurableEngine
 from ..store.lmdb_store import Store, StoreError
 from .admin import AdminDesk
 from .analytics_link import AnalyticsLink
 from .answers import Outbox, Pending
+from .cancelling import cancel_orders
 from .connections import Connections
+from .departures import Departures
 from .errors import NodeError
 from .gateway import Gateway
 from .instruments import Instruments, relay_inbox, start_instruments
+from .intake import read_message
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
 from .sockets import NodeSockets
+from .store_guard import StoreGuard
 from .view import NodeView
 
 __all__ = ["Node", "NodeError"]
@@ -126,6 +127,10 @@ class Node:
         self.endpoints = sockets.endpoints
         self.server_public_key = sockets.server_public_key
         self.connections = Connections(allowlist, config.security.curve)
+        self.departures = Departures(sockets.monitor, self.connections)
+        self.store_guard = StoreGuard(
+            self.durable, self.gateway, self.metrics, config.store.retry_commit_s
+        )
         self.outbox = Outbox(sockets.orders, self.metrics, self.connections.identity_of)
         self.market_data = MarketDataPublisher(sockets.market_data, self.run)
         self.view = NodeView(
@@ -241,6 +246,10 @@ class Node:
         self._next_housekeeping = now + HOUSEKEEPING_S
         self.analytics.ask_lag()  # the answer lands in analytics.lag, for `status`
         self.analytics.expire()
+        self.store_guard.retry()
+        self.departures.lines.flush()
+        if self.sockets.key_check is not None:
+            self.sockets.key_check.refusals.flush()
         if self.allowlist.refresh():
             log.info("peer allowlist reloaded: %d peers", len(self.allowlist.current.peers))
         elif self.allowlist.error:
@@ -262,10 +271,8 @@ class Node:
                 identity = recv(_NOBLOCK)
             except zmq.Again:
                 break
-            frames = [recv(0, copy=False)]
-            while frames[-1].more:
-                frames.append(recv(0, copy=False))
-            message = take(identity, frames, out)
+            body, frames = read_message(recv)
+            message = take(identity, body, frames, out)
             message.received_ns = time.perf_counter_ns()
             pending.append(message)
             budget -= len(message.events) if message.events else 1
@@ -278,20 +285,17 @@ class Node:
             return
         metrics.messages += len(pending)
         metrics.batch_commands.record(metrics.commands - commands_before)
-        committing = time.perf_counter_ns()
-        changed = self.durable.commit()
-        metrics.commit_us.record((time.perf_counter_ns() - committing) // 1000)
+        changed = self.store_guard.commit_batch(pending)
         metrics.batches += 1
         books = self.durable.engine.books
         trades = self.outbox.answer(pending, books)
         self.market_data.publish(books, trades, changed)
         metrics.busy_ns += time.perf_counter_ns() - started
 
-    def _take_message(self, identity: bytes, frames: list[zmq.Frame], out: list) -> Pending:
+    def _take_message(self, identity: bytes, body: zmq.Frame, frames: int, out: list) -> Pending:
         """Decode and process one message; what it is owed waits in the returned Pending."""
-        if len(frames) != 1:
+        if frames != 1:
             return Pending(identity, None, "", build=lambda: NOT_ONE_FRAME)
-        body = frames[0]
         connections = self.connections
         peer = connections.peer_of(body)
         name = peer.name if peer is not None else f"anon-{identity.hex()}"
@@ -302,7 +306,9 @@ class Node:
         request = decode_request(body.buffer)
         kind = type(request)
         if kind is DecodedSubmit or kind is Submit:
-            refusal = self.gateway.refuse_message(len(request.cmds), request.ref)
+            refusal = self.gateway.refuse_message(len(request.cmds), request.ref) or (
+                None if request.cmds else self.gateway.refuse_request(peer, request)
+            )
             if refusal is not None:
                 return Pending(identity, peer, name, refusal.ref, build=lambda: refusal)
             message = Pending(identity, peer, name, request.ref)
@@ -310,6 +316,9 @@ class Node:
             return message
         if kind is ErrorReply:
             return Pending(identity, peer, name, request.ref, build=lambda: request)
+        throttled = self.gateway.refuse_request(peer, request)
+        if throttled is not None:
+            return Pending(identity, peer, name, request.ref, build=lambda: throttled)
         build = self.requests.answer_of(request, peer, name)
         return Pending(identity, peer, name, request.ref, build=build)
 
@@ -327,12 +336,15 @@ class Node:
         books = self.durable.engine.books
         refused, allowed = self.gateway.admit_message(peer, len(commands))
         past_allowed = refused or Reason.THROTTLED
+        decoded = message.commands = []
         for index, command in enumerate(commands):
             if type(command) is msgspec.Raw:
                 command = decode_command(command)
                 if type(command) is Rejected:
+                    decoded.append(command)
                     out.append(command)
                     continue
+            decoded.append(command)
             market = command.market
             if type(market) is str and market in books:  # never a key per made-up name
                 orders[market] += 1
@@ -346,40 +358,24 @@ class Node:
     # -- peers going away and being disabled --------------------------------------------------
 
     def _on_disconnects(self) -> None:
-        while True:
-            try:
-                event = recv_monitor_message(self.sockets.monitor, _NOBLOCK)
-            except zmq.Again:
-                return
-            gone = self.connections.disconnected(int(event["value"]))
-            if gone is None:
-                continue
-            name, cancel = gone
-            log.info("peer %r disconnected", name)
-            if cancel:
-                cancelled = self.cancel_orders_of(name, CancelReason.DISCONNECT)
-                log.info("cancelled %d resting orders of peer %r on disconnect", cancelled, name)
+        leaving = self.departures.drain()
+        if leaving:
+            self._cancel_orders(set(leaving), CancelReason.DISCONNECT)
 
     def cancel_orders_of(self, name: str, why: str) -> int:
-        """Cancel every resting order placed by peer `name`: a batch of its own, journaled,
-        reported to the peer and published like any other."""
-        engine = self.durable.engine
-        commands = [
-            CancelOrder(order.id, order.owner, order.market, reason=why)
-            for order in engine.resting_orders()
-            if order.peer == name
-        ]
-        if not commands:
+        """Cancel every resting order placed by peer `name` (see `_cancel_orders`)."""
+        return self._cancel_orders({name}, why)
+
+    def _cancel_orders(self, names: set[str], why: str) -> int:
+        """Cancel every resting order placed by the peers `names`: one batch of its own,
+        journaled, reported to each peer and published like any other; the count cancelled
+        (0, orders kept, when the store cannot commit: they are not cancelled until it can)."""
+        try:
+            return cancel_orders(self.durable, self.outbox, self.market_data, names, why)
+        except CommitFailed as error:
+            self.store_guard.failed(error)
+            log.error("could not cancel the orders of %s (%s): %s", sorted(names), why, error)
             return 0
-        out: list = []
-        for command in commands:
-            self.durable.process(command, out)
-        changed = self.durable.commit()
-        books = engine.books
-        self.outbox.report(name, [wire_event(e, books) for e in out if type(e) is Cancelled])
-        self.market_data.publish(books, {}, changed)
-        log.info("cancelled %d orders of peer %r (%s)", len(commands), name, why)
-        return len(commands)
 
     # -- shutdown -----------------------------------------------------------------------------
 
