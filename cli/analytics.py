@@ -16,6 +16,7 @@ from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.analytics.service import plain
 from marketnode.node.client import ClientError
 from marketnode.node.home.layout import Home
+from marketnode.node.home.permissions import keep_new_files_private
 from marketnode.node.store.lmdb_store import Store
 
 from .common import (
@@ -203,6 +204,8 @@ def open_analytics(node_home: Home, read_only: bool) -> AnalyticsStore:
         path = node_home.path / node_home.config().analytics.file
     if read_only and not path.exists():
         fail(f"{path}: no analytics store yet; run `mnode analytics sync`", EXIT_STORE)
+    if not read_only:  # DuckDB makes the file and its write-ahead log as the umask says
+        keep_new_files_private()
     with operator_errors():
         return AnalyticsStore(path, read_only=read_only)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,10 +14,14 @@ from marketnode.node.client import AdminClient, ClientError, address_of_home
 from marketnode.node.home.config import LOG_LEVELS
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
+from marketnode.node.home.permissions import keep_new_files_private, security_problems
 from marketnode.node.ops.scaling import policy_settings
 from marketnode.node.server.node import Node, NodeError
+from marketnode.node.store.lmdb_store import StoreError, read_in_child
+from marketnode.node.store.verify import check_for_start
 
 from .common import (
+    EXIT_CONFIG,
     EXIT_NOT_RUNNING,
     EXIT_STORE,
     EXIT_USAGE,
@@ -41,9 +46,19 @@ def start_command(
             show_default=False,
         ),
     ] = None,
+    allow_insecure_keys: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure-keys",
+            help="Start even if other users can read a secret key file (warned, not refused).",
+        ),
+    ] = False,
 ) -> None:
     """Run the node in the foreground until Ctrl-C, SIGTERM or `mnode stop`.
 
+    First checks the home: a secret key others can read refuses the start (exit 3) unless
+    --allow-insecure-keys; other open files and a non-loopback endpoint with CURVE off are
+    warned about. Then checks the store (exit 4 if it fails; `mnode verify` says where).
     Prints its endpoints and server key, then logs to stderr, one line per event of note.
     """
     node_home = require_home(home)
@@ -55,6 +70,12 @@ def start_command(
     level = log_level or config.node.log_level
     if level not in LOG_LEVELS:
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {level!r}", 2)
+    keep_new_files_private()  # the store, node.json, the analytics process's files
+    for problem in security_problems(node_home.path, config):
+        if problem.refuses and not allow_insecure_keys:
+            fail(f"refusing to start: {problem.message}", EXIT_CONFIG)
+        typer.echo(f"mnode: warning: {problem.message}", err=True)
+    check_store_for_start(node_home.store_path(config))
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -74,6 +95,29 @@ def start_command(
     if "prometheus" in node.endpoints:
         typer.echo(f"  prometheus   {node.endpoints['prometheus']}")
     node.serve()
+
+
+def check_store_for_start(store_path: Path) -> None:
+    """Refuse (exit 4, one line) a store that fails the start's check (node.store.verify's
+    `check_for_start`: the whole journal replayed when it is short, else its end and the books'
+    hash), read in a child process so a page LMDB aborts on is a refusal too."""
+    if not (store_path / "data.mdb").exists():
+        return
+    try:
+        problems = read_in_child(store_path, check_for_start)
+    except StoreError as error:
+        fail(
+            f"refusing to start: the store fails the start check: {error} "
+            "(`mnode verify` checks it whole)",
+            EXIT_STORE,
+        )
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        fail(
+            f"refusing to start: the store fails the start check: {problems[0]}{more}; "
+            "`mnode verify` lists every problem",
+            EXIT_STORE,
+        )
 
 
 def admin_result(node_home: Home, cmd: str, **arguments: object) -> Any:

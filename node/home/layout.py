@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..core.markets import ConfigError
 from .config import NodeConfig, default_config_text, load_config
 from .keys import OPERATOR, SERVER, create_key_pair
+from .permissions import PRIVATE_FOLDER_MODE, write_private
 
 HOME_ENV = "MNODE_HOME"
 CONFIG_FILE = "config.toml"
@@ -51,17 +53,19 @@ class Home:
     @classmethod
     def create(cls, path: Path) -> Home:
         """Make a new home: the documented default configuration, the data folder, and the
-        server's and the operator's CURVE key pairs. Never overwrites a home."""
+        server's and the operator's CURVE key pairs, all the owner's only (folders 0700, files
+        0600). Never overwrites a home."""
         home = cls(path)
         if home.config_path.exists():
             raise ConfigError(f"{path}: already a node home ({CONFIG_FILE} exists)")
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{path}: exists and is not a folder")
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            home.config_path.write_text(default_config_text(), "utf-8")
+            path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
+            os.chmod(path, PRIVATE_FOLDER_MODE)
+            write_private(home.config_path, default_config_text())
             config = home.config()
-            home.store_path(config).mkdir(parents=True, exist_ok=True)
+            home.store_path(config).mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
             keys = home.keys_path(config)
             create_key_pair(keys, SERVER)
             create_key_pair(keys, OPERATOR)

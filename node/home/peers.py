@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.markets import ConfigError
 from .keys import is_z85_key
+from .permissions import write_private
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -104,10 +105,11 @@ def load_allowlist(path: Path) -> Allowlist:
 
 
 def save_allowlist(path: Path, allowlist: Allowlist) -> None:
-    """Write the whole file beside the old one, then rename it into place."""
+    """Write the whole file beside the old one (0600: it names every peer's owners), then
+    rename it into place."""
     document = {"peers": [peer.as_record() for peer in allowlist.peers]}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
+    write_private(temporary, json.dumps(document, indent=2) + "\n")
     os.replace(temporary, path)
 
 
