@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import zmq
+import zmq.utils.monitor
 import zmq.utils.z85
 
 from marketnode.node.client import NodeAddress, RemoteAddress, address_of_home
@@ -22,6 +25,14 @@ from marketnode.node.home.keys import (
 from marketnode.node.home.layout import Home
 
 from .common import EXIT_USAGE, HomeOption, fail, operator_errors, require_home
+
+HANDSHAKE_PROBE_S = 2.0
+HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 def dashboard_command(
@@ -75,16 +86,24 @@ def dashboard_command(
             locate, operator = _home_node(node_home)
     else:
         locate, operator = _remote_node(connect, server_key, key, home)
+    if not sys.stdout.isatty():
+        fail("the dashboard needs a terminal and stdout is not one (for a pipe or a script: "
+             "mnode metrics --json)", EXIT_USAGE)  # fmt: skip
     open_dashboard(locate, operator, admin=admin, refresh_s=refresh)
 
 
 def open_dashboard(
-    locate: Callable[[], NodeAddress], key: KeyPair | None, admin: bool, refresh_s: float = 1.0
+    locate: Callable[[], NodeAddress],
+    key: KeyPair | None,
+    admin: bool,
+    refresh_s: float = 1.0,
+    note: str | None = None,
 ) -> None:
+    """Run the dashboard until the operator quits; `note` is shown on it when it opens."""
     from marketnode.tui.app import AdminDashboard, Dashboard
 
     kind = AdminDashboard if admin else Dashboard
-    kind(locate, key, refresh_s=refresh_s).run()
+    kind(locate, key, refresh_s=refresh_s, note=note).run()
 
 
 def _home_node(node_home: Home) -> tuple[Callable[[], NodeAddress], KeyPair | None]:
@@ -113,12 +132,37 @@ def _remote_node(
                 public = _public_key(str(node_home.keys_path(config) / f"{SERVER}.key"))
                 key = key or node_home.keys_path(config) / f"{OPERATOR}.key_secret"
     operator = None
-    if public is not None:
+    if public is None:
+        _refuse_a_curve_node(endpoint)
+    else:
         if key is None:
             fail("--connect to a CURVE node needs --key (the operator's secret key file)",
                  EXIT_USAGE)  # fmt: skip
         operator = _key_pair(key)
     return RemoteAddress(endpoint, public, operator), operator
+
+
+def _refuse_a_curve_node(endpoint: str) -> None:
+    """Without a server key the dashboard would talk plain ZMTP; a node with CURVE on fails
+    that handshake, and ZeroMQ would retry it for ever without a word. One plain connection
+    tells: a mechanism mismatch is said in one line, with the keys it needs. A node that does
+    not answer within `HANDSHAKE_PROBE_S` is left to the dashboard's banner and retries."""
+    context = zmq.Context.instance()
+    probe = context.socket(zmq.DEALER)
+    probe.linger = 0
+    monitor = probe.get_monitor_socket(HANDSHAKE_EVENTS)
+    try:
+        probe.connect(endpoint)
+        if monitor.poll(int(HANDSHAKE_PROBE_S * 1000)):
+            event = zmq.utils.monitor.recv_monitor_message(monitor)
+            if event["event"] != zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                fail(f"{endpoint}: the handshake fails: the node has CURVE on; give "
+                     "--server-key (its keys/server.key, or the 40 Z85 characters in it) and "
+                     "--key (the operator's operator.key_secret)", EXIT_USAGE)  # fmt: skip
+    finally:
+        probe.disable_monitor()
+        monitor.close()
+        probe.close()
 
 
 def _public_key(given: str) -> bytes:

@@ -4,6 +4,8 @@ palette, the disconnected state and the reconnect, and the confirmed actions of 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import pytest
 from conftest import start_node
@@ -14,8 +16,10 @@ from marketnode.cli.main import app as cli
 from marketnode.node.client import RemoteAddress, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.tui.app import ADMIN_KEYS, KEYS, AdminDashboard, Dashboard
+from marketnode.tui.messages import BookFetched, TapeFetched
 from marketnode.tui.panels import PANELS
-from marketnode.tui.screens import ConfirmScreen, HelpScreen
+from marketnode.tui.panels.book import STALE_AFTER_S
+from marketnode.tui.screens import ConfirmScreen, HelpScreen, _evidence_text
 
 SIZE = (140, 42)
 
@@ -224,7 +228,8 @@ def test_the_demo_in_the_dashboard_shows_throughput_and_the_rings_alert(tmp_path
 
     seen: dict[str, bool] = {}
 
-    def watch(home) -> None:
+    def watch(home, why_these_rates: str) -> None:
+        assert "orders/s" in why_these_rates
         app = AdminDashboard(lambda: address_of_home(home), operator_key(home), refresh_s=0.5)
 
         async def drive() -> None:
@@ -306,3 +311,66 @@ def test_a_node_without_metrics_says_so_in_its_panels(node_factory):
             assert not app.query_one("#banner").has_class("shown")
 
     asyncio.run(drive())
+
+
+def test_connect_without_the_server_key_to_a_curve_node_says_the_handshake_fails(running_node):
+    address = address_of_home(running_node.home)
+    result = CliRunner().invoke(cli, ["dashboard", "--connect", address.admin])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "the handshake fails" in result.stderr and "--server-key" in result.stderr
+
+
+def test_the_dashboard_without_a_terminal_says_so_and_exits_2(running_node):
+    result = CliRunner().invoke(cli, ["dashboard", "--home", str(running_node.home.path)])
+    assert result.exit_code == 2 and "needs a terminal" in result.stderr
+
+
+def ladder(md_seq: int) -> BookFetched:
+    level = {"price": "10", "qty": "1", "orders": 1}
+    return BookFetched({"market": "PUNK-ETH", "md_seq": md_seq, "bids": [level], "asks": []})
+
+
+def stream(seq: int, seconds_later: float, lost: bool = False, run: int = 1) -> TapeFetched:
+    return TapeFetched({"market": "PUNK-ETH", "time": time.time() + seconds_later,
+                        "trades": [], "seq": seq, "run": run, "lost": lost})  # fmt: skip
+
+
+def test_the_ladder_behind_the_stream_is_marked_stale_with_its_age_until_a_snapshot():
+    """No node: the answers are posted as the sources would post them."""
+    app = Dashboard(lambda: None, None, poll=False)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            title = app.query_one("#book-title", Static)
+
+            async def post(message) -> str:
+                app.post_message(message)
+                await pilot.pause()
+                return str(title.content)
+
+            assert "STALE" not in await post(ladder(5))
+            assert "STALE" not in await post(stream(9, 0.0))  # a snapshot just came
+            stale = await post(stream(12, STALE_AFTER_S + 7))
+            assert "STALE: the ladder is 10 s old, the stream at seq 12" in stale
+            assert "STALE" not in await post(ladder(12))
+            assert "messages lost" in await post(stream(20, 0.0, lost=True))
+            assert "STALE" in await post(ladder(19))  # older than the gap
+            assert "STALE" not in await post(ladder(20))
+            assert "messages lost" in await post(stream(1, 0.0, run=2))  # the node restarted
+            assert "STALE" not in await post(ladder(1))
+
+    asyncio.run(drive())
+
+
+def test_evidence_reads_as_times_wallets_and_amounts_not_json():
+    evidence = json.dumps({
+        "cycle": ["0xd3m00", "0xd3m01"], "first_trade_ns": 1764600000 * 10**9,
+        "volume": "12.500000000000", "legs": [{"qty": "3.000", "seq": 41}],
+    })  # fmt: skip
+    text = _evidence_text(evidence).plain
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1764600000))
+    assert f"first trade ns: {stamp}" in text
+    assert "cycle: 0xd3m00, 0xd3m01" in text and "volume: 12.5" in text
+    assert "- qty 3, seq 41" in text
+    assert "{" not in text and "[" not in text

@@ -29,7 +29,7 @@ from marketnode.node.client import ClientError, NodeAddress
 from marketnode.node.home.keys import KeyPair
 
 from .keys import ADMIN_KEYS, KEYS, Key, key_table
-from .links import NodeLinks
+from .links import ANALYTICS_TIMEOUT_S, NodeLinks
 from .messages import (
     ActionDone,
     EvidenceFetched,
@@ -49,6 +49,12 @@ from .sources import SOURCE_NAMED, SOURCE_OF, SOURCES, NodeReader, Source
 
 log = logging.getLogger(__name__)
 REFRESH_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
+NOTE_SHOWN_S = 30.0
+EVIDENCE_ATTEMPTS = 3
+ANALYTICS_SLOW_EVIDENCE = (
+    f"the analytics process did not answer within {ANALYTICS_TIMEOUT_S:g} s (scanning or "
+    "catching up)"
+)
 
 
 class KeyCommands(Provider):
@@ -88,10 +94,12 @@ class Dashboard(App):
         key: KeyPair | None,
         refresh_s: float = 1.0,
         poll: bool = True,
+        note: str | None = None,
     ) -> None:
         """`locate` says where the node is; it is asked again for every request, so a node
         restarted on other ports is found again. `poll=False` starts no workers: the panels
-        show only the messages posted to the app (snapshot tests do that)."""
+        show only the messages posted to the app (snapshot tests do that). `note`: a word
+        from whoever opened the dashboard (the demo's rates and why), shown when it opens."""
         super().__init__()
         self.reader = NodeReader(NodeLinks(locate, key), period=lambda: self.refresh_s)
         self.refresh_s = refresh_s
@@ -99,6 +107,7 @@ class Dashboard(App):
         self.paused = False
         self.connected: bool | None = None
         self.node_title = ""
+        self.note = note
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -110,6 +119,8 @@ class Dashboard(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.note:
+            self.notify(self.note, timeout=NOTE_SHOWN_S)
         if self.poll:
             for source in SOURCES:
                 self._start(source)
@@ -233,10 +244,23 @@ class Dashboard(App):
         )  # fmt: skip
 
     def _fetch_evidence(self, alert_id: str) -> None:
-        try:
-            self.post_message(EvidenceFetched(alert_id, self.reader.evidence(alert_id)))
-        except ClientError as error:
-            self.post_message(EvidenceUnavailable(str(error)))
+        """The alert's trades, asked again while the analytics process is only slow (busy
+        scanning or catching up): slow is said as slow, not as a node gone."""
+        for attempt in range(1, EVIDENCE_ATTEMPTS + 1):
+            try:
+                self.post_message(EvidenceFetched(alert_id, self.reader.evidence(alert_id)))
+                return
+            except ClientError as error:
+                if not error.unreachable:
+                    self.post_message(EvidenceUnavailable(str(error)))
+                    return
+                again = (
+                    "asking again" if attempt < EVIDENCE_ATTEMPTS else "escape and Enter ask again"
+                )
+                tries = f"try {attempt} of {EVIDENCE_ATTEMPTS}; {again}"
+                self.post_message(EvidenceUnavailable(f"slow: {ANALYTICS_SLOW_EVIDENCE} ({tries})"))
+            if self.reader.closing:
+                return
 
     def on_evidence_fetched(self, message: EvidenceFetched) -> None:
         self._answered()

@@ -4,6 +4,8 @@ evidence."""
 from __future__ import annotations
 
 import json
+import time
+from decimal import InvalidOperation
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -106,24 +108,65 @@ class EvidenceScreen(ModalScreen[None]):
 
     def show_trades(self, result: dict) -> None:
         table = self.query_one(DataTable)
-        for seq, time, seller, buyer, price, qty in result["rows"]:
-            table.add_row(str(seq), time, seller, buyer, plain(price), plain(qty))
+        for seq, when, seller, buyer, price, qty in result["rows"]:
+            table.add_row(str(seq), when, seller, buyer, plain(price), plain(qty))
 
     def trades_unavailable(self, why: str) -> None:
         self.query_one("#trades-title", Static).update(Text(f"trades: not available ({why})"))
 
 
+EPOCH_RANGES = ((1e9, 1e10, 1.0), (1e12, 1e13, 1e3), (1e18, 1e19, 1e9))
+"""Numbers read as times: epoch seconds, milliseconds and nanoseconds of 2001 to 2286."""
+
+
 def _evidence_text(evidence: str) -> Text:
-    """The detector's evidence, one `key: value` a line (nested values as compact JSON); as
-    Text, so brackets in it are never read as markup."""
+    """The detector's evidence for a person: one `key: value` a line, times as local dates,
+    lists as comma-separated values, nested maps indented; as Text, so brackets in it are
+    never read as markup."""
     try:
         fields = json.loads(evidence)
     except (TypeError, ValueError):
         return Text(str(evidence))
-    if not isinstance(fields, dict):
-        return Text(json.dumps(fields))
     text = Text()
-    for key, value in fields.items():
-        text.append(f"{key}: ", style="bold")
-        text.append(f"{value if isinstance(value, str | int | float) else json.dumps(value)}\n")
+    _append_value(text, fields, indent="")
     return text
+
+
+def _append_value(text: Text, value: Any, indent: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            text.append(f"{indent}{str(key).replace('_', ' ')}: ", style="bold")
+            if isinstance(item, dict) or _is_table(item):
+                text.append("\n")
+                _append_value(text, item, indent + "  ")
+            else:
+                text.append(f"{_readable(item)}\n")
+    elif _is_table(value):
+        for row in value:
+            cells = (f"{str(key).replace('_', ' ')} {_readable(item)}" for key, item in row.items())
+            text.append(f"{indent}- {', '.join(cells)}\n")
+    else:
+        text.append(f"{indent}{_readable(value)}\n")
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _readable(value: Any) -> str:
+    """A scalar or a list of scalars as a person reads it."""
+    if isinstance(value, list):
+        return ", ".join(_readable(item) for item in value) or "none"
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, int | float):
+        for low, high, per_second in EPOCH_RANGES:
+            if low <= value < high:
+                return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value / per_second))
+        return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+    if isinstance(value, str):
+        try:
+            return plain(value)  # an amount: "12.500000000000" as 12.5
+        except InvalidOperation:
+            return value
+    return str(value)

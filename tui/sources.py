@@ -100,19 +100,26 @@ class NodeReader:
         return {**data, "history": list(self.seconds)}
 
     def tape(self, connection: str) -> dict | None:
-        """The watched market's trades from the market-data socket over one refresh period."""
+        """The watched market's trades from the market-data socket over one refresh period,
+        the last message's `seq` and `run`, and whether messages were `lost` (a seq gap or a
+        new run: the Book panel then holds its ladder stale until the next snapshot)."""
         market = self.watched_market()
         if market is None:
             time.sleep(self.period())
             return None
         trades: list[dict] = []
+        seq = run = None
         deadline = time.monotonic() + self.period()
         with self.links.market_data(connection, market) as subscriber:
+            gaps = subscriber.gaps
             while (left := deadline - time.monotonic()) > 0 and not self.closing:
                 message = subscriber.receive(int(left * 1000) + 1)
                 if message is not None:
                     trades.extend(msgspec.to_builtins(message.trades))
-        return {"market": market, "time": time.time(), "trades": trades}
+                    seq, run = message.seq, message.run
+            lost = subscriber.gaps > gaps
+        return {"market": market, "time": time.time(), "trades": trades, "seq": seq,
+                "run": run, "lost": lost}  # fmt: skip
 
     def evidence(self, alert_id: str) -> dict:
         """The trades an alert names (a SQL result)."""

@@ -1,5 +1,11 @@
 """Book: the selected market's depth ladder, each side with a cumulative-depth bar, and the
-trade tape from the market-data socket, newest first."""
+trade tape from the market-data socket, newest first.
+
+The ladder is a `book` snapshot asked every refresh; the tape is the market-data stream. When
+the stream has moved past the ladder's seq and the last snapshot is older than
+`STALE_AFTER_S` (the node too busy to answer it in time), or the stream lost messages (a seq
+gap, a new run), the title says the ladder is stale and how old it is, until a snapshot that
+has caught up with the stream arrives (protocol.md §11, "Keeping a book")."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from .base import Panel, bar, fill_table
 DEPTH_BAR_CELLS = 14
 TAPE_KEPT = 60
 SIDE_STYLE = {"buy": "green", "sell": "red"}
+STALE_AFTER_S = 3.0
 TAPE_HEADING = f"[b]trade tape (live)[/b]\n[b]{'time':<8}  side  {'price':>12}  {'qty':>10}[/b]"
 
 
@@ -26,6 +33,14 @@ class BookPanel(Panel):
         super().__init__(**kwargs)
         self.market: str | None = None
         self.tape: deque[tuple[str, dict]] = deque(maxlen=TAPE_KEPT)
+        self.ladder: dict | None = None
+        self.ladder_time = 0.0
+        """When the ladder's snapshot came (epoch seconds)."""
+        self.stream_seq = 0
+        self.stream_run: int | None = None
+        self.resync_after_seq: int | None = None
+        """Set when the stream lost messages: the ladder is stale until a snapshot with at
+        least this seq."""
 
     def compose(self) -> ComposeResult:
         yield Static("no market selected yet (choose one in 2 Markets)", id="book-title",
@@ -47,15 +62,13 @@ class BookPanel(Panel):
         if book["market"] != self.market:
             self.market = book["market"]
             self.tape.clear()
+            self.stream_seq, self.stream_run, self.resync_after_seq = 0, None, None
             self._render_tape()
+        self.ladder, self.ladder_time = book, time.time()
+        if self.resync_after_seq is not None and book["md_seq"] >= self.resync_after_seq:
+            self.resync_after_seq = None
+        self._render_title(self.ladder_time)
         bids, asks = book["bids"], book["asks"]
-        best_bid = bids[0]["price"] if bids else None
-        best_ask = asks[0]["price"] if asks else None
-        spread = str(Decimal(best_ask) - Decimal(best_bid)) if best_bid and best_ask else "-"
-        self.query_one("#book-title", Static).update(
-            f"{book['market']}: {len(bids)} bid and {len(asks)} ask levels shown, spread "
-            f"{spread} (market-data seq {book['md_seq']})"
-        )
         bid_depth = _cumulative(bids)
         ask_depth = _cumulative(asks)
         deepest = max([*bid_depth, *ask_depth, Decimal(1)])
@@ -80,6 +93,37 @@ class BookPanel(Panel):
             self.tape.appendleft((stamp, trade))
         if data["trades"]:
             self._render_tape()
+        if data.get("seq") is not None:
+            new_run = self.stream_run is not None and data["run"] != self.stream_run
+            self.stream_seq, self.stream_run = data["seq"], data["run"]
+            if data.get("lost") or new_run:
+                self.resync_after_seq = data["seq"]
+        if self.ladder is not None:
+            self._render_title(data["time"])
+
+    def _render_title(self, now: float) -> None:
+        """The market, its ladder's size and spread and seq; or, when the ladder is behind the
+        stream, STALE with its age."""
+        book = self.ladder
+        assert book is not None
+        bids, asks = book["bids"], book["asks"]
+        best_bid = bids[0]["price"] if bids else None
+        best_ask = asks[0]["price"] if asks else None
+        spread = str(Decimal(best_ask) - Decimal(best_bid)) if best_bid and best_ask else "-"
+        title = Text(
+            f"{book['market']}: {len(bids)} bid and {len(asks)} ask levels shown, spread "
+            f"{spread} (market-data seq {book['md_seq']})"
+        )
+        age = max(0.0, now - self.ladder_time)
+        behind = self.stream_seq > book["md_seq"] and age > STALE_AFTER_S
+        if behind or self.resync_after_seq is not None:
+            why = "messages lost" if self.resync_after_seq is not None else "no fresh snapshot"
+            title.append(
+                f"  STALE: the ladder is {age:.0f} s old, the stream at seq {self.stream_seq} "
+                f"({why}); resyncing from a snapshot",
+                style="bold yellow",
+            )
+        self.query_one("#book-title", Static).update(title)
 
     def _render_tape(self) -> None:
         """The tape as lines of text: it changes with every trade, and text is cheap to
