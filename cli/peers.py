@@ -6,11 +6,23 @@ from typing import Annotated
 
 import typer
 
+from marketnode.node.client import ClientError
 from marketnode.node.home.keys import PEERS_FOLDER, create_key_pair
 from marketnode.node.home.peers import Peer, check_peer, load_allowlist, save_allowlist
+from marketnode.node.server.revocation import cancel_in_store, save_allowlist_without
+from marketnode.node.store.lmdb_store import Store, StoreError
 
-from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
-from .node import admin_call
+from .common import (
+    EXIT_STORE,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    operator_errors,
+    print_json,
+    require_home,
+)
+from .node import admin_call, admin_result
 
 app = typer.Typer(
     help="Register, list and revoke peers (reloaded by a running node).", no_args_is_help=True
@@ -84,15 +96,56 @@ def list_command(home: HomeOption = None, json: JsonOption = False) -> None:
 @app.command("revoke")
 def revoke_command(
     name: Annotated[str, typer.Argument(help="The peer to remove.", show_default=False)],
+    keep_orders: Annotated[
+        bool, typer.Option("--keep-orders", help="Leave its resting orders on the books.")
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Remove a peer: new connections with its key are refused, and a running node stops
-    taking its commands (not_authorized) without a restart."""
+    """Remove a peer: its key is refused from now on, its resting orders are cancelled
+    (peer_revoked; --keep-orders leaves them) and a running node drops its connections.
+
+    With no node running, the orders are cancelled in the store at once (journaled as the node
+    would), so none of them is on the books when the node starts.
+    """
     node_home = require_home(home)
     with operator_errors():
-        path = node_home.peers_path(node_home.config())
-        save_allowlist(path, load_allowlist(path).without(name))
-    typer.echo(f"revoked peer {name}", err=True)
+        config = node_home.config()
+    if node_home.runtime_path.exists():
+        try:
+            result = admin_result(node_home, "revoke_peer", peer=name, keep_orders=keep_orders)
+        except ClientError as error:
+            if not error.unreachable:
+                fail(str(error), EXIT_USAGE)
+        else:
+            dropped = result["connections_dropped"]
+            typer.echo(
+                f"revoked peer {name}: {_orders_text(result['orders_cancelled'], keep_orders)}; "
+                f"{dropped} connection{'s' if dropped != 1 else ''} dropped; its key is refused",
+                err=True,
+            )
+            return
+    store_path = node_home.store_path(config)
+    with operator_errors():
+        save_allowlist_without(node_home.peers_path(config), name)
+    if not (store_path / "data.mdb").exists():
+        typer.echo(f"revoked peer {name} (no node running, nothing stored yet)", err=True)
+        return
+    try:
+        with Store(store_path, map_size=config.store.map_size, sync=config.store.sync) as store:
+            cancelled = cancel_in_store(store, name, keep_orders)
+    except StoreError as error:
+        fail(f"revoked peer {name} (its key is refused), but its orders stay: {error}", EXIT_STORE)
+    typer.echo(
+        f"revoked peer {name} (no node running): {_orders_text(cancelled, keep_orders)} in the "
+        "store",
+        err=True,
+    )
+
+
+def _orders_text(cancelled: int, kept: bool) -> str:
+    if kept:
+        return "resting orders kept (--keep-orders)"
+    return f"{cancelled} resting order{'s' if cancelled != 1 else ''} cancelled (peer_revoked)"
 
 
 @app.command("disable")

@@ -77,6 +77,8 @@ class CancelReason(StrEnum):
     """Self-trade prevention."""
     PEER_DISABLED = "peer_disabled"
     """The node cancels a disabled peer's orders."""
+    PEER_REVOKED = "peer_revoked"
+    """The node cancels a revoked peer's orders (`mnode peers revoke` without --keep-orders)."""
     DISCONNECT = "disconnect"
     """The node cancels the orders of a peer registered with `--cancel-on-disconnect` when its
     last connection goes."""

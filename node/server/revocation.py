@@ -1,0 +1,105 @@
+"""Revoking a peer: its key leaves the allowlist, its resting orders are cancelled (journaled,
+reason `peer_revoked`) unless the operator keeps them, and its connections to the order socket
+are dropped.
+
+Two ways, one outcome: the admin command `revoke_peer`, which the running node's matching thread
+serves between batches (`revoke_peer`), and, with no node running, `save_allowlist_without` and
+`cancel_in_store`, which cancel in the store itself, so the orders are gone before any start.
+Once the allowlist is saved, ZAP refuses the key on every socket, so a dropped peer that
+reconnects gets nowhere; what the node cannot drop is a connection to the market-data socket
+(the node does not track who is behind those), which the peer keeps until it goes, receiving
+what any subscriber receives.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+from ..core.commands import CancelOrder
+from ..core.engine import Engine
+from ..core.markets import ConfigError
+from ..core.reasons import CancelReason
+from ..home.peers import load_allowlist, save_allowlist
+from ..protocol.messages import AdminRequest
+from ..store.durable import DurableEngine
+from ..store.lmdb_store import Store
+from .view import NodeView
+
+log = logging.getLogger("marketnode.node")
+
+
+class RevocationRefused(ValueError):
+    """A revocation that cannot be done (no such peer); one line for the operator."""
+
+
+def revoke_peer(view: NodeView, request: AdminRequest) -> dict[str, Any]:
+    """The admin command `revoke_peer` (`peer`, `keep_orders`): on the matching thread."""
+    name = request.peer or ""
+    keep_orders = bool(request.keep_orders)
+    try:
+        allowlist = view.allowlist.current.without(name)
+    except ConfigError as error:
+        raise RevocationRefused(str(error)) from None
+    save_allowlist(view.allowlist.path, allowlist)
+    view.allowlist.refresh()
+    cancelled = 0 if keep_orders else view.cancel_orders_of(name, CancelReason.PEER_REVOKED)
+    dropped = sum(
+        _drop_connection(fd) for fd, (peer, _) in list(view.connections.by_fd.items())
+        if peer == name
+    )  # fmt: skip
+    log.info(
+        "peer %r revoked: %d resting orders cancelled%s, %d connections dropped",
+        name, cancelled, " (kept)" if keep_orders else "", dropped,
+    )  # fmt: skip
+    return {
+        "peer": name,
+        "orders_cancelled": cancelled,
+        "orders_kept": keep_orders,
+        "connections_dropped": dropped,
+    }
+
+
+def save_allowlist_without(peers_file: Path, name: str) -> None:
+    """With no node running: take `name` out of the allowlist file (ConfigError if absent)."""
+    save_allowlist(peers_file, load_allowlist(peers_file).without(name))
+
+
+def cancel_in_store(store: Store, name: str, keep_orders: bool) -> int:
+    """With no node running: cancel peer `name`'s resting orders in the store, in one journaled
+    batch as a node would (reason `peer_revoked`), unless `keep_orders`; how many."""
+    if keep_orders:
+        return 0
+    durable = DurableEngine(store)
+    commands = cancels_of(durable.engine, name, CancelReason.PEER_REVOKED)
+    if commands:
+        durable.submit(commands)
+    return len(commands)
+
+
+def cancels_of(engine: Engine, name: str, why: str) -> list[CancelOrder]:
+    """A cancel of every resting order peer `name` placed, with the node's reason."""
+    return [
+        CancelOrder(order.id, order.owner, order.market, reason=why)
+        for order in engine.resting_orders()
+        if order.peer == name
+    ]
+
+
+def _drop_connection(fd: int) -> bool:
+    """Shut down a connection libzmq holds, by its file descriptor: libzmq sees it end and
+    closes it (the disconnect is then reported like any other). The descriptor stays libzmq's:
+    only shut down, never closed here. False if it is no longer a socket."""
+    try:
+        connection = socket.socket(fileno=fd)
+    except OSError:
+        return False
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+        return True
+    except OSError:
+        return False
+    finally:
+        connection.detach()
