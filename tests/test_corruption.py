@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.store.lmdb_store import MAX_DATABASES, U64
+from marketnode.node.store import verify
+from marketnode.node.store.lmdb_store import MAX_DATABASES, U64, Store
 from marketnode.node.tools.e2e import NODE_COMMAND, prepare_home
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "samples" / "orders.ndjson"
@@ -253,3 +254,26 @@ def test_a_binary_config_toml_is_one_line(copy_of):
         assert_one_line(result, {3})
         assert "config.toml: not a text file" in result.stderr
     assert_refused(run_start(home), 3, "not a text file")
+
+
+def test_a_journal_longer_than_the_replay_bound_is_checked_at_its_end(copy_of, monkeypatch):
+    """Past START_REPLAY_COMMANDS a start does not replay: it checks the meta against the last
+    commit, the newest journal entries and the books' hash; `mnode verify` replays it all."""
+    monkeypatch.setattr(verify, "START_REPLAY_COMMANDS", 1000)  # the sample journals 3004
+    home = copy_of()
+    with Store(home / "data", readonly=True) as store:
+        assert verify.check_for_start(store) == []
+    _rewrite_journal_command(home)
+    with Store(home / "data", readonly=True) as store:
+        assert verify.check_for_start(store) == []  # a changed command: only a replay sees it
+        assert verify.verify_store(store).problems
+    env = lmdb.open(str(home / "data"), max_dbs=MAX_DATABASES)
+    journal = env.open_db(b"journal")
+    with env.begin(write=True, db=journal) as txn:
+        cursor = txn.cursor()
+        cursor.last()
+        txn.delete(cursor.key())
+    env.close()
+    with Store(home / "data", readonly=True) as store:
+        problems = verify.check_for_start(store)
+    assert problems == ["the journal ends at 1504 commands, the meta says 3004"]
