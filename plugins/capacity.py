@@ -90,11 +90,21 @@ def _time_to_full(
         ratio=round(option["warn_within_s"] / max(seconds, 1.0), 3),
         confidence=round(min(1.0, (points[-1][0] - points[0][0]) / option["trend_s"]), 2),
         reason=(
-            f"{what} is full in about {seconds / 3600:.1f} h at the current rate "
+            f"{what} is full {_time_left(seconds)} at the current rate "
             f"({growth / 1e6:.2f} MB/s)"
         ),
         details={"seconds_to_full": round(seconds), "bytes_per_s": round(growth)},
     )
+
+
+def _time_left(seconds: float) -> str:
+    """When it fills, in words a person reads at a glance: minutes under an hour, since an
+    hour's tenth ("0.0 h") says nothing of a few minutes left."""
+    if seconds < 60:
+        return "in under a minute"
+    if seconds < 3600:
+        return f"in about {round(seconds / 60)} min"
+    return f"in about {seconds / 3600:.1f} h"
 
 
 def _slope(points: list[tuple[float, float]]) -> float:

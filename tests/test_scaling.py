@@ -282,3 +282,18 @@ def test_a_policy_that_raises_is_left_out_and_the_others_still_advise(caplog):
         "scaling plugin broken failed in recommend_scaling: ZeroDivisionError: a bug in a "
         "third-party policy" in caplog.text
     )
+
+
+@pytest.mark.parametrize(
+    ("seconds_left", "said"),
+    [(90, "full in about 2 min"), (30, "full in under a minute"), (5400, "full in about 1.5 h")],
+)
+def test_the_time_to_full_is_said_in_minutes_under_an_hour_never_as_0_0_h(seconds_left, said):
+    history = [  # 20 minutes of the LMDB map filling at 1 MB/s
+        dict(sample(START + n * 10, 0.3, 0.0), lmdb_used_bytes=1e9 + n * 10e6) for n in range(120)
+    ]
+    size = history[-1]["lmdb_used_bytes"] + seconds_left * 1e6
+    history = [dict(item, lmdb_map_bytes=size) for item in history]
+    warning = advice_at(scaler(), history)["capacity", "warn"]
+    assert warning.resource == "lmdb_map" and said in warning.reason
+    assert " 0.0 h" not in warning.reason
