@@ -365,7 +365,7 @@ def read_in_child(path: Path, reader: Callable[[Store], T]) -> T:
 def _take_writer_lock(path: Path):
     """Hold an exclusive lock for the life of this process's store; refuse a second writer."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    handle = open(descriptor, "a+")  # noqa: SIM115 - held open as the lock itself
+    handle = open(descriptor, "r+")  # noqa: SIM115 - held open as the lock itself
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
