@@ -33,6 +33,11 @@ class Connections:
         self.open_count: Counter[str] = Counter()
         """Peer name -> how many of `by_fd`'s connections are its (a storm of disconnections
         must not scan every connection for each one)."""
+        self.stale: Counter[int] = Counter()
+        """Descriptors whose next disconnection event is about a connection already forgotten
+        (its descriptor was reused before the event was read)."""
+        self.leaving: list[str] = []
+        """Peers to cancel the orders of, found gone outside `disconnected` (see `register`)."""
 
     def peer_of(self, frame: zmq.Frame) -> Peer | None:
         """The registered peer behind a message, by its CURVE key (None: CURVE is off); a key
@@ -42,10 +47,14 @@ class Connections:
         return self.allowlist.current.by_key.get(frame.get("User-Id"), UNREGISTERED)
 
     def register(self, name: str, identity: bytes, fd: int) -> None:
-        """A registered peer's first message on a connection."""
-        replaced = self.by_fd.get(fd)
-        if replaced is not None:  # a descriptor reused before its old connection was forgotten
-            self.disconnected(fd)
+        """A registered peer's first message on a connection. A descriptor still booked for
+        another connection means that one is gone, its event not yet read: it is forgotten now
+        (its peer's orders cancelled after the batch, if due) and its event skipped later."""
+        if fd in self.by_fd:
+            gone = self._forget(fd)
+            self.stale[fd] += 1
+            if gone[1]:
+                self.leaving.append(gone[0])
         self.known.add(identity)
         self.by_fd[fd] = (name, identity)
         self.open_count[name] += 1
@@ -54,10 +63,18 @@ class Connections:
         """Forget a closed connection of a registered peer: the peer's name, and whether its
         orders are to be cancelled (it was its last connection, and the peer is registered with
         cancel-on-disconnect). None for a connection that never sent as a registered peer."""
-        connection = self.by_fd.pop(fd, None)
-        if connection is None:
+        if self.stale[fd]:
+            self.stale[fd] -= 1
+            if not self.stale[fd]:
+                del self.stale[fd]
             return None
-        name, identity = connection
+        self.stale.pop(fd, None)
+        if fd not in self.by_fd:
+            return None
+        return self._forget(fd)
+
+    def _forget(self, fd: int) -> tuple[str, bool]:
+        name, identity = self.by_fd.pop(fd)
         self.known.discard(identity)
         self.open_count[name] -= 1
         still_connected = self.open_count[name] > 0

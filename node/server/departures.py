@@ -1,6 +1,7 @@
 """Connections leaving the order socket: the disconnection monitor drained and each departure
-booked in constant time, so that thousands of connections closing at once cost the matching
-thread a few milliseconds, not seconds, and write a line a second, not one per connection.
+booked in constant time and a slice at a time, so that thousands of connections closing at once
+cost the matching thread a few milliseconds between batches, not seconds, and write a line a
+second, not one per connection.
 
 What the loop must still do about a departure (cancel the orders of a cancel-on-disconnect
 peer whose last connection went) it gets back as names, to do in one journaled batch.
@@ -17,6 +18,9 @@ from .connections import Connections
 from .lograte import RateLimitedLog
 
 _NOBLOCK = int(zmq.NOBLOCK)
+SLICE = 200
+"""Events booked per call: the loop serves a batch between slices, so a storm of thousands of
+disconnections delays a batch by one slice (a few milliseconds), not by the whole storm."""
 
 log = logging.getLogger("marketnode.node")
 
@@ -30,16 +34,17 @@ class Departures:
         self.lines = RateLimitedLog(log, logging.INFO)
 
     def drain(self) -> list[str]:
-        """Book every disconnection waiting; return the peers whose orders are to be cancelled
-        (registered with cancel-on-disconnect, and their last connection is gone)."""
-        cancel: list[str] = []
+        """Book up to SLICE waiting disconnections; return the peers whose orders are to be
+        cancelled (registered with cancel-on-disconnect, and their last connection is gone)."""
+        connections = self.connections
+        cancel, connections.leaving = connections.leaving, []
         recv = self.monitor.recv_multipart
-        disconnected = self.connections.disconnected
-        while True:
+        disconnected = connections.disconnected
+        for _ in range(SLICE):
             try:
                 event = parse_monitor_message(recv(_NOBLOCK))
             except zmq.Again:
-                return cancel
+                break
             gone = disconnected(int(event["value"]))
             if gone is None:
                 continue
@@ -47,3 +52,4 @@ class Departures:
             self.lines.note(f"peer {name!r} disconnected")
             if last:
                 cancel.append(name)
+        return cancel

@@ -212,8 +212,8 @@ class Node:
         try:
             while not self.stopping:
                 ready = dict(poller.poll(POLL_MS))
-                # disconnections first: a descriptor they free may already carry a new
-                # connection's messages, which must not be taken for the old one's
+                # disconnections first, a slice at a time (Departures); a descriptor reused
+                # before its old connection's event is read is sorted out by Connections
                 if sockets.monitor in ready:
                     self._on_disconnects()
                 if sockets.orders in ready:
