@@ -38,6 +38,7 @@ import msgspec
 import zmq
 
 from ..home.layout import ANALYTICS_SOCKET, Home
+from ..home.permissions import keep_new_files_private
 from ..store.lmdb_store import Store, StoreError
 from .batch import process_scratch_folder
 from .duckdb_store import AnalyticsStore
@@ -323,6 +324,7 @@ def main() -> None:
         print("analytics: no link token on stdin (the node starts this process)", file=sys.stderr)
         sys.exit(EXIT_NO_TOKEN)
     os.nice(NICENESS)
+    keep_new_files_private()  # the DuckDB file and its WAL: 0600, however it was started
     try:
         service = AnalyticsService(Home(Path(sys.argv[1])), token)
     except (StoreError, duckdb.Error) as error:  # no journal yet, a locked or damaged file

@@ -257,6 +257,7 @@ class AdminRequest(msgspec.Struct, tag="admin", tag_field="type"):
     alert: str | None = None
     label: str | None = None
     since: float | None = None
+    keep_orders: bool = False
     ref: Any = None
 
 

@@ -27,6 +27,7 @@ from ..protocol.messages import (
 )
 from .analytics_link import ANALYTICS_COMMANDS, AnalyticsLink
 from .marketdata import book_levels
+from .revocation import RevocationRefused, revoke_peer
 from .view import NodeView
 
 log = logging.getLogger("marketnode.node")
@@ -94,7 +95,7 @@ def handle_admin(view: NodeView, request: AdminRequest) -> AdminReply:
         return AdminReply(PROTOCOL_VERSION, False, error=error, ref=request.ref)
     try:
         result = handler(view, request)
-    except AdminRefused as refusal:
+    except (AdminRefused, RevocationRefused) as refusal:
         return AdminReply(PROTOCOL_VERSION, False, error=str(refusal), ref=request.ref)
     return AdminReply(PROTOCOL_VERSION, True, result=result, ref=request.ref)
 
@@ -236,5 +237,6 @@ _HANDLERS = {
     "disable_peer": lambda view, request: _set_disabled(view, request, True),
     "enable_peer": lambda view, request: _set_disabled(view, request, False),
     "book": _book,
+    "revoke_peer": revoke_peer,
     "shutdown": _shutdown,
 }
