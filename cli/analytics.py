@@ -11,7 +11,7 @@ import duckdb
 import typer
 
 from marketnode.node.analytics.duckdb_store import AnalyticsStore, first_line, is_damage
-from marketnode.node.analytics.export import export_parquet
+from marketnode.node.analytics.export import ExportError, export_parquet
 from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.analytics.service import plain
 from marketnode.node.client import ClientError
@@ -125,17 +125,22 @@ def export_parquet_command(
     directory: Annotated[Path, typer.Argument(help="Folder to write into.", show_default=False)],
     home: HomeOption = None,
 ) -> None:
-    """Trades and events as Parquet, partitioned by market and date (hive layout)."""
+    """Trades and events as Parquet, partitioned by market and date (hive layout). Through a
+    running node DIR is taken below the home's exports/ folder (the node writes nowhere else);
+    with the node stopped, DIR is where you say."""
     node_home = require_home(home)
-    target = directory.resolve()
-    answered, result = through_node(node_home, "export", path=str(target))
+    requested = str(directory if not directory.is_absolute() else directory.resolve())
+    answered, result = through_node(node_home, "export", path=requested)
     if answered:
-        typer.echo(f"exported {', '.join(result['tables'])} to {target}", err=True)
+        typer.echo(f"exported {', '.join(result['tables'])} to {result['path']}", err=True)
         return
+    target = directory.resolve()
     analytics = open_analytics(node_home, read_only=True)
     try:
         try:
             tables = export_parquet(analytics.connection, target)
+        except ExportError as error:
+            fail(f"export: {error}", EXIT_USAGE)
         except duckdb.Error as error:
             fail_on_duckdb(analytics.path, "export", error)
     finally:

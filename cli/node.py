@@ -175,6 +175,9 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
 
 
 def _analytics_text(analytics: object) -> str:
+    """The analytics process as the node's supervisor describes it: "off", its state ("running
+    since ...", "died at ..., restarting in ...") or, once it answers, its state and lag."""
     if not isinstance(analytics, dict):
-        return "off" if analytics == "off" else "starting"
-    return f"{analytics['lag_commands']} commands ({analytics['lag_s']} s) behind the journal"
+        return str(analytics)
+    lag = f"{analytics['lag_commands']} commands ({analytics['lag_s']} s) behind the journal"
+    return f"{analytics['state']}, {lag}" if "state" in analytics else lag

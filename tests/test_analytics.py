@@ -251,6 +251,13 @@ def test_views_stats_and_parquet_export(home, tmp_path):
     assert set(table.column("market").to_pylist()) == set(by_market)
     assert (tmp_path / "parquet" / "trades" / "market=PUNK-ETH").is_dir()
 
+    # with the node stopped, an export onto a file is one line and exit 2, not a traceback
+    occupied = tmp_path / "occupied"
+    occupied.write_text("")
+    refused = mnode("export", "parquet", str(occupied), "--home", str(home))
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("mnode: export: ") and refused.stderr.count("\n") == 1
+
 
 def test_a_running_node_scans_and_publishes_new_alerts(node_factory):
     import zmq
