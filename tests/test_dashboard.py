@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from conftest import start_node
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import DataTable, Footer, Static, TabbedContent
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app as cli
 from marketnode.node.client import RemoteAddress, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.tui.app import ADMIN_KEYS, KEYS, AdminDashboard, Dashboard
-from marketnode.tui.messages import BookFetched, TapeFetched
+from marketnode.tui.chart import LABEL_WIDTH, Chart
+from marketnode.tui.messages import (
+    BookFetched,
+    MetricsFetched,
+    ScaleFetched,
+    TapeFetched,
+    Unreachable,
+)
 from marketnode.tui.panels import PANELS
 from marketnode.tui.panels.book import STALE_AFTER_S
 from marketnode.tui.screens import ConfirmScreen, HelpScreen, _evidence_text
@@ -374,3 +382,73 @@ def test_evidence_reads_as_times_wallets_and_amounts_not_json():
     assert "cycle: 0xd3m00, 0xd3m01" in text and "volume: 12.5" in text
     assert "- qty 3, seq 41" in text
     assert "{" not in text and "[" not in text
+
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "dashboard_answers.json").read_text())
+"""Answers of a demo node (tests/dashboard_answers.py), posted to a dashboard that polls nothing."""
+
+
+def posting_only() -> Dashboard:
+    return Dashboard(lambda: None, None, poll=False)
+
+
+def test_the_chart_caption_tells_the_seconds_of_the_columns_drawn():
+    recorded = RECORDED["metrics"]
+    first = recorded["history"][0]["time"]
+    history = [dict(recorded["history"][n % 70], time=first + n) for n in range(188)]
+    app = posting_only()
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            app.post_message(MetricsFetched({**recorded, "history": history}))
+            await pilot.pause()
+            for chart in app.query("#orders-chart, #trades-chart").results(Chart):
+                lines = chart.render().plain.splitlines()
+                columns = len(lines[1]) - LABEL_WIDTH
+                assert 0 < columns < len(history)  # the chart is narrower than the history
+                assert lines[-1].strip() == f"the last {columns} s, one column a second"
+
+    asyncio.run(drive())
+
+
+def test_long_scaling_reasons_wrap_at_word_boundaries_within_the_panel():
+    scale = RECORDED["scale"]
+    reason = scale["recommendations"][0]["reason"] + ", and then some more words to read"
+    long_one = {**scale, "recommendations": [{**scale["recommendations"][0], "reason": reason}]}
+    app = posting_only()
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            app.post_message(ScaleFetched(long_one))
+            await pilot.pause()
+            table = app.query_one("#scale-table", DataTable)
+            await settle(pilot, lambda: table.row_count == 1)
+            for width in (SIZE[0], 90):  # and wrapped anew when the terminal narrows
+                await pilot.resize_terminal(width, SIZE[1])
+                await settle(pilot, lambda w=width: table.row_count == 1 and table.size.width == w)
+                # no line runs off the edge (once the panel has wrapped them for the new width)
+                await settle(pilot, lambda: table.virtual_size.width <= table.size.width)
+                lines = str(table.get_row_at(0)[-1]).splitlines()
+                assert len(lines) > 1 and " ".join(lines) == reason  # every word whole, in order
+                assert table.ordered_rows[0].height == len(lines)
+
+    asyncio.run(drive())
+
+
+@pytest.mark.parametrize("admin", [False, True])
+def test_the_footer_shows_every_key_whole_while_the_disconnected_banner_shows(admin):
+    app = (AdminDashboard if admin else Dashboard)(lambda: None, None, poll=False)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            app.post_message(Unreachable("status", "no answer"))
+            await settle(pilot, lambda: app.query_one("#banner").has_class("shown"))
+            footer = app.query_one(Footer)
+            await settle(pilot, lambda: len(footer.children) > 1)  # its keys are drawn
+            assert not app.screen.show_vertical_scrollbar  # the banner's line is taken, not added
+            assert footer.region.width == SIZE[0] and footer.region.y == SIZE[1] - 1
+            assert footer.max_scroll_x == 0  # no key cut off, none past the edge
+            assert all(footer.region.contains_region(key.region) for key in footer.children)
+
+    asyncio.run(drive())

@@ -116,7 +116,7 @@ class Dashboard(App):
             for key, panel, title, widget in PANELS:
                 with TabPane(f"{key} {title}", id=panel):
                     yield widget(id=f"{panel}-panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.note:

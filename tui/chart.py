@@ -19,13 +19,16 @@ FORECAST_GAP = " ┊"
 @dataclass(frozen=True)
 class Plot:
     """What a Chart shows: `values` oldest first, `target` as a line, `forecast` as a bar
-    after a gap (its time is in `caption`)."""
+    after a gap (its time is in `caption`). With `column_s`, the seconds each value stands
+    for, the caption starts with the time the columns drawn cover: the chart shows as many of
+    the newest values as fit, so only the drawing knows how many that is."""
 
     title: str
     values: tuple[float, ...] = ()
     target: float | None = None
     forecast: float | None = None
     caption: str = ""
+    column_s: float | None = None
 
 
 def short(value: float) -> str:
@@ -61,8 +64,24 @@ def draw(plot: Plot, width: int, height: int, style: str = "green") -> Text:
             text.append(FORECAST_GAP, style="dim")
             _cell(text, plot.forecast, row, rows, top, "bold magenta", target_row == row)
         text.append("\n")
-    text.append(" " * LABEL_WIDTH + plot.caption, style="dim")
+    text.append(" " * LABEL_WIDTH + _caption(plot, len(values)), style="dim")
     return text
+
+
+def _caption(plot: Plot, columns: int) -> str:
+    if plot.column_s is None or not columns:
+        return plot.caption
+    each = "one column a second" if plot.column_s == 1 else f"one column per {_span(plot.column_s)}"
+    return f"the last {_span(columns * plot.column_s)}, {each}{plot.caption}"
+
+
+def _span(seconds: float) -> str:
+    """Seconds as they read best: "70 s", "0.25 s", "12 min", "2.5 h"."""
+    if seconds < 600:
+        return f"{seconds:g} s"
+    if seconds < 3 * 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
 
 
 def _cell(text: Text, value: float, row: int, rows: int, top: float, style: str, on_target: bool):

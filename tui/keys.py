@@ -19,9 +19,12 @@ class Key:
     description: str
     panel: str | None = None
     """The panel the key works in (None: everywhere)."""
+    in_footer: bool = True
+    """False for the panel keys: the tabs' labels show them, and the footer has room for the
+    others only."""
 
     def binding(self) -> Binding:
-        return Binding(self.keys, self.action, self.description)
+        return Binding(self.keys, self.action, self.description, show=self.in_footer)
 
     @property
     def shown_keys(self) -> str:
@@ -31,7 +34,7 @@ class Key:
 
 
 KEYS = (
-    *(Key(key, f"show('{panel}')", title) for key, panel, title, _ in PANELS),
+    *(Key(key, f"show('{panel}')", title, in_footer=False) for key, panel, title, _ in PANELS),
     Key("slash", "filter_markets", "Filter markets by name"),
     Key("p", "pause", "Pause / resume"),
     Key("plus,equals_sign", "faster", "Refresh faster"),

@@ -50,12 +50,14 @@ class Panel(Vertical):
 
 
 def fill_table(table: DataTable, rows: Sequence[tuple[str, Sequence[Cell]]]) -> None:
-    """Show `rows` (key, cells) in `table`. When the same rows are there in the same order,
-    only changed cells are rewritten, so the cursor and scroll stay put; otherwise the table is
-    rebuilt and the cursor goes back to the row it was on."""
+    """Show `rows` (key, cells) in `table`, each row as high as its cell of most lines. When
+    the same rows are there in the same order and height, only changed cells are rewritten, so
+    the cursor and scroll stay put; otherwise the table is rebuilt and the cursor goes back to
+    the row it was on."""
     keys = [key for key, _ in rows]
+    heights = [max((_lines(cell) for cell in cells), default=1) for _, cells in rows]
     shown = [row.key.value for row in table.ordered_rows]
-    if keys == shown:
+    if keys == shown and heights == [row.height for row in table.ordered_rows]:
         for index, (_, cells) in enumerate(rows):
             current = table.get_row_at(index)
             for column, cell in enumerate(cells):
@@ -64,10 +66,14 @@ def fill_table(table: DataTable, rows: Sequence[tuple[str, Sequence[Cell]]]) -> 
         return
     cursor = shown[table.cursor_row] if table.row_count and table.cursor_row < len(shown) else None
     table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
+    for (key, cells), height in zip(rows, heights, strict=True):
+        table.add_row(*cells, key=key, height=height)
     if cursor in keys:
         table.move_cursor(row=keys.index(cursor), animate=False)
+
+
+def _lines(cell: Cell) -> int:
+    return str(cell).count("\n") + 1
 
 
 def plain(decimal_text: str | None) -> str:

@@ -3,6 +3,8 @@ latency, rejects by reason, analytics lag, the node's identity, endpoints and pe
 
 from __future__ import annotations
 
+import statistics
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -38,12 +40,12 @@ class OverviewPanel(Panel):
     def show_metrics(self, fetched: MetricsFetched) -> None:
         data = fetched.metrics
         history = data["history"]
-        caption = f"the last {len(history)} s, one column a second"
+        column_s = _sampling_interval(history)
         self.query_one("#orders-chart", Chart).show(
-            Plot("orders/s", tuple(s["orders_per_s"] for s in history), caption=caption)
+            Plot("orders/s", tuple(s["orders_per_s"] for s in history), column_s=column_s)
         )
         self.query_one("#trades-chart", Chart).show(
-            Plot("trades/s", tuple(s["trades_per_s"] for s in history), caption=caption)
+            Plot("trades/s", tuple(s["trades_per_s"] for s in history), column_s=column_s)
         )
         latest = data.get("latest")
         if latest is None:
@@ -88,6 +90,14 @@ class OverviewPanel(Panel):
                 for peer in peers
             ],
         )  # fmt: skip
+
+
+def _sampling_interval(history: list[dict]) -> float:
+    """The sampler's period (a column of the charts), from the intervals it measured: their
+    median to two figures, so a late second does not read as a new period."""
+    if not history:
+        return 1.0
+    return float(f"{statistics.median(s['interval_s'] for s in history):.2g}")
 
 
 def _duration(seconds: float) -> str:
