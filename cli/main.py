@@ -35,12 +35,32 @@ class CommandEntry:
     def load(self) -> TyperCommand | TyperGroup:
         """The command itself, its module imported now."""
         target = getattr(importlib.import_module(f"marketnode.cli.{self.module}"), self.attribute)
-        holder = typer.Typer()
+        holder = typer.Typer(rich_markup_mode=MARKUP_MODE)
         if isinstance(target, typer.Typer):
             holder.add_typer(target, name=self.name)
         else:
             holder.command(self.name)(target)
-        return typer.main.get_group(holder).commands[self.name]
+        command = typer.main.get_group(holder).commands[self.name]
+        hide_flag_types(command)
+        return command
+
+
+MARKUP_MODE = "markdown"
+"""How help text is read: as Markdown, so a docstring's lines wrapped in the source are one
+paragraph, wrapped again at words to the terminal (Typer's "rich" mode keeps each line end and
+breaks sentences in the middle at 80 columns)."""
+
+
+def hide_flag_types(command: TyperCommand | TyperGroup) -> None:
+    """Show no type beside a flag (Typer writes `<bool>` as if it took a value), for the
+    command, its --help and, for a group, each of its commands."""
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            hide_flag_types(sub)
 
 
 COMMANDS = (
@@ -51,7 +71,8 @@ COMMANDS = (
     CommandEntry("book", "book", "book_command", "Print SYMBOL's book, best price first. Safe "
                  "while another process writes the store."),
     CommandEntry("verify", "verify", "verify_command", "Replay the journal into a fresh engine "
-                 "and compare it with the store."),
+                 "and compare it with the store; check the analytics store's events against the "
+                 "journal."),
     CommandEntry("start", "node", "start_command", "Run the node in the foreground until "
                  "Ctrl-C, SIGTERM or `mnode stop`."),
     CommandEntry("stop", "node", "stop_command", "Ask the running node to finish its batch, "
@@ -119,9 +140,18 @@ class LazyGroup(TyperGroup):
         return self.commands[cmd_name] if self.listing else entry.load()
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        hide_flag_types(self)  # its own options: --version, --help and the completion's
         self.listing = True
         try:
             super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+    def shell_complete(self, ctx: typer.Context, incomplete: str) -> list[Any]:
+        """Command names for the shell, from the stand-ins: listing them imports no module."""
+        self.listing = True
+        try:
+            return super().shell_complete(ctx, incomplete)
         finally:
             self.listing = False
 
@@ -131,7 +161,7 @@ app = typer.Typer(
     cls=LazyGroup,
     help="Run and inspect a marketnode: a self-hosted matching node for digital-asset markets.",
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode=MARKUP_MODE,
     pretty_exceptions_enable=False,
 )
 
