@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 from typer.testing import CliRunner
@@ -34,7 +35,7 @@ def early_breaks(shown: str) -> list[str]:
     fitted, so the break came from the source's line ends, not from wrapping."""
     broken = []
     lines = shown.splitlines()
-    for line, following in zip(lines, lines[1:], strict=False):
+    for line, following in pairwise(lines):
         in_panel = line.startswith("│") and following.startswith("│")
         if in_panel:
             line, following, width = line[1:-1], following[1:-1], len(line) - 3
