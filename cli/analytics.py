@@ -28,8 +28,10 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    why_no_node_runs,
 )
 from .node import admin_call, admin_result
+from .times import SinceOption, UntilOption, time_clauses
 
 app = typer.Typer(help="The analytics store (DuckDB), fed from the journal.", no_args_is_help=True)
 
@@ -68,24 +70,22 @@ def sql_command(
 def trades_command(
     market: Annotated[str | None, typer.Option("--market", help="Only this market.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only trades of this owner.")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only from this time (ISO 8601, UTC).")
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N trades.")] = 100,
     home: HomeOption = None,
     json: JsonOption = False,
 ) -> None:
     """Trades, newest first."""
-    clauses, parameters = [], []
+    node_home = require_home(home)
+    clauses, parameters = time_clauses(since, until)
     if market is not None:
+        require_market(node_home, market)
         clauses.append("market = ?")
         parameters.append(market)
     if owner is not None:
         clauses.append("(maker_owner = ? OR taker_owner = ?)")
         parameters += [owner, owner]
-    if since is not None:
-        clauses.append("time >= CAST(? AS TIMESTAMPTZ)")
-        parameters.append(since)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     query = (
         "SELECT seq, strftime(time, '%Y-%m-%dT%H:%M:%S.%fZ') AS time, market, "
@@ -93,8 +93,16 @@ def trades_command(
         "taker_owner, "
         f"aggressor FROM trades {where} ORDER BY seq DESC LIMIT {limit}"
     )
-    columns, rows = run_query(require_home(home), query, parameters)
+    columns, rows = run_query(node_home, query, parameters)
     print_rows(columns, rows, json, False)
+
+
+def require_market(node_home: Home, market: str) -> None:
+    """A market of the home's configuration, or one line and exit 2 naming the markets."""
+    with operator_errors():
+        known = [spec.symbol for spec in node_home.config().markets]
+    if market not in known:
+        fail(f"unknown market {market!r} (markets: {', '.join(known) or 'none'})", EXIT_USAGE)
 
 
 def stats_command(home: HomeOption = None, json: JsonOption = False) -> None:
@@ -165,7 +173,7 @@ def through_node(node_home: Home, cmd: str, **arguments: object) -> tuple[bool, 
     """Ask the running node (its analytics process holds the file): (True, result), or
     (False, None) when no node answers, so the caller opens the file itself. A refusal is one
     line and exit 2."""
-    if not node_home.runtime_path.exists():
+    if why_no_node_runs(node_home) is not None:
         return False, None
     try:
         return True, admin_result(node_home, cmd, **arguments)
@@ -221,8 +229,17 @@ def print_rows(columns: list[str], rows: list[tuple], json: bool, as_csv: bool) 
     elif as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([_cell(value) for value in row] for row in rows)
     else:
         typer.echo("\t".join(columns))
         for row in rows:
-            typer.echo("\t".join("" if v is None else str(v) for v in row))
+            typer.echo("\t".join(_cell(value) for value in row))
+
+
+def _cell(value: Any) -> str:
+    """A value as a column of text: nothing for NULL, a list's items joined with commas."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(item) for item in value)
+    return str(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +57,46 @@ def require_home(path: Path | None) -> Home:
     if path is None:
         fail(f"no node home given: pass --home DIR or set {HOME_ENV}", EXIT_USAGE)
     return Home(path)
+
+
+def why_no_node_runs(node_home: Home) -> str | None:
+    """Why no node can be running on the home, told from node.json and its pid at once, without
+    waiting on a socket; None when one may be (then only its answer tells). A node writes
+    node.json when it starts and removes it when it stops: one left behind names a dead pid."""
+    try:
+        pid = int(json.loads(node_home.runtime_path.read_text())["pid"])
+    except FileNotFoundError:
+        return f"no node is running on {node_home.path} (no node.json; `mnode start` runs one)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # being written, or unreadable: let the node's answer decide
+    if _alive(pid):
+        return None
+    return (
+        f"no node is running on {node_home.path} (node.json names pid {pid}, which has exited; "
+        "`mnode start` runs one)"
+    )
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie, awaiting its parent, has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: the signal's answer is all there is
+    return state != "Z"
+
+
+def require_running_node(node_home: Home) -> None:
+    """One line and exit 5 at once when no node can be running on the home."""
+    reason = why_no_node_runs(node_home)
+    if reason is not None:
+        fail(reason, EXIT_NOT_RUNNING)
 
 
 @contextmanager

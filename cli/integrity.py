@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json as json_module
+import shutil
+import sys
 from typing import Annotated
 
 import typer
@@ -15,11 +17,15 @@ from marketnode.node.analytics.integrity import (
     scan,
     store_alerts,
 )
+from marketnode.node.home.layout import Home
 from marketnode.node.store.lmdb_store import Store
+from marketnode.plugins.alerts import SEVERITIES
 
+from .alert_view import render_alert
 from .analytics import open_analytics, print_rows, run_query, through_node
 from .common import (
     EXIT_CHECK_FAILED,
+    EXIT_STORE,
     EXIT_USAGE,
     HomeOption,
     JsonOption,
@@ -27,7 +33,9 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    why_no_node_runs,
 )
+from .times import SinceOption, UntilOption, time_clauses
 
 app = typer.Typer(help="Market-integrity detectors and linked owners.", no_args_is_help=True)
 alerts_app = typer.Typer(
@@ -35,12 +43,13 @@ alerts_app = typer.Typer(
 )
 
 
-def _refuse_while_running(node_home) -> None:
-    if node_home.runtime_path.exists():
+def _refuse_while_running(node_home: Home) -> None:
+    """Exit 4 (the store is unavailable: README's exit codes) while a node holds the home."""
+    if why_no_node_runs(node_home) is None:
         fail(
             f"a node is running on {node_home.path}: stop it first (this writes the analytics "
             "store)",
-            EXIT_USAGE,
+            EXIT_STORE,
         )
 
 
@@ -184,19 +193,21 @@ def link_command(
 @alerts_app.callback()
 def alerts_command(
     ctx: typer.Context,
-    since: Annotated[str | None, typer.Option("--since", help="From this time (ISO 8601).")] = None,
-    severity: Annotated[str | None, typer.Option("--severity", help="low, medium or high.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    severity: Annotated[
+        str | None, typer.Option("--severity", help=f"{', '.join(SEVERITIES)}.")
+    ] = None,
     home: HomeOption = None,
     json: JsonOption = False,
 ) -> None:
     """Alerts, newest first (`mnode alerts show ID` for one with its evidence)."""
     if ctx.invoked_subcommand is not None:
         return
-    clauses, parameters = [], []
-    if since is not None:
-        clauses.append("time >= CAST(? AS TIMESTAMPTZ)")
-        parameters.append(since)
+    clauses, parameters = time_clauses(since, until)
     if severity is not None:
+        if severity not in SEVERITIES:
+            fail(f"--severity must be one of {', '.join(SEVERITIES)}, got {severity!r}", EXIT_USAGE)
         clauses.append("severity = ?")
         parameters.append(severity)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -237,12 +248,11 @@ def show_command(
     alert_id: Annotated[str, typer.Argument(help="The alert's id.", show_default=False)],
     home: HomeOption = None,
     json: Annotated[
-        bool,
-        typer.Option("--json", help="Print JSON (as without it: the evidence is nested JSON)."),
+        bool, typer.Option("--json", help="Print JSON (what a pipe gets without it too).")
     ] = False,
 ) -> None:
-    """One alert with its trades and evidence, as JSON (`--json` is taken, like every reading
-    command's, for scripts that pass it)."""
+    """One alert with its trades and evidence: for a person on a terminal (indented, wrapped to
+    its width), JSON with --json or when stdout is not a terminal."""
     columns, rows = run_query(
         require_home(home),
         "SELECT id, strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS time, detector, severity, market, "
@@ -255,4 +265,7 @@ def show_command(
     record = dict(zip(columns, rows[0], strict=True))
     record["evidence"] = json_module.loads(record["evidence"])
     record["wallets"], record["trades"] = list(record["wallets"]), list(record["trades"])
-    print_json(record)
+    if json or not sys.stdout.isatty():
+        print_json(record)
+    else:
+        typer.echo(render_alert(record, shutil.get_terminal_size().columns))

@@ -22,6 +22,7 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    require_running_node,
 )
 from .order import AsOption, KeyOption, peer_key
 
@@ -104,6 +105,7 @@ def load_command(
         burst_for_s=burst_for,
         burst_x=burst_x,
     )
+    require_running_node(node_home)
     count = profile.orders_needed() if rate > 0 else max(batch, int(200_000 * duration))
     commands = generate_flow(
         count,

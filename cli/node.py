@@ -31,6 +31,7 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    require_running_node,
 )
 
 STOP_WAIT_S = 30.0
@@ -133,7 +134,9 @@ def admin_result(node_home: Home, cmd: str, **arguments: object) -> Any:
 
 def admin_call(node_home: Home, cmd: str, **arguments: object) -> Any:
     """One admin request; a node that is not running or does not answer is one line and
-    exit 5, a refused request one line and exit 2."""
+    exit 5 (at once when node.json says no node runs), a refused request one line and
+    exit 2."""
+    require_running_node(node_home)
     try:
         return admin_result(node_home, cmd, **arguments)
     except ClientError as error:

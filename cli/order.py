@@ -10,9 +10,10 @@ import msgspec
 import typer
 
 from marketnode.node.client import Client, ClientError, address_of_home
+from marketnode.node.home.config import NodeConfig
 from marketnode.node.home.keys import PEERS_FOLDER, KeyPair, load_key_pair
 from marketnode.node.home.layout import Home
-from marketnode.node.home.peers import load_allowlist
+from marketnode.node.home.peers import Peer, load_allowlist
 
 from .common import (
     EXIT_NOT_RUNNING,
@@ -24,6 +25,7 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    require_running_node,
 )
 
 app = typer.Typer(
@@ -60,18 +62,53 @@ def peer_key(
         config = node_home.config()
         if not config.security.curve:
             return None, None
-        if key_file is None and as_peer is None:
+        if key_file is not None:
+            key = load_key_pair(key_file)
+            peer = load_allowlist(node_home.peers_path(config)).by_key.get(key.public_text)
+        elif as_peer is not None:
+            key, peer = registered_peer_key(node_home, config, as_peer)
+        else:
             fail("say which peer you are: --as NAME or --key FILE", EXIT_USAGE)
-        key = load_key_pair(
-            key_file or node_home.keys_path(config) / PEERS_FOLDER / f"{as_peer}.key_secret"
-        )
-        peer = load_allowlist(node_home.peers_path(config)).by_key.get(key.public_text)
     default_owner = peer.owners[0] if peer is not None and len(peer.owners) == 1 else None
     return key, default_owner
 
 
+def registered_peer_key(node_home: Home, config: NodeConfig, name: str) -> tuple[KeyPair, Peer]:
+    """Peer `name`'s key pair (from the home's keys/peers/) and its allowlist entry. A name the
+    allowlist lacks is one line and exit 2, and says whether the peer was never there or is no
+    longer (revoking leaves its key file), before any connection is tried."""
+    key_file = node_home.keys_path(config) / PEERS_FOLDER / f"{name}.key_secret"
+    peer = load_allowlist(node_home.peers_path(config)).named(name)
+    if peer is None and key_file.exists():
+        fail(
+            f"{name} is not (or no longer) a registered peer: its key is in {key_file.parent} "
+            "but the allowlist has no peer of that name (revoked?); `mnode peers list` shows "
+            "the registered ones",
+            EXIT_USAGE,
+        )
+    if peer is None:
+        fail(f"no peer named {name!r} (`mnode peers list` shows them)", EXIT_USAGE)
+    if not key_file.exists():
+        fail(
+            f"peer {name!r} was registered with its public key only ({key_file} is not in this "
+            "home): act with --key FILE",
+            EXIT_USAGE,
+        )
+    return load_key_pair(key_file), peer
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """One event for a person: a reject as its order and reason in words, any other event as
+    its fields (those it has: an event not sequenced has no seq to show)."""
+    if event["event"] == "rejected":
+        detail = f" ({event['detail']})" if event.get("detail") else ""
+        return f"rejected {event['id']} ({event['market']}): {event['reason']}{detail}"
+    return " ".join(f"{key}={value}" for key, value in event.items() if value is not None)
+
+
 def send(node_home: Home, key: KeyPair | None, command: dict[str, Any], json: bool) -> None:
     """Send one command, print its answer and any events, exit 6 if it was rejected."""
+    require_running_node(node_home)
     try:
         with operator_errors(), Client(address_of_home(node_home), key, timeout_s=5.0) as client:
             reply = client.submit([command])
@@ -82,7 +119,7 @@ def send(node_home: Home, key: KeyPair | None, command: dict[str, Any], json: bo
         print_json(events)
     else:
         for event in events:
-            typer.echo(" ".join(f"{k}={v}" for k, v in event.items()))
+            typer.echo(event_text(event))
     if any(event["event"] == "rejected" for event in events):
         raise typer.Exit(EXIT_REJECTED)
 

@@ -21,6 +21,7 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    why_no_node_runs,
 )
 from .node import admin_call, admin_result
 
@@ -110,7 +111,7 @@ def revoke_command(
     node_home = require_home(home)
     with operator_errors():
         config = node_home.config()
-    if node_home.runtime_path.exists():
+    if why_no_node_runs(node_home) is None:
         try:
             result = admin_result(node_home, "revoke_peer", peer=name, keep_orders=keep_orders)
         except ClientError as error:
@@ -126,6 +127,8 @@ def revoke_command(
             return
     store_path = node_home.store_path(config)
     with operator_errors():
+        if load_allowlist(node_home.peers_path(config)).named(name) is None:
+            fail(f"no peer named {name!r}", EXIT_USAGE)  # as the running node says it
         save_allowlist_without(node_home.peers_path(config), name)
     if not (store_path / "data.mdb").exists():
         typer.echo(f"revoked peer {name} (no node running, nothing stored yet)", err=True)

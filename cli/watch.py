@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from marketnode.node.client import Client, ClientError, Subscriber, address_of_home
-from marketnode.node.home.keys import OPERATOR, PEERS_FOLDER, KeyPair, load_key_pair
+from marketnode.node.home.keys import OPERATOR, KeyPair, load_key_pair
 from marketnode.node.home.layout import Home
 
 from .common import (
@@ -20,7 +20,9 @@ from .common import (
     operator_errors,
     print_json,
     require_home,
+    require_running_node,
 )
+from .order import registered_peer_key
 
 
 class LocalBook:
@@ -71,6 +73,7 @@ def watch_command(
     """
     node_home = require_home(home)
     key_pair = _watch_key(node_home, as_peer, key)
+    require_running_node(node_home)
     book = LocalBook()
     try:
         address = address_of_home(node_home)
@@ -129,5 +132,5 @@ def _watch_key(node_home: Home, as_peer: str | None, key: Path | None) -> KeyPai
         if key is not None:
             return load_key_pair(key)
         if as_peer is not None:
-            return load_key_pair(keys / PEERS_FOLDER / f"{as_peer}.key_secret")
+            return registered_peer_key(node_home, config, as_peer)[0]
         return load_key_pair(keys / f"{OPERATOR}.key_secret")

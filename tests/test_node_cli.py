@@ -55,7 +55,8 @@ def test_orders_status_markets_and_stop(served_home):
         home, "order", "submit", "PUNK-ETH", "buy", "1", "--as", "alice", "--owner", "0xb0b"
     )
     assert wrong_owner.exit_code == 6
-    assert "reason=not_authorized" in wrong_owner.stdout
+    assert wrong_owner.stdout.startswith("rejected cli-")
+    assert "(PUNK-ETH): not_authorized" in wrong_owner.stdout
     replaced = mnode(
         home, "order", "replace", "PUNK-ETH", "s1", "--qty", "3", "--as", "alice", "--json"
     )
@@ -92,7 +93,7 @@ def test_orders_status_markets_and_stop(served_home):
     refused = mnode(
         home, "order", "submit", "PUNK-ETH", "sell", "1", "--price", "101", "--as", "alice"
     )
-    assert refused.exit_code == 6 and "reason=peer_disabled" in refused.stdout
+    assert refused.exit_code == 6 and "(PUNK-ETH): peer_disabled" in refused.stdout
     assert mnode(home, "peers", "enable", "alice").exit_code == 0
 
     stopped = mnode(home, "stop")
