@@ -40,6 +40,7 @@ def revoke_peer(view: NodeView, request: AdminRequest) -> dict[str, Any]:
     name = request.peer or ""
     keep_orders = bool(request.keep_orders)
     try:
+        view.allowlist.refresh()  # a peer added a moment ago is known before the next reload
         allowlist = view.allowlist.current.without(name)
     except ConfigError as error:
         raise RevocationRefused(str(error)) from None
