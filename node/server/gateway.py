@@ -106,7 +106,8 @@ class Gateway:
         empty submit...) when its peer's bucket lacks its cost; None: it is answered."""
         if peer is None:
             return None
-        cost = self.request_cost(request)
+        # never more than the burst: a request dearer than a full bucket could never be served
+        cost = min(self.request_cost(request), self.limits.peer_burst)
         if self._bucket(peer).take_all(cost):
             return None
         detail = f"this request takes {cost} tokens of peer_rate_per_s"
