@@ -28,8 +28,12 @@ LIMITS = {
     ("limits", "max_commands_per_message"): "12",
     ("limits", "max_message_bytes"): "4096",
 }
-PEERS = [PeerSpec(f"t{i}", (f"0x7{i}",)) for i in range(1, 6)] + [
+# the first peer answers the readiness ping (wire.Node.start): a peer of its own, so that the
+# buckets of the others are full at their first message
+PEERS = [PeerSpec("probe", ("0x70",))] + [PeerSpec(f"t{i}", (f"0x7{i}",)) for i in range(1, 6)] + [
     PeerSpec("o", ("0x0a",)),
+    PeerSpec("p", ("0x0b",)),
+    PeerSpec("m", ("0x0d",)),
     PeerSpec("cod", ("0x0c",), cancel_on_disconnect=True),
 ]
 MARKETS = standard_markets("P", 6)
@@ -50,9 +54,15 @@ def admin(node):
 
 
 def connect(node, name):
+    """A peer whose connection is up (its ping answered): the ping takes one token (§4)."""
     peer = node.peer(name)
     peer.ping()
     return peer
+
+
+def fresh(node, name):
+    """A peer that has sent nothing yet: its bucket is full (`peer_burst`) at its first message."""
+    return node.peer(name)
 
 
 def go_on_then_throttled(reply: dict) -> tuple[int, int]:
@@ -88,7 +98,7 @@ def test_commands_past_the_tokens_are_throttled(node):
     commands, whatever becomes of them) and gets as many as are available; the first that many
     commands, by position in `cmds`, go on, the others will be `throttled`" ("commands rejected
     later for another reason ... still took their token"); §12: `peer_burst`."""
-    peer = connect(node, "t1")
+    peer = fresh(node, "t1")
     first = peer.submit(
         [cancel("P01-ETH", i, "0x71") for i in range(12)]
     )  # max_commands_per_message
@@ -102,7 +112,7 @@ def test_commands_past_the_tokens_are_throttled(node):
 
 def test_malformed_commands_take_tokens(node):
     """§10 malformed: "A malformed command still counts for the tokens and positions of step 2"."""
-    peer = connect(node, "t2")
+    peer = fresh(node, "t2")
     reply = peer.submit([{"op": "new"}] * 8 + [cancel("P01-ETH", "x", "0x72")] * 2)
     reasons = [a["reason"] for a in answers(reply)]
     assert reasons == ["malformed"] * 8 + ["throttled"] * 2, reasons
@@ -112,7 +122,7 @@ def test_malformed_commands_take_tokens(node):
 def test_a_disabled_peers_message_takes_no_tokens(node, admin):
     """§10 step 1: "if the peer is disabled: every command of the message will be refused
     `peer_disabled` (and the message takes no tokens)"."""
-    peer = connect(node, "t3")
+    peer = fresh(node, "t3")
     admin("disable_peer", peer="t3")
     try:
         reply = peer.submit([cancel("P01-ETH", i, "0x73") for i in range(8)])
@@ -142,12 +152,12 @@ def test_one_bucket_per_peer_shared_by_its_connections(node):
     second.close()
 
 
-def test_only_a_submits_commands_take_tokens(node):
-    """§4: "Rate-limit tokens (§10, §12) are taken by the commands of a `submit` only: `snapshot`,
-    `open_orders`, `ping`, `markets` and `whoami` take none"; §4: a message with too many
-    commands "is refused whole (... nothing of it is processed)"; §12 `max_commands_per_message`:
-    "a `submit` with more commands is answered `error`/`too_many_commands`"."""
-    peer = connect(node, "t5")
+def test_every_request_takes_tokens(node):
+    """§4: "Every request takes rate-limit tokens from its peer's bucket [...] A request other
+    than a `submit` with commands, when the bucket lacks its tokens, is answered
+    `error`/`throttled` instead (and takes none)"; a message with too many commands "is refused
+    whole (... nothing of it is processed)"."""
+    peer = fresh(node, "t5")
     answer = peer.request(
         {
             "v": 1,
@@ -161,37 +171,38 @@ def test_only_a_submits_commands_take_tokens(node):
         "too_many_commands",
         "big",
     ), answer
-    for _ in range(5):
-        peer.ping()
-        peer.snapshot("P01-ETH")
-        peer.open_orders()
-        peer.request({"v": 1, "type": "markets"})
-        peer.request({"v": 1, "type": "whoami"})
-    reply = peer.submit([cancel("P01-ETH", i, "0x75") for i in range(8)])
-    assert go_on_then_throttled(reply) == (8, 0), reply
+    kinds = []
+    for ref in range(12):  # burst 8, refilled at 1 a second: some of 12 pings must go short
+        peer.send({"v": 1, "type": "ping", "ref": ref})
+    for ref in range(12):
+        answer = peer.answer()
+        assert answer["ref"] == ref, answer
+        kinds.append(answer["type"] if answer["type"] == "pong" else answer["reason"])
+    assert kinds[:8] == ["pong"] * 8, kinds  # the refused submit took none of the 8
+    assert "throttled" in kinds[8:], kinds
     peer.close()
 
 
 def test_too_many_orders_per_owner_across_markets(node):
     """§10: `too_many_orders` "(`new`) the owner already has `[limits]
     max_open_orders_per_owner` resting orders across all markets", `seq` nil; §12."""
-    peer = connect(node, "o")
+    peer = fresh(node, "p")
     reply = peer.submit(
         [
-            new("P02-ETH", "o1", "0x0a", "buy", "1"),
-            new("P03-ETH", "o2", "0x0a", "buy", "1"),
-            new("P02-ETH", "o3", "0x0a", "sell", "9"),
+            new("P02-ETH", "o1", "0x0b", "buy", "1"),
+            new("P03-ETH", "o2", "0x0b", "buy", "1"),
+            new("P02-ETH", "o3", "0x0b", "sell", "9"),
         ]
     )
     assert [a["event"] for a in answers(reply)] == ["accepted"] * 3, reply
-    reply = peer.submit([new("P04-ETH", "o4", "0x0a", "buy", "1")])
+    reply = peer.submit([new("P04-ETH", "o4", "0x0b", "buy", "1")])
     (answer,) = answers(reply)
     assert (answer["event"], answer["reason"], answer["seq"]) == (
         "rejected",
         "too_many_orders",
         None,
     ), reply
-    reply = peer.submit([cancel("P02-ETH", "o1", "0x0a"), new("P04-ETH", "o4", "0x0a", "buy", "1")])
+    reply = peer.submit([cancel("P02-ETH", "o1", "0x0b"), new("P04-ETH", "o4", "0x0b", "buy", "1")])
     assert [a["event"] for a in answers(reply)] == ["accepted", "accepted"], reply
     peer.close()
 
@@ -225,7 +236,7 @@ def test_a_message_of_the_limit_is_taken_a_larger_one_closes_the_connection(node
     """§12 `max_message_bytes`: "a message to the order socket over this limit is dropped by the
     node's ZeroMQ library and the connection is closed: no answer, no `error`. The limit is your
     message's own size"; "a libzmq client socket reconnects by itself, as a new connection"."""
-    peer = node.peer("o")
+    peer = node.peer("m")
     monitor = _monitored(peer)
     peer.ping()
     assert _wait_event(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
@@ -245,7 +256,7 @@ def test_a_message_of_the_limit_is_taken_a_larger_one_closes_the_connection(node
     peer.close()
 
 
-def test_an_oversized_message_drops_a_cancel_on_disconnect_peers_orders(node):
+def test_an_oversized_message_drops_a_cancel_on_disconnect_peers_orders(node, admin):
     """§12: "When the last connection of a peer registered with `--cancel-on-disconnect` goes
     (... or the node dropped the connection: a heartbeat time-out or an oversized message), the
     node cancels every resting order that peer placed (`cancelled` events with reason
@@ -254,14 +265,11 @@ def test_an_oversized_message_drops_a_cancel_on_disconnect_peers_orders(node):
     peer = connect(node, "cod")
     peer.submit([new("P05-ETH", "c1", "0x0c", "buy", "2", "1")])
     peer.send_raw(padded_ping(5000, "over"))
-    watcher = connect(node, "o")
-
-    def cancelled():
-        return watcher.snapshot("P05-ETH")["bids"] == []
+    def cancelled():  # asked on the admin socket: a snapshot costs most of this node's burst
+        return admin("book", market="P05-ETH")["bids"] == []
 
     poll_until(cancelled, what="the cod peer's order cancelled after the node dropped it")
     peer.send({"v": 1, "type": "open_orders", "ref": "left"})
     answer = peer.answer()
     assert (answer["type"], answer["ref"], answer["orders"]) == ("open_orders", "left", []), answer
-    watcher.close()
     peer.close()
