@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from marketnode.node.client import ClientError
 from marketnode.node.store.lmdb_store import Store
 
 ALICE = "0xa11ce"
@@ -100,8 +101,19 @@ def test_a_full_disk_refuses_work_keeps_reads_and_resumes(node_factory, small_di
     assert alice.markets().markets and alice.whoami().name == "alice"
     status = running.admin().call("status")
     assert (status["seq"], status["resting_orders"]) == (6, 3)
+    # an operator's write (a halt) is answered, done or refused store_unavailable: never the
+    # end of the loop (a small write may still fit LMDB's free pages)
+    try:
+        running.admin().call("halt", market=PUNK)
+        halted = True
+    except ClientError as refused:
+        assert str(refused).startswith("store_unavailable"), refused
+        halted = False
+    assert alice.ping().ref is not None
     # space comes back: the node takes work again by itself
     (small_disk / "filler").unlink()
+    if halted:
+        running.admin().call("resume", market=PUNK)
 
     def accepted() -> bool:
         return kind(alice.submit(orders("back", 1)).events[0]) == "accepted"

@@ -25,6 +25,7 @@ from ..protocol.messages import (
     admin_request_decoder,
     encoder,
 )
+from ..store.lmdb_store import StoreError
 from .analytics_link import ANALYTICS_COMMANDS, AnalyticsLink
 from .marketdata import book_levels
 from .revocation import RevocationRefused, revoke_peer
@@ -97,6 +98,9 @@ def handle_admin(view: NodeView, request: AdminRequest) -> AdminReply:
         result = handler(view, request)
     except (AdminRefused, RevocationRefused) as refusal:
         return AdminReply(PROTOCOL_VERSION, False, error=str(refusal), ref=request.ref)
+    except StoreError as error:  # a full disk: the operator is told, the node goes on
+        detail = f"store_unavailable: {error}"
+        return AdminReply(PROTOCOL_VERSION, False, error=detail, ref=request.ref)
     return AdminReply(PROTOCOL_VERSION, True, result=result, ref=request.ref)
 
 

@@ -289,8 +289,13 @@ class Store:
             txn.put(b"markets", _encode(markets), db=self.meta_db)
 
     def put_meta_list(self, key: bytes, names: list[str]) -> None:
-        with self.env.begin(write=True, db=self.meta_db) as txn:
-            txn.put(key, _encode(names))
+        """Keep a list of names beside the books; StoreError when it cannot be written (a full
+        disk): the caller answers that, and the node goes on."""
+        try:
+            with self.env.begin(write=True, db=self.meta_db) as txn:
+                txn.put(key, _encode(names))
+        except lmdb.Error as error:
+            raise StoreError(f"{self.path}: cannot write {key.decode()}: {error}") from None
 
     def close(self) -> None:
         self.env.close()
