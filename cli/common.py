@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import typer
 from marketnode.node.core.engine import MarketChangeRefused
 from marketnode.node.core.markets import ConfigError
 from marketnode.node.home.layout import HOME_ENV, Home
+from marketnode.node.home.processes import process_alive
 from marketnode.node.store.lmdb_store import StoreError
 
 EXIT_OK = 0
@@ -69,27 +69,12 @@ def why_no_node_runs(node_home: Home) -> str | None:
         return f"no node is running on {node_home.path} (no node.json; `mnode start` runs one)"
     except (OSError, ValueError, KeyError, TypeError):
         return None  # being written, or unreadable: let the node's answer decide
-    if _alive(pid):
+    if process_alive(pid):
         return None
     return (
         f"no node is running on {node_home.path} (node.json names pid {pid}, which has exited; "
         "`mnode start` runs one)"
     )
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` exists and has not exited (a zombie, awaiting its parent, has)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc: the signal's answer is all there is
-    return state != "Z"
 
 
 def require_running_node(node_home: Home) -> None:

@@ -18,6 +18,7 @@ import msgspec
 
 from ..core.decimals import format_scaled
 from ..core.events import Trade
+from ..home.processes import process_alive
 
 _encode_lines = msgspec.json.Encoder().encode_lines
 SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -39,18 +40,8 @@ def remove_stale_scratch() -> None:
     """Batch folders left by a follower that was killed mid-write (their process is gone)."""
     for folder in Path(SCRATCH or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
         pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 TRADE_FIELDS = (
