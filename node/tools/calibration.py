@@ -55,7 +55,9 @@ class DemoRates:
 
 
 def rates_for(capacity: float) -> DemoRates:
-    """The steady and drop rates for a machine that sustains `capacity` orders/s."""
+    """The steady and drop rates for a machine that sustains `capacity` orders/s, taken in
+    whole orders a second: the figure the summary reports is the one the rates follow from."""
+    capacity = round(capacity)
     steady = max(LOWEST_RATE, capacity * STEADY_SHARE)
     return DemoRates(steady, max(steady, capacity * DROP_SHARE), measured=capacity)
 
