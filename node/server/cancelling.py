@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..core.commands import CancelOrder
+from ..core.engine import Engine
 from ..core.events import Cancelled
 from ..protocol.wire_events import wire_event
 from ..store.durable import DurableEngine
@@ -13,6 +14,15 @@ from .answers import Outbox
 from .marketdata import MarketDataPublisher
 
 log = logging.getLogger("marketnode.node")
+
+
+def cancels_of(engine: Engine, names: set[str], why: str) -> list[CancelOrder]:
+    """A cancel of every resting order the peers `names` placed, with the node's reason."""
+    return [
+        CancelOrder(order.id, order.owner, order.market, reason=why)
+        for order in engine.resting_orders()
+        if order.peer in names
+    ]
 
 
 def cancel_orders(
@@ -26,11 +36,7 @@ def cancel_orders(
     Raises CommitFailed (nothing cancelled, the engine back at the last commit) when the store
     cannot take it."""
     engine = durable.engine
-    commands = [
-        CancelOrder(order.id, order.owner, order.market, reason=why)
-        for order in engine.resting_orders()
-        if order.peer in names
-    ]
+    commands = cancels_of(engine, names, why)
     if not commands:
         return 0
     out: list = []

@@ -18,14 +18,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ..core.commands import CancelOrder
-from ..core.engine import Engine
 from ..core.markets import ConfigError
 from ..core.reasons import CancelReason
 from ..home.peers import load_allowlist, save_allowlist
 from ..protocol.messages import AdminRequest
 from ..store.durable import DurableEngine
 from ..store.lmdb_store import Store
+from .cancelling import cancels_of
 from .view import NodeView
 
 log = logging.getLogger("marketnode.node")
@@ -74,19 +73,10 @@ def cancel_in_store(store: Store, name: str, keep_orders: bool) -> int:
     if keep_orders:
         return 0
     durable = DurableEngine(store)
-    commands = cancels_of(durable.engine, name, CancelReason.PEER_REVOKED)
+    commands = cancels_of(durable.engine, {name}, CancelReason.PEER_REVOKED)
     if commands:
         durable.submit(commands)
     return len(commands)
-
-
-def cancels_of(engine: Engine, name: str, why: str) -> list[CancelOrder]:
-    """A cancel of every resting order peer `name` placed, with the node's reason."""
-    return [
-        CancelOrder(order.id, order.owner, order.market, reason=why)
-        for order in engine.resting_orders()
-        if order.peer == name
-    ]
 
 
 def _drop_connection(fd: int) -> bool:
