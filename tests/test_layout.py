@@ -24,9 +24,10 @@ MAY_IMPORT = {
     "node.client": {"node.core", "node.protocol", "node.home"},
     "node.analytics": {"node.core", "node.store", "node.home", "node.protocol", "plugins"},
     "node.ops": {"node.core", "node.home", "node.protocol", "plugins"},
+    "node.chain": {"node.core", "node.store", "node.home", "node.protocol", "plugins"},
     "node.server": {
         "node.core", "node.store", "node.protocol", "node.home", "node.ops", "node.analytics",
-        "plugins",
+        "node.chain", "plugins",
     },
     "node.tools": {"*"},
     "plugins": {"node.core"},
