@@ -18,6 +18,7 @@ from marketnode.node.client import RemoteAddress, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.tui.app import ADMIN_KEYS, KEYS, AdminDashboard, Dashboard
 from marketnode.tui.chart import LABEL_WIDTH, Chart
+from marketnode.tui.footer import KeyFooter
 from marketnode.tui.messages import (
     BookFetched,
     MetricsFetched,
@@ -450,5 +451,41 @@ def test_the_footer_shows_every_key_whole_while_the_disconnected_banner_shows(ad
             assert footer.region.width == SIZE[0] and footer.region.y == SIZE[1] - 1
             assert footer.max_scroll_x == 0  # no key cut off, none past the edge
             assert all(footer.region.contains_region(key.region) for key in footer.children)
+
+    asyncio.run(drive())
+
+
+@pytest.mark.parametrize("admin", [False, True])
+def test_at_80_columns_the_footer_gives_every_key_its_short_label_whole(admin):
+    """On every panel (each shows its own admin keys), with and without the disconnected
+    banner: every key the footer shows is there with its short label, inside the footer, none
+    under the command palette's key; widened again, the whole descriptions come back."""
+    app = (AdminDashboard if admin else Dashboard)(lambda: None, None, poll=False)
+    footer_keys = [key for key in app.keys if key.in_footer]
+
+    def drawn() -> dict[str, tuple[str, object]]:
+        footer = app.query_one(KeyFooter)
+        return {key.action: (key.description, key.region) for key in footer.children}
+
+    async def drive() -> None:
+        async with app.run_test(size=(80, 30)) as pilot:
+            footer = app.query_one(KeyFooter)
+            for banner in (False, True):
+                if banner:
+                    app.post_message(Unreachable("status", "no answer"))
+                    await settle(pilot, lambda: app.query_one("#banner").has_class("shown"))
+                for number, panel, _, _ in PANELS:
+                    await pilot.press(number)
+                    expected = {k.action: k.short for k in footer_keys if k.panel in (None, panel)}
+                    await settle(pilot, lambda e=expected: set(e) <= set(drawn()))
+                    labels = {action: label for action, (label, _) in drawn().items()}
+                    assert {action: labels[action] for action in expected} == expected
+                    assert footer.max_scroll_x == 0 and footer.region.width == 80
+                    regions = [region for _, region in drawn().values()]  # the palette's too
+                    assert all(footer.region.contains_region(region) for region in regions)
+                    assert not any(a.overlaps(b) for i, a in enumerate(regions)
+                                   for b in regions[i + 1 :])  # fmt: skip
+            await pilot.resize_terminal(SIZE[0], SIZE[1])
+            await settle(pilot, lambda: drawn()["quit"][0] == "Quit")
 
     asyncio.run(drive())

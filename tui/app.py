@@ -23,11 +23,12 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from marketnode.node.client import ClientError, NodeAddress
 from marketnode.node.home.keys import KeyPair
 
+from .footer import KeyFooter
 from .keys import ADMIN_KEYS, KEYS, Key, key_table
 from .links import ANALYTICS_TIMEOUT_S, NodeLinks
 from .messages import (
@@ -116,7 +117,7 @@ class Dashboard(App):
             for key, panel, title, widget in PANELS:
                 with TabPane(f"{key} {title}", id=panel):
                     yield widget(id=f"{panel}-panel")
-        yield Footer(compact=True)
+        yield KeyFooter({key.action: key.short for key in self.keys})
 
     def on_mount(self) -> None:
         if self.note:

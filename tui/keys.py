@@ -17,6 +17,9 @@ class Key:
     keys: str
     action: str
     description: str
+    short: str
+    """The footer's label when the descriptions do not all fit (tui/footer.py): a word or
+    two, the help screen and the palette still give the whole description."""
     panel: str | None = None
     """The panel the key works in (None: everywhere)."""
     in_footer: bool = True
@@ -34,19 +37,22 @@ class Key:
 
 
 KEYS = (
-    *(Key(key, f"show('{panel}')", title, in_footer=False) for key, panel, title, _ in PANELS),
-    Key("slash", "filter_markets", "Filter markets by name"),
-    Key("p", "pause", "Pause / resume"),
-    Key("plus,equals_sign", "faster", "Refresh faster"),
-    Key("minus", "slower", "Refresh slower"),
-    Key("question_mark", "help", "Keys"),
-    Key("q", "quit", "Quit"),
+    *(
+        Key(key, f"show('{panel}')", title, panel, in_footer=False)
+        for key, panel, title, _ in PANELS
+    ),
+    Key("slash", "filter_markets", "Filter markets by name", "filter"),
+    Key("p", "pause", "Pause / resume", "pause"),
+    Key("plus,equals_sign", "faster", "Refresh faster", "faster"),
+    Key("minus", "slower", "Refresh slower", "slower"),
+    Key("question_mark", "help", "Keys", "keys"),
+    Key("q", "quit", "Quit", "quit"),
 )
 ADMIN_KEYS = (
-    Key("h", "toggle_halt", "Halt / resume market", "markets"),
-    Key("d", "toggle_peer", "Disable / enable peer", "overview"),
-    Key("w", "label('wash')", "Label alert wash", "integrity"),
-    Key("b", "label('benign')", "Label alert benign", "integrity"),
+    Key("h", "toggle_halt", "Halt / resume market", "halt", "markets"),
+    Key("d", "toggle_peer", "Disable / enable peer", "disable", "overview"),
+    Key("w", "label('wash')", "Label alert wash", "wash", "integrity"),
+    Key("b", "label('benign')", "Label alert benign", "benign", "integrity"),
 )
 NOT_BINDINGS = (
     ("enter", "Open the market's book / the alert's evidence", "Markets, Integrity"),
