@@ -38,6 +38,9 @@ def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_
     assert summary["orders"] > 0 and summary["trades"] > 0
     assert summary["ring_trades"] > 0
     assert summary["final_scan"] and summary["ring_flagged"]
+    steady, drop = summary["ack_ms"]["steady"], summary["ack_ms"]["drop"]
+    assert steady["count"] > 0 and drop["count"] > 0  # the load peer's own answers, by phase
+    assert 0 < steady["p50"] <= steady["p99"] <= steady["max"]
     assert (home / "analytics.duckdb").exists()  # a home given is kept
 
 
@@ -52,9 +55,10 @@ def test_the_rates_follow_the_capacity_and_rate_overrides_it():
 
 def test_a_round_is_steady_then_the_drop_then_steady_in_short_pieces():
     plan = round_plan(30, rates_for(10_000))
-    assert sum(seconds for seconds, _ in plan) == pytest.approx(30)
-    assert [rate for _, rate in plan].count(9000) == 1 and max(s for s, _ in plan) <= 10
-    assert plan[0][1] == 4000 and plan[-1][1] == 4000
+    assert sum(piece.seconds for piece in plan) == pytest.approx(30)
+    assert [piece.rate for piece in plan].count(9000) == 1 and max(p.seconds for p in plan) <= 10
+    assert plan[0].rate == 4000 and plan[-1].rate == 4000
+    assert [piece.in_drop for piece in plan] == [piece.rate == 9000 for piece in plan]
 
 
 def test_a_summary_without_its_final_scan_does_not_claim_the_ring_went_unflagged():

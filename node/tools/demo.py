@@ -21,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..client import AdminClient, Client, ClientError, address_of_home
 from ..home.config import NodeConfig
 from ..home.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist
+from ..ops.metrics import Histogram
 from ..protocol.wire_events import WireTrade
 from .calibration import CALIBRATION_S, DemoRates, given_rates, measure_capacity, rates_for
 from .e2e import prepare_home, start_node_process, stop_node_process
@@ -59,6 +60,14 @@ evaluate_s = 60
 from 5 s steps once it has a minute of history."""
 
 
+class Piece(NamedTuple):
+    """A stretch of the flow at one rate."""
+
+    seconds: float
+    rate: float
+    in_drop: bool
+
+
 @dataclass
 class DemoReport:
     orders: int = 0
@@ -71,6 +80,11 @@ class DemoReport:
     the wait for it ran out)."""
     recommendations: list[dict] = field(default_factory=list)
     rates: DemoRates | None = None
+    ack_us: dict[str, Histogram] = field(
+        default_factory=lambda: {"steady": Histogram(), "drop": Histogram()}
+    )
+    """The flow's orders, from each message's send to its answer, as the load peer saw them:
+    outside the drop and during it (microseconds)."""
 
     def summary(self) -> dict[str, Any]:
         rates = self.rates
@@ -83,6 +97,7 @@ class DemoReport:
             "rate_drop": round(rates.drop) if rates else None,
             "rate_measured": round(rates.measured) if rates and rates.measured else None,
             "rate_reason": rates.reason() if rates else "",
+            "ack_ms": {phase: hist.summary(1000) for phase, hist in self.ack_us.items()},
             "alerts": len(self.alerts),
             "alert_detectors": sorted({a["detector"] for a in self.alerts}),
             "ring_flagged": ring_flagged(self.alerts, RING),
@@ -151,7 +166,8 @@ def run_demo(
         plan = round_plan(round_s, report.rates)
         rounds = 1 if watch is None else None
         loader = threading.Thread(
-            target=_quietly, args=(_flow, stop, address, load_key, plan, rounds, stop),
+            target=_quietly,
+            args=(_flow, stop, address, load_key, plan, rounds, stop, report.ack_us),
             daemon=True,
         )  # fmt: skip
         ring = threading.Thread(
@@ -190,20 +206,21 @@ def run_demo(
     return report
 
 
-def round_plan(round_s: float, rates: DemoRates) -> list[tuple[float, float]]:
-    """One round of the flow as (seconds, orders/s) pieces: steady, the drop a third of the
+def round_plan(round_s: float, rates: DemoRates) -> list[Piece]:
+    """One round of the flow in pieces: steady, the drop a third of the
     way in (ten seconds, less in a short round), steady again. Pieces are at most
     `PIECE_S` long, so what a piece sends is generated in a fraction of a second."""
     before = round_s / 3
     drop = min(DROP_S, round_s / 3)
     after = max(0.0, round_s - before - drop)
-    return [*_pieces(before, rates.steady), (drop, rates.drop), *_pieces(after, rates.steady)]
+    steady = rates.steady
+    return [*_pieces(before, steady), Piece(drop, rates.drop, True), *_pieces(after, steady)]
 
 
-def _pieces(seconds: float, rate: float) -> list[tuple[float, float]]:
+def _pieces(seconds: float, rate: float) -> list[Piece]:
     pieces = []
     while seconds > 0:
-        pieces.append((min(PIECE_S, seconds), rate))
+        pieces.append(Piece(min(PIECE_S, seconds), rate, False))
         seconds -= PIECE_S
     return pieces
 
@@ -238,20 +255,22 @@ def _observe(
 def _flow(
     address: Any,
     key: Any,
-    plan: list[tuple[float, float]],
+    plan: list[Piece],
     rounds: int | None,
     stop: threading.Event,
+    ack_us: dict[str, Histogram],
 ) -> None:
     """Offer the seeded flow piece by piece of `plan`, `rounds` times (None: until `stop`),
     each piece with new order ids; the next piece's orders are generated while one is sent,
-    so trading starts at once and goes on without a pause."""
+    so trading starts at once and goes on without a pause. Each order's time to its answer
+    goes into `ack_us`, by phase."""
     pieces = itertools.chain.from_iterable(
         itertools.repeat(plan) if rounds is None else itertools.repeat(plan, rounds)
     )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-flow") as generator:
         first_id = 1
         upcoming = None
-        for number, (seconds, rate) in enumerate(pieces):
+        for number, (seconds, rate, in_drop) in enumerate(pieces):
             count = max(10, int(seconds * rate))
             if upcoming is None:
                 upcoming = generator.submit(_piece_commands, count, number, first_id)
@@ -261,7 +280,10 @@ def _flow(
             if stop.is_set():
                 return
             profile = LoadProfile(rate=rate, duration_s=seconds, batch=10)
-            run_load(address, key, commands, profile, stop=stop)
+            result = run_load(address, key, commands, profile, stop=stop)
+            record = ack_us["drop" if in_drop else "steady"].record
+            for latency_ms in result.latencies_ms:
+                record(int(latency_ms * 1000))
 
 
 def _piece_commands(count: int, number: int, first_id: int) -> list:
