@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,12 +20,15 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
 EMBEDDED = "embedded"
 ANVIL_VERSION = "1.7.1"
 ANVIL_FOLDER = Path(__file__).resolve().parents[2] / ".ci" / "chain"
-ANVIL_INSTALL = f"npm install --no-save --prefix .ci/chain @foundry-rs/anvil@{ANVIL_VERSION}"
+ANVIL_INSTALL = (
+    f"npm install --no-save --ignore-scripts --prefix .ci/chain @foundry-rs/anvil@{ANVIL_VERSION}"
+)
 """The README's and `.ci/run`'s install step, run in the repository's root."""
 ANVIL_ENVIRONMENT = "MARKETNODE_ANVIL"
 """An anvil binary to use instead of the repository's pinned install."""
@@ -35,6 +39,10 @@ Sender = LocalAccount | str
 
 class ChainError(RuntimeError):
     """A chain could not be reached or started, or a transaction failed."""
+
+
+class TransactionReverted(ChainError):
+    """The chain refused a transaction: its message carries the contract's reason."""
 
 
 def embedded_web3() -> Web3:
@@ -62,16 +70,26 @@ def send(w3: Web3, transaction: Any, sender: Sender, timeout_s: float = 120.0) -
     """Sends a contract call or deployment (anything with `build_transaction`) from `sender`,
     waits for its receipt and raises ChainError if it reverted."""
     fields: dict[str, Any] = {"from": address_of(sender)}
-    if isinstance(sender, LocalAccount):
-        fields["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")
-        signed = sender.sign_transaction(transaction.build_transaction(fields))
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    else:
-        tx_hash = transaction.transact(fields)
+    try:
+        if isinstance(sender, LocalAccount):
+            fields["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")
+            signed = sender.sign_transaction(transaction.build_transaction(fields))
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        else:
+            tx_hash = transaction.transact(fields)
+    except _revert_errors() as reverted:
+        raise TransactionReverted(str(reverted)) from reverted
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s)
     if receipt["status"] != 1:
-        raise ChainError(f"transaction {tx_hash.hex()} reverted")
+        raise TransactionReverted(f"transaction {tx_hash.hex()} reverted")
     return receipt
+
+
+def _revert_errors() -> tuple[type[Exception], ...]:
+    """What a refused call raises: web3's error for a JSON-RPC node, eth-tester's own for the
+    embedded chain (looked up only if it is loaded: it imports py-evm)."""
+    tester = sys.modules.get("eth_tester.exceptions")
+    return (ContractLogicError, tester.TransactionFailed) if tester else (ContractLogicError,)
 
 
 def fund(w3: Web3, payer: str, receiver: str, wei: int, timeout_s: float = 120.0) -> None:
@@ -85,6 +103,8 @@ def anvil_binary() -> Path:
     (its platform package ships the binary). ChainError names the install command."""
     override = os.environ.get(ANVIL_ENVIRONMENT)
     if override:
+        if not Path(override).is_file():
+            raise ChainError(f"${ANVIL_ENVIRONMENT} names {override}, which is not a file")
         return Path(override)
     found = sorted(ANVIL_FOLDER.glob("node_modules/@foundry-rs/anvil-*/bin/anvil"))
     if not found:
