@@ -14,8 +14,8 @@ Why these choices:
   to one worker, so it knows which batches a dead worker held and sends exactly those again
   (PUSH/PULL would lose them). Each worker holds at most `in_flight` batches; the rest wait
   here and go to whichever worker frees up first.
-- A batch that has killed `MAX_ATTEMPTS` workers is given back as failed rather than tried
-  for ever.
+- A batch that `MAX_ATTEMPTS` workers died on is given back as failed rather than tried
+  for ever (one that would kill every worker must not stop the others).
 
 One thread uses a pool (zmq sockets are not thread-safe).
 """
@@ -41,7 +41,7 @@ from .signatures import SignedCancel, SignedOrder, Verdict
 from .verifier_worker import BATCH, READY, VERDICTS
 
 MAX_ATTEMPTS = 3
-"""Workers a batch may be lost with before it is given back failed."""
+"""Workers that may die while working on a batch before it is given back failed."""
 STOP_WITHIN_S = 5.0
 """How long `close` waits for workers to exit before killing them."""
 FIRST_RESTART_DELAY_S = 0.5
@@ -119,6 +119,11 @@ class VerifierPool:
     def pending(self) -> int:
         """Batches submitted and not yet collected."""
         return len(self._ids)
+
+    @property
+    def ready_workers(self) -> int:
+        """Workers that said they are ready and have not died since (as last collected)."""
+        return sum(1 for worker in self._workers if worker is not None and worker.ready)
 
     def worker_pids(self) -> list[int]:
         """The pids of the workers running now (for supervision and tests)."""
@@ -223,14 +228,16 @@ class VerifierPool:
                 self.restarts += 1
 
     def _bury(self, worker: _Worker) -> None:
+        """Take back a dead worker's batches. Only the oldest, the one it was working on
+        (a worker answers in order), counts an attempt: the others never reached it."""
         del self._by_id[worker.routing_id]
-        for batch in reversed(worker.held.values()):
-            batch.attempts += 1
-            if batch.attempts >= MAX_ATTEMPTS:
-                self._done.append(VerifiedBatch(batch.batch_id, [], failed=True))
-            else:
-                self._waiting.appendleft(batch)
+        held = list(worker.held.values())
         worker.held.clear()
+        if held:
+            held[0].attempts += 1
+            if held[0].attempts >= MAX_ATTEMPTS:
+                self._done.append(VerifiedBatch(held.pop(0).batch_id, [], failed=True))
+        self._waiting.extendleft(reversed(held))
 
     def _dispatch(self) -> None:
         """Send waiting batches to the ready workers holding the fewest."""
