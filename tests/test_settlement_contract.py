@@ -37,7 +37,6 @@ def transferFrom(sender: address, receiver: address, amount: uint256) -> bool:
 """
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", contracts.CONTRACT_NAMES)
 def test_the_checked_in_artifacts_are_the_sources_compiled(name):
     compiled = contracts.compile_contract(name)
