@@ -46,6 +46,19 @@ ORDER_FIELDS = [
     {"name": "expiry", "type": "uint64"},
     {"name": "maxFeeBps", "type": "uint16"},
 ]
+CANCEL_FIELDS = [{"name": "owner", "type": "address"}, {"name": "orderHash", "type": "bytes32"}]
+TYPES = {"Order": ORDER_FIELDS, "Cancel": CANCEL_FIELDS}
+
+
+def typed_data(kind: str, message: dict[str, Any], chain_id: int, settlement: str) -> dict:
+    """The EIP-712 document of an `Order` or a `Cancel` under the marketnode domain."""
+    return {
+        "domain": {"name": "marketnode", "version": "1", "chainId": chain_id,
+                   "verifyingContract": settlement},
+        "types": {kind: TYPES[kind]},
+        "primaryType": kind,
+        "message": message,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,13 +80,9 @@ class Order:
     maxFeeBps: int
 
     def typed_data(self, chain_id: int, settlement: str) -> dict[str, Any]:
-        return {
-            "domain": {"name": "marketnode", "version": "1", "chainId": chain_id,
-                       "verifyingContract": settlement},
-            "types": {"Order": ORDER_FIELDS},
-            "primaryType": "Order",
-            "message": dict(zip([f["name"] for f in ORDER_FIELDS], astuple(self), strict=True)),
-        }  # fmt: skip
+        names = [field["name"] for field in ORDER_FIELDS]
+        message = dict(zip(names, astuple(self), strict=True))
+        return typed_data("Order", message, chain_id, settlement)
 
 
 def order_digest(order: Order, chain_id: int, settlement: str) -> bytes:
@@ -86,6 +95,14 @@ def sign_order(account: LocalAccount, order: Order, chain_id: int, settlement: s
     """65 bytes r || s || v (eth-account signs with low s and v in {27, 28})."""
     signable = encode_typed_data(full_message=order.typed_data(chain_id, settlement))
     return bytes(account.sign_message(signable).signature)
+
+
+def sign_cancel(account: LocalAccount, order_hash: bytes, chain_id: int, settlement: str
+                ) -> bytes:  # fmt: skip
+    """`account`'s signed `Cancel` of the order whose digest is `order_hash`."""
+    message = {"owner": account.address, "orderHash": order_hash}
+    document = typed_data("Cancel", message, chain_id, settlement)
+    return bytes(account.sign_message(encode_typed_data(full_message=document)).signature)
 
 
 @dataclass(frozen=True)

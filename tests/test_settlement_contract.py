@@ -18,11 +18,12 @@ from chain_fixtures import (
     chain_fixture,  # noqa: F401
     market_fixture,  # noqa: F401
     order_digest,
+    sign_cancel,
     start_anvil,
 )
 from eth_account import Account
 
-from marketnode.node.chain import contracts, rpc
+from marketnode.node.chain import contracts, eip712, rpc
 from marketnode.node.chain.contracts import SkipReason
 
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -45,10 +46,13 @@ def test_the_checked_in_artifacts_are_the_sources_compiled(name):
     assert compiled.bytecode == checked_in.bytecode, f"rebuild: python -m {contracts.__name__}"
 
 
-def test_the_contract_digest_is_eth_accounts_eip712_digest(market: Market):
+def test_the_contract_digest_is_eth_accounts_and_the_nodes(market: Market):
     order = market.order(market.buyer, BUY, price=123, quantity=7, baseTokenId=5, nonce=2**200)
     digest = market.settlement.functions.order_hash(astuple(order)).call()
     assert digest == order_digest(order, market.chain_id, market.deployment.settlement)
+    fields = [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in astuple(order)]
+    domain = eip712.Domain(market.chain_id, bytes.fromhex(market.deployment.settlement[2:]))
+    assert digest == eip712.order_digest(domain, eip712.Order(*fields))
 
 
 def balances(market: Market) -> dict[str, tuple[int, int]]:
@@ -237,7 +241,7 @@ def test_cancels_are_the_owners_and_the_minimum_nonce_only_rises(market: Market)
         market.as_owner(market.seller, settlement.functions.cancel(astuple(order)))
     market.as_owner(buyer, settlement.functions.cancel(astuple(order)))
     order_hash = settlement.functions.order_hash(astuple(order)).call()
-    assert settlement.functions.cancelled(order_hash).call()
+    assert settlement.functions.cancelled(buyer.address, order_hash).call()
     market.as_owner(buyer, settlement.functions.increment_min_nonce())
     market.as_owner(buyer, settlement.functions.set_min_nonce(10))
     with pytest.raises(rpc.TransactionReverted, match="the minimum nonce only goes up"):
@@ -245,6 +249,23 @@ def test_cancels_are_the_owners_and_the_minimum_nonce_only_rises(market: Market)
     assert settlement.functions.min_nonce(buyer.address).call() == 10
 
 
+def test_a_signed_cancel_brought_by_the_relayer_cancels_only_its_owners_order(market: Market):
+    buyer, seller, settlement = market.buyer, market.seller, market.settlement
+    chain_id, address = market.chain_id, market.deployment.settlement
+    buy, sell = market.order(buyer, BUY, 100, 2), market.order(seller, SELL, 100, 2)
+    sell_hash = settlement.functions.order_hash(astuple(sell)).call()
+    cancel_signed = settlement.functions.cancel_signed
+    by_buyer = sign_cancel(buyer, sell_hash, chain_id, address)
+    with pytest.raises(rpc.TransactionReverted, match="bad signature"):
+        rpc.send(market.w3, cancel_signed(seller.address, sell_hash, by_buyer), market.relayer)
+    rpc.send(market.w3, cancel_signed(buyer.address, sell_hash, by_buyer), market.relayer)
+    assert market.settle([market.trade(1, buy, sell, 1, 100)]).settled == [1]  # not the buyer's
+
+    by_seller = sign_cancel(seller, sell_hash, chain_id, address)
+    rpc.send(market.w3, cancel_signed(seller.address, sell_hash, by_seller), market.relayer)
+
+    outcome = market.settle([market.trade(2, buy, sell, 1, 100)])
+    assert outcome.skipped == [(2, SkipReason.CANCELLED, sell_hash)]
 
 def test_a_missing_anvil_fails_naming_the_install_command(monkeypatch, tmp_path):
     monkeypatch.delenv(rpc.ANVIL_ENVIRONMENT, raising=False)

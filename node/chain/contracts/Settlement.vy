@@ -23,6 +23,10 @@
      a trade id seen before is skipped (`ALREADY_SETTLED`), so a rebroadcast batch never moves
      assets twice, even for a partial fill. `filled[orderHash]` (lots) bounds the fills of
      an order by its quantity whatever the trade ids say.
+
+     Cancels: an owner cancels one order (`cancel`), or signs an EIP-712 `Cancel` that anyone
+     may bring on chain (`cancel_signed`: the relayer brings the ones the node received), or
+     voids every order below a nonce (`increment_min_nonce`, `set_min_nonce`: only upward).
 """
 
 struct Order:
@@ -115,6 +119,7 @@ ORDER_TYPEHASH: constant(bytes32) = keccak256(
     "uint64 price,uint64 quantity,uint256 lotUnits,uint256 tickUnits,uint256 nonce,"
     "uint64 expiry,uint16 maxFeeBps)"
 )
+CANCEL_TYPEHASH: constant(bytes32) = keccak256("Cancel(address owner,bytes32 orderHash)")
 NAME_HASH: constant(bytes32) = keccak256("marketnode")
 VERSION_HASH: constant(bytes32) = keccak256("1")
 EXECUTE_TRADE: constant(bytes4) = method_id(
@@ -130,7 +135,8 @@ admin: public(address)
 relayer: public(address)
 fee_recipient: public(address)
 filled: public(HashMap[bytes32, uint64])
-cancelled: public(HashMap[bytes32, bool])
+# By owner, then order hash: a cancel counts only for orders of the owner who made it.
+cancelled: public(HashMap[address, HashMap[bytes32, bool]])
 min_nonce: public(HashMap[address, uint256])
 settled_words: HashMap[uint256, uint256]
 
@@ -172,6 +178,12 @@ def _order_hash(order: Order) -> bytes32:
             order.nonce, order.expiry, order.maxFeeBps,
         )
     )
+    return self._typed_digest(struct_hash)
+
+
+@internal
+@view
+def _typed_digest(struct_hash: bytes32) -> bytes32:
     return keccak256(concat(b"\x19\x01", self._domain_separator(), struct_hash))
 
 
@@ -217,7 +229,7 @@ def _order_reason(order: Order, order_hash: bytes32, quantity: uint64, fee: uint
         return EXPIRED
     if order.nonce < self.min_nonce[order.owner]:
         return NONCE_BELOW_MINIMUM
-    if self.cancelled[order_hash]:
+    if self.cancelled[order.owner][order_hash]:
         return CANCELLED
     if convert(self.filled[order_hash], uint256) + convert(quantity, uint256) > convert(
         order.quantity, uint256
@@ -391,8 +403,20 @@ def cancel(order: Order):
     """@notice Cancels one order for good; only its owner may."""
     assert msg.sender == order.owner, "only the order's owner cancels it"
     order_hash: bytes32 = self._order_hash(order)
-    self.cancelled[order_hash] = True
+    self.cancelled[msg.sender][order_hash] = True
     log OrderCancelled(owner=msg.sender, order_hash=order_hash)
+
+
+@external
+def cancel_signed(owner: address, order_hash: bytes32, signature: Bytes[65]):
+    """
+    @notice Cancels `owner`'s order `order_hash` with the owner's signed EIP-712 `Cancel`, the
+            one the node honours: anyone may bring it on chain (the relayer does).
+    """
+    struct_hash: bytes32 = keccak256(abi_encode(CANCEL_TYPEHASH, owner, order_hash))
+    assert self._signed_by(self._typed_digest(struct_hash), signature, owner), "bad signature"
+    self.cancelled[owner][order_hash] = True
+    log OrderCancelled(owner=owner, order_hash=order_hash)
 
 
 @internal
