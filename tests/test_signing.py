@@ -232,6 +232,7 @@ def test_the_doc_states_the_types_of_the_code():
         assert f"\n{type_string}\n" in text
     for reason in SigningReason:
         assert f"| `{reason}` |" in text
+    assert f"`0x{SECP256K1_N:064X}`" in text and f"`0x{HALF_N:064X}`" in text
 
 
 # ---- every reject reason
