@@ -260,10 +260,14 @@ def start_anvil() -> tuple[rpc.Anvil, Web3]:
         binary = rpc.anvil_binary()
         version = rpc.anvil_version(binary)
     except rpc.ChainError as missing:
-        pytest.fail(str(missing), pytrace=False)
-    if version != rpc.ANVIL_VERSION:
-        pytest.fail(f"{binary} is anvil {version}, the tests pin {rpc.ANVIL_VERSION}: run "
-                    f"`{rpc.ANVIL_INSTALL}`", pytrace=False)  # fmt: skip
+        problem = str(missing)
+    else:
+        problem = None if version == rpc.ANVIL_VERSION else (
+            f"{binary} is anvil {version}, the tests pin {rpc.ANVIL_VERSION}: run "
+            f"`{rpc.ANVIL_INSTALL}`"
+        )  # fmt: skip
+    if problem:
+        pytest.fail(problem, pytrace=False)
     anvil = rpc.Anvil(binary)
     return anvil, anvil.start()
 

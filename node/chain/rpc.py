@@ -115,10 +115,16 @@ def anvil_binary() -> Path:
 
 
 def anvil_version(binary: Path) -> str:
-    """`anvil --version`'s number, e.g. 1.7.1."""
-    output = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
-                            timeout=30, check=True).stdout  # fmt: skip
-    return output.split()[2] if output.startswith("anvil Version:") else output.strip()
+    """`anvil --version`'s number, e.g. 1.7.1; ChainError if the binary does not run."""
+    try:
+        output = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                                timeout=30, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as error:
+        raise ChainError(f"{binary} does not run: {error}; run `{ANVIL_INSTALL}`") from error
+    if not output.startswith("anvil Version:"):
+        first_line = output.partition("\n")[0]
+        raise ChainError(f"{binary} is not anvil (its --version says {first_line!r})")
+    return output.split()[2]
 
 
 def free_loopback_port() -> int:
