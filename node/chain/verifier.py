@@ -87,7 +87,9 @@ class VerifierPool:
         in_flight: int = 2,
         context: zmq.Context | None = None,
     ) -> None:
-        self.size = workers or max(1, (os.cpu_count() or 2) - 1)
+        self.size = max(1, (os.cpu_count() or 2) - 1) if workers is None else workers
+        if self.size < 1:
+            raise ValueError("a verifier pool needs at least one worker")
         self.in_flight = in_flight
         self.restarts = 0
         self._own_context = context is None
