@@ -7,7 +7,9 @@ signer from a 65-byte low-s signature (coincurve), as a verifier worker does. Or
 signed beforehand by 100 owners from a fixed seed. Measured:
 
 - `single`: `check_order` in a loop in this process; orders per wall second and per CPU
-  second (the CPU figure is what one core does when the machine is shared);
+  second (the CPU figure is what one core does when the machine is shared), and per CPU
+  second its two parts alone: the digest (`order_digest`) and the recovery (`recover_signer`
+  on the digest);
 - `pool`: a `VerifierPool` of N workers fed batches of `--batch` from this process (batching,
   pickling, the ipc sockets included), orders per wall second, and per CPU second of the
   workers (their user + system time, read from /proc before they stop);
@@ -33,7 +35,7 @@ from eth_account.messages import encode_typed_data
 
 from marketnode.node.chain.eip712 import ORDER_TYPE, Domain, Order, address_text, order_digest
 from marketnode.node.chain.keccak import keccak256
-from marketnode.node.chain.signatures import SignedOrder, check_order
+from marketnode.node.chain.signatures import SignedOrder, check_order, recover_signer
 from marketnode.node.chain.verifier import VerifierPool
 
 DOMAIN = Domain(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))
@@ -62,7 +64,16 @@ def single(items: list[SignedOrder]) -> dict[str, float]:
     )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert good == len(items), "a good order was refused"
-    return {"per_wall_s": len(items) / wall, "per_cpu_s": len(items) / cpu}
+    started = time.process_time()
+    digests = [order_digest(DOMAIN, item.order) for item in items]
+    digest_cpu = time.process_time() - started
+    started = time.process_time()
+    for digest, item in zip(digests, items, strict=True):
+        recover_signer(digest, item.signature)
+    recover_cpu = time.process_time() - started
+    return {"per_wall_s": len(items) / wall, "per_cpu_s": len(items) / cpu,
+            "digest_per_cpu_s": len(items) / digest_cpu,
+            "recover_per_cpu_s": len(items) / recover_cpu}  # fmt: skip
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -129,6 +140,8 @@ def main() -> None:
     report = {
         "single_per_wall_s": round(max(run["per_wall_s"] for run in singles)),
         "single_per_cpu_s": round(best_single["per_cpu_s"]),
+        "digest_per_cpu_s": round(max(run["digest_per_cpu_s"] for run in singles)),
+        "recover_per_cpu_s": round(max(run["recover_per_cpu_s"] for run in singles)),
         "pool_workers": best_pool["workers"],
         "pool_per_wall_s": round(best_pool["per_wall_s"]),
         "pool_per_worker_cpu_s": round(max(run["per_worker_cpu_s"] for run in pools)),
@@ -145,7 +158,8 @@ def main() -> None:
         return
     print(
         f"one process: {report['single_per_wall_s']:,} verified/s wall, "
-        f"{report['single_per_cpu_s']:,} per CPU second\n"
+        f"{report['single_per_cpu_s']:,} per CPU second (digest alone "
+        f"{report['digest_per_cpu_s']:,}, recovery alone {report['recover_per_cpu_s']:,})\n"
         f"pool of {report['pool_workers']}: {report['pool_per_wall_s']:,} verified/s wall, "
         f"{report['pool_per_worker_cpu_s']:,} per worker CPU second\n"
         f"eth-account: {report['eth_account_per_wall_s']:,} verified/s\n"
