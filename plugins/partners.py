@@ -19,41 +19,35 @@ from decimal import Decimal
 import duckdb
 
 from .alerts import decimal_text
+from .window_totals import BUCKET, bring_up_to_date
 
-TRADE_PAIRS = """
+PARTNER_TRADES = f"""
 t AS (
-    SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, seq, seller,
-           buyer, qty, notional
-    FROM trades WHERE seller <> buyer
+    SELECT market, {BUCKET} AS bucket, seq, seller, buyer, qty, notional
+    FROM trades WHERE seller <> buyer AND seq <= $until
 ),
-volumes AS (
-    SELECT market, bucket, wallet, sum(qty) AS volume, count(*) AS trades
-    FROM (SELECT market, bucket, seller AS wallet, qty FROM t
-          UNION ALL SELECT market, bucket, buyer, qty FROM t)
-    GROUP BY ALL
-),
-pairs AS (
-    SELECT market, bucket, least(seller, buyer) AS a, greatest(seller, buyer) AS b,
-           sum(qty) AS volume, count(*) AS trades
-    FROM t GROUP BY ALL
+totals AS (
+    SELECT p.market, p.bucket, p.a, p.b, p.volume, p.trades, va.trades AS a_trades,
+           va.requotes AS a_requotes, vb.trades AS b_trades, vb.requotes AS b_requotes
+    FROM window_pairs p
+    JOIN window_wallets va ON va.window_s = p.window_s AND va.market = p.market
+                          AND va.bucket = p.bucket AND va.wallet = p.a
+    JOIN window_wallets vb ON vb.window_s = p.window_s AND vb.market = p.market
+                          AND vb.bucket = p.bucket AND vb.wallet = p.b
+    WHERE p.window_s = $window
+      AND p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
 )"""
-"""Common table expressions over the trades of each market and window (`$window` seconds):
-`t` (trades between two wallets), `volumes` (each wallet's volume and trade count) and `pairs`
-(each pair's volume and trade count)."""
+"""Common table expressions over each market and window of `$window` seconds: `t` (trades
+between two wallets, up to seq `$until`) and `totals` (the pairs whose volume together is at
+least `$share` of each one's, with their totals and each one's trades and requotes), read
+from the running totals (window_totals)."""
 
 QUERY = f"""
-WITH {TRADE_PAIRS},
-partners AS (
-    SELECT p.market, p.bucket, p.a, p.b
-    FROM pairs p
-    JOIN volumes va ON va.market = p.market AND va.bucket = p.bucket AND va.wallet = p.a
-    JOIN volumes vb ON vb.market = p.market AND vb.bucket = p.bucket AND vb.wallet = p.b
-    WHERE p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
-)
+WITH {PARTNER_TRADES}
 SELECT t.market, t.bucket, t.seq, t.seller, t.buyer, CAST(t.qty AS VARCHAR),
        CAST(t.notional AS VARCHAR)
 FROM t
-SEMI JOIN partners p
+SEMI JOIN totals p
   ON p.market = t.market AND p.bucket = t.bucket
  AND p.a = least(t.seller, t.buyer) AND p.b = greatest(t.seller, t.buyer)
 ORDER BY t.market, t.bucket, t.seq
@@ -75,7 +69,10 @@ def partner_trades(
     """The trades between partners, by (market, window start), oldest first: pairs whose
     volume together is at least `min_share` of each one's volume in that market and window."""
     found: dict[tuple[str, float], list[PartnerTrade]] = defaultdict(list)
-    rows = connection.execute(QUERY, {"window": window_s, "share": min_share}).fetchall()
+    until = bring_up_to_date(connection, window_s)
+    rows = connection.execute(
+        QUERY, {"window": window_s, "share": min_share, "until": until}
+    ).fetchall()
     for market, bucket, seq, seller, buyer, qty, notional in rows:
         found[market, bucket].append(
             PartnerTrade(seq, seller, buyer, Decimal(qty), Decimal(notional))

@@ -26,7 +26,8 @@ from typing import Any
 
 from .alerts import Alert, decimal_text
 from .hookspecs import declare_settings, hookimpl, settings_of
-from .partners import TRADE_PAIRS, PartnerTrade, net_positions, total_notional
+from .partners import PARTNER_TRADES, PartnerTrade, net_positions, total_notional
+from .window_totals import bring_up_to_date
 
 NAME = "wash_clusters"
 DEFAULTS = {
@@ -41,35 +42,18 @@ DEFAULTS = {
 }
 
 QUERY = f"""
-WITH {TRADE_PAIRS},
-requotes AS (
-    SELECT market, epoch(time_bucket(to_seconds($window), time)) AS bucket, owner AS wallet,
-           count(*) AS requotes
-    FROM events WHERE kind = 'accepted' AND op IN ('cancel', 'replace')
-    GROUP BY ALL
-),
-quoting AS (
-    SELECT v.market, v.bucket, v.wallet
-    FROM volumes v JOIN requotes r USING (market, bucket, wallet)
-    WHERE r.requotes > $requotes * v.trades
-),
+WITH {PARTNER_TRADES},
 candidates AS (
-    SELECT p.market, p.bucket, p.a, p.b
-    FROM pairs p
-    JOIN volumes va ON va.market = p.market AND va.bucket = p.bucket AND va.wallet = p.a
-    JOIN volumes vb ON vb.market = p.market AND vb.bucket = p.bucket AND vb.wallet = p.b
-    WHERE p.trades >= $pair_trades
-      AND p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
-      AND NOT EXISTS (SELECT 1 FROM quoting q WHERE q.market = p.market
-                      AND q.bucket = p.bucket AND q.wallet IN (p.a, p.b))
+    SELECT market, bucket, a, b FROM totals
+    WHERE trades >= $pair_trades
+      AND a_requotes <= $requotes * a_trades AND b_requotes <= $requotes * b_trades
 ),
 members AS (
     SELECT market, bucket, a AS wallet FROM candidates
     UNION SELECT market, bucket, b FROM candidates
 ),
-market_volumes AS (
-    SELECT market, bucket, sum(volume) AS volume FROM volumes GROUP BY ALL
-)
+volumes AS (SELECT * FROM window_wallets WHERE window_s = $window),
+market_volumes AS (SELECT market, bucket, sum(volume) AS volume FROM volumes GROUP BY ALL)
 SELECT t.market, t.bucket, t.seq, t.seller, t.buyer, CAST(t.qty AS VARCHAR),
        CAST(t.notional AS VARCHAR), CAST(vs.volume AS VARCHAR), CAST(vb.volume AS VARCHAR),
        CAST(mv.volume AS VARCHAR),
@@ -84,6 +68,8 @@ JOIN volumes vb ON vb.market = t.market AND vb.bucket = t.bucket AND vb.wallet =
 JOIN market_volumes mv ON mv.market = t.market AND mv.bucket = t.bucket
 ORDER BY t.market, t.bucket, t.seq
 """
+"""Requotes count against a wallet in its market and window (a maker requotes all day); the
+totals come from the running totals (window_totals), the trades up to the seq they include."""
 
 
 integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
@@ -93,9 +79,11 @@ integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     option = settings_of(settings, NAME, DEFAULTS)
     groups: dict[tuple[str, float], _Window] = defaultdict(_Window)
+    until = bring_up_to_date(connection, option["window_s"])
     rows = connection.execute(
         QUERY,
         {
+            "until": until,
             "window": option["window_s"],
             "pair_trades": option["min_pair_trades"],
             "share": option["min_pair_share"],
