@@ -163,7 +163,7 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
 integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # a score, not a finding: the wash detectors' alerts go first
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     import numpy as np
 

@@ -50,7 +50,7 @@ def benford_mad(sizes: list[Decimal]) -> float:
 integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # a score, not a finding: the wash detectors' alerts go first
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     option = settings_of(settings, NAME, DEFAULTS)
     markets: dict[str, list[tuple[Decimal, int, Decimal]]] = {}

@@ -346,9 +346,10 @@ def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(hom
 
 def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeypatch, caplog):
     """The analytics process's scan thread: alerts found go to the queue the main thread pushes
-    from; a detector that raises is logged and the process goes on."""
+    from, detector by detector; a detector that raises is logged and the process goes on."""
     from marketnode.node.analytics import service as analytics_service
     from marketnode.node.home.layout import Home
+    from marketnode.plugins.host import INTEGRITY, plugin_host
 
     replay(home, SAMPLE)
     service = analytics_service.AnalyticsService(Home(home), token=b"t")
@@ -357,12 +358,15 @@ def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeyp
         service.next_scan = 0
         service._scan_when_due()
         service.scanner.join()
-        assert isinstance(service.found.get_nowait(), list)
+        # one list of new alerts per detector, each put as soon as its detector finished
+        kept = [service.found.get_nowait() for _ in range(service.found.qsize())]
+        detectors = plugin_host(INTEGRITY).hook.detect_integrity.get_hookimpls()
+        assert len(kept) == len(detectors) and all(isinstance(k, list) for k in kept)
 
         def broken(connection, settings):
             raise ZeroDivisionError("a detector's bug")
 
-        monkeypatch.setattr(analytics_service, "scan", broken)
+        monkeypatch.setattr(analytics_service, "scan_each", broken)
         service.next_scan = 0
         service._scan_when_due()
         service.scanner.join()

@@ -6,6 +6,7 @@ detector that raises is logged and left out, the others' alerts are kept."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,20 +34,27 @@ def scan(
     """Run every detector with `settings` (detector_settings); alerts sorted by market,
     detector and first trade. A scan interrupted because its process stops raises
     duckdb.InterruptException."""
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    alerts = [
-        alert
-        for found in plugin_host(INTEGRITY).call_each(
-            "detect_integrity",
-            let_through=(duckdb.InterruptException,),
-            connection=connection,
-            settings=settings,
-        )
-        for alert in found
-    ]
-    for alert in alerts:
-        alert.time = alert.time or now
+    alerts = [alert for _, found in scan_each(connection, settings) for alert in found]
     return sorted(alerts, key=lambda a: (a.market, a.detector, min(a.trades, default=0)))
+
+
+def scan_each(
+    connection: duckdb.DuckDBPyConnection, settings: dict[str, dict[str, Any]]
+) -> Iterator[tuple[str, list[Alert]]]:
+    """(plugin name, its alerts) of each detector as it finishes, so that a caller can keep
+    and publish what the quick detectors found while the slow ones run (the detectors that
+    only score markets and wallets run last: `trylast`). Every alert of one scan carries the
+    scan's start time."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for name, found in plugin_host(INTEGRITY).answers(
+        "detect_integrity",
+        let_through=(duckdb.InterruptException,),
+        connection=connection,
+        settings=settings,
+    ):
+        for alert in found:
+            alert.time = alert.time or now
+        yield name, found
 
 
 def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> list[Alert]:

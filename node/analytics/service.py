@@ -44,7 +44,7 @@ from .batch import process_scratch_folder
 from .duckdb_store import AnalyticsStore
 from .export import EXPORTS_FOLDER, ExportError, export_parquet, export_target
 from .follower import JournalFollower
-from .integrity import acknowledge, alert_record, detector_settings, scan, store_alerts
+from .integrity import acknowledge, alert_record, detector_settings, scan_each, store_alerts
 from .link import (
     AckRequest,
     AlertsPush,
@@ -193,10 +193,12 @@ class AnalyticsService:
         self.scanner.start()
 
     def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """In the scan thread: run the detectors and keep the new alerts."""
+        """In the scan thread: run the detectors and keep each one's new alerts as soon as it
+        has finished (the main thread publishes them), so that a wash ring's alert never
+        waits for the anomaly model."""
         try:
-            alerts = scan(cursor, self.detector_settings)
-            self.found.put(store_alerts(cursor, alerts))
+            for _, alerts in scan_each(cursor, self.detector_settings):
+                self.found.put(store_alerts(cursor, alerts))
         except duckdb.InterruptException:
             log.info("integrity scan interrupted: the process is stopping")
         except Exception:  # a detector's bug: logged, and the next scan runs as planned
