@@ -103,7 +103,8 @@ def revoke_command(
     home: HomeOption = None,
 ) -> None:
     """Remove a peer: its key is refused from now on, its resting orders are cancelled
-    (peer_revoked; --keep-orders leaves them) and a running node drops its connections.
+    (peer_revoked; --keep-orders leaves them) and a running node drops its connections, market
+    data included.
 
     With no node running, the orders are cancelled in the store at once (journaled as the node
     would), so none of them is on the books when the node starts.
@@ -119,9 +120,11 @@ def revoke_command(
                 fail(str(error), EXIT_USAGE)
         else:
             dropped = result["connections_dropped"]
+            feeds = result.get("market_data_connections_dropped", 0)
             typer.echo(
                 f"revoked peer {name}: {_orders_text(result['orders_cancelled'], keep_orders)}; "
-                f"{dropped} connection{'s' if dropped != 1 else ''} dropped; its key is refused",
+                f"{dropped} connection{'s' if dropped != 1 else ''} dropped; {feeds} market-data "
+                f"connection{'s' if feeds != 1 else ''} dropped; its key is refused",
                 err=True,
             )
             return

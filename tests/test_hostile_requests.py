@@ -1,6 +1,7 @@
 """No request is free: pings, snapshots, open_orders, markets, whoami and empty submits take
 tokens from their peer's bucket and are answered `throttled` past it, so a peer flooding them
-gets throttled while another peer is served in full (issue 12, item 2)."""
+gets throttled while another peer is served in full; and a batch takes a connection's share,
+so whoever shares a batch with a flood does not wait for all of it (issue 12, item 2)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from marketnode.node.protocol.messages import (
     encoder,
     node_reply_decoder,
 )
+from marketnode.node.server.intake import READS_PER_BATCH, SUBMITS_PER_BATCH, FairShare
 
 ALICE = "0xa11ce"
 BOB = "0xb0b"
@@ -95,3 +97,30 @@ def test_a_snapshot_costs_more_than_a_ping_and_an_empty_submit_costs_one(node_fa
             raise AssertionError(f"{call} was answered with no tokens left")
         except ClientError as error:
             assert str(error).startswith("throttled"), error
+
+
+def test_a_batch_takes_a_share_of_one_connections_reads_and_submits():
+    share = FairShare()
+    lone, other = b"\0lone", b"\0other"
+    # reads: a batch ends at READS_PER_BATCH of one connection, whoever else is in it
+    assert not any(share.full(lone, is_read=True) for _ in range(READS_PER_BATCH - 1))
+    assert share.full(lone, is_read=True)
+    # submits: a lone connection keeps the whole batch (its group commit) ...
+    share.clear()
+    assert not any(share.full(lone, is_read=False) for _ in range(10 * SUBMITS_PER_BATCH))
+    # ... and has a share of it once another connection is waiting in the same batch
+    share.clear()
+    assert not share.full(other, is_read=False)
+    assert not any(share.full(lone, is_read=False) for _ in range(SUBMITS_PER_BATCH - 1))
+    assert share.full(lone, is_read=False)
+
+
+def test_one_connections_reads_are_answered_in_batches_of_its_share(node_factory):
+    running = node_factory("", {"alice": (ALICE,)})
+    flooder = running.raw_socket(zmq.DEALER, running.address.orders, running.keys["alice"])
+    metrics = running.node.metrics
+    batches_before = metrics.batches
+    answers = flood(flooder, FLOOD)
+    assert [answer.ref for answer in answers] == list(range(FLOOD))
+    # never more than READS_PER_BATCH of them in one batch, answered before the next is read
+    assert metrics.batches - batches_before >= FLOOD // READS_PER_BATCH

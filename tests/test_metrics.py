@@ -147,7 +147,7 @@ def test_metrics_off_leaves_only_the_counters(node_factory):
     node = node_factory("[metrics]\nenabled = false\n", peers={"alice": ("0xa11ce",)})
     metrics = node.admin().call("metrics")
     assert metrics["sampling"].startswith("off") and "history" not in metrics
-    assert node.node.sampler is None
+    assert node.node.instruments.sampler is None
 
 
 def test_the_prometheus_endpoint_serves_the_text_format(node_factory):

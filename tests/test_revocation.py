@@ -71,7 +71,7 @@ def test_revoke_cancels_the_peers_orders_and_drops_its_connection(running_node):
     assert revoked.exit_code == 0, revoked.stderr
     assert revoked.stderr == (
         "revoked peer alice: 2 resting orders cancelled (peer_revoked); 1 connection dropped; "
-        "its key is refused\n"
+        "0 market-data connections dropped; its key is refused\n"
     )
     assert monitor.poll(WAIT_S * 1000), "alice's connection was not dropped"
     assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
@@ -85,6 +85,34 @@ def test_revoke_cancels_the_peers_orders_and_drops_its_connection(running_node):
         ("a1", CancelReason.PEER_REVOKED),
         ("a2", CancelReason.PEER_REVOKED),
     ]
+
+
+def test_revoke_drops_the_peers_market_data_connections(running_node):
+    watching = running_node.subscriber("alice", [PUNK])
+    other = running_node.subscriber("bob", [PUNK])
+    bob = running_node.client("bob")
+    # both subscriptions are live (a slow joiner misses what was sent before it subscribed)
+    count = 0
+
+    def both_receive() -> bool:
+        nonlocal count
+        count += 1
+        rest(bob, sell(f"warm{count}", BOB, f"{160 + count}"))
+        return watching.receive(200) is not None and other.receive(200) is not None
+
+    until(both_receive, "both subscribers to receive market data")
+    while watching.receive(100) is not None or other.receive(100) is not None:
+        pass
+    monitor = watching.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    revoked = revoke(running_node.home, "alice")
+    assert revoked.exit_code == 0, revoked.stderr
+    assert "1 market-data connection dropped" in revoked.stderr
+    assert monitor.poll(WAIT_S * 1000), "alice's market-data connection was not dropped"
+    assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+    # what is published now reaches bob's subscription and not alice's (refused on reconnect)
+    rest(bob, sell("after", BOB, "199"))
+    assert other.receive(int(WAIT_S * 1000)) is not None
+    assert watching.receive(500) is None
 
 
 def test_revoke_keep_orders_leaves_them_on_the_books(running_node):

@@ -217,7 +217,7 @@ def test_a_restarted_node_starts_from_the_rollups_of_earlier_runs(node_factory):
     store.close()
     second = start_node(home)
     try:
-        listener = second.node.scaling_listener
+        listener = second.node.instruments.scaling_listener
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(listener.minutes) < 120:
             time.sleep(0.2)

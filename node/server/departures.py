@@ -15,6 +15,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .connections import Connections
+from .intake_watch import IntakeWatch
 from .lograte import RateLimitedLog
 
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -26,11 +27,13 @@ log = logging.getLogger("marketnode.node")
 
 
 class Departures:
-    """The order socket's monitor (EVENT_DISCONNECTED only) and what each event means."""
+    """The order socket's monitor (EVENT_ACCEPTED and EVENT_DISCONNECTED) and what each event
+    means; an accepted connection is handed to the intake watch."""
 
-    def __init__(self, monitor: zmq.Socket, connections: Connections) -> None:
+    def __init__(self, monitor: zmq.Socket, connections: Connections, watch: IntakeWatch) -> None:
         self.monitor = monitor
         self.connections = connections
+        self.watch = watch
         self.lines = RateLimitedLog(log, logging.INFO)
 
     def drain(self) -> list[str]:
@@ -40,11 +43,15 @@ class Departures:
         cancel, connections.leaving = connections.leaving, []
         recv = self.monitor.recv_multipart
         disconnected = connections.disconnected
+        accepted = self.watch.accepted
         for _ in range(SLICE):
             try:
                 event = parse_monitor_message(recv(_NOBLOCK))
             except zmq.Again:
                 break
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                accepted(int(event["value"]))
+                continue
             gone = disconnected(int(event["value"]))
             if gone is None:
                 continue

@@ -30,8 +30,6 @@ from ..home.config import NodeConfig
 from ..home.layout import Home
 from ..home.peers import AllowlistFile
 from ..ops.metrics import LoopMetrics
-from ..ops.sampler import MetricsSampler
-from ..ops.scaling import ScalingListener
 from ..protocol.decoding import NOT_ONE_FRAME, decode_command, decode_request
 from ..protocol.messages import DecodedSubmit, ErrorReply, Submit
 from ..store.durable import CommitFailed, DurableEngine
@@ -45,11 +43,13 @@ from .departures import Departures
 from .errors import NodeError
 from .gateway import Gateway
 from .instruments import Instruments, relay_inbox, start_instruments
-from .intake import read_message
+from .intake import FairShare, drain
+from .intake_watch import IntakeWatch
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
 from .sockets import NodeSockets
 from .store_guard import StoreGuard
+from .subscribers import Subscribers
 from .view import NodeView
 
 __all__ = ["Node", "NodeError"]
@@ -59,8 +59,6 @@ _NOBLOCK = int(zmq.NOBLOCK)
 HOUSEKEEPING_S = 0.5
 """How often the allowlist file is checked, the analytics lag asked and late analytics
 requests expired."""
-MAX_MESSAGES_PER_BATCH = 1000
-"""Messages drained per batch; commands per batch are bounded by `[store] batch_size` too."""
 
 log = logging.getLogger("marketnode.node")
 
@@ -83,6 +81,7 @@ class Node:
         self.sockets: NodeSockets | None = None
         self.analytics: AnalyticsLink | None = None
         self.instruments = Instruments()
+        self.intake_watch: IntakeWatch | None = None
         self._next_housekeeping = 0.0
 
     # -- start-up -----------------------------------------------------------------------------
@@ -127,12 +126,19 @@ class Node:
         self.endpoints = sockets.endpoints
         self.server_public_key = sockets.server_public_key
         self.connections = Connections(allowlist, config.security.curve)
-        self.departures = Departures(sockets.monitor, self.connections)
+        limits = config.limits
+        self.intake_watch = IntakeWatch(
+            self.endpoints["orders"], limits.max_message_bytes, limits.receive_queue_messages
+        )
+        self.intake_watch.start()
+        self.fair_share = FairShare()
+        self.departures = Departures(sockets.monitor, self.connections, self.intake_watch)
         self.store_guard = StoreGuard(
             self.durable, self.gateway, self.metrics, config.store.retry_commit_s
         )
         self.outbox = Outbox(sockets.orders, self.metrics, self.connections.identity_of)
         self.market_data = MarketDataPublisher(sockets.market_data, self.run)
+        self.subscribers = Subscribers(sockets.market_data)
         self.view = NodeView(
             config,
             self.durable,
@@ -167,15 +173,8 @@ class Node:
             endpoints=self.endpoints,
         )
         self.view.sampler = self.instruments.sampler
+        self.view.subscribers = self.subscribers
         self.view.scaler = self.instruments.scaler
-
-    @property
-    def sampler(self) -> MetricsSampler | None:
-        return self.instruments.sampler
-
-    @property
-    def scaling_listener(self) -> ScalingListener | None:
-        return self.instruments.scaling_listener
 
     def status(self) -> dict[str, Any]:
         """What the admin `status` answers."""
@@ -206,9 +205,12 @@ class Node:
         sockets, analytics = self.sockets, self.analytics
         link = analytics.socket
         poller = zmq.Poller()
-        for sock in (sockets.orders, sockets.admin, sockets.monitor, sockets.inbox, link):
+        market_data = sockets.market_data
+        polled = (sockets.orders, sockets.admin, sockets.monitor, sockets.inbox, link, market_data)
+        for sock in polled:
             if sock is not None:
                 poller.register(sock, zmq.POLLIN)
+        watch = self.intake_watch
         try:
             while not self.stopping:
                 ready = dict(poller.poll(POLL_MS))
@@ -218,10 +220,14 @@ class Node:
                     self._on_disconnects()
                 if sockets.orders in ready:
                     self._serve_batch()
+                else:
+                    watch.drains += 1  # nothing complete waiting (intake_watch)
                 if sockets.admin in ready:
                     self.admin.serve()
                 if link is not None and link in ready:
                     analytics.serve()
+                if market_data in ready:
+                    self.subscribers.drain()
                 if sockets.inbox in ready:
                     relay_inbox(sockets.inbox, self.market_data, self.analytics)
                 self._housekeeping()
@@ -264,14 +270,10 @@ class Node:
         budget = self.config.store.batch_size
         pending: list[Pending] = []
         out: list = []
-        recv = self.sockets.orders.recv
         take = self._take_message
-        for _ in range(MAX_MESSAGES_PER_BATCH):
-            try:
-                identity = recv(_NOBLOCK)
-            except zmq.Again:
-                break
-            body, frames = read_message(recv)
+        share = self.fair_share
+        share.clear()
+        for identity, body, frames in drain(self.sockets.orders, self.intake_watch, metrics):
             message = take(identity, body, frames, out)
             message.received_ns = time.perf_counter_ns()
             pending.append(message)
@@ -279,8 +281,8 @@ class Node:
             if budget <= 0:
                 metrics.saturated_batches += 1
                 break
-        else:
-            metrics.saturated_batches += 1
+            if share.full(identity, message.events is None):
+                break
         if not pending:
             return
         metrics.messages += len(pending)
@@ -382,6 +384,8 @@ class Node:
     def close(self) -> None:
         """Stop what runs beside the loop and release the store (safe after a failed start)."""
         self.instruments.close()
+        if self.intake_watch is not None:
+            self.intake_watch.close()
         if self.analytics is not None:
             self.analytics.stop()
         if self.sockets is not None:

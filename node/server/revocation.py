@@ -1,20 +1,18 @@
 """Revoking a peer: its key leaves the allowlist, its resting orders are cancelled (journaled,
 reason `peer_revoked`) unless the operator keeps them, and its connections to the order socket
-are dropped.
+and its market-data subscriptions are dropped.
 
 Two ways, one outcome: the admin command `revoke_peer`, which the running node's matching thread
 serves between batches (`revoke_peer`), and, with no node running, `save_allowlist_without` and
 `cancel_in_store`, which cancel in the store itself, so the orders are gone before any start.
 Once the allowlist is saved, ZAP refuses the key on every socket, so a dropped peer that
-reconnects gets nowhere; what the node cannot drop is a connection to the market-data socket
-(the node does not track who is behind those), which the peer keeps until it goes, receiving
-what any subscriber receives.
+reconnects gets nowhere. Its market-data connections are dropped too: the node knows the key
+behind each of them from its subscriptions (`subscribers`).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from ..protocol.messages import AdminRequest
 from ..store.durable import DurableEngine
 from ..store.lmdb_store import Store
 from .cancelling import cancels_of
+from .descriptors import shut_down, socket_inode
 from .view import NodeView
 
 log = logging.getLogger("marketnode.node")
@@ -43,22 +42,26 @@ def revoke_peer(view: NodeView, request: AdminRequest) -> dict[str, Any]:
         allowlist = view.allowlist.current.without(name)
     except ConfigError as error:
         raise RevocationRefused(str(error)) from None
+    key = view.allowlist.current.named(name).public_key
     save_allowlist(view.allowlist.path, allowlist)
     view.allowlist.refresh()
     cancelled = 0 if keep_orders else view.cancel_orders_of(name, CancelReason.PEER_REVOKED)
     dropped = sum(
-        _drop_connection(fd) for fd, (peer, _) in list(view.connections.by_fd.items())
-        if peer == name
+        shut_down(fd, inode) for fd, (peer, _) in list(view.connections.by_fd.items())
+        if peer == name and (inode := socket_inode(fd)) is not None
     )  # fmt: skip
+    subscriptions = view.subscribers.drop(key) if view.subscribers is not None else 0
     log.info(
-        "peer %r revoked: %d resting orders cancelled%s, %d connections dropped",
-        name, cancelled, " (kept)" if keep_orders else "", dropped,
+        "peer %r revoked: %d resting orders cancelled%s, %d connections and %d market-data "
+        "connections dropped",
+        name, cancelled, " (kept)" if keep_orders else "", dropped, subscriptions,
     )  # fmt: skip
     return {
         "peer": name,
         "orders_cancelled": cancelled,
         "orders_kept": keep_orders,
         "connections_dropped": dropped,
+        "market_data_connections_dropped": subscriptions,
     }
 
 
@@ -77,20 +80,3 @@ def cancel_in_store(store: Store, name: str, keep_orders: bool) -> int:
     if commands:
         durable.submit(commands)
     return len(commands)
-
-
-def _drop_connection(fd: int) -> bool:
-    """Shut down a connection libzmq holds, by its file descriptor: libzmq sees it end and
-    closes it (the disconnect is then reported like any other). The descriptor stays libzmq's:
-    only shut down, never closed here. False if it is no longer a socket."""
-    try:
-        connection = socket.socket(fileno=fd)
-    except OSError:
-        return False
-    try:
-        connection.shutdown(socket.SHUT_RDWR)
-        return True
-    except OSError:
-        return False
-    finally:
-        connection.detach()

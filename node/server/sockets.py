@@ -55,7 +55,7 @@ class KeyCheck:
 
 
 class NodeSockets:
-    """The order (ROUTER), market-data (PUB) and admin (ROUTER) sockets, the order socket's
+    """The order (ROUTER), market-data (XPUB) and admin (ROUTER) sockets, the order socket's
     disconnection monitor and the inbox, in one ZeroMQ context; `endpoints` are the addresses
     actually bound."""
 
@@ -87,9 +87,14 @@ class NodeSockets:
                 sndhwm=limits.send_queue_messages,
                 rcvhwm=limits.receive_queue_messages,
             )
-            self.market_data = self._bind(zmq.PUB, "md", "market_data", sndhwm=HIGH_WATER_MARK)
+            # XPUB, verbose: every subscription reaches the node, with its key (subscribers.py)
+            self.market_data = self._bind(
+                zmq.XPUB, "md", "market_data", sndhwm=HIGH_WATER_MARK, xpub_verbose=1
+            )
             self.admin = self._bind(zmq.ROUTER, "admin", "admin", router_mandatory=1)
-            self.monitor = self.orders.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self.monitor = self.orders.get_monitor_socket(
+                zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+            )
             self.inbox = self.context.socket(zmq.PULL)
             self.inbox.linger = 0
             self.inbox.bind(INBOX)

@@ -26,6 +26,7 @@ from ..ops.scaling import Scaler
 from ..store.durable import DurableEngine
 from .connections import Connections
 from .marketdata import MarketDataPublisher
+from .subscribers import Subscribers
 
 log = logging.getLogger("marketnode.node")
 
@@ -52,6 +53,8 @@ class NodeView:
     """Ask the loop to stop after the batch in flight."""
     sampler: MetricsSampler | None = None
     scaler: Scaler | None = None
+    subscribers: Subscribers | None = None
+    """Who is behind each market-data connection (for revoking a peer)."""
 
     # -- reading ------------------------------------------------------------------------------
 
