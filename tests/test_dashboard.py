@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,33 @@ def test_filter_book_and_trade_tape(running_node):
             await settle(pilot, lambda: markets.row_count == 3)
 
     asyncio.run(drive())
+
+
+def test_a_market_chosen_shows_its_book_at_once_not_a_refresh_later(running_node):
+    """At a 60 s refresh the Book panel, hidden, next looks at the node a minute later; chosen
+    in Markets, the market's book is asked as the panel is shown, and there within seconds.
+    Closing does not wait out the tape's minute of listening either."""
+    running_node.client("alice").submit([new_order(1, "sell", "101")])
+    home = running_node.home
+    app = Dashboard(lambda: address_of_home(home), operator_key(home), refresh_s=60)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            markets = app.query_one("#markets-table", DataTable)
+            await settle(pilot, lambda: markets.row_count == 3)
+            await pilot.press("down", "down", "enter")  # GOLD-USDC, LAND-ETH, PUNK-ETH
+            title = app.query_one("#book-title", Static)
+            assert app.query_one(TabbedContent).active == "book"
+            await settle(pilot, lambda: str(title.content).startswith("PUNK-ETH:"), 15)
+            assert "1 ask levels" in str(title.content)
+            await pilot.press("q")
+
+    runner = ThreadPoolExecutor(max_workers=1)  # not joined: a late tape would hold it
+    try:
+        runner.submit(asyncio.run, drive()).result(timeout=30)  # the tape listens 60 s a round
+    finally:
+        runner.shutdown(wait=False)
 
 
 def test_help_and_palette_come_from_the_key_table(running_node):

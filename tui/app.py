@@ -1,9 +1,9 @@
 """The operator dashboard: a running node's throughput, books, integrity alerts, scaling advice
 and resources, live.
 
-Each data source of the source table (tui/sources.py) has a thread worker of its own that
-asks the node, posts the answer as the source's own message and re-arms itself with
-`set_timer`; one handler renders every answer in the panels the table names. When the node
+Each data source of the source table (tui/sources.py) is asked in a thread worker of its own
+(tui/polling.py), which posts the answer as the source's own message; one handler renders
+every answer in the panels the table names. When the node
 does not answer, a banner says so, the last data stays on screen greyed, and the workers go on
 asking. The layout is in dashboard.tcss.
 
@@ -45,8 +45,9 @@ from .panels.base import Panel
 from .panels.integrity import IntegrityPanel
 from .panels.markets import MarketsPanel
 from .panels.overview import OverviewPanel
+from .polling import PollingApp
 from .screens import ConfirmScreen, EvidenceScreen, HelpScreen
-from .sources import SOURCE_NAMED, SOURCE_OF, SOURCES, NodeReader, Source
+from .sources import SOURCE_NAMED, SOURCE_OF, NodeReader, Source
 
 log = logging.getLogger(__name__)
 REFRESH_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
@@ -78,7 +79,7 @@ class KeyCommands(Provider):
                 )
 
 
-class Dashboard(App):
+class Dashboard(PollingApp):
     """`mnode dashboard`: read-only; it asks the node, never changes it."""
 
     TITLE = "marketnode"
@@ -123,48 +124,10 @@ class Dashboard(App):
         if self.note:
             self.notify(self.note, timeout=NOTE_SHOWN_S)
         if self.poll:
-            for source in SOURCES:
-                self._start(source)
+            self.start_polling()
 
     def on_unmount(self) -> None:
         self.reader.close()
-
-    # -- data: one thread worker per source, re-armed with set_timer --------------------------
-
-    def _start(self, source: Source) -> None:
-        self.run_worker(
-            partial(self._fetch, source),
-            name=source.name,
-            group=f"source-{source.name}",
-            exclusive=True,
-            thread=True,
-            exit_on_error=False,
-        )
-
-    def _fetch(self, source: Source) -> None:
-        """In the worker's thread: ask, post the answer, and have the next round scheduled."""
-        message = source.fetch(self.reader)
-        if message is not None:
-            self.post_message(message)
-        if not self.reader.closing:
-            try:
-                self.call_from_thread(self._rearm, source)
-            except RuntimeError:  # the app closed meanwhile
-                log.debug("%s not re-armed: the dashboard closed", source.name)
-
-    def _rearm(self, source: Source, every: float | None = None) -> None:
-        every = source.every if every is None else every
-        self.set_timer(max(0.05, self.refresh_s * every), partial(self._due, source))
-
-    def _due(self, source: Source) -> None:
-        """Ask now, unless paused or no panel shown needs the source; then look again within
-        one refresh, so a panel just shown gets its slower sources soon too."""
-        if self.reader.closing:
-            return
-        if self.paused or not source.wanted(self.active_panel):
-            self._rearm(source, every=1)
-        else:
-            self._start(source)
 
     # -- rendering: handlers only render ------------------------------------------------------
 
@@ -276,14 +239,6 @@ class Dashboard(App):
 
     # -- keys ---------------------------------------------------------------------------------
 
-    @property
-    def active_panel(self) -> str:
-        """The panel shown ("" while the app starts or closes and the panels are not there)."""
-        try:
-            return self.query_one(TabbedContent).active
-        except NoMatches:
-            return ""
-
     def key_works(self, key: Key) -> bool:
         return key.panel is None or key.panel == self.active_panel
 
@@ -299,6 +254,7 @@ class Dashboard(App):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """The panel shown renders what came while it was hidden; the keys go to it (its table
         has the focus)."""
+        self.panel_shown(event.pane.id)
         panel = self.query_one(f"#{event.pane.id}-panel", Panel)
         self._render_safely(lambda _: panel.shown(), None)
         tables = panel.query(DataTable)

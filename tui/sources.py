@@ -42,6 +42,9 @@ from .panels.markets import DAY_STATS_QUERY
 from .screens import TRADES_SHOWN
 
 BOOK_DEPTH = 15
+CLOSING_SEEN_S = 0.1
+"""The tape listens in slices this long, so a dashboard closing never waits a whole refresh
+period for it."""
 SECONDS_KEPT = 300
 ANALYTICS_SLOW = (
     f"the analytics process did not answer within {ANALYTICS_TIMEOUT_S:g} s (scanning or "
@@ -104,16 +107,17 @@ class NodeReader:
         the last message's `seq` and `run`, and whether messages were `lost` (a seq gap or a
         new run: the Book panel then holds its ladder stale until the next snapshot)."""
         market = self.watched_market()
+        deadline = time.monotonic() + self.period()
         if market is None:
-            time.sleep(self.period())
+            while not self.closing and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, CLOSING_SEEN_S))
             return None
         trades: list[dict] = []
         seq = run = None
-        deadline = time.monotonic() + self.period()
         with self.links.market_data(connection, market) as subscriber:
             gaps = subscriber.gaps
             while (left := deadline - time.monotonic()) > 0 and not self.closing:
-                message = subscriber.receive(int(left * 1000) + 1)
+                message = subscriber.receive(int(min(left, CLOSING_SEEN_S) * 1000) + 1)
                 if message is not None:
                     trades.extend(msgspec.to_builtins(message.trades))
                     seq, run = message.seq, message.run
