@@ -1,3 +1,1 @@
-"""A signer of marketnode orders written from docs/signing.md alone (pycryptodome's keccak,
-coincurve's secp256k1, nothing of marketnode), and the checks that the node's signature
-library accepts what it signs and refuses what the page says it refuses."""
+"""An EIP-712 signer written from docs/signing.md alone, and its tests against the verifier."""

@@ -1,137 +1,301 @@
-"""Signs marketnode orders and cancels as docs/signing.md describes them, and nothing else:
-its own Keccak-256 (pycryptodome's public API), its own encoding and digest, coincurve for
-the secp256k1 signature, the `new` command map of the page's §6."""
+"""An independent EIP-712 signer for marketnode orders and cancels, from docs/signing.md alone.
+
+Pure Python: Keccak-256 from pycryptodome, secp256k1 from coincurve. Nothing of marketnode and no
+eth-account is used, so the signatures it makes check the specification, not the implementation.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from coincurve import PrivateKey
+import coincurve
 from Crypto.Hash import keccak
 
-DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+# §1: the type strings, exact.
+DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 ORDER_TYPE = (
-    b"Order(address owner,address base,uint256 baseTokenId,address quote,uint8 side,"
-    b"uint64 price,uint64 quantity,uint256 lotUnits,uint256 tickUnits,uint256 nonce,"
-    b"uint64 expiry,uint16 maxFeeBps)"
+    "Order(address owner,address base,uint256 baseTokenId,address quote,uint8 side,"
+    "uint64 price,uint64 quantity,uint256 lotUnits,uint256 tickUnits,uint256 nonce,"
+    "uint64 expiry,uint16 maxFeeBps)"
 )
-CANCEL_TYPE = b"Cancel(address owner,bytes32 orderHash)"
+CANCEL_TYPE = "Cancel(address owner,bytes32 orderHash)"
+
+DOMAIN_NAME = "marketnode"
+DOMAIN_VERSION = "1"
+
+BUY = 0
+SELL = 1
+
+# §4: the group order and its half (the low-s bound).
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-UINT_BITS = {"baseTokenId": 256, "side": 8, "price": 64, "quantity": 64, "lotUnits": 256,
-             "tickUnits": 256, "nonce": 256, "expiry": 64, "maxFeeBps": 16}  # fmt: skip
+HALF_N = N // 2
+
+# The order's fields in the order of ORDER_TYPE, with their bit widths.
+ORDER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("owner", "address"),
+    ("base", "address"),
+    ("baseTokenId", "uint256"),
+    ("quote", "address"),
+    ("side", "uint8"),
+    ("price", "uint64"),
+    ("quantity", "uint64"),
+    ("lotUnits", "uint256"),
+    ("tickUnits", "uint256"),
+    ("nonce", "uint256"),
+    ("expiry", "uint64"),
+    ("maxFeeBps", "uint16"),
+)
 
 
 def keccak256(data: bytes) -> bytes:
-    return keccak.new(data=data, digest_bits=256).digest()
+    """Ethereum's Keccak-256 (original padding, not NIST SHA3-256)."""
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
+DOMAIN_TYPEHASH = keccak256(DOMAIN_TYPE.encode("ascii"))
+ORDER_TYPEHASH = keccak256(ORDER_TYPE.encode("ascii"))
+CANCEL_TYPEHASH = keccak256(CANCEL_TYPE.encode("ascii"))
+
+
+# §2: one 32-byte word per field.
+def address_bytes(address: str | bytes) -> bytes:
+    """20 bytes of an address given as 0x-hex (any case) or as bytes."""
+    if isinstance(address, bytes):
+        if len(address) != 20:
+            raise ValueError("an address is 20 bytes")
+        return address
+    text = address[2:] if address[:2] in ("0x", "0X") else address
+    if len(text) != 40:
+        raise ValueError(f"not an address: {address!r}")
+    return bytes.fromhex(text)
 
 
 def word_uint(value: int, bits: int = 256) -> bytes:
-    if not 0 <= value < 2**bits:
-        raise ValueError(f"{value} is not a uint{bits}")
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{value} is outside uint{bits}")
     return value.to_bytes(32, "big")
 
 
-def word_address(address: str) -> bytes:
-    raw = bytes.fromhex(address.removeprefix("0x").removeprefix("0X"))
-    if len(raw) != 20:
-        raise ValueError(f"not an address: {address}")
-    return bytes(12) + raw
+def word_address(address: str | bytes) -> bytes:
+    return bytes(12) + address_bytes(address)
+
+
+def word_string(text: str) -> bytes:
+    return keccak256(text.encode("utf-8"))
+
+
+def word_bytes32(value: bytes) -> bytes:
+    if len(value) != 32:
+        raise ValueError("bytes32 is 32 bytes")
+    return value
+
+
+def word(kind: str, value) -> bytes:
+    if kind == "address":
+        return word_address(value)
+    if kind.startswith("uint"):
+        return word_uint(value, int(kind[4:]))
+    if kind == "bytes32":
+        return word_bytes32(value)
+    if kind == "string":
+        return word_string(value)
+    raise ValueError(f"unknown type {kind}")
 
 
 @dataclass(frozen=True)
-class Market:
-    """What the signer reads from the node's `markets` answer."""
+class Order:
+    """The signed fields of §1, named as in the type string."""
 
-    symbol: str
-    tick: str
-    lot: str
-    chain_id: int
-    contract: str
-    base_token: str
-    base_token_id: int
-    quote_token: str
-    lot_units: int
-    tick_units: int
+    owner: str
+    base: str
+    baseTokenId: int  # the EIP-712 field names, camelCase
+    quote: str
+    side: int
+    price: int
+    quantity: int
+    lotUnits: int
+    tickUnits: int
+    nonce: int
+    expiry: int
+    maxFeeBps: int
 
-
-@dataclass(frozen=True)
-class Wallet:
-    key: PrivateKey
-
-    @property
-    def address(self) -> str:
-        point = self.key.public_key.format(compressed=False)[1:]
-        return "0x" + keccak256(point)[12:].hex()
-
-    def sign(self, digest: bytes) -> bytes:
-        """65 bytes r || s || v, low-s, v 27/28."""
-        compact = self.key.sign_recoverable(digest, hasher=None)
-        r, s, recovery = compact[:32], int.from_bytes(compact[32:64], "big"), compact[64]
-        if s > N // 2:
-            s, recovery = N - s, recovery ^ 1
-        return r + s.to_bytes(32, "big") + bytes((27 + recovery,))
+    def words(self) -> list[bytes]:
+        return [word(kind, getattr(self, name)) for name, kind in ORDER_FIELDS]
 
 
-def domain_separator(chain_id: int, contract: str) -> bytes:
-    return keccak256(keccak256(DOMAIN_TYPE) + keccak256(b"marketnode") + keccak256(b"1")
-                     + word_uint(chain_id) + word_address(contract))  # fmt: skip
+# §3: the digest.
+def domain_separator(chain_id: int, verifying_contract: str | bytes) -> bytes:
+    return keccak256(
+        DOMAIN_TYPEHASH
+        + word_string(DOMAIN_NAME)
+        + word_string(DOMAIN_VERSION)
+        + word_uint(chain_id)
+        + word_address(verifying_contract)
+    )
 
 
-@dataclass(frozen=True)
-class SignedOrder:
-    """The signed values (EIP-712 names) and the signature."""
-
-    values: dict
-    digest: bytes
-    signature: bytes
+def order_struct_hash(order: Order) -> bytes:
+    return keccak256(ORDER_TYPEHASH + b"".join(order.words()))
 
 
-def order_values(market: Market, owner: str, side: str, price: str, qty: str, nonce: int,
-                 expiry: int, max_fee_bps: int) -> dict:  # fmt: skip
-    """The twelve signed fields: price in ticks, quantity in lots (whole numbers)."""
-    ticks = Decimal(price) / Decimal(market.tick)
-    lots = Decimal(qty) / Decimal(market.lot)
-    if ticks != ticks.to_integral_value() or lots != lots.to_integral_value():
-        raise ValueError("price or quantity is not a whole number of ticks or lots")
-    return {"owner": owner, "base": market.base_token, "baseTokenId": market.base_token_id,
-            "quote": market.quote_token, "side": {"buy": 0, "sell": 1}[side],
-            "price": int(ticks), "quantity": int(lots), "lotUnits": market.lot_units,
-            "tickUnits": market.tick_units, "nonce": nonce, "expiry": expiry,
-            "maxFeeBps": max_fee_bps}  # fmt: skip
+def cancel_struct_hash(owner: str | bytes, order_hash: bytes) -> bytes:
+    return keccak256(CANCEL_TYPEHASH + word_address(owner) + word_bytes32(order_hash))
 
 
-def order_struct_hash(values: dict) -> bytes:
-    words = [keccak256(ORDER_TYPE), word_address(values["owner"]), word_address(values["base"]),
-             word_uint(values["baseTokenId"], 256), word_address(values["quote"])]  # fmt: skip
-    for name in ("side", "price", "quantity", "lotUnits", "tickUnits", "nonce", "expiry",
-                 "maxFeeBps"):  # fmt: skip
-        words.append(word_uint(values[name], UINT_BITS[name]))
-    return keccak256(b"".join(words))
+def typed_digest(separator: bytes, struct_hash: bytes) -> bytes:
+    return keccak256(b"\x19\x01" + separator + struct_hash)
 
 
-def typed_digest(chain_id: int, contract: str, struct_hash: bytes) -> bytes:
-    return keccak256(b"\x19\x01" + domain_separator(chain_id, contract) + struct_hash)
+def order_digest(chain_id: int, verifying_contract: str | bytes, order: Order) -> bytes:
+    """The digest the owner signs, which is also the order hash."""
+    return typed_digest(domain_separator(chain_id, verifying_contract), order_struct_hash(order))
 
 
-def sign_order(wallet: Wallet, market: Market, side: str, price: str, qty: str, nonce: int,
-               expiry: int, max_fee_bps: int) -> SignedOrder:  # fmt: skip
-    values = order_values(market, wallet.address, side, price, qty, nonce, expiry, max_fee_bps)
-    digest = typed_digest(market.chain_id, market.contract, order_struct_hash(values))
-    return SignedOrder(values, digest, wallet.sign(digest))
+def cancel_digest(
+    chain_id: int, verifying_contract: str | bytes, owner: str | bytes, order_hash: bytes
+) -> bytes:
+    return typed_digest(
+        domain_separator(chain_id, verifying_contract), cancel_struct_hash(owner, order_hash)
+    )
 
 
-def cancel_digest(market: Market, owner: str, order_hash: bytes) -> bytes:
-    struct_hash = keccak256(keccak256(CANCEL_TYPE) + word_address(owner) + order_hash)
-    return typed_digest(market.chain_id, market.contract, struct_hash)
+# §4: the signature.
+def public_key(private_key: bytes) -> bytes:
+    """64 bytes X ‖ Y (uncompressed, without the 0x04)."""
+    return coincurve.PrivateKey(private_key).public_key.format(compressed=False)[1:]
 
 
-def new_command(market: Market, order_id: str, side: str, price: str, qty: str,
-                signed: SignedOrder) -> dict:  # fmt: skip
-    """The `new` command of docs/signing.md §6."""
-    values = signed.values
-    return {"op": "new", "market": market.symbol, "id": order_id, "owner": values["owner"],
-            "side": side, "price": price, "qty": qty, "chain_id": market.chain_id,
-            "nonce": values["nonce"] if values["nonce"] < 2**64 else str(values["nonce"]),
-            "expiry": values["expiry"], "max_fee_bps": values["maxFeeBps"],
-            "sig": "0x" + signed.signature.hex()}  # fmt: skip
+def address_of(private_key: bytes) -> str:
+    return "0x" + keccak256(public_key(private_key))[-20:].hex()
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+    """65 bytes r ‖ s ‖ v of the digest itself (not hashed again), low-s, v 27 or 28."""
+    if len(digest) != 32:
+        raise ValueError("a digest is 32 bytes")
+    raw = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    r = int.from_bytes(raw[:32], "big")
+    s = int.from_bytes(raw[32:64], "big")
+    recovery_id = raw[64]
+    if s > HALF_N:  # libsecp256k1 already gives low-s; kept for any other library
+        s = N - s
+        recovery_id ^= 1
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([27 + recovery_id])
+
+
+def split_signature(signature: bytes) -> tuple[int, int, int]:
+    return (
+        int.from_bytes(signature[:32], "big"),
+        int.from_bytes(signature[32:64], "big"),
+        signature[64],
+    )
+
+
+def join_signature(r: int, s: int, v: int) -> bytes:
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+
+
+def sign_order(
+    private_key: bytes, chain_id: int, verifying_contract: str | bytes, order: Order
+) -> tuple[bytes, bytes]:
+    """(digest, signature) of an order."""
+    digest = order_digest(chain_id, verifying_contract, order)
+    return digest, sign_digest(private_key, digest)
+
+
+def sign_cancel(
+    private_key: bytes, chain_id: int, verifying_contract: str | bytes, order_hash: bytes
+) -> tuple[bytes, bytes]:
+    """(cancel digest, signature) of a cancel of the order whose digest is order_hash."""
+    digest = cancel_digest(chain_id, verifying_contract, address_of(private_key), order_hash)
+    return digest, sign_digest(private_key, digest)
+
+
+# §6: on the wire.
+def whole(amount: str, unit: str, what: str) -> int:
+    """amount ÷ unit as a whole number (a price in ticks, a quantity in lots)."""
+    ratio = Decimal(amount) / Decimal(unit)
+    if ratio != ratio.to_integral_value():
+        raise ValueError(f"{what} {amount} is not a whole number of {unit}")
+    return int(ratio)
+
+
+class Signer:
+    """Signs orders and cancels for one wallet on one market, given the market's settings.
+
+    ``market`` is a market's entry of the node's ``markets`` answer with the proposed keys of
+    signing.md §6: ``tick``, ``lot``, ``chain_id``, ``contract``, ``base_token``,
+    ``base_token_id``, ``quote_token``, ``lot_units``, ``tick_units``.
+    """
+
+    def __init__(self, private_key: bytes, market_name: str, market: dict) -> None:
+        self.private_key = private_key
+        self.owner = address_of(private_key)
+        self.market_name = market_name
+        self.market = market
+        self.chain_id = int(market["chain_id"])
+        self.contract = market["contract"]
+
+    def order(
+        self, side: str, price: str, qty: str, nonce: int, expiry: int, max_fee_bps: int
+    ) -> Order:
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side {side!r}")
+        return Order(
+            owner=self.owner,
+            base=self.market["base_token"],
+            baseTokenId=int(self.market.get("base_token_id", 0)),
+            quote=self.market["quote_token"],
+            side=BUY if side == "buy" else SELL,
+            price=whole(price, str(self.market["tick"]), "price"),
+            quantity=whole(qty, str(self.market["lot"]), "qty"),
+            lotUnits=int(self.market["lot_units"]),
+            tickUnits=int(self.market["tick_units"]),
+            nonce=nonce,
+            expiry=expiry,
+            maxFeeBps=max_fee_bps,
+        )
+
+    def new(
+        self,
+        order_id: str,
+        side: str,
+        price: str,
+        qty: str,
+        nonce: int,
+        expiry: int,
+        max_fee_bps: int,
+    ) -> tuple[dict, bytes]:
+        """(the `new` command, the order hash) of a signed limit order."""
+        order = self.order(side, price, qty, nonce, expiry, max_fee_bps)
+        digest, signature = sign_order(self.private_key, self.chain_id, self.contract, order)
+        command = {
+            "op": "new",
+            "market": self.market_name,
+            "id": order_id,
+            "owner": self.owner,
+            "side": side,
+            "price": price,
+            "qty": qty,
+            "chain_id": self.chain_id,
+            "nonce": nonce if nonce < 1 << 64 else str(nonce),
+            "expiry": expiry,
+            "max_fee_bps": max_fee_bps,
+            "sig": "0x" + signature.hex(),
+        }
+        return command, digest
+
+    def cancel(self, order_id: str, order_hash: bytes) -> dict:
+        """A signed `cancel` of the order with this id and digest.
+
+        signing.md says only that a cancel "may carry `sig`"; the other keys (`op`, `market`,
+        `id`) are a guess at protocol.md §5, which this client was not allowed to read.
+        """
+        _, signature = sign_cancel(self.private_key, self.chain_id, self.contract, order_hash)
+        return {
+            "op": "cancel",
+            "market": self.market_name,
+            "id": order_id,
+            "sig": "0x" + signature.hex(),
+        }
