@@ -12,7 +12,8 @@ its whole history at its first scan.
 
 Tables, one set of rows per window length `window_s` (`bucket`: the window's start, in epoch
 seconds, as `time_bucket` cuts them):
-- `window_marks`: the seq up to which the totals of a window length include the events.
+- `totals_marks`: the seq up to which each set of totals (`windows:3600`, ...) includes the
+  events; `add_since_mark` keeps it, for the other detectors' totals too.
 - `window_pairs`: a pair of wallets' (`a` < `b`) volume and trades together.
 - `window_wallets`: a wallet's volume and trades, and its requotes (cancels and replaces
   accepted), which tell a market maker from a wash wallet.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import duckdb
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS window_marks (window_s BIGINT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS totals_marks (totals VARCHAR PRIMARY KEY, seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS window_pairs (
     window_s BIGINT, market VARCHAR, bucket DOUBLE, a VARCHAR, b VARCHAR,
     volume DECIMAL(38, 12), trades BIGINT, PRIMARY KEY (window_s, market, bucket, a, b)
@@ -79,21 +80,39 @@ def bring_up_to_date(connection: duckdb.DuckDBPyConnection, window_s: int) -> in
     """Add the trades and events since the last scan to the totals of windows of `window_s`
     seconds; the seq they now include (read the trades up to it, not beyond: the store may
     have grown meanwhile)."""
+    return add_since_mark(
+        connection,
+        f"windows:{window_s}",
+        SCHEMA,
+        (ADD_PAIRS, ADD_WALLETS, ADD_REQUOTES),
+        {"window": window_s},
+    )
+
+
+def add_since_mark(
+    connection: duckdb.DuckDBPyConnection,
+    totals: str,
+    schema: str,
+    statements: tuple[str, ...],
+    parameters: dict,
+) -> int:
+    """Run `statements` (with `parameters` and `$since`, `$until`: the seqs of the events they
+    are to add) over what arrived since the mark of `totals`, and move the mark, in one
+    transaction; the seq the totals now include. `schema` creates their tables if missing."""
     connection.execute(SCHEMA)
+    connection.execute(schema)
     connection.execute("BEGIN TRANSACTION")
     try:
         until = connection.execute(LAST_SEQ).fetchone()[0]
         row = connection.execute(
-            "SELECT seq FROM window_marks WHERE window_s = ?", [window_s]
+            "SELECT seq FROM totals_marks WHERE totals = ?", [totals]
         ).fetchone()
         since = row[0] if row else 0
         if until > since:
-            span = {"window": window_s, "since": since, "until": until}
-            for statement in (ADD_PAIRS, ADD_WALLETS, ADD_REQUOTES):
+            span = {**parameters, "since": since, "until": until}
+            for statement in statements:
                 connection.execute(statement, span)
-            connection.execute(
-                "INSERT OR REPLACE INTO window_marks VALUES (?, ?)", [window_s, until]
-            )
+            connection.execute("INSERT OR REPLACE INTO totals_marks VALUES (?, ?)", [totals, until])
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
