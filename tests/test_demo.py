@@ -4,14 +4,16 @@ the node's final scan found."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.demo import summary_text
 from marketnode.cli.main import app
+from marketnode.node.core.commands import NewOrder
 from marketnode.node.tools.calibration import DROP_SHARE, STEADY_SHARE, given_rates, rates_for
-from marketnode.node.tools.demo import DemoReport, round_plan
+from marketnode.node.tools.demo import DemoReport, prepared, round_plan
 
 runner = CliRunner()
 SUMMARY_KEYS = ("orders", "trades", "ring_trades", "orders_per_s_peak", "alerts",
@@ -59,6 +61,17 @@ def test_a_round_is_steady_then_the_drop_then_steady_in_short_pieces():
     assert [piece.rate for piece in plan].count(9000) == 1 and max(p.seconds for p in plan) <= 10
     assert plan[0].rate == 4000 and plan[-1].rate == 4000
     assert [piece.in_drop for piece in plan] == [piece.rate == 9000 for piece in plan]
+
+
+def test_each_piece_of_the_flow_has_the_orders_its_own_rate_calls_for():
+    """The drop's ten seconds at its own rate, not the piece before's count; no id twice."""
+    plan = round_plan(30, rates_for(1000))
+    with ThreadPoolExecutor(max_workers=1) as generator:
+        pieces = list(prepared(plan, generator))
+    assert [piece for piece, _ in pieces] == plan
+    assert [len(orders) for _, orders in pieces] == [int(p.seconds * p.rate) for p in plan]
+    ids = [order.id for _, orders in pieces for order in orders if isinstance(order, NewOrder)]
+    assert len(ids) == len(set(ids))
 
 
 def test_a_summary_without_its_final_scan_does_not_claim_the_ring_went_unflagged():
