@@ -11,6 +11,7 @@ import pytest
 
 from marketnode.node.core.commands import (
     CancelOrder,
+    Clock,
     MalformedCommand,
     NewOrder,
     ReplaceOrder,
@@ -47,6 +48,32 @@ def make_engine() -> Engine:
 
 def new(**fields) -> NewOrder:
     return NewOrder(**{**BUY, **fields})
+
+
+SIGNED = {
+    "sig": "0x" + "11" * 65,
+    "chain_id": 31337,
+    "nonce": 1,
+    "expiry": 2_000_000_000,
+    "max_fee_bps": 30,
+    "order_hash": "0x" + "ab" * 32,
+}
+"""The signed fields of an order as the engine receives it once the node has verified its
+signature (the node sets `order_hash`)."""
+
+
+def signed(**fields) -> NewOrder:
+    return new(**{**SIGNED, **fields})
+
+
+def expired_at_the_clock(engine: Engine) -> str:
+    engine.process_all([Clock(1_900_000_000)])
+    return rejected(engine, signed(expiry=1_900_000_000))
+
+
+def nonce_used_twice(engine: Engine) -> str:
+    accepted(engine, signed(id=1, nonce=5, price="99"))
+    return rejected(engine, signed(id=2, nonce=5, price="99"))
 
 
 def rejected(engine: Engine, command) -> str:
@@ -104,6 +131,8 @@ def test_reject_reasons_are_the_documented_list():
         "duplicate_id",
         "would_cross",
         "fok_unfillable",
+        "expired",
+        "nonce_used",
         "unknown_order",
         "malformed",
     )
@@ -138,6 +167,8 @@ TRIGGERS = {
     Reason.DUPLICATE_ID: lambda engine: rejected(engine, new(id=9, owner="b")),
     Reason.WOULD_CROSS: lambda engine: rejected(engine, new(tif="POST_ONLY")),
     Reason.FOK_UNFILLABLE: lambda engine: rejected(engine, new(tif="FOK", qty="0.2")),
+    Reason.EXPIRED: expired_at_the_clock,
+    Reason.NONCE_USED: nonce_used_twice,
     Reason.UNKNOWN_ORDER: lambda engine: rejected(engine, CancelOrder(2, "a", market="BTC-USD")),
     Reason.MALFORMED: lambda _engine: malformed('{"op": "new", "id": 1}'),
 }

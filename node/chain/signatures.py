@@ -20,7 +20,6 @@ nonce check takes them as arguments.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from enum import StrEnum
 from typing import NamedTuple
 
 from coincurve import PublicKey
@@ -41,16 +40,6 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = SECP256K1_N // 2
 """The largest s taken (EIP-2's low-s rule)."""
 SIGNATURE_BYTES = 65
-
-
-class SigningReason(StrEnum):
-    """Why a signed order or cancel is refused (to join `node.core.reasons.Reason` when the
-    node takes signed orders; the values are the wire codes)."""
-
-    WRONG_CHAIN = "wrong_chain"
-    EXPIRED = "expired"
-    BAD_SIGNATURE = "bad_signature"
-    NONCE_USED = "nonce_used"
 
 
 class SignedOrder(NamedTuple):
@@ -74,7 +63,7 @@ class Verdict(NamedTuple):
     the reason it is refused, or None when it is good."""
 
     order_hash: bytes | None
-    reason: SigningReason | Reason | None
+    reason: Reason | None
 
 
 _ADDRESSES: dict[bytes, bytes] = {}
@@ -127,12 +116,12 @@ def check_order(
     if order_field_error(order) is not None:
         return Verdict(None, Reason.MALFORMED)
     if stated_chain_id != domain.chain_id:
-        return Verdict(None, SigningReason.WRONG_CHAIN)
+        return Verdict(None, Reason.WRONG_CHAIN)
     order_hash = order_digest(domain, order)
     if order.expiry <= now:
-        return Verdict(order_hash, SigningReason.EXPIRED)
+        return Verdict(order_hash, Reason.EXPIRED)
     if recover_signer(order_hash, signature) != order.owner:
-        return Verdict(order_hash, SigningReason.BAD_SIGNATURE)
+        return Verdict(order_hash, Reason.BAD_SIGNATURE)
     return Verdict(order_hash, None)
 
 
@@ -146,17 +135,17 @@ def check_signed(domain: Domain, item: SignedOrder | SignedCancel, now: int) -> 
 
 def check_nonce(
     owner: bytes, nonce: int, used: Mapping[bytes, Container[int]], floors: Mapping[bytes, int]
-) -> SigningReason | None:
+) -> Reason | None:
     """`nonce_used` when the owner already used `nonce` or raised its minimum nonce above
     it (a bulk cancel), else None. Run by the engine, which keeps `used` and `floors`."""
     if nonce < floors.get(owner, 0) or nonce in used.get(owner, ()):
-        return SigningReason.NONCE_USED
+        return Reason.NONCE_USED
     return None
 
 
 def check_cancel(
     domain: Domain, owner: bytes, order_hash: bytes, signature: bytes
-) -> SigningReason | Reason | None:
+) -> Reason | None:
     """A signed cancel of the order whose hash is `order_hash`: `malformed` when the owner is
     not 20 bytes or the hash not 32, `bad_signature` unless `owner` signed it (the node checks
     separately that `owner` owns that order)."""
@@ -165,5 +154,5 @@ def check_cancel(
     if type(order_hash) is not bytes or len(order_hash) != 32:
         return Reason.MALFORMED
     if recover_signer(cancel_digest(domain, owner, order_hash), signature) != owner:
-        return SigningReason.BAD_SIGNATURE
+        return Reason.BAD_SIGNATURE
     return None

@@ -30,6 +30,10 @@ class Order(msgspec.Struct, eq=False, gc=False):
     stp: int
     peer: str | None = None
     """Name of the peer that placed the order (None outside a node), kept for its reports."""
+    expiry: int = 0
+    """A signed order's expiry (unix seconds, at least 1); 0 for an unsigned order."""
+    order_hash: str | None = None
+    """A signed order's digest (`0x` and 64 hex digits), what a signed cancel names."""
 
 
 class Level:

@@ -18,6 +18,15 @@ from .markets import MarketSpec
 
 OrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
 Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Signature = Annotated[str, msgspec.Meta(pattern="^0[xX][0-9a-fA-F]{130}$")]
+"""65 bytes r || s || v as `0x` and 130 hex digits (docs/signing.md §4)."""
+Uint64 = Annotated[int, msgspec.Meta(ge=0)]
+"""At most 2**64 - 1: checked where the order is encoded (msgspec bounds stop at int64)."""
+Nonce = Uint64 | Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]
+"""An int, or a decimal str for nonces of 2**64 and above (below 2**256: checked where the
+order is encoded, as 78 digits allow more)."""
+FeeBps = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+OrderHash = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-f]{64}$")]
 
 
 class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc=False):
@@ -36,6 +45,21 @@ class NewOrder(msgspec.Struct, tag="new", tag_field="op", omit_defaults=True, gc
     """Set by the node to the authenticated peer's name; whatever the input says is replaced
     (but a value of another type than str or nil makes the command malformed, like any field
     of the wrong type)."""
+    sig: Signature | None = None
+    """The owner's EIP-712 signature of the order (docs/signing.md); with it come the signed
+    fields below, and the order is checked before the engine sees it."""
+    chain_id: Uint64 | None = None
+    nonce: Nonce | None = None
+    expiry: Uint64 | None = None
+    max_fee_bps: FeeBps | None = None
+    order_hash: OrderHash | None = None
+    """Set by the node to the order's digest once its signature is verified (journaled with
+    the signature); whatever the input says is cleared. The engine takes an order as signed
+    only with it."""
+
+    @property
+    def signed(self) -> bool:
+        return self.sig is not None
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=True, gc=False):
@@ -48,6 +72,15 @@ class CancelOrder(msgspec.Struct, tag="cancel", tag_field="op", omit_defaults=Tr
     """Set by the node when it cancels on its own (a CancelReason); whatever the input says is
     replaced, so a peer's or a file's cancel is always `user` (a value of another type than
     str or nil makes the command malformed)."""
+    sig: Signature | None = None
+    """The owner's EIP-712 signature of `Cancel(owner, orderHash)` (docs/signing.md §6)."""
+    order_hash: OrderHash | None = None
+    """Set by the node to the cancelled order's digest once `sig` is verified (journaled, so
+    the cancel can be brought on chain); whatever the input says is cleared."""
+
+    @property
+    def signed(self) -> bool:
+        return self.sig is not None
 
 
 class ReplaceOrder(msgspec.Struct, tag="replace", tag_field="op", omit_defaults=True, gc=False):
@@ -66,8 +99,16 @@ class ConfigureMarkets(msgspec.Struct, tag="markets", tag_field="op"):
     markets: list[MarketSpec]
 
 
+class Clock(msgspec.Struct, tag="clock", tag_field="op", gc=False):
+    """The node's clock (unix seconds) from here on in the journal: the engine has no clock of
+    its own, so the node journals one before the signed orders of a batch, and a replay reads
+    the same time at the same point (signed orders' `expired`). Never accepted from a peer."""
+
+    now: int
+
+
 PeerCommand = NewOrder | CancelOrder | ReplaceOrder
-JournalCommand = NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets
+JournalCommand = NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets | Clock
 
 
 BAD_INPUT = (msgspec.DecodeError, ValueError, RecursionError)
@@ -105,8 +146,10 @@ def normalise_numbers(command: PeerCommand) -> PeerCommand:
     """
     if type(command) is NewOrder:
         command.peer = None
+        command.order_hash = None
     elif type(command) is CancelOrder:
         command.reason = None
+        command.order_hash = None
     if isinstance(command, NewOrder | ReplaceOrder):
         for field in ("price", "qty"):
             value = getattr(command, field)

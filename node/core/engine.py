@@ -7,16 +7,18 @@ same command sequence always yields the same events and the same book (and so th
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .book import Order, OrderBook
-from .commands import CancelOrder, ConfigureMarkets, NewOrder, ReplaceOrder
+from .commands import CancelOrder, Clock, ConfigureMarkets, NewOrder, ReplaceOrder
 from .decimals import parse_decimal
 from .events import Accepted, Cancelled, Rejected, Replaced, Rested
 from .markets import Market, MarketSpec
 from .matching import match
+from .nonces import NonceBook
 from .reasons import CancelReason, Reason
 from .validation import book_for, validate_new, validate_replace
 
@@ -34,11 +36,18 @@ class Engine:
         self.touched: set[Order] = set()
         self.open_orders: defaultdict[str, int] = defaultdict(int)
         """Resting orders per owner, across markets (the node limits it)."""
+        self.now = 0
+        """The node's clock as last journaled (a `Clock` command), unix seconds."""
+        self.nonces = NonceBook()
+        self.expiries: list[tuple[int, int, Order]] = []
+        """Resting signed orders as a heap of (expiry, priority, order): the next to expire
+        first. Orders that left the book stay until they reach the top."""
         self.handlers: dict[type, Callable[[Any, list], None]] = {
             NewOrder: self._new,
             CancelOrder: self._cancel,
             ReplaceOrder: self._replace,
             ConfigureMarkets: lambda command, _out: self.configure(command.markets),
+            Clock: self._clock,
         }
         if markets:
             self.configure(markets)
@@ -107,15 +116,38 @@ class Engine:
         self.seq += 1
         out.append(Rejected(self.seq, op, command.market, command.id, command.owner, reason))
 
+    def _clock(self, command: Clock, _out: list) -> None:
+        self.now = command.now
+
     def _new(self, command: NewOrder, out: list) -> None:
         plan = validate_new(self.books, command)
         if type(plan) is Reason:
             self._reject("new", command, plan, out)
             return
         book, order, limit_key, never_rests = plan
+        if command.sig is not None:
+            reason = self._signed_reason(command)
+            if reason is not None:
+                self._reject("new", command, reason, out)
+                return
+            self.nonces.use(command.owner, int(command.nonce))
+            order.expiry = command.expiry
+            order.order_hash = command.order_hash
         self.seq += 1
         out.append(Accepted(self.seq, "new", book.symbol, command.id, command.owner))
         self._enter(book, order, limit_key, never_rests, out)
+
+    def _signed_reason(self, command: NewOrder) -> Reason | None:
+        """The engine's checks of a signed order, after the market's: its signature must have
+        been verified by the node (`order_hash`: an order from a file is refused), it must not
+        have expired by the journaled clock, nor its nonce have been used by its owner."""
+        if command.order_hash is None or command.expiry is None or command.nonce is None:
+            return Reason.MALFORMED
+        if command.expiry <= self.now:
+            return Reason.EXPIRED
+        if self.nonces.is_used(command.owner, int(command.nonce)):
+            return Reason.NONCE_USED
+        return None
 
     def _enter(
         self, book: OrderBook, taker: Order, limit_key: int, never_rests: bool, out: list
@@ -154,6 +186,8 @@ class Engine:
         (book.bids if taker.is_buy else book.asks).add(taker)
         self.open_orders[taker.owner] += 1
         self.touched.add(taker)
+        if taker.expiry:
+            heapq.heappush(self.expiries, (taker.expiry, taker.priority, taker))
 
     def _cancel(self, command: CancelOrder, out: list) -> None:
         book = book_for(self.books, command.market)
@@ -231,6 +265,26 @@ class Engine:
 
     # -- state --------------------------------------------------------------------------------
 
+    def expired_orders(self, now: int) -> list[Order]:
+        """The resting signed orders whose expiry is at or before `now`, for the node to
+        cancel (journaled cancels, reason `expired`)."""
+        expiries = self.expiries
+        found = []
+        while expiries and expiries[0][0] <= now:
+            order = heapq.heappop(expiries)[2]
+            book = self.books.get(order.market)
+            if (
+                order.remaining
+                and book is not None
+                and book.orders.get((order.owner, order.id)) is order
+            ):
+                found.append(order)
+        return found
+
+    def next_expiry(self) -> int | None:
+        """The earliest expiry of a resting signed order (or of one that left the book)."""
+        return self.expiries[0][0] if self.expiries else None
+
     def take_changes(self) -> set[Order]:
         """Orders changed since the last call: live ones to write, dead ones to delete."""
         changed, self.touched = self.touched, set()
@@ -251,3 +305,6 @@ class Engine:
         for order in sorted(orders, key=lambda order: order.priority):
             self.books[order.market].rest(order)
             self.open_orders[order.owner] += 1
+            if order.expiry:
+                self.expiries.append((order.expiry, order.priority, order))
+        heapq.heapify(self.expiries)

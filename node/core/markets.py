@@ -26,7 +26,20 @@ UNBOUNDED = 10**200
 above anything that can occur, and keeps the hot path to one integer comparison."""
 
 REQUIRED_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size")
-OPTIONAL_KEYS = ("min_qty", "max_qty", "max_notional", "stp")
+CHAIN_KEYS = (
+    "signatures", "base_token", "base_token_id", "quote_token", "lot_units", "tick_units",
+    "fee_bps",
+)  # fmt: skip
+"""A market's settlement settings: what a signer commits to (docs/signing.md §1, §6)."""
+OPTIONAL_KEYS = ("min_qty", "max_qty", "max_notional", "stp", *CHAIN_KEYS)
+
+SIGNATURE_MODES = ("off", "optional", "required")
+"""`off`: orders are never signed (trusted peers, the default); `optional`: signed and
+unsigned orders trade together; `required`: only signed orders and signed cancels."""
+ADDRESS_PATTERN = re.compile(r"0[xX][0-9a-fA-F]{40}")
+MAX_TOKEN_UNITS = 1 << 96
+"""The settlement contract's bound on what a lot or a tick is worth (its MAX_UNITS)."""
+MAX_FEE_BPS = 65535
 
 
 class ConfigError(ValueError):
@@ -45,6 +58,18 @@ class MarketSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_qty: str | None = None
     max_notional: str | None = None
     stp: str = "cancel_newest"
+    signatures: str = "off"
+    base_token: str | None = None
+    """The base token's contract: an ERC-20, or an ERC-721 when `base_token_id` is not 0."""
+    base_token_id: str = "0"
+    quote_token: str | None = None
+    lot_units: str | None = None
+    """Base token units in one lot (an integer as text: 10**18 does not fit TOML's ints)."""
+    tick_units: str | None = None
+    """Quote token units per tick for one lot."""
+    fee_bps: str = "0"
+    """The fee the node charges, in basis points of the quote amount (a signer's
+    `maxFeeBps` must allow it)."""
 
 
 class Market:
@@ -56,6 +81,7 @@ class Market:
         "max_lots",
         "max_notional_units",
         "min_lots",
+        "signatures",
         "spec",
         "symbol",
         "tick",
@@ -74,6 +100,7 @@ class Market:
             else UNBOUNDED
         )
         self.default_stp = STP_MODES.index(spec.stp)
+        self.signatures = spec.signatures
 
 
 def _floor_notional_units(max_notional: str, tick: Unit, lot: Unit) -> int:
@@ -150,10 +177,44 @@ def _parse_market(table: Any, where: str) -> MarketSpec:
         raise ConfigError(
             f"{where}: stp: must be one of {', '.join(STP_MODES)}, got {values['stp']!r}"
         )
+    if values.get("signatures", "off") not in SIGNATURE_MODES:
+        raise ConfigError(
+            f"{where}: signatures: must be one of {', '.join(SIGNATURE_MODES)}, "
+            f"got {values['signatures']!r}"
+        )
     spec = MarketSpec(**values)
     market = Market(spec)
     if market.max_lots < market.min_lots:
         raise ConfigError(f"{where}: max_qty: admits no quantity at or above min_qty in whole lots")
     if market.max_notional_units < 1:
         raise ConfigError(f"{where}: max_notional: smaller than one tick times one lot")
+    _check_chain_keys(spec, market, where)
     return spec
+
+
+def _check_chain_keys(spec: MarketSpec, market: Market, where: str) -> None:
+    """A market that takes signed orders names its tokens and what a lot and a tick are worth
+    in them, within what the settlement contract takes."""
+    for key in ("base_token", "quote_token"):
+        value = getattr(spec, key)
+        if value is not None and not ADDRESS_PATTERN.fullmatch(value):
+            raise ConfigError(f"{where}: {key}: must be an address (0x and 40 hex digits)")
+    bounds = {"base_token_id": 1 << 256, "lot_units": MAX_TOKEN_UNITS + 1,
+              "tick_units": MAX_TOKEN_UNITS + 1, "fee_bps": MAX_FEE_BPS + 1}  # fmt: skip
+    for key, limit in bounds.items():
+        value = getattr(spec, key)
+        if value is not None and not (value.isdigit() and int(value) < limit):
+            raise ConfigError(f"{where}: {key}: must be a whole number below {limit}")
+    if spec.signatures == "off":
+        return
+    for key in ("base_token", "quote_token", "lot_units", "tick_units"):
+        if getattr(spec, key) is None:
+            raise ConfigError(f"{where}: {key}: missing (required with signatures)")
+    for key in ("lot_units", "tick_units"):
+        if int(getattr(spec, key)) < 1:
+            raise ConfigError(f"{where}: {key}: must be at least 1")
+    if int(spec.base_token_id) and (int(spec.lot_units) != 1 or market.max_lots != 1):
+        raise ConfigError(
+            f"{where}: base_token_id: an ERC-721 base moves one token: lot_units must be "
+            '"1" and max_qty one lot'
+        )

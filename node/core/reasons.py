@@ -31,6 +31,8 @@ class Reason(StrEnum):
     DUPLICATE_ID = "duplicate_id"
     WOULD_CROSS = "would_cross"
     FOK_UNFILLABLE = "fok_unfillable"
+    EXPIRED = "expired"
+    NONCE_USED = "nonce_used"
     UNKNOWN_ORDER = "unknown_order"
     MALFORMED = "malformed"
     # the node, before the engine (the gateway)
@@ -40,6 +42,8 @@ class Reason(StrEnum):
     NOT_AUTHORIZED = "not_authorized"
     MARKET_HALTED = "market_halted"
     TOO_MANY_ORDERS = "too_many_orders"
+    WRONG_CHAIN = "wrong_chain"
+    BAD_SIGNATURE = "bad_signature"
     # a whole message refused
     BAD_VERSION = "bad_version"
     TOO_MANY_COMMANDS = "too_many_commands"
@@ -54,8 +58,13 @@ GATEWAY_REASONS = (
     Reason.NOT_AUTHORIZED,
     Reason.MARKET_HALTED,
     Reason.TOO_MANY_ORDERS,
+    Reason.WRONG_CHAIN,
+    Reason.BAD_SIGNATURE,
 )
-"""The reasons the node gives before the engine sees a command, in the order it checks them."""
+"""The reasons the node gives before the engine sees a command, in the order it checks them
+(the last two are the signature checks', docs/signing.md §7). `expired` and `nonce_used` are
+the engine's: they depend on its journaled clock and on the nonces it keeps, so a replay gives
+the same answers."""
 MESSAGE_REASONS = (
     Reason.MALFORMED,
     Reason.BAD_VERSION,
@@ -71,6 +80,8 @@ class CancelReason(StrEnum):
 
     USER = "user"
     """The owner's own cancel."""
+    EXPIRED = "expired"
+    """The node cancels a signed order whose `expiry` has come while it rests."""
     IOC = "ioc"
     """The unfilled rest of an order that never rests (IOC, FOK, market)."""
     STP = "stp"

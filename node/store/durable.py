@@ -17,7 +17,7 @@ from ..core.commands import ConfigureMarkets
 from ..core.engine import Engine
 from ..core.markets import MarketSpec
 from .lmdb_store import Store, StoreError
-from .statehash import BookHash, format_hash, order_from_record
+from .statehash import BookHash, format_hash, nonce_writes, nonces_from_record, order_from_record
 
 
 class CommitFailed(StoreError):
@@ -38,7 +38,9 @@ class DurableEngine:
         state, records = store.snapshot()
         self.engine = Engine(state.markets)
         self.engine.restore(state.seq, (order_from_record(key, value) for key, value in records))
-        self.book_hash = BookHash(records)
+        for key, value in state.nonce_records:
+            self.engine.nonces.restore(*nonces_from_record(key, value))
+        self.book_hash = BookHash([*records, *state.nonce_records])
         if self.book_hash.value != state.state_hash:
             raise StoreError(
                 f"{store.path}: the stored books do not match their state hash "
@@ -87,7 +89,9 @@ class DurableEngine:
         cannot take the write."""
         engine = self.engine
         changed = engine.take_changes()
-        plan = self.book_hash.plan(changed)
+        plan = self.book_hash.plan(
+            changed, nonce_writes(engine.nonces, engine.nonces.take_changes())
+        )
         commands, self._pending = self._pending, []
         try:
             self.store.commit(

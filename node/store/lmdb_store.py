@@ -4,6 +4,7 @@ Tables (LMDB named databases):
 - `journal`: number of the batch's first command (u64, big-endian) -> msgpack array of the
   batch's commands (one entry per commit; commands are numbered from 0 across entries)
 - `orders`: one record per resting order (see statehash.py)
+- `nonces`: one record per owner of signed orders: the nonces it has used (statehash.py)
 - `commits`: journal length after a commit -> msgpack [seq, state hash, commit time (ns since
   the epoch)]: the time is when the batch became durable, the clock analytics use
 - `meta`: the sequence number, journal length, state hash and market list of the last commit;
@@ -29,7 +30,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,7 +46,7 @@ T = TypeVar("T")
 U64 = struct.Struct(">Q")
 JOURNAL_READ_CHUNK = 64
 """Journal entries (batches) read per read transaction, so a long replay never pins old pages."""
-MAX_DATABASES = 4
+MAX_DATABASES = 5
 STORE_FORMAT = b"2"
 """Layout of the tables below; a store in another layout is refused, not misread."""
 FILE_MODE = 0o600
@@ -71,6 +72,8 @@ class StoredState:
     journal_length: int
     state_hash: int
     markets: list[MarketSpec]
+    nonce_records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """The used-nonce records (filled by `snapshot`), which the state hash covers too."""
 
 
 class Store:
@@ -111,6 +114,10 @@ class Store:
             self.orders_db = self.env.open_db(b"orders", create=create)
             self.commits_db = self.env.open_db(b"commits", create=create)
             self.meta_db = self.env.open_db(b"meta", create=create)
+            try:  # a table newer than the format: absent from older stores opened to read
+                self.nonces_db = self.env.open_db(b"nonces", create=create)
+            except lmdb.NotFoundError:
+                self.nonces_db = None
             self._check_format()
         except (*READ_FAULTS, StoreError) as error:
             self.close()
@@ -159,7 +166,11 @@ class Store:
         """The last commit's state and its order records, from one consistent read."""
         with self._reading(), self._read() as txn:
             records = list(txn.cursor(db=self.orders_db).iternext(keys=True, values=True))
-            return self._state(txn), records
+            state = self._state(txn)
+            if self.nonces_db is not None:
+                cursor = txn.cursor(db=self.nonces_db)
+                state.nonce_records.extend(cursor.iternext(keys=True, values=True))
+            return state, records
 
     def _state(self, txn: lmdb.Transaction) -> StoredState:
         def number(key: bytes) -> int:
@@ -280,6 +291,8 @@ class Store:
                 puts.append((key, value))
         if puts:
             txn.cursor(db=self.orders_db).putmulti(puts)
+        for key, value in plan.nonce_writes.items():
+            txn.put(key, value, db=self.nonces_db)
         commit = (seq, plan.state_hash, time.time_ns())
         txn.put(U64.pack(journal_length), _encode(commit), db=self.commits_db)
         txn.put(b"seq", U64.pack(seq), db=self.meta_db)

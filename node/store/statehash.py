@@ -1,9 +1,14 @@
 """The state hash of the books and the order records it is computed from.
 
-Each resting order is stored as one (key, value) record; the state hash is the sum, modulo 2**64,
-of a 64-bit BLAKE2b digest of every record. A sum of per-record digests can be updated per commit
-from the changed orders alone and equals the hash computed from scratch over any set of records,
-so the live store, a restart and a journal replay all compare the same number.
+Each resting order is stored as one (key, value) record, and so is each owner's used nonces
+(core/nonces.py); the state hash is the sum, modulo 2**64, of a 64-bit BLAKE2b digest of every
+record. A sum of per-record digests can be updated per commit from the changed orders and owners
+alone and equals the hash computed from scratch over any set of records, so the live store, a
+restart and a journal replay all compare the same number.
+
+An unsigned order's value is the six fields it has always had (a store written before signed
+orders hashes the same); a signed order's adds its expiry and order hash. A nonce record's key is
+a one-element array (the owner), an order's a three-element one, so the two never collide.
 """
 
 from __future__ import annotations
@@ -14,12 +19,18 @@ from hashlib import blake2b
 import msgspec
 
 from ..core.book import Order
+from ..core.nonces import NonceBook
 
 HASH_MODULUS = 1 << 64
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_key = msgspec.msgpack.Decoder(tuple[str, str, str | int]).decode
 _decode_value = msgspec.msgpack.Decoder(tuple[bool, int, int, int, int, str | None]).decode
+_decode_signed_value = msgspec.msgpack.Decoder(
+    tuple[bool, int, int, int, int, str | None, int, str]
+).decode
+_decode_nonce_key = msgspec.msgpack.Decoder(tuple[str]).decode
+_decode_nonce_value = msgspec.msgpack.Decoder(tuple[str, list[str]]).decode
 
 
 def order_key(order: Order) -> bytes:
@@ -27,15 +38,44 @@ def order_key(order: Order) -> bytes:
 
 
 def order_value(order: Order) -> bytes:
-    return _encode(
-        (order.is_buy, order.price, order.remaining, order.priority, order.stp, order.peer)
-    )
+    fields = (order.is_buy, order.price, order.remaining, order.priority, order.stp, order.peer)
+    if order.expiry:
+        return _encode((*fields, order.expiry, order.order_hash))
+    return _encode(fields)
 
 
 def order_from_record(key: bytes, value: bytes) -> Order:
     market, owner, order_id = _decode_key(key)
-    is_buy, price, remaining, priority, stp, peer = _decode_value(value)
-    return Order(market, order_id, owner, is_buy, price, remaining, priority, stp, peer)
+    try:
+        is_buy, price, remaining, priority, stp, peer = _decode_value(value)
+        expiry, order_hash = 0, None
+    except msgspec.ValidationError:
+        decoded = _decode_signed_value(value)
+        is_buy, price, remaining, priority, stp, peer, expiry, order_hash = decoded
+    return Order(
+        market, order_id, owner, is_buy, price, remaining, priority, stp, peer, expiry, order_hash
+    )
+
+
+def nonce_key(owner: str) -> bytes:
+    return _encode((owner,))
+
+
+def nonce_value(floor: int, above: list[int]) -> bytes:
+    """Decimal text: nonces go up to 2**256, past msgpack's integers."""
+    return _encode((str(floor), [str(nonce) for nonce in above]))
+
+
+def nonce_writes(nonces: NonceBook, owners: Iterable[str]) -> dict[bytes, bytes]:
+    """The nonce records of `owners` as `nonces` holds them now."""
+    return {nonce_key(owner): nonce_value(*nonces.state_of(owner)) for owner in owners}
+
+
+def nonces_from_record(key: bytes, value: bytes) -> tuple[str, int, list[int]]:
+    """(owner, floor, used nonces above it) of a nonce record."""
+    (owner,) = _decode_nonce_key(key)
+    floor, above = _decode_nonce_value(value)
+    return owner, int(floor), [int(nonce) for nonce in above]
 
 
 def record_digest(key: bytes, value: bytes) -> int:
@@ -52,16 +92,22 @@ def format_hash(value: int) -> str:
 
 
 class CommitPlan:
-    """The writes one commit makes to the order records, and the state hash after it."""
+    """The writes one commit makes to the order and nonce records, and the state hash after
+    it."""
 
-    __slots__ = ("digests", "state_hash", "writes")
+    __slots__ = ("digests", "nonce_writes", "state_hash", "writes")
 
     def __init__(
-        self, writes: dict[bytes, bytes | None], digests: dict[bytes, int | None], state_hash: int
+        self,
+        writes: dict[bytes, bytes | None],
+        digests: dict[bytes, int | None],
+        state_hash: int,
+        nonce_writes: dict[bytes, bytes] | None = None,
     ) -> None:
         self.writes = writes
         self.digests = digests
         self.state_hash = state_hash
+        self.nonce_writes = nonce_writes or {}
 
 
 class BookHash:
@@ -71,8 +117,11 @@ class BookHash:
         self.digests: dict[bytes, int] = {key: record_digest(key, value) for key, value in records}
         self.value = sum(self.digests.values()) % HASH_MODULUS
 
-    def plan(self, changed: Iterable[Order]) -> CommitPlan:
-        """Record writes for `changed` orders (None deletes) without touching this hash yet.
+    def plan(
+        self, changed: Iterable[Order], nonce_writes: dict[bytes, bytes] | None = None
+    ) -> CommitPlan:
+        """Record writes for `changed` orders (None deletes) and the changed owners' nonce
+        records, without touching this hash yet.
 
         Dead orders are taken first, so a key freed and reused within one batch ends written.
         """
@@ -89,7 +138,7 @@ class BookHash:
             writes[order_key(order)] = order_value(order)
         value = self.value
         digests: dict[bytes, int | None] = {}
-        for key, record in writes.items():
+        for key, record in (*writes.items(), *(nonce_writes or {}).items()):
             old = self.digests.get(key)
             if old is not None:
                 value -= old
@@ -98,7 +147,7 @@ class BookHash:
             else:
                 new = digests[key] = record_digest(key, record)
                 value += new
-        return CommitPlan(writes, digests, value % HASH_MODULUS)
+        return CommitPlan(writes, digests, value % HASH_MODULUS, nonce_writes)
 
     def apply(self, plan: CommitPlan) -> None:
         """Make a committed plan this hash's state."""

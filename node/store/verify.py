@@ -23,6 +23,7 @@ from .statehash import (
     BookHash,
     format_hash,
     hash_records,
+    nonce_writes,
     order_from_record,
     order_key,
     order_value,
@@ -73,6 +74,7 @@ def verify_store(store: Store, seq_at: tuple[int, ...] = ()) -> VerifyReport:
     if engine.seq != state.seq:
         report.problems.append(f"replay ends at seq {engine.seq}, the store at seq {state.seq}")
     report.problems.extend(_compare_books(engine, records))
+    report.problems.extend(_compare_nonces(engine, state.nonce_records))
     return report
 
 
@@ -117,7 +119,7 @@ def _meta_problems(state: StoredState, last: tuple[int, int, int, int] | None) -
 
 
 def _books_hash_problems(state: StoredState, records: list[tuple[bytes, bytes]]) -> list[str]:
-    stored_books_hash = hash_records(records)
+    stored_books_hash = hash_records([*records, *state.nonce_records])
     if stored_books_hash == state.state_hash:
         return []
     return [
@@ -178,7 +180,8 @@ def _replay(
             if seqs is not None and index + 1 in wanted:
                 seqs[index + 1] = engine.seq
             if boundary is not None and index + 1 == boundary[0]:
-                plan = book_hash.plan(engine.take_changes())
+                nonces = nonce_writes(engine.nonces, engine.nonces.take_changes())
+                plan = book_hash.plan(engine.take_changes(), nonces)
                 book_hash.apply(plan)
                 _, seq, stored_hash, _ = boundary
                 if not hash_diverged and (plan.state_hash != stored_hash or seq != engine.seq):
@@ -207,6 +210,29 @@ def _compare_books(engine: Engine, records: list[tuple[bytes, bytes]]) -> list[s
     return problems
 
 
+def _compare_nonces(engine: Engine, records: list[tuple[bytes, bytes]]) -> list[str]:
+    """The used nonces after the replay against the stored ones, owner by owner."""
+    stored = dict(records)
+    replayed = nonce_writes(engine.nonces, engine.nonces.owners())
+    differing = sorted(key for key in stored.keys() | replayed.keys()
+                       if stored.get(key) != replayed.get(key))  # fmt: skip
+    problems = [
+        f"the used nonces of owner {msgspec.msgpack.decode(key)[0]!r} differ: stored "
+        f"{_nonces_text(stored.get(key))}, replay {_nonces_text(replayed.get(key))}"
+        for key in differing[:MAX_ORDER_DIFFERENCES]
+    ]
+    if len(differing) > MAX_ORDER_DIFFERENCES:
+        problems.append(f"... and {len(differing) - MAX_ORDER_DIFFERENCES} more nonce differences")
+    return problems
+
+
+def _nonces_text(value: bytes | None) -> str:
+    if value is None:
+        return "none"
+    floor, above = msgspec.msgpack.decode(value)
+    return f"all below {floor}" + (f" and {', '.join(above)}" if above else "")
+
+
 def _describe(key: bytes, stored: bytes | None, replayed: bytes | None) -> str:
     try:
         order = order_from_record(key, stored or replayed)  # type: ignore[arg-type]
@@ -223,7 +249,7 @@ def _describe(key: bytes, stored: bytes | None, replayed: bytes | None) -> str:
     after = order_from_record(key, replayed)
     fields = [
         f"{attr} stored {getattr(before, attr)!r}, replay {getattr(after, attr)!r}"
-        for attr in ("is_buy", "price", "remaining", "priority", "stp", "peer")
+        for attr in ("is_buy", "price", "remaining", "priority", "stp", "peer", "expiry")
         if getattr(before, attr) != getattr(after, attr)
     ]
     return f"{name}: " + "; ".join(fields)
