@@ -22,6 +22,7 @@ from marketnode.tui.chart import LABEL_WIDTH, Chart
 from marketnode.tui.footer import KeyFooter
 from marketnode.tui.messages import (
     BookFetched,
+    MarketsFetched,
     MetricsFetched,
     ScaleFetched,
     TapeFetched,
@@ -145,8 +146,8 @@ def test_a_market_chosen_shows_its_book_at_once_not_a_refresh_later(running_node
             await pilot.press("down", "down", "enter")  # GOLD-USDC, LAND-ETH, PUNK-ETH
             title = app.query_one("#book-title", Static)
             assert app.query_one(TabbedContent).active == "book"
-            await settle(pilot, lambda: str(title.content).startswith("PUNK-ETH:"), 15)
-            assert "1 ask levels" in str(title.content)
+            await settle(pilot, lambda: "1 ask levels" in str(title.content), 15)
+            assert str(title.content).startswith("PUNK-ETH:")
             await pilot.press("q")
 
     runner = ThreadPoolExecutor(max_workers=1)  # not joined: a late tape would hold it
@@ -370,6 +371,34 @@ def ladder(md_seq: int) -> BookFetched:
 def stream(seq: int, seconds_later: float, lost: bool = False, run: int = 1) -> TapeFetched:
     return TapeFetched({"market": "PUNK-ETH", "time": time.time() + seconds_later,
                         "trades": [], "seq": seq, "run": run, "lost": lost})  # fmt: skip
+
+
+def test_a_market_chosen_is_named_at_once_and_a_late_book_of_the_one_before_is_dropped():
+    """No node: the answers are posted as the sources would post them."""
+    app = Dashboard(lambda: None, None, poll=False)
+    unquoted = {"best_bid": None, "best_ask": None, "halted": False}
+    gold = {"market": "GOLD-USDC", "md_seq": 3, "bids": [{"price": "2", "qty": "1"}], "asks": []}
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            markets = [{"market": name, **unquoted} for name in ("GOLD-USDC", "PUNK-ETH")]
+            app.post_message(MarketsFetched(markets))
+            app.post_message(ladder(5))  # the Book panel's market so far: PUNK-ETH
+            await pilot.press("3")
+            title = app.query_one("#book-title", Static)
+            assert str(title.content).startswith("PUNK-ETH: 1 bid")
+            await pilot.press("2", "enter")  # the cursor on the first row, GOLD-USDC
+            assert app.query_one(TabbedContent).active == "book"
+            assert str(title.content) == "GOLD-USDC: asking the node for its book"
+            assert app.query_one("#book-table", DataTable).row_count == 0
+            app.post_message(ladder(6))  # PUNK-ETH's, asked before the choice
+            await pilot.pause()
+            assert str(title.content) == "GOLD-USDC: asking the node for its book"
+            app.post_message(BookFetched(gold))
+            await pilot.pause()
+            assert str(title.content).startswith("GOLD-USDC: 1 bid and 0 ask levels")
+
+    asyncio.run(drive())
 
 
 def test_the_ladder_behind_the_stream_is_marked_stale_with_its_age_until_a_snapshot():

@@ -42,6 +42,7 @@ from .messages import (
 )
 from .panels import PANELS
 from .panels.base import Panel
+from .panels.book import BookPanel
 from .panels.integrity import IntegrityPanel
 from .panels.markets import MarketsPanel
 from .panels.overview import OverviewPanel
@@ -196,6 +197,7 @@ class Dashboard(PollingApp):
     def on_markets_panel_selected(self, message: MarketsPanel.Selected) -> None:
         self.reader.book_market = message.market
         if message.open_book:
+            self.query_one(BookPanel).choose(message.market)
             self.action_show("book")
 
     def on_integrity_panel_open(self, message: IntegrityPanel.Open) -> None:

@@ -32,6 +32,8 @@ class BookPanel(Panel):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.market: str | None = None
+        self.chosen: str | None = None
+        """The market chosen in Markets (None: the node's first, until one is)."""
         self.tape: deque[tuple[str, dict]] = deque(maxlen=TAPE_KEPT)
         self.ladder: dict | None = None
         self.ladder_time = 0.0
@@ -57,13 +59,28 @@ class BookPanel(Panel):
             "bid depth", "bid qty", "bid", "ask", "ask qty", "ask depth"
         )
 
+    def choose(self, market: str) -> None:
+        """The market chosen in Markets: named at once, the ladder of the market before it
+        cleared, its own ladder and tape drawn as the node answers. An answer about another
+        market, asked before the choice, is dropped."""
+        self.chosen = market
+        if market != self.market:
+            self._watch(market)
+            fill_table(self.query_one("#book-table", DataTable), [])
+            self.query_one("#book-title", Static).update(f"{market}: asking the node for its book")
+
+    def _watch(self, market: str) -> None:
+        self.market, self.ladder = market, None
+        self.tape.clear()
+        self.stream_seq, self.stream_run, self.resync_after_seq = 0, None, None
+        self._render_tape()
+
     def show_book(self, fetched: BookFetched) -> None:
         book = fetched.book
+        if self.chosen is not None and book["market"] != self.chosen:
+            return
         if book["market"] != self.market:
-            self.market = book["market"]
-            self.tape.clear()
-            self.stream_seq, self.stream_run, self.resync_after_seq = 0, None, None
-            self._render_tape()
+            self._watch(book["market"])
         self.ladder, self.ladder_time = book, time.time()
         if self.resync_after_seq is not None and book["md_seq"] >= self.resync_after_seq:
             self.resync_after_seq = None
