@@ -20,6 +20,9 @@ from marketnode.tui.panels import PANELS
 
 IMAGES = Path(__file__).parent / "images"
 SIZE = (140, 40)
+SCREENSHOT_RATE = 2000
+"""Orders/s of the steady flow: a fixed rate rather than a calibrated one, so the pictures
+look alike from one machine to the next."""
 
 
 def shoot(home: Home, wait_s: float) -> None:
@@ -44,4 +47,7 @@ if __name__ == "__main__":
     options = parser.parse_args()
     IMAGES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        run_demo(Path(folder) / "home", 60, 2000, watch=lambda home: shoot(home, options.wait))
+        run_demo(
+            Path(folder) / "home", 60, rate=SCREENSHOT_RATE,
+            watch=lambda home, _why_these_rates: shoot(home, options.wait),
+        )  # fmt: skip
