@@ -124,6 +124,20 @@ class ScalingConfig:
 
 
 @dataclass(frozen=True)
+class SettlementConfig:
+    """The chain the node's signed orders are for: the EIP-712 domain every signature names
+    (docs/signing.md), and the processes that check signatures."""
+
+    chain_id: int = 31337
+    """The chain's id (31337: anvil and the embedded demo chain)."""
+    contract: str = ""
+    """The settlement contract's address (the domain's verifyingContract); required once a
+    market takes signed orders."""
+    verifier_workers: int = 0
+    """Processes checking signatures; 0: one fewer than the cores, at least one."""
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     markets: list[MarketSpec] = field(default_factory=list)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -135,6 +149,7 @@ class NodeConfig:
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    settlement: SettlementConfig = field(default_factory=SettlementConfig)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -180,7 +195,14 @@ def parse_config(text: str, source: str) -> NodeConfig:
         name: _parse_section(document.get(name, {}), cls, f"{source}: [{name}]")
         for name, cls in _SECTIONS.items()
     }
-    return NodeConfig(markets=parse_markets(document.get("markets"), source), **sections)
+    markets = parse_markets(document.get("markets"), source)
+    signed = [spec.symbol for spec in markets if spec.signatures != "off"]
+    if signed and not sections["settlement"].contract:
+        raise ConfigError(
+            f"{source}: [settlement]: contract: missing (market {signed[0]} takes signed "
+            "orders, which name the settlement contract)"
+        )
+    return NodeConfig(markets=markets, **sections)
 
 
 _SECTIONS: dict[str, type] = {
@@ -193,6 +215,7 @@ _SECTIONS: dict[str, type] = {
     "integrity": IntegrityConfig,
     "metrics": MetricsConfig,
     "scaling": ScalingConfig,
+    "settlement": SettlementConfig,
 }
 
 
@@ -229,6 +252,12 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         'must be HOST:PORT (such as "127.0.0.1:9464") or "" for none',
     ),
     (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
+    (SettlementConfig, "chain_id"): (_positive, "must be a whole number > 0"),
+    (SettlementConfig, "contract"): (
+        lambda v: v == "" or re.fullmatch(r"0[xX][0-9a-fA-F]{40}", v) is not None,
+        'must be an address (0x and 40 hex digits) or "" for none',
+    ),
+    (SettlementConfig, "verifier_workers"): (lambda v: 0 <= v <= 64, "must be from 0 to 64"),
 }
 for _name in EndpointsConfig.__dataclass_fields__:
     _CHECKS[EndpointsConfig, _name] = (

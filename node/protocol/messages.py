@@ -153,6 +153,17 @@ class MarketRules(msgspec.Struct):
     stp: str
     """The self-trade prevention mode of an order that names none."""
     halted: bool
+    signatures: str = "off"
+    """Whether orders are signed here: "off", "optional" or "required" (docs/signing.md)."""
+    chain_id: int | None = None
+    contract: str | None = None
+    """The EIP-712 domain a signer signs for; nil when no settlement contract is set."""
+    base_token: str | None = None
+    base_token_id: str = "0"
+    quote_token: str | None = None
+    lot_units: str | None = None
+    tick_units: str | None = None
+    fee_bps: int = 0
 
 
 class PeerLimits(msgspec.Struct):

@@ -1,5 +1,6 @@
-"""The node cancelling peers' orders (a peer disabled, or gone with cancel-on-disconnect): a
-batch of its own, journaled, reported to each peer and published like any other."""
+"""The node cancelling orders on its own (a peer disabled, revoked or gone with
+cancel-on-disconnect, a signed order expired): a batch of its own, journaled, reported to each
+order's peer and published like any other."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from ..core.commands import CancelOrder
 from ..core.engine import Engine
 from ..core.events import Cancelled
+from ..core.reasons import CancelReason
 from ..protocol.wire_events import wire_event
 from ..store.durable import DurableEngine
 from .answers import Outbox
@@ -35,22 +37,45 @@ def cancel_orders(
     """Cancel every resting order the peers `names` placed, in one commit; the count.
     Raises CommitFailed (nothing cancelled, the engine back at the last commit) when the store
     cannot take it."""
-    engine = durable.engine
-    commands = cancels_of(engine, names, why)
+    commands = cancels_of(durable.engine, names, why)
+    count = apply_cancels(durable, outbox, market_data, commands)
+    if count:
+        log.info("cancelled %d orders of %s (%s)", count, ", ".join(sorted(names)), why)
+    return count
+
+
+def cancel_expired(
+    durable: DurableEngine, outbox: Outbox, market_data: MarketDataPublisher, now: int
+) -> int:
+    """Cancel the resting signed orders whose expiry is at or before `now` (reason
+    `expired`), in one commit; the count. Raises CommitFailed like `cancel_orders`."""
+    commands = [
+        CancelOrder(order.id, order.owner, order.market, reason=CancelReason.EXPIRED)
+        for order in durable.engine.expired_orders(now)
+    ]
+    return apply_cancels(durable, outbox, market_data, commands)
+
+
+def apply_cancels(
+    durable: DurableEngine,
+    outbox: Outbox,
+    market_data: MarketDataPublisher,
+    commands: list[CancelOrder],
+) -> int:
+    """Journal and commit the node's `commands`, report each cancellation to the peer that
+    placed the order, publish the books' changes; the count."""
     if not commands:
         return 0
     out: list = []
     for command in commands:
         durable.process(command, out)
     changed = durable.commit()
-    books = engine.books
-    cancelled: dict[str, list] = {name: [] for name in names}
+    books = durable.engine.books
+    cancelled: dict[str, list] = {}
     for event in out:
-        if type(event) is Cancelled and event.peer in cancelled:
-            cancelled[event.peer].append(wire_event(event, books))
+        if type(event) is Cancelled and event.peer is not None:
+            cancelled.setdefault(event.peer, []).append(wire_event(event, books))
     for name, events in cancelled.items():
-        if events:
-            outbox.report(name, events)
+        outbox.report(name, events)
     market_data.publish(books, {}, changed)
-    log.info("cancelled %d orders of %s (%s)", len(commands), ", ".join(sorted(names)), why)
     return len(commands)

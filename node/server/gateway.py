@@ -12,10 +12,11 @@ is the peer's own (reason `user`).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
-from ..core.commands import CancelOrder, NewOrder, PeerCommand
+from ..core.commands import CancelOrder, NewOrder, PeerCommand, ReplaceOrder
 from ..core.engine import Engine
 from ..core.events import Rejected
 from ..core.reasons import Reason
@@ -31,6 +32,7 @@ SNAPSHOT_COST = 10
 answer encodes the whole book, so a peer asking for it in a loop pays for what it makes the loop
 build."""
 SNAPSHOT_LEVELS_PER_TOKEN = 10
+ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
 
 
 class TokenBucket:
@@ -81,6 +83,10 @@ class Gateway:
         self.buckets: dict[str, TokenBucket] = {}
         self.store_available = True
         """False while the store cannot commit: every command is refused `store_unavailable`."""
+        self.signing = {symbol for symbol, book in engine.books.items()
+                        if book.market.signatures != "off"}  # fmt: skip
+        """Markets taking signed orders, where an owner that is an address is one wallet
+        however it is spelled: written in lowercase, as a signed order's owner is."""
 
     def refuse_message(self, commands: int, ref: Any) -> ErrorReply | None:
         """The `error` refusing a whole submit of `commands` commands, if it has too many."""
@@ -132,20 +138,37 @@ class Gateway:
         return bucket
 
     def admit(
-        self, peer: Peer | None, name: str, command: PeerCommand, refused: Reason | None
+        self,
+        peer: Peer | None,
+        name: str,
+        command: PeerCommand,
+        refused: Reason | None,
+        order_hash: str | None = None,
     ) -> Rejected | None:
         """None if the engine may take `command` from peer `name`, else its reject. `refused`
-        is what the message-level checks decided for this command (a reason, or None).
+        is what the message-level checks decided for this command (a reason, or None), and
+        `order_hash` the digest its signature was verified over (signed_intake), if any.
 
         Stamps the command on the way: a new order carries `name`, a cancel no reason of its
-        own (only the node cancels for other reasons). A `peer` or `reason` sent by the client
-        is replaced (the decoder has already refused one that is not a str or nil).
+        own (only the node cancels for other reasons), either the verified digest or none. A
+        `peer`, `reason` or `order_hash` sent by the client is replaced (the decoder has
+        already refused one of the wrong type).
         """
         kind = type(command)
         if kind is NewOrder:
             command.peer = name
+            command.order_hash = order_hash
         elif kind is CancelOrder:
             command.reason = None
+            command.order_hash = order_hash
+        market = command.market
+        if (
+            self.signing
+            and type(market) is str
+            and market in self.signing
+            and ADDRESS.fullmatch(command.owner)
+        ):
+            command.owner = command.owner.lower()
         reason = refused or self._reason(peer, command)
         if reason is None:
             return None
@@ -166,4 +189,26 @@ class Gateway:
             >= self.limits.max_open_orders_per_owner
         ):
             return Reason.TOO_MANY_ORDERS
+        return self._signature_reason(command)
+
+    def _signature_reason(self, command: Any) -> Reason | None:
+        """`bad_signature` for a `replace` of a signed order (its price and quantity are
+        signed), and in a market that requires signatures for an unsigned `new` and a cancel
+        of a signed order without a verified signature. (A signed `new` the checks could not
+        encode, its price off the tick say, is the engine's to refuse.)"""
+        market = command.market
+        book = self.engine.books.get(market) if type(market) is str else None
+        if book is None:
+            return None
+        kind = type(command)
+        if kind is ReplaceOrder:
+            resting = book.orders.get((command.owner, command.id))
+            return Reason.BAD_SIGNATURE if resting is not None and resting.expiry else None
+        if book.market.signatures != "required":
+            return None
+        if kind is NewOrder:
+            return Reason.BAD_SIGNATURE if command.sig is None else None
+        resting = book.orders.get((command.owner, command.id))
+        if resting is not None and resting.expiry and command.order_hash is None:
+            return Reason.BAD_SIGNATURE
         return None

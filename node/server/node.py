@@ -21,23 +21,19 @@ import threading
 import time
 from typing import Any
 
-import msgspec
 import zmq
 
-from ..core.events import Rejected
-from ..core.reasons import CancelReason, Reason
+from ..core.reasons import CancelReason
 from ..home.config import NodeConfig
 from ..home.layout import Home
 from ..home.peers import AllowlistFile
 from ..ops.metrics import LoopMetrics
-from ..protocol.decoding import NOT_ONE_FRAME, decode_command, decode_request
-from ..protocol.messages import DecodedSubmit, ErrorReply, Submit
 from ..store.durable import CommitFailed, DurableEngine
 from ..store.lmdb_store import Store, StoreError
 from .admin import AdminDesk
 from .analytics_link import AnalyticsLink
 from .answers import Outbox, Pending
-from .cancelling import cancel_orders
+from .cancelling import cancel_expired, cancel_orders
 from .connections import Connections
 from .departures import Departures
 from .errors import NodeError
@@ -47,9 +43,11 @@ from .intake import FairShare, drain
 from .intake_watch import IntakeWatch
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
+from .signed_intake import SignedIntake
 from .sockets import NodeSockets
 from .store_guard import StoreGuard
 from .subscribers import Subscribers
+from .taking import MessageTaker
 from .view import NodeView
 
 __all__ = ["Node", "NodeError"]
@@ -82,6 +80,7 @@ class Node:
         self.analytics: AnalyticsLink | None = None
         self.instruments = Instruments()
         self.intake_watch: IntakeWatch | None = None
+        self.signed: SignedIntake | None = None
         self._next_housekeeping = 0.0
 
     # -- start-up -----------------------------------------------------------------------------
@@ -154,6 +153,11 @@ class Node:
             stop=self.stop,
         )
         self.requests = PeerRequests(self.view)
+        if any(spec.signatures != "off" for spec in config.markets):
+            self.signed = SignedIntake(config.settlement, self.durable.engine.books)
+        self.taker = MessageTaker(
+            self.connections, self.gateway, self.durable, self.requests, self.metrics, self.signed
+        )
         self.admin = AdminDesk(sockets.admin, self.view)
         self.analytics = AnalyticsLink(
             self.home, config.analytics.enabled, sockets.context, self.market_data.send,
@@ -206,19 +210,25 @@ class Node:
         link = analytics.socket
         poller = zmq.Poller()
         market_data = sockets.market_data
-        polled = (sockets.orders, sockets.admin, sockets.monitor, sockets.inbox, link, market_data)
+        signed = self.signed
+        verdicts = signed.pool.socket if signed is not None else None
+        polled = (sockets.orders, sockets.admin, sockets.monitor, sockets.inbox, link, market_data,
+                  verdicts)  # fmt: skip
         for sock in polled:
             if sock is not None:
                 poller.register(sock, zmq.POLLIN)
         watch = self.intake_watch
         try:
             while not self.stopping:
-                ready = dict(poller.poll(POLL_MS))
+                # held messages whose turn has come are served without waiting for a socket
+                ready = dict(poller.poll(0 if signed is not None and signed.ready else POLL_MS))
                 # disconnections first, a slice at a time (Departures); a descriptor reused
                 # before its old connection's event is read is sorted out by Connections
                 if sockets.monitor in ready:
                     self._on_disconnects()
-                if sockets.orders in ready:
+                if verdicts is not None and verdicts in ready:
+                    signed.collect()
+                if sockets.orders in ready or (signed is not None and signed.ready):
                     self._serve_batch()
                 else:
                     watch.drains += 1  # nothing complete waiting (intake_watch)
@@ -250,6 +260,9 @@ class Node:
         if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_S
+        if self.signed is not None:
+            self.signed.collect()  # dead verifier workers are noticed here
+            self._cancel_expired()
         self.analytics.ask_lag()  # the answer lands in analytics.lag, for `status`
         self.analytics.expire()
         self.store_guard.retry()
@@ -262,20 +275,26 @@ class Node:
             log.error("%s (keeping the previous allowlist)", self.allowlist.error)
 
     def _serve_batch(self) -> None:
-        """One batch: drain, decode, admit and apply, commit, then answer, report, publish."""
+        """One batch: held messages whose signatures are checked, then drain, decode, admit
+        and apply, commit, then answer, report, publish."""
         self._on_disconnects()
+        if self.signed is not None:
+            self._cancel_expired()
         started = time.perf_counter_ns()
         metrics = self.metrics
         commands_before = metrics.commands
         budget = self.config.store.batch_size
-        pending: list[Pending] = []
         out: list = []
-        take = self._take_message
+        pending: list[Pending] = list(self.taker.release(out))
+        take = self.taker.take
         share = self.fair_share
         share.clear()
         for identity, body, frames in drain(self.sockets.orders, self.intake_watch, metrics):
+            received_ns = time.perf_counter_ns()
             message = take(identity, body, frames, out)
-            message.received_ns = time.perf_counter_ns()
+            if message is None:
+                continue  # held (signed_intake): answered in a later batch
+            message.received_ns = received_ns
             pending.append(message)
             budget -= len(message.events) if message.events else 1
             if budget <= 0:
@@ -294,75 +313,23 @@ class Node:
         self.market_data.publish(books, trades, changed)
         metrics.busy_ns += time.perf_counter_ns() - started
 
-    def _take_message(self, identity: bytes, body: zmq.Frame, frames: int, out: list) -> Pending:
-        """Decode and process one message; what it is owed waits in the returned Pending."""
-        if frames != 1:
-            return Pending(identity, None, "", build=lambda: NOT_ONE_FRAME)
-        connections = self.connections
-        peer = connections.peer_of(body)
-        name = peer.name if peer is not None else f"anon-{identity.hex()}"
-        if name:
-            connections.identity_of[name] = identity
-            if peer is not None and identity not in connections.known:
-                connections.register(name, identity, body.get(zmq.SRCFD))
-        request = decode_request(body.buffer)
-        kind = type(request)
-        if kind is DecodedSubmit or kind is Submit:
-            refusal = self.gateway.refuse_message(len(request.cmds), request.ref) or (
-                None if request.cmds else self.gateway.refuse_request(peer, request)
-            )
-            if refusal is not None:
-                return Pending(identity, peer, name, refusal.ref, build=lambda: refusal)
-            message = Pending(identity, peer, name, request.ref)
-            self._apply(message, request.cmds, out)
-            return message
-        if kind is ErrorReply:
-            return Pending(identity, peer, name, request.ref, build=lambda: request)
-        throttled = self.gateway.refuse_request(peer, request)
-        if throttled is not None:
-            return Pending(identity, peer, name, request.ref, build=lambda: throttled)
-        build = self.requests.answer_of(request, peer, name)
-        return Pending(identity, peer, name, request.ref, build=build)
-
-    def _apply(self, message: Pending, commands: list, out: list) -> None:
-        """Admit and apply a submit's commands (decoded, or Raw when one of them did not
-        decode). Answers and events are appended to `out` in order; the message keeps its
-        slice of them."""
-        peer = message.peer
-        name = message.name
-        engine_process = self.durable.process
-        admit = self.gateway.admit
-        first = len(out)
-        self.metrics.commands += len(commands)
-        orders = self.metrics.orders
-        books = self.durable.engine.books
-        refused, allowed = self.gateway.admit_message(peer, len(commands))
-        past_allowed = refused or Reason.THROTTLED
-        decoded = message.commands = []
-        for index, command in enumerate(commands):
-            if type(command) is msgspec.Raw:
-                command = decode_command(command)
-                if type(command) is Rejected:
-                    decoded.append(command)
-                    out.append(command)
-                    continue
-            decoded.append(command)
-            market = command.market
-            if type(market) is str and market in books:  # never a key per made-up name
-                orders[market] += 1
-            rejected = admit(peer, name, command, refused if index < allowed else past_allowed)
-            if rejected is None:
-                engine_process(command, out)
-            else:
-                out.append(rejected)
-        message.events = out[first:]
-
     # -- peers going away and being disabled --------------------------------------------------
 
     def _on_disconnects(self) -> None:
         leaving = self.departures.drain()
         if leaving:
             self._cancel_orders(set(leaving), CancelReason.DISCONNECT)
+
+    def _cancel_expired(self) -> None:
+        """Cancel the signed orders whose expiry has come (journaled cancels, `expired`)."""
+        next_expiry = self.durable.engine.next_expiry()
+        if next_expiry is None or next_expiry > self.taker.clock():
+            return
+        try:
+            cancel_expired(self.durable, self.outbox, self.market_data, self.taker.clock())
+        except CommitFailed as error:
+            self.store_guard.failed(error)
+            log.error("could not cancel expired orders: %s", error)
 
     def cancel_orders_of(self, name: str, why: str) -> int:
         """Cancel every resting order placed by peer `name` (see `_cancel_orders`)."""
@@ -384,6 +351,9 @@ class Node:
     def close(self) -> None:
         """Stop what runs beside the loop and release the store (safe after a failed start)."""
         self.instruments.close()
+        if self.signed is not None:
+            self.signed.close()
+            self.signed = None
         if self.intake_watch is not None:
             self.intake_watch.close()
         if self.analytics is not None:

@@ -95,6 +95,9 @@ class PeerRequests:
         """Every market's rules, in the configured order, and the limits that apply to the
         peer (no rate limit with CURVE off)."""
         halted = self.view.halted
+        settlement = self.view.config.settlement
+        contract = settlement.contract.lower() or None
+        chain_id = settlement.chain_id if contract else None
         rules = []
         for symbol, book in self.view.books.items():
             market = book.market
@@ -112,6 +115,15 @@ class PeerRequests:
                     _canonical(spec.max_notional),
                     spec.stp,
                     symbol in halted,
+                    spec.signatures,
+                    chain_id,
+                    contract,
+                    spec.base_token and spec.base_token.lower(),
+                    spec.base_token_id,
+                    spec.quote_token and spec.quote_token.lower(),
+                    spec.lot_units,
+                    spec.tick_units,
+                    int(spec.fee_bps),
                 )
             )
         limits = self.view.limits
