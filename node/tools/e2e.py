@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import signal
 import subprocess
 import sys
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from coincurve import PrivateKey
+
+from ..chain.eip712 import BUY, SELL, Domain, Order, address_from_text, order_digest
+from ..chain.keccak import keccak256
 from ..client import NodeAddress, address_of_home
 from ..home.keys import PEERS_FOLDER, KeyPair, create_key_pair
 from ..home.layout import Home
@@ -76,6 +81,64 @@ def prepare_home(
     return home, key
 
 
+SIGNED_CONTRACT = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+SIGNED_TOKENS = ("0xe7f1725e7734ce288f8367e1bb143e90bb3f0512",
+                 "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0")  # fmt: skip
+SIGNED_UNITS = (10**18, 10**16)
+"""The signed row's market: PUNK-ETH (tick 0.01, lot 1) with 18-decimal tokens, as in
+docs/signing.md §5."""
+SIGNED_WALLETS = 8
+
+
+def make_signed(path: Path) -> None:
+    """Have the home's PUNK-ETH take signed orders (optional) for the signed row."""
+    config = Home(path).config_path
+    text = config.read_text()
+    settings = (
+        f'signatures = "optional"\nbase_token = "{SIGNED_TOKENS[0]}"\n'
+        f'quote_token = "{SIGNED_TOKENS[1]}"\nlot_units = "{SIGNED_UNITS[0]}"\n'
+        f'tick_units = "{SIGNED_UNITS[1]}"\n'
+    )
+    text = text.replace('symbol = "PUNK-ETH"', 'symbol = "PUNK-ETH"\n' + settings, 1)
+    config.write_text(f'[settlement]\ncontract = "{SIGNED_CONTRACT}"\n\n' + text)
+
+
+def signed_flow(count: int, seed: int) -> list[dict]:
+    """`count` signed limit orders on PUNK-ETH from a few wallets, each counting its nonces
+    up, buys and sells around a price so that about half trade; signed here with coincurve
+    over the node's own digest (fast enough to make a flow of this size in seconds)."""
+    chooser = random.Random(seed)
+    domain = Domain(31337, address_from_text(SIGNED_CONTRACT))
+    base, quote = (address_from_text(token) for token in SIGNED_TOKENS)
+    keys = [PrivateKey(bytes([seed % 200 + 1, index + 1]) * 16) for index in range(SIGNED_WALLETS)]
+    owners = [keccak_address(key) for key in keys]
+    nonces = [0] * SIGNED_WALLETS
+    expiry = int(time.time()) + 86_400
+    commands = []
+    for number in range(count):
+        wallet = chooser.randrange(SIGNED_WALLETS)
+        is_buy = chooser.random() < 0.5
+        ticks = 10_000 + chooser.randint(-20, 20) + (-10 if is_buy else 10)
+        lots = chooser.randint(1, 5)
+        nonces[wallet] += 1
+        order = Order(owners[wallet], base, 0, quote, BUY if is_buy else SELL, ticks, lots,
+                      *SIGNED_UNITS, nonces[wallet], expiry, 30)  # fmt: skip
+        signature = keys[wallet].sign_recoverable(order_digest(domain, order), hasher=None)
+        commands.append({
+            "op": "new", "market": "PUNK-ETH", "id": f"s{number}",
+            "owner": "0x" + owners[wallet].hex(), "side": "buy" if is_buy else "sell",
+            "price": f"{ticks // 100}.{ticks % 100:02d}", "qty": str(lots), "chain_id": 31337,
+            "nonce": nonces[wallet], "expiry": expiry, "max_fee_bps": 30,
+            "sig": "0x" + signature[:64].hex() + bytes((27 + signature[64],)).hex(),
+        })  # fmt: skip
+    return commands
+
+
+def keccak_address(key: PrivateKey) -> bytes:
+    """The wallet address of `key`: the last 20 bytes of the keccak of its public point."""
+    return keccak256(key.public_key.format(compressed=False)[1:])[12:]
+
+
 NODE_LOG = "node.log"
 
 
@@ -112,10 +175,15 @@ def stop_node_process(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def bench_node(sync: str = "full", scratch_parent: Path | None = None) -> Iterator[BenchNode]:
-    """A node process on a new home with one relayer peer; stopped and removed afterwards."""
+def bench_node(
+    sync: str = "full", scratch_parent: Path | None = None, signed: bool = False
+) -> Iterator[BenchNode]:
+    """A node process on a new home with one relayer peer; stopped and removed afterwards.
+    `signed`: its PUNK-ETH takes signed orders (and its verifier processes run)."""
     with tempfile.TemporaryDirectory(prefix="mnode-e2e-", dir=scratch_parent) as folder:
         home, key = prepare_home(Path(folder) / "home", sync)
+        if signed:
+            make_signed(home.path)
         process = start_node_process(home)
         try:
             yield BenchNode(home, process, address_of_home(home), key)
@@ -163,6 +231,18 @@ def run_e2e_bench(
             report[f"at_{rate}"] = summary
             report[f"p99_ms_at_{_label(rate)}"] = summary["latency_ms"]["p99"]
             report[f"p50_ms_at_{_label(rate)}"] = summary["latency_ms"]["p50"]
+    signed_orders = max(1000, orders // 10)
+    commands = signed_flow(signed_orders, seed)
+    with bench_node(signed=True) as node:
+        signed = run_load(
+            node.address,
+            node.key,
+            commands,
+            LoadProfile(rate=0, batch=100, window=BATCHED_WINDOW, duration_s=600),
+        )
+    report["signed_batched_orders_per_s"] = _rate(signed)
+    report["signed_batched"] = signed.summary()
+    report["signed_orders"] = signed_orders
     report.update(
         {
             "orders": orders,
