@@ -10,7 +10,8 @@ partners, and the share traded with counterparties it both bought from and sold 
 is fitted on the training window only; the model's version names its window
 and parameters. Only wallets the forest isolates clearly are reported, each with its score and
 rank, never as a bare label: a score of at least `min_score` (0.6). The forest's own boundary is
-0.5, and a busy market maker, extreme in size but honest, may sit just above it.
+0.5, and a busy market maker, extreme in size but honest, may sit just above it. It is trained
+again at most every `retrain_s` seconds on a store (`detect_integrity`).
 
 Numpy and scikit-learn are imported when a scan scores the wallets, not when the detector is
 loaded: `mnode start` loads the detectors to check their config.toml tables, in the process
@@ -20,6 +21,7 @@ that then runs the matching thread.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from .alerts import Alert
@@ -32,6 +34,7 @@ DEFAULTS = {
     "seed": 0,
     "min_pair_share": 0.3,
     "min_score": 0.6,
+    "retrain_s": 60,
 }
 FEATURES = (
     "trades", "notional", "counterparties", "top_counterparty_share", "net_over_volume",
@@ -163,8 +166,30 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
 integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 
+_last_leads: dict[str, tuple[float, list[Alert]]] = {}
+"""Per analytics file: when the forest was last trained (monotonic seconds) and its leads."""
+
+
 @hookimpl(trylast=True)  # a score, not a finding: the wash detectors' alerts go first
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
+    """The forest's leads, trained again when `retrain_s` have passed since it was last
+    trained on this file (the last leads until then). A forest learns nothing incrementally
+    (no partial_fit): each training is over the whole population, seconds on a long history,
+    while the wash detectors' scans are cheap and frequent; the leads are a slower view."""
+    retrain_s = settings_of(settings, NAME, DEFAULTS)["retrain_s"]
+    database = connection.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()[0]
+    last = _last_leads.get(database) if database else None
+    if last is not None and time.monotonic() - last[0] < retrain_s:
+        return last[1]
+    leads = _leads(connection, settings)
+    if database:
+        _last_leads[database] = (time.monotonic(), leads)
+    return leads
+
+
+def _leads(connection, settings: dict[str, Any]) -> list[Alert]:
     import numpy as np
 
     rows, scores, version = wallet_scores(connection, settings)

@@ -29,7 +29,8 @@ SEEDS = (1, 2, 3)
 STEPS = 6000
 PIECES = 5
 SECONDS_PER_SEQ = 3
-SETTINGS = detector_settings(IntegrityConfig())
+SETTINGS = detector_settings(IntegrityConfig(detectors={"anomalous_wallets": {"retrain_s": 0}}))
+"""The anomaly forest (no running totals: trained on the whole population) at every scan."""
 SPREAD_TIMES = (
     "UPDATE {table} SET time = TIMESTAMPTZ '2026-11-01 00:00:00+00' "
     f"+ to_seconds(seq * {SECONDS_PER_SEQ})"
