@@ -135,6 +135,23 @@ class SettlementConfig:
     market takes signed orders."""
     verifier_workers: int = 0
     """Processes checking signatures; 0: one fewer than the cores, at least one."""
+    enabled: bool = False
+    """Run the relayer process (trades between signed orders settled on the chain)."""
+    rpc: str = "embedded"
+    """`embedded` (an in-process chain) or a JSON-RPC URL (http:// or https://)."""
+    key_file: str = ""
+    """A file (in the home, or an absolute path) holding the relayer's private key as hex;
+    empty: the chain's first unlocked account (the embedded chain, anvil)."""
+    confirmations: int = 3
+    """Blocks on top of a batch's block before its trades are final."""
+    batch_size: int = 50
+    """Most trades in one settlement transaction (the contract takes at most 100)."""
+    max_delay_s: int = 30
+    """Longest a trade waits for its batch: the oldest pending trade's deadline."""
+    stuck_after_s: int = 30
+    """A transaction unmined this long is replaced at its nonce with higher fees."""
+    poll_interval_ms: int = 500
+    """How often the relayer reads the journal and the chain."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +275,18 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         'must be an address (0x and 40 hex digits) or "" for none',
     ),
     (SettlementConfig, "verifier_workers"): (lambda v: 0 <= v <= 64, "must be from 0 to 64"),
+    (SettlementConfig, "rpc"): (
+        lambda v: v == "embedded" or v.startswith(("http://", "https://")),
+        'must be "embedded" or a JSON-RPC URL (http:// or https://)',
+    ),
+    (SettlementConfig, "confirmations"): (lambda v: 1 <= v <= 1000, "must be from 1 to 1000"),
+    (SettlementConfig, "batch_size"): (lambda v: 1 <= v <= 100, "must be from 1 to 100"),
+    (SettlementConfig, "max_delay_s"): (_positive, "must be a whole number > 0"),
+    (SettlementConfig, "stuck_after_s"): (_positive, "must be a whole number > 0"),
+    (SettlementConfig, "poll_interval_ms"): (
+        lambda v: 10 <= v <= 60_000,
+        "must be from 10 to 60000",
+    ),
 }
 for _name in EndpointsConfig.__dataclass_fields__:
     _CHECKS[EndpointsConfig, _name] = (

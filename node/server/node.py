@@ -43,6 +43,7 @@ from .intake import FairShare, drain
 from .intake_watch import IntakeWatch
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
+from .settlement_link import SettlementLink
 from .signed_intake import SignedIntake
 from .sockets import NodeSockets
 from .store_guard import StoreGuard
@@ -78,6 +79,7 @@ class Node:
         self.store: Store | None = None
         self.sockets: NodeSockets | None = None
         self.analytics: AnalyticsLink | None = None
+        self.settlement: SettlementLink | None = None
         self.instruments = Instruments()
         self.intake_watch: IntakeWatch | None = None
         self.signed: SignedIntake | None = None
@@ -165,6 +167,8 @@ class Node:
         )  # fmt: skip
         self.admin.analytics = self.analytics
         self.analytics.start()
+        self.settlement = SettlementLink(self.home, config.settlement)
+        self.settlement.start()
         self.instruments = start_instruments(
             self.home,
             config,
@@ -265,6 +269,7 @@ class Node:
             self._cancel_expired()
         self.analytics.ask_lag()  # the answer lands in analytics.lag, for `status`
         self.analytics.expire()
+        self.settlement.supervise()
         self.store_guard.retry()
         self.departures.lines.flush()
         if self.sockets.key_check is not None:
@@ -358,6 +363,8 @@ class Node:
             self.intake_watch.close()
         if self.analytics is not None:
             self.analytics.stop()
+        if self.settlement is not None:
+            self.settlement.stop()
         if self.sockets is not None:
             self.sockets.close()
             self.sockets = None

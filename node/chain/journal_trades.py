@@ -1,0 +1,102 @@
+"""The relayer's view of the journal: each trade between two signed orders, as the settlement
+contract's batch entry, found exactly once.
+
+The journal holds commands, not trades, so the relayer replays it through an engine of its own
+(deterministic: the same trades, with the same seqs, as the node's) and remembers the signed
+orders the engine accepted, by (market, owner, id), to pair them with the trades they make.
+Like the analytics follower it replays from the start at each run and hands on only what lies
+past the position its state store has reached; the position moves with the trades, in one
+SQLite transaction, so a relayer killed anywhere neither loses nor repeats a trade.
+
+A trade's id on chain is its engine `seq`: unique, journaled, the contract's replay key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from web3 import Web3
+
+from ..core.commands import NewOrder
+from ..core.engine import Engine
+from ..core.events import Accepted, Trade
+from ..core.markets import Market
+from ..core.validation import units_of
+from ..store.lmdb_store import Store
+from .eip712 import BUY, SELL
+from .settlement_store import PendingTrade
+
+BPS = 10_000
+DEADLINE_MARGIN_S = 30
+"""A trade must be on chain this long before either order's expiry (the contract refuses an
+expired order): blocks, confirmations and a replacement take time."""
+
+
+def signed_order_entry(command: NewOrder, market: Market) -> list[Any]:
+    """The contract's `Order` struct for a journaled signed order (checksummed addresses)."""
+    spec = market.spec
+    return [
+        Web3.to_checksum_address(command.owner), Web3.to_checksum_address(spec.base_token),
+        int(spec.base_token_id), Web3.to_checksum_address(spec.quote_token),
+        BUY if command.side == "buy" else SELL, units_of(market.tick, command.price),
+        units_of(market.lot, command.qty), int(spec.lot_units), int(spec.tick_units),
+        int(command.nonce), command.expiry, command.max_fee_bps,
+    ]  # fmt: skip
+
+
+def trade_entry(trade: Trade, buy: tuple, sell: tuple, fee_bps: int) -> list[Any]:
+    """The contract's `Trade` struct: the two orders, their signatures, the fill and the fees
+    (the market's `fee_bps` of the quote amount, charged to each side)."""
+    (buy_order, buy_sig), (sell_order, sell_sig) = buy, sell
+    quote_amount = trade.price * trade.qty * buy_order[8]
+    fee = quote_amount * fee_bps // BPS
+    return [trade.seq, buy_order, sell_order, buy_sig, sell_sig, trade.qty, trade.price, fee, fee]
+
+
+class JournalTrades:
+    """Replays `store`'s journal; `follow` gives the trades past `position` commit by commit."""
+
+    def __init__(self, store: Store, max_delay_s: float) -> None:
+        self.store = store
+        self.max_delay_s = max_delay_s
+        self.engine = Engine()
+        self.replayed = 0
+        self.signed: dict[tuple[str, str, Any], tuple[list[Any], str]] = {}
+        """(market, owner, id) -> (contract Order, signature hex) of accepted signed orders."""
+
+    def follow(self, position: int) -> Iterator[tuple[int, list[PendingTrade]]]:
+        """(journal position, its new signed trades) after each commit not yet replayed; the
+        trades of commands before `position` are replayed but not handed on."""
+        for end, _, _, time_ns in self.store.commits(start=self.replayed):
+            found: list[PendingTrade] = []
+            for number, command in self.store.journal(self.replayed, end):
+                out: list = []
+                self.engine.process(command, out)
+                self.replayed = number + 1
+                accepted = bool(out) and type(out[0]) is Accepted
+                if accepted and type(command) is NewOrder and command.order_hash:
+                    key = (command.market, command.owner, command.id)
+                    market = self.engine.books[command.market].market
+                    self.signed[key] = (signed_order_entry(command, market), command.sig)
+                if number >= position:
+                    found.extend(self._trades(out, time_ns / 1e9))
+            yield end, found
+
+    def _trades(self, out: list, traded_at: float) -> Iterator[PendingTrade]:
+        for event in out:
+            if type(event) is not Trade:
+                continue
+            maker = self.signed.get((event.market, event.maker_owner, event.maker_id))
+            taker = self.signed.get((event.market, event.taker_owner, event.taker_id))
+            if maker is None or taker is None:
+                continue  # an unsigned side: the node's trusted peers settle it themselves
+            buy, sell = (taker, maker) if event.aggressor == "buy" else (maker, taker)
+            spec = self.engine.books[event.market].market.spec
+            entry = trade_entry(event, buy, sell, int(spec.fee_bps))
+            expiry = min(buy[0][10], sell[0][10])
+            deadline = min(traded_at + self.max_delay_s, expiry - DEADLINE_MARGIN_S)
+            yield PendingTrade(
+                event.seq, event.market, buy[0][0], sell[0][0], event.price, event.qty, entry,
+                traded_at, deadline,
+            )  # fmt: skip

@@ -1,0 +1,252 @@
+"""The relayer: the journal's signed trades -> settlement batches on chain, each trade final
+only under `confirmations` blocks.
+
+One `step` (the service calls it every poll interval):
+
+1. follow the journal: new trades are recorded `pending` with the journal position;
+2. watch every open batch: a receipt makes it `mined` (its block hash kept); its block hash is
+   compared with the chain's at each step, and a batch whose block left the chain is
+   `submitted` again and its transaction broadcast again; under enough blocks it is final:
+   the contract's `TradeSettled` trades `confirmed`, its `TradeSkipped` ones `failed` with the
+   skip reason. A transaction unmined for `stuck_after_s` is replaced at the same nonce with
+   both fee fields raised by 12.5% at least (fees.replacement_fees);
+3. send: a full batch at once; a partial one when its earliest deadline comes, or earlier when
+   the `settlement_timing` policy finds the fees cheap.
+
+Nonces are the relayer's own, kept in its state store and moved on in the same transaction
+that records a batch and its signed bytes, before they are broadcast: after a restart the
+relayer never asks the chain for a pending count (which a lost mempool or a second sender would
+make wrong) and re-broadcasts, once, every batch not yet mined. A batch broadcast twice is one
+transaction (one nonce); a trade settled twice is refused by the contract (`ALREADY_SETTLED`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from marketnode.plugins.settlement_timing import send_now, timing_manager
+
+from .contracts import SkipReason
+from .deploy import bound
+from .fees import FeeHistory, Fees, fee_history, replacement_fees
+from .journal_trades import JournalTrades
+from .rpc import _revert_errors
+from .settlement_store import MINED, SUBMITTED, Sent, SettlementStore
+
+log = logging.getLogger("marketnode.relayer")
+GAS_MARGIN = 1.25
+GAS_EXTRA = 30_000
+"""Gas offered over the estimate: a trade's storage writes cost more when the slot was cleared
+in between (the estimate may be made against another state than the block's)."""
+MAX_IN_FLIGHT = 4
+"""Batches sent and not yet mined, at most: more would only queue at later nonces."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayerSettings:
+    confirmations: int = 3
+    batch_size: int = 50
+    stuck_after_s: float = 30.0
+    timing: dict[str, Any] = field(default_factory=dict)
+    """The `settlement_timing` policy's settings."""
+
+
+class Relayer:
+    """Follows `journal` into `state` and settles through the contract at `contract` as
+    `account` (the contract's relayer)."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, contract: str, state: SettlementStore,
+                 journal: JournalTrades, settings: RelayerSettings,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.w3 = w3
+        self.account = account
+        self.contract: Contract = bound(w3, "Settlement", contract)
+        self.state = state
+        self.journal = journal
+        self.settings = settings
+        self.clock = clock
+        self.timing = timing_manager()
+        self.chain_id = w3.eth.chain_id
+        self.rebroadcast: set[int] = set()
+        """Batches broadcast by this run (every open batch is broadcast once after a start)."""
+        if state.meta("next_nonce") is None:  # a first start: nothing of ours is pending yet
+            state.set_first_nonce(w3.eth.get_transaction_count(account.address))
+
+    def step(self) -> None:
+        self.follow()
+        self.watch()
+        self.send()
+
+    # -- 1. the journal --------------------------------------------------------------------
+
+    def follow(self) -> int:
+        """Record the trades of the journal's new commits; how many."""
+        found = 0
+        for position, trades in self.journal.follow(self.state.position):
+            if position > self.state.position:
+                self.state.add_trades(trades, position)
+                found += len(trades)
+        return found
+
+    # -- 2. batches on their way -------------------------------------------------------------
+
+    def watch(self) -> None:
+        if not self.state.open_batches():
+            return
+        latest = self.w3.eth.block_number
+        for batch in self.state.open_batches():
+            if batch["state"] == MINED:
+                self._watch_mined(batch, latest)
+            else:
+                self._watch_submitted(batch)
+
+    def _watch_mined(self, batch: Any, latest: int) -> None:
+        try:
+            on_chain = self.w3.eth.get_block(batch["block"])["hash"].hex()
+        except Exception:  # a shorter chain has no such block: reorganised
+            on_chain = None
+        if _hex(on_chain) != batch["block_hash"]:
+            log.warning("batch %d: block %s left the chain: sending it again", batch["id"],
+                        batch["block"])  # fmt: skip
+            self.state.mark_unmined(batch["id"])
+            self._broadcast(self.state.sent(batch["id"])[0])
+            return
+        if latest - batch["block"] + 1 >= self.settings.confirmations:
+            receipt = self.w3.eth.get_transaction_receipt(batch["tx_hash"])
+            self._finish(batch["id"], receipt)
+
+    def _watch_submitted(self, batch: Any) -> None:
+        sent = self.state.sent(batch["id"])
+        for one in sent:
+            receipt = self._receipt(one.tx_hash)
+            if receipt is not None:
+                self.state.mark_mined(
+                    batch["id"], one.tx_hash, receipt["blockNumber"],
+                    _hex(receipt["blockHash"].hex()), receipt["gasUsed"],
+                    receipt.get("effectiveGasPrice", 0),
+                )  # fmt: skip
+                return
+        if batch["id"] not in self.rebroadcast:
+            self.rebroadcast.add(batch["id"])
+            self._broadcast(sent[0])
+        elif self.clock() - sent[0].sent_at >= self.settings.stuck_after_s:
+            self._replace(batch, sent[0])
+
+    def _receipt(self, tx_hash: str) -> Any:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _replace(self, batch: Any, previous: Sent) -> None:
+        fees = replacement_fees(Fees(previous.max_fee, previous.tip), fee_history(self.w3).fees())
+        entries = [self._entry(row) for row in self._batch_rows(batch["id"])]
+        sent = self._sign(entries, batch["nonce"], fees)
+        log.warning("batch %d: unmined for %.0f s: replaced at nonce %d, fees %d/%d -> %d/%d",
+                    batch["id"], self.clock() - previous.sent_at, batch["nonce"],
+                    previous.max_fee, previous.tip, fees.max_fee, fees.tip)  # fmt: skip
+        self.state.replace(batch["id"], sent)
+        self._broadcast(sent)
+
+    def _finish(self, batch: int, receipt: Any) -> None:
+        if receipt["status"] != 1:
+            self.state.finish(batch, [], {}, reason="the batch's transaction reverted")
+            return
+        events = self.contract.events
+        settled = [
+            entry["args"]["trade_id"]
+            for entry in events.TradeSettled().process_receipt(receipt, errors=DISCARD)
+        ]
+        skipped = {
+            entry["args"]["trade_id"]: SkipReason(entry["args"]["reason"]).name.lower()
+            for entry in events.TradeSkipped().process_receipt(receipt, errors=DISCARD)
+        }
+        self.state.finish(batch, settled, skipped)
+        log.info("batch %d final: %d settled, %d skipped", batch, len(settled), len(skipped))
+
+    # -- 3. sending ------------------------------------------------------------------------
+
+    def send(self) -> None:
+        """Send the batches due now (see the module's docstring)."""
+        while True:
+            in_flight = sum(row["state"] == SUBMITTED for row in self.state.open_batches())
+            rows = self.state.pending(self.settings.batch_size)
+            if not rows or in_flight >= MAX_IN_FLIGHT:
+                return
+            history = fee_history(self.w3)
+            if len(rows) < self.settings.batch_size and not self._due(rows, history):
+                return
+            if not self._send_batch(rows, history):
+                return
+
+    def _due(self, rows: list, history: FeeHistory) -> bool:
+        seconds_left = min(row["deadline"] for row in rows) - self.clock()
+        if seconds_left <= 0:
+            return True
+        return send_now(self.timing, history.base_fees, seconds_left, self.settings.timing)
+
+    def _send_batch(self, rows: list, history: FeeHistory) -> bool:
+        """Sign, record, then broadcast one batch; False when the chain refused to estimate it
+        (then nothing is recorded, and it is tried again at the next step)."""
+        entries = [self._entry(row) for row in rows]
+        nonce = self.state.meta("next_nonce")
+        try:
+            sent = self._sign(entries, nonce, history.fees())  # type: ignore[arg-type]
+        except _revert_errors() as refused:
+            log.error("the chain refuses a batch of %d trades: %s", len(rows), refused)
+            return False
+        batch = self.state.add_batch([row["seq"] for row in rows], nonce, sent)  # type: ignore[arg-type]
+        self.rebroadcast.add(batch)
+        log.info("batch %d: %d trades at nonce %d, tx %s", batch, len(rows), nonce, sent.tx_hash)
+        self._broadcast(sent)
+        return True
+
+    def _sign(self, entries: list, nonce: int, fees: Fees) -> Sent:
+        call = self.contract.functions.settle(entries)
+        estimate = call.estimate_gas({"from": self.account.address})
+        transaction = call.build_transaction({
+            "from": self.account.address, "nonce": nonce, "chainId": self.chain_id,
+            "gas": int(estimate * GAS_MARGIN) + GAS_EXTRA,
+            "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.tip,
+        })  # fmt: skip
+        signed = self.account.sign_transaction(transaction)
+        return Sent(_hex(signed.hash.hex()), signed.raw_transaction.hex(), fees.max_fee,
+                    fees.tip, self.clock())  # fmt: skip
+
+    def _broadcast(self, sent: Sent) -> None:
+        """Send the signed bytes; a refusal (known already, nonce used, underpriced) is left
+        to the next watch, which finds the receipt or replaces the transaction."""
+        try:
+            self.w3.eth.send_raw_transaction(_hex(sent.raw))
+        except Exception as error:  # every refusal is handled by watching
+            log.info("broadcast of %s refused: %s", sent.tx_hash, error)
+
+    def _batch_rows(self, batch: int) -> list:
+        return self.state.db.execute(
+            "SELECT * FROM trades WHERE batch = ? ORDER BY seq", (batch,)
+        ).fetchall()
+
+    @staticmethod
+    def _entry(row: Any) -> list:
+        """A stored batch entry with its signatures as bytes again."""
+        entry = json.loads(row["entry"])
+        entry[3], entry[4] = bytes.fromhex(entry[3][2:]), bytes.fromhex(entry[4][2:])
+        return entry
+
+
+def _hex(value: str | None) -> str | None:
+    """`0x`-prefixed lowercase hex (web3's `.hex()` leaves the prefix off)."""
+    if value is None:
+        return None
+    return value if value.startswith("0x") else "0x" + value

