@@ -15,8 +15,8 @@ the socket (a read that finds nothing, or a poll with nothing ready) many times 
 a drain every complete message has been read, so a connection still holding more than one
 frame's worth of unread bytes across two drains, while the node read nothing from it, holds a
 message of many frames: it is shut down (libzmq drops the partial message and the connection,
-and the peer may reconnect). A connection past (receive_queue_messages + 1) frames' worth is
-shut down without waiting for a drain: no honest connection can hold that much.
+and the peer may reconnect). A connection past (receive_queue_messages + 1) frames' worth on two
+ticks is shut down without waiting for drains: no honest connection can hold that much.
 
 The allowance covers what is not a message: the handshake, and ZMTP heartbeats at
 `CONTROL_BYTES_PER_S`. Shutting down a descriptor is checked twice against reuse: the socket's
@@ -195,13 +195,14 @@ class IntakeWatch:
             return
         allowance = CONTROL_BYTES_PER_S * (now - connection.base_time)
         growth = unread - connection.base_unread - allowance
-        if growth > self.hard_bound:
+        if growth <= self.frame_bound:
+            return
+        # first seen over: wait a tick at least, so that the identities of the messages the
+        # node read meanwhile are applied (end of `tick`) before the connection is judged
+        if connection.suspect_drains is None:
+            connection.suspect_drains = drains
+        elif growth > self.hard_bound or drains >= connection.suspect_drains + 2:
             self._shut_down(fd, connection, growth)
-        elif growth > self.frame_bound:
-            if connection.suspect_drains is None:
-                connection.suspect_drains = drains
-            elif drains >= connection.suspect_drains + 2:
-                self._shut_down(fd, connection, growth)
 
     def _node_read(self, connection: _Connection) -> int:
         """What the node has read from the connection's identities (a counter the loop
