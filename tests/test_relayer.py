@@ -7,6 +7,9 @@ revoked its approval ends failed with the contract's reason."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -27,11 +30,13 @@ from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
 from marketnode.node.chain import rpc
+from marketnode.node.chain.fees import bumped
 from marketnode.node.chain.journal_trades import JournalTrades
 from marketnode.node.chain.relayer import Relayer, RelayerSettings
 from marketnode.node.chain.settlement_store import (
     CONFIRMED,
     FAILED,
+    MINED,
     SettlementStore,
     state_path,
 )
@@ -143,13 +148,16 @@ def mine(w3: Web3, blocks: int = 1) -> None:
 
 
 def wait_for(condition: Callable[[], bool], w3: Web3, step: Callable[[], None] = lambda: None,
-             timeout_s: float = WAIT_S) -> None:  # fmt: skip
+             timeout_s: float = WAIT_S, mining: bool = True) -> None:  # fmt: skip
     """Step (and mine a block) until `condition` holds; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "the condition did not come to hold"
         step()
-        mine(w3)
+        if mining:
+            mine(w3)
+        else:
+            time.sleep(0.05)
 
 
 def use_relayer_key(market: Market) -> None:
@@ -228,3 +236,126 @@ def test_revoked_approval_fails_the_trade_with_its_reason(market, signed_node):
         }
     finally:
         store.close()
+
+
+def anvil_call(w3: Web3, method: str, *params) -> None:
+    answer = w3.provider.make_request(method, list(params))
+    assert "error" not in answer, answer
+
+
+@pytest.fixture
+def anvil_market(anvil_web3):
+    market = open_market(anvil_web3)
+    yield market
+    anvil_call(anvil_web3, "evm_setAutomine", True)
+
+
+def test_stuck_transaction_replaced_at_its_nonce_with_both_fees_raised(anvil_market, signed_node):
+    market = anvil_market
+    use_relayer_key(market)
+    running = signed_node(market)
+    before = balances(market)
+    trade_through_node(running, market, rounds=1, tag="f")
+    running.stop()
+    relayer, store = in_process_relayer(running.home, market, stuck_after_s=1.0)
+    state = relayer.state
+    try:
+        anvil_call(market.w3, "evm_setAutomine", False)  # blocks held: the batch waits
+        wait_for(lambda: bool(state.open_batches()), market.w3, relayer.step, mining=False)
+        batch = state.open_batches()[0]
+        anvil_call(market.w3, "anvil_setNextBlockBaseFeePerGas", hex(200 * 10**9))  # a spike
+        wait_for(lambda: len(state.sent(batch["id"])) >= 2, market.w3, relayer.step, mining=False)
+        first, replacement = state.sent(batch["id"])[-1], state.sent(batch["id"])[-2]
+        assert replacement.max_fee >= bumped(first.max_fee) and replacement.tip >= bumped(first.tip)
+        assert replacement.max_fee > 200 * 10**9  # over the spiked base fee: it can be mined
+        anvil_call(market.w3, "evm_setAutomine", True)
+        wait_for(settled(state), market.w3, relayer.step)
+        final = state.batches()[0]
+        assert final["nonce"] == batch["nonce"] and final["tx_hash"] != first.tx_hash
+        assert market.w3.eth.get_transaction_count(RELAYER.address) == batch["nonce"] + 1
+        assert state.counts()[CONFIRMED] == 3
+        change = implied_change(journal_trades(store), market)
+        assert balances(market) == {key: before[key] + change[key] for key in before}
+    finally:
+        store.close()
+
+
+def test_reorganised_out_batch_is_sent_again_and_final_only_after_k(anvil_market, signed_node):
+    market = anvil_market
+    use_relayer_key(market)
+    running = signed_node(market)
+    before = balances(market)
+    trade_through_node(running, market, rounds=1, tag="g")
+    running.stop()
+    relayer, store = in_process_relayer(running.home, market, confirmations=4)
+    state = relayer.state
+    try:
+
+        def mined() -> bool:
+            return any(row["state"] == MINED for row in state.open_batches())
+
+        wait_for(mined, market.w3, relayer.step, mining=False)  # automine: in a block at once
+        batch = state.open_batches()[0]
+        assert state.counts()[CONFIRMED] == 0  # under fewer than 4 blocks: not final
+        depth = market.w3.eth.block_number - batch["block"] + 1
+        anvil_call(market.w3, "anvil_reorg", depth, [])  # the batch's block is replaced
+        wait_for(settled(state), market.w3, relayer.step)
+        final = state.batches()[0]
+        assert final["id"] == batch["id"] and final["block_hash"] != batch["block_hash"]
+        assert state.counts()[CONFIRMED] == 3
+        change = implied_change(journal_trades(store), market)
+        assert balances(market) == {key: before[key] + change[key] for key in before}
+    finally:
+        store.close()
+
+
+def test_relayer_killed_mid_batch_settles_every_trade_once(anvil_market, signed_node, tmp_path):
+    market = anvil_market
+    use_relayer_key(market)
+    key_file = tmp_path / "relayer.key"
+    key_file.write_text(RELAYER.key.hex())
+    running = signed_node(
+        market,
+        f"""enabled = true
+rpc = "{market.w3.provider.endpoint_uri}"
+key_file = "{key_file}"
+confirmations = 2
+batch_size = 2
+max_delay_s = 1
+poll_interval_ms = 50
+""",
+    )
+    before = balances(market)
+    trade_through_node(running, market, rounds=3, tag="k")
+    supervisor = running.node.settlement.supervisor
+    path = state_path(running.home.path)
+
+    def read(what: Callable[[SettlementStore], object]) -> object:
+        if not path.exists():
+            return None
+        state = SettlementStore(path, readonly=True)
+        try:
+            return what(state)
+        except sqlite3.OperationalError:  # its tables are not made yet
+            return None
+        finally:
+            state.close()
+
+    anvil_call(market.w3, "evm_setAutomine", False)  # blocks held: batches stay on their way
+    for _ in range(2):  # killed twice, each time with a batch sent and not mined
+        wait_for(lambda: bool(read(lambda s: s.open_batches())), market.w3, mining=False)
+        killed = supervisor.pid
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda k=killed: supervisor.pid not in (None, k), market.w3, mining=False)
+    anvil_call(market.w3, "evm_setAutomine", True)
+    wait_for(lambda: read(lambda s: s.counts()[CONFIRMED]) == 9, market.w3)
+    final = {"pending": 0, "submitted": 0, "confirmed": 9, "failed": 0}
+    assert read(lambda s: s.counts()) == final
+    logs = market.settlement.events.TradeSettled().get_logs(from_block=0)
+    settled_ids = sorted(log["args"]["trade_id"] for log in logs)
+    running.stop()
+    with Store(running.home.store_path(running.home.config()), readonly=True) as store:
+        trades = journal_trades(store)
+    assert settled_ids == sorted(trade.seq for trade in trades)  # each once, none lost
+    change = implied_change(trades, market)
+    assert balances(market) == {key: before[key] + change[key] for key in before}

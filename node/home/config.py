@@ -141,7 +141,7 @@ class SettlementConfig:
     """`embedded` (an in-process chain) or a JSON-RPC URL (http:// or https://)."""
     key_file: str = ""
     """A file (in the home, or an absolute path) holding the relayer's private key as hex;
-    empty: the chain's first unlocked account (the embedded chain, anvil)."""
+    required when enabled (the relayer signs its own transactions, so it keeps its nonces)."""
     confirmations: int = 3
     """Blocks on top of a batch's block before its trades are final."""
     batch_size: int = 50
