@@ -100,6 +100,8 @@ COMMANDS = (
     CommandEntry("dashboard", "dashboard", "dashboard_command", "Throughput, markets, the book, "
                  "integrity alerts, scaling advice and resources of a running node (keys 1-6 "
                  "switch panels, ? lists the keys, q quits)."),
+    CommandEntry("settlement", "settlement", "app", "The relayer's settlement of trades on "
+                 "chain: status, batches, one trade."),
     CommandEntry("peers", "peers", "app", "Register, list and revoke peers (reloaded by a "
                  "running node)."),
     CommandEntry("markets", "markets", "app", "List, halt and resume the running node's "

@@ -7,9 +7,12 @@ revoked its approval ends failed with the contract's reason."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -219,6 +222,25 @@ def test_trades_settle_and_balances_match_the_journal(market, signed_node):
         assert all(market.settlement.functions.is_settled(t.seq).call() for t in trades)
     finally:
         store.close()
+    shown = mnode("settlement", "trade", str(trades[0].seq), "--json", home=running.home)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == CONFIRMED
+    status = json.loads(mnode("settlement", "status", "--json", home=running.home).stdout)
+    assert status["trades"][CONFIRMED] == 9 and status["batches_in_flight"] == []
+    assert len(json.loads(mnode("settlement", "batches", "--json", home=running.home).stdout)) == 3
+
+
+def mnode(*arguments: str, home: Home) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "marketnode.cli", *arguments, "--home",
+                           str(home.path)], capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_settlement_cli_mistakes_are_one_line(tmp_path):
+    home = Home.create(tmp_path / "home")
+    missing = mnode("settlement", "status", home=home)
+    assert missing.returncode == 4 and missing.stderr.count("\n") == 1
+    SettlementStore(state_path(home.path)).close()
+    unknown = mnode("settlement", "trade", "12", home=home)
+    assert unknown.returncode == 2 and "no signed trade with seq 12" in unknown.stderr
 
 
 def test_revoked_approval_fails_the_trade_with_its_reason(market, signed_node):

@@ -1,0 +1,96 @@
+"""`mnode settlement`: what the relayer has settled, read from its state store in the home
+(settlement/state.sqlite), read-only, so it is safe while the node and its relayer run."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from marketnode.node.chain.settlement_store import SettlementStore, state_path
+
+from .common import EXIT_STORE, EXIT_USAGE, HomeOption, JsonOption, fail, print_json, require_home
+
+app = typer.Typer(
+    help="The relayer's settlement of trades on chain: status, batches, one trade.",
+    no_args_is_help=True,
+)
+
+
+@contextmanager
+def settlement_state(home: Any) -> Iterator[SettlementStore]:
+    """The relayer's state store, read-only; one line and exit 4 when it is missing or damaged."""
+    node_home = require_home(home)
+    try:
+        store = SettlementStore(state_path(node_home.path), readonly=True)
+    except (FileNotFoundError, sqlite3.Error) as error:
+        fail(f"{error} ([settlement] enabled starts the relayer)", EXIT_STORE)
+    try:
+        yield store
+    except sqlite3.Error as error:
+        fail(f"{state_path(node_home.path)}: cannot read the settlement state: {error}", EXIT_STORE)
+    finally:
+        store.close()
+
+
+@app.command("status")
+def status_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Trades by settlement state, the journal position followed, the batches in flight."""
+    with settlement_state(home) as store:
+        summary = store.summary()
+    if as_json:
+        print_json(summary)
+        return
+    counts = summary["trades"]
+    typer.echo(f"journal position {summary['position']}, next nonce {summary['next_nonce']}")
+    typer.echo("trades: " + ", ".join(f"{count} {state}" for state, count in counts.items()))
+    for batch in summary["batches_in_flight"]:
+        where = f"in block {batch['block']}" if batch["block"] is not None else "in the mempool"
+        typer.echo(f"batch {batch['id']} (nonce {batch['nonce']}) {where}: {batch['tx_hash']}")
+
+
+@app.command("batches")
+def batches_command(
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most batches shown.")] = 20,
+) -> None:
+    """The latest settlement batches, newest first."""
+    with settlement_state(home) as store:
+        batches = store.batches(limit)
+    if as_json:
+        print_json(batches)
+        return
+    for batch in batches:
+        block = "-" if batch["block"] is None else batch["block"]
+        typer.echo(
+            f"{batch['id']:>6} nonce {batch['nonce']:>6} {batch['state']:<9} "
+            f"{batch['trades']:>3} trades block {block} {batch['tx_hash']}"
+            + (f" ({batch['reason']})" if batch["reason"] else "")
+        )
+
+
+@app.command("trade")
+def trade_command(
+    seq: Annotated[int, typer.Argument(help="The trade's seq (its engine sequence number).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One trade's settlement state: pending, submitted (tx hash), confirmed (block), failed
+    (reason)."""
+    with settlement_state(home) as store:
+        trade = store.trade(seq)
+    if trade is None:
+        fail(f"no signed trade with seq {seq} (trades of unsigned orders are not settled)",
+             EXIT_USAGE)  # fmt: skip
+    if as_json:
+        print_json(trade)
+        return
+    detail = {"submitted": trade["tx_hash"], "confirmed": f"block {trade['block']}",
+              "failed": trade["reason"]}.get(trade["state"])  # fmt: skip
+    typer.echo(
+        f"trade {seq} {trade['market']}: {trade['state']}" + (f" ({detail})" if detail else "")
+    )
