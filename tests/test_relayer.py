@@ -381,3 +381,37 @@ poll_interval_ms = 50
     assert settled_ids == sorted(trade.seq for trade in trades)  # each once, none lost
     change = implied_change(trades, market)
     assert balances(market) == {key: before[key] + change[key] for key in before}
+
+
+def test_batch_whose_nonce_another_transaction_took_is_settled_in_a_new_one(
+    anvil_market, signed_node
+):
+    market = anvil_market
+    use_relayer_key(market)
+    running = signed_node(market)
+    before = balances(market)
+    trade_through_node(running, market, rounds=1, tag="n")
+    running.stop()
+    relayer, store = in_process_relayer(running.home, market, stuck_after_s=1.0)
+    state = relayer.state
+    try:
+        anvil_call(market.w3, "evm_setAutomine", False)
+        wait_for(lambda: bool(state.open_batches()), market.w3, relayer.step, mining=False)
+        batch = state.open_batches()[0]
+        first = state.sent(batch["id"])[0]
+        # the same key spends the nonce elsewhere, outbidding the batch in the mempool
+        other = RELAYER.sign_transaction({
+            "to": market.admin, "value": 1, "gas": 21_000, "nonce": batch["nonce"],
+            "chainId": market.chain_id, "maxFeePerGas": 4 * first.max_fee,
+            "maxPriorityFeePerGas": 4 * first.tip,
+        })  # fmt: skip
+        market.w3.eth.send_raw_transaction(other.raw_transaction)
+        anvil_call(market.w3, "evm_setAutomine", True)
+        wait_for(settled(state), market.w3, relayer.step)
+        batches = {row["id"]: row for row in state.batches()}
+        assert batches[batch["id"]]["state"] == FAILED
+        assert state.counts() == {"pending": 0, "submitted": 0, "confirmed": 3, "failed": 0}
+        change = implied_change(journal_trades(store), market)
+        assert balances(market) == {key: before[key] + change[key] for key in before}
+    finally:
+        store.close()

@@ -49,6 +49,7 @@ GAS_MARGIN = 1.25
 GAS_EXTRA = 30_000
 """Gas offered over the estimate: a trade's storage writes cost more when the slot was cleared
 in between (the estimate may be made against another state than the block's)."""
+NONCE_TAKEN = "its nonce was taken by another transaction of the relayer's key"
 MAX_IN_FLIGHT = 4
 """Batches sent and not yet mined, at most: more would only queue at later nonces."""
 
@@ -141,7 +142,23 @@ class Relayer:
             self.rebroadcast.add(batch["id"])
             self._broadcast(sent[0])
         elif self.clock() - sent[0].sent_at >= self.settings.stuck_after_s:
-            self._replace(batch, sent[0])
+            if self._nonce_taken(batch["nonce"], sent):
+                log.error("batch %d: nonce %d was taken by another transaction of the key: its "
+                          "trades go in a new batch", batch["id"], batch["nonce"])  # fmt: skip
+                self.state.requeue(batch["id"], NONCE_TAKEN)
+                self.state.set_next_nonce_at_least(self.w3.eth.get_transaction_count(
+                    self.account.address))  # fmt: skip
+            else:
+                self._replace(batch, sent[0])
+
+    def _nonce_taken(self, nonce: int, sent: list[Sent]) -> bool:
+        """Is `nonce` used on chain (under the confirmations) by none of the batch's own
+        transactions? Checked only for a batch unmined past `stuck_after_s`, and again just
+        before deciding, so a receipt that came meanwhile is not missed."""
+        final = self.w3.eth.block_number - self.settings.confirmations + 1
+        if final < 0 or self.w3.eth.get_transaction_count(self.account.address, final) <= nonce:
+            return False
+        return all(self._receipt(one.tx_hash) is None for one in sent)
 
     def _receipt(self, tx_hash: str) -> Any:
         try:

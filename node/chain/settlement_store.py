@@ -115,6 +115,11 @@ class SettlementStore:
         with self.db:
             self._set_meta("next_nonce", nonce)
 
+    def set_next_nonce_at_least(self, nonce: int) -> None:
+        """Move the next nonce past nonces used outside the relayer (never backwards)."""
+        with self.db:
+            self._set_meta("next_nonce", max(nonce, self.meta("next_nonce", 0)))  # type: ignore[type-var]
+
     @property
     def position(self) -> int:
         """Journal commands already turned into trades here."""
@@ -240,6 +245,20 @@ class SettlementStore:
                     (FAILED, reason, now, batch, SUBMITTED),
                 )
 
+    def requeue(self, batch: int, reason: str) -> None:
+        """A batch that can never be mined (its nonce was taken by another transaction of the
+        key): failed itself, its trades pending again for a new batch (the contract's replay
+        bitmap refuses any of them that did settle)."""
+        with self.db:
+            self.db.execute(
+                "UPDATE batches SET state = ?, reason = ? WHERE id = ?", (FAILED, reason, batch)
+            )
+            self.db.execute(
+                "UPDATE trades SET state = ?, batch = NULL, tx_hash = NULL"
+                " WHERE batch = ? AND state = ?",
+                (PENDING, batch, SUBMITTED),
+            )
+
     def fail_pending(self, seqs: list[int], reason: str) -> None:
         """Trades that can never be sent (the chain refuses their batch before it is signed)."""
         with self.db:
@@ -254,6 +273,26 @@ class SettlementStore:
         rows = self.db.execute("SELECT state, count(*) FROM trades GROUP BY state").fetchall()
         return {PENDING: 0, SUBMITTED: 0, CONFIRMED: 0, FAILED: 0} | dict(rows)
 
+    def figures(self) -> dict[str, Any]:
+        """Settlement lag (trade in the journal -> final on chain) p50 and p99 in seconds, and
+        gas and fee (wei) per trade over the final batches."""
+        lags = [row[0] for row in self.db.execute(
+            "SELECT settled_at - traded_at FROM trades WHERE state = ? ORDER BY 1", (CONFIRMED,)
+        )]  # fmt: skip
+        gas, fee, trades = self.db.execute(
+            "SELECT sum(gas_used), sum(gas_used * gas_price), sum(trades) FROM batches"
+            " WHERE state = ?",
+            (CONFIRMED,),
+        ).fetchone()
+        return {
+            "lag_p50_s": round(lags[len(lags) // 2], 3) if lags else None,
+            "lag_p99_s": round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 3)
+            if lags
+            else None,
+            "gas_per_trade": gas // trades if trades else None,
+            "fee_per_trade_wei": fee // trades if trades else None,
+        }
+
     def summary(self) -> dict[str, Any]:
         """What `mnode settlement status` and the node's status show."""
         open_batches = self.open_batches()
@@ -261,6 +300,7 @@ class SettlementStore:
             "position": self.position,
             "next_nonce": self.meta("next_nonce"),
             "trades": self.counts(),
+            **self.figures(),
             "batches_in_flight": [
                 {"id": row["id"], "nonce": row["nonce"], "tx_hash": row["tx_hash"],
                  "state": row["state"], "block": row["block"]}
