@@ -45,6 +45,8 @@ from marketnode.node.chain.settlement_store import (
 )
 from marketnode.node.core.engine import Engine
 from marketnode.node.core.events import Trade
+from marketnode.node.core.markets import ConfigError
+from marketnode.node.home.config import parse_config
 from marketnode.node.home.layout import Home
 from marketnode.node.store.lmdb_store import Store
 
@@ -415,3 +417,24 @@ def test_batch_whose_nonce_another_transaction_took_is_settled_in_a_new_one(
         assert balances(market) == {key: before[key] + change[key] for key in before}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ('enabled = true\nkey_file = "k"\nrpc = "http://127.0.0.1:8545"',
+         "[settlement]: contract: missing"),
+        (f'enabled = true\ncontract = "{"0x" + "11" * 20}"\nrpc = "http://127.0.0.1:8545"',
+         "[settlement]: key_file: missing"),
+        (f'enabled = true\ncontract = "{"0x" + "11" * 20}"\nkey_file = "k"',
+         '[settlement]: rpc: "embedded" cannot be shared'),
+        ('rpc = "ws://127.0.0.1:8546"', '[settlement]: rpc: must be "embedded" or a JSON-RPC URL'),
+        ("batch_size = 101", "[settlement]: batch_size: must be from 1 to 100"),
+        ("confirmations = 0", "[settlement]: confirmations: must be from 1 to 1000"),
+    ],
+)  # fmt: skip
+def test_settlement_config_mistakes_are_one_line(table, error):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(f"[settlement]\n{table}\n", "config.toml")
+    assert str(raised.value).startswith(f"config.toml: {error}")
+    assert "\n" not in str(raised.value)

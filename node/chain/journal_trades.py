@@ -20,7 +20,7 @@ from web3 import Web3
 
 from ..core.commands import NewOrder
 from ..core.engine import Engine
-from ..core.events import Accepted, Trade
+from ..core.events import Accepted, Cancelled, Trade
 from ..core.markets import Market
 from ..core.validation import units_of
 from ..store.lmdb_store import Store
@@ -63,7 +63,8 @@ class JournalTrades:
         self.engine = Engine()
         self.replayed = 0
         self.signed: dict[tuple[str, str, Any], tuple[list[Any], str]] = {}
-        """(market, owner, id) -> (contract Order, signature hex) of accepted signed orders."""
+        """(market, owner, id) -> (contract Order, signature hex) of the signed orders the
+        engine accepted, until they are filled or cancelled."""
 
     def follow(self, position: int) -> Iterator[tuple[int, list[PendingTrade]]]:
         """(journal position, its new signed trades) after each commit not yet replayed; the
@@ -79,16 +80,26 @@ class JournalTrades:
                     key = (command.market, command.owner, command.id)
                     market = self.engine.books[command.market].market
                     self.signed[key] = (signed_order_entry(command, market), command.sig)
+                trades = self._trades(out, time_ns / 1e9)
                 if number >= position:
-                    found.extend(self._trades(out, time_ns / 1e9))
+                    found.extend(trades)
             yield end, found
 
-    def _trades(self, out: list, traded_at: float) -> Iterator[PendingTrade]:
+    def _trades(self, out: list, traded_at: float) -> list[PendingTrade]:
+        """The signed trades among `out`; orders gone from the book are forgotten."""
+        found = []
         for event in out:
+            if type(event) is Cancelled and event.remaining == 0:
+                self.signed.pop((event.market, event.owner, event.id), None)
             if type(event) is not Trade:
                 continue
-            maker = self.signed.get((event.market, event.maker_owner, event.maker_id))
-            taker = self.signed.get((event.market, event.taker_owner, event.taker_id))
+            maker_key = (event.market, event.maker_owner, event.maker_id)
+            taker_key = (event.market, event.taker_owner, event.taker_id)
+            maker, taker = self.signed.get(maker_key), self.signed.get(taker_key)
+            if event.maker_remaining == 0:
+                self.signed.pop(maker_key, None)
+            if event.taker_remaining == 0:
+                self.signed.pop(taker_key, None)
             if maker is None or taker is None:
                 continue  # an unsigned side: the node's trusted peers settle it themselves
             buy, sell = (taker, maker) if event.aggressor == "buy" else (maker, taker)
@@ -96,7 +107,8 @@ class JournalTrades:
             entry = trade_entry(event, buy, sell, int(spec.fee_bps))
             expiry = min(buy[0][10], sell[0][10])
             deadline = min(traded_at + self.max_delay_s, expiry - DEADLINE_MARGIN_S)
-            yield PendingTrade(
+            found.append(PendingTrade(
                 event.seq, event.market, buy[0][0], sell[0][0], event.price, event.qty, entry,
                 traded_at, deadline,
-            )  # fmt: skip
+            ))  # fmt: skip
+        return found

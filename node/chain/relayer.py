@@ -51,6 +51,7 @@ GAS_EXTRA = 30_000
 in between (the estimate may be made against another state than the block's)."""
 NONCE_TAKEN = "its nonce was taken by another transaction of the relayer's key"
 MAX_IN_FLIGHT = 4
+TRADES_PER_WRITE = 10_000
 """Batches sent and not yet mined, at most: more would only queue at later nonces."""
 
 
@@ -92,13 +93,22 @@ class Relayer:
     # -- 1. the journal --------------------------------------------------------------------
 
     def follow(self) -> int:
-        """Record the trades of the journal's new commits; how many."""
-        found = 0
-        for position, trades in self.journal.follow(self.state.position):
-            if position > self.state.position:
-                self.state.add_trades(trades, position)
-                found += len(trades)
-        return found
+        """Record the trades of the journal's new commits; how many. A backlog is written in
+        chunks of commits (one SQLite transaction, one sync, each), not a sync per commit."""
+        stored = self.state.position
+        found: list = []
+        reached, recorded = stored, 0
+        for position, trades in self.journal.follow(stored):
+            if position <= stored:
+                continue
+            found.extend(trades)
+            reached = position
+            if len(found) >= TRADES_PER_WRITE:
+                self.state.add_trades(found, reached)
+                stored, recorded, found = reached, recorded + len(found), []
+        if reached > stored:
+            self.state.add_trades(found, reached)
+        return recorded + len(found)
 
     # -- 2. batches on their way -------------------------------------------------------------
 
@@ -124,7 +134,10 @@ class Relayer:
             self._broadcast(self.state.sent(batch["id"])[0])
             return
         if latest - batch["block"] + 1 >= self.settings.confirmations:
-            receipt = self.w3.eth.get_transaction_receipt(batch["tx_hash"])
+            receipt = self._receipt(batch["tx_hash"])
+            if receipt is None or _hex(receipt["blockHash"].hex()) != batch["block_hash"]:
+                self.state.mark_unmined(batch["id"])  # moved meanwhile: looked at again
+                return
             self._finish(batch["id"], receipt)
 
     def _watch_submitted(self, batch: Any) -> None:

@@ -35,9 +35,8 @@ EXIT_CONFIG = 3
 
 
 def relayer_key(home: Home, settlement: SettlementConfig) -> LocalAccount:
-    """The relayer's key: hex (with or without 0x) alone in `key_file`."""
-    if not settlement.key_file:
-        raise ConfigError("[settlement]: key_file: missing (the relayer signs its transactions)")
+    """The relayer's key: hex (with or without 0x) alone in `key_file` (the configuration
+    requires one when the relayer is enabled)."""
     path = Path(settlement.key_file)
     path = path if path.is_absolute() else home.path / path
     try:

@@ -219,7 +219,25 @@ def parse_config(text: str, source: str) -> NodeConfig:
             f"{source}: [settlement]: contract: missing (market {signed[0]} takes signed "
             "orders, which name the settlement contract)"
         )
+    _check_relayer(sections["settlement"], f"{source}: [settlement]")
     return NodeConfig(markets=markets, **sections)
+
+
+def _check_relayer(settlement: SettlementConfig, where: str) -> None:
+    """An enabled relayer needs a contract, its key and a chain it can reach from its own
+    process (the embedded chain lives inside one process: a tool running the relayer in
+    process, such as the demo, uses it with `enabled` false)."""
+    if not settlement.enabled:
+        return
+    if not settlement.contract:
+        raise ConfigError(f"{where}: contract: missing (enabled = true settles on it)")
+    if not settlement.key_file:
+        raise ConfigError(f"{where}: key_file: missing (the relayer signs its transactions)")
+    if settlement.rpc == "embedded":
+        raise ConfigError(
+            f'{where}: rpc: "embedded" cannot be shared with the relayer process: give a '
+            "JSON-RPC URL (anvil, geth, a provider) when enabled = true"
+        )
 
 
 _SECTIONS: dict[str, type] = {
