@@ -49,6 +49,7 @@ from marketnode.node.core.markets import ConfigError
 from marketnode.node.home.config import parse_config
 from marketnode.node.home.layout import Home
 from marketnode.node.store.lmdb_store import Store
+from marketnode.plugins.settlement_timing import send_now, timing_manager
 
 SYMBOL = "TOK-USD"
 FEE_BPS = 10
@@ -187,12 +188,15 @@ def signed_node(tmp_path):
             running.stop()
 
 
-def in_process_relayer(home: Home, market: Market, **settings) -> tuple[Relayer, Store]:
+def in_process_relayer(home: Home, market: Market, max_delay_s: float = 1.0,
+                       clock: Callable[[], float] = time.time, **settings
+                       ) -> tuple[Relayer, Store]:  # fmt: skip
     store = Store(home.store_path(home.config()), readonly=True)
     state = SettlementStore(state_path(home.path))
     relayer = Relayer(
-        market.w3, RELAYER, market.deployment.settlement, state, JournalTrades(store, 1.0),
-        RelayerSettings(**{"confirmations": 2, "batch_size": 4} | settings),
+        market.w3, RELAYER, market.deployment.settlement, state,
+        JournalTrades(store, max_delay_s),
+        RelayerSettings(**{"confirmations": 2, "batch_size": 4} | settings), clock=clock,
     )  # fmt: skip
     return relayer, store
 
@@ -438,3 +442,35 @@ def test_settlement_config_mistakes_are_one_line(table, error):
         parse_config(f"[settlement]\n{table}\n", "config.toml")
     assert str(raised.value).startswith(f"config.toml: {error}")
     assert "\n" not in str(raised.value)
+
+
+def test_cheap_fees_policy():
+    calm = [100] * 10
+    assert send_now(timing_manager(), [*calm, 90], seconds_left=60)  # a dip: cheap
+    assert not send_now(timing_manager(), [*calm, 500], seconds_left=60)  # a spike: wait
+    assert send_now(timing_manager(), [*calm, 500], seconds_left=1)  # the deadline is near
+    assert send_now(timing_manager(), [500, 500], seconds_left=60)  # too little history
+
+
+def test_partial_batch_waits_out_a_fee_spike_until_its_deadline(anvil_market, signed_node):
+    market = anvil_market
+    use_relayer_key(market)
+    running = signed_node(market)
+    trade_through_node(running, market, rounds=1, tag="t")
+    running.stop()
+    now = [time.time()]
+    relayer, store = in_process_relayer(running.home, market, max_delay_s=600,
+                                        clock=lambda: now[0])  # fmt: skip
+    state = relayer.state
+    try:
+        mine(market.w3, 10)  # a fee history
+        anvil_call(market.w3, "anvil_setNextBlockBaseFeePerGas", hex(500 * 10**9))
+        relayer.step()
+        assert state.counts()["pending"] == 3 and not state.open_batches()  # fees high: waits
+        now[0] = state.earliest_deadline() + 1  # its deadline passed: sent whatever fees are
+        relayer.step()
+        assert state.counts()["submitted"] == 3
+        wait_for(settled(state), market.w3, relayer.step)
+        assert state.counts()[CONFIRMED] == 3
+    finally:
+        store.close()
