@@ -184,18 +184,21 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     if last is not None and time.monotonic() - last[0] < retrain_s:
         return last[1]
     leads = _leads(connection, settings)
+    if leads is None:
+        return []
     if database:
         _last_leads[database] = (time.monotonic(), leads)
     return leads
 
 
-def _leads(connection, settings: dict[str, Any]) -> list[Alert]:
+def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
+    """The wallets the forest isolates clearly (None: too few wallets to train it on)."""
     import numpy as np
 
     rows, scores, version = wallet_scores(connection, settings)
     least = settings_of(settings, NAME, DEFAULTS)["min_score"]
     if not rows:
-        return []
+        return None
     window = (str(min(row[14] for row in rows)), str(max(row[15] for row in rows)))
     order = np.argsort(-scores)
     alerts = []

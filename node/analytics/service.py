@@ -96,7 +96,10 @@ class AnalyticsService:
         self.interval_ms = config.analytics.interval_ms
         self.integrity = config.integrity
         self.detector_settings = detector_settings(config.integrity, str(home.config_path))
-        self.next_scan = time.monotonic() + config.integrity.scan_interval_s
+        self.next_scan = time.monotonic()
+        """The first scan runs at once: after a restart it brings the detectors' running
+        totals up to date before the next load, and on a new node it loads the detectors'
+        libraries while the node is still quiet."""
         self.scanner: threading.Thread | None = None
         self.scan_cursor: duckdb.DuckDBPyConnection | None = None
         self.found: queue.SimpleQueue[list] = queue.SimpleQueue()
