@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import struct
+import sys
 import time
 from collections import Counter
 from decimal import Decimal
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 from marketnode.cli.main import app
 from marketnode.node.core.commands import CancelOrder, NewOrder, PeerCommand, ReplaceOrder
 from marketnode.node.core.events import Accepted, Rejected
+from marketnode.node.protocol.decoding import NESTING_RECURSION_LIMIT
 from marketnode.node.protocol.messages import (
     PROTOCOL_VERSION,
     ErrorReply,
@@ -500,6 +502,19 @@ CRASHERS = {
         + b"\xc0"
     ),
 }
+
+
+def test_deep_nesting_is_refused_when_a_library_raised_the_recursion_limit(node_factory):
+    # py_ecc (imported by eth-account) raises the limit to 100,000 for the whole process; the
+    # node lowers it when it starts, so nesting stays refused whatever was imported before
+    sys.setrecursionlimit(100_000)
+    running = node_factory(peers={"alice": (ALICE,), "bob": ("0xb0b",)})
+    assert sys.getrecursionlimit() == NESTING_RECURSION_LIMIT
+    alice = raw_dealer(running, "alice")
+    alice.send(CRASHERS["deep-ping-ref"])
+    reply = answer_unless_stopped(alice, running)
+    assert type(reply) is ErrorReply and reply.reason == "malformed"
+    served(running)
 
 
 @pytest.mark.parametrize("payload", list(CRASHERS.values()), ids=list(CRASHERS))

@@ -15,6 +15,8 @@ can be read, even if the rest is wrong); otherwise its `ref` is nil.
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import msgspec
@@ -58,6 +60,27 @@ _decode_fast = fast_peer_request_decoder.decode
 _decode_full = peer_request_decoder.decode
 _command_decoder = msgspec.msgpack.Decoder(PeerCommand)
 _any_decoder = msgspec.msgpack.Decoder()
+
+log = logging.getLogger("marketnode.node")
+
+NESTING_RECURSION_LIMIT = 1000
+"""The interpreter's recursion limit a node decodes under. msgspec refuses nesting deeper than
+that limit (it counts levels as the interpreter counts calls), which is what bounds a message's
+nesting; but a library may raise the limit for the whole process (py_ecc, which eth-account
+imports, sets 100,000), and nesting that deep would overflow the decoding thread's C stack
+instead of being refused `malformed`."""
+
+
+def keep_nesting_bounded() -> None:
+    """Lower the process's recursion limit to NESTING_RECURSION_LIMIT if a library raised it
+    (said once in the log): the node decodes peers' bytes in this process."""
+    limit = sys.getrecursionlimit()
+    if limit > NESTING_RECURSION_LIMIT:
+        log.warning(
+            "recursion limit %d lowered to %d: deeper nesting in a message is refused, "
+            "not decoded", limit, NESTING_RECURSION_LIMIT,
+        )  # fmt: skip
+        sys.setrecursionlimit(NESTING_RECURSION_LIMIT)
 
 
 def decode_request(buffer: Any) -> DecodedSubmit | Submit | OtherRequest | ErrorReply:

@@ -28,6 +28,7 @@ from ..home.config import NodeConfig
 from ..home.layout import Home
 from ..home.peers import AllowlistFile
 from ..ops.metrics import LoopMetrics
+from ..protocol.decoding import keep_nesting_bounded
 from ..store.durable import CommitFailed, DurableEngine
 from ..store.lmdb_store import Store, StoreError
 from .admin import AdminDesk
@@ -89,6 +90,7 @@ class Node:
 
     def start(self) -> None:
         config = self.config
+        keep_nesting_bounded()
         try:
             self.store = Store(
                 self.home.store_path(config), map_size=config.store.map_size, sync=config.store.sync
