@@ -153,6 +153,7 @@ class Node:
             self.endpoints,
             self.server_public_key,
             analytics_status=lambda: self.analytics.status(),
+            settlement_status=lambda: self.settlement.status(),
             cancel_orders_of=self.cancel_orders_of,
             stop=self.stop,
         )

@@ -47,6 +47,8 @@ class NodeView:
     server_public_key: str
     analytics_status: Callable[[], Any]
     """The analytics process's last known lag, or why there is none."""
+    settlement_status: Callable[[], Any]
+    """The settlement relayer's state ("off", or its process and batches in flight)."""
     cancel_orders_of: Callable[[str, str], int]
     """Cancel every resting order a peer placed (journaled, reported, published): its count."""
     stop: Callable[[], None]
@@ -109,6 +111,7 @@ class NodeView:
             "peers_registered": len(self.allowlist.current.peers),
             "peers_seen": sorted(self.connections.identity_of),
             "analytics": self.analytics_status(),
+            "settlement": self.settlement_status(),
         }
 
     # -- acting -------------------------------------------------------------------------------
