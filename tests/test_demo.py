@@ -4,18 +4,30 @@ the node's final scan found."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.demo import summary_text
 from marketnode.cli.main import app
+from marketnode.node.client import AdminClient, address_of_home
 from marketnode.node.core.commands import NewOrder
+from marketnode.node.home.keys import OPERATOR, load_key_pair
+from marketnode.node.home.layout import Home
 from marketnode.node.tools.calibration import DROP_SHARE, STEADY_SHARE, given_rates, rates_for
-from marketnode.node.tools.demo import DemoReport, prepared, round_plan
+from marketnode.node.tools.demo import DemoReport
+from marketnode.node.tools.demo_flow import prepared, round_plan
 
 runner = CliRunner()
+BOUND_S = 60.0
+FLOW_MODULE = "marketnode.node.tools.demo_flow"
 SUMMARY_KEYS = ("orders", "trades", "ring_trades", "orders_per_s_peak", "alerts",
                 "alert_detectors", "ring_flagged", "recommendations", "advice")  # fmt: skip
 
@@ -86,3 +98,73 @@ def test_the_demo_will_not_reuse_a_home(tmp_path):
     (tmp_path / "taken" / "config.toml").write_text("")
     result = runner.invoke(app, ["demo", "--home", str(tmp_path / "taken")])
     assert result.exit_code == 2 and "not empty" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_flow_trades_from_a_process_of_its_own_that_dies_with_the_demo(tmp_path):
+    """The load peer and the ring are not in the demo's process (whose interpreter the
+    dashboard needs), and a demo killed outright takes its flow with it."""
+    home = tmp_path / "demo"
+    with (tmp_path / "demo.err").open("wb") as errors:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "marketnode.cli", "demo", "--headless", "--rate", "200",
+             "--duration", "600", "--home", str(home)],
+            stdout=subprocess.DEVNULL, stderr=errors,
+        )  # fmt: skip
+    node_pid = None
+    try:
+        flow_pid = _until(lambda: _child_running(demo.pid, FLOW_MODULE), "the flow's process")
+        node_pid = _child_running(demo.pid, "start --home")
+        assert flow_pid != demo.pid and _parent_of(flow_pid) == demo.pid
+        _until(lambda: _orders_taken(Home(home)) > 0, "the flow's first orders")
+        demo.kill()
+        demo.wait()
+        _until(lambda: not _alive(flow_pid), "the flow's end once the demo was killed")
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        if node_pid is not None and _alive(node_pid):  # the node the demo started, left behind
+            os.kill(node_pid, signal.SIGTERM)
+            _until(lambda: not _alive(node_pid), "the demo's node to stop")
+
+
+def _until(condition, what: str):
+    deadline = time.monotonic() + BOUND_S
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"no sign of {what} within {BOUND_S:g} s"
+        time.sleep(0.05)
+    return value
+
+
+def _child_running(parent: int, command_part: str) -> int | None:
+    """The pid of `parent`'s child whose command line holds `command_part`."""
+    for children in Path(f"/proc/{parent}/task").glob("*/children"):
+        for pid in map(int, children.read_text().split()):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except FileNotFoundError:
+                continue
+            if command_part.encode() in command:
+                return pid
+    return None
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    """Running, that is: neither gone nor a zombie waiting for whoever inherited it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _orders_taken(home: Home) -> int:
+    if not home.runtime_path.exists():
+        return 0
+    key = load_key_pair(home.keys_path(home.config()) / f"{OPERATOR}.key_secret")
+    with AdminClient(address_of_home(home), key, timeout_s=5) as admin:
+        return admin.call("metrics")["commands"]
