@@ -4,18 +4,19 @@
 
 Starts a CPU hog of its own (a child process spinning, pinned to the last core, stopped by its
 pid at the end), then runs the demo as `mnode demo` does: its node, the calibration, the flow
-with its drop a third of the way into a two-minute round, the wash ring, and the dashboard in
-this process beside the flow, here run by Textual's Pilot at 140x40. For `--seconds` it
-presses keys one at a time (number keys for every panel, `/` and Escape for the filter, Down
-and Enter on a market), then `q`, and times each from the press to the screen showing its
-effect (the widget state polled every 5 ms, within a bound of 10 s). Enter's effect is the
-Book panel naming the market chosen; when its ladder is drawn (the node's answer) is timed too.
-The event loop's lateness waking from a 20 ms sleep, and the node's own per-second ack and
-commit p99, are reported beside them, to tell where time went.
+with its drop a third of the way into a two-minute round, the wash ring (both in the demo's
+flow process), and the dashboard in this process, here run by Textual's Pilot at 140x40.
+For `--seconds` it presses keys one at a time (number keys for every panel, `/` and Escape
+for the filter, Down and Enter on a market), then `q`, and times each from the press to the
+screen showing its effect (the widget state polled every 5 ms, within a bound of 10 s).
+Enter's effect is the Book panel naming the market chosen; when its ladder is drawn (the
+node's answer) is timed too. The event loop's lateness waking from a 20 ms sleep, and the
+node's own per-second ack and commit p99, are reported beside them, to tell where time went.
 
 The ack latency is the load peer's own: each order from its message's send to the node's
-answer, outside the drop and during it (the demo's `ack_ms`). The peer runs in the demo's
-process, as it does under `mnode demo`, so the dashboard's share of that process counts.
+answer, outside the drop and during it (the demo's `ack_ms`). As under `mnode demo`, the peer,
+its piece generator and the ring run in the demo's flow process (tools/demo_flow.py), a child
+of this one: the dashboard has this process's interpreter to itself.
 Goals (issue 13): ack p99 under 50 ms outside the drop, every keypress acting within 0.5 s.
 """
 
@@ -41,7 +42,8 @@ from textual.widgets import DataTable, Input, Static, TabbedContent
 from marketnode.node.client import AdminClient, address_of_home
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
-from marketnode.node.tools.demo import DROP_S, WATCHED_ROUND_S, run_demo
+from marketnode.node.tools.demo import WATCHED_ROUND_S, run_demo
+from marketnode.node.tools.demo_flow import DROP_S
 from marketnode.tui.app import Dashboard
 from marketnode.tui.panels import PANELS
 
@@ -253,6 +255,7 @@ def measure(seconds: float, hog: bool, rate: float | None = None) -> dict[str, A
         "hog": hog,
         "seconds_watched": seconds,
         "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cpus",
         "cpu": cpu_model(),
