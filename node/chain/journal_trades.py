@@ -24,7 +24,8 @@ from ..core.events import Accepted, Cancelled, Trade
 from ..core.markets import Market
 from ..core.validation import units_of
 from ..store.lmdb_store import Store
-from .eip712 import BUY, SELL
+from .eip712 import address_from_text
+from .orders import chain_settings, signed_order
 from .settlement_store import PendingTrade
 
 BPS = 10_000
@@ -35,14 +36,16 @@ expired order): blocks, confirmations and a replacement take time."""
 
 def signed_order_entry(command: NewOrder, market: Market) -> list[Any]:
     """The contract's `Order` struct for a journaled signed order (checksummed addresses)."""
-    spec = market.spec
+    settings = chain_settings(market)
+    assert settings is not None  # the engine took a signed order: its market takes them
+    owner = address_from_text(command.owner)
+    ticks, lots = units_of(market.tick, command.price), units_of(market.lot, command.qty)
+    order = signed_order(command, settings, owner, ticks, lots)
+    addresses = {0, 1, 3}  # owner, base, quote
     return [
-        Web3.to_checksum_address(command.owner), Web3.to_checksum_address(spec.base_token),
-        int(spec.base_token_id), Web3.to_checksum_address(spec.quote_token),
-        BUY if command.side == "buy" else SELL, units_of(market.tick, command.price),
-        units_of(market.lot, command.qty), int(spec.lot_units), int(spec.tick_units),
-        int(command.nonce), command.expiry, command.max_fee_bps,
-    ]  # fmt: skip
+        Web3.to_checksum_address(value) if index in addresses else value
+        for index, value in enumerate(order)
+    ]
 
 
 def trade_entry(trade: Trade, buy: tuple, sell: tuple, fee_bps: int) -> list[Any]:

@@ -24,13 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..chain.eip712 import BUY, SELL, Domain, Order, address_from_text, address_text
+from ..chain.eip712 import Domain, address_from_text, address_text
+from ..chain.orders import chain_settings, signed_order
 from ..chain.signatures import SignedCancel, SignedOrder
 from ..chain.verifier import VerifierPool
 from ..core.book import OrderBook
 from ..core.commands import CancelOrder, NewOrder
 from ..core.events import Rejected
-from ..core.markets import Market
 from ..core.reasons import Reason
 from ..core.validation import units_of
 from ..home.config import SettlementConfig
@@ -71,31 +71,6 @@ class Held:
     """Batches of this message in the pool."""
     cancels: list[int] = field(default_factory=list)
     """Signed cancels still to be resolved and checked, at the front of the queue."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChainSettings:
-    """A market's settlement settings as an order's encoding needs them."""
-
-    base: bytes
-    base_token_id: int
-    quote: bytes
-    lot_units: int
-    tick_units: int
-
-
-def chain_settings(market: Market) -> ChainSettings | None:
-    """None for a market that takes no signed orders."""
-    spec = market.spec
-    if spec.signatures == "off":
-        return None
-    return ChainSettings(
-        address_from_text(spec.base_token),
-        int(spec.base_token_id),
-        address_from_text(spec.quote_token),
-        int(spec.lot_units),
-        int(spec.tick_units),
-    )
 
 
 def signed_commands(commands: list) -> bool:
@@ -218,11 +193,7 @@ class SignedIntake:
             return None
         if ticks >= UINT64_LIMIT or lots >= UINT64_LIMIT:
             return _malformed("price in ticks or quantity in lots is not a uint64")
-        order = Order(
-            owner, settings.base, settings.base_token_id, settings.quote,
-            BUY if command.side == "buy" else SELL, ticks, lots, settings.lot_units,
-            settings.tick_units, nonce, command.expiry, command.max_fee_bps,
-        )  # fmt: skip
+        order = signed_order(command, settings, owner, ticks, lots)
         return SignedOrder(order, bytes.fromhex(command.sig[2:]), command.chain_id)
 
     def _check_cancels(self, held: Held, books: dict[str, OrderBook], now: int) -> None:
