@@ -121,11 +121,17 @@ def load_command(home: Path, markets: str, rate: float, duration_s: float, seed:
             "--seed", str(seed), "--first-id", str(seed * 10**9), "--json"]  # fmt: skip
 
 
-def ring_fills(admin: AdminClient) -> int:
-    """Trades with a ring wallet on either side: the ring's legs, met or sniped by the flow."""
+def ring_fills(admin: AdminClient) -> int | None:
+    """Trades with a ring wallet on either side: the ring's legs, met or sniped by the flow
+    (None: the analytics process was too busy to answer three times)."""
     wallets = ", ".join(f"'{wallet}'" for wallet in RING)
     query = f"SELECT count(*) FROM trades WHERE seller IN ({wallets}) OR buyer IN ({wallets})"
-    return admin.call("sql", query=query)["rows"][0][0]
+    for _ in range(3):
+        try:
+            return admin.call("sql", query=query)["rows"][0][0]
+        except ClientError:
+            continue
+    return None
 
 
 def wash_trades(admin: AdminClient) -> dict[int, float]:
