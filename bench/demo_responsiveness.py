@@ -10,8 +10,9 @@ For `--seconds` it presses keys one at a time (number keys for every panel, `/` 
 for the filter, Down and Enter on a market), then `q`, and times each from the press to the
 screen showing its effect (the widget state polled every 5 ms, within a bound of 10 s).
 Enter's effect is the Book panel naming the market chosen; when its ladder is drawn (the
-node's answer) is timed too. The event loop's lateness waking from a 20 ms sleep, and the
-node's own per-second ack and commit p99, are reported beside them, to tell where time went.
+node's answer) is timed too. The event loop's lateness waking from a 20 ms sleep (and how much
+of it its thread waited for a CPU), and the node's own per-second ack and commit p99, are
+reported beside them, to tell where time went.
 
 The ack latency is the load peer's own: each order from its message's send to the node's
 answer, outside the drop and during it (the demo's `ack_ms`). As under `mnode demo`, the peer,
@@ -145,7 +146,7 @@ def watch(home: Home, seconds: float, outcome: dict[str, Any]) -> None:
     async def drive() -> None:
         async with app.run_test(size=SIZE):
             keys = Keys(app, time.perf_counter())
-            lags: list[float] = []
+            lags: list[tuple[float, float]] = []
             sampler = asyncio.create_task(sample_lag(lags))
             while app.connected is not True and time.perf_counter() - keys.opened < BOUND_S:
                 await asyncio.sleep(POLL_S)  # the node heard from: there are markets to choose
@@ -167,12 +168,23 @@ def watch(home: Home, seconds: float, outcome: dict[str, Any]) -> None:
         admin.close()
 
 
-async def sample_lag(lags: list[float]) -> None:
-    """How late the event loop wakes from a short sleep: what any key waits before its turn."""
+async def sample_lag(lags: list[tuple[float, float]]) -> None:
+    """How late the event loop wakes from a short sleep (what any key waits before its turn),
+    and how much of that its thread was runnable but waiting for a CPU (Linux's schedstat):
+    the scheduler's share, as opposed to the interpreter lock's or the loop's own work."""
     while True:
-        started = time.perf_counter()
+        started, queued = time.perf_counter(), run_queue_wait_s()
         await asyncio.sleep(LAG_SLEEP_S)
-        lags.append(round((time.perf_counter() - started - LAG_SLEEP_S) * 1000, 1))
+        late_ms = (time.perf_counter() - started - LAG_SLEEP_S) * 1000
+        lags.append((round(late_ms, 1), round((run_queue_wait_s() - queued) * 1000, 1)))
+
+
+def run_queue_wait_s() -> float:
+    """Seconds this thread has spent runnable, waiting for a CPU (0 where not reported)."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def distribution(values: list[float]) -> dict[str, float]:
@@ -234,7 +246,11 @@ def measure(seconds: float, hog: bool, rate: float | None = None) -> dict[str, A
             "worst": worst,
             "not_acted": [p for p in presses if not p["acted"]],
         },
-        "event_loop_late_ms": distribution(outcome["lags"]),
+        "event_loop_late_ms": distribution([late for late, _ in outcome["lags"]]),
+        "event_loop_late_waiting_for_a_cpu_ms": distribution(
+            [queued for _, queued in outcome["lags"]]
+        ),
+        "event_loop_latest_wakes": sorted(outcome["lags"], reverse=True)[:5],
         "node_per_second": {
             "ack_p99_ms": distribution(
                 [s["ack_ms"]["p99"] for s in node_seconds if s["ack_ms"]["count"]]
@@ -282,7 +298,8 @@ def main() -> None:
           f"; during it: p50 {drop['p50']} p99 {drop['p99']} max {drop['max']}")  # fmt: skip
     for name in ("all", "outside_the_drop", "during_the_drop", "enter_book_drawn"):
         print(f"keys {name}: {keys[name]}")
-    print(f"event loop late (ms): {report['event_loop_late_ms']}")
+    print(f"event loop late (ms): {report['event_loop_late_ms']}, of which waiting for a CPU: "
+          f"{report['event_loop_late_waiting_for_a_cpu_ms']}")  # fmt: skip
     print(f"the node's own seconds: {report['node_per_second']}")
     print(
         f"worst key: {keys['worst']}; q closed the dashboard in "
