@@ -8,6 +8,10 @@ the nonce moved on, all *before* the transaction is broadcast. A relayer killed 
 restarts from a consistent file: a batch recorded but never broadcast is simply broadcast
 again (the same signed bytes, the same nonce), so no trade is sent twice or forgotten.
 
+Every trade that fails gets a notice for the node in the transaction that fails it; the notice
+stays unacknowledged until the node says it acted on it (the relayer sends it again meanwhile,
+after a restart of either side).
+
 The CLI and the node's status read it with `readonly=True` while the relayer writes (WAL).
 """
 
@@ -23,10 +27,14 @@ from typing import Any
 
 SETTLEMENT_FOLDER = "settlement"
 STATE_FILE = "state.sqlite"
+NOTICES_SOCKET = "relayer.sock"
+"""The node's ipc socket in the home where its relayer sends failed trades."""
 
 PENDING, SUBMITTED, CONFIRMED, FAILED = "pending", "submitted", "confirmed", "failed"
 """A trade's states: waiting for a batch; in a batch sent with `tx_hash`; final at `block`
 after the configured confirmations; refused with `reason` (the contract's skip reason)."""
+SETTLED_BEFORE = "already_settled"
+"""The skip reason of a trade an earlier transaction settled: no failure to tell the node."""
 MINED = "mined"
 """A batch in a block, not yet under enough confirmations (its trades stay `submitted`)."""
 
@@ -48,6 +56,11 @@ CREATE TABLE IF NOT EXISTS transactions (
     tx_hash TEXT PRIMARY KEY, batch INTEGER NOT NULL, raw TEXT NOT NULL,
     max_fee INTEGER NOT NULL, tip INTEGER NOT NULL, sent_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS notices (
+    seq INTEGER PRIMARY KEY, at_fault TEXT, buyer_peer TEXT, seller_peer TEXT,
+    resolved INTEGER NOT NULL DEFAULT 0, acknowledged_at REAL
+);
+CREATE INDEX IF NOT EXISTS notices_open ON notices (acknowledged_at, seq);
 """
 
 
@@ -79,6 +92,11 @@ class Sent:
 
 def state_path(home_path: Path) -> Path:
     return home_path / SETTLEMENT_FOLDER / STATE_FILE
+
+
+def notices_endpoint(home_path: Path) -> str:
+    """Where the node listens for its relayer's notices (beside the analytics socket)."""
+    return f"ipc://{home_path.resolve() / NOTICES_SOCKET}"
 
 
 class SettlementStore:
@@ -222,7 +240,8 @@ class SettlementStore:
     def finish(self, batch: int, settled: list[int], skipped: dict[int, str],
                reason: str | None = None) -> None:  # fmt: skip
         """The batch is final: `settled` trades confirmed at its block, `skipped` ones failed
-        with their reasons, and (a reverted batch, `reason` given) every other one failed."""
+        with their reasons, and (a reverted batch, `reason` given) every other one failed;
+        each failed trade gets a notice for the node."""
         now = time.time()
         with self.db:
             row = self.db.execute("SELECT block FROM batches WHERE id = ?", (batch,)).fetchone()
@@ -244,6 +263,11 @@ class SettlementStore:
                     " WHERE batch = ? AND state = ?",
                     (FAILED, reason, now, batch, SUBMITTED),
                 )
+            self.db.execute(
+                "INSERT OR IGNORE INTO notices (seq) SELECT seq FROM trades"
+                " WHERE batch = ? AND state = ? AND reason IS NOT ?",
+                (batch, FAILED, SETTLED_BEFORE),
+            )
 
     def requeue(self, batch: int, reason: str) -> None:
         """A batch that can never be mined (its nonce was taken by another transaction of the
@@ -266,6 +290,40 @@ class SettlementStore:
                 "UPDATE trades SET state = ?, reason = ?, settled_at = ? WHERE seq = ?",
                 [(FAILED, reason, time.time(), seq) for seq in seqs],
             )
+            self.db.executemany("INSERT OR IGNORE INTO notices (seq) VALUES (?)",
+                                [(seq,) for seq in seqs])  # fmt: skip
+
+    # -- notices for the node -----------------------------------------------------------------
+
+    def unacknowledged(self, limit: int) -> list[sqlite3.Row]:
+        """The oldest failed trades the node has not acknowledged, with their notices."""
+        return self.db.execute(
+            "SELECT t.seq, t.market, t.state, t.reason, t.tx_hash, t.block, t.buyer, t.seller,"
+            " t.entry, n.at_fault, n.buyer_peer, n.seller_peer, n.resolved"
+            " FROM notices n JOIN trades t USING (seq) WHERE n.acknowledged_at IS NULL"
+            " ORDER BY n.seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+
+    def resolve(self, found: dict[int, tuple[str | None, str | None, str | None]]) -> None:
+        """For each noticed trade: the side at fault (`buy`, `sell` or None) and the peers
+        that placed its buy and its sell order."""
+        with self.db:
+            self.db.executemany(
+                "UPDATE notices SET at_fault = ?, buyer_peer = ?, seller_peer = ?, resolved = 1"
+                " WHERE seq = ?",
+                [(*values, seq) for seq, values in found.items()],
+            )
+
+    def acknowledge(self, seqs: list[int]) -> int:
+        """The node acted on these trades: their notices are done; how many were open."""
+        now = time.time()
+        with self.db:
+            cursor = self.db.executemany(
+                "UPDATE notices SET acknowledged_at = ? WHERE seq = ? AND acknowledged_at IS NULL",
+                [(now, seq) for seq in seqs],
+            )
+        return cursor.rowcount
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -300,6 +358,9 @@ class SettlementStore:
             "position": self.position,
             "next_nonce": self.meta("next_nonce"),
             "trades": self.counts(),
+            "notices_unacknowledged": self.db.execute(
+                "SELECT count(*) FROM notices WHERE acknowledged_at IS NULL"
+            ).fetchone()[0],
             **self.figures(),
             "batches_in_flight": [
                 {"id": row["id"], "nonce": row["nonce"], "tx_hash": row["tx_hash"],

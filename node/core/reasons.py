@@ -93,3 +93,6 @@ class CancelReason(StrEnum):
     DISCONNECT = "disconnect"
     """The node cancels the orders of a peer registered with `--cancel-on-disconnect` when its
     last connection goes."""
+    SETTLEMENT_FAILED = "settlement_failed"
+    """The node cancels the resting orders of an owner whose trade failed to settle on chain
+    (its balance or approval gone, its nonce cancelled there) in the trade's market."""

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from ..core.commands import PeerCommand
+from .settlement import SettlementEvent
 from .wire_events import WireEvent
 
 PROTOCOL_VERSION = 1
@@ -95,10 +96,10 @@ class Reply(msgspec.Struct, tag="reply", tag_field="type"):
 
 class Report(msgspec.Struct, tag="report", tag_field="type"):
     """Execution reports pushed to a peer: fills and cancellations of its resting orders caused
-    by other peers' commands or by the operator."""
+    by other peers' commands or by the operator, and what became of its trades on chain."""
 
     v: int
-    events: list[WireEvent]
+    events: list[WireEvent | SettlementEvent]
 
 
 class BookLevel(msgspec.Struct, array_like=False):

@@ -1,6 +1,6 @@
 """The node cancelling orders on its own (a peer disabled, revoked or gone with
-cancel-on-disconnect, a signed order expired): a batch of its own, journaled, reported to each
-order's peer and published like any other."""
+cancel-on-disconnect, a signed order expired, an owner whose trade failed to settle): a batch
+of its own, journaled, reported to each order's peer and published like any other."""
 
 from __future__ import annotations
 
@@ -41,6 +41,29 @@ def cancel_orders(
     count = apply_cancels(durable, outbox, market_data, commands)
     if count:
         log.info("cancelled %d orders of %s (%s)", count, ", ".join(sorted(names)), why)
+    return count
+
+
+def cancel_owner_orders(
+    durable: DurableEngine,
+    outbox: Outbox,
+    market_data: MarketDataPublisher,
+    owner: str,
+    market: str,
+    why: str,
+) -> int:
+    """Cancel every resting order of `owner` (an address: compared in any case) in `market`,
+    whichever peer placed it, in one commit; the count. Raises CommitFailed like
+    `cancel_orders`."""
+    wanted = owner.lower()
+    commands = [
+        CancelOrder(order.id, order.owner, order.market, reason=why)
+        for order in durable.engine.resting_orders()
+        if order.market == market and order.owner.lower() == wanted
+    ]
+    count = apply_cancels(durable, outbox, market_data, commands)
+    if count:
+        log.info("cancelled %d orders of %s in %s (%s)", count, owner, market, why)
     return count
 
 

@@ -7,7 +7,7 @@ in one synced transaction; only then answer, report and publish (answers, market
 admin socket and the analytics link are served by the same thread between batches, so nothing
 needs a lock. What the loop drives lives in the modules beside this one: sockets (set-up and
 CURVE), connections (who is who), gateway, requests (non-submit requests), answers, marketdata,
-admin, analytics_link and instruments (metrics and scaling).
+admin, analytics_link, settlement_link (the relayer) and instruments (metrics and scaling).
 """
 
 from __future__ import annotations
@@ -170,7 +170,10 @@ class Node:
         )  # fmt: skip
         self.admin.analytics = self.analytics
         self.analytics.start()
-        self.settlement = SettlementLink(self.home, config.settlement)
+        self.settlement = SettlementLink(
+            self.home, config.settlement, sockets.context, self.durable, self.outbox,
+            self.market_data, self.store_guard,
+        )  # fmt: skip
         self.settlement.start()
         self.instruments = start_instruments(
             self.home,
@@ -219,8 +222,9 @@ class Node:
         market_data = sockets.market_data
         signed = self.signed
         verdicts = signed.pool.socket if signed is not None else None
+        notices = self.settlement.socket
         polled = (sockets.orders, sockets.admin, sockets.monitor, sockets.inbox, link, market_data,
-                  verdicts)  # fmt: skip
+                  verdicts, notices)  # fmt: skip
         for sock in polled:
             if sock is not None:
                 poller.register(sock, zmq.POLLIN)
@@ -247,6 +251,8 @@ class Node:
                     self.subscribers.drain()
                 if sockets.inbox in ready:
                     relay_inbox(sockets.inbox, self.market_data, self.analytics)
+                if notices is not None and notices in ready:
+                    self.settlement.serve()  # trades that failed on chain (settlement_link)
                 self._housekeeping()
         finally:
             for sig, handler in previous.items():
