@@ -12,7 +12,16 @@ import typer
 
 from marketnode.node.chain.settlement_store import SettlementStore, state_path
 
-from .common import EXIT_STORE, EXIT_USAGE, HomeOption, JsonOption, fail, print_json, require_home
+from .common import (
+    EXIT_CHECK_FAILED,
+    EXIT_STORE,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    print_json,
+    require_home,
+)
 
 app = typer.Typer(
     help="The relayer's settlement of trades on chain: status, batches, one trade.",
@@ -94,3 +103,34 @@ def trade_command(
     typer.echo(
         f"trade {seq} {trade['market']}: {trade['state']}" + (f" ({detail})" if detail else "")
     )
+
+
+@app.command("eval")
+def eval_command(
+    as_json: JsonOption = False,
+    seed: Annotated[int, typer.Option("--seed", help="The first seed of the traces.")] = 1,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds of every shape.")] = 3,
+) -> None:
+    """Replay calm, spiky, daily-cycle, climbing and look-alike base-fee traces through the
+    relayer's batching and fee timing, against sending every trade at once; exit 1 when the
+    goal (>= 20% saved on the cyclic and spiky traces, no deadline missed) is missed."""
+    from marketnode.node.tools.settlement_eval import GOAL_SAVING, evaluate
+
+    report = evaluate(seed, seeds)
+    if as_json:
+        print_json(report)
+    else:
+        for name, figures in report["scenarios"].items():
+            typer.echo(
+                f"{name:<10} saved {figures['saving']:.1%} (worst seed "
+                f"{figures['worst_seed_saving']:.1%}, worst trace "
+                f"{figures['worst_trace_saving']:.1%}), {figures['trades_per_batch']} trades a "
+                f"batch, {figures['deadline_misses']} deadlines missed"
+            )
+        typer.echo(
+            f"fee saving {report['fee_saving']:.1%} (goal >= {GOAL_SAVING:.0%}), "
+            f"{report['deadline_misses']} deadlines missed over {report['trades']} trades in "
+            f"{report['traces']} traces"
+        )
+    if not report["goal_met"]:
+        fail("the fee-timing goal was missed", EXIT_CHECK_FAILED)

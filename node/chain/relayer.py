@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pluggy
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
@@ -215,16 +216,12 @@ class Relayer:
             if not rows or in_flight >= MAX_IN_FLIGHT:
                 return
             history = fee_history(self.w3)
-            if len(rows) < self.settings.batch_size and not self._due(rows, history):
+            deadlines = [row["deadline"] for row in rows]
+            if not batch_due(deadlines, rows[0]["traded_at"], self.clock(), history.base_fees,
+                             self.settings, self.timing):  # fmt: skip
                 return
             if not self._send_batch(rows, history):
                 return
-
-    def _due(self, rows: list, history: FeeHistory) -> bool:
-        seconds_left = min(row["deadline"] for row in rows) - self.clock()
-        if seconds_left <= 0:
-            return True
-        return send_now(self.timing, history.base_fees, seconds_left, self.settings.timing)
 
     def _send_batch(self, rows: list, history: FeeHistory) -> bool:
         """Sign, record, then broadcast one batch; False when the chain refused to estimate it
@@ -273,6 +270,21 @@ class Relayer:
         entry = json.loads(row["entry"])
         entry[3], entry[4] = bytes.fromhex(entry[3][2:]), bytes.fromhex(entry[4][2:])
         return entry
+
+
+def batch_due(deadlines: list[float], oldest_at: float, now: float, base_fees: list[int],
+              settings: RelayerSettings, timing: pluggy.PluginManager) -> bool:  # fmt: skip
+    """Is the batch of the oldest pending trades (their `deadlines`, the oldest traded at
+    `oldest_at`) to be sent at `now`: when full, when its earliest deadline has come, or when
+    the `settlement_timing` policy says so. A function of its own so the fee-timing evaluation
+    replays this very rule."""
+    if len(deadlines) >= settings.batch_size:
+        return True
+    seconds_left = min(deadlines) - now
+    if seconds_left <= 0:
+        return True
+    return send_now(timing, base_fees, seconds_left, settings.timing, pending=len(deadlines),
+                    batch_size=settings.batch_size, waited_s=now - oldest_at)  # fmt: skip
 
 
 def _hex(value: str | None) -> str | None:
