@@ -162,3 +162,26 @@ def test_a_killed_analytics_process_is_restarted_and_status_says_so(node_factory
     assert supervisor.attempt == 1
     clock.now += supervisor.policy.stable_after_s
     wait_until(lambda: supervisor.attempt == 0, "a stable run did not reset the backoff")
+
+
+STARTER = """
+import pathlib, sys, time
+from marketnode.node.tools.e2e import prepare_home, start_node_process
+home, _ = prepare_home(pathlib.Path(sys.argv[1]) / "home", "full")
+print(start_node_process(home).pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_node_started_by_the_demo_or_a_bench_stops_when_its_starter_is_killed(tmp_path):
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    node = psutil.Process(int(starter.stdout.readline()))
+    starter.kill()
+    starter.wait()
+    try:
+        node.wait(timeout=60)  # SIGTERM from the death signal: it commits and exits
+    except psutil.TimeoutExpired:
+        node.kill()
+        pytest.fail("the node outlived the process that started it")

@@ -104,8 +104,7 @@ class Supervisor:
 
     @property
     def command(self) -> list[str]:
-        guard = [sys.executable, "-m", __name__, str(os.getpid()), str(int(self.death_signal))]
-        return [*guard, self.module, *self.args]
+        return guarded_command(self.module, self.args, self.death_signal)
 
     @property
     def pid(self) -> int | None:
@@ -212,6 +211,13 @@ def _iso(wall: float) -> str:
 
 
 # -- in the child ------------------------------------------------------------------------------
+
+
+def guarded_command(module: str, args: Sequence[str], death_signal: int) -> list[str]:
+    """The command running `module` (with `args`) as a child that is sent `death_signal` when
+    the thread starting it dies (the module's docstring says why through this module)."""
+    guard = [sys.executable, "-m", __name__, str(os.getpid()), str(int(death_signal))]
+    return [*guard, module, *args]
 
 
 def die_with_parent(parent: int, death_signal: int) -> bool:

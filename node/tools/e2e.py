@@ -25,6 +25,7 @@ from ..client import NodeAddress, address_of_home
 from ..home.keys import PEERS_FOLDER, KeyPair, create_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist
+from ..server.supervisor import guarded_command
 from .flow import generate_flow
 from .load import LoadProfile, LoadResult, run_load
 
@@ -143,14 +144,19 @@ NODE_LOG = "node.log"
 
 
 def start_node_process(home: Home) -> subprocess.Popen:
-    """`mnode start` on `home` in a child process, its stderr in `home/node.log` (a pipe
+    """`mnode start` on `home` in a child process that stops when the thread starting it dies
+    (a demo or bench killed leaves no node behind), its stderr in `home/node.log` (a pipe
     nobody reads would fill and stop the node at its next log line); returns once the node
     has bound its sockets."""
     home.runtime_path.unlink(missing_ok=True)
     log_path = home.path / NODE_LOG
     with log_path.open("ab") as log:
+        # SIGTERM when the starting thread dies: the node commits its batch in flight and stops
+        command = guarded_command(
+            "marketnode.cli", ["start", "--home", str(home.path)], signal.SIGTERM
+        )
         process = subprocess.Popen(
-            [*NODE_COMMAND, "start", "--home", str(home.path)],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
