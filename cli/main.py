@@ -102,6 +102,8 @@ COMMANDS = (
                  "switch panels, ? lists the keys, q quits)."),
     CommandEntry("settlement", "settlement", "app", "The relayer's settlement of trades on "
                  "chain: status, batches, one trade."),
+    CommandEntry("chain", "chain", "app", "The chain the node settles on: deploy its "
+                 "contracts."),
     CommandEntry("peers", "peers", "app", "Register, list and revoke peers (reloaded by a "
                  "running node)."),
     CommandEntry("markets", "markets", "app", "List, halt and resume the running node's "
