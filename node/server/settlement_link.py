@@ -51,6 +51,7 @@ from ..store.durable import CommitFailed, DurableEngine
 from ..store.lmdb_store import StoreError
 from .answers import Outbox
 from .cancelling import cancel_owner_orders
+from .errors import NodeError
 from .marketdata import MarketDataPublisher
 from .store_guard import StoreGuard
 from .supervisor import Supervisor
@@ -87,7 +88,10 @@ class SettlementLink:
         if self.enabled:
             self.socket = context.socket(zmq.ROUTER)
             self.socket.linger = 0
-            self.socket.bind(notices_endpoint(home.path))
+            try:
+                self.socket.bind(notices_endpoint(home.path))
+            except zmq.ZMQError as error:  # a home path too long for an ipc socket, say
+                raise NodeError(f"cannot listen for the relayer: {error}") from None
 
     def start(self) -> None:
         if self.enabled:
