@@ -108,8 +108,9 @@ class NodeNotifier:
             seqs = acknowledged_decoder.decode(payload).seqs
             for seq in seqs:
                 self.sent_at.pop(seq, None)
-            if self.state.acknowledge(seqs):
-                log.info("the node acted on %d failed trades", len(seqs))
+            acknowledged = self.state.acknowledge(seqs)
+            if acknowledged:
+                log.info("the node acted on %d failed trades", acknowledged)
 
     def _resolve(self, rows: list) -> dict[int, tuple[str | None, str | None, str | None]]:
         """seq -> (side at fault, buyer's peer, seller's peer) of each row."""
