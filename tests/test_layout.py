@@ -26,8 +26,14 @@ MAY_IMPORT = {
     "node.ops": {"node.core", "node.home", "node.protocol", "plugins"},
     "node.chain": {"node.core", "node.store", "node.home", "node.protocol", "plugins"},
     "node.server": {
-        "node.core", "node.store", "node.protocol", "node.home", "node.ops", "node.analytics",
-        "node.chain", "plugins",
+        "node.core",
+        "node.store",
+        "node.protocol",
+        "node.home",
+        "node.ops",
+        "node.analytics",
+        "node.chain",
+        "plugins",
     },
     "node.tools": {"*"},
     "plugins": {"node.core"},
@@ -36,7 +42,7 @@ MAY_IMPORT = {
 }
 """Each area and the other areas it may import (its own modules always; `*`: any)."""
 
-RUNS_TOOLS = {"cli.bench", "cli.demo", "cli.integrity", "cli.load", "cli.scale"}
+RUNS_TOOLS = {"cli.bench", "cli.demo", "cli.integrity", "cli.load", "cli.scale", "cli.settlement"}
 """The CLI commands that run the tools (demo, load, benchmarks, evaluations); nothing else
 outside `node.tools` imports it."""
 

@@ -46,10 +46,11 @@ from .lograte import RateLimitedLog
 TICK_S = 0.05
 """How often the connections are read: at the ~100 MB/s one connection delivers through CURVE
 on loopback, what a tick lets through is a few MB."""
-COST_PER_CONNECTION_S = 100e-6
+COST_PER_CONNECTION_S = 300e-6
 """Ticks stretch to this per connection: reading one costs ~7 us of CPU (three system calls and
-Python around them), so however many connections are open the watch takes under a tenth of a
-core (a storm of 1,000 connections: a tick every 100 ms)."""
+Python around them, holding the interpreter's lock the matching thread needs), so however many
+connections are open the watch takes under 3% of a core (a storm of 1,000 connections: a tick
+every 300 ms, a message that does not end cut off within a second)."""
 MESSAGE_OVERHEAD = 64
 """Bytes counted per frame read on top of its body: its ZMTP and CURVE framing (flags, size,
 command name, nonce and MAC are under 50 bytes), so the count never falls short of the wire."""
