@@ -1,10 +1,19 @@
 """Capacity: how long until the disk or the LMDB map is full at the current growth rate, and
-how much memory is left. The rate is the slope of a least-squares line over the last
-`trend_s` seconds, so noise in single readings does not raise alarms; it must show over the last
-`min_trend_s` seconds too, so a burst of writes that has stopped (a step, not a trend) raises
-none. A warning is given when the time left falls under `warn_within_s`."""
+how much memory is left.
+
+The rate is the Theil-Sen slope (the median of the pairwise slopes, over medians of
+`BUCKETS` buckets) of the last `trend_s` seconds, once readings cover `min_trend_s`, so neither
+noise nor a few wild readings move it, and a burst much shorter than the window hardly does. A
+warning is given while the time left falls under `warn_within_s` and the filling goes on. When
+the last `stopped_s` seconds of readings (longer if their noise, from the median absolute
+second difference of the window, which a steady rate or a burst leaves at zero, could hide it)
+grew by less than half what the rate says, the writes have stopped: a burst that stopped warns
+no more `stopped_s` later, not a trend window later.
+"""
 
 from __future__ import annotations
+
+import math
 
 from .hookspecs import declare_settings, hookimpl, settings_of
 from .recommendation import Recommendation
@@ -14,6 +23,7 @@ NAME = "capacity"
 DEFAULTS = {
     "trend_s": 1800,
     "min_trend_s": 300,
+    "stopped_s": 30,
     "warn_within_s": 21600,
     "max_memory_percent": 90.0,
     "stale_s": 5.0,
@@ -64,19 +74,17 @@ def _time_to_full(
         return missing(NAME, resource, metric, option["stale_s"])
     if len(points) < 3 or points[-1][0] - points[0][0] < option["min_trend_s"]:
         return None
-    recent = [point for point in points if point[0] >= points[-1][0] - option["min_trend_s"]]
-    slope = _slope(points)
-    recent_slope = _slope(recent) if len(recent) >= 3 else 0.0
-    # the slower of the two rates (in the direction that fills), so both must show it
-    slope = min(slope, recent_slope) if limit is not None else max(slope, recent_slope)
+    sign = -1.0 if limit is None else 1.0  # growth is the filling direction
+    filling = [(t, sign * v) for t, v in points]
+    growth = _robust_slope(filling, option["trend_s"])
+    if growth <= 0 or _stopped(filling, growth, option["stopped_s"]):
+        return None
     if limit is None:
-        left, growth = points[-1][1], -slope
+        left = points[-1][1]
     else:
         size = latest(history, limit, now, option["stale_s"]) or 0.0
-        left, growth = size - points[-1][1], slope
-    if growth <= 0:
-        return None
-    seconds = left / growth
+        left = size - points[-1][1]
+    seconds = max(0.0, left) / growth
     if seconds > option["warn_within_s"]:
         return None
     what = "the disk of the home" if resource == "disk" else "the LMDB map (it is grown then)"
@@ -97,6 +105,55 @@ def _time_to_full(
     )
 
 
+BUCKETS = 30
+"""Buckets a window's readings are reduced to (their medians) before the Theil-Sen slope:
+enough to be robust, few enough pairs to be cheap in the node's process each evaluation."""
+
+
+def _robust_slope(points: list[tuple[float, float]], span_s: float) -> float:
+    """Theil-Sen slope of value against time over medians of `BUCKETS` buckets of `span_s`."""
+    width = span_s / BUCKETS
+    buckets: dict[int, list[tuple[float, float]]] = {}
+    for point in points:
+        buckets.setdefault(int(point[0] // width), []).append(point)
+    reduced = [(_median([t for t, _ in b]), _median([v for _, v in b])) for b in buckets.values()]
+    slopes = [
+        (v2 - v1) / (t2 - t1)
+        for index, (t1, v1) in enumerate(reduced)
+        for t2, v2 in reduced[index + 1 :]
+        if t2 != t1
+    ]
+    return _median(slopes) if slopes else 0.0
+
+
+def _stopped(filling: list[tuple[float, float]], growth: float, stopped_s: float) -> bool:
+    """Whether the latest readings grew by less than half what the trend's rate says: over the
+    last `stopped_s` seconds, or longer while the readings' noise could hide that half (the
+    rate over the span must stand `STOP_OVER_NOISE` deviations of a difference clear of it)."""
+    # second differences: zero along any steady rate, so the burst itself is no noise
+    bends = [
+        c[1] - 2 * b[1] + a[1] for a, b, c in zip(filling, filling[1:], filling[2:], strict=False)
+    ]
+    noise = 1.4826 * _median([abs(bend) for bend in bends]) / math.sqrt(3) if bends else 0.0
+    last_t, last_v = filling[-1]
+    for first_t, first_v in reversed(filling[:-1]):
+        span = last_t - first_t
+        if span >= stopped_s and growth * span >= STOP_OVER_NOISE * noise:
+            return last_v - first_v < growth * span / 2
+    return False
+
+
+STOP_OVER_NOISE = 5.0
+"""Half the expected growth is 2.5 deviations from both the growth and no growth: a steady
+fill is taken for stopped about once in 160 evaluations, a stopped one for going on as rarely."""
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def _time_left(seconds: float) -> str:
     """When it fills, in words a person reads at a glance: minutes under an hour, since an
     hour's tenth ("0.0 h") says nothing of a few minutes left."""
@@ -105,14 +162,3 @@ def _time_left(seconds: float) -> str:
     if seconds < 3600:
         return f"in about {round(seconds / 60)} min"
     return f"in about {seconds / 3600:.1f} h"
-
-
-def _slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of value against time."""
-    count = len(points)
-    mean_t = sum(t for t, _ in points) / count
-    mean_v = sum(v for _, v in points) / count
-    spread = sum((t - mean_t) ** 2 for t, _ in points)
-    if not spread:
-        return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread

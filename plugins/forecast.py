@@ -13,14 +13,17 @@ import math
 import numpy as np
 
 DAY_S = 86400
-RIDGE_ALPHA = 1e-3
-"""Just enough penalty to keep the fit solvable when features are collinear (the harmonics are
-zeros until a day of history is there)."""
+RIDGE_ALPHA = 1.0
+"""The penalty on standardized features (each column scaled to unit deviation first, so one
+penalty means the same for a lag near 0.5 and a trend counted in days): about one step's worth
+of evidence, which keeps a short or collinear history from fitting coefficients of hundreds
+that a single odd step then multiplies."""
 
 
 class Ridge:
     """Least squares with an L2 penalty on the coefficients, not on the intercept: the
-    features and targets are centred, and the penalized normal equations solved."""
+    features are standardized and the targets centred, and the penalized normal equations
+    solved; the coefficients are given back on the features' own scale."""
 
     def __init__(self, alpha: float = RIDGE_ALPHA) -> None:
         self.alpha = alpha
@@ -29,10 +32,13 @@ class Ridge:
 
     def fit(self, features: np.ndarray, targets: np.ndarray) -> Ridge:
         feature_means = features.mean(axis=0)
+        spread = features.std(axis=0)
+        spread[spread == 0] = 1.0  # a constant column (no seasonality yet) stays all zeros
         target_mean = targets.mean()
-        centred = features - feature_means
-        gram = centred.T @ centred + self.alpha * np.eye(features.shape[1])
-        self.coefficients = np.linalg.solve(gram, centred.T @ (targets - target_mean))
+        scaled = (features - feature_means) / spread
+        gram = scaled.T @ scaled + self.alpha * np.eye(features.shape[1])
+        coefficients = np.linalg.solve(gram, scaled.T @ (targets - target_mean))
+        self.coefficients = coefficients / spread
         self.intercept = float(target_mean - feature_means @ self.coefficients)
         return self
 
@@ -44,11 +50,19 @@ def forecast(
     times: list[float], values: list[float], steps: int, evaluate_steps: int
 ) -> tuple[float, float | None]:
     """The value `steps` steps past the last one, from the steps' start times and means (oldest
-    first), and the forecast error over the last `evaluate_steps` (None: too few steps)."""
+    first), and the forecast error over the last `evaluate_steps` (None: too few steps).
+
+    The forecast is clamped to what the history makes possible: never below zero, never above
+    the highest value seen plus the largest rise over `steps` steps seen, since a regression
+    extrapolates any odd step without bound and no history backs a larger one."""
     at, measured = np.array(times, dtype=float), np.array(values, dtype=float)
     features = design(at, measured, seasonal=times[-1] - times[0] >= DAY_S)
     value = fit_predict(features[:-steps], measured[steps:], features[-1:])[0]
-    return float(value), forecast_error(features, measured, steps, evaluate_steps)
+    rises = measured[steps:] - measured[:-steps]
+    ceiling = measured.max() + max(0.0, float(rises.max()))
+    return float(np.clip(value, 0.0, ceiling)), forecast_error(
+        features, measured, steps, evaluate_steps
+    )
 
 
 def design(times: np.ndarray, values: np.ndarray, seasonal: bool) -> np.ndarray:

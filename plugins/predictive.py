@@ -9,26 +9,38 @@ value `horizon_s` later (plugins/forecast.py, imported at the first fit, once th
 reports its own forecast error (mean absolute percentage error over the last `evaluate_s`,
 forecasting each point from a model fitted on what came before it) so the operator can judge
 it, and its advice is forecast-only unless `act = true`: the action hook is not called for it.
+
+What keeps it from advising on noise: it forecasts only from finished steps (the current,
+unfinished minute is a few seconds' mean, where one spike weighs as much as the minute), on
+standardized features with a real penalty, clamped to what the history makes possible
+(plugins/forecast.py); and it advises only while its own recent forecast error is known and
+within `max_error`: a model that has just been wrong (after a flash crowd, say) keeps quiet
+until it is right again. The metric is the offered load (plugins/reactive.py `offered_load`),
+so a forecast past saturation says how far past, and the count is sized from the real node
+count (`node_count`).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
 from .hookspecs import declare_settings, hookimpl, settings_of
+from .reactive import LOAD, node_count, offered_load
 from .recommendation import Recommendation
 from .series import lookup
 
 NAME = "predictive"
 DEFAULTS = {
-    "metric": "matching_busy",
+    "metric": LOAD,
     "target": 0.7,
     "horizon_s": 600,
     "step_s": 60,
     "min_history_s": 1200,
     "evaluate_s": 1800,
     "max_history_s": 3 * 86400,
+    "max_error": 0.2,
     "act": False,
 }
 
@@ -44,27 +56,28 @@ STEPS_SHOWN = 60
 def recommend_scaling(history: list[dict], settings: dict, now: float) -> list[Recommendation]:
     option = settings_of(settings, NAME, DEFAULTS)
     outlook = _outlook(history, option, now)
-    forecast = outlook["forecast"]
+    forecast, error = outlook["forecast"], outlook["forecast_error"]
     target = option["target"]
     if forecast is None or forecast[1] <= target:
         return []  # too little history to forecast from (no advice, nothing missing), or fine
-    value, error = forecast[1], outlook["forecast_error"]
-    confidence = 0.5 if error is None else max(0.0, 1.0 - error)
-    error_text = "unknown yet" if error is None else f"{error:.0%}"
+    if error is None or error > option["max_error"]:
+        return []  # a model not yet shown right, or just shown wrong, advises nothing
+    value = forecast[1]
+    current = node_count(history, settings)
     return [
         Recommendation(
             policy=NAME,
             action="scale_up",
             resource="nodes",
-            current=1,
-            desired=math.ceil(value / target),
+            current=current,
+            desired=max(current + 1, math.ceil(current * value / target - 1e-9)),
             metric=f"{option['metric']} (forecast)",
             ratio=round(value / target, 3),
-            confidence=round(confidence, 2),
+            confidence=round(max(0.0, 1.0 - error), 2),
             reason=(
                 f"{option['metric']} forecast at {value:.3g} in "
-                f"{option['horizon_s'] / 60:g} min (target {target:g}, now "
-                f"{outlook['steps'][-1][1]:.3g}); recent forecast error {error_text}"
+                f"{option['horizon_s'] / 60:g} min (target {target:g}, last finished step "
+                f"{outlook['steps'][-1][1]:.3g}); recent forecast error {error:.0%}"
             ),
             details={
                 "forecast": value,
@@ -82,22 +95,21 @@ def forecast_load(history: list[dict], settings: dict, now: float) -> dict[str, 
 
 
 _last_outlook: list[Any] = [None, None]
-"""(key, outlook) of the latest call: both hooks ask for the same moment, the model is fitted
-once."""
+"""(key, outlook) of the latest fit: both hooks ask for the same moment, and every evaluation
+between two finished steps sees the same steps, so the model is fitted once a step."""
 
 
 def _outlook(history: list[dict], option: dict[str, Any], now: float) -> dict[str, Any]:
-    """The steps the model sees, and its forecast `horizon_s` past the last one (None, with
-    why, while there is less than `min_history_s` of history)."""
-    key = (now, len(history), history[-1]["time"] if history else None, *option.items())
+    """The finished steps the model sees, and its forecast `horizon_s` past the last one (None,
+    with why, while there is less than `min_history_s` of history)."""
+    times, values = _steps.of(history, option, now)
+    key = (tuple(times[-2:]), len(times), sum(values), *option.items())
     if _last_outlook[0] != key:
-        _last_outlook[:] = [key, _fit_outlook(history, option, now)]
+        _last_outlook[:] = [key, _fit_outlook(times, values, option)]
     return _last_outlook[1]
 
 
-def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dict[str, Any]:
-    times, values = resample(history, option["metric"], option["step_s"], now,
-                             option["max_history_s"])  # fmt: skip
+def _fit_outlook(times: list[float], values: list[float], option: dict[str, Any]) -> dict[str, Any]:
     outlook: dict[str, Any] = {
         "metric": option["metric"],
         "target": option["target"],
@@ -122,26 +134,80 @@ def _fit_outlook(history: list[dict], option: dict[str, Any], now: float) -> dic
     from .forecast import forecast
 
     found, error = forecast(times, values, steps, round(option["evaluate_s"] / option["step_s"]))
-    # a load is never below zero, however a short history's trend extrapolates
-    value = round(max(0.0, found), 4)
+    value = round(found, 4)
     outlook["forecast"] = [float(times[-1] + option["horizon_s"]), value]
     outlook["forecast_error"] = None if error is None else round(error, 4)
     return outlook
 
 
-def resample(
-    history: list[dict], metric: str, step_s: float, now: float, span_s: float
-) -> tuple[list[float], list[float]]:
-    """Step start times and the metric's mean in each step, oldest first (steps without a
-    reading are left out)."""
-    sums: dict[int, list[float]] = {}
-    for sample in history:
-        if sample["time"] < now - span_s:
-            continue
-        value = lookup(sample, metric)
+class FinishedSteps:
+    """Each finished step's sum and count of readings, kept from one evaluation to the next: a
+    node's history only grows at its end and loses its oldest readings, so a finished step does
+    not change (but for the oldest, read again), and only the samples after the last one read
+    are read. A history that no longer holds that sample is read whole."""
+
+    def __init__(self) -> None:
+        self.last: dict | None = None
+        """The last sample read (kept, so that its id is not reused by another one)."""
+        self.key: tuple = ()
+        self.sums: dict[int, list[float]] = {}
+
+    def of(
+        self, history: list[dict], option: dict[str, Any], now: float
+    ) -> tuple[list[float], list[float]]:
+        """Start times and the metric's mean of the finished steps within `max_history_s`,
+        oldest first (the step `now` is in is left out, and so are steps without a reading)."""
+        step_s, metric = option["step_s"], option["metric"]
+        if not history:
+            return [], []
+        read = offered_load if metric == LOAD else (lambda sample: lookup(sample, metric))
+        begin = self._resume(history, (step_s, metric), read)
+        unfinished = int(now // step_s)
+        for sample in history[begin:]:
+            index = int(sample["time"] // step_s)
+            if index >= unfinished:
+                break
+            self._add(index, read(sample))
+            self.last = sample
+        oldest = (now - option["max_history_s"]) // step_s
+        sums = self.sums
+        keys = [key for key in sorted(sums) if key >= oldest and sums[key][1]]
+        return [key * step_s for key in keys], [sums[key][0] / sums[key][1] for key in keys]
+
+    def _resume(self, history: list[dict], key: tuple, read: Any) -> int:
+        """Where to go on reading `history`; the oldest step read again from what is left."""
+        last = self.last
+        at = -1
+        if last is not None and key == self.key:
+            at = bisect.bisect_left(history, last["time"], key=_time)
+            while at < len(history) and history[at]["time"] == last["time"]:
+                if history[at] is last:
+                    break
+                at += 1
+            else:
+                at = -1
+        if at < 0:
+            self.key, self.sums, self.last = key, {}, None
+            return 0
+        step_s = key[0]
+        oldest = int(history[0]["time"] // step_s)
+        for index in [index for index in self.sums if index <= oldest]:
+            del self.sums[index]
+        for sample in history[: at + 1]:
+            if int(sample["time"] // step_s) != oldest:
+                break
+            self._add(oldest, read(sample))
+        return at + 1
+
+    def _add(self, index: int, value: float | None) -> None:
+        cell = self.sums.setdefault(index, [0.0, 0])
         if value is not None:
-            cell = sums.setdefault(int(sample["time"] // step_s), [0.0, 0])
             cell[0] += value
             cell[1] += 1
-    keys = sorted(sums)
-    return [key * step_s for key in keys], [sums[key][0] / sums[key][1] for key in keys]
+
+
+def _time(sample: dict) -> float:
+    return sample["time"]
+
+
+_steps = FinishedSteps()

@@ -17,7 +17,7 @@ from marketnode.node.ops.scaling import Scaler, policy_settings
 from marketnode.node.tools.flow import generate_flow
 from marketnode.node.tools.load import LoadProfile, run_load
 from marketnode.node.tools.scaling_eval import START, sample
-from marketnode.plugins.sharding import split
+from marketnode.plugins.sharding import pack
 
 runner = CliRunner()
 
@@ -37,7 +37,7 @@ def advice_at(item: Scaler, history: list[dict]) -> dict[tuple[str, str], object
 def test_a_saturated_node_is_told_to_add_one_and_which_markets_to_move():
     advice = advice_at(scaler(), busy_history([0.95] * 40))
     reactive = advice["reactive", "scale_up"]
-    assert (reactive.current, reactive.desired, reactive.metric) == (1, 2, "matching_busy")
+    assert (reactive.current, reactive.desired, reactive.metric) == (1, 2, "offered_load")
     assert reactive.ratio == pytest.approx(0.95 / 0.7, abs=1e-3)
     sharding = advice["sharding", "scale_up"]
     assert sharding.details["move"] == ["PUNK-ETH"]  # half the orders: both end near 48%
@@ -66,8 +66,10 @@ def test_a_scale_up_is_held_for_the_window_then_goes_away():
 
 
 def test_a_stale_metric_is_reported_missing_and_never_scales_down():
-    item = scaler(reactive={"current_nodes": 4})
-    history = busy_history([0.1] * 40)
+    item = scaler(stabilization_s=30, reactive={"current_nodes": 4})
+    history = busy_history([0.1] * 45)
+    for end in range(10, 46):  # a scale-down once a whole window asked for less
+        advice_at(item, history[:end])
     assert ("reactive", "scale_down") in advice_at(item, history)
     later = history[-1]["time"] + 60  # the sampler stopped a minute ago
     advice = {(r.policy, r.action) for r in item.update(history, later)}
@@ -75,14 +77,16 @@ def test_a_stale_metric_is_reported_missing_and_never_scales_down():
     assert ("capacity", "missing") in advice
 
 
-def test_split_moves_the_busiest_markets_until_both_nodes_fit():
-    assert split({"A": 0.5, "B": 0.3, "C": 0.2}, 0.95, 0.7) == (["A"], 0.5)
+def test_pack_moves_the_busiest_markets_until_every_node_fits():
+    assert pack({"A": 0.5, "B": 0.3, "C": 0.2}, 0.95, 0.7) == [["B", "C"], ["A"]]
     # the fewest moves: after A and B this node is at 60%, the new one at 40%
-    assert split({"A": 0.2, "B": 0.2, "C": 0.2, "D": 0.2, "E": 0.2}, 1.0, 0.7) == (
+    assert pack({"A": 0.2, "B": 0.2, "C": 0.2, "D": 0.2, "E": 0.2}, 1.0, 0.7) == [
+        ["C", "D", "E"],
         ["A", "B"],
-        pytest.approx(0.4),
-    )
-    assert split({"A": 0.9, "B": 0.1}, 1.0, 0.7) == ([], 0.0)  # A alone needs more than a node
+    ]
+    # twice a node's load: two new nodes, each under the target
+    assert pack({"A": 0.34, "B": 0.33, "C": 0.33}, 2.0, 0.7) == [["C"], ["A"], ["B"]]
+    assert pack({"A": 0.9, "B": 0.1}, 1.0, 0.7) == [["A"], ["B"]]  # A alone is over a node
 
 
 def test_the_disk_is_warned_about_hours_before_it_fills():
@@ -111,9 +115,11 @@ def test_scale_eval_meets_its_targets():
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["steady_false_alarms"] == 0 and report["noisy_steady_false_alarms"] == 0
-    assert report["ramp_lead_s"] >= 60 and report["daily_lead_s"] >= 60
+    assert report["ramp_lead_s"] >= 120 and report["daily_lead_s"] >= 120
+    assert report["flash_advice_s"] <= 15 and report["advised_count_error"] <= 1
     assert report["max_flaps_per_window"] <= 1
-    assert report["disk_warning_lead_s"] >= 3600
+    assert report["scale_down_earliest_s"] >= report["stabilization_s"]
+    assert report["disk_warning_lead_s"] >= 3600 and report["burst_warning_outlives_s"] <= 60
     assert 0 < report["daily_forecast_error"] < 0.2 and report["targets_met"]
 
 
@@ -124,11 +130,11 @@ stabilization_s = 4
 
 [scaling.reactive]
 target_busy = 0.02
-average_s = 2
+sustain_s = 2
 
 [scaling.sharding]
 target_busy = 0.02
-average_s = 2
+sustain_s = 2
 """
 
 
@@ -190,12 +196,13 @@ def test_minutes_before_the_hour_of_seconds_reach_the_policies():
     seconds: deque = deque(maxlen=60)  # the sampler keeps an hour; a minute will do here
     listener = ScalingListener(scaler(), seconds, lambda kind, **f: posted.append(f), 1)
     for n in range(200):
-        item = sample(START + n, 0.2 + (n // 60) * 0.1, 0.0)
+        item = sample(START + n, 0.4 - (n // 60) * 0.1, 0.0)  # falling: no ramp to advise on
         seconds.append(item)
         listener(item)
     assert [m["time"] - START for m in listener.minutes] == [0, 60, 120]
-    assert [round(m["matching_busy"], 3) for m in listener.minutes] == [0.2, 0.3, 0.4]
-    assert listener.minutes[0]["markets"]["PUNK-ETH"]["orders_per_s"] == pytest.approx(6000)
+    assert [round(m["matching_busy"], 3) for m in listener.minutes] == [0.4, 0.3, 0.2]
+    assert [round(m["offered_load"], 3) for m in listener.minutes] == [0.4, 0.3, 0.2]
+    assert listener.minutes[0]["markets"]["PUNK-ETH"]["orders_per_s"] == pytest.approx(12000)
     assert posted == []  # nothing advised at these loads: nothing published
 
 
@@ -246,8 +253,9 @@ def test_the_load_outlook_plots_the_steps_and_never_forecasts_below_zero():
     falling = busy_history([0.9 - n * 0.008 for n in range(100)])
     item.update(falling, falling[-1]["time"])
     outlook = item.outlook
-    assert outlook["metric"] == "matching_busy" and outlook["target"] == 0.7
-    assert len(outlook["steps"]) == 20 and outlook["steps"][-1][1] == pytest.approx(0.124)
+    assert outlook["metric"] == "offered_load" and outlook["target"] == 0.7
+    # the step the last reading is in is unfinished: left out
+    assert len(outlook["steps"]) == 19 and outlook["steps"][-1][1] == pytest.approx(0.164)
     assert outlook["forecast"][0] == outlook["steps"][-1][0] + 60
     assert outlook["forecast"][1] == 0.0
     msgspec.msgpack.encode(outlook)  # what admin `scale` sends: plain numbers only
@@ -259,7 +267,7 @@ def test_the_load_outlook_plots_the_steps_and_never_forecasts_below_zero():
 def test_a_long_but_sparse_history_gives_no_forecast_rather_than_an_error():
     """Two readings a minute apart span the minimum history but hold too few steps to fit."""
     item = scaler(predictive={"step_s": 5, "min_history_s": 60, "horizon_s": 30})
-    sparse = [sample(START, 0.5, 0.0), sample(START + 30, 0.6, 0.0), sample(START + 61, 0.9, 0.0)]
+    sparse = [sample(START + t, 0.5, 0.0) for t in (0, 30, 61, 66)]
     assert advice_at(item, sparse).get(("predictive", "scale_up")) is None
     assert item.outlook["forecast"] is None and "more than 7 steps" in item.outlook["why"]
 

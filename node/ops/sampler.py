@@ -8,8 +8,15 @@ the scaling policies read):
 - `orders_per_s`, `trades_per_s`, `rejects_per_s` (by reason), and per market `orders_per_s`,
   `trades_per_s`, `volume_per_s` (decimal text, in the market's base unit);
 - `ack_ms`, `commit_ms`, `batch_commands`: p50 / p90 / p99 / max / count over the second;
-- `matching_busy`: share of the second the matching thread spent serving batches;
-  `backlog`: share of its batches that stopped at their budget with more waiting;
+- `matching_busy`: share of the second the matching thread spent serving batches (at most 1:
+  past saturation it says nothing of how far past); `backlog`: share of its batches that
+  stopped at their budget with more waiting;
+- the offered load, what the scaling policies size from: `capacity_per_s` (commands the
+  matching thread serves per second of work, from the last second with enough work to tell),
+  `waiting_commands` (commands received but not yet read, when the node's intake counts them,
+  else None), `arrivals_per_s` (commands served plus the growth of those waiting) and
+  `offered_load` (arrivals over capacity: the busy share serving them all would take, above 1
+  past saturation; None until the capacity is known);
 - `analytics_lag_s`, `analytics_lag_commands` (None when analytics is off or has not answered);
 - `lmdb_used_bytes`, `lmdb_map_bytes`, `duckdb_bytes`;
 - `process`: CPU percent in all and per thread (matching, metrics, zmq and others), the
@@ -40,6 +47,8 @@ HISTORY_S = 3600
 """Samples kept at one a second: the last hour, for the dashboard and the scaling policies."""
 
 Sample = dict[str, Any]
+MIN_WORK_S = 0.05
+"""The least work in a second (50 ms) that measures the matching thread's capacity."""
 
 
 class Rates:
@@ -70,6 +79,7 @@ class MetricsSampler(threading.Thread):
         matching_thread: Callable[[], int | None],
         interval_s: float = 1.0,
         inbox: tuple[zmq.Context, str] | None = None,
+        waiting: Callable[[], int | None] | None = None,
     ) -> None:
         super().__init__(name="metrics", daemon=True)
         self.inbox = inbox
@@ -84,6 +94,10 @@ class MetricsSampler(threading.Thread):
         self.analytics_lag = analytics_lag
         self.analytics_pid = analytics_pid
         self.matching_thread = matching_thread
+        self.waiting = waiting
+        """Commands received but not yet read by the loop (None: not counted)."""
+        self.capacity_per_s: float | None = None
+        self.waiting_before: int | None = None
         self.interval_s = interval_s
         self.history: deque[Sample] = deque(maxlen=HISTORY_S)
         self.totals = {"ack": Histogram(), "commit": Histogram(), "batch": Histogram()}
@@ -153,10 +167,12 @@ class MetricsSampler(threading.Thread):
                 "volume_per_s": lot.text_of(round(volume_lots)),
             }
         lag = self.analytics_lag() or {}
+        processed = rate("commands", loop.commands, seconds)
+        busy_s = rate("busy_ns", loop.busy_ns, seconds) / 1e9 * seconds
         return {
             "time": round(time.time(), 3),
             "interval_s": round(seconds, 3),
-            "orders_per_s": rate("commands", loop.commands, seconds),
+            "orders_per_s": processed,
             "trades_per_s": round(sum(m["trades_per_s"] for m in markets.values()), 3),
             "rejects_per_s": {
                 reason: rate(f"rejects.{reason}", count, seconds)
@@ -166,14 +182,35 @@ class MetricsSampler(threading.Thread):
             "ack_ms": histograms["ack"].summary(1000),
             "commit_ms": histograms["commit"].summary(1000),
             "batch_commands": histograms["batch"].summary(),
-            "matching_busy": round(min(1.0, rate("busy_ns", loop.busy_ns, seconds) / 1e9), 4),
+            "matching_busy": round(min(1.0, busy_s / seconds), 4) if seconds > 0 else 0.0,
             # the two counters are read a moment apart while the loop runs: at most all
             "backlog": round(min(1.0, saturated / batches), 4) if batches else 0.0,
+            **self._offered(processed, busy_s, seconds),
             "analytics_lag_s": lag.get("lag_s"),
             "analytics_lag_commands": lag.get("lag_commands"),
             **self._store_sizes(),
             "process": self._process(seconds),
             "host": self._host(seconds),
+        }
+
+    def _offered(self, processed: float, busy_s: float, seconds: float) -> dict[str, Any]:
+        """The offered load: arrivals against the matching thread's capacity. The capacity is
+        what it served per second of work, from a second with at least `MIN_WORK_S` of it (a
+        few commands are no measure of the rate); arrivals are what it served plus what was
+        left waiting on top of the second before."""
+        if busy_s >= MIN_WORK_S and processed > 0:
+            self.capacity_per_s = processed * seconds / busy_s
+        waiting = self.waiting() if self.waiting is not None else None
+        arrivals = processed
+        if waiting is not None and self.waiting_before is not None and seconds > 0:
+            arrivals = max(0.0, processed + (waiting - self.waiting_before) / seconds)
+        self.waiting_before = waiting
+        capacity = self.capacity_per_s
+        return {
+            "capacity_per_s": None if capacity is None else round(capacity, 1),
+            "waiting_commands": waiting,
+            "arrivals_per_s": round(arrivals, 3),
+            "offered_load": None if capacity is None else round(arrivals / capacity, 4),
         }
 
     def _swap_histograms(self) -> dict[str, Histogram]:

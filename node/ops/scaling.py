@@ -2,12 +2,14 @@
 
 Policies are plugins of the `marketnode.scaling` entry point group, the only group the node's
 process loads (plugins/host.py), and stateless (plugins/hookspecs.py `recommend_scaling`). The
-Scaler keeps what makes advice steady, Kubernetes HPA style: a scale-up is given at once, but
-the desired count it reports is the highest any evaluation of the last `stabilization_s`
-seconds asked for, so a scale-down comes only after a whole window of lower advice, and
-direction changes at most once per window. Advice that is no longer given disappears; new advice
-goes to the `act_on_recommendation` hook, except forecast-only advice. A policy that raises is
-logged and left out; the others still advise.
+Scaler keeps what makes advice steady, Kubernetes HPA style: every evaluation's count is kept
+for `stabilization_s` seconds, "stay at the current count" included when a policy advises
+nothing, and the count advised is the highest of them. So a scale-up is given at once and held
+for the window, a scale-down comes only after a whole window of lower advice, and direction
+changes at most once per window. Warnings are held for a few seconds against a missed reading;
+other advice that is no longer given disappears. New advice goes to the
+`act_on_recommendation` hook, except forecast-only advice. A policy that raises is logged and
+left out; the others still advise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import msgspec
 
 from marketnode.plugins.host import SCALING, plugin_host
+from marketnode.plugins.reactive import node_count, offered_load
 from marketnode.plugins.recommendation import Recommendation
 from marketnode.plugins.settings import settings_in_effect
 
@@ -33,22 +36,42 @@ def policy_settings(
 
 
 HOLDING = "; holding "
+SCALE_ACTIONS = ("scale_up", "scale_down")
+WARNING_HOLD_S = 20.0
+"""A warning no longer given is kept this long: it bridges a reading that missed, and is short
+enough that a warning about a burst that stopped ends within a minute (plugins/capacity.py
+sees the stop within 30 s)."""
 
 
 class Scaler:
-    """Turns each moment's raw advice into the current, stabilized recommendations."""
+    """Turns each moment's raw advice into the current, stabilized recommendations.
+
+    Kubernetes HPA's stabilization: every evaluation's recommendation of each (policy,
+    resource) is kept for `stabilization_s`, including "stay at the current count" when the
+    policy advises nothing, and the count advised is the highest of them. A scale-up is given at
+    once (and held for the window); a scale-down only once a whole window, counted from the
+    first evaluation, asked for less; so advice changes direction at most once a window."""
 
     def __init__(self, settings: dict[str, dict[str, Any]], stabilization_s: float) -> None:
         self.settings = settings
         self.stabilization_s = stabilization_s
         self.plugins = plugin_host(SCALING)
+        self.started: float | None = None
+        self.evaluated: float | None = None
+        """The previous evaluation's time."""
         self.asked: dict[tuple[str, str], deque[tuple[float, float]]] = {}
-        """(policy, resource) -> (time, desired) of the raw scale advice in the window."""
+        """(policy, resource) -> (time, desired) of every evaluation in the window."""
+        self.last_asked: dict[tuple[str, str], Recommendation] = {}
+        """The latest raw scale advice of each key: what a held scale-up is shown as."""
+        self.warned: dict[tuple[str, str], tuple[float, Recommendation]] = {}
+        """(policy, resource) -> when a warning was last given, and it."""
         self.current: list[Recommendation] = []
         self.outlook: dict[str, Any] | None = None
         """The latest load forecast against its target (`forecast_load`), for the dashboard."""
 
     def update(self, history: list[dict], now: float) -> list[Recommendation]:
+        if self.started is None:
+            self.started = now
         given = {"history": history, "settings": self.settings, "now": now}
         raw = [
             item
@@ -56,8 +79,10 @@ class Scaler:
             for item in found
         ]
         self.outlook = self.plugins.call_each("forecast_load", **given)
-        advice = [self._stabilized(item, now) for item in raw]
-        advice += self._held(raw, now)
+        advice = [item for item in raw if item.action not in (*SCALE_ACTIONS, "warn")]
+        advice += self._stabilized(raw, node_count(history, self.settings), now)
+        advice += self._warnings(raw, now)
+        self.evaluated = now
         previous = {(r.policy, r.resource, r.action): r for r in self.current}
         for item in advice:
             before = previous.get((item.policy, item.resource, item.action))
@@ -71,54 +96,63 @@ class Scaler:
         self.current = sorted(advice, key=lambda r: (r.resource, r.policy, r.action))
         return self.current
 
-    def _stabilized(self, item: Recommendation, now: float) -> Recommendation:
-        """A scale advice reports the highest desired count of the window."""
-        if item.action not in ("scale_up", "scale_down") or item.desired is None:
-            return item
-        self.asked.setdefault(item.key, deque()).append((now, item.desired))
-        highest = self._highest(item.key, now)
-        if highest <= item.desired:
-            return item
-        return self._holding(item, highest)
+    def _stabilized(
+        self, raw: list[Recommendation], nodes: int, now: float
+    ) -> list[Recommendation]:
+        """Each key's advice from the highest count of its window, "stay" counted."""
+        asked = {item.key: item for item in raw if item.action in SCALE_ACTIONS}
+        advice = []
+        for key in {*self.asked, *asked}:
+            item = asked.get(key)
+            if item is not None:
+                self.last_asked[key] = item
+            template = self.last_asked[key]
+            current = nodes if key[1] == "nodes" else (template.current or 0)
+            window = self.asked.get(key)
+            if window is None:  # advised nothing since the first evaluation: it stayed
+                stayed = [(self.started or now, current), (self.evaluated or now, current)]
+                window = self.asked[key] = deque(stayed)
+            window.append((now, item.desired if item is not None else current))
+            while window[0][0] < now - self.stabilization_s:
+                window.popleft()
+            highest = max(desired for _, desired in window)
+            if highest != current:
+                advice.append(self._holding(template, current, highest, held=item is None))
+        return advice
 
-    def _held(self, raw: list[Recommendation], now: float) -> list[Recommendation]:
-        """Scale-ups no longer asked for, still held by the window."""
-        given = {item.key for item in raw if item.action in ("scale_up", "scale_down")}
-        held = []
-        for item in self.current:
-            if item.action != "scale_up" or item.key in given:
-                continue
-            highest = self._highest(item.key, now)
-            if highest is not None and highest > (item.current or 0):
-                held.append(self._holding(item, highest))
-        return held
-
-    def _holding(self, item: Recommendation, highest: float) -> Recommendation:
-        action = "scale_up" if highest > (item.current or 0) else item.action
+    def _holding(
+        self, item: Recommendation, current: float, highest: float, held: bool
+    ) -> Recommendation:
+        """`item` advising `highest`, the count its window holds, from `current` (`held`: the
+        policy no longer asks for it)."""
+        if not held and item.current == current and item.desired == highest:
+            return item
+        reason = item.reason.split(HOLDING)[0]
+        if held or item.desired != highest:
+            window = f"{self.stabilization_s:g} s stabilization window"
+            reason += f"{HOLDING}{highest:g} for the {window}"
         return Recommendation(
             policy=item.policy,
-            action=action,
+            action="scale_up" if highest > current else "scale_down",
             resource=item.resource,
-            current=item.current,
+            current=current,
             desired=highest,
             metric=item.metric,
             ratio=item.ratio,
             confidence=item.confidence,
-            reason=(
-                f"{item.reason.split(HOLDING)[0]}{HOLDING}{highest:g} for the "
-                f"{self.stabilization_s:g} s stabilization window"
-            ),
+            reason=reason,
             details=item.details,
         )
 
-    def _highest(self, key: tuple[str, str], now: float) -> float | None:
-        """The highest count asked for `key` within the window (None: nothing asked)."""
-        asked = self.asked.get(key)
-        if asked is None:
-            return None
-        while asked and asked[0][0] < now - self.stabilization_s:
-            asked.popleft()
-        return max((desired for _, desired in asked), default=None)
+    def _warnings(self, raw: list[Recommendation], now: float) -> list[Recommendation]:
+        """This moment's warnings, and those given within the last `WARNING_HOLD_S`."""
+        for item in raw:
+            if item.action == "warn":
+                self.warned[item.key] = (now, item)
+        for key, (given, _) in list(self.warned.items()):
+            if given < now - WARNING_HOLD_S:
+                del self.warned[key]
+        return [item for _, item in self.warned.values()]
 
 
 class ScalingListener:
@@ -201,6 +235,7 @@ def minute_mean(samples: list[dict]) -> dict:
         "time": samples[0]["time"] // 60 * 60,
         "samples": count,
         "matching_busy": mean_of(lambda s: s["matching_busy"]),
+        "offered_load": mean_of(offered_load),
         "orders_per_s": mean_of(lambda s: s["orders_per_s"]),
         "ack_ms": {"p99": mean_of(lambda s: s["ack_ms"]["p99"])},
         "markets": markets,
