@@ -5,9 +5,10 @@ The rate is the Theil-Sen slope (the median of the pairwise slopes, over medians
 `BUCKETS` buckets) of the last `trend_s` seconds, once readings cover `min_trend_s`, so neither
 noise nor a few wild readings move it, and a burst much shorter than the window hardly does. A
 warning is given while the time left falls under `warn_within_s` and the filling goes on. When
-the last `stopped_s` seconds of readings (longer if their noise, from the median absolute
-second difference of the window, which a steady rate or a burst leaves at zero, could hide it)
-grew by less than half what the rate says, the writes have stopped: a burst that stopped warns
+the later half of the last `stopped_s` seconds of readings (longer if their noise, from the
+median absolute second difference of the window, which a steady rate or a burst leaves at zero,
+could hide it) is up on the earlier half by less than half what the rate says, in medians, the
+writes have stopped: a burst that stopped warns
 no more `stopped_s` later, not a trend window later.
 """
 
@@ -127,25 +128,33 @@ def _robust_slope(points: list[tuple[float, float]], span_s: float) -> float:
 
 
 def _stopped(filling: list[tuple[float, float]], growth: float, stopped_s: float) -> bool:
-    """Whether the latest readings grew by less than half what the trend's rate says: over the
-    last `stopped_s` seconds, or longer while the readings' noise could hide that half (the
-    rate over the span must stand `STOP_OVER_NOISE` deviations of a difference clear of it)."""
+    """Whether the latest readings grew by less than half what the trend's rate says: the
+    median of the later half of the last `stopped_s` seconds against the earlier half's, or
+    of a longer stretch while the readings' noise could hide that half (the expected growth
+    must stand `STOP_OVER_NOISE` deviations of the two medians' difference clear of zero)."""
     # second differences: zero along any steady rate, so the burst itself is no noise
     bends = [
         c[1] - 2 * b[1] + a[1] for a, b, c in zip(filling, filling[1:], filling[2:], strict=False)
     ]
     noise = 1.4826 * _median([abs(bend) for bend in bends]) / math.sqrt(3) if bends else 0.0
-    last_t, last_v = filling[-1]
-    for first_t, first_v in reversed(filling[:-1]):
-        span = last_t - first_t
-        if span >= stopped_s and growth * span >= STOP_OVER_NOISE * noise:
-            return last_v - first_v < growth * span / 2
+    for count in range(4, len(filling) + 1):
+        recent = filling[-count:]
+        half = count // 2
+        earlier, later = recent[:half], recent[-half:]
+        span = _median([t for t, _ in later]) - _median([t for t, _ in earlier])
+        expected = growth * span
+        # the median of `half` readings deviates about 1.25 / sqrt(half) as much as one does
+        if recent[-1][0] - recent[0][0] >= stopped_s and (
+            expected >= STOP_OVER_NOISE * noise * 1.25 / math.sqrt(half)
+        ):
+            grew = _median([v for _, v in later]) - _median([v for _, v in earlier])
+            return grew < expected / 2
     return False
 
 
-STOP_OVER_NOISE = 5.0
-"""Half the expected growth is 2.5 deviations from both the growth and no growth: a steady
-fill is taken for stopped about once in 160 evaluations, a stopped one for going on as rarely."""
+STOP_OVER_NOISE = 8.0
+"""Half the expected growth is then 4 deviations from both the growth and no growth: a steady
+fill is taken for stopped, or a stopped one for going on, about once in 30,000 evaluations."""
 
 
 def _median(values: list[float]) -> float:
