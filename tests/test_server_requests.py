@@ -27,6 +27,16 @@ PUNK_RULES = {
     "max_notional": "40000",
     "stp": "cancel_newest",
     "halted": False,
+    # the settlement settings of a market that takes no signed orders (nothing configured)
+    "signatures": "off",
+    "chain_id": None,
+    "contract": None,
+    "base_token": None,
+    "quote_token": None,
+    "base_token_id": "0",
+    "lot_units": None,
+    "tick_units": None,
+    "fee_bps": 0,
 }
 DEFAULT_LIMITS = {
     "rate_per_s": 200000,

@@ -18,7 +18,22 @@ MARKET_KEYS = {
     "max_notional",
     "stp",
     "halted",
+    *("signatures", "chain_id", "contract", "base_token", "quote_token", "base_token_id"),
+    *("lot_units", "tick_units", "fee_bps"),
 }
+NOT_SIGNING = {
+    "signatures": "off",
+    "chain_id": None,
+    "contract": None,
+    "base_token": None,
+    "quote_token": None,
+    "base_token_id": "0",
+    "lot_units": None,
+    "tick_units": None,
+    "fee_bps": 0,
+}
+"""§6: the settlement keys of a market that takes no signed orders, with no `[settlement]`
+configured: `signatures` "off", the domain and token keys nil, `base_token_id` 0."""
 LIMIT_KEYS = {
     "rate_per_s",
     "burst",
@@ -51,7 +66,9 @@ DEFAULT_MARKETS = [
         "max_notional": "40000",
         "stp": "cancel_newest",
         "halted": False,
-    },
+    }
+    | NOT_SIGNING
+    | NOT_SIGNING,
     {
         "market": "LAND-ETH",
         "base": "LAND",
@@ -63,7 +80,9 @@ DEFAULT_MARKETS = [
         "max_notional": "10000",
         "stp": "cancel_newest",
         "halted": False,
-    },
+    }
+    | NOT_SIGNING
+    | NOT_SIGNING,
     {
         "market": "GOLD-USDC",
         "base": "GOLD",
@@ -75,7 +94,9 @@ DEFAULT_MARKETS = [
         "max_notional": "250000",
         "stp": "decrement",
         "halted": False,
-    },
+    }
+    | NOT_SIGNING
+    | NOT_SIGNING,
 ]
 
 
@@ -111,18 +132,22 @@ def test_markets_lists_every_market_in_configured_order_with_its_rules(alice):
     assert [m["market"] for m in listed] == configured
     assert listed[:3] == DEFAULT_MARKETS
     by_symbol = {m["market"]: m for m in listed}
-    assert by_symbol["L01-ETH"] == {
-        "market": "L01-ETH",
-        "base": "L01",
-        "quote": "ETH",
-        "tick": "0.01",
-        "lot": "1",
-        "min_qty": "5",
-        "max_qty": "10",
-        "max_notional": "100",
-        "stp": "cancel_newest",
-        "halted": False,
-    }
+    assert (
+        by_symbol["L01-ETH"]
+        == {
+            "market": "L01-ETH",
+            "base": "L01",
+            "quote": "ETH",
+            "tick": "0.01",
+            "lot": "1",
+            "min_qty": "5",
+            "max_qty": "10",
+            "max_notional": "100",
+            "stp": "cancel_newest",
+            "halted": False,
+        }
+        | NOT_SIGNING
+    )
 
 
 def test_markets_without_bounds_say_nil_and_min_qty_is_at_least_a_lot(alice):
@@ -130,18 +155,22 @@ def test_markets_without_bounds_say_nil_and_min_qty_is_at_least_a_lot(alice):
     "at least one lot"; engine.md: `min_qty` "default one lot", `stp` "default
     `cancel_newest`"."""
     unbounded = next(m for m in markets_of(alice)["markets"] if m["market"] == "U1-ETH")
-    assert unbounded == {
-        "market": "U1-ETH",
-        "base": "U1",
-        "quote": "ETH",
-        "tick": "0.5",
-        "lot": "2",
-        "min_qty": "2",
-        "max_qty": None,
-        "max_notional": None,
-        "stp": "cancel_newest",
-        "halted": False,
-    }
+    assert (
+        unbounded
+        == {
+            "market": "U1-ETH",
+            "base": "U1",
+            "quote": "ETH",
+            "tick": "0.5",
+            "lot": "2",
+            "min_qty": "2",
+            "max_qty": None,
+            "max_notional": None,
+            "stp": "cancel_newest",
+            "halted": False,
+        }
+        | NOT_SIGNING
+    )
 
 
 def test_markets_gives_the_default_limits(alice):
