@@ -67,7 +67,6 @@ DEFAULT_MARKETS = [
         "stp": "cancel_newest",
         "halted": False,
     }
-    | NOT_SIGNING
     | NOT_SIGNING,
     {
         "market": "LAND-ETH",
@@ -81,7 +80,6 @@ DEFAULT_MARKETS = [
         "stp": "cancel_newest",
         "halted": False,
     }
-    | NOT_SIGNING
     | NOT_SIGNING,
     {
         "market": "GOLD-USDC",
@@ -95,7 +93,6 @@ DEFAULT_MARKETS = [
         "stp": "decrement",
         "halted": False,
     }
-    | NOT_SIGNING
     | NOT_SIGNING,
 ]
 
