@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from .common import EXIT_CHECK_FAILED, HomeOption, JsonOption, fail, print_json, require_home
+from .common import (
+    EXIT_CHECK_FAILED,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    print_json,
+    require_home,
+)
 from .node import admin_call
 
 app = typer.Typer(
@@ -47,7 +55,7 @@ def scale_command(ctx: typer.Context, home: HomeOption = None, json: JsonOption 
 def eval_command(
     seed: Annotated[int, typer.Option("--seed", help="First seed of the traces.")] = 1,
     seeds: Annotated[
-        int, typer.Option("--seeds", min=1, help="How many seeds: each figure is the worst.")
+        int, typer.Option("--seeds", help="How many seeds (1 or more): each figure is the worst.")
     ] = 1,
     json: JsonOption = False,
 ) -> None:
@@ -56,6 +64,8 @@ def eval_command(
     case over the seeds; exit 1 when a target is missed."""
     from marketnode.node.tools.scaling_eval import evaluate
 
+    if seeds < 1:
+        fail(f"--seeds {seeds}: at least one seed is needed", EXIT_USAGE)
     report = evaluate(seed, seeds=seeds)
     if json:
         print_json(report)

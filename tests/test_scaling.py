@@ -305,3 +305,9 @@ def test_the_time_to_full_is_said_in_minutes_under_an_hour_never_as_0_0_h(second
     warning = advice_at(scaler(), history)["capacity", "warn"]
     assert warning.resource == "lmdb_map" and said in warning.reason
     assert " 0.0 h" not in warning.reason
+
+
+def test_scale_eval_refuses_no_seeds_in_one_line():
+    result = runner.invoke(app, ["scale", "eval", "--seeds", "0"])
+    assert result.exit_code == 2
+    assert result.stderr == "mnode: --seeds 0: at least one seed is needed\n"
