@@ -265,10 +265,16 @@ def flip_page_types(home: Home) -> None:
     path.write_bytes(bytes(data))
 
 
+DUCKDB_HEADERS = 3 * 4096
+"""DuckDB's file header and its two database headers; the blocks (the catalog among them) come
+after. Damage where nothing reads it (a free block) would go unseen, so the blocks are all
+overwritten: every open reads the catalog and must refuse in one line."""
+
+
 def damage_duckdb(home: Home) -> None:
     path = home.path / home.config().analytics.file
     data = bytearray(path.read_bytes())
-    data[len(data) // 3 : len(data) // 3 + 4096] = os.urandom(4096)
+    data[DUCKDB_HEADERS:] = os.urandom(len(data) - DUCKDB_HEADERS)
     path.write_bytes(bytes(data))
 
 
