@@ -54,7 +54,9 @@ from .view import NodeView
 
 __all__ = ["Node", "NodeError"]
 
-POLL_MS = 100
+POLL_MS = 20
+"""The loop wakes at least this often: a wake with nothing on the order socket is a drain the
+intake watch waits for (intake_watch.py), and housekeeping runs on time."""
 _NOBLOCK = int(zmq.NOBLOCK)
 HOUSEKEEPING_S = 0.5
 """How often the allowlist file is checked, the analytics lag asked and late analytics

@@ -30,6 +30,8 @@ INBOX = "inproc://node-inbox"
 DOMAINS = ("orders", "md", "admin")
 """ZAP domains, one per socket, so the admin socket can take the operator's key alone."""
 
+IO_THREADS = 2
+
 log = logging.getLogger("marketnode.node")
 
 
@@ -61,7 +63,10 @@ class NodeSockets:
 
     def __init__(self, home: Home, config: NodeConfig, allowlist: AllowlistFile) -> None:
         self.config = config
-        self.context = zmq.Context()
+        # two I/O threads: libzmq gives each connection to the least loaded one, so a peer
+        # whose frames keep one busy (decrypting a flood, a message that does not end) does
+        # not hold up the others' messages (bench/hostile.py's `oversized`)
+        self.context = zmq.Context(io_threads=IO_THREADS)
         self.endpoints: dict[str, str] = {}
         self.server_public_key = ""
         self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
