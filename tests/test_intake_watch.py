@@ -20,6 +20,7 @@ from marketnode.node.protocol.messages import (
     encoder,
     node_reply_decoder,
 )
+from marketnode.node.server.intake_watch import IntakeWatch
 
 CURVE_OFF = "[security]\ncurve = false\n"
 LIMITS = "[limits]\nmax_message_bytes = 65536\nreceive_queue_messages = 4\n"
@@ -120,3 +121,24 @@ def test_messages_that_end_are_never_cut_off_however_fast_they_come(node_factory
     assert {(type(answer), answer.reason) for answer in answers} == {(ErrorReply, "malformed")}
     assert running.node.intake_watch.dropped == 0
     peer.close()
+
+
+def test_what_waits_unread_is_counted_in_commands():
+    """`waiting_commands` (the scaling policies' offered load beyond what was served): bytes a
+    connection sent that nobody read, at the mean size of what the node read so far."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    watch = IntakeWatch(f"tcp://127.0.0.1:{listener.getsockname()[1]}", 65536, 4)
+    peer = socket.create_connection(listener.getsockname())
+    served, _ = listener.accept()
+    watch.start()
+    try:
+        assert watch.waiting_commands(commands_read=10) is None  # nothing read yet: unknown
+        watch.accepted(served.fileno())
+        peer.sendall(bytes(50_000))  # into the kernel's queue; nothing reads it
+        watch.total_read = 1_000  # as if the node had read 10 commands of 100 bytes
+        assert _wait_for(lambda: watch.queued_bytes >= 50_000)
+        assert watch.waiting_commands(commands_read=10) == 500
+    finally:
+        watch.close()
+        for sock in (peer, served, listener):
+            sock.close()

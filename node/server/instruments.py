@@ -70,9 +70,12 @@ def start_instruments(
     matching_thread: Callable[[], int | None],
     context: zmq.Context,
     endpoints: dict[str, str],
+    waiting: Callable[[], int | None] | None = None,
 ) -> Instruments:
     """Start the sampler and what listens to it; the Prometheus address goes into
-    `endpoints`. Raises NodeError (nothing left running) if Prometheus cannot serve."""
+    `endpoints`; `waiting` counts the commands received and not yet read (the offered load's
+    part the node has not served). Raises NodeError (nothing left running) if Prometheus cannot
+    serve."""
     instruments = Instruments()
     if not config.metrics.enabled:
         return instruments
@@ -85,6 +88,7 @@ def start_instruments(
         analytics_lag=lambda: analytics.lag,
         analytics_pid=lambda: analytics.pid,
         matching_thread=matching_thread,
+        waiting=waiting,
         interval_s=config.metrics.interval_ms / 1000,
         inbox=(context, INBOX),
     )

@@ -110,6 +110,12 @@ class IntakeWatch:
         self._connections: dict[int, _Connection] = {}
         self._suspects = 0
         """Connections over a frame's worth unread at the last tick."""
+        self._queued = 0
+        self.queued_bytes = 0
+        """Bytes received on the order socket's connections and not yet read by the node (in
+        libzmq's queues and the kernel's), at the last tick."""
+        self.total_read = 0
+        """Bytes the node has read in all (written by the loop)."""
         self._retired: deque[tuple[float, set[bytes]]] = deque()
         self._lines = RateLimitedLog(log, logging.WARNING)
         self._stop = threading.Event()
@@ -130,6 +136,15 @@ class IntakeWatch:
             self._identified.append((body.get(zmq.SRCFD), identity))
             so_far = 0
         bytes_read[identity] = so_far + size
+        self.total_read += size
+
+    def waiting_commands(self, commands_read: int) -> int | None:
+        """About how many commands wait to be read: the bytes queued, at the mean size of what
+        the node has read (`commands_read` commands so far); None before anything was read or
+        with no TCP connections to read (the scaling policies then go by what was served)."""
+        if self._thread is None or not self.total_read or not commands_read:
+            return None
+        return round(self.queued_bytes * commands_read / self.total_read)
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -169,6 +184,7 @@ class IntakeWatch:
         for fd in [self._accepted.popleft() for _ in range(len(self._accepted))]:
             self._connections.setdefault(fd, _Connection())
         self._suspects = 0
+        self._queued = 0
         newly_suspected = []
         for fd, connection in list(self._connections.items()):
             if self._look_at(fd, connection, now, drains):
@@ -177,6 +193,7 @@ class IntakeWatch:
         # read: so the count it must pass by two is the one read after them
         for connection in newly_suspected:
             connection.suspect_drains = self.drains
+        self.queued_bytes = self._queued
         for _ in range(identified):
             fd, identity = self._identified.popleft()
             connection = self._connections.setdefault(fd, _Connection())
@@ -200,11 +217,13 @@ class IntakeWatch:
             return False
         if connection.foreign:
             return False
-        taken = _bytes_taken(fd)
-        if taken is None:
+        counts = _bytes_taken(fd)
+        if counts is None:
             return False
+        taken, in_kernel = counts
         node_read = self._node_read(connection)
         unread = taken - node_read
+        self._queued += max(0, unread) + in_kernel
         if node_read != connection.node_read or not connection.base_time:
             connection.node_read = node_read
             connection.base_unread = unread
@@ -288,14 +307,14 @@ def _peer_address(fd: int) -> str:
     return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "?"
 
 
-def _bytes_taken(fd: int) -> int | None:
-    """Bytes the kernel received on the connection less those still in its queue: what
-    libzmq has read."""
+def _bytes_taken(fd: int) -> tuple[int, int] | None:
+    """Bytes the kernel received on the connection less those still in its queue (what
+    libzmq has read), and those still in the kernel's queue."""
 
-    def read(sock: socket.socket) -> int:
+    def read(sock: socket.socket) -> tuple[int, int]:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
         waiting = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
-        return struct.unpack_from("Q", info, _TCP_INFO_BYTES_RECEIVED)[0] - waiting
+        return struct.unpack_from("Q", info, _TCP_INFO_BYTES_RECEIVED)[0] - waiting, waiting
 
     taken = with_socket(fd, read)
-    return taken if isinstance(taken, int) else None
+    return taken if isinstance(taken, tuple) else None

@@ -187,6 +187,7 @@ class Node:
             matching_thread=lambda: self.matching_thread,
             context=sockets.context,
             endpoints=self.endpoints,
+            waiting=lambda: self.intake_watch.waiting_commands(self.metrics.commands),
         )
         self.view.sampler = self.instruments.sampler
         self.view.subscribers = self.subscribers
