@@ -13,6 +13,7 @@ from collections import Counter
 import zmq
 
 from ..home.peers import AllowlistFile, Peer
+from .descriptors import socket_inode
 
 UNREGISTERED = Peer(name="", public_key="", owners=(), disabled=False)
 """A key that got in but is no longer registered (revoked while connected): acts for no one."""
@@ -30,6 +31,9 @@ class Connections:
         """Routing identities of registered peers already mapped to their connection."""
         self.by_fd: dict[int, tuple[str, bytes]] = {}
         """Connections (file descriptors) of registered peers, for cancel-on-disconnect."""
+        self.inodes: dict[int, int | None] = {}
+        """Each of `by_fd`'s descriptors' socket inode when registered, so that revoking a peer
+        shuts down its connection and not one that took the descriptor over since."""
         self.open_count: Counter[str] = Counter()
         """Peer name -> how many of `by_fd`'s connections are its (a storm of disconnections
         must not scan every connection for each one)."""
@@ -57,6 +61,7 @@ class Connections:
                 self.leaving.append(gone[0])
         self.known.add(identity)
         self.by_fd[fd] = (name, identity)
+        self.inodes[fd] = socket_inode(fd)
         self.open_count[name] += 1
 
     def disconnected(self, fd: int) -> tuple[str, bool] | None:
@@ -75,6 +80,7 @@ class Connections:
 
     def _forget(self, fd: int) -> tuple[str, bool]:
         name, identity = self.by_fd.pop(fd)
+        self.inodes.pop(fd, None)
         self.known.discard(identity)
         self.open_count[name] -= 1
         still_connected = self.open_count[name] > 0

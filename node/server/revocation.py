@@ -23,7 +23,7 @@ from ..protocol.messages import AdminRequest
 from ..store.durable import DurableEngine
 from ..store.lmdb_store import Store
 from .cancelling import cancels_of
-from .descriptors import shut_down, socket_inode
+from .descriptors import shut_down
 from .view import NodeView
 
 log = logging.getLogger("marketnode.node")
@@ -46,9 +46,10 @@ def revoke_peer(view: NodeView, request: AdminRequest) -> dict[str, Any]:
     save_allowlist(view.allowlist.path, allowlist)
     view.allowlist.refresh()
     cancelled = 0 if keep_orders else view.cancel_orders_of(name, CancelReason.PEER_REVOKED)
+    connections = view.connections
     dropped = sum(
-        shut_down(fd, inode) for fd, (peer, _) in list(view.connections.by_fd.items())
-        if peer == name and (inode := socket_inode(fd)) is not None
+        shut_down(fd, inode) for fd, (peer, _) in list(connections.by_fd.items())
+        if peer == name and (inode := connections.inodes.get(fd)) is not None
     )  # fmt: skip
     subscriptions = view.subscribers.drop(key) if view.subscribers is not None else 0
     log.info(
