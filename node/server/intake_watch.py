@@ -224,7 +224,7 @@ class IntakeWatch:
         node_read = self._node_read(connection)
         unread = taken - node_read
         self._queued += max(0, unread) + in_kernel
-        if node_read != connection.node_read or not connection.base_time:
+        if node_read != connection.node_read:
             connection.node_read = node_read
             connection.base_unread = unread
             connection.base_time = now
