@@ -278,3 +278,16 @@ def test_a_reader_follows_a_map_the_writer_grew(tmp_path):
         assert reader.commits()[-1][0] == 20_001
     finally:
         reader.close()
+
+
+def test_each_commit_is_stamped_by_the_stores_clock(tmp_path):
+    """A replay of a generated market stamps commits with the market's own times."""
+    times = iter(range(10**18, 10**18 + 10 * 3_600 * 10**9, 3_600 * 10**9))
+    store, durable = open_durable(tmp_path / "data", clock=lambda: next(times))
+    try:
+        for batch in batches(list(generate_flow(300, seed=4)), 100):
+            durable.submit(batch)
+        stamped = [commit_time for _, _, _, commit_time in store.commits()]
+    finally:
+        store.close()
+    assert stamped == [10**18 + hour * 3_600 * 10**9 for hour in range(4)]
