@@ -1,5 +1,5 @@
-"""`mnode demo`: a node, a calibrated flow with a drop, a wash ring, and the summary of what
-the node's final scan found."""
+"""`mnode demo`: a node, a calibrated and steered flow with a drop, a wash ring, and the
+summary of what the node's final scan found."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from marketnode.node.client import AdminClient, address_of_home
 from marketnode.node.core.commands import NewOrder
 from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.home.layout import Home
-from marketnode.node.tools.calibration import DROP_SHARE, STEADY_SHARE, given_rates, rates_for
+from marketnode.node.tools.calibration import (
+    DROP_TIMES,
+    START_FRACTION,
+    STEADY_SHARE,
+    SteeringStep,
+    given_rates,
+    rates_for,
+)
 from marketnode.node.tools.demo import DemoReport
 from marketnode.node.tools.demo_flow import prepared, round_plan
 
@@ -35,8 +42,8 @@ SUMMARY_KEYS = ("orders", "trades", "ring_trades", "orders_per_s_peak", "alerts"
 @pytest.mark.slow
 def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_scan(tmp_path):
     """No --headless and no --rate: stdout is not a terminal, so the demo says it runs
-    headless; it measures the machine, offers 40% of it, keeps its progress on stderr with
-    --json and reports what a final scan found."""
+    headless; it measures the machine, starts at half of 40% of it and steers from there,
+    keeps its progress on stderr with --json and reports what a final scan found."""
     home = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--duration", "10", "--home", str(home), "--json"])
     assert result.exit_code == 0, result.stderr
@@ -46,8 +53,13 @@ def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_
         assert key in summary
     measured = summary["rate_measured"]
     assert measured > 0
-    assert summary["rate_chosen"] == round(max(100, measured * STEADY_SHARE))
-    assert "calibration" in summary["rate_reason"] in result.stderr
+    assert summary["rate_chosen"] == round(max(100, measured * STEADY_SHARE * START_FRACTION))
+    started_with = summary["rate_reason"].partition("; steered")[0]
+    assert "calibration" in started_with and started_with in result.stderr
+    steered = summary["rate_steered"]
+    assert steered["ceiling"] == round(max(100, measured * STEADY_SHARE))
+    assert all(steered["floor"] <= rate <= steered["ceiling"] for *_, rate in steered["history"])
+    assert f"{steered['final']:,} orders/s" in summary["rate_reason"]
     assert " orders/s " in result.stderr and " trades/s " in result.stderr  # progress lines
     assert summary["orders"] > 0 and summary["trades"] > 0
     assert summary["ring_trades"] > 0
@@ -60,15 +72,20 @@ def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_
 
 def test_the_rates_follow_the_capacity_and_rate_overrides_it():
     rates = rates_for(10_000)
-    assert (rates.steady, rates.drop) == (10_000 * STEADY_SHARE, 10_000 * DROP_SHARE)
-    assert "40% and 90% of the 10,000 orders/s" in rates.reason()
+    assert (rates.steady, rates.drop) == (2_000, 4_500)  # half of 40%, the drop 2.25x it
+    steering = rates.steering()
+    assert steering is not None and (steering.floor, steering.ceiling) == (400, 4_000)
+    reason = rates.reason()
+    assert "steady from 2,000 orders/s" in reason and "40% busy" in reason
+    assert "between 400 and 4,000, 40% of the 10,000 orders/s" in reason
     given = given_rates(1000)
     assert given.steady == 1000 and given.measured is None and "--rate given" in given.reason()
+    assert given.drop == 1000 * DROP_TIMES and given.steering() is None
     assert rates_for(10).steady == 100  # a stalled calibration still trades
 
 
 def test_a_round_is_steady_then_the_drop_then_steady_in_short_pieces():
-    plan = round_plan(30, rates_for(10_000))
+    plan = round_plan(30, rates_for(20_000))
     assert sum(piece.seconds for piece in plan) == pytest.approx(30)
     assert [piece.rate for piece in plan].count(9000) == 1 and max(p.seconds for p in plan) <= 10
     assert plan[0].rate == 4000 and plan[-1].rate == 4000
@@ -87,10 +104,28 @@ def test_each_piece_of_the_flow_has_the_orders_its_own_rate_calls_for():
 
 
 def test_a_summary_without_its_final_scan_does_not_claim_the_ring_went_unflagged():
-    report = DemoReport(ring_trades=617, rates=rates_for(5000))
+    report = DemoReport(ring_trades=617, rates=rates_for(10_000))
     text = summary_text(report.summary())
     assert "not a final count" in text and "was not flagged;" not in text
     assert "2,000 orders/s" in text.splitlines()[0]
+
+
+def test_the_summary_says_where_the_steering_took_the_rate_and_a_given_rate_that_it_held():
+    report = DemoReport(rates=rates_for(10_000))
+    report.steered = [SteeringStep(4.9, 0.81, 2_010.0, 1_600.0),
+                      SteeringStep(9.9, 0.52, 1_590.0, 1_280.0)]  # fmt: skip
+    summary = report.summary()
+    assert summary["rate_chosen"] == 2_000 and summary["rate_drop"] == 4_500
+    assert summary["rate_steered"] == {
+        "target_busy": 0.4, "floor": 400, "ceiling": 4_000, "final": 1_280, "final_drop": 2_880,
+        "history": [[4.9, 0.81, 2_010.0, 1_600.0], [9.9, 0.52, 1_590.0, 1_280.0]],
+    }  # fmt: skip
+    assert summary["rate_reason"].endswith(
+        "steered 2 times, to 1,280 orders/s (the drop 2,880) after the matching thread read "
+        "52% busy"
+    )
+    given = DemoReport(rates=given_rates(700)).summary()
+    assert given["rate_steered"] is None and "not steered" in given["rate_reason"]
 
 
 def test_the_demo_will_not_reuse_a_home(tmp_path):

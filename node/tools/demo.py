@@ -1,16 +1,17 @@
 """`mnode demo`: a node with a realistic flow, a drop and a wash ring, in a home of its own.
 
 The node runs as a process of its own (analytics on, integrity scans every few seconds,
-scaling on) on free loopback ports. The demo first measures what the node sustains on this
-machine (tools/calibration.py), then a load generator offers a seeded flow at 40% of it with
-a drop to 90% for ten seconds a third of the way through (or the operator's `--rate`, the drop
-in proportion): busy, never at collapse. Meanwhile a ring of four wallets passes the same
-quantity round and round in LAND-ETH, each leg priced inside the spread so that it meets its
-partner. The flow and the ring run in a child process (tools/demo_flow.py), so that the
-dashboard's drawing and the flow's sending do not share an interpreter; it reports its orders
-and acknowledgement times here. At the end, once a final scan has run (tools/final_scan.py),
-the summary says what the node did and what it found: orders and trades, alerts raised (the
-ring among them) and scaling advice given.
+scaling on) on free loopback ports. The demo first measures what the node alone sustains on
+this machine (tools/calibration.py), then a load generator offers a seeded flow, steered every
+few seconds toward the node's matching thread 40% busy (at most 40% of the calibrated rate),
+with a drop to 2.25 times the steady rate for ten seconds a third of the way through (or the
+operator's `--rate`, not steered, the drop in proportion): busy, never at collapse. Meanwhile
+a ring of four wallets passes the same quantity round and round in LAND-ETH, each leg priced
+inside the spread so that it meets its partner. The flow and the ring run in a child process
+(tools/demo_flow.py), so that the dashboard's drawing and the flow's sending do not share an
+interpreter; it reports its orders, acknowledgement times and steering here. At the end, once
+a final scan has run (tools/final_scan.py), the summary says what the node did and what it
+found: orders and trades, alerts raised (the ring among them) and scaling advice given.
 """
 
 from __future__ import annotations
@@ -22,12 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..client import AdminClient, ClientError, address_of_home
 from ..home.keys import OPERATOR, PEERS_FOLDER, create_key_pair, load_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist
 from ..ops.metrics import Histogram
-from .calibration import CALIBRATION_S, DemoRates, given_rates, measure_capacity, rates_for
+from .calibration import (
+    CALIBRATION_S,
+    DROP_TIMES,
+    DemoRates,
+    SteeringStep,
+    given_rates,
+    measure_capacity,
+    rates_for,
+    steered_outcome,
+)
 from .demo_flow import PHASES, RING, RING_MARKET, FlowProcess, FlowProgress
 from .e2e import prepare_home, start_node_process, stop_node_process
 from .final_scan import ring_flagged, wait_for_final_scan
@@ -72,11 +84,39 @@ class DemoReport:
     )
     """The flow's orders, from each message's send to its answer, as the load peer saw them:
     outside the drop and during it (microseconds)."""
+    steered: list[SteeringStep] = field(default_factory=list)
+    """The flow's latest steering steps (none with `--rate`)."""
 
     def take(self, progress: FlowProgress) -> None:
         """The flow process's latest report (its figures run from its start)."""
         self.ring_trades = progress.ring_trades
         self.ack_us = {**self.ack_us, **progress.ack_histograms()}
+        self.steered = progress.steered
+
+    def rate_reason(self) -> str:
+        """The rates and why, and what the steering made of them."""
+        rates = self.rates
+        if rates is None:
+            return ""
+        if rates.steering() is None:
+            return rates.reason()
+        return f"{rates.reason()}; {steered_outcome(self.steered)}"
+
+    def rate_steered(self) -> dict[str, Any] | None:
+        """What the steering did: its bounds, the rate it ended at and its steps (at_s,
+        busy, orders_per_s, rate); None when the rate was given."""
+        steering = self.rates.steering() if self.rates else None
+        if steering is None or self.rates is None:
+            return None
+        final = self.steered[-1].rate if self.steered else self.rates.steady
+        return {
+            "target_busy": steering.target,
+            "floor": round(steering.floor),
+            "ceiling": round(steering.ceiling),
+            "final": round(final),
+            "final_drop": round(final * DROP_TIMES),
+            "history": msgspec.to_builtins(self.steered),  # array-like: lists
+        }
 
     def summary(self) -> dict[str, Any]:
         rates = self.rates
@@ -88,7 +128,8 @@ class DemoReport:
             "rate_chosen": round(rates.steady) if rates else None,
             "rate_drop": round(rates.drop) if rates else None,
             "rate_measured": round(rates.measured) if rates and rates.measured else None,
-            "rate_reason": rates.reason() if rates else "",
+            "rate_reason": self.rate_reason(),
+            "rate_steered": self.rate_steered(),
             "ack_ms": {phase: hist.summary(1000) for phase, hist in self.ack_us.items()},
             "alerts": len(self.alerts),
             "alert_detectors": sorted({a["detector"] for a in self.alerts}),
@@ -133,7 +174,8 @@ def run_demo(
     the steady rate), run the flow, the drop and the ring for `duration_s` (or, with `watch`,
     until `watch(home, why_these_rates)` returns: the dashboard, say, with the flow and its
     drop repeated in rounds of `duration_s` or two minutes, whichever is longer), wait for a
-    final scan, and report. `on_note` hears the calibration and the countdown to that scan."""
+    final scan, and report. `on_note` hears the calibration, the steering (headless: not over
+    a dashboard) and the countdown to that scan."""
     home = prepare_demo_home(path)
     config = home.config()
     keys = home.keys_path(config)
@@ -159,11 +201,11 @@ def run_demo(
         flow.start()
         advice: dict[tuple, dict] = {}
         if watch is None:
-            _observe(admin, report, advice, flow, duration_s, stop, on_second)
+            _observe(admin, report, advice, flow, duration_s, stop, on_second, on_note)
         else:
             observer = threading.Thread(
                 target=_observe,
-                args=(AdminClient(address, operator), report, advice, flow, 0, stop, None),
+                args=(AdminClient(address, operator), report, advice, flow, 0, stop),
                 daemon=True,
             )
             observer.start()
@@ -172,11 +214,13 @@ def run_demo(
         report.take(flow.stop())
         if why := flow.ended_badly():
             on_note(f"the flow stopped early: {why}")
+        if report.rates.steering() is not None:
+            on_note(steered_outcome(report.steered))
         report.alerts, report.final_scan = wait_for_final_scan(
             admin, config.integrity.scan_interval_s, RING, on_note
         )
         try:
-            _count(report, admin.call("metrics"))
+            _count(report, _counters(admin))
         except ClientError:  # a node still busy: the observer's last count stands
             on_note("the node did not answer for its final count: the last second's is shown")
         report.recommendations = list(advice.values())
@@ -195,15 +239,21 @@ def _observe(
     flow: FlowProcess,
     duration_s: float,
     stop: threading.Event,
-    on_second: Callable[[float, dict], None] | None,
+    on_second: Callable[[float, dict], None] | None = None,
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> None:
-    """Once a second: the flow's report, the peak rate and every piece of scaling advice,
-    until the flow is done and `duration_s` has passed, or `stop`."""
+    """Once a second: the flow's report (`on_note` hears each steering step), the peak rate
+    and every piece of scaling advice, until the flow is done and `duration_s` has passed, or
+    `stop`."""
     started = time.monotonic()
     while not stop.wait(1) and (flow.running or time.monotonic() - started < duration_s):
+        steps_before = report.steered
         report.take(flow.read())
+        for step in report.steered:
+            if step not in steps_before:
+                on_note(_step_line(step))
         try:
-            metrics = admin.call("metrics")
+            metrics = _counters(admin)
             scale = admin.call("scale")["recommendations"]
         except ClientError:  # a busy second: the next one will tell
             continue
@@ -214,6 +264,18 @@ def _observe(
             advice.setdefault((item["policy"], item["action"], item["resource"]), item)
         if on_second is not None:
             on_second(time.monotonic() - started, latest)
+
+
+def _step_line(step: SteeringStep) -> str:
+    return (f"steady rate {step.rate:,.0f} orders/s: the matching thread was {step.busy:.0%} "
+            f"busy at {step.orders_per_s:,.0f} orders/s")  # fmt: skip
+
+
+def _counters(admin: AdminClient) -> dict:
+    """The node's `metrics` counters and latest sample, without its history: the node
+    answers from its matching thread, and an hour of samples asked every second would be
+    that thread's work."""
+    return admin.call("metrics", since=time.time())
 
 
 def _count(report: DemoReport, metrics: dict) -> None:

@@ -6,11 +6,13 @@ late. So the demo starts this module as a child (through `server/supervisor.py`:
 the demo, whatever the timing), which trades on the demo's node and reports back, once a
 second and when it ends, what it has done: pieces and orders sent, the ring's trades and the
 load peer's acknowledgement times, outside the drop and during it (cumulative histograms, so
-the last report received is the whole story). Reports go over a ZeroMQ ipc socket in a
-private temporary folder; the child's keys are read from the demo's home, never passed.
+the last report received is the whole story), and how it steered its rate: a calibrated
+flow's pieces are sized from the node's own busy share, read every few seconds over the admin
+socket (tools/calibration.py). Reports go over a ZeroMQ ipc socket in a private temporary
+folder; the child's keys (the operator's among them) are read from the demo's home.
 
     python -m marketnode.node.server.supervisor PID SIGNAL marketnode.node.tools.demo_flow \
-        HOME ENDPOINT STEADY DROP ROUND_S ROUNDS
+        HOME ENDPOINT STEADY DROP MEASURED ROUND_S ROUNDS
 
 SIGTERM ends the flow: what is in flight is awaited (as the load generator drains), the ring
 stops, a last report says `done`. A flow that fails says why in that report.
@@ -23,6 +25,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from decimal import Decimal
@@ -32,13 +35,13 @@ from typing import Any, NamedTuple
 import msgspec
 import zmq
 
-from ..client import Client, ClientError, address_of_home
-from ..home.keys import PEERS_FOLDER, load_key_pair
+from ..client import AdminClient, Client, ClientError, address_of_home
+from ..home.keys import OPERATOR, PEERS_FOLDER, load_key_pair
 from ..home.layout import Home
 from ..ops.metrics import Histogram
 from ..protocol.wire_events import WireTrade
 from ..server.supervisor import Supervisor
-from .calibration import DemoRates
+from .calibration import STEER_S, DemoRates, Steerer, SteeringStep
 from .flow import generate_flow
 from .load import DRAIN_S, LoadProfile, run_load
 
@@ -92,6 +95,10 @@ class FlowProgress(msgspec.Struct):
     ring_trades: int = 0
     ack_us: dict[str, HistogramState] = {}
     """Each order's time from its message's send to the node's answer, by phase."""
+    rate: float = 0.0
+    """The steady rate now (steered, or as given)."""
+    steered: list[SteeringStep] = []
+    """The latest steering steps (none when the rate was given)."""
     done: bool = False
     error: str = ""
     """Why the flow stopped before it was told to ("" when it did not)."""
@@ -104,9 +111,10 @@ _decode_progress = msgspec.msgpack.Decoder(FlowProgress).decode
 
 
 def round_plan(round_s: float, rates: DemoRates) -> list[Piece]:
-    """One round of the flow in pieces: steady, the drop a third of the
+    """One round of the flow in pieces at the starting rates: steady, the drop a third of the
     way in (ten seconds, less in a short round), steady again. Pieces are at most
-    `PIECE_S` long, so what a piece sends is generated in a fraction of a second."""
+    `PIECE_S` long, so what a piece sends is generated in a fraction of a second, and a
+    steered rate takes effect within two of them."""
     before = round_s / 3
     drop = min(DROP_S, round_s / 3)
     after = max(0.0, round_s - before - drop)
@@ -160,7 +168,7 @@ class FlowProcess:
         self._stopped = False
         self.latest = FlowProgress()
         arguments = [str(home.path.resolve()), endpoint, repr(rates.steady), repr(rates.drop),
-                     repr(round_s), str(rounds or 0)]  # fmt: skip
+                     repr(rates.measured or 0.0), repr(round_s), str(rounds or 0)]  # fmt: skip
         self._supervisor = Supervisor("demo flow", __name__, arguments)
 
     def start(self) -> None:
@@ -219,10 +227,11 @@ class FlowProcess:
 class _FlowState:
     """What the flow's threads have done, taken by the reporter under a lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, steerer: Steerer) -> None:
         self.lock = threading.Lock()
         self.progress = FlowProgress()
         self.ack_us = {phase: Histogram() for phase in PHASES}
+        self.steerer = steerer
 
     def piece_sent(self, piece: Piece, sent: int, latencies_ms: list[float]) -> None:
         with self.lock:
@@ -243,13 +252,15 @@ class _FlowState:
     def report(self, done: bool) -> bytes:
         with self.lock:
             self.progress.ack_us = {p: HistogramState.of(h) for p, h in self.ack_us.items()}
+            self.progress.rate = self.steerer.rate_of(in_drop=False)
+            self.progress.steered = self.steerer.steps
             self.progress.done = done
             return msgspec.msgpack.encode(self.progress)
 
 
 def main(arguments: list[str]) -> int:
     """Trade as the demo asked until its rounds are over or SIGTERM; 1 when the flow failed."""
-    home_path, endpoint, steady, drop, round_s, rounds = arguments
+    home_path, endpoint, steady, drop, measured, round_s, rounds = arguments
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the demo's Ctrl-C: the demo stops us
@@ -258,8 +269,9 @@ def main(arguments: list[str]) -> int:
     address = address_of_home(home, config)
     keys = home.keys_path(config) / PEERS_FOLDER
     tick = Decimal(next(s.tick_size for s in config.markets if s.symbol == RING_MARKET))
-    plan = round_plan(float(round_s), DemoRates(float(steady), float(drop)))
-    state = _FlowState()
+    rates = DemoRates(float(steady), float(drop), float(measured) or None)
+    plan = round_plan(float(round_s), rates)
+    state = _FlowState(Steerer(rates, started=time.time()))
     loader = threading.Thread(
         target=_guarded,
         args=(state, stop, _flow, address, load_key_pair(keys / "load.key_secret"), plan,
@@ -275,9 +287,14 @@ def main(arguments: list[str]) -> int:
     context = zmq.Context()
     reports = context.socket(zmq.PUSH)
     reports.connect(endpoint)
+    operator = load_key_pair(home.keys_path(config) / f"{OPERATOR}.key_secret")
+    steer = (state, stop, _steer, address, operator, stop, state.steerer)
+    steering = threading.Thread(target=_guarded, args=steer, daemon=True)
     try:
         loader.start()
         ring.start()
+        if state.steerer.steering is not None:  # --rate: the rate given holds
+            steering.start()
         while loader.is_alive():
             loader.join(REPORT_S)
             reports.send(state.report(done=False))
@@ -315,17 +332,38 @@ def _flow(
     state: _FlowState,
 ) -> None:
     """Offer the seeded flow piece by piece of `plan`, `rounds` times (None: until `stop`),
-    so trading starts at once and goes on without a pause."""
-    pieces = itertools.chain.from_iterable(
+    so trading starts at once and goes on without a pause; each piece at the rate steered
+    when it is generated (while the piece before it is sent)."""
+    planned = itertools.chain.from_iterable(
         itertools.repeat(plan) if rounds is None else itertools.repeat(plan, rounds)
     )
+    steerer = state.steerer
+    pieces = (piece._replace(rate=steerer.rate_of(piece.in_drop)) for piece in planned)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-flow") as generator:
         for piece, commands in prepared(pieces, generator):
             if stop.is_set():
                 return
+            if piece.in_drop:
+                steerer.drop_runs(time.time(), piece.seconds)
             profile = LoadProfile(rate=piece.rate, duration_s=piece.seconds, batch=10)
             result = run_load(address, key, commands, profile, stop=stop)
             state.piece_sent(piece, result.sent, result.latencies_ms)
+
+
+def _steer(address: Any, key: Any, stop: threading.Event, steerer: Steerer) -> None:
+    """Every `STEER_S`, hand the steerer the node's samples since the last ones seen (a node
+    too busy to answer in time is asked again the next time: the answer to an earlier
+    question is never taken for a later one's)."""
+    since = steerer.started
+    with AdminClient(address, key, timeout_s=STEER_S) as admin:
+        while not stop.wait(STEER_S):
+            try:
+                samples = admin.call("metrics", since=since).get("history") or []
+            except ClientError:
+                continue
+            if samples:
+                since = samples[-1]["time"]
+                steerer.adjust(samples)
 
 
 def _ring(address: Any, key: Any, tick: Decimal, stop: threading.Event, state: _FlowState) -> None:
