@@ -106,12 +106,14 @@ class JournalTrades:
             if maker is None or taker is None:
                 continue  # an unsigned side: the node's trusted peers settle it themselves
             buy, sell = (taker, maker) if event.aggressor == "buy" else (maker, taker)
+            peers = (event.taker_peer, event.maker_peer)
+            buyer_peer, seller_peer = peers if event.aggressor == "buy" else peers[::-1]
             spec = self.engine.books[event.market].market.spec
             entry = trade_entry(event, buy, sell, int(spec.fee_bps))
             expiry = min(buy[0][10], sell[0][10])
             deadline = min(traded_at + self.max_delay_s, expiry - DEADLINE_MARGIN_S)
             found.append(PendingTrade(
                 event.seq, event.market, buy[0][0], sell[0][0], event.price, event.qty, entry,
-                traded_at, deadline,
+                traded_at, deadline, buyer_peer, seller_peer,
             ))  # fmt: skip
         return found
