@@ -47,18 +47,28 @@ def settlement_state(home: Any) -> Iterator[SettlementStore]:
 
 @app.command("status")
 def status_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Trades by settlement state, the journal position followed, the batches in flight."""
+    """Trades by settlement state, the journal position followed, settlement lag and gas and
+    fee per trade, the batches in flight and the latest failures."""
+    from marketnode.node.chain.relayer_service import summary
+
     with settlement_state(home) as store:
-        summary = store.summary()
+        shown = summary(store)
     if as_json:
-        print_json(summary)
+        print_json(shown)
         return
-    counts = summary["trades"]
-    typer.echo(f"journal position {summary['position']}, next nonce {summary['next_nonce']}")
+    counts = shown["trades"]
+    typer.echo(f"journal position {shown['position']}, next nonce {shown['next_nonce']}")
     typer.echo("trades: " + ", ".join(f"{count} {state}" for state, count in counts.items()))
-    for batch in summary["batches_in_flight"]:
+    if shown["lag_p50_s"] is not None:
+        typer.echo(
+            f"settlement lag p50 {shown['lag_p50_s']} s, p99 {shown['lag_p99_s']} s; "
+            f"{shown['gas_per_trade']:,} gas and {shown['fee_per_trade_gwei']:,} gwei a trade"
+        )
+    for batch in shown["batches_in_flight"]:
         where = f"in block {batch['block']}" if batch["block"] is not None else "in the mempool"
         typer.echo(f"batch {batch['id']} (nonce {batch['nonce']}) {where}: {batch['tx_hash']}")
+    for failure in shown["failures"]:
+        typer.echo(f"failed: trade {failure['seq']} {failure['market']} ({failure['reason']})")
 
 
 @app.command("batches")

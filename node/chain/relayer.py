@@ -8,8 +8,9 @@ One `step` (the service calls it every poll interval):
    compared with the chain's at each step, and a batch whose block left the chain is
    `submitted` again and its transaction broadcast again; under enough blocks it is final:
    the contract's `TradeSettled` trades `confirmed`, its `TradeSkipped` ones `failed` with the
-   skip reason. A transaction unmined for `stuck_after_s` is replaced at the same nonce with
-   both fee fields raised by 12.5% at least (fees.replacement_fees);
+   skip reason (`confirmed` when the reason is that an earlier transaction settled them). A
+   transaction unmined for `stuck_after_s` is replaced at the same nonce with both fee fields
+   raised by 12.5% at least (fees.replacement_fees);
 3. send: a full batch at once; a partial one when its earliest deadline comes, or earlier when
    the `settlement_timing` policy finds the fees cheap.
 
@@ -146,10 +147,11 @@ class Relayer:
         for one in sent:
             receipt = self._receipt(one.tx_hash)
             if receipt is not None:
+                block = self.w3.eth.get_block(receipt["blockNumber"])
                 self.state.mark_mined(
                     batch["id"], one.tx_hash, receipt["blockNumber"],
                     _hex(receipt["blockHash"].hex()), receipt["gasUsed"],
-                    receipt.get("effectiveGasPrice", 0),
+                    receipt.get("effectiveGasPrice", 0), block.get("baseFeePerGas"),
                 )  # fmt: skip
                 return
         if batch["id"] not in self.rebroadcast:

@@ -5,8 +5,8 @@ It reads the journal read-only, keeps its state in `settlement/state.sqlite` in 
 talks to the chain of `[settlement] rpc` as the key in `key_file`. Being a process of its own,
 a slow chain or a long replay never touches the matching thread. SIGTERM ends it between steps.
 
-After each step it tells the node of the trades that failed (`NodeNotifier`), on the node's
-ipc socket, with the link's token the node writes on its stdin:
+After each step it tells the node of the trades that failed, and every second of its state
+(`NodeNotifier`), on the node's ipc socket, with the link's token the node writes on its stdin:
 
     python -m marketnode.node.server.supervisor PARENT SIGNAL \
         marketnode.node.chain.relayer_service HOME
@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 from eth_account import Account
@@ -28,7 +29,6 @@ from web3.contract import Contract
 from web3.exceptions import TransactionNotFound, Web3Exception
 from web3.logs import DISCARD
 
-from ..core.commands import NewOrder
 from ..core.markets import ConfigError
 from ..home.config import SettlementConfig
 from ..home.layout import Home
@@ -39,16 +39,30 @@ from ..protocol.settlement import (
     settlement_encoder,
 )
 from ..store.lmdb_store import Store
+from .eip712 import Domain, Order, address_from_text, order_digest
 from .journal_trades import JournalTrades
 from .relayer import Relayer, RelayerSettings
 from .rpc import ChainError, connect
-from .settlement_store import SettlementStore, notices_endpoint, state_path
+from .settlement_store import (
+    CONFIRMED,
+    FAILED,
+    MINED,
+    SUBMITTED,
+    RelayerStatus,
+    SettlementStore,
+    notices_endpoint,
+    state_path,
+)
 
 log = logging.getLogger("marketnode.relayer")
 EXIT_NO_TOKEN = 2
 EXIT_CONFIG = 3
 RESEND_S = 2.0
 """How long a notice waits for the node's acknowledgement before it is sent again."""
+STATUS_EVERY_S = 1.0
+LAG_WINDOW = 10_000
+"""Settlement lag is over the latest confirmed trades, this many: what it is now."""
+FAILURES_SHOWN = 10
 NOTICES_PER_MESSAGE = 100
 SIDE_OF_REASON = {"buyer_transfer_failed": "buy", "seller_transfer_failed": "sell"}
 """The side at fault when the contract names no order (it always does for these two)."""
@@ -60,24 +74,28 @@ class NodeNotifier:
     while unacknowledged (so a node or relayer restart loses none), and done once the node's
     `Acknowledged` names it. The node acts once per trade, so a notice heard twice is harmless.
 
-    Before its first sending a notice is resolved: the side at fault (the contract's
-    `TradeSkipped` names the order, matched against the journal's order hashes) and the peers
-    that placed the two orders (the journal's `new` commands carrying their signatures). That
-    reads the journal from its start, once per handful of failures: failures are rare, and the
-    relayer replays the whole journal at each start anyway."""
+    Before its first sending a notice is resolved: the side at fault, the order the contract's
+    `TradeSkipped` names, found among the two orders' hashes (computed from the trade's batch
+    entry). The peers that placed the two orders came with the trade from the journal, so the
+    journal is not read again for a failure.
 
-    def __init__(self, socket: zmq.Socket, token: bytes, state: SettlementStore, store: Store,
-                 contract: Contract) -> None:  # fmt: skip
+    Every `STATUS_EVERY_S` it also sends the node a `RelayerStatus`: the store's `summary`
+    and the chain's head, which the node keeps for its `status` and `metrics`."""
+
+    def __init__(self, socket: zmq.Socket, token: bytes, state: SettlementStore,
+                 contract: Contract, chain_id: int) -> None:  # fmt: skip
         self.socket = socket
         self.token = token
         self.state = state
-        self.store = store
         self.contract = contract
+        self.domain = Domain(chain_id, address_from_text(contract.address))
         self.sent_at: dict[int, float] = {}
         """Monotonic time each unacknowledged notice was last sent by this run."""
+        self.status_sent_at = -STATUS_EVERY_S
 
     def step(self) -> None:
         self._hear()
+        self._send_status()
         rows = self.state.unacknowledged(NOTICES_PER_MESSAGE)
         unresolved = [row for row in rows if not row["resolved"]]
         if unresolved:
@@ -91,13 +109,25 @@ class NodeNotifier:
             row["seq"], row["market"], row["state"], row["reason"], row["tx_hash"], row["block"],
             row["buyer"], row["seller"], row["at_fault"], row["buyer_peer"], row["seller_peer"],
         ) for row in due]  # fmt: skip
+        if self._send(Notices(notices)):
+            self.sent_at.update((row["seq"], now) for row in due)
+
+    def _send(self, message: Notices | RelayerStatus) -> bool:
         try:
-            self.socket.send_multipart(
-                [self.token, settlement_encoder.encode(Notices(notices))], zmq.NOBLOCK
-            )
+            self.socket.send_multipart([self.token, settlement_encoder.encode(message)],
+                                       zmq.NOBLOCK)  # fmt: skip
         except zmq.Again:  # no node to take it: sent again at a later step
+            return False
+        return True
+
+    def _send_status(self) -> None:
+        now = time.monotonic()
+        if now - self.status_sent_at < STATUS_EVERY_S:
             return
-        self.sent_at.update((row["seq"], now) for row in due)
+        head = self.contract.w3.eth.get_block("latest")
+        chain = {"head": head["number"], "base_fee_now": head.get("baseFeePerGas")}
+        if self._send(RelayerStatus(summary(self.state) | chain)):
+            self.status_sent_at = now
 
     def _hear(self) -> None:
         while True:
@@ -112,25 +142,24 @@ class NodeNotifier:
             if acknowledged:
                 log.info("the node acted on %d failed trades", acknowledged)
 
-    def _resolve(self, rows: list) -> dict[int, tuple[str | None, str | None, str | None]]:
-        """seq -> (side at fault, buyer's peer, seller's peer) of each row."""
+    def _resolve(self, rows: list) -> dict[int, str | None]:
+        """seq -> the side at fault of each row (None: neither, or not known)."""
         faulty = self._orders_at_fault({row["tx_hash"] for row in rows if row["tx_hash"]})
-        signatures = {}
-        for row in rows:
-            entry = json.loads(row["entry"])
-            signatures[row["seq"]] = (entry[3], entry[4])
-        placed = orders_placed(self.store, {sig for pair in signatures.values() for sig in pair})
         found = {}
         for row in rows:
-            (buy_peer, buy_hash), (sell_peer, sell_hash) = (
-                placed.get(sig, (None, None)) for sig in signatures[row["seq"]]
-            )
-            at_fault = {buy_hash: "buy", sell_hash: "sell"}.get(faulty.get(row["seq"]))
-            found[row["seq"]] = (at_fault or SIDE_OF_REASON.get(row["reason"]), buy_peer,
-                                 sell_peer)  # fmt: skip
+            entry = json.loads(row["entry"])
+            sides = {self._order_hash(entry[1]): "buy", self._order_hash(entry[2]): "sell"}
+            at_fault = sides.get(faulty.get(row["seq"], b""))
+            found[row["seq"]] = at_fault or SIDE_OF_REASON.get(row["reason"])
         return found
 
-    def _orders_at_fault(self, tx_hashes: set[str]) -> dict[int, str]:
+    def _order_hash(self, order: list) -> bytes:
+        """The hash the contract gives an order of a batch entry (its EIP-712 digest)."""
+        owner, base, token_id, quote, *rest = order
+        owner, base, quote = (address_from_text(text) for text in (owner, base, quote))
+        return order_digest(self.domain, Order(owner, base, token_id, quote, *rest))
+
+    def _orders_at_fault(self, tx_hashes: set[str]) -> dict[int, bytes]:
         """trade id -> the order hash its `TradeSkipped` names, over the transactions'
         receipts (a reverted batch has none: nobody's order is at fault)."""
         faulty = {}
@@ -141,20 +170,57 @@ class NodeNotifier:
                 continue
             skips = self.contract.events.TradeSkipped().process_receipt(receipt, errors=DISCARD)
             for skip in skips:
-                faulty[skip["args"]["trade_id"]] = "0x" + bytes(skip["args"]["order_hash"]).hex()
+                faulty[skip["args"]["trade_id"]] = bytes(skip["args"]["order_hash"])
         return faulty
 
 
-def orders_placed(store: Store, signatures: set[str]) -> dict[str, tuple[str | None, str]]:
-    """signature -> (peer, order hash) of the journal's signed `new` commands carrying them
-    (the first: a signed order is taken once, a copy sent later is refused `nonce_used`)."""
-    found: dict[str, tuple[str | None, str]] = {}
-    for _, command in store.journal():
-        if type(command) is NewOrder and command.sig in signatures and command.order_hash:
-            found.setdefault(command.sig, (command.peer, command.order_hash))
-            if len(found) == len(signatures):
-                break
-    return found
+def figures(state: SettlementStore) -> dict[str, Any]:
+    """Settlement lag (the trade's commit in the journal -> final on chain) p50 and p99 in
+    seconds over the latest `LAG_WINDOW` confirmed trades, and gas and fee per trade over
+    every final batch (the fee in wei, and in gwei for reading)."""
+    lags = sorted(row[0] for row in state.db.execute(
+        "SELECT settled_at - traded_at FROM trades WHERE state = ? ORDER BY seq DESC LIMIT ?",
+        (CONFIRMED, LAG_WINDOW),
+    ))  # fmt: skip
+    gas, fee, trades = state.db.execute(
+        "SELECT sum(gas_used), sum(gas_used * gas_price), sum(trades) FROM batches WHERE state = ?",
+        (CONFIRMED,),
+    ).fetchone()
+    fee_wei = fee // trades if trades else None
+    return {
+        "lag_p50_s": round(lags[len(lags) // 2], 3) if lags else None,
+        "lag_p99_s": round(lags[len(lags) * 99 // 100], 3) if lags else None,
+        "gas_per_trade": gas // trades if trades else None,
+        "fee_per_trade_wei": fee_wei,
+        "fee_per_trade_gwei": None if fee_wei is None else round(fee_wei / 1e9, 3),
+    }
+
+
+def summary(state: SettlementStore) -> dict[str, Any]:
+    """What `mnode settlement status` and the node's status show: the counts, the
+    figures, the batches in flight (fees offered, and once mined the fee paid against its
+    block's base fee) and the latest failures with their reasons."""
+    in_flight = state.db.execute(
+        "SELECT b.id, b.nonce, b.tx_hash, b.state, b.trades, b.block, b.gas_price, b.base_fee,"
+        " t.max_fee, t.tip, t.sent_at FROM batches b JOIN transactions t USING (tx_hash)"
+        " WHERE b.state IN (?, ?) ORDER BY b.nonce",
+        (SUBMITTED, MINED),
+    )
+    failures = state.db.execute(
+        "SELECT seq, market, reason, tx_hash, block FROM trades WHERE state = ?"
+        " ORDER BY settled_at DESC, seq DESC LIMIT ?",
+        (FAILED, FAILURES_SHOWN),
+    )
+    unacknowledged = "SELECT count(*) FROM notices WHERE acknowledged_at IS NULL"
+    return {
+        "position": state.position,
+        "next_nonce": state.meta("next_nonce"),
+        "trades": state.counts(),
+        "notices_unacknowledged": state.db.execute(unacknowledged).fetchone()[0],
+        **figures(state),
+        "batches_in_flight": [dict(row) for row in in_flight],
+        "failures": [dict(row) for row in failures],
+    }
 
 
 def relayer_key(home: Home, settlement: SettlementConfig) -> LocalAccount:
@@ -187,7 +253,7 @@ def run(home: Home, token: bytes) -> None:
         socket = context.socket(zmq.DEALER)
         socket.linger = 0
         socket.connect(notices_endpoint(home.path))
-        notifier = NodeNotifier(socket, token, state, store, relayer.contract)
+        notifier = NodeNotifier(socket, token, state, relayer.contract, relayer.chain_id)
         log.info("relayer %s settling on %s", account.address, settlement.rpc)
         while not stopping:
             try:

@@ -12,7 +12,8 @@ Every trade that fails gets a notice for the node in the transaction that fails 
 stays unacknowledged until the node says it acted on it (the relayer sends it again meanwhile,
 after a restart of either side).
 
-The CLI and the node's status read it with `readonly=True` while the relayer writes (WAL).
+The CLI reads it with `readonly=True` while the relayer writes (WAL); the node never opens
+it: the relayer sends it its `RelayerStatus` (relayer_service.summary) every second.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 SETTLEMENT_FOLDER = "settlement"
 STATE_FILE = "state.sqlite"
 NOTICES_SOCKET = "relayer.sock"
@@ -34,7 +37,8 @@ PENDING, SUBMITTED, CONFIRMED, FAILED = "pending", "submitted", "confirmed", "fa
 """A trade's states: waiting for a batch; in a batch sent with `tx_hash`; final at `block`
 after the configured confirmations; refused with `reason` (the contract's skip reason)."""
 SETTLED_BEFORE = "already_settled"
-"""The skip reason of a trade an earlier transaction settled: no failure to tell the node."""
+"""The skip reason of a trade an earlier transaction of ours settled (a batch sent again after a
+reorganisation or a restart, whose first transaction did land): the trade is confirmed."""
 MINED = "mined"
 """A batch in a block, not yet under enough confirmations (its trades stay `submitted`)."""
 
@@ -44,13 +48,15 @@ CREATE TABLE IF NOT EXISTS trades (
     seq INTEGER PRIMARY KEY, market TEXT NOT NULL, buyer TEXT NOT NULL, seller TEXT NOT NULL,
     price INTEGER NOT NULL, qty INTEGER NOT NULL, entry TEXT NOT NULL,
     traded_at REAL NOT NULL, deadline REAL NOT NULL, state TEXT NOT NULL,
-    batch INTEGER, tx_hash TEXT, block INTEGER, reason TEXT, settled_at REAL
+    batch INTEGER, tx_hash TEXT, block INTEGER, reason TEXT, settled_at REAL,
+    buyer_peer TEXT, seller_peer TEXT
 );
 CREATE INDEX IF NOT EXISTS trades_by_state ON trades (state, seq);
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY, nonce INTEGER NOT NULL UNIQUE, state TEXT NOT NULL,
     tx_hash TEXT NOT NULL, trades INTEGER NOT NULL, created_at REAL NOT NULL,
-    block INTEGER, block_hash TEXT, gas_used INTEGER, gas_price INTEGER, reason TEXT
+    block INTEGER, block_hash TEXT, gas_used INTEGER, gas_price INTEGER, reason TEXT,
+    base_fee INTEGER
 );
 CREATE TABLE IF NOT EXISTS transactions (
     tx_hash TEXT PRIMARY KEY, batch INTEGER NOT NULL, raw TEXT NOT NULL,
@@ -62,6 +68,11 @@ CREATE TABLE IF NOT EXISTS notices (
 );
 CREATE INDEX IF NOT EXISTS notices_open ON notices (acknowledged_at, seq);
 """
+_ADDED_COLUMNS = {
+    "trades": ("buyer_peer TEXT", "seller_peer TEXT"),
+    "batches": ("base_fee INTEGER",),
+}
+"""Columns added since the first schema: a state file made before gets them when opened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,9 @@ class PendingTrade:
     entry: list[Any]
     traded_at: float
     deadline: float
+    buyer_peer: str | None = None
+    seller_peer: str | None = None
+    """The peers that placed the buy and the sell order (the trade event names them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,13 @@ class Sent:
     max_fee: int
     tip: int
     sent_at: float
+
+
+class RelayerStatus(msgspec.Struct, tag="status", tag_field="kind"):
+    """relayer -> node on the notices socket, every second: `relayer_service.summary` of this
+    store and the chain's head, so the node shows them without opening the file."""
+
+    summary: dict[str, Any]
 
 
 def state_path(home_path: Path) -> Path:
@@ -114,7 +135,15 @@ class SettlementStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
+            self._add_columns()
         self.db.row_factory = sqlite3.Row
+
+    def _add_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in present:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def close(self) -> None:
         self.db.close()
@@ -150,9 +179,11 @@ class SettlementStore:
         with self.db:
             self.db.executemany(
                 "INSERT INTO trades (seq, market, buyer, seller, price, qty, entry, traded_at,"
-                " deadline, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " deadline, state, buyer_peer, seller_peer)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(t.seq, t.market, t.buyer, t.seller, t.price, t.qty, json.dumps(t.entry),
-                  t.traded_at, t.deadline, PENDING) for t in trades],
+                  t.traded_at, t.deadline, PENDING, t.buyer_peer, t.seller_peer)
+                 for t in trades],
             )  # fmt: skip
             self._set_meta("position", position)
 
@@ -220,12 +251,13 @@ class SettlementStore:
         return [Sent(*row) for row in rows]
 
     def mark_mined(self, batch: int, tx_hash: str, block: int, block_hash: str,
-                   gas_used: int, gas_price: int) -> None:  # fmt: skip
+                   gas_used: int, gas_price: int, base_fee: int | None) -> None:  # fmt: skip
+        """In `block` (whose base fee was `base_fee`), at the effective `gas_price`."""
         with self.db:
             self.db.execute(
                 "UPDATE batches SET state = ?, tx_hash = ?, block = ?, block_hash = ?,"
-                " gas_used = ?, gas_price = ? WHERE id = ?",
-                (MINED, tx_hash, block, block_hash, gas_used, gas_price, batch),
+                " gas_used = ?, gas_price = ?, base_fee = ? WHERE id = ?",
+                (MINED, tx_hash, block, block_hash, gas_used, gas_price, base_fee, batch),
             )
             self.db.execute("UPDATE trades SET tx_hash = ? WHERE batch = ?", (tx_hash, batch))
 
@@ -239,10 +271,12 @@ class SettlementStore:
 
     def finish(self, batch: int, settled: list[int], skipped: dict[int, str],
                reason: str | None = None) -> None:  # fmt: skip
-        """The batch is final: `settled` trades confirmed at its block, `skipped` ones failed
-        with their reasons, and (a reverted batch, `reason` given) every other one failed;
-        each failed trade gets a notice for the node."""
+        """The batch is final: `settled` trades confirmed at its block, and so are `skipped`
+        ones an earlier transaction settled (`SETTLED_BEFORE`, kept as their reason); other
+        skipped ones failed with their reasons, and (a reverted batch, `reason` given) every
+        other one failed; each failed trade gets a notice for the node."""
         now = time.time()
+        before = [seq for seq, why in skipped.items() if why == SETTLED_BEFORE]
         with self.db:
             row = self.db.execute("SELECT block FROM batches WHERE id = ?", (batch,)).fetchone()
             state = FAILED if reason else CONFIRMED
@@ -250,13 +284,12 @@ class SettlementStore:
                 "UPDATE batches SET state = ?, reason = ? WHERE id = ?", (state, reason, batch)
             )
             self.db.executemany(
-                "UPDATE trades SET state = ?, block = ?, settled_at = ? WHERE seq = ?",
-                [(CONFIRMED, row[0], now, seq) for seq in settled],
-            )
-            self.db.executemany(
                 "UPDATE trades SET state = ?, block = ?, reason = ?, settled_at = ? WHERE seq = ?",
-                [(FAILED, row[0], why, now, seq) for seq, why in skipped.items()],
-            )
+                [(CONFIRMED, row[0], None, now, seq) for seq in settled]
+                + [(CONFIRMED, row[0], SETTLED_BEFORE, now, seq) for seq in before]
+                + [(FAILED, row[0], why, now, seq) for seq, why in skipped.items()
+                   if why != SETTLED_BEFORE],
+            )  # fmt: skip
             if reason:
                 self.db.execute(
                     "UPDATE trades SET state = ?, reason = ?, settled_at = ?"
@@ -265,8 +298,8 @@ class SettlementStore:
                 )
             self.db.execute(
                 "INSERT OR IGNORE INTO notices (seq) SELECT seq FROM trades"
-                " WHERE batch = ? AND state = ? AND reason IS NOT ?",
-                (batch, FAILED, SETTLED_BEFORE),
+                " WHERE batch = ? AND state = ?",
+                (batch, FAILED),
             )
 
     def requeue(self, batch: int, reason: str) -> None:
@@ -299,20 +332,18 @@ class SettlementStore:
         """The oldest failed trades the node has not acknowledged, with their notices."""
         return self.db.execute(
             "SELECT t.seq, t.market, t.state, t.reason, t.tx_hash, t.block, t.buyer, t.seller,"
-            " t.entry, n.at_fault, n.buyer_peer, n.seller_peer, n.resolved"
+            " t.entry, t.buyer_peer, t.seller_peer, n.at_fault, n.resolved"
             " FROM notices n JOIN trades t USING (seq) WHERE n.acknowledged_at IS NULL"
             " ORDER BY n.seq LIMIT ?",
             (limit,),
         ).fetchall()
 
-    def resolve(self, found: dict[int, tuple[str | None, str | None, str | None]]) -> None:
-        """For each noticed trade: the side at fault (`buy`, `sell` or None) and the peers
-        that placed its buy and its sell order."""
+    def resolve(self, at_fault: dict[int, str | None]) -> None:
+        """For each noticed trade: the side at fault (`buy`, `sell` or None)."""
         with self.db:
             self.db.executemany(
-                "UPDATE notices SET at_fault = ?, buyer_peer = ?, seller_peer = ?, resolved = 1"
-                " WHERE seq = ?",
-                [(*values, seq) for seq, values in found.items()],
+                "UPDATE notices SET at_fault = ?, resolved = 1 WHERE seq = ?",
+                [(side, seq) for seq, side in at_fault.items()],
             )
 
     def acknowledge(self, seqs: list[int]) -> int:
@@ -330,44 +361,6 @@ class SettlementStore:
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT state, count(*) FROM trades GROUP BY state").fetchall()
         return {PENDING: 0, SUBMITTED: 0, CONFIRMED: 0, FAILED: 0} | dict(rows)
-
-    def figures(self) -> dict[str, Any]:
-        """Settlement lag (trade in the journal -> final on chain) p50 and p99 in seconds, and
-        gas and fee (wei) per trade over the final batches."""
-        lags = [row[0] for row in self.db.execute(
-            "SELECT settled_at - traded_at FROM trades WHERE state = ? ORDER BY 1", (CONFIRMED,)
-        )]  # fmt: skip
-        gas, fee, trades = self.db.execute(
-            "SELECT sum(gas_used), sum(gas_used * gas_price), sum(trades) FROM batches"
-            " WHERE state = ?",
-            (CONFIRMED,),
-        ).fetchone()
-        return {
-            "lag_p50_s": round(lags[len(lags) // 2], 3) if lags else None,
-            "lag_p99_s": round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 3)
-            if lags
-            else None,
-            "gas_per_trade": gas // trades if trades else None,
-            "fee_per_trade_wei": fee // trades if trades else None,
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """What `mnode settlement status` and the node's status show."""
-        open_batches = self.open_batches()
-        return {
-            "position": self.position,
-            "next_nonce": self.meta("next_nonce"),
-            "trades": self.counts(),
-            "notices_unacknowledged": self.db.execute(
-                "SELECT count(*) FROM notices WHERE acknowledged_at IS NULL"
-            ).fetchone()[0],
-            **self.figures(),
-            "batches_in_flight": [
-                {"id": row["id"], "nonce": row["nonce"], "tx_hash": row["tx_hash"],
-                 "state": row["state"], "block": row["block"]}
-                for row in open_batches
-            ],
-        }  # fmt: skip
 
     def batches(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest batches, newest first."""

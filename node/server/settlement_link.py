@@ -3,10 +3,12 @@
 node, restarts with a backoff), described for `status`, and heard when a trade fails on chain.
 
 The relayer reads the journal, and its state store (settlement/state.sqlite in the home) is the
-one place its progress is kept, read here read-only when `status` is asked. It tells the node
-of each failed trade on an ipc socket the node binds in the home (every message carries the
-link's token, given to the relayer on its stdin), and sends it again until the node
-acknowledges it. For each failed trade the node, once:
+one place its progress is kept. The node never opens that file (not on its matching thread):
+every second the relayer sends a `RelayerStatus` (its store's summary and the chain's head),
+kept here for `status` and `metrics` with its age. It tells the node of each failed trade on
+an ipc socket the node binds in the home (every message carries the link's token, given to
+the relayer on its stdin), and sends it again until the node acknowledges it. For each failed
+trade the node, once:
 
 1. cancels the resting orders of the owner at fault in the trade's market (one journaled
    batch, reason `settlement_failed`, reported and published like any cancel): only that
@@ -27,13 +29,13 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import sqlite3
 import time
 from typing import Any
 
+import msgspec
 import zmq
 
-from ..chain.settlement_store import SettlementStore, notices_endpoint, state_path
+from ..chain.settlement_store import RelayerStatus, notices_endpoint
 from ..core.commands import BAD_INPUT
 from ..core.reasons import CancelReason
 from ..home.config import SettlementConfig
@@ -42,9 +44,9 @@ from ..protocol.messages import ALERTS_TOPIC, encoder
 from ..protocol.settlement import (
     SETTLEMENT_FAILED_KIND,
     Acknowledged,
+    Notices,
     SettlementEvent,
     TradeNotice,
-    notices_decoder,
     settlement_encoder,
 )
 from ..store.durable import CommitFailed, DurableEngine
@@ -61,6 +63,10 @@ HANDLED_KEY = b"settlement_failures"
 HANDLED_KEPT = 10_000
 """Failed trades remembered as acted on, the latest: the relayer sends a notice again within
 seconds until it hears the acknowledgement, so an older one never comes back."""
+
+METRICS = ("lag_p50_s", "lag_p99_s", "gas_per_trade", "fee_per_trade_wei", "fee_per_trade_gwei")
+"""The relayer's figures the node's `metrics` answer carries."""
+relayer_decoder = msgspec.msgpack.Decoder(Notices | RelayerStatus)
 
 log = logging.getLogger("marketnode.node")
 
@@ -84,6 +90,9 @@ class SettlementLink:
         self.handled = durable.store.get_meta_list(HANDLED_KEY)
         """Seqs (as text) of the failed trades acted on, oldest first."""
         self._handled = set(self.handled)
+        self.relayer_status: dict[str, Any] | None = None
+        """The relayer's latest `RelayerStatus` summary, received at `status_at` (monotonic)."""
+        self.status_at = 0.0
         self.socket: zmq.Socket | None = None
         if self.enabled:
             self.socket = context.socket(zmq.ROUTER)
@@ -108,7 +117,8 @@ class SettlementLink:
     # -- failed trades --------------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Act on every notice that has come (see the module's docstring) and acknowledge."""
+        """Keep the relayer's status; act on every notice that has come (see the module's
+        docstring) and acknowledge."""
         while True:
             try:
                 identity, token, payload = self.socket.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
@@ -120,10 +130,14 @@ class SettlementLink:
                 log.warning("settlement link: a message without the link's token, dropped")
                 continue
             try:
-                notices = notices_decoder.decode(payload).notices
+                message = relayer_decoder.decode(payload)
             except BAD_INPUT as error:
                 log.error("the relayer sent an unreadable message: %s", error)
                 continue
+            if type(message) is RelayerStatus:
+                self.relayer_status, self.status_at = message.summary, time.monotonic()
+                continue
+            notices = message.notices
             done = []
             for notice in notices:
                 if str(notice.seq) not in self._handled and not self._act(notice):
@@ -171,20 +185,24 @@ class SettlementLink:
     # -- status ---------------------------------------------------------------------------------
 
     def status(self) -> Any:
-        """`off`, or the process's state with the trades' counts and the batches in flight."""
+        """`off`, or the process's state with the relayer's latest summary (trades' counts,
+        figures, batches in flight, failures, the chain's head) and its age in seconds (None:
+        none has come since the node started)."""
         if not self.enabled:
             return "off"
         state = self.supervisor.status()
-        try:
-            store = SettlementStore(state_path(self.home.path), readonly=True)
-        except (FileNotFoundError, sqlite3.Error):
-            return state
-        try:
-            return {"state": state, **store.summary()}
-        except sqlite3.Error:
-            return state
-        finally:
-            store.close()
+        if self.relayer_status is None:
+            return {"state": state, "age_s": None}
+        age = round(time.monotonic() - self.status_at, 3)
+        return {"state": state, "age_s": age, **self.relayer_status}
+
+
+def settlement_metrics(status: Any) -> Any:
+    """The admin `metrics` answer's `settlement`, from `SettlementLink.status()`: `off`, or
+    settlement lag p50/p99, gas and fee per trade, and how old they are (None: not heard)."""
+    if not isinstance(status, dict):
+        return status
+    return {"age_s": status["age_s"]} | {name: status.get(name) for name in METRICS}
 
 
 def settlement_alert(notice: TradeNotice, cancelled: int) -> dict[str, Any]:
