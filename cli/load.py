@@ -8,10 +8,19 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from marketnode.node.chain.orders import dev_wallets
 from marketnode.node.client import ClientError, address_of_home
+from marketnode.node.core.markets import MarketSpec
+from marketnode.node.home.config import NodeConfig
 from marketnode.node.home.peers import load_allowlist
 from marketnode.node.tools.flow import FlowMix, generate_flow
-from marketnode.node.tools.load import LoadProfile, LoadResult, run_load
+from marketnode.node.tools.load import (
+    SIGNED_KINDS,
+    LoadProfile,
+    LoadResult,
+    run_load,
+    signed_flow,
+)
 
 from .common import (
     EXIT_NOT_RUNNING,
@@ -40,8 +49,22 @@ def load_command(
         str | None, typer.Option("--markets", help="Comma-separated symbols (default: all).")
     ] = None,
     owners: Annotated[
-        int, typer.Option("--owners", min=1, help="Wallets trading, for a relayer peer.")
+        int,
+        typer.Option(
+            "--owners",
+            min=1,
+            help="Wallets trading, for a relayer peer (with --signed: the first N dev wallets).",
+        ),
     ] = 50,
+    signed: Annotated[
+        bool,
+        typer.Option(
+            "--signed",
+            help="Every order signed (EIP-712) by its owner, one of the dev wallets "
+            "(`mnode chain fund-dev-wallets` gives them tokens on a test chain), on the "
+            "markets that take signed orders; an order's nonce is its id.",
+        ),
+    ] = False,
     mix: Annotated[
         str | None,
         typer.Option(
@@ -75,7 +98,7 @@ def load_command(
 
     A seeded flow (limits near the mid, cancels, replaces, IOC, FOK, market orders) at a rate,
     with an optional drop; then sent, accepted, rejected, throughput and acknowledgement latency
-    percentiles.
+    percentiles. With --signed, limit, post-only, IOC and FOK orders signed by dev wallets.
     """
     node_home = require_home(home)
     key_pair, _ = peer_key(node_home, as_peer, key)
@@ -92,6 +115,8 @@ def load_command(
                     EXIT_USAGE,
                 )
             specs = [known[symbol] for symbol in wanted]
+        if signed:
+            specs = _signed_markets(config, specs, bool(markets))
         owner_names = None
         if key_pair is not None:
             peer = load_allowlist(node_home.peers_path(config)).by_key.get(key_pair.public_text)
@@ -107,15 +132,13 @@ def load_command(
     )
     require_running_node(node_home)
     count = profile.orders_needed() if rate > 0 else max(batch, int(200_000 * duration))
-    commands = generate_flow(
-        count,
-        seed=seed,
-        markets=specs,
-        owners=owners,
-        mix=_parse_mix(mix),
-        owner_names=owner_names,
-        first_id=first_id,
-    )
+    flow_mix = _parse_mix(mix, signed)
+    if signed:
+        commands = signed_flow(count, seed, specs, config.settlement, dev_wallets(owners),
+                               flow_mix, first_id)  # fmt: skip
+    else:
+        commands = generate_flow(count, seed=seed, markets=specs, owners=owners, mix=flow_mix,
+                                 owner_names=owner_names, first_id=first_id)  # fmt: skip
     try:
         address = address_of_home(node_home, config)
         with _progress(json) as progress:
@@ -150,7 +173,25 @@ def load_command(
     )
 
 
-def _parse_mix(text: str | None) -> FlowMix | None:
+def _signed_markets(config: NodeConfig, specs: list[MarketSpec], named: bool
+                    ) -> list[MarketSpec]:  # fmt: skip
+    """The markets a signed load trades: those of `specs` taking signed orders (every one of
+    them when the operator named them)."""
+    if not config.settlement.contract:
+        fail("--signed: [settlement] contract is not set in the config "
+             "(`mnode chain deploy` writes it)", EXIT_USAGE)  # fmt: skip
+    unsigned = [spec.symbol for spec in specs if spec.signatures == "off"]
+    if named and unsigned:
+        fail(f"--signed: {', '.join(unsigned)} take(s) no signed orders (signatures = \"off\")",
+             EXIT_USAGE)  # fmt: skip
+    chosen = [spec for spec in specs if spec.signatures != "off"]
+    if not chosen:
+        fail("--signed: no market takes signed orders (set a market's signatures, or "
+             "`mnode chain deploy --test-tokens --market SYMBOL`)", EXIT_USAGE)  # fmt: skip
+    return chosen
+
+
+def _parse_mix(text: str | None, signed: bool = False) -> FlowMix | None:
     if not text:
         return None
     weights = {}
@@ -168,6 +209,13 @@ def _parse_mix(text: str | None) -> FlowMix | None:
             fail(f"--mix: {name}: not a number: {value!r}", EXIT_USAGE)
         if weights[name] < 0:
             fail(f"--mix: {name}: must be >= 0", EXIT_USAGE)
+    if signed:
+        weights = dict.fromkeys(FlowMix.__dataclass_fields__, 0.0) | weights
+        unsignable = [name for name, weight in weights.items()
+                      if weight and name not in SIGNED_KINDS]  # fmt: skip
+        if unsignable:
+            fail(f"--mix: {', '.join(unsignable)}: not with --signed (signed kinds: "
+                 f"{', '.join(SIGNED_KINDS)})", EXIT_USAGE)  # fmt: skip
     mix = FlowMix(**weights)
     if not any(getattr(mix, name) for name in FlowMix.__dataclass_fields__):
         fail("--mix: every weight is 0", EXIT_USAGE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 import signal
 import subprocess
 import sys
@@ -17,17 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coincurve import PrivateKey
-
-from ..chain.eip712 import BUY, SELL, Domain, Order, address_from_text, order_digest
-from ..chain.keccak import keccak256
+from ..chain.orders import dev_wallets
 from ..client import NodeAddress, address_of_home
 from ..home.keys import PEERS_FOLDER, KeyPair, create_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist
 from ..server.supervisor import guarded_command
 from .flow import generate_flow
-from .load import LoadProfile, LoadResult, run_load
+from .load import LoadProfile, LoadResult, run_load, signed_flow
 
 START_TIMEOUT_S = 30.0
 NODE_COMMAND = [sys.executable, "-m", "marketnode.cli"]
@@ -102,42 +98,6 @@ def make_signed(path: Path) -> None:
     )
     text = text.replace('symbol = "PUNK-ETH"', 'symbol = "PUNK-ETH"\n' + settings, 1)
     config.write_text(f'[settlement]\ncontract = "{SIGNED_CONTRACT}"\n\n' + text)
-
-
-def signed_flow(count: int, seed: int) -> list[dict]:
-    """`count` signed limit orders on PUNK-ETH from a few wallets, each counting its nonces
-    up, buys and sells around a price so that about half trade; signed here with coincurve
-    over the node's own digest (fast enough to make a flow of this size in seconds)."""
-    chooser = random.Random(seed)
-    domain = Domain(31337, address_from_text(SIGNED_CONTRACT))
-    base, quote = (address_from_text(token) for token in SIGNED_TOKENS)
-    keys = [PrivateKey(bytes([seed % 200 + 1, index + 1]) * 16) for index in range(SIGNED_WALLETS)]
-    owners = [keccak_address(key) for key in keys]
-    nonces = [0] * SIGNED_WALLETS
-    expiry = int(time.time()) + 86_400
-    commands = []
-    for number in range(count):
-        wallet = chooser.randrange(SIGNED_WALLETS)
-        is_buy = chooser.random() < 0.5
-        ticks = 10_000 + chooser.randint(-20, 20) + (-10 if is_buy else 10)
-        lots = chooser.randint(1, 5)
-        nonces[wallet] += 1
-        order = Order(owners[wallet], base, 0, quote, BUY if is_buy else SELL, ticks, lots,
-                      *SIGNED_UNITS, nonces[wallet], expiry, 30)  # fmt: skip
-        signature = keys[wallet].sign_recoverable(order_digest(domain, order), hasher=None)
-        commands.append({
-            "op": "new", "market": "PUNK-ETH", "id": f"s{number}",
-            "owner": "0x" + owners[wallet].hex(), "side": "buy" if is_buy else "sell",
-            "price": f"{ticks // 100}.{ticks % 100:02d}", "qty": str(lots), "chain_id": 31337,
-            "nonce": nonces[wallet], "expiry": expiry, "max_fee_bps": 30,
-            "sig": "0x" + signature[:64].hex() + bytes((27 + signature[64],)).hex(),
-        })  # fmt: skip
-    return commands
-
-
-def keccak_address(key: PrivateKey) -> bytes:
-    """The wallet address of `key`: the last 20 bytes of the keccak of its public point."""
-    return keccak256(key.public_key.format(compressed=False)[1:])[12:]
 
 
 NODE_LOG = "node.log"
@@ -238,8 +198,11 @@ def run_e2e_bench(
             report[f"p99_ms_at_{_label(rate)}"] = summary["latency_ms"]["p99"]
             report[f"p50_ms_at_{_label(rate)}"] = summary["latency_ms"]["p50"]
     signed_orders = max(1000, orders // 10)
-    commands = signed_flow(signed_orders, seed)
     with bench_node(signed=True) as node:
+        config = node.home.config()
+        markets = [spec for spec in config.markets if spec.signatures != "off"]
+        commands = signed_flow(signed_orders, seed, markets, config.settlement,
+                               dev_wallets(SIGNED_WALLETS))  # fmt: skip
         signed = run_load(
             node.address,
             node.key,
