@@ -257,7 +257,8 @@ def deploy_command(
         fail(f"deployed {deployment.settlement}, but could not write {source}: {detail}",
              EXIT_CONFIG)  # fmt: skip
     result = {"chain_id": chain_id, "rpc": rpc, "config": source, "markets": markets,
-              **{key: value for key, value in deployment.to_dict().items() if value}}  # fmt: skip
+              **{key: value for key, value in deployment.to_dict().items() if value},
+              "market_settings": signing}  # fmt: skip
     if as_json:
         print_json(result)
         return
