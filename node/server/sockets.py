@@ -2,7 +2,7 @@
 check of every connecting key against the allowlist (the operator's key alone on admin).
 
 Kept apart from the loop because none of it runs per message: it is set up once, and the ZAP
-check runs in the authenticator's own thread.
+check runs in a thread of its own (zap.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 import zmq
-import zmq.auth.thread
 
 from ..home.config import NodeConfig
 from ..home.keys import OPERATOR, SERVER, load_key_pair
@@ -19,6 +18,7 @@ from ..home.layout import Home
 from ..home.peers import AllowlistFile
 from .errors import NodeError
 from .lograte import RateLimitedLog
+from .zap import ZapHandler
 
 CURVE_FRAME_OVERHEAD = 33
 """Bytes CURVE adds to a frame (MESSAGE command, nonce, MAC): libzmq's size limit counts them."""
@@ -27,8 +27,6 @@ HIGH_WATER_MARK = 100_000
 queues are `[limits] receive_queue_messages` / `send_queue_messages`)."""
 INBOX = "inproc://node-inbox"
 """Where threads of the node (the metrics sampler) hand the loop what only it may send."""
-DOMAINS = ("orders", "md", "admin")
-"""ZAP domains, one per socket, so the admin socket can take the operator's key alone."""
 
 IO_THREADS = 2
 
@@ -36,21 +34,23 @@ log = logging.getLogger("marketnode.node")
 
 
 class KeyCheck:
-    """ZAP: may this CURVE key connect to this socket? (runs in the authenticator thread)"""
+    """ZAP: may this CURVE key connect to this socket? (runs in the ZAP thread). Each socket
+    has its own ZAP domain ("orders", "md", "admin"), so the admin socket can take the
+    operator's key alone."""
 
-    def __init__(self, allowlist: AllowlistFile, operator_key: bytes) -> None:
+    def __init__(self, allowlist: AllowlistFile, operator_key: str) -> None:
         self.allowlist = allowlist
         self.operator_key = operator_key
         self.refusals = RateLimitedLog(log, logging.WARNING)
         """One line a second at most, however many connections a storm of unknown keys makes."""
 
-    def callback(self, domain: str, key: bytes) -> bool:
-        text = key.decode("ascii")
+    def __call__(self, domain: str, text: str) -> bool:
+        """May the key `text` (Z85) connect to the socket of ZAP domain `domain`?"""
         if domain == "admin":
-            allowed = key == self.operator_key
+            allowed = text == self.operator_key
         else:
             self.allowlist.refresh()
-            allowed = text in self.allowlist.current.by_key or key == self.operator_key
+            allowed = text in self.allowlist.current.by_key or text == self.operator_key
         if not allowed:
             self.refusals.note(f"refused key {text} on {domain} socket")
         return allowed
@@ -69,7 +69,7 @@ class NodeSockets:
         self.context = zmq.Context(io_threads=IO_THREADS)
         self.endpoints: dict[str, str] = {}
         self.server_public_key = ""
-        self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
+        self._zap: ZapHandler | None = None
         self.key_check: KeyCheck | None = None
         self._server_keys: tuple[bytes, bytes] | None = None
         try:
@@ -110,14 +110,12 @@ class NodeSockets:
     def _start_curve(self, home: Home, allowlist: AllowlistFile) -> None:
         keys = home.keys_path(self.config)
         server = load_key_pair(keys / f"{SERVER}.key_secret")
-        operator_key = load_key_pair(keys / f"{OPERATOR}.key_secret").public
+        operator_key = load_key_pair(keys / f"{OPERATOR}.key_secret").public_text
         self.server_public_key = server.public_text
         self._server_keys = (server.public, server.secret)
-        self._auth = zmq.auth.thread.ThreadAuthenticator(self.context, log=log.getChild("zap"))
-        self._auth.start()
-        check = self.key_check = KeyCheck(allowlist, operator_key)
-        for domain in DOMAINS:
-            self._auth.configure_curve_callback(domain, credentials_provider=check)
+        self.key_check = KeyCheck(allowlist, operator_key)
+        self._zap = ZapHandler(self.context, self.key_check)
+        self._zap.start()
 
     def _bind(self, kind: int, domain: str, endpoint_name: str, **options: Any) -> zmq.Socket:
         """A bound socket; options are set before binding, since libzmq applies most of them
@@ -141,9 +139,9 @@ class NodeSockets:
         return sock
 
     def close(self) -> None:
-        """Stop the authenticator and close every socket of the context (idempotent)."""
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth = None
+        """Stop the ZAP thread and close every socket of the context (idempotent)."""
+        if self._zap is not None:
+            self._zap.stop()
+            self._zap = None
         if not self.context.closed:
             self.context.destroy(linger=0)
