@@ -93,8 +93,17 @@ def rank_command(
     json: JsonOption = False,
 ) -> None:
     """Every wallet's anomaly score, highest first (the node stopped): the anomalous-wallets
-    forest trained on the home's whole history, with the features it scored."""
-    from marketnode.plugins.anomalous_wallets import FEATURES, NAME, wallet_scores
+    forest trained on the home's whole history, with the features it scored, why each is
+    unusual against the market, and the wash findings that already name it (in text, those
+    are listed apart, after the new leads)."""
+    from marketnode.plugins.anomalous_wallets import (
+        FEATURES,
+        NAME,
+        explained_wallets,
+        reasons,
+        typical_values,
+        wallet_scores,
+    )
 
     node_home = require_home(home)
     _refuse_while_running(node_home)
@@ -103,61 +112,99 @@ def rank_command(
     analytics = open_analytics(node_home, read_only=True)
     try:
         rows, scores, version = wallet_scores(analytics.connection, settings)
+        explained = explained_wallets(analytics.connection)
     finally:
         analytics.close()
     if not rows:
         least = settings[NAME]["min_wallets"]
         fail(f"fewer than {least} wallets with enough trades to train on", EXIT_CHECK_FAILED)
+    typical = typical_values(rows)
     ranked = sorted(zip(rows, scores, strict=True), key=lambda pair: -pair[1])[:limit]
-    records = [
-        {
-            "rank": rank,
-            "wallet": row[0],
-            "score": round(float(score), 4),
-            "features": {
-                name: round(float(value), 6)
-                for name, value in zip(FEATURES, row[1 : 1 + len(FEATURES)], strict=True)
-            },
-        }
-        for rank, (row, score) in enumerate(ranked, start=1)
-    ]
+    records = []
+    for rank, (row, score) in enumerate(ranked, start=1):
+        features = dict(zip(FEATURES, row[1 : 1 + len(FEATURES)], strict=True))
+        records.append(
+            {
+                "rank": rank,
+                "wallet": row[0],
+                "score": round(float(score), 4),
+                "explained": explained.get(row[0], []),
+                "why": reasons(features, typical),
+                "features": {name: round(float(value), 6) for name, value in features.items()},
+            }
+        )
     if json:
         print_json(records)
     else:
-        for record in records:
-            features = record["features"]
-            typer.echo(
-                f"{record['rank']:>4} {record['score']:.4f} {record['wallet']}  "
-                f"{features['trades']:.0f} trades, top counterparty "
-                f"{features['top_counterparty_share']:.0%}, net/volume "
-                f"{features['net_over_volume']:.0%}, partners {features['partner_share']:.0%}"
-            )
+        new_leads = [record for record in records if not record["explained"]]
+        explained = [record for record in records if record["explained"]]
+        for record in new_leads + explained:  # one line a wallet, the new leads first
+            typer.echo(_rank_line(record))
     typer.echo(f"{len(rows)} wallets scored (model {version})", err=True)
+
+
+def _rank_line(record: dict) -> str:
+    features = record["features"]
+    line = (
+        f"{record['rank']:>4} {record['score']:.4f} {record['wallet']}  "
+        f"{features['trades']:.0f} trades, closed group {features['closed_share']:.0%} "
+        f"(imbalance {features['group_imbalance']:.0%}), net/volume "
+        f"{features['net_over_volume']:.0%}, partners {features['partner_share']:.0%}"
+    )
+    if record["why"]:
+        line += f"; unusual: {'; '.join(record['why'])}"
+    if record["explained"]:
+        line += f"; already in wash findings: {', '.join(record['explained'])}"
+    return line
 
 
 @app.command("eval")
 def eval_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the labelled market.")] = 1,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds", help="Markets scored, seeds SEED onwards; the worst case is reported."
+        ),
+    ] = 1,
     steps: Annotated[
         int, typer.Option("--steps", min=1000, help="Steps of the generator.")
     ] = 20_000,
     json: JsonOption = False,
 ) -> None:
-    """Score the detectors on a generated market with known wash trading: precision, recall
-    and F1 on trades and wallets, anomaly ROC AUC, share of market makers flagged."""
-    from marketnode.node.tools.evaluation import evaluate
+    """Score the detectors on generated markets with known wash trading: precision, recall
+    and F1 on trades and wallets, recall per wash pattern, anomaly ROC AUC, the share of the
+    anomaly leads that are wash wallets, share of market makers flagged; with --seeds N, the
+    worst case of each over N markets."""
+    from marketnode.node.tools.evaluation import evaluate, evaluate_seeds
 
-    report = evaluate(seed, steps)
+    if seeds < 1:
+        fail(f"--seeds must be at least 1, got {seeds}", EXIT_USAGE)
+    if seeds > 1:
+        report = evaluate_seeds(list(range(seed, seed + seeds)), steps)
+    else:
+        report = evaluate(seed, steps)
     if json:
         print_json(report)
         return
+    worst = "worst case over seeds " + ", ".join(map(str, report["seeds"])) + "\n"
     typer.echo(
-        f"wash trades: precision {report['precision']}, recall {report['recall']}, "
-        f"F1 {report['f1']} ({report['wash_trades']} of {report['trades']} trades)\n"
+        (worst if seeds > 1 else "")
+        + f"wash trades: precision {report['precision']}, recall {report['recall']}, "
+        f"F1 {report['f1']}\n"
         f"wash wallets: precision {report['wallets_precision']}, recall "
         f"{report['wallets_recall']}, F1 {report['wallets_f1']}\n"
-        f"anomaly ROC AUC {report['anomaly_auc']}; market makers flagged "
-        f"{report['maker_flag_rate']:.0%}; detection {report['detect_seconds']} s"
+        f"recall by pattern: "
+        + ", ".join(f"{name} {value}" for name, value in report["recall_by_pattern"].items())
+        + f"\nanomaly ROC AUC {report['anomaly_auc']}; lead precision "
+        f"{report['lead_precision']}; market makers flagged {report['maker_flag_rate']:.0%}"
+    )
+    if seeds > 1:
+        return
+    typer.echo(
+        f"{report['leads']} leads ({report['leads_explained']} already in wash findings), "
+        f"false leads {report['false_leads_by_kind'] or 'none'}; {report['wash_trades']} "
+        f"wash of {report['trades']} trades; detection {report['detect_seconds']} s"
     )
     for name, scores in report["detectors"].items():
         typer.echo(

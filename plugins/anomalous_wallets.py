@@ -1,17 +1,28 @@
-"""Anomalous wallets: an IsolationForest over per-wallet behaviour, wallets ranked by score
-(which features the forest sees, and why, at MODELLED).
+"""Anomalous wallets: leads for a compliance reviewer, an IsolationForest over per-wallet
+behaviour weighted by the wash signature, wallets ranked by score (which features the forest
+sees, and why, at MODELLED).
 
 Features per wallet over the training window: trade count and notional, counterparties and
 the share of the largest one, |net position| / volume, regularity of the time between its
 trades, cancels per fill, share of round sizes above the market's own (in a market whose lot is
 10, every size is round), mean deviation of its prices from the market's
 recent price (the mean of the 20 trades before each), the share of its volume traded with
-partners, and the share traded with counterparties it both bought from and sold to. The scaler
-is fitted on the training window only; the model's version names its window
-and parameters. Only wallets the forest isolates clearly are reported, each with its score and
-rank, never as a bare label: a score of at least `min_score` (0.6). The forest's own boundary is
-0.5, and a busy market maker, extreme in size but honest, may sit just above it. It is trained
-again at most every `retrain_s` seconds on a store (`detect_integrity`).
+partners, the share traded with counterparties it both bought from and sold to, and its closed
+group's (`closed_groups`): the share of its volume inside the group, how far the group's
+positions moved, and the share of its volume inside a group that came back to flat.
+
+Unusual is not wash: a supplier selling the same size to one client again and again is as
+isolated as a wash pair, but the asset really changes hands, while a wash group's positions
+come back to flat. So the score is the forest's (how unusual the wallet is against the market)
+times the wash signature: its `flat_group_share` over `min_flat_share` (0.5), at most 1. A
+wallet with at least half its volume in a closed group that came back to flat keeps the forest's
+score; one-way suppliers, OTC desks and their clients, collectors, arbitrageurs and makers,
+unusual as they may be, score in proportion to how little of that they do. The scaler is fitted
+on the training window only; the model's version names its window and parameters. Only wallets
+scoring at least `min_score` (0.6) are reported, each with its score and rank, the features
+that made it unusual against the market's quartiles (`why`), and the wash findings that
+already name it (`explained`), never as a bare label. It is trained again at most every
+`retrain_s` seconds on a store (`detect_integrity`).
 
 Numpy and scikit-learn are imported when a scan scores the wallets, not when the detector is
 loaded: `mnode start` loads the detectors to check their config.toml tables, in the process
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import defaultdict
 from typing import Any
 
 from .alerts import Alert
@@ -35,20 +47,25 @@ DEFAULTS = {
     "min_pair_share": 0.3,
     "min_score": 0.6,
     "retrain_s": 60,
+    "min_link_share": 0.05,
+    "min_flat_share": 0.5,
 }
 FEATURES = (
     "trades", "notional", "counterparties", "top_counterparty_share", "net_over_volume",
     "gap_regularity", "cancels_per_fill", "round_share", "price_deviation", "partner_share",
-    "both_ways_share",
+    "both_ways_share", "closed_share", "group_imbalance", "flat_group_share",
 )  # fmt: skip
+QUERIED = 11
+"""FEATURES the wallet query computes; the closed-group ones (`closed_groups`) follow."""
 
-MODELLED = [3, 4, 7, 8, 9, 10]
+MODELLED = [3, 4, 7, 8, 9, 10, 11, 13]
 """Columns of FEATURES the forest sees: the largest counterparty's share, net position over
 volume, round-size share above the market's, price deviation from the recent price, the share of
 volume traded with partners (counterparties that trade mostly with the wallet and it with them,
-as the round-trip, cycle and churn detectors define them) and the share traded both ways with the
+as the round-trip, cycle and churn detectors define them), the share traded both ways with the
 same counterparties (a wash cluster passes volume back and forth among its members; a retail
-wallet meets a counterparty once). Trade count, notional, counterparties, gap regularity and
+wallet meets a counterparty once), the share inside its closed group and the share inside a
+closed group that came back to flat. Trade count, notional, counterparties, gap regularity and
 cancels per fill are reported but not modelled: market makers trade most, cancel most and meet
 the most counterparties, so those alone isolate the makers, who must not be flagged."""
 
@@ -134,21 +151,101 @@ ORDER BY w.wallet
 """
 
 
+PAIRS = """
+SELECT market, least(buyer, seller) AS a, greatest(buyer, seller) AS b, count(*) AS trades,
+       CAST(sum(qty) AS DOUBLE) AS volume,
+       CAST(sum(CASE WHEN buyer = least(buyer, seller) THEN qty ELSE -qty END) AS DOUBLE)
+           AS a_bought
+FROM trades GROUP BY ALL
+"""
+"""Each pair's trades, volume and what the first of the two bought from the other, net."""
+
+
+def closed_groups(connection, link_share: float) -> dict[str, tuple[float, float, float]]:
+    """Per wallet: `closed_share` (the share of its volume traded inside its closed group),
+    `group_imbalance` (how far the group's positions moved: the sum of its members' |net
+    position| from their trades with each other over the volume of those trades, 0 when they
+    all came back to flat, 1 when the asset only went one way) and `flat_group_share` (the
+    closed share times how flat the group is: 1 - 2 x imbalance, down to 0). An intermediary's
+    group (sellers to a desk, the desk to buyers) has an imbalance of one half, the desk flat
+    and every end moved all its volume: such a chain, or anything more one-way, is not flat
+    at all.
+
+    A closed group is a component of the links between wallets that traded at least twice
+    for at least `link_share` of both wallets' volume in a market (a self-trade links a wallet
+    to itself). Why: a wash group passes volume among its members and brings their positions
+    back to flat, hardly trading with anyone else; a supplier and its client are as closed,
+    but the asset goes one way; a maker's, a collector's or an arbitrageur's volume is spread
+    over many counterparties none of whom it links to."""
+    pairs = connection.execute(PAIRS).fetchall()
+    volume: dict[tuple[str, str], float] = defaultdict(float)
+    for market, a, b, _, pair_volume, _ in pairs:
+        volume[market, a] += pair_volume
+        volume[market, b] += pair_volume
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(node: tuple[str, str]) -> tuple[str, str]:
+        while parent.setdefault(node, node) != node:
+            node = parent[node] = parent[parent[node]]
+        return node
+
+    links = [
+        (market, a, b, pair_volume, bought)
+        for market, a, b, trades, pair_volume, bought in pairs
+        if a == b
+        or (trades >= 2 and pair_volume >= link_share * max(volume[market, a], volume[market, b]))
+    ]
+    for market, a, b, _, _ in links:
+        parent[root((market, a))] = root((market, b))
+    inside: dict[tuple[str, str], float] = defaultdict(float)
+    net: dict[tuple[str, str], float] = defaultdict(float)
+    for market, a, b, pair_volume, bought in links:
+        inside[market, a] += pair_volume
+        inside[market, b] += pair_volume
+        if a != b:
+            net[market, a] += bought
+            net[market, b] -= bought
+    moved: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for member, traded in inside.items():
+        group = moved[root(member)]
+        group[0] += abs(net[member])
+        group[1] += traded
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for (market, wallet), traded in volume.items():
+        total = totals[wallet]
+        total[0] += traded
+        if (market, wallet) in inside:
+            group_net, group_volume = moved[root((market, wallet))]
+            total[1] += inside[market, wallet]
+            total[2] += inside[market, wallet] * max(0.0, 1 - 2 * group_net / group_volume)
+    return {
+        wallet: (closed / traded, 1 - flat / closed if closed else 1.0, flat / traded)
+        for wallet, (traded, closed, flat) in totals.items()
+        if traded
+    }
+
+
 def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, str]:
-    """Rows of features, anomaly scores (0 to 1, higher: easier to isolate) and the model
-    version, for every wallet with enough trades."""
+    """Rows (wallet, FEATURES..., its trades' seqs, market, first and last trade time),
+    anomaly scores (0 to 1, higher: easier to isolate) and the model version, for every wallet
+    with enough trades."""
     import numpy as np
     from sklearn.ensemble import IsolationForest
     from sklearn.preprocessing import StandardScaler
 
     option = settings_of(settings, NAME, DEFAULTS)
-    rows = connection.execute(
+    queried = connection.execute(
         QUERY, {"min_trades": option["min_trades"], "pair_share": option["min_pair_share"]}
     ).fetchall()
-    if len(rows) < option["min_wallets"]:
+    if len(queried) < option["min_wallets"]:
         return [], np.array([]), ""
-    features = np.array([row[1:12] for row in rows], dtype=float)[:, MODELLED]
-    window = (str(min(row[14] for row in rows)), str(max(row[15] for row in rows)))
+    groups = closed_groups(connection, option["min_link_share"])
+    rows = [
+        (*row[: 1 + QUERIED], *groups.get(row[0], (0.0, 1.0, 0.0)), *row[1 + QUERIED :])
+        for row in queried
+    ]
+    features = np.array([row[1 : 1 + len(FEATURES)] for row in rows], dtype=float)[:, MODELLED]
+    window = _window(rows)
     scaler = StandardScaler().fit(features)
     scaled = scaler.transform(features)
     forest = IsolationForest(
@@ -158,9 +255,24 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
         random_state=option["seed"],
     ).fit(scaled)
     version = hashlib.blake2b(
-        f"{window}|{len(rows)}|{option['seed']}|{TREES}|{SUBSAMPLE}".encode(), digest_size=6
+        f"{window}|{len(rows)}|{option['seed']}|{TREES}|{SUBSAMPLE}|{MODELLED}|"
+        f"{option['min_link_share']}|{option['min_flat_share']}".encode(),
+        digest_size=6,
     ).hexdigest()
-    return rows, -forest.score_samples(scaled), version
+    unusual = -forest.score_samples(scaled)
+    flat = features_of(rows, "flat_group_share")
+    return rows, unusual * np.minimum(1.0, flat / option["min_flat_share"]), version
+
+
+def features_of(rows: list[tuple], name: str) -> Any:
+    """One feature's column over the rows."""
+    import numpy as np
+
+    return np.array([row[1 + FEATURES.index(name)] for row in rows], dtype=float)
+
+
+def _window(rows: list[tuple]) -> tuple[str, str]:
+    return str(min(row[-2] for row in rows)), str(max(row[-1] for row in rows))
 
 
 integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
@@ -191,36 +303,58 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     return leads
 
 
+EXPLAINED = """
+SELECT wallet, list(DISTINCT detector ORDER BY detector)
+FROM (SELECT unnest(wallets) AS wallet, detector FROM alerts
+      WHERE detector NOT IN ('market_statistics', 'anomalous_wallets')
+        AND coalesce(label, '') <> 'benign')
+GROUP BY wallet
+"""
+"""The wash findings kept so far (none a reviewer called benign), by the wallets they name."""
+
+
+def explained_wallets(connection) -> dict[str, list[str]]:
+    """Wallets a wash detector already named, with those detectors."""
+    return dict(connection.execute(EXPLAINED).fetchall())
+
+
 def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
-    """The wallets the forest isolates clearly (None: too few wallets to train it on)."""
+    """The wallets the forest isolates clearly (None: too few wallets to train it on), highest
+    score first; each says why (`why`) and whether a wash finding already names it
+    (`explained`; `lead_rank` counts only the others, the new leads)."""
     import numpy as np
 
     rows, scores, version = wallet_scores(connection, settings)
     least = settings_of(settings, NAME, DEFAULTS)["min_score"]
     if not rows:
         return None
-    window = (str(min(row[14] for row in rows)), str(max(row[15] for row in rows)))
-    order = np.argsort(-scores)
+    window = _window(rows)
+    typical = typical_values(rows)
+    explained = explained_wallets(connection)
     alerts = []
-    for rank, position in enumerate(order, start=1):
+    new_leads = 0
+    for rank, position in enumerate(np.argsort(-scores, kind="stable"), start=1):
         if scores[position] < least:
             break
         row = rows[position]
+        features = dict(zip(FEATURES, row[1 : 1 + len(FEATURES)], strict=True))
+        by = explained.get(row[0], [])
+        new_leads += not by
         alerts.append(
             Alert(
                 detector="anomalous_wallets",
                 severity="low",
-                market=row[13],
+                market=row[-3],
                 wallets=[row[0]],
-                trades=list(row[12]),
+                trades=list(row[-4]),
                 evidence={
                     "score": round(float(scores[position]), 4),
                     "rank": rank,
+                    "lead_rank": None if by else new_leads,
+                    "explained": by,
+                    "why": reasons(features, typical),
                     "wallets_scored": len(rows),
-                    "features": {
-                        name: round(float(value), 6)
-                        for name, value in zip(FEATURES, row[1:12], strict=True)
-                    },
+                    "features": {name: round(float(v), 6) for name, v in features.items()},
                     "model_version": version,
                     "training_window": list(window),
                 },
@@ -228,3 +362,34 @@ def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
             )
         )
     return alerts
+
+
+def typical_values(rows: list[tuple]) -> dict[str, tuple[float, float, float]]:
+    """Each feature's lower quartile, median and upper quartile over the scored wallets."""
+    import numpy as np
+
+    values = np.array([row[1 : 1 + len(FEATURES)] for row in rows], dtype=float)
+    quartiles = np.percentile(values, [25, 50, 75], axis=0)
+    return {name: tuple(float(q) for q in quartiles[:, i]) for i, name in enumerate(FEATURES)}
+
+
+def reasons(
+    features: dict[str, float], typical: dict[str, tuple[float, float, float]], most: int = 4
+) -> list[str]:
+    """The modelled features outside the market's typical range (Tukey's fences: beyond 1.5
+    interquartile ranges past a quartile; a feature most wallets share one value of is
+    unusual off that value), furthest first, as text a reviewer reads."""
+    found = []
+    for name in (FEATURES[column] for column in MODELLED):
+        low, median, high = typical[name]
+        spread = high - low
+        value = features[name]
+        beyond = max(low - value, value - high, 0.0)
+        if beyond <= 1.5 * spread and (spread or value == median):
+            continue
+        distance = beyond / spread if spread else float("inf")
+        found.append((-distance, -abs(value - median), name, value, low, median, high))
+    return [
+        f"{name} {value:.3g} against a typical {median:.3g} (quartiles {low:.3g} to {high:.3g})"
+        for _, _, name, value, low, median, high in sorted(found)[:most]
+    ]

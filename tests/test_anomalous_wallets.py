@@ -1,5 +1,8 @@
-"""The IsolationForest detector ranks an odd wallet first among ordinary ones."""
+"""The anomaly leads: a wash pair that comes back to flat is reported, with the features that
+made it unusual, while a one-way supplier as concentrated as it is not; a wallet a wash finding
+already names is marked as explained."""
 
+import json
 import random
 
 import duckdb
@@ -8,35 +11,66 @@ from marketnode.node.analytics.duckdb_store import SCHEMA
 from marketnode.plugins import anomalous_wallets
 
 
-def test_an_odd_bot_is_ranked_first():
+def market_with_a_wash_pair_and_a_supplier() -> duckdb.DuckDBPyConnection:
+    """Forty ordinary wallets trading at random; a pair passing the same sizes back and forth
+    (wash); a supplier selling one size to one client again and again (benign)."""
     rng = random.Random(11)
     connection = duckdb.connect()
     connection.execute(SCHEMA)
     rows = []
-    seq = 0
     wallets = [f"0x{n:02d}" for n in range(40)]
-    for _ in range(1200):  # ordinary wallets: random partners, sizes, prices near 100
+    for _ in range(1200):
         buyer, seller = rng.sample(wallets, 2)
+        rows.append((buyer, seller, rng.randint(1, 20), round(100 + rng.uniform(-1, 1), 2)))
+    for _ in range(30):
         qty = rng.randint(1, 20)
-        price = round(100 + rng.uniform(-1, 1), 2)
-        seq += 1
-        rows.append([seq, seq * 37 + rng.randint(0, 30), price, qty, price * qty, buyer, seller])
-    for n in range(60):  # a bot: one partner, big identical sizes, far from the market, clockwork
-        seq += 1
-        price = 130.0
-        rows.append([seq, 100_000 + n * 10, price, 500, price * 500, "0xbot", "0xpal"])
+        rows.append(("0xwashA", "0xwashB", qty, 100.0))
+        rows.append(("0xwashB", "0xwashA", qty, 100.0))
+        rows.append(("0xclient", "0xsupplier", 25, 100.0))
+    rng.shuffle(rows)
     connection.executemany(
         "INSERT INTO trades (seq, time, market, price, qty, notional, buyer, seller) "
         "VALUES (?, to_timestamp(?), 'PUNK-ETH', ?, ?, ?, ?, ?)",
-        rows,
+        [
+            [seq, seq * 37, price, qty, price * qty, buyer, seller]
+            for seq, (buyer, seller, qty, price) in enumerate(rows, start=1)
+        ],
     )
-    alerts = anomalous_wallets.detect_integrity(connection, {})
-    ranked = sorted(alerts, key=lambda alert: alert.evidence["rank"])
-    assert ranked, "the bot was not isolated"
-    assert ranked[0].wallets[0] in ("0xbot", "0xpal")
-    assert {alert.wallets[0] for alert in ranked[:2]} == {"0xbot", "0xpal"}
-    evidence = ranked[0].evidence
-    assert evidence["wallets_scored"] == 42 and evidence["model_version"]
+    return connection
+
+
+SETTINGS = {"anomalous_wallets": {**anomalous_wallets.DEFAULTS, "retrain_s": 0}}
+
+
+def test_a_wash_pair_is_a_lead_and_a_one_way_supplier_is_not():
+    connection = market_with_a_wash_pair_and_a_supplier()
+    alerts = anomalous_wallets.detect_integrity(connection, SETTINGS)
+    leads = [alert.wallets[0] for alert in sorted(alerts, key=lambda a: a.evidence["rank"])]
+    assert set(leads[:2]) == {"0xwashA", "0xwashB"}
+    assert not {"0xsupplier", "0xclient"} & set(leads)
+    assert len(leads) <= 4  # ordinary wallets are mostly left alone
+    evidence = alerts[0].evidence
+    assert evidence["wallets_scored"] == 44 and evidence["model_version"]
     assert set(evidence["features"]) == set(anomalous_wallets.FEATURES)
-    # ordinary wallets are mostly left alone
-    assert sum(1 for alert in alerts if alert.wallets[0] not in ("0xbot", "0xpal")) <= 4
+    assert evidence["features"]["flat_group_share"] == 1.0
+    assert any(reason.startswith("flat_group_share 1 against") for reason in evidence["why"])
+    assert evidence["explained"] == [] and evidence["lead_rank"] == evidence["rank"]
+
+
+def test_the_supplier_is_as_closed_as_the_wash_pair_but_not_flat():
+    connection = market_with_a_wash_pair_and_a_supplier()
+    groups = anomalous_wallets.closed_groups(connection, 0.05)
+    assert groups["0xsupplier"] == (1.0, 1.0, 0.0)
+    assert groups["0xwashA"] == (1.0, 0.0, 1.0)
+
+
+def test_a_wallet_a_wash_finding_names_is_an_explained_lead():
+    connection = market_with_a_wash_pair_and_a_supplier()
+    connection.execute(
+        "INSERT INTO alerts VALUES ('a1', now(), 'round_trips', 'high', 'PUNK-ETH', "
+        "['0xwashA', '0xwashB'], [1], ?, 0, NULL)",
+        [json.dumps({})],
+    )
+    alerts = {a.wallets[0]: a for a in anomalous_wallets.detect_integrity(connection, SETTINGS)}
+    assert alerts["0xwashA"].evidence["explained"] == ["round_trips"]
+    assert alerts["0xwashA"].evidence["lead_rank"] is None

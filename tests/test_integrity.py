@@ -177,11 +177,14 @@ def test_scan_and_link_refuse_a_running_node_home(home):
 
 
 def test_the_evaluation_scores_a_labelled_market():
+    from marketnode.node.tools.washgen import WASH_PATTERNS
+
     result = mnode("integrity", "eval", "--seed", "1", "--steps", "20000", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    for key in ("precision", "recall", "anomaly_auc", "maker_flag_rate"):
+    for key in ("precision", "recall", "anomaly_auc", "lead_precision", "maker_flag_rate"):
         assert key in report
+    assert set(report["recall_by_pattern"]) == set(WASH_PATTERNS)
     assert report["wash_trades"] > 100
     # the trade detectors' target: flagged trades are wash
     assert report["precision"] >= 0.95
@@ -191,6 +194,20 @@ def test_the_evaluation_scores_a_labelled_market():
     }  # fmt: skip
     assert report["recall"] >= 0.9 and report["anomaly_auc"] >= 0.9
     assert report["maker_flag_rate"] == 0
+
+
+def test_the_evaluation_over_seeds_reports_the_worst_case():
+    result = mnode("integrity", "eval", "--seeds", "2", "--steps", "3000", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["seeds"] == [1, 2] and len(report["per_seed"]) == 2
+    for key in ("precision", "recall", "anomaly_auc", "lead_precision"):
+        assert report[key] == min(seed[key] for seed in report["per_seed"])
+    assert report["maker_flag_rate"] == max(seed["maker_flag_rate"] for seed in report["per_seed"])
+    for name, recall in report["recall_by_pattern"].items():
+        assert recall == min(seed["recall_by_pattern"][name] for seed in report["per_seed"])
+    refused = mnode("integrity", "eval", "--seeds", "0")
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
 
 
 THIRD_PARTY = '''

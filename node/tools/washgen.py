@@ -1,19 +1,38 @@
-"""A labelled market for evaluating the integrity detectors.
+"""A labelled market for evaluating the integrity detectors and the anomaly leads.
 
-Honest traders place limit orders away from the mid and take liquidity with market orders;
-market makers quote both sides close to the mid with many counterparties and a mean-reverting
-inventory. Injected among them: self-trades, ping-pong pairs, rings of 3 to 5 wallets passing
-matched volume round a few times, churners, and odd bots. A wash trade is made the way a wash
-trader would: the generator follows the book (the real engine, fed every command as it is made),
-rests a sell strictly inside the spread, where nobody else's order is in the way, and takes it at
-once with the partner's immediate-or-cancel buy at the same price, so the two always meet. With
-no room inside the spread, that leg is skipped.
+Two markets of one asset (EVAL in ETH and in USDC). Honest traders place limit orders away from
+the mid and take liquidity with market orders; market makers quote both sides close to the mid
+with many counterparties, and now and then one hits another's quote. Every command carries a
+time (`times`, ns): about six seconds a step, faster in a drop, so a market of 20,000 steps
+spans a day and a half and legs scheduled hours apart are hours apart.
+
+Benign but unusual wallets, labelled honest (`benign`, by kind), each with a seeded count, size
+and timing: one-way suppliers (the same size to one client again and again, never bought back),
+OTC block traders, arbitrage bots trading both markets, collectors buying from whoever sells,
+drops (an issuer lists a block and a crowd buys it within minutes), and odd bots.
+
+Wash groups (`wash_groups`, pattern name then number): self-trades, ping-pong pairs, rings of 3
+to 5, churners, `split` (a total passed one way in random pieces and back in other pieces),
+`slow` (legs 20 minutes to 2.5 hours apart), `big_ring` (5 to 8 wallets, random sizes each
+round, with honest trades of the members in between), `market_order` (the buying leg a market
+order that crosses the spread to the partner's ask, sometimes taking a little of the outside
+ask beyond it) and `funder` (a wallet hands lots to 3 to 6 wallets through trades at inside
+prices, a transfer modelled as a trade, they pass them among themselves, and sell them back to
+it: the funded wallets are linked only through it). A wash leg is made the way a wash trader
+would: the generator follows the book (the real engine, fed every command as it is made), rests
+a sell strictly inside the spread at a random price, where nobody else's order is in the way,
+and takes it at once with the partner's buy, so the two always meet. With no room inside the
+spread, that leg is skipped.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import msgspec
 
@@ -23,131 +42,366 @@ from ..core.engine import Engine
 from ..core.markets import MarketSpec
 
 HONEST_TRADERS = 240
-"""With about a hundred injected wallets, wash traders are a minority of the wallets (about a
-quarter), as in a real market and as anomaly detection presumes: a majority would be the norm."""
+"""With about a hundred and fifty injected wallets, wash traders are a minority of the wallets
+(about a third), as in a real market and as anomaly detection presumes: a majority would be the
+norm."""
 MARKET = MarketSpec("EVAL-ETH", "EVAL", "ETH", "0.01", "1", "1", "1000", "1000000", "none")
+SECOND_MARKET = MarketSpec("EVAL-USDC", "EVAL", "USDC", "0.01", "1", "1", "1000", "1000000", "none")
+MARKETS = (MARKET, SECOND_MARKET)
+START_NS = 1_790_000_000 * 10**9
+"""2026-09-21: the time of the first command."""
+STEP_S = 6.0
+"""Mean seconds between steps (exponential gaps)."""
+WASH_PATTERNS = (
+    "self", "pingpong", "ring", "churn", "split", "slow", "big_ring", "market_order", "funder",
+)  # fmt: skip
+BENIGN_KINDS = ("supplier", "otc", "arbitrage", "collector", "drop", "bot")
 
 
 @dataclass
 class LabelledMarket:
     commands: list[dict] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    """Each command's time (ns since the epoch), for a replay that stamps commits with them."""
     wash_groups: dict[str, set[str]] = field(default_factory=dict)
-    """Pattern name -> its wallets: a trade between two wallets of one group is wash."""
+    """Group name (its pattern, then a number) -> its wallets: a trade between two wallets of
+    one group is wash."""
     makers: set[str] = field(default_factory=set)
     honest: set[str] = field(default_factory=set)
-    bots: set[str] = field(default_factory=set)
-    """Odd bots: anomalous, not wash."""
+    benign: dict[str, set[str]] = field(default_factory=dict)
+    """Kind (BENIGN_KINDS) -> honest wallets whose trading is unusual but not wash."""
+
+    @property
+    def bots(self) -> set[str]:
+        """Odd bots: unusual, not wash."""
+        return self.benign.get("bot", set())
 
 
-def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMarket:
-    rng = random.Random(seed)
-    tick = Unit(MARKET.tick_size)
-    market = LabelledMarket()
-    market.honest = {f"0xhonest{n:03d}" for n in range(HONEST_TRADERS)}
-    market.makers = {f"0xmaker{n}" for n in range(5)}
-    honest = sorted(market.honest)
-    makers = sorted(market.makers)
-    mid = 10_000
-    engine = Engine([MARKET])
-    """Follows the book as the commands are made, so wash orders can be priced where nothing
-    else is in the way."""
-    ids = iter(range(1, 10**9))
-    maker_quotes: dict[str, list[int]] = {m: [] for m in makers}
-    wash_every = max(10, steps // 48)
-    patterns = ["self", "pingpong", "ring", "churn"]
-    group_number = 0
+def pattern_of(group: str) -> str:
+    """The wash pattern of a group's name ("big_ring12" -> "big_ring")."""
+    return group.rstrip("0123456789")
 
-    def new(
-        owner: str,
-        side: str,
-        price: int | None,
-        qty: int,
-        tif: str = "GTC",
-        stp: str = "cancel_newest",
-    ) -> int:
-        order_id = next(ids)
-        command = {"op": "new", "market": MARKET.symbol, "id": order_id, "owner": owner,
-                   "side": side, "qty": str(qty), "tif": tif, "stp": stp}  # fmt: skip
+
+class _Flow:
+    """The order flow being made, with the engine that follows its book."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.tick = Unit(MARKET.tick_size)
+        self.market = LabelledMarket()
+        self.engine = Engine(list(MARKETS))
+        self.ids = itertools.count(1)
+        self.now = START_NS
+        self.mids = {spec.symbol: 10_000 for spec in MARKETS}
+        self.pending: list[tuple[int, int, Callable[[], object]]] = []
+        self.order = itertools.count()
+        self.step = 0
+        self.market.honest = {f"0xhonest{n:03d}" for n in range(HONEST_TRADERS)}
+        self.honest = sorted(self.market.honest)
+        self.makers = {MARKET.symbol: [f"0xmaker{n}" for n in range(5)],
+                       SECOND_MARKET.symbol: [f"0xmaker{n}" for n in range(3, 7)]}  # fmt: skip
+        self.market.makers = {m for makers in self.makers.values() for m in makers}
+        self.quotes: dict[tuple[str, str], list[int]] = {}
+
+    def new(self, symbol: str, owner: str, side: str, price: int | None, qty: int,
+            tif: str = "GTC", stp: str = "cancel_newest") -> int:  # fmt: skip
+        order_id = next(self.ids)
+        command = {"op": "new", "market": symbol, "id": order_id, "owner": owner, "side": side,
+                   "qty": str(qty), "tif": tif, "stp": stp}  # fmt: skip
         if price is None:
             command["type"] = "market"
         else:
-            command["price"] = tick.text_of(price)
-        emit(command)
+            command["price"] = self.tick.text_of(price)
+        self.emit(command)
         return order_id
 
-    def emit(command: dict) -> None:
-        market.commands.append(command)
-        engine.process(msgspec.convert(command, PeerCommand), [])
+    def emit(self, command: dict) -> None:
+        self.market.commands.append(command)
+        self.market.times.append(self.now)
+        self.engine.process(msgspec.convert(command, PeerCommand), [])
 
-    def wash(seller: str, buyer: str, qty: int) -> None:
-        book = engine.books[MARKET.symbol]
+    def spread(self, symbol: str) -> tuple[int, int]:
+        book = self.engine.books[symbol]
         bid, ask = book.bids.best_price(), book.asks.best_price()
-        low = bid if bid is not None else mid - 1
-        high = ask if ask is not None else mid + 1
-        if high - low < 2:
-            return  # no price inside the spread: someone else's order would be in the way
-        price = (low + high) // 2
-        new(seller, "sell", price, qty, stp="none")
-        new(buyer, "buy", price, qty, "IOC", stp="none")
+        mid = self.mids[symbol]
+        return (bid if bid is not None else mid - 1), (ask if ask is not None else mid + 1)
 
-    for step in range(steps):
-        mid = max(1000, mid + rng.choice((-1, 0, 0, 1)))
+    def inside(self, seller: str, buyer: str, qty: int, symbol: str = MARKET.symbol) -> bool:
+        """A sell rested at a random price strictly inside the spread, taken at once by the
+        buyer's immediate-or-cancel buy (False: no room inside the spread, nothing sent)."""
+        low, high = self.spread(symbol)
+        if high - low < 2:
+            return False
+        price = self.rng.randint(low + 1, high - 1)
+        self.new(symbol, seller, "sell", price, qty, stp="none")
+        self.new(symbol, buyer, "buy", price, qty, "IOC", stp="none")
+        return True
+
+    def leg(self, seller: str, buyer: str, qty: int, symbol: str = MARKET.symbol) -> None:
+        """A leg that waits for room inside the spread, as a wash trader would, a few steps
+        at a time."""
+        if not self.inside(seller, buyer, qty, symbol):
+            self.later(self.rng.randint(1, 10), partial(self.leg, seller, buyer, qty, symbol))
+
+    def crossing(self, seller: str, buyer: str, qty: int, symbol: str) -> None:
+        """The seller's ask rests just above the best bid, and the buyer's market order crosses
+        the whole spread to it; now and then it is a little bigger and takes the outside ask."""
+        low, high = self.spread(symbol)
+        if high - low < 2:
+            return
+        extra = self.rng.randint(1, 3) if self.rng.random() < 0.3 else 0
+        self.new(symbol, seller, "sell", low + 1, qty, stp="none")
+        self.new(symbol, buyer, "buy", None, qty + extra, "IOC", stp="none")
+
+    def later(self, steps: int, action: Callable[[], object]) -> None:
+        heapq.heappush(self.pending, (self.step + steps, next(self.order), action))
+
+    def run_due(self) -> None:
+        while self.pending and self.pending[0][0] <= self.step:
+            heapq.heappop(self.pending)[2]()
+
+    def background(self) -> None:
+        """One step of the honest market: a maker requotes, or an honest trader rests a limit
+        away from the mid or takes liquidity."""
+        rng = self.rng
+        self.now += int(rng.expovariate(1 / STEP_S) * 1e9)
+        symbol = MARKET.symbol if rng.random() < 0.75 else SECOND_MARKET.symbol
+        mid = self.mids[symbol] = max(1000, self.mids[symbol] + rng.choice((-1, 0, 0, 1)))
         roll = rng.random()
-        if roll < 0.25:  # a maker requotes both sides
-            maker = rng.choice(makers)
-            for order_id in maker_quotes[maker]:
-                emit({"op": "cancel", "market": MARKET.symbol, "id": order_id, "owner": maker})
+        if roll < 0.25:
+            maker = rng.choice(self.makers[symbol])
+            for order_id in self.quotes.pop((symbol, maker), []):
+                self.emit({"op": "cancel", "market": symbol, "id": order_id, "owner": maker})
+            if rng.random() < 0.1:  # sheds inventory into the best quote, often another maker's
+                low, high = self.spread(symbol)
+                side = rng.choice(("buy", "sell"))
+                self.new(symbol, maker, side, high if side == "buy" else low, 5, "IOC")
             size = rng.randint(5, 30)
-            maker_quotes[maker] = [
-                new(maker, "buy", mid - rng.randint(1, 2), size),
-                new(maker, "sell", mid + rng.randint(1, 2), size),
+            self.quotes[symbol, maker] = [
+                self.new(symbol, maker, "buy", mid - rng.randint(1, 2), size),
+                self.new(symbol, maker, "sell", mid + rng.randint(1, 2), size),
             ]
-        elif roll < 0.65:  # honest resting limit away from the mid
+        elif roll < 0.65:
             side = rng.choice(("buy", "sell"))
             offset = rng.randint(3, 12)
             price = mid - offset if side == "buy" else mid + offset
-            new(rng.choice(honest), side, price, _organic_size(rng))
-        else:  # honest taker
-            new(rng.choice(honest), rng.choice(("buy", "sell")), None, _organic_size(rng), "IOC")
-        if step % wash_every == 0 and step:
-            pattern = patterns[group_number % len(patterns)]
-            group_number += 1
-            name = f"{pattern}{group_number}"
-            if pattern == "self":
-                wallet = f"0xself{group_number}"
-                market.wash_groups[name] = {wallet}
-                for _ in range(rng.randint(2, 5)):
-                    wash(wallet, wallet, rng.randint(1, 50))
-            elif pattern == "pingpong":
-                a, b = f"0xpingA{group_number}", f"0xpingB{group_number}"
-                market.wash_groups[name] = {a, b}
-                for _ in range(rng.randint(2, 4)):
-                    qty = rng.randint(1, 50)
-                    wash(a, b, qty)
-                    wash(b, a, qty)
-            elif pattern == "ring":
-                members = [f"0xring{group_number}w{k}" for k in range(rng.randint(3, 5))]
-                market.wash_groups[name] = set(members)
-                for _ in range(rng.randint(2, 4)):  # rounds: a ring exists to print volume
-                    qty = rng.randint(1, 50)
-                    for k, seller in enumerate(members):
-                        wash(seller, members[(k + 1) % len(members)], qty)
-            else:
-                churner, partner = f"0xchurn{group_number}", f"0xchurnP{group_number}"
-                market.wash_groups[name] = {churner, partner}
-                for _ in range(6):
-                    qty = rng.randint(1, 50)
-                    wash(churner, partner, qty)
-                    wash(partner, churner, qty)
-        if step % (steps // 5) == 0:  # an odd bot: far from the market, clockwork sizes
-            bot = f"0xbot{step}"
-            market.bots.add(bot)
-            for _ in range(8):
-                new(bot, "buy", None, 777, "IOC")
-    return market
+            self.new(symbol, rng.choice(self.honest), side, price, organic_size(rng))
+        else:
+            self.honest_take(rng.choice(self.honest), symbol)
+
+    def honest_take(self, wallet: str, symbol: str) -> None:
+        side = self.rng.choice(("buy", "sell"))
+        self.new(symbol, wallet, side, None, organic_size(self.rng), "IOC")
+
+    def at_random_steps(self, steps: int, count: int, action: Callable[[], object]) -> None:
+        for _ in range(count):
+            self.later(self.rng.randint(1, steps - 1), action)
 
 
-def _organic_size(rng: random.Random) -> int:
+def generate_labelled_market(seed: int = 1, steps: int = 20_000) -> LabelledMarket:
+    flow = _Flow(seed)
+    rng = flow.rng
+    _plan_benign(flow, steps)
+    wash_every = max(10, steps // 48)
+    patterns = list(WASH_PATTERNS)
+    rng.shuffle(patterns)
+    for flow.step in range(steps):
+        flow.background()
+        flow.run_due()
+        if flow.step % wash_every == 0 and flow.step:
+            number = flow.step // wash_every
+            pattern = patterns[number % len(patterns)]
+            symbol = MARKET.symbol if rng.random() < 0.8 else SECOND_MARKET.symbol
+            flow.market.wash_groups[f"{pattern}{number}"] = WASH[pattern](flow, number, symbol)
+    while flow.pending:  # the slow groups' last legs
+        flow.step += 1
+        flow.background()
+        flow.run_due()
+    return flow.market
+
+
+def _plan_benign(flow: _Flow, steps: int) -> None:
+    """Benign-but-unusual wallets, their counts, sizes and timing drawn from the seed."""
+    rng, benign = flow.rng, flow.market.benign
+    symbols = [spec.symbol for spec in MARKETS]
+    for kind in BENIGN_KINDS:
+        benign[kind] = set()
+    for n in range(rng.randint(3, 8)):  # one-way supply: one size, one client, never bought back
+        supplier, client, size = f"0xsupplier{n}", f"0xclient{n}", rng.randint(5, 60)
+        benign["supplier"] |= {supplier, client}
+        deliver = partial(flow.leg, supplier, client, size, rng.choice(symbols))
+        flow.at_random_steps(steps, rng.randint(6, 20), deliver)
+    for n in range(rng.randint(2, 4)):  # OTC desks: big blocks, either way, few counterparties
+        desk = f"0xotc{n}"
+        clients = {f"0xotc{n}client{k}": rng.random() < 0.5 for k in range(rng.randint(2, 5))}
+        benign["otc"] |= {desk, *clients}
+        for _ in range(rng.randint(4, 10)):  # a client sells to the desk, or buys from it
+            client, size = rng.choice(sorted(clients)), rng.randint(200, 900)
+            pair = (client, desk) if clients[client] else (desk, client)
+            flow.at_random_steps(steps, 1, partial(flow.leg, *pair, size))
+    for n in range(rng.randint(2, 4)):  # arbitrage: buys where it is cheaper, sells where dearer
+        bot = f"0xarb{n}"
+        benign["arbitrage"].add(bot)
+        flow.at_random_steps(steps, rng.randint(20, 60), partial(_arbitrage, flow, bot))
+    for n in range(rng.randint(3, 6)):  # collectors: many small buys from whoever sells
+        collector = f"0xcollector{n}"
+        benign["collector"].add(collector)
+        flow.at_random_steps(steps, rng.randint(20, 60), lambda c=collector: flow.new(
+            rng.choice(symbols), c, "buy", None, rng.randint(1, 5), "IOC"))  # fmt: skip
+    for n in range(rng.randint(1, 3)):  # drops: a block listed, a crowd buys it in minutes
+        flow.at_random_steps(steps, 1, partial(_drop, flow, n))
+    for n in range(5):  # odd bots: far from the market, clockwork sizes
+        bot = f"0xbot{n}"
+        benign["bot"].add(bot)
+        flow.later(n * steps // 5 + 1, partial(_odd_bot, flow, bot))
+
+
+def _odd_bot(flow: _Flow, bot: str) -> None:
+    for _ in range(8):
+        flow.new(MARKET.symbol, bot, "buy", None, 777, "IOC")
+
+
+def _arbitrage(flow: _Flow, bot: str) -> None:
+    cheap, dear = sorted((spec.symbol for spec in MARKETS), key=flow.mids.__getitem__)
+    qty = flow.rng.randint(5, 40)
+    flow.new(cheap, bot, "buy", None, qty, "IOC")
+    flow.new(dear, bot, "sell", None, qty, "IOC")
+
+
+def _drop(flow: _Flow, number: int) -> None:
+    rng, symbol = flow.rng, MARKET.symbol
+    issuer = f"0xissuer{number}"
+    buyers = [f"0xdrop{number}b{k}" for k in range(rng.randint(30, 80))]
+    flow.market.benign["drop"] |= {issuer, *buyers}
+    listing = flow.new(symbol, issuer, "sell", flow.mids[symbol] + 3, rng.randint(300, 800))
+    for _ in range(len(buyers) * 2):
+        flow.now += int(rng.expovariate(1 / 0.5) * 1e9)
+        flow.new(symbol, rng.choice(buyers), "buy", None, rng.randint(1, 8), "IOC")
+    flow.emit({"op": "cancel", "market": symbol, "id": listing, "owner": issuer})
+
+
+def _self(flow: _Flow, number: int, symbol: str) -> set[str]:
+    wallet = f"0xself{number}"
+    for _ in range(flow.rng.randint(2, 5)):
+        flow.inside(wallet, wallet, flow.rng.randint(1, 50), symbol)
+    return {wallet}
+
+
+def _pingpong(flow: _Flow, number: int, symbol: str) -> set[str]:
+    a, b = f"0xpingA{number}", f"0xpingB{number}"
+    for _ in range(flow.rng.randint(2, 4)):
+        qty = flow.rng.randint(1, 50)
+        flow.inside(a, b, qty, symbol)
+        flow.inside(b, a, qty, symbol)
+    return {a, b}
+
+
+def _ring(flow: _Flow, number: int, symbol: str) -> set[str]:
+    members = [f"0xring{number}w{k}" for k in range(flow.rng.randint(3, 5))]
+    for _ in range(flow.rng.randint(2, 4)):  # rounds: a ring exists to print volume
+        qty = flow.rng.randint(1, 50)
+        for k, seller in enumerate(members):
+            flow.inside(seller, members[(k + 1) % len(members)], qty, symbol)
+    return set(members)
+
+
+def _churn(flow: _Flow, number: int, symbol: str) -> set[str]:
+    churner, partner = f"0xchurn{number}", f"0xchurnP{number}"
+    for _ in range(6):
+        qty = flow.rng.randint(1, 50)
+        flow.inside(churner, partner, qty, symbol)
+        flow.inside(partner, churner, qty, symbol)
+    return {churner, partner}
+
+
+def _split(flow: _Flow, number: int, symbol: str) -> set[str]:
+    """A total passed one way in random pieces and back in pieces of other sizes."""
+    a, b = f"0xsplitA{number}", f"0xsplitB{number}"
+    for _ in range(flow.rng.randint(2, 3)):
+        total = flow.rng.randint(40, 200)
+        for seller, buyer in ((a, b), (b, a)):
+            for piece in _pieces(flow.rng, total):
+                flow.inside(seller, buyer, piece, symbol)
+    return {a, b}
+
+
+def _slow(flow: _Flow, number: int, symbol: str) -> set[str]:
+    """A ring of 2 to 4 whose legs are 20 minutes to 2.5 hours apart."""
+    members = [f"0xslow{number}w{k}" for k in range(flow.rng.randint(2, 4))]
+    delay = 0
+    for _ in range(flow.rng.randint(2, 4)):
+        qty = flow.rng.randint(1, 50)
+        for k, seller in enumerate(members):
+            delay += flow.rng.randint(200, 1500)
+            buyer = members[(k + 1) % len(members)]
+            flow.later(delay, partial(flow.leg, seller, buyer, qty, symbol))
+    return set(members)
+
+
+def _big_ring(flow: _Flow, number: int, symbol: str) -> set[str]:
+    """5 to 8 wallets, random sizes each round, honest trades of the members in between."""
+    members = [f"0xbig{number}w{k}" for k in range(flow.rng.randint(5, 8))]
+    delay = 0
+    for _ in range(flow.rng.randint(2, 4)):
+        qty = flow.rng.randint(5, 80)
+        for k, seller in enumerate(members):
+            delay += flow.rng.randint(1, 60)
+            buyer = members[(k + 1) % len(members)]
+            flow.later(delay, partial(flow.leg, seller, buyer, qty, symbol))
+    for member in members:
+        for _ in range(flow.rng.randint(1, 3)):
+            flow.later(flow.rng.randint(1, delay + 1), partial(flow.honest_take, member, symbol))
+    return set(members)
+
+
+def _market_order(flow: _Flow, number: int, symbol: str) -> set[str]:
+    a, b = f"0xmktA{number}", f"0xmktB{number}"
+    for _ in range(flow.rng.randint(3, 5)):
+        qty = flow.rng.randint(1, 50)
+        flow.crossing(a, b, qty, symbol)
+        flow.crossing(b, a, qty, symbol)
+    return {a, b}
+
+
+def _funder(flow: _Flow, number: int, symbol: str) -> set[str]:
+    """Lots handed out through trades, passed among the funded wallets, sold back."""
+    rng = flow.rng
+    funder = f"0xfunder{number}"
+    funded = [f"0xfunded{number}w{k}" for k in range(rng.randint(3, 6))]
+    holding = {wallet: rng.randint(20, 100) for wallet in funded}
+    delay = 0
+    for wallet, qty in holding.items():
+        delay += rng.randint(1, 30)
+        flow.later(delay, partial(flow.leg, funder, wallet, qty, symbol))
+    for _ in range(len(funded) * rng.randint(2, 3)):
+        seller = rng.choice([wallet for wallet in funded if holding[wallet]])
+        buyer = rng.choice([wallet for wallet in funded if wallet != seller])
+        qty = rng.randint(1, holding[seller])
+        holding[seller] -= qty
+        holding[buyer] += qty
+        delay += rng.randint(1, 30)
+        flow.later(delay, partial(flow.leg, seller, buyer, qty, symbol))
+    for wallet, qty in holding.items():
+        delay += rng.randint(1, 30)
+        if qty:
+            flow.later(delay, partial(flow.leg, wallet, funder, qty, symbol))
+    return {funder, *funded}
+
+
+WASH: dict[str, Callable[[_Flow, int, str], set[str]]] = {
+    "self": _self, "pingpong": _pingpong, "ring": _ring, "churn": _churn, "split": _split,
+    "slow": _slow, "big_ring": _big_ring, "market_order": _market_order, "funder": _funder,
+}  # fmt: skip
+"""Each wash pattern: it starts a group's legs (now or later) and returns the group."""
+
+
+def _pieces(rng: random.Random, total: int) -> list[int]:
+    """`total` cut into 1 to 4 random pieces."""
+    cuts = sorted(rng.sample(range(1, total), min(total - 1, rng.randint(0, 3))))
+    return [b - a for a, b in itertools.pairwise([0, *cuts, total])]
+
+
+def organic_size(rng: random.Random) -> int:
     """Sizes with Benford-like first digits and some clustering at round numbers."""
     if rng.random() < 0.15:
         return rng.choice((10, 20, 50, 100))
