@@ -19,11 +19,11 @@ from decimal import Decimal
 import duckdb
 
 from .alerts import decimal_text
-from .window_totals import BUCKET, bring_up_to_date
+from .window_totals import BUCKETS, bring_up_to_date
 
 PARTNER_TRADES = f"""
 t AS (
-    SELECT market, {BUCKET} AS bucket, seq, seller, buyer, qty, notional
+    SELECT market, {BUCKETS} AS bucket, seq, seller, buyer, qty, notional
     FROM trades WHERE seller <> buyer AND seq <= $until
 ),
 totals AS (
@@ -37,10 +37,10 @@ totals AS (
     WHERE p.window_s = $window
       AND p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
 )"""
-"""Common table expressions over each market and window of `$window` seconds: `t` (trades
-between two wallets, up to seq `$until`) and `totals` (the pairs whose volume together is at
-least `$share` of each one's, with their totals and each one's trades and requotes), read
-from the running totals (window_totals)."""
+"""Common table expressions over each market and window of `$window` seconds: `t` (trades between
+two wallets, up to seq `$until`, a row in each of their two windows) and `totals` (the pairs
+whose volume together is at least `$share` of each one's, with their totals and each one's
+trades and requotes), read from the running totals (window_totals)."""
 
 QUERY = f"""
 WITH {PARTNER_TRADES}

@@ -28,7 +28,7 @@ integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     option = settings_of(settings, NAME, DEFAULTS)
     tolerance = Decimal(str(option["qty_tolerance"]))
-    alerts = []
+    alerts: dict[tuple, Alert] = {}
     for (market, bucket), trades in partner_trades(
         connection, option["window_s"], option["min_pair_share"]
     ).items():
@@ -41,7 +41,8 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
             if not (a_sold and b_sold) or abs(a_sold - b_sold) > tolerance * max(a_sold, b_sold):
                 continue
             returns = min(sum(t.seller == a for t in legs), sum(t.seller == b for t in legs))
-            alerts.append(
+            alerts.setdefault(  # (the same legs in both of two overlapping windows: once)
+                (market, tuple(t.seq for t in legs)),
                 Alert(
                     detector=NAME,
                     severity="high" if returns >= 3 else "medium",
@@ -55,6 +56,6 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
                         "round_trips": returns,
                     },
                     wash_volume=total_notional(legs),
-                )
+                ),
             )
-    return alerts
+    return list(alerts.values())

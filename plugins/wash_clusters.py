@@ -99,11 +99,12 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
         if candidate:
             window.links[seller].add(buyer)
             window.links[buyer].add(seller)
-    alerts = []
+    alerts: dict[tuple, Alert] = {}
     for (market, bucket), window in groups.items():
         for members in window.clusters(option):
-            alerts.append(_alert(market, bucket, option["window_s"], members, window))
-    return alerts
+            alert = _alert(market, bucket, option["window_s"], members, window)
+            alerts.setdefault((market, tuple(alert.trades)), alert)  # (in two windows: once)
+    return list(alerts.values())
 
 
 class _Window:
