@@ -1,16 +1,16 @@
 """Detection latency: from a wash trade's commit to its alert on the `alerts.` topic.
 
-    python bench/detection_latency.py [--rate 10000] [--duration 60] [--scan-interval 5]
+    python bench/detection_latency.py [--rate 10000] [--duration 60] [--scan-interval S]
                                       [--idle] [--json]
 
-Starts `mnode start` on a new home (loopback, CURVE, synced commits, analytics on, integrity
-scans every `--scan-interval` seconds), offers `mnode load` at `--rate` orders/s in all for
-`--duration` seconds (`THIN_RATE` of it in LAND-ETH, the rest in the two other markets), and
-meanwhile runs a wash ring like the demo's: four wallets passing 3 units round and round in
-LAND-ETH twice a second, each leg a resting sell and an IOC buy at the mid of the book. A
-subscriber on the market-data socket's `alerts.` topic notes when each alert arrives. Unless
-`--idle`, a busy loop keeps the other core busy the whole time (the machine the demo promises
-to work on).
+Starts `mnode start` on a new home (loopback, CURVE, synced commits, analytics on, integrity scans
+every `--scan-interval` seconds, by default the node's own `[integrity] scan_interval_s`), offers
+`mnode load` at `--rate` orders/s in all for `--duration` seconds (`THIN_RATE` of it in LAND-ETH,
+the rest in the two other markets), and meanwhile runs a wash ring like the demo's: four wallets
+passing 3 units round and round in LAND-ETH twice a second, each leg a resting sell and an IOC buy
+at the mid of the book. A subscriber on the market-data socket's `alerts.` topic notes when each
+alert arrives. Unless `--idle`, a busy loop keeps the other core busy the whole time (the machine
+the demo promises to work on).
 
 After the load, the bench waits until the analytics store has caught up and every wash trade
 (a trade between two ring wallets) is named by an alert of a wash detector, or `WAIT_S` passes.
@@ -18,8 +18,10 @@ A wash trade's latency is the arrival of the first such alert naming its seq min
 time (the `trades.time` the node's commit gave it; one machine, one clock). Printed:
 `detection_latency_p50_s`, `detection_latency_p95_s`, `detection_latency_max_s`, the wash
 trades flagged and not, and `demo_ring_flagged_s`: from the ring's first trade to the first alert
-naming all four of its wallets. Goals (issue 16): p95 <= 10 s at 10,000 orders/s offered, the ring
-flagged within 30 s of its first trade with a busy core.
+naming all four of its wallets. Beside them, where the time goes: the analytics process's lag
+behind the journal and its scans' cost (in all and each detector), asked once a second during
+the load. Goals (issue 16): p95 <= 10 s at 10,000 orders/s offered, the ring flagged within 30 s
+of its first trade with a busy core.
 """
 
 from __future__ import annotations
@@ -61,10 +63,59 @@ THIN_RATE = 200.0
 """Orders/s of the honest flow in the ring's market, out of `--rate`: wash is at home in a thin
 market (in a busy one the flow snipes most of the ring's legs before they meet: measured 31% of
 its fills inside the ring at 10,000 orders/s over all three markets)."""
+LAG_EVERY_S = 1.0
 WAIT_S = 90.0
 """After the load: how long the bench waits for the analytics to catch up and flag the ring."""
 SCORING_DETECTORS = ("market_statistics", "anomalous_wallets")
 """Detectors whose alerts list every trade they scored: not a finding of wash."""
+
+
+class LagSampler(threading.Thread):
+    """Asks the analytics process's lag and its last scan's cost every `LAG_EVERY_S` during the
+    load: where detection time goes (the follower behind the journal, or the scans)."""
+
+    def __init__(self, address, operator) -> None:
+        super().__init__(daemon=True)
+        self.admin = AdminClient(address, operator)
+        self.lags: list[float] = []
+        self.scans: dict[tuple[str, int], dict] = {}
+        """Each finished scan's cost, by its lane and number."""
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.wait(LAG_EVERY_S):
+                try:
+                    lag = self.admin.call("analytics")
+                except ClientError:  # too busy to answer in time: a lag not read
+                    continue
+                self.lags.append(lag["lag_s"])
+                for lane, scans in lag["scans"].items():
+                    if scans["last_scan"]:
+                        self.scans[lane, scans["scans"]] = scans["last_scan"]
+        finally:
+            self.admin.close()
+
+    def report(self) -> dict:
+        detectors: dict[str, float] = {}
+        lanes: dict[str, list[float]] = {}
+        for (lane, _), scan in self.scans.items():
+            lanes.setdefault(lane, []).append(scan["scan_s"])
+            for name, seconds in scan["detectors_s"].items():
+                detectors[name] = max(detectors.get(name, 0.0), seconds)
+        return {
+            "follower_lag_p50_s": _rounded(percentile(self.lags, 0.5)),
+            "follower_lag_max_s": _rounded(max(self.lags, default=None)),
+            "scans": {
+                lane: {
+                    "seen": len(seconds),
+                    "p50_s": _rounded(percentile(seconds, 0.5)),
+                    "max_s": _rounded(max(seconds)),
+                }
+                for lane, seconds in sorted(lanes.items())
+            },
+            "detector_max_s": {name: round(s, 2) for name, s in sorted(detectors.items())},
+        }
 
 
 class AlertListener(threading.Thread):
@@ -163,7 +214,7 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def measure(rate: float, duration_s: float, scan_interval_s: float, busy: bool) -> dict:
+def measure(rate: float, duration_s: float, scan_interval_s: float | None, busy: bool) -> dict:
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         with tempfile.TemporaryDirectory(prefix="mnode-latency-") as folder:
@@ -174,11 +225,12 @@ def measure(rate: float, duration_s: float, scan_interval_s: float, busy: bool) 
             hog.wait()
 
 
-def _measure(folder: Path, rate: float, duration_s: float, scan_interval_s: float) -> dict:
+def _measure(folder: Path, rate: float, duration_s: float, scan_interval_s: float | None) -> dict:
     home, load_key = prepare_home(folder / "home", analytics=True)
-    text = home.config_path.read_text()
-    scans = f"[integrity]\nscan_interval_s = {scan_interval_s:g}\n\n[[markets]]"
-    home.config_path.write_text(text.replace("[[markets]]", scans, 1))
+    if scan_interval_s is not None:
+        text = home.config_path.read_text()
+        scans = f"[integrity]\nscan_interval_s = {scan_interval_s:g}\n\n[[markets]]"
+        home.config_path.write_text(text.replace("[[markets]]", scans, 1))
     config = home.config()
     ring_key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "ring")
     save_allowlist(home.peers_path(config), Allowlist((
@@ -193,6 +245,8 @@ def _measure(folder: Path, rate: float, duration_s: float, scan_interval_s: floa
         admin = AdminClient(address, operator)
         listener = AlertListener(address, ring_key)
         listener.start()
+        sampler = LagSampler(address, operator)
+        sampler.start()
         stopping = threading.Event()
         ring = threading.Thread(target=run_ring, args=(address, ring_key, tick, stopping))
         ring.start()
@@ -207,6 +261,8 @@ def _measure(folder: Path, rate: float, duration_s: float, scan_interval_s: floa
         thin.wait()
         stopping.set()
         ring.join()
+        sampler.stopping.set()
+        sampler.join()
         deadline = time.monotonic() + WAIT_S
         wash: dict[int, float] = {}
         caught_up = False
@@ -226,7 +282,12 @@ def _measure(folder: Path, rate: float, duration_s: float, scan_interval_s: floa
     finally:
         stop_node_process(process)
     report = _report(load, wash, listener.arrivals)
-    report.update(analytics_caught_up=caught_up, ring_fills=fills)
+    report.update(
+        analytics_caught_up=caught_up,
+        ring_fills=fills,
+        scan_interval_s=config.integrity.scan_interval_s,
+        **sampler.report(),
+    )
     return report
 
 
@@ -260,14 +321,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--scan-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--scan-interval", type=float, default=None,
+        help="seconds between scans (default: the node's own, [integrity] scan_interval_s)",
+    )  # fmt: skip
     parser.add_argument("--idle", action="store_true", help="no busy loop on the other core")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = {
         "rate_offered": args.rate,
         "duration_s": args.duration,
-        "scan_interval_s": args.scan_interval,
         "busy_core": not args.idle,
         **measure(args.rate, args.duration, args.scan_interval, busy=not args.idle),
     }

@@ -345,8 +345,10 @@ def test_a_failed_write_stops_the_sync_with_its_error_and_keeps_the_position(hom
 
 
 def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeypatch, caplog):
-    """The analytics process's scan thread: alerts found go to the queue the main thread pushes
-    from, detector by detector; a detector that raises is logged and the process goes on."""
+    """The analytics process's scan threads (one per lane of detectors): alerts found go to the
+    queue the main thread pushes from, detector by detector, and every detector is in one lane;
+    a scan that raises is logged and the process goes on."""
+    from marketnode.node.analytics import scanner as scanner_module
     from marketnode.node.analytics import service as analytics_service
     from marketnode.node.home.layout import Home
     from marketnode.plugins.host import INTEGRITY, plugin_host
@@ -355,21 +357,23 @@ def test_a_scan_runs_in_its_own_thread_and_a_failing_one_is_logged(home, monkeyp
     service = analytics_service.AnalyticsService(Home(home), token=b"t")
     try:
         service.follower.sync()
-        service.next_scan = 0
-        service._scan_when_due()
-        service.scanner.join()
+        for scanner in service.scanners.values():  # the first scans run at once
+            scanner.start_when_due()
+            scanner.join()
         # one list of new alerts per detector, each put as soon as its detector finished
         kept = [service.found.get_nowait() for _ in range(service.found.qsize())]
         detectors = plugin_host(INTEGRITY).hook.detect_integrity.get_hookimpls()
         assert len(kept) == len(detectors) and all(isinstance(k, list) for k in kept)
+        assert all(service.lag()["scans"][lane]["scans"] == 1 for lane in service.scanners)
 
-        def broken(connection, settings):
+        def broken(connection, settings, lane):
             raise ZeroDivisionError("a detector's bug")
 
-        monkeypatch.setattr(analytics_service, "scan_each", broken)
-        service.next_scan = 0
-        service._scan_when_due()
-        service.scanner.join()
+        monkeypatch.setattr(scanner_module, "scan_each", broken)
+        for scanner in service.scanners.values():
+            scanner.next_start = 0
+            scanner.start_when_due()
+            scanner.join()
         assert service.found.empty() and "integrity scan failed" in caplog.text
         assert service.sql("SELECT count(*) FROM trades")["ok"]
     finally:

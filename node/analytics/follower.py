@@ -35,6 +35,8 @@ class JournalFollower:
         self.engine = Engine()
         self.replayed = 0
         """Journal commands applied to this follower's engine."""
+        self.caught_up = False
+        """Did the last sync reach the journal's last commit (not stop at its bound)?"""
         remove_stale_scratch()  # once per follower: a sync runs several times a second
 
     def sync(self, most_commands: int | None = None) -> int:
@@ -53,6 +55,7 @@ class JournalFollower:
         try:
             batch = Batch(self.engine.books)
             start = self.replayed
+            self.caught_up = True
             for position, time_ns, out in self._replay(stored):
                 books = self.engine.books  # a markets command makes a new dict
                 if books is not batch.books:  # events of a batch share one set of units
@@ -65,6 +68,7 @@ class JournalFollower:
                     writer.put(self._close(batch, position))
                     batch = Batch(books)
                 if most_commands is not None and position - start >= most_commands:
+                    self.caught_up = False
                     break
             if self.replayed > stored or batch.events:
                 writer.put(self._close(batch, self.replayed))

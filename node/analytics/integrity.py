@@ -14,7 +14,7 @@ import duckdb
 import msgspec
 
 from marketnode.plugins.alerts import Alert
-from marketnode.plugins.host import INTEGRITY, plugin_host
+from marketnode.plugins.host import INTEGRITY, PluginHost, plugin_host
 from marketnode.plugins.settings import settings_in_effect
 
 from ..home.config import IntegrityConfig
@@ -38,15 +38,37 @@ def scan(
     return sorted(alerts, key=lambda a: (a.market, a.detector, min(a.trades, default=0)))
 
 
+LANES = ("findings", "scores")
+"""The detectors that find wash (quick, incremental) and those that only score markets and
+wallets (declared `trylast`: the anomaly forest trains for seconds over every wallet). A running
+node scans each lane in a thread of its own, so a finding never waits for a training."""
+
+
+def lane_host(lane: str | None) -> PluginHost:
+    """The integrity plugins of `lane` (None: all of them) in a host of their own, registered
+    from the process's host, so that a scan of one lane calls only its detectors."""
+    host = plugin_host(INTEGRITY)
+    if lane is None:
+        return host
+    scores = lane == "scores"
+    subset = PluginHost(INTEGRITY)
+    for implementation in host.hook.detect_integrity.get_hookimpls():
+        if implementation.trylast == scores:
+            subset.register(implementation.plugin, name=implementation.plugin_name)
+    return subset
+
+
 def scan_each(
-    connection: duckdb.DuckDBPyConnection, settings: dict[str, dict[str, Any]]
+    connection: duckdb.DuckDBPyConnection,
+    settings: dict[str, dict[str, Any]],
+    lane: str | None = None,
 ) -> Iterator[tuple[str, list[Alert]]]:
-    """(plugin name, its alerts) of each detector as it finishes, so that a caller can keep
-    and publish what the quick detectors found while the slow ones run (the detectors that
-    only score markets and wallets run last: `trylast`). Every alert of one scan carries the
-    scan's start time."""
+    """(plugin name, its alerts) of each detector of `lane` (LANES; None: every detector) as it
+    finishes, so that a caller can keep and publish what the quick detectors found while the
+    slow ones run (the detectors that only score markets and wallets run last: `trylast`).
+    Every alert of one scan carries the scan's start time."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    for name, found in plugin_host(INTEGRITY).answers(
+    for name, found in lane_host(lane).answers(
         "detect_integrity",
         let_through=(duckdb.InterruptException,),
         connection=connection,
@@ -58,10 +80,10 @@ def scan_each(
 
 
 def store_alerts(connection: duckdb.DuckDBPyConnection, alerts: list[Alert]) -> list[Alert]:
-    """Keep the alerts not stored yet (same detector, market and trades: same id); return
-    those."""
+    """Keep the alerts not stored yet (same detector, market and trades: same id), each once;
+    return those."""
     known = {row[0] for row in connection.execute("SELECT id FROM alerts").fetchall()}
-    new = [alert for alert in alerts if alert.id not in known]
+    new = list({alert.id: alert for alert in alerts if alert.id not in known}.values())
     plugins = plugin_host(INTEGRITY)
     for alert in new:
         connection.execute(

@@ -4,10 +4,10 @@ It follows the journal into the DuckDB file (the only process writing it) and an
 requests on an ipc socket in the home, typed by node/analytics/link.py: `sql` (read-only
 queries), `lag` (how far behind the journal it is, in commands and seconds), `export`, `ack`
 (an alert's label), `metrics` (the node's minute rollups) and `history` (the rollups of earlier
-runs, for scaling). Being a process of its own, it never takes
-the matching thread's interpreter lock. Integrity scans run in a thread of their own, on their
-own DuckDB cursor: a scan over a long history takes seconds, and requests are answered
-meanwhile.
+runs, for scaling). Being a process of its own, it never takes the matching thread's
+interpreter lock. Integrity scans run in threads of their own, one per lane of detectors, each
+on its own DuckDB cursor (scanner.py): a scan takes seconds on a busy machine, and requests are
+answered meanwhile.
 
 The node starts it through its supervisor (node/server/supervisor.py: it dies with the node)
 and writes the link's token on its stdin; a message without that token is dropped unanswered,
@@ -21,14 +21,12 @@ only. A request it cannot serve is an error answer, never the end of the process
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
 import os
 import queue
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +42,7 @@ from .batch import process_scratch_folder
 from .duckdb_store import AnalyticsStore
 from .export import EXPORTS_FOLDER, ExportError, export_parquet, export_target
 from .follower import JournalFollower
-from .integrity import acknowledge, alert_record, detector_settings, scan_each, store_alerts
+from .integrity import LANES, acknowledge, alert_record, detector_settings
 from .link import (
     AckRequest,
     AlertsPush,
@@ -57,6 +55,7 @@ from .link import (
     link_encoder,
     request_decoder,
 )
+from .scanner import LaneScanner
 
 log = logging.getLogger(__name__)
 MAX_ROWS = 100_000
@@ -94,16 +93,20 @@ class AnalyticsService:
         self._close_external_access()
         self.follower = JournalFollower(self.store, self.analytics)
         self.interval_ms = config.analytics.interval_ms
-        self.integrity = config.integrity
         self.detector_settings = detector_settings(config.integrity, str(home.config_path))
-        self.next_scan = time.monotonic()
-        """The first scan runs at once: after a restart it brings the detectors' running
-        totals up to date before the next load, and on a new node it loads the detectors'
-        libraries while the node is still quiet."""
-        self.scanner: threading.Thread | None = None
-        self.scan_cursor: duckdb.DuckDBPyConnection | None = None
         self.found: queue.SimpleQueue[list] = queue.SimpleQueue()
         """New alerts of finished scans, for the main thread to push (sockets stay in it)."""
+        self.scanners = {
+            lane: LaneScanner(
+                lane,
+                self.analytics.connection,
+                self.detector_settings,
+                config.integrity.scan_interval_s,
+                self.found,
+                waits_for_follower=lane == "scores",
+            )
+            for lane in LANES
+        }
         self.node_identity: bytes | None = None
         """Who to push new alerts to: the node, once it has said hello."""
         self.context = zmq.Context()
@@ -129,7 +132,8 @@ class AnalyticsService:
             while not self.stopping:
                 # a bounded step: requests are answered between steps even far behind
                 self.follower.sync(SYNC_STEP_COMMANDS)
-                self._scan_when_due()
+                for scanner in self.scanners.values():
+                    scanner.start_when_due(self.follower.caught_up)
                 self._push_found()
                 if self.socket.poll(self.interval_ms):
                     self._answer_all()
@@ -137,7 +141,8 @@ class AnalyticsService:
             self.close()
 
     def close(self) -> None:
-        self._stop_scan()
+        for scanner in self.scanners.values():
+            scanner.stop()
         self.context.destroy(linger=0)
         self.analytics.close()
         self.store.close()
@@ -183,32 +188,6 @@ class AnalyticsService:
             log.exception("could not serve a %s request", type(request).__name__)
             return {"ok": False, "error": f"analytics failed: {type(error).__name__}: {error}"}
 
-    def _scan_when_due(self) -> None:
-        if self.scanner is not None and not self.scanner.is_alive():
-            self.scanner = None
-        if self.scanner is not None or time.monotonic() < self.next_scan:
-            return
-        self.next_scan = time.monotonic() + self.integrity.scan_interval_s
-        self.scan_cursor = self.analytics.connection.cursor()
-        self.scanner = threading.Thread(
-            target=self._scan, args=(self.scan_cursor,), name="integrity-scan", daemon=True
-        )
-        self.scanner.start()
-
-    def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """In the scan thread: run the detectors and keep each one's new alerts as soon as it
-        has finished (the main thread publishes them), so that a wash ring's alert never
-        waits for the anomaly model."""
-        try:
-            for _, alerts in scan_each(cursor, self.detector_settings):
-                self.found.put(store_alerts(cursor, alerts))
-        except duckdb.InterruptException:
-            log.info("integrity scan interrupted: the process is stopping")
-        except Exception:  # a detector's bug: logged, and the next scan runs as planned
-            log.exception("integrity scan failed")
-        finally:
-            cursor.close()
-
     def _push_found(self) -> None:
         """Hand the new alerts of finished scans to the node, which publishes them."""
         while True:
@@ -219,13 +198,6 @@ class AnalyticsService:
             if fresh and self.node_identity is not None:
                 push = AlertsPush([alert_record(alert) for alert in fresh])
                 self.socket.send_multipart([self.node_identity, link_encoder.encode(push)])
-
-    def _stop_scan(self) -> None:
-        """Interrupt a running scan and wait for its thread before the store closes."""
-        if self.scanner is not None and self.scanner.is_alive():
-            with contextlib.suppress(duckdb.Error):  # it may have just finished and closed
-                self.scan_cursor.interrupt()
-            self.scanner.join()
 
     def _answer(self, request: TokenRequest) -> dict:
         """The outcome of one request: `ok` and its `result`, or `ok` false and an `error`."""
@@ -305,6 +277,7 @@ class AnalyticsService:
             "position": position,
             "lag_commands": behind,
             "lag_s": round(seconds, 3),
+            "scans": {lane: scanner.summary() for lane, scanner in self.scanners.items()},
         }
 
 

@@ -1,0 +1,137 @@
+"""The running node's integrity scans: one thread per lane of detectors, each on its schedule.
+
+The wash detectors (the `findings` lane) are quick and incremental; the scoring ones (`scores`:
+the anomaly forest, trained for seconds over every wallet, and the market statistics) are not.
+Each lane scans in a thread and on a DuckDB cursor of its own, so a wash ring's alert never waits
+for a forest's training (measured with a busy core beside the node: a 13 s training held the next
+wash scan back and the p95 detection latency went from 8 s to 30 s).
+
+A lane scans every `scan_interval_s`, but never takes more than half of the process: its next scan
+starts no sooner than its last one's own duration after it ended. The follower, which fills the
+store the scans read, shares the process's interpreter lock and its DuckDB thread; scans run back
+to back would starve it, the store would fall behind the journal and every alert would wait for it
+to catch up. On a quiet node a scan takes a fraction of a second and the interval alone decides.
+
+The scoring lane also waits while the follower is behind the journal (up to `MOST_DEFERRAL_S`
+past its time): a forest's training takes seconds of the process's CPU, which on a busy machine
+is what the follower needs to catch up, and its leads are a slower view anyway.
+
+What each lane's last scan cost (in all, each detector, the keeping of its alerts) is part of the
+process's `lag` answer, so that where detection time goes (the follower's lag, the scans) can be
+read off a live node (bench/detection_latency.py reports it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import duckdb
+
+from .integrity import scan_each, store_alerts
+
+log = logging.getLogger(__name__)
+
+MOST_DEFERRAL_S = 60.0
+"""How long past its time a lane that waits for the follower waits for it to catch up."""
+
+
+class LaneScanner:
+    """Scans one lane's detectors in a thread when due; each detector's new alerts are put on
+    `found` as soon as it has finished, for the main thread to publish (sockets stay there)."""
+
+    def __init__(
+        self,
+        lane: str,
+        connection: duckdb.DuckDBPyConnection,
+        settings: dict[str, dict[str, Any]],
+        interval_s: float,
+        found: queue.SimpleQueue,
+        waits_for_follower: bool = False,
+    ) -> None:
+        self.lane = lane
+        self.waits_for_follower = waits_for_follower
+        self.connection = connection
+        self.settings = settings
+        self.interval_s = interval_s
+        self.found = found
+        self.next_start = time.monotonic()
+        """The first scan runs at once: after a restart it brings the detectors' running
+        totals up to date before the next load, and on a new node it loads the detectors'
+        libraries while the node is still quiet."""
+        self.thread: threading.Thread | None = None
+        self.cursor: duckdb.DuckDBPyConnection | None = None
+        self.scans = 0
+        self.last: dict[str, Any] = {}
+        """The last finished scan: `scan_s`, `detectors_s` (each), `store_s` and when it
+        started (`started_at`, wall clock)."""
+        self._lock = threading.Lock()
+
+    def start_when_due(self, follower_caught_up: bool = True) -> None:
+        if self.thread is not None and not self.thread.is_alive():
+            self.thread = None
+        now = time.monotonic()
+        if self.thread is not None or now < self.next_start:
+            return
+        behind = self.waits_for_follower and not follower_caught_up
+        if behind and now < self.next_start + MOST_DEFERRAL_S:
+            return
+        self.next_start = float("inf")  # planned when this scan ends
+        self.cursor = self.connection.cursor()
+        self.thread = threading.Thread(
+            target=self._scan, args=(self.cursor,), name=f"integrity-{self.lane}", daemon=True
+        )
+        self.thread.start()
+
+    def join(self) -> None:
+        """Wait for the scan under way, if any."""
+        if self.thread is not None:
+            self.thread.join()
+
+    def stop(self) -> None:
+        """Interrupt a running scan and wait for its thread before the store closes."""
+        if self.thread is not None and self.thread.is_alive():
+            with contextlib.suppress(duckdb.Error):  # it may have just finished and closed
+                self.cursor.interrupt()
+            self.thread.join()
+
+    def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        started, started_at = time.monotonic(), time.time()
+        mark, store_s, detectors = started, 0.0, {}
+        try:
+            for name, alerts in scan_each(cursor, self.settings, self.lane):
+                now = time.monotonic()
+                detectors[name], mark = round(now - mark, 3), now
+                self.found.put(store_alerts(cursor, alerts))
+                now = time.monotonic()
+                store_s, mark = store_s + now - mark, now
+        except duckdb.InterruptException:
+            log.info("integrity scan interrupted: the process is stopping")
+        except Exception:  # a detector's bug: logged, and the next scan runs as planned
+            log.exception("integrity scan failed")
+        finally:
+            cursor.close()
+            ended = time.monotonic()
+            took = ended - started
+            with self._lock:
+                self.scans += 1
+                self.last = {
+                    "scan_s": round(took, 3),
+                    "detectors_s": detectors,
+                    "store_s": round(store_s, 3),
+                    "started_at": started_at,
+                }
+            self.next_start = max(started + self.interval_s, ended + took)
+
+    def summary(self) -> dict[str, Any]:
+        """Scans finished so far and the last one's cost (`started_s_ago` instead of when)."""
+        with self._lock:
+            last = dict(self.last)
+        started_at = last.pop("started_at", None)
+        if started_at is not None:
+            last["started_s_ago"] = round(time.time() - started_at, 3)
+        return {"scans": self.scans, "last_scan": last}
