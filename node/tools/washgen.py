@@ -1,28 +1,27 @@
 """A labelled market for evaluating the integrity detectors and the anomaly leads.
 
-Two markets of one asset (EVAL in ETH and in USDC). Honest traders place limit orders away from
-the mid and take liquidity with market orders; market makers quote both sides close to the mid
-with many counterparties, and now and then one hits another's quote. Every command carries a
-time (`times`, ns): about six seconds a step, faster in a drop, so a market of 20,000 steps
-spans a day and a half and legs scheduled hours apart are hours apart.
+Two markets of one asset (EVAL in ETH and in USDC). Honest traders rest limits away from the mid
+and take liquidity with market orders; makers quote both sides near the mid, now and then
+hitting another's quote. Every command has a time (`times`, ns): about six seconds a step,
+faster in a drop, so 20,000 steps span a day and a half, and legs hours apart are.
 
-Benign but unusual wallets, labelled honest (`benign`, by kind), each with a seeded count, size
-and timing: one-way suppliers (the same size to one client again and again, never bought back),
-OTC block traders, arbitrage bots trading both markets, collectors buying from whoever sells,
-drops (an issuer lists a block and a crowd buys it within minutes), and odd bots.
+Benign but unusual wallets, labelled honest (`benign`, by kind), counts, sizes and timing drawn
+from the seed: one-way suppliers (one size to one client again and again, never bought back),
+OTC desks with clients who each only sell or only buy blocks, arbitrage bots on both markets,
+collectors buying from whoever sells, drops (a block listed, a crowd buys it within minutes),
+odd bots.
 
-Wash groups (`wash_groups`, pattern name then number): self-trades, ping-pong pairs, rings of 3
-to 5, churners, `split` (a total passed one way in random pieces and back in other pieces),
-`slow` (legs 20 minutes to 2.5 hours apart), `big_ring` (5 to 8 wallets, random sizes each
-round, with honest trades of the members in between), `market_order` (the buying leg a market
-order that crosses the spread to the partner's ask, sometimes taking a little of the outside
-ask beyond it) and `funder` (a wallet hands lots to 3 to 6 wallets through trades at inside
-prices, a transfer modelled as a trade, they pass them among themselves, and sell them back to
-it: the funded wallets are linked only through it). A wash leg is made the way a wash trader
-would: the generator follows the book (the real engine, fed every command as it is made), rests
-a sell strictly inside the spread at a random price, where nobody else's order is in the way,
-and takes it at once with the partner's buy, so the two always meet. With no room inside the
-spread, that leg is skipped.
+Wash groups (`wash_groups`: pattern, then a number): self-trades, ping-pong pairs, rings of 3
+to 5, churners, `split` (a total passed one way in random pieces, back in other pieces), `slow`
+(legs 20 minutes to 2.5 hours apart), `big_ring` (5 to 8 wallets, random sizes each round,
+honest trades of the members in between), `market_order` (the buying leg a market order
+crossing the spread to the partner's ask, sometimes taking a little of the outside ask too) and
+`funder` (a wallet hands lots to 3 to 6 wallets by trades at inside prices, a transfer modelled
+as a trade; they pass them among themselves and sell them back: linked only through it). A
+leg is made as a wash trader would: the generator follows the book (the real engine, fed every
+command as it is made), rests a sell at a random price strictly inside the spread, where nobody
+else's order is in the way, and the partner's buy takes it at once. With no room inside the
+spread, an immediate leg is skipped and a scheduled one waits.
 """
 
 from __future__ import annotations
@@ -48,8 +47,7 @@ norm."""
 MARKET = MarketSpec("EVAL-ETH", "EVAL", "ETH", "0.01", "1", "1", "1000", "1000000", "none")
 SECOND_MARKET = MarketSpec("EVAL-USDC", "EVAL", "USDC", "0.01", "1", "1", "1000", "1000000", "none")
 MARKETS = (MARKET, SECOND_MARKET)
-START_NS = 1_790_000_000 * 10**9
-"""2026-09-21: the time of the first command."""
+START_NS = 1_790_000_000 * 10**9  # 2026-09-21
 STEP_S = 6.0
 """Mean seconds between steps (exponential gaps)."""
 WASH_PATTERNS = (
@@ -72,8 +70,7 @@ class LabelledMarket:
     """Kind (BENIGN_KINDS) -> honest wallets whose trading is unusual but not wash."""
 
     @property
-    def bots(self) -> set[str]:
-        """Odd bots: unusual, not wash."""
+    def bots(self) -> set[str]:  # odd bots: unusual, not wash
         return self.benign.get("bot", set())
 
 
@@ -224,8 +221,7 @@ def _plan_benign(flow: _Flow, steps: int) -> None:
     """Benign-but-unusual wallets, their counts, sizes and timing drawn from the seed."""
     rng, benign = flow.rng, flow.market.benign
     symbols = [spec.symbol for spec in MARKETS]
-    for kind in BENIGN_KINDS:
-        benign[kind] = set()
+    benign.update({kind: set() for kind in BENIGN_KINDS})
     for n in range(rng.randint(3, 8)):  # one-way supply: one size, one client, never bought back
         supplier, client, size = f"0xsupplier{n}", f"0xclient{n}", rng.randint(5, 60)
         benign["supplier"] |= {supplier, client}
@@ -250,13 +246,13 @@ def _plan_benign(flow: _Flow, steps: int) -> None:
             rng.choice(symbols), c, "buy", None, rng.randint(1, 5), "IOC"))  # fmt: skip
     for n in range(rng.randint(1, 3)):  # drops: a block listed, a crowd buys it in minutes
         flow.at_random_steps(steps, 1, partial(_drop, flow, n))
-    for n in range(5):  # odd bots: far from the market, clockwork sizes
+    for n in range(5):
         bot = f"0xbot{n}"
         benign["bot"].add(bot)
         flow.later(n * steps // 5 + 1, partial(_odd_bot, flow, bot))
 
 
-def _odd_bot(flow: _Flow, bot: str) -> None:
+def _odd_bot(flow: _Flow, bot: str) -> None:  # far from the market, clockwork sizes
     for _ in range(8):
         flow.new(MARKET.symbol, bot, "buy", None, 777, "IOC")
 
@@ -287,9 +283,12 @@ def _self(flow: _Flow, number: int, symbol: str) -> set[str]:
     return {wallet}
 
 
-def _pingpong(flow: _Flow, number: int, symbol: str) -> set[str]:
-    a, b = f"0xpingA{number}", f"0xpingB{number}"
-    for _ in range(flow.rng.randint(2, 4)):
+def _back_and_forth(
+    names: tuple[str, str], rounds: tuple[int, int], flow: _Flow, number: int, symbol: str
+) -> set[str]:
+    """Ping-pong pairs and churners: the same size one way, then back."""
+    a, b = (f"{name}{number}" for name in names)
+    for _ in range(flow.rng.randint(*rounds)):
         qty = flow.rng.randint(1, 50)
         flow.inside(a, b, qty, symbol)
         flow.inside(b, a, qty, symbol)
@@ -303,15 +302,6 @@ def _ring(flow: _Flow, number: int, symbol: str) -> set[str]:
         for k, seller in enumerate(members):
             flow.inside(seller, members[(k + 1) % len(members)], qty, symbol)
     return set(members)
-
-
-def _churn(flow: _Flow, number: int, symbol: str) -> set[str]:
-    churner, partner = f"0xchurn{number}", f"0xchurnP{number}"
-    for _ in range(6):
-        qty = flow.rng.randint(1, 50)
-        flow.inside(churner, partner, qty, symbol)
-        flow.inside(partner, churner, qty, symbol)
-    return {churner, partner}
 
 
 def _split(flow: _Flow, number: int, symbol: str) -> set[str]:
@@ -389,7 +379,9 @@ def _funder(flow: _Flow, number: int, symbol: str) -> set[str]:
 
 
 WASH: dict[str, Callable[[_Flow, int, str], set[str]]] = {
-    "self": _self, "pingpong": _pingpong, "ring": _ring, "churn": _churn, "split": _split,
+    "self": _self, "pingpong": partial(_back_and_forth, ("0xpingA", "0xpingB"), (2, 4)),
+    "ring": _ring, "churn": partial(_back_and_forth, ("0xchurn", "0xchurnP"), (6, 6)),
+    "split": _split,
     "slow": _slow, "big_ring": _big_ring, "market_order": _market_order, "funder": _funder,
 }  # fmt: skip
 """Each wash pattern: it starts a group's legs (now or later) and returns the group."""
