@@ -106,7 +106,7 @@ def test_a_failed_trade_is_resolved_without_reading_the_journal_again(
     socket.linger = 0
     socket.connect(f"ipc://{running.home.path.resolve() / 'nobody.sock'}")
     try:
-        notifier = NodeNotifier(socket, b"token", state, relayer.contract, relayer.chain_id)
+        notifier = NodeNotifier(socket, b"token", state, relayer.contract, relayer.chain_id, 2)
         wait_for(settled(state), market.w3, relayer.step)
         journal_length = sum(1 for _ in Store.journal(store))
         read_by_following = store.commands_read
@@ -164,6 +164,7 @@ poll_interval_ms = 50
     assert shown["gas_per_trade"] > 21_000 and shown["fee_per_trade_wei"] > 0
     assert shown["fee_per_trade_gwei"] == round(shown["fee_per_trade_wei"] / 1e9, 3)
     assert shown["failures"] == [] and shown["trades"]["failed"] == 0
+    assert shown["confirmations"] == 2 and shown["base_fee_now"] > 0
     metrics = settlement_metrics(shown)
     assert set(metrics) == {"age_s", *METRICS} and metrics["gas_per_trade"] > 0
     # what the CLI reads from the file itself agrees with what the node was sent

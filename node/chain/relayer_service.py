@@ -79,16 +79,18 @@ class NodeNotifier:
     entry). The peers that placed the two orders came with the trade from the journal, so the
     journal is not read again for a failure.
 
-    Every `STATUS_EVERY_S` it also sends the node a `RelayerStatus`: the store's `summary`
-    and the chain's head, which the node keeps for its `status` and `metrics`."""
+    Every `STATUS_EVERY_S` it also sends the node a `RelayerStatus`: the store's `summary`,
+    the chain's head and its base fee, and the confirmations a batch waits for (so a batch's
+    depth can be shown), which the node keeps for its `status` and `metrics`."""
 
     def __init__(self, socket: zmq.Socket, token: bytes, state: SettlementStore,
-                 contract: Contract, chain_id: int) -> None:  # fmt: skip
+                 contract: Contract, chain_id: int, confirmations: int) -> None:  # fmt: skip
         self.socket = socket
         self.token = token
         self.state = state
         self.contract = contract
         self.domain = Domain(chain_id, address_from_text(contract.address))
+        self.confirmations = confirmations
         self.sent_at: dict[int, float] = {}
         """Monotonic time each unacknowledged notice was last sent by this run."""
         self.status_sent_at = -STATUS_EVERY_S
@@ -125,7 +127,8 @@ class NodeNotifier:
         if now - self.status_sent_at < STATUS_EVERY_S:
             return
         head = self.contract.w3.eth.get_block("latest")
-        chain = {"head": head["number"], "base_fee_now": head.get("baseFeePerGas")}
+        chain = {"head": head["number"], "base_fee_now": head.get("baseFeePerGas"),
+                 "confirmations": self.confirmations}  # fmt: skip
         if self._send(RelayerStatus(summary(self.state) | chain)):
             self.status_sent_at = now
 
@@ -253,7 +256,8 @@ def run(home: Home, token: bytes) -> None:
         socket = context.socket(zmq.DEALER)
         socket.linger = 0
         socket.connect(notices_endpoint(home.path))
-        notifier = NodeNotifier(socket, token, state, relayer.contract, relayer.chain_id)
+        notifier = NodeNotifier(socket, token, state, relayer.contract, relayer.chain_id,
+                                settings.confirmations)  # fmt: skip
         log.info("relayer %s settling on %s", account.address, settlement.rpc)
         while not stopping:
             try:
