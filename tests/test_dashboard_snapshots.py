@@ -51,7 +51,7 @@ async def answered(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7"])
 def test_each_panel(snap_compare, key):
     assert snap_compare(recorded(), press=[key], terminal_size=SIZE, run_before=answered)
 

@@ -1,4 +1,4 @@
-"""The dashboard's six panels, each a widget that renders the sources it listens to."""
+"""The dashboard's seven panels, each a widget that renders the sources it listens to."""
 
 from .book import BookPanel
 from .integrity import IntegrityPanel
@@ -6,6 +6,7 @@ from .markets import MarketsPanel
 from .overview import OverviewPanel
 from .resources import ResourcesPanel
 from .scaling import ScalingPanel
+from .settlement import SettlementPanel
 
 PANELS = (
     ("1", "overview", "Overview", OverviewPanel),
@@ -14,5 +15,6 @@ PANELS = (
     ("4", "integrity", "Integrity", IntegrityPanel),
     ("5", "scaling", "Scaling", ScalingPanel),
     ("6", "resources", "Resources", ResourcesPanel),
+    ("7", "settlement", "Settlement", SettlementPanel),
 )
 """Key, id, title and widget of each panel, in key order."""
