@@ -2,11 +2,13 @@
 already settled (its batch sent again by a relayer that lost its state) is confirmed, never a
 failure; a failed trade's notice is resolved without reading the journal again; the node's
 `status` and `metrics` show the relayer's state and figures as the relayer last sent them, with
-their age (the node no longer opens its SQLite file for them)."""
+their age (the node no longer opens its SQLite file for them); a state file made before the
+peers and base fee were kept gets their columns."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +33,7 @@ from marketnode.node.chain.settlement_store import (
     CONFIRMED,
     FAILED,
     SETTLED_BEFORE,
+    PendingTrade,
     SettlementStore,
     state_path,
 )
@@ -171,3 +174,34 @@ poll_interval_ms = 50
     cli = json.loads(mnode("settlement", "status", "--json", home=running.home).stdout)
     assert cli["trades"] == shown["trades"] and cli["gas_per_trade"] == shown["gas_per_trade"]
     running.stop()
+
+
+def test_a_state_file_of_the_first_schema_gets_the_new_columns(tmp_path):
+    path = tmp_path / "state.sqlite"
+    first = sqlite3.connect(path)
+    first.executescript("""
+CREATE TABLE trades (
+    seq INTEGER PRIMARY KEY, market TEXT NOT NULL, buyer TEXT NOT NULL, seller TEXT NOT NULL,
+    price INTEGER NOT NULL, qty INTEGER NOT NULL, entry TEXT NOT NULL,
+    traded_at REAL NOT NULL, deadline REAL NOT NULL, state TEXT NOT NULL,
+    batch INTEGER, tx_hash TEXT, block INTEGER, reason TEXT, settled_at REAL
+);
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY, nonce INTEGER NOT NULL UNIQUE, state TEXT NOT NULL,
+    tx_hash TEXT NOT NULL, trades INTEGER NOT NULL, created_at REAL NOT NULL,
+    block INTEGER, block_hash TEXT, gas_used INTEGER, gas_price INTEGER, reason TEXT
+);
+INSERT INTO trades VALUES (1, 'TOK-USD', '0xb', '0xs', 100, 1, '[]', 0, 30, 'pending',
+                           NULL, NULL, NULL, NULL, NULL);
+""")  # fmt: skip
+    first.close()
+    state = SettlementStore(path)
+    try:
+        state.add_trades([PendingTrade(2, "TOK-USD", "0xb", "0xs", 101, 1, [], 1.0, 31.0,
+                                       "buyers", "sellers")], position=7)  # fmt: skip
+        rows = state.db.execute("SELECT seq, buyer_peer, seller_peer FROM trades").fetchall()
+        assert [tuple(row) for row in rows] == [(1, None, None), (2, "buyers", "sellers")]
+        columns = {row[1] for row in state.db.execute("PRAGMA table_info(batches)")}
+        assert "base_fee" in columns and state.position == 7
+    finally:
+        state.close()
