@@ -1,11 +1,70 @@
 """Finds the packages of the four code folders, which pyproject.toml's `package-dir` installs as
 marketnode.node, marketnode.cli, marketnode.tui and marketnode.plugins (setuptools' `find`
-alone would name them `node`, `cli`, ... at the top of site-packages)."""
+alone would name them `node`, `cli`, ... at the top of site-packages), and builds the compiled
+matching core (node/core/compiled/_engine.pyx) where it can.
 
-from setuptools import find_packages, setup
+The compiled core is optional: without Cython or a C compiler, or if its build fails, the
+install goes on without it, says so in one line, and the Python engine runs (the node and
+`mnode bench engine` name the core they use and why).
+"""
+
+import sys
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 FOLDERS = ("node", "cli", "tui", "plugins")
 
 PATTERNS = [pattern for folder in FOLDERS for pattern in (folder, f"{folder}.*")]
 
-setup(packages=[f"marketnode.{package}" for package in find_packages(include=PATTERNS)])
+COMPILED_CORE = "marketnode.node.core.compiled._engine"
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that leaves out an extension it cannot build instead of failing the install."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # no compiler at all shows here (setuptools' own errors)
+            self._skipped(error)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as error:  # a compiler that fails on the source shows here
+            self._skipped(error)
+
+    @staticmethod
+    def _skipped(error: Exception) -> None:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(
+            f"marketnode: compiled core not built ({reason}); the Python engine will run",
+            file=sys.stderr,
+        )
+
+
+def _extensions() -> list[Extension]:
+    """The compiled core, cythonized here; none if Cython is missing (said in one line)."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print(
+            "marketnode: compiled core not built (Cython is not installed); "
+            "the Python engine will run",
+            file=sys.stderr,
+        )
+        return []
+    extension = Extension(COMPILED_CORE, ["node/core/compiled/_engine.pyx"])
+    try:
+        return cythonize([extension], compiler_directives={"language_level": 3}, quiet=True)
+    except Exception as error:
+        OptionalBuildExt._skipped(error)
+        return []
+
+
+setup(
+    packages=[f"marketnode.{package}" for package in find_packages(include=PATTERNS)],
+    ext_modules=_extensions(),
+    cmdclass={"build_ext": OptionalBuildExt},
+)

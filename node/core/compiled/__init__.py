@@ -1,0 +1,102 @@
+"""The compiled matching core: `Engine`'s hot paths in C, and the switch that picks a core.
+
+`_engine.pyx` (built by setup.py into the `_engine` extension) holds `CompiledEngine`, an
+`Engine` whose dispatch, new-order checks, matching, resting and cancelling are compiled; it
+works on the Python engine's own books, orders and events, so the store, the state hash and
+replay cannot tell the two apart, and tests/test_engine_model.py and test_store.py run both
+and require identical events, books and state hashes. The Python engine stays the reference.
+
+Which core runs: the environment variable MARKETNODE_CORE, else the node's `[engine] core`
+(given here by `configure_core`), else "auto": the compiled one where it built. The install
+never depends on it: setup.py leaves the extension out, in one line, where it cannot build.
+
+Why Cython and not Rust through PyO3 (docs/performance.md, "Compiled core"): on a price
+level's FIFO and its match loop, Rust ran 12-23 M trades/s, Cython 5-7 M and Python 0.5-0.8 M;
+both compiled loops are far beyond what the engine needs, since its time goes to the Python
+objects at its edges (commands in, events out), which both reach through the same C API. Cython
+needs only a C compiler and a package from PyPI at build time, which setuptools' build_ext
+fetches and drives; PyO3 needs a Rust toolchain and crates from crates.io, which a fresh
+machine with "the usual compilers" may lack (this one cannot reach crates.io at all).
+
+May import: what node.core may (the standard library and msgspec) and node.core's modules.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..markets import ConfigError
+
+CORES = ("auto", "compiled", "python")
+CORE_VARIABLE = "MARKETNODE_CORE"
+
+
+class CoreUnavailable(RuntimeError):
+    """The compiled core was asked for by name but is not built here (one line)."""
+
+
+@dataclass(frozen=True)
+class CoreChoice:
+    """The core that `Engine(...)` builds now and why, for `mnode status` and the benches."""
+
+    core: str
+    """"compiled" or "python"."""
+    reason: str
+
+
+_configured = "auto"
+"""The node's `[engine] core`, as the node gave it through `configure_core`."""
+
+
+def check_core_setting(value: object, where: str) -> str:
+    """A checked `core` setting; ConfigError with one line naming `where` otherwise."""
+    if value not in CORES:
+        raise ConfigError(f"{where}: core: {value!r} is not one of {', '.join(CORES)}")
+    return str(value)
+
+
+def configure_core(setting: str) -> None:
+    """Make `setting` ("auto", "compiled", "python") the configured core; the environment
+    variable still overrides it, so an operator can switch without editing the file."""
+    global _configured
+    _configured = check_core_setting(setting, "[engine]")
+
+
+def _compiled_class() -> tuple[type | None, str]:
+    """The compiled engine class, or None and why it cannot be loaded."""
+    try:
+        from ._engine import CompiledEngine
+    except ImportError as error:
+        return None, f"the compiled core is not built ({error}); reinstall with a C compiler"
+    return CompiledEngine, "built"
+
+
+def choose_core(setting: str | None = None) -> CoreChoice:
+    """The core for `setting`, else MARKETNODE_CORE, else the configured one.
+
+    Raises CoreUnavailable if "compiled" is asked for and not built, ConfigError if the
+    setting is none of CORES.
+    """
+    if setting is not None:
+        source = "asked for"
+    elif os.environ.get(CORE_VARIABLE):
+        setting, source = os.environ[CORE_VARIABLE], f"{CORE_VARIABLE}={os.environ[CORE_VARIABLE]}"
+    else:
+        setting, source = _configured, f"[engine] core = {_configured!r}"
+    check_core_setting(setting, source)
+    if setting == "python":
+        return CoreChoice("python", f"{source}: the Python reference engine")
+    compiled, why = _compiled_class()
+    if compiled is not None:
+        return CoreChoice("compiled", f"{source}: the compiled core ({why})")
+    if setting == "compiled":
+        raise CoreUnavailable(f"{source}: {why}, or choose core python")
+    return CoreChoice("python", f"{source}: {why}")
+
+
+def compiled_engine_class(setting: str | None = None) -> type | None:
+    """The class of the compiled engine if `choose_core(setting)` picks it, else None."""
+    if choose_core(setting).core == "python":
+        return None
+    return _compiled_class()[0]
