@@ -30,6 +30,15 @@ class MarketChangeRefused(ValueError):
 class Engine:
     """All markets' books and the event sequence counter."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Engine:
+        """`Engine(...)` builds the core that MARKETNODE_CORE or `[engine] core` chooses
+        (node/core/compiled: the compiled one where it built); a subclass is built as itself."""
+        if cls is Engine:
+            from .compiled import compiled_engine_class
+
+            cls = compiled_engine_class() or cls
+        return super().__new__(cls)
+
     def __init__(self, markets: Sequence[MarketSpec] = ()) -> None:
         self.books: dict[str, OrderBook] = {}
         self.seq = 0
@@ -308,3 +317,7 @@ class Engine:
             if order.expiry:
                 self.expiries.append((order.expiry, order.priority, order))
         heapq.heapify(self.expiries)
+
+
+class PythonEngine(Engine):
+    """The Python reference engine by name, whichever core `Engine(...)` would choose."""
