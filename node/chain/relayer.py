@@ -18,7 +18,8 @@ Nonces are the relayer's own, kept in its state store and moved on in the same t
 that records a batch and its signed bytes, before they are broadcast: after a restart the
 relayer never asks the chain for a pending count (which a lost mempool or a second sender would
 make wrong) and re-broadcasts, once, every batch not yet mined. A batch broadcast twice is one
-transaction (one nonce); a trade settled twice is refused by the contract (`ALREADY_SETTLED`).
+transaction (one nonce); a trade sent twice is skipped by the contract (`ALREADY_SETTLED`)
+and is confirmed here: it did settle, in the earlier transaction.
 """
 
 from __future__ import annotations

@@ -159,8 +159,9 @@ class NodeNotifier:
     def _order_hash(self, order: list) -> bytes:
         """The hash the contract gives an order of a batch entry (its EIP-712 digest)."""
         owner, base, token_id, quote, *rest = order
-        owner, base, quote = (address_from_text(text) for text in (owner, base, quote))
-        return order_digest(self.domain, Order(owner, base, token_id, quote, *rest))
+        order_fields = (address_from_text(owner), address_from_text(base), token_id,
+                        address_from_text(quote), *rest)  # fmt: skip
+        return order_digest(self.domain, Order(*order_fields))
 
     def _orders_at_fault(self, tx_hashes: set[str]) -> dict[int, bytes]:
         """trade id -> the order hash its `TradeSkipped` names, over the transactions'

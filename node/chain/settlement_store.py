@@ -63,8 +63,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     max_fee INTEGER NOT NULL, tip INTEGER NOT NULL, sent_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS notices (
-    seq INTEGER PRIMARY KEY, at_fault TEXT, buyer_peer TEXT, seller_peer TEXT,
-    resolved INTEGER NOT NULL DEFAULT 0, acknowledged_at REAL
+    seq INTEGER PRIMARY KEY, at_fault TEXT, resolved INTEGER NOT NULL DEFAULT 0,
+    acknowledged_at REAL
 );
 CREATE INDEX IF NOT EXISTS notices_open ON notices (acknowledged_at, seq);
 """
@@ -305,7 +305,7 @@ class SettlementStore:
     def requeue(self, batch: int, reason: str) -> None:
         """A batch that can never be mined (its nonce was taken by another transaction of the
         key): failed itself, its trades pending again for a new batch (the contract's replay
-        bitmap refuses any of them that did settle)."""
+        bitmap skips any of them that did settle, and they end confirmed, `SETTLED_BEFORE`)."""
         with self.db:
             self.db.execute(
                 "UPDATE batches SET state = ?, reason = ? WHERE id = ?", (FAILED, reason, batch)

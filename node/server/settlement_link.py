@@ -77,7 +77,6 @@ class SettlementLink:
     def __init__(self, home: Home, settlement: SettlementConfig, context: zmq.Context,
                  durable: DurableEngine, outbox: Outbox, market_data: MarketDataPublisher,
                  store_guard: StoreGuard) -> None:  # fmt: skip
-        self.home = home
         self.enabled = settlement.enabled
         self.durable = durable
         self.outbox = outbox
