@@ -97,7 +97,10 @@ class NodeNotifier:
 
     def step(self) -> None:
         self._hear()
-        self._send_status()
+        self._send_notices()
+        self._send_status()  # last: a chain slow to give its head holds back no notice
+
+    def _send_notices(self) -> None:
         rows = self.state.unacknowledged(NOTICES_PER_MESSAGE)
         unresolved = [row for row in rows if not row["resolved"]]
         if unresolved:
