@@ -4,6 +4,9 @@ Both get the same commands; after every command their events and resting orders 
 the engine's book must keep its invariants (never crossed, live quantities positive, levels in
 price order and FIFO by priority, every order's quantity accounted for, no self-trade unless the
 taker's self-trade prevention mode is `none`).
+
+Every test runs on both cores (tests/engine_cores.py); the compiled core must moreover give the
+Python engine's events, books and state hash after every command.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import random
 
 import msgspec
 import pytest
+from engine_cores import CORES, assert_same_events, engine_of, state_of
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -69,8 +73,8 @@ STP_CHOICES = [None, *STP_MODES]
 COMMAND_TYPES = {"new": NewOrder, "cancel": CancelOrder, "replace": ReplaceOrder}
 
 
-def make_engine() -> Engine:
-    return Engine([MarketSpec(**spec) for spec in MARKETS])
+def make_engine(core: str) -> Engine:
+    return engine_of(core, [MarketSpec(**spec) for spec in MARKETS])
 
 
 def engine_command(command: dict):
@@ -154,10 +158,12 @@ def lots_of(command: dict) -> int:
 
 
 class Harness:
-    """Feeds commands to the engine and the reference and checks every answer."""
+    """Feeds commands to the engine and the reference and checks every answer; an engine of
+    the compiled core is also checked against a Python engine fed the same commands."""
 
-    def __init__(self, via_json: bool = False) -> None:
-        self.engine = make_engine()
+    def __init__(self, core: str, via_json: bool = False) -> None:
+        self.engine = make_engine(core)
+        self.python_twin = make_engine("python") if core != "python" else None
         self.reference = ReferenceExchange(MARKETS)
         self.via_json = via_json
         self.accounts: dict[tuple, list[int]] = {}
@@ -178,7 +184,11 @@ class Harness:
             decoded = decode_json_command(json.dumps(command))
         else:
             decoded = engine_command(command)
-        got = [event_dict(event) for event in engine.process_all([decoded])]
+        events = engine.process_all([decoded])
+        if self.python_twin is not None:
+            assert_same_events(events, self.python_twin.process_all([decoded]))
+            assert state_of(engine) == state_of(self.python_twin), f"cores differ: {command!r}"
+        got = [event_dict(event) for event in events]
         want = self.reference.process(command)
         assert got == want, f"events differ for {command!r}"
         self.engine_events.extend(got)
@@ -369,9 +379,10 @@ PROFILES = {
 }
 
 
+@pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_seeded_random_stream_matches_reference(profile):
-    harness = Harness(via_json=True)
+def test_seeded_random_stream_matches_reference(profile, core):
+    harness = Harness(core, via_json=True)
     maker = CommandMaker(20_250_101, harness.reference, **PROFILES[profile])
     seen: dict[str, int] = {}
     for _ in range(3000):
@@ -399,10 +410,11 @@ def test_seeded_random_stream_matches_reference(profile):
         assert seen.get(kind, 0) >= 5, (kind, seen)
 
 
-def test_cancel_churn_behind_a_resting_order_keeps_priority():
+@pytest.mark.parametrize("core", CORES)
+def test_cancel_churn_behind_a_resting_order_keeps_priority(core):
     """Many orders rest and leave behind one that stays at the front of the same price; the
     survivors keep their time order and trade in it."""
-    harness = Harness()
+    harness = Harness(core)
     new = {"op": "new", "market": "BTC-USD", "side": "sell", "price": "100", "qty": "0.01"}
     harness.run({**new, "id": 1, "owner": "a"})
     for round_ in range(60):
@@ -436,9 +448,10 @@ def priorities(engine: Engine) -> list[tuple]:
     ]
 
 
-def test_same_commands_give_same_events_and_books():
+@pytest.mark.parametrize("core", CORES)
+def test_same_commands_give_same_events_and_books(core):
     commands = [engine_command(command) for command in seeded_commands(7, 3000)]
-    first, second = make_engine(), make_engine()
+    first, second = make_engine(core), make_engine(core)
     first_events = first.process_all(commands)
     second_events: list = []
     for command in commands:
@@ -457,9 +470,11 @@ class EngineAgainstReference(RuleBasedStateMachine):
     """New orders (any kind, or passive ones that build queues), cancels and replaces of live
     orders, and now and then a cancel or replace of an order that is not there."""
 
+    core = "python"
+
     def __init__(self) -> None:
         super().__init__()
-        self.harness = Harness()
+        self.harness = Harness(self.core)
 
     def live(self) -> list[dict]:
         return self.harness.reference.resting()
@@ -565,3 +580,14 @@ EngineAgainstReference.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestEngineAgainstReference = EngineAgainstReference.TestCase
+
+
+class CompiledEngineAgainstReference(EngineAgainstReference):
+    """The same machine on the compiled core, checked after every command against the reference
+    exchange and against a Python engine (events, books, state hash)."""
+
+    core = "compiled"
+
+
+CompiledEngineAgainstReference.TestCase.settings = EngineAgainstReference.TestCase.settings
+TestCompiledEngineAgainstReference = CompiledEngineAgainstReference.TestCase

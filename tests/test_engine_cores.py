@@ -1,0 +1,193 @@
+"""The compiled core against the Python engine on seeded streams (in memory and through the
+store), on signed orders with their nonces and expiries, and the switch that picks a core.
+
+tests/test_engine_model.py runs its reference-exchange checks and its Hypothesis state machine
+on both cores; this file feeds the node's own flow generator and the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from engine_cores import assert_same_events, engine_of, state_of
+
+from marketnode.node.core import compiled
+from marketnode.node.core.commands import CancelOrder, Clock, NewOrder, ReplaceOrder
+from marketnode.node.core.engine import Engine, PythonEngine
+from marketnode.node.core.markets import ConfigError, MarketSpec
+from marketnode.node.home.config import default_markets
+from marketnode.node.store.durable import DurableEngine
+from marketnode.node.store.lmdb_store import Store
+from marketnode.node.tools.flow import FlowMix, generate_flow
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKETS = default_markets()
+
+
+def run_both(commands: list, batch: int, markets=MARKETS) -> tuple[Engine, Engine]:
+    """Both cores through `commands` in batches; identical events, state and changed orders
+    after every batch."""
+    python, compiled_engine = engine_of("python", markets), engine_of("compiled", markets)
+    for start in range(0, len(commands), batch):
+        chunk = commands[start : start + batch]
+        want: list = []
+        got: list = []
+        python.process_batch(chunk, want)
+        compiled_engine.process_batch(chunk, got)
+        assert_same_events(got, want)
+        assert state_of(compiled_engine) == state_of(python), f"after command {start + batch}"
+        changed = sorted((o.market, o.owner, str(o.id)) for o in compiled_engine.take_changes())
+        assert changed == sorted((o.market, o.owner, str(o.id)) for o in python.take_changes())
+    return python, compiled_engine
+
+
+@pytest.mark.parametrize(
+    ("seed", "mix", "owners"),
+    [
+        (1, FlowMix(), 50),
+        (2, FlowMix(), 3),  # few owners: self-trade prevention at every turn
+        (3, FlowMix(limit=0.2, ioc=0.2, fok=0.2, market=0.2), 8),  # takers
+        (4, FlowMix(limit=0.4, cancel=0.3, replace=0.3), 20),  # queues churned
+    ],
+)
+def test_seeded_flows_give_the_same_events_books_and_hash(seed, mix, owners):
+    commands = list(generate_flow(20_000, seed=seed, mix=mix, owners=owners))
+    python, _ = run_both(commands, batch=997)
+    assert python.seq > len(commands)
+
+
+def test_one_command_at_a_time_is_the_same_as_batches():
+    commands = list(generate_flow(5_000, seed=9, owners=5))
+    python, compiled_engine = engine_of("python", MARKETS), engine_of("compiled", MARKETS)
+    one_by_one: list = []
+    for command in commands:
+        compiled_engine.process(command, one_by_one)
+    assert_same_events(one_by_one, python.process_all(commands))
+    assert state_of(compiled_engine) == state_of(python)
+
+
+SIGNED = {"sig": "0x" + "11" * 65, "chain_id": 31337, "max_fee_bps": 30}
+
+
+def signed(order_id: int, owner: str, side: str, price: str, nonce, expiry: int) -> NewOrder:
+    return NewOrder(
+        order_id,
+        owner,
+        "PUNK-ETH",
+        side,
+        price=price,
+        qty="1",
+        nonce=nonce,
+        expiry=expiry,
+        order_hash=f"0x{order_id:064x}",
+        **SIGNED,
+    )
+
+
+def test_signed_orders_nonces_and_expiries_are_the_same():
+    """Signed orders, used and reused nonces (below and above the floor), expired ones, an
+    order without its verified digest, a clock moving on: the same events, nonces and expiry
+    heap from both cores."""
+    commands: list = [Clock(1_000)]
+    for number in range(1, 400):
+        owner = f"0x{number % 4:040x}"
+        nonce = number % 7 if number % 5 else str(number * 3)
+        price = str(10 + number % 5)
+        side = "buy" if number % 2 else "sell"
+        commands.append(signed(number, owner, side, price, nonce, 1_000 + number % 9))
+        if number % 11 == 0:
+            commands.append(Clock(1_000 + number % 9))
+        if number % 13 == 0:
+            commands.append(CancelOrder(number - 1, owner, "PUNK-ETH"))
+        if number % 17 == 0:
+            commands.append(ReplaceOrder(number - 2, owner, "PUNK-ETH", price="12", qty="2"))
+    commands.append(NewOrder(999, "0xz", "PUNK-ETH", "buy", price="10", qty="1", nonce=1))
+    commands.append(
+        NewOrder(998, "0xz", "PUNK-ETH", "buy", price="10", qty="1", nonce=1, expiry=5, **SIGNED)
+    )
+    python, compiled_engine = run_both(commands, batch=37)
+    assert python.nonces.owners()
+    assert compiled_engine.next_expiry() == python.next_expiry()
+    for now in (1_003, 1_006, 1_100):
+        expired = msgspec.msgpack.encode(compiled_engine.expired_orders(now))
+        assert expired == msgspec.msgpack.encode(python.expired_orders(now))
+
+
+def durable_run(core: str, folder: Path, commands: list, monkeypatch) -> tuple[list, int, int]:
+    """Events, state hash and seq of `commands` through a synced store on `core`."""
+    monkeypatch.setenv(compiled.CORE_VARIABLE, core)
+    store = Store(folder, map_size=64 << 20)
+    try:
+        durable = DurableEngine(store)
+        assert getattr(type(durable.engine), "core", "python") == core
+        durable.configure(MARKETS)
+        events: list = []
+        for start in range(0, len(commands), 500):
+            events.extend(durable.submit(commands[start : start + 500]))
+        return events, durable.book_hash.value, durable.engine.seq
+    finally:
+        store.close()
+
+
+def test_the_store_keeps_the_same_journal_outcome_and_hash_on_both_cores(tmp_path, monkeypatch):
+    engine_of("compiled")  # skipped or failed here, before the stores, where it is not built
+    commands = list(generate_flow(6_000, seed=5, owners=6))
+    python = durable_run("python", tmp_path / "python", commands, monkeypatch)
+    compiled_run = durable_run("compiled", tmp_path / "compiled", commands, monkeypatch)
+    assert_same_events(compiled_run[0], python[0])
+    assert compiled_run[1:] == python[1:]
+
+
+def test_the_switch_follows_the_environment_then_the_configuration(monkeypatch):
+    engine_of("compiled")
+    monkeypatch.delenv(compiled.CORE_VARIABLE, raising=False)
+    monkeypatch.setattr(compiled, "_configured", "auto")
+    assert type(Engine()).core == "compiled"
+    assert compiled.choose_core().core == "compiled"
+    compiled.configure_core("python")
+    assert type(Engine()) is Engine
+    assert "[engine] core = 'python'" in compiled.choose_core().reason
+    monkeypatch.setenv(compiled.CORE_VARIABLE, "compiled")
+    assert type(Engine()).core == "compiled"
+    assert type(PythonEngine()) is PythonEngine
+    monkeypatch.setenv(compiled.CORE_VARIABLE, "fast")
+    with pytest.raises(ConfigError, match="MARKETNODE_CORE=fast: core: 'fast' is not one of"):
+        Engine()
+
+
+def test_a_missing_compiled_core_is_said_in_one_line(monkeypatch):
+    monkeypatch.setattr(compiled, "_compiled_class", lambda: (None, "not built (no compiler)"))
+    monkeypatch.setenv(compiled.CORE_VARIABLE, "auto")
+    choice = compiled.choose_core()
+    assert choice.core == "python" and "not built (no compiler)" in choice.reason
+    assert type(Engine([MarketSpec("A-B", "A", "B", "1", "1")])) is Engine
+    monkeypatch.setenv(compiled.CORE_VARIABLE, "compiled")
+    with pytest.raises(compiled.CoreUnavailable, match=r"not built .*choose core python"):
+        Engine()
+
+
+@pytest.mark.slow
+def test_the_build_goes_on_without_a_compiler(tmp_path):
+    """setup.py's build with a C compiler that fails: exit 0, one line saying so."""
+    source = tmp_path / "node" / "core" / "compiled"
+    source.mkdir(parents=True)
+    (source / "_engine.pyx").write_text((ROOT / "node/core/compiled/_engine.pyx").read_text())
+    (tmp_path / "setup.py").write_text((ROOT / "setup.py").read_text())
+    result = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", "lib"],
+        cwd=tmp_path,
+        env={**os.environ, "CC": "false", "LDSHARED": "false"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("marketnode:")]
+    assert len(said) == 1 and "compiled core not built" in said[0], result.stderr
+    assert "the Python engine will run" in said[0]
+    assert not list((tmp_path / "lib").rglob("*.so"))
