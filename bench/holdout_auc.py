@@ -1,12 +1,16 @@
-"""ROC AUC of the anomalous-wallets score on a scanned hold-out home, through the CLI.
+"""ROC AUC of the anomalous-wallets score, and the share of its leads that are wash wallets, on
+a scanned hold-out home, through the CLI.
 
     python bench/holdout_auc.py --home DIR --labels FILE [--json]
 
 FILE is what `bench/holdout_market.py` (truth.json) or `bench/holdout_b.py` (labels.json) wrote
-beside the home. Positives are the injected wash wallets, plus hold-out A's odd bots (its bots are
-anomalous by design; hold-out B's bots are honest). Every wallet that traded counts: one the forest
-did not score (too few trades) ranks lowest, so leaving wallets out cannot raise the figure.
-The scores come from `mnode integrity rank --json`, the wallets from `mnode sql`.
+beside the home. Positives are the injected wash wallets; every other wallet (honest, makers, and
+both hold-outs' bots, odd as they are) is a negative, as in `mnode integrity eval`: the leads are
+for finding wash, and an odd but honest wallet ranked high is a false lead. Every wallet that
+traded counts: one the forest did not score (too few trades) ranks lowest, so leaving wallets out
+cannot raise the figure. The scores come from `mnode integrity rank --json`, the wallets from
+`mnode sql`, the leads from the anomalous_wallets alerts the hold-out's scan kept
+(`lead_precision`: the share of them that are wash wallets, 1.0 when there are none).
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from pathlib import Path
 def positives(labels: dict) -> set[str]:
     groups = labels["groups"]
     if isinstance(groups, list):  # hold-out A: truth.json
-        wallets = {wallet for group in groups for wallet in group["wallets"]}
-        return wallets | set(labels.get("bots", {}))
+        return {wallet for group in groups for wallet in group["wallets"]}
     return {wallet for group in groups.values() for wallet in group["members"]}  # hold-out B
 
 
@@ -66,15 +69,25 @@ def main() -> None:
     )
     traded = sorted(row["wallet"] for row in rows)
     labels = [1 if wallet in wanted else 0 for wallet in traded]
+    leads = {
+        row["wallet"]
+        for row in json.loads(
+            mnode("sql", "--home", options.home, "--json",
+                  "SELECT wallets[1] AS wallet FROM alerts WHERE detector = 'anomalous_wallets'")
+        )
+    }  # fmt: skip
     report = {
         "anomaly_auc": round(roc_auc([scores.get(w, 0.0) for w in traded], labels), 4),
+        "lead_precision": round(len(leads & wanted) / len(leads), 4) if leads else 1.0,
+        "leads": len(leads),
         "wallets": len(traded),
         "scored": len(scores),
         "positives": sum(labels),
     }
     print(json.dumps(report) if options.json else
           f"anomaly ROC AUC {report['anomaly_auc']} over {report['wallets']} wallets "
-          f"({report['scored']} scored, {report['positives']} positives)")  # fmt: skip
+          f"({report['scored']} scored, {report['positives']} positives); lead precision "
+          f"{report['lead_precision']} of {report['leads']} leads")  # fmt: skip
 
 
 if __name__ == "__main__":
