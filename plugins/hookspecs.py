@@ -2,7 +2,8 @@
 
 A plugin is a module listed under a group's entry point (built-in ones too, in marketnode's own
 pyproject.toml): `marketnode.integrity` for detectors, called in the analytics process, and
-`marketnode.scaling` for policies, called in the node's process. It implements some of its
+`marketnode.scaling` for policies, called in the node's process, and `marketnode.liquidity` for
+liquidity strategies, called in the liquidity process. It implements some of its
 group's hooks as module-level functions marked `@hookimpl`. Keeping the groups apart keeps a
 detector's imports (DuckDB queries, scikit-learn) out of the matching process.
 """
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from .alerts import Alert
+    from .quoting import Decision, MarketState
     from .recommendation import Recommendation
 
 hookspec = pluggy.HookspecMarker("marketnode")
@@ -80,10 +82,31 @@ class ScalingHooks:
         default."""
 
 
+class LiquidityHooks:
+    """Hooks of the `marketnode.liquidity` group: liquidity strategies (AMM, market maker)."""
+
+    @hookspec
+    def liquidity_settings(self) -> dict[str, dict[str, Any]] | None:
+        """The settings of this plugin's strategies with their defaults, by strategy name;
+        a `[liquidity.NAME]` table names its `strategy` and overrides them, checked as
+        `integrity_settings` are."""
+
+    @hookspec(firstresult=True)
+    def desired_quotes(
+        self, strategy: str, state: MarketState, settings: dict[str, Any]
+    ) -> Decision | None:
+        """The quotes strategy `strategy` wants resting in `state`'s market now, with its
+        settings (declared defaults under the instance's table); None when `strategy` is not
+        this plugin's. Stateless: what a strategy must remember (inventory, resting orders,
+        the day's PnL) is in `state`, kept by its host from the fills, so a restarted
+        process quotes exactly as before. The host diffs the answer against what rests."""
+
+
 def declare_settings(hook: str, name: str, defaults: dict[str, Any]) -> Callable[[], dict]:
-    """A plugin's `integrity_settings` or `scaling_settings` implementation, declaring `name`'s
-    settings and their defaults: `scaling_settings = declare_settings("scaling_settings", ...)`
-    at module level (pluggy finds an implementation by its attribute name)."""
+    """A plugin's `integrity_settings`, `scaling_settings` or `liquidity_settings`
+    implementation, declaring `name`'s settings and their defaults:
+    `scaling_settings = declare_settings("scaling_settings", ...)` at module level (pluggy
+    finds an implementation by its attribute name)."""
 
     def settings() -> dict[str, dict[str, Any]]:
         return {name: defaults}

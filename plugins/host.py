@@ -4,7 +4,8 @@ one way its hooks are called.
 A group's plugins are found through its entry point group alone; marketnode's own detectors
 and policies are listed in its pyproject.toml exactly as a third-party package lists its own.
 Each process loads only the group it calls: the node the scaling policies, the analytics
-process the detectors, so that a detector's imports never reach the matching process.
+process the detectors, the liquidity process the strategies, so that a detector's imports
+never reach the matching process.
 
 Hooks are called one implementation at a time (`PluginHost.call_each`) rather than through
 pluggy's own call, so that a plugin that raises is logged and left out while the others still
@@ -25,7 +26,7 @@ import pluggy
 
 from marketnode.node.core.markets import ConfigError
 
-from .hookspecs import IntegrityHooks, ScalingHooks
+from .hookspecs import IntegrityHooks, LiquidityHooks, ScalingHooks
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ SCALING = PluginGroup(
     "scaling", "marketnode.scaling", ScalingHooks, "scaling_settings", "scaling policy"
 )
 GROUPS = (INTEGRITY, SCALING)
+"""The groups `mnode plugins` lists (it reads each one's tables from the home's config)."""
+LIQUIDITY = PluginGroup(
+    "liquidity", "marketnode.liquidity", LiquidityHooks, "liquidity_settings", "liquidity strategy"
+)
+"""Read by the liquidity process (node/liquidity), whose `[liquidity.NAME]` tables name
+instances of a strategy rather than the strategy itself."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ MAY_IMPORT = {
         "node.chain",
         "plugins",
     },
+    "node.liquidity": {"node.core", "node.protocol", "node.home", "node.client", "plugins"},
     "node.tools": {"*"},
     "plugins": {"node.core"},
     "tui": {"node.core", "node.protocol", "node.home", "node.client"},

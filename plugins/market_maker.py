@@ -1,0 +1,152 @@
+"""A market maker in the manner of Hummingbot's pure market making, with an Avellaneda-Stoikov
+reservation price and hard limits.
+
+Quotes: `levels` orders each side, level i at r * (1 - bid_spread - i * level_spacing) and
+r * (1 + ask_spread + i * level_spacing) (Hummingbot `pure_market_making`), around a
+reservation price r rather than the mid s. Avellaneda & Stoikov, "High-frequency trading in a
+limit order book" (Quantitative Finance 8(3), 2008), eq. (29)-(30): r = s - q * gamma *
+sigma^2 * (T - t), and the optimal total spread gamma * sigma^2 * (T - t) + (2 / gamma) *
+ln(1 + gamma / k). Here sigma is the mid's volatility of log returns (`state.volatility`, per
+square root of a second), T - t the fixed `horizon_s`, q the inventory away from its target in
+order sizes, and r and the spread are taken relative to s (so r = s * (1 - q * gamma * sigma^2 *
+(T - t)), and each side's half spread is `spread_bps` plus half the A-S spread's volatility term
+in basis points, the ln term being the constant `spread_bps` stands for).
+
+Order flow: when the takers of the recent fills are one-sided (`state.flow_imbalance` phi, in
+[-1, 1]), the side they hit widens by `flow_widen` * |phi| of its half spread, and r moves
+`flow_skew` * phi half spreads with them: a one-sided run of takers is the sign of informed
+flow, and the quote it hits is where the adverse selection is. Inventory skew (Hummingbot's
+`inventory_skew_calculator`): the bid and ask sizes scale between 0 and 2x the order size as
+the base's share of the holdings' value runs from `target_base_share` - `inventory_range` to +.
+
+Refresh tolerance: a level within `refresh_tolerance_bps` of a resting order of the same side
+keeps that order's price (the host then leaves it resting, with its priority).
+
+Hard limits, each checked on every decision: the base position (lots held beyond the
+instance's start) never goes past `max_inventory` lots whatever fills: the sizes resting on a
+side are capped at what would bring it exactly to the limit; the resting notional is capped at
+`max_resting_notional` (quote asset); and the kill switch halts the instance (cancel all, stop,
+say why) when the position is past the limit anyway, or the day's loss at mid exceeds
+`max_daily_loss` (quote asset).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .hookspecs import declare_settings, hookimpl
+from .quoting import BUY, SELL, Decision, MarketState, Quote
+
+NAME = "market_maker"
+DEFAULTS = {
+    "order_size": 10,
+    "levels": 3,
+    "spread_bps": 20.0,
+    "level_spacing_bps": 10.0,
+    "refresh_tolerance_bps": 2.0,
+    "target_base_share": 0.5,
+    "inventory_range": 0.2,
+    "gamma": 1.0,
+    "horizon_s": 60.0,
+    "volatility_weight": 1.0,
+    "flow_widen": 1.0,
+    "flow_skew": 1.0,
+    "max_inventory": 200,
+    "max_resting_notional": 1e12,
+    "max_daily_loss": 1e12,
+}
+"""The adaptive maker; a fixed-spread maker is this with gamma, volatility_weight, flow_widen
+and flow_skew at 0."""
+BPS = 1e-4
+
+liquidity_settings = declare_settings("liquidity_settings", NAME, DEFAULTS)
+
+
+@hookimpl
+def desired_quotes(strategy: str, state: MarketState, settings: dict) -> Decision | None:
+    if strategy != NAME:
+        return None
+    halt = breached_limit(state, settings)
+    if halt is not None:
+        return Decision([], halt)
+    if state.mid is None:
+        return Decision([])
+    return Decision(quotes(state, settings))
+
+
+def breached_limit(state: MarketState, settings: dict) -> str | None:
+    """The kill switch: which hard limit is past, in words, or None."""
+    position = state.base - state.target_base
+    if abs(position) > settings["max_inventory"]:
+        return f"inventory {position:+d} lots beyond max_inventory {settings['max_inventory']}"
+    loss = -state.pnl_today * state.tick_lot
+    if loss > settings["max_daily_loss"]:
+        return f"loss today {loss:.6g} beyond max_daily_loss {settings['max_daily_loss']:g}"
+    return None
+
+
+def quotes(state: MarketState, settings: dict) -> list[Quote]:
+    """The ladder around the reservation price, sized by the inventory skew and capped by the
+    inventory and notional limits."""
+    mid = state.mid
+    assert mid is not None
+    size = settings["order_size"]
+    position = state.base - state.target_base
+    variance = state.volatility**2 * settings["horizon_s"]
+    vol_term = settings["volatility_weight"] * settings["gamma"] * variance / 2
+    half = settings["spread_bps"] * BPS + vol_term
+    phi = state.flow_imbalance
+    reservation = mid * (1 - (position / size) * settings["gamma"] * variance)
+    reservation *= 1 + settings["flow_skew"] * phi * half
+    bid_half = half * (1 + settings["flow_widen"] * max(-phi, 0.0))
+    ask_half = half * (1 + settings["flow_widen"] * max(phi, 0.0))
+    bid_scale, ask_scale = inventory_skew(state, settings)
+    room = {BUY: settings["max_inventory"] - position, SELL: settings["max_inventory"] + position}
+    notional_room = settings["max_resting_notional"] / state.tick_lot
+    spacing = settings["level_spacing_bps"] * BPS
+    wanted: list[Quote] = []
+    kept: set[int] = set()
+    for level in range(settings["levels"]):
+        for side, half_spread, scale in ((BUY, bid_half, bid_scale), (SELL, ask_half, ask_scale)):
+            offset = half_spread + level * spacing
+            if side == BUY:
+                price = math.floor(reservation * (1 - offset))
+            else:
+                price = math.ceil(reservation * (1 + offset))
+            qty = min(round(size * scale), room[side], state.max_qty or room[side])
+            qty = min(qty, int(notional_room // max(price, 1)))
+            if price < 1 or qty < state.min_qty:
+                continue
+            room[side] -= qty
+            notional_room -= price * qty
+            price = _tolerated(state, side, price, settings, kept)
+            kept.add(price)
+            wanted.append(Quote(side, price, qty))
+    return wanted
+
+
+def inventory_skew(state: MarketState, settings: dict) -> tuple[float, float]:
+    """Bid and ask size multipliers in [0, 2]: 1 each at the target base share, the bid
+    shrinking to 0 (the ask growing to 2) as the share reaches target + range."""
+    mid = state.mid or 0.0
+    value = state.base * mid + state.quote
+    if value <= 0 or settings["inventory_range"] <= 0:
+        return 1.0, 1.0
+    share = state.base * mid / value
+    away = (share - settings["target_base_share"]) / settings["inventory_range"]
+    away = max(-1.0, min(1.0, away))
+    return 1.0 - away, 1.0 + away
+
+
+def _tolerated(
+    state: MarketState, side: str, price: int, settings: dict, kept: set[int]
+) -> int:
+    """`price`, or the price of a resting order of `side` within the refresh tolerance (one
+    no other level keeps)."""
+    tolerance = settings["refresh_tolerance_bps"] * BPS * price
+    near = [
+        order.price
+        for order in state.open_orders
+        if order.side == side and abs(order.price - price) <= tolerance and order.price not in kept
+    ]
+    return min(near, key=lambda resting: abs(resting - price)) if near else price

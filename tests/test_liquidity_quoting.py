@@ -1,0 +1,101 @@
+"""Liquidity instances quoting into a real node as its peers: the AMM's ladder and its exact
+reserves, the market maker's limits and kill switch, and the fewest commands between what rests
+and what is wanted."""
+
+from __future__ import annotations
+
+from marketnode.node.liquidity.builtins import liquidity_host
+from marketnode.node.liquidity.config import parse_instances
+from marketnode.node.liquidity.plan import plan_changes
+from marketnode.node.liquidity.quoter import Quoter
+from marketnode.plugins.amm import DEFAULTS as AMM_DEFAULTS
+from marketnode.plugins.amm import ladder
+from marketnode.plugins.quoting import BUY, SELL, Quote, RestingQuote
+
+MARKET = "PUNK-ETH"  # tick 0.01, lot 1 in the default config
+
+
+def instance(name: str, strategy: str, owner: str, **table):
+    tables = {name: {"strategy": strategy, "market": MARKET, "peer": name, "owner": owner,
+                     **table}}  # fmt: skip
+    return parse_instances(tables, "test", liquidity_host())[0]
+
+
+def quoter_on(node, name: str, strategy: str, owner: str, **table) -> Quoter:
+    node.add_peer(name, (owner,))
+    return Quoter(instance(name, strategy, owner, **table), node.client(name), liquidity_host())
+
+
+def test_an_unchanged_level_is_left_alone_and_a_smaller_one_shrinks_in_place():
+    resting = [RestingQuote("a", BUY, 100, 5), RestingQuote("b", BUY, 99, 5),
+               RestingQuote("c", SELL, 102, 5), RestingQuote("d", SELL, 103, 5)]  # fmt: skip
+    wanted = [Quote(BUY, 100, 5), Quote(BUY, 99, 3), Quote(SELL, 104, 5)]
+    changes = plan_changes(wanted, resting)
+    assert changes.replaces == [("b", Quote(BUY, 99, 3)), ("d", Quote(SELL, 104, 5))]
+    assert changes.cancels == ["c"]
+    assert changes.news == []
+
+
+def test_the_amm_ladder_is_the_curve_with_uniswap_fee():
+    quotes = ladder(1000, 1000 * 10_000, AMM_DEFAULTS)
+    asks = [q for q in quotes if q.side == SELL]
+    bids = [q for q in quotes if q.side == BUY]
+    assert asks and bids
+    assert all(q.price > 10_000 for q in asks) and all(q.price < 10_000 for q in bids)
+    assert sum(q.qty for q in asks) < 1000  # never more base than the pool holds
+    assert sum(q.qty * q.price for q in bids) < 1000 * 10_000
+    # above the no-fee curve by the fee: the average price of a band a < b is sqrt(a * b)
+    assert asks[1].price >= 10_000 * 1.005 ** 1.5 / 0.997 - 1
+
+
+def test_the_amm_reserves_move_exactly_as_its_fills(running_node):
+    node = running_node
+    amm = quoter_on(node, "pool", "amm", "0x5001", base="500", quote="5000")
+    amm.refresh()
+    first = dict(amm.orders)
+    asks = sorted((o for o in first.values() if o.side == SELL), key=lambda o: o.price)
+    assert len(asks) >= 3
+    taker = node.client("alice")
+    best = asks[0]
+    reply = taker.submit([{"op": "new", "market": MARKET, "id": "t1", "owner": "0xa11ce",
+                           "side": "buy", "price": amm.tick.text_of(best.price),
+                           "qty": str(best.qty), "tif": "IOC"}])  # fmt: skip
+    traded = [e for e in reply.events if e.__struct_config__.tag == "trade"]
+    assert sum(int(e.qty) for e in traded) == best.qty
+    assert waited_for_fill(amm)
+    assert amm.ledger.base == 500 - best.qty
+    assert amm.ledger.quote == 500_000 + best.price * best.qty
+    amm.refresh()
+    kept = [o for o in asks[2:] if o.id in amm.orders and amm.orders[o.id].price == o.price]
+    assert kept, "the levels the fill did not touch keep their orders (and priority)"
+    assert amm.self_trades == 0
+
+
+def test_the_market_maker_stops_on_a_limit_and_cancels_everything(running_node):
+    node = running_node
+    maker = quoter_on(node, "maker", "market_maker", "0x5002", base="100", quote="100000",
+                      start_price="100", order_size=5, max_inventory=6)  # fmt: skip
+    maker.refresh()
+    bids = [o for o in maker.orders.values() if o.side == BUY]
+    assert sum(o.qty for o in bids) <= 6, "resting bids never add up past the inventory limit"
+    taker = node.client("bob")
+    for step, bid in enumerate(sorted(bids, key=lambda o: -o.price)):
+        taker.submit([{"op": "new", "market": MARKET, "id": f"s{step}", "owner": "0xb0b",
+                       "side": "sell", "price": maker.tick.text_of(bid.price),
+                       "qty": str(bid.qty), "tif": "IOC"}])  # fmt: skip
+        assert waited_for_fill(maker)
+    assert abs(maker.ledger.position) <= 6
+    maker.instance.settings["max_inventory"] = 3  # the operator lowered it: past it now
+    decision = maker.refresh()
+    assert decision.halt and "max_inventory" in decision.halt
+    assert not maker.orders
+    assert not maker.client.open_orders("0x5002").orders
+    assert maker.refresh().halt == decision.halt and not maker.orders  # it stays stopped
+
+
+def waited_for_fill(quoter: Quoter) -> bool:
+    for _ in range(50):
+        quoter.absorb(timeout_ms=100)
+        if quoter.fill_pending:
+            return True
+    return False
