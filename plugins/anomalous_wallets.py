@@ -227,8 +227,8 @@ def closed_groups(connection, link_share: float) -> dict[str, tuple[float, float
 
 def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], Any, str]:
     """Rows (wallet, FEATURES..., its trades' seqs, market, first and last trade time),
-    anomaly scores (0 to 1, higher: easier to isolate) and the model version, for every wallet
-    with enough trades."""
+    scores (0 to 1: how easily the forest isolates the wallet, times its wash signature) and
+    the model version, for every wallet with enough trades."""
     import numpy as np
     from sklearn.ensemble import IsolationForest
     from sklearn.preprocessing import StandardScaler
@@ -260,15 +260,8 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
         digest_size=6,
     ).hexdigest()
     unusual = -forest.score_samples(scaled)
-    flat = features_of(rows, "flat_group_share")
+    flat = np.array([row[1 + FEATURES.index("flat_group_share")] for row in rows], dtype=float)
     return rows, unusual * np.minimum(1.0, flat / option["min_flat_share"]), version
-
-
-def features_of(rows: list[tuple], name: str) -> Any:
-    """One feature's column over the rows."""
-    import numpy as np
-
-    return np.array([row[1 + FEATURES.index(name)] for row in rows], dtype=float)
 
 
 def _window(rows: list[tuple]) -> tuple[str, str]:

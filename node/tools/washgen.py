@@ -41,18 +41,15 @@ from ..core.engine import Engine
 from ..core.markets import MarketSpec
 
 HONEST_TRADERS = 240
-"""With about a hundred and fifty injected wallets, wash traders are a minority of the wallets
-(about a third), as in a real market and as anomaly detection presumes: a majority would be the
-norm."""
+"""Beside about 150 wash wallets, wash is a minority (about a third of the wallets), as in a real
+market and as anomaly detection presumes: a majority would be the norm."""
 MARKET = MarketSpec("EVAL-ETH", "EVAL", "ETH", "0.01", "1", "1", "1000", "1000000", "none")
 SECOND_MARKET = MarketSpec("EVAL-USDC", "EVAL", "USDC", "0.01", "1", "1", "1000", "1000000", "none")
 MARKETS = (MARKET, SECOND_MARKET)
 START_NS = 1_790_000_000 * 10**9  # 2026-09-21
-STEP_S = 6.0
-"""Mean seconds between steps (exponential gaps)."""
-WASH_PATTERNS = (
-    "self", "pingpong", "ring", "churn", "split", "slow", "big_ring", "market_order", "funder",
-)  # fmt: skip
+STEP_S = 6.0  # mean seconds between steps (exponential gaps)
+WASH_PATTERNS = ("self", "pingpong", "ring", "churn", "split", "slow", "big_ring", "market_order",
+                 "funder")  # fmt: skip
 BENIGN_KINDS = ("supplier", "otc", "arbitrage", "collector", "drop", "bot")
 
 
@@ -135,20 +132,24 @@ class _Flow:
         return True
 
     def leg(self, seller: str, buyer: str, qty: int, symbol: str = MARKET.symbol) -> None:
-        """A leg that waits for room inside the spread, as a wash trader would, a few steps
-        at a time."""
+        """A leg that waits for room inside the spread, as a wash trader would."""
         if not self.inside(seller, buyer, qty, symbol):
             self.later(self.rng.randint(1, 10), partial(self.leg, seller, buyer, qty, symbol))
 
     def crossing(self, seller: str, buyer: str, qty: int, symbol: str) -> None:
-        """The seller's ask rests just above the best bid, and the buyer's market order crosses
-        the whole spread to it; now and then it is a little bigger and takes the outside ask."""
+        """One side rests at the far edge of the spread (an ask just above the best bid, or a
+        bid just below the best ask) and the other's market order crosses the whole spread to
+        it; now and then the market order is a little bigger and takes the outside quote."""
         low, high = self.spread(symbol)
         if high - low < 2:
             return
         extra = self.rng.randint(1, 3) if self.rng.random() < 0.3 else 0
-        self.new(symbol, seller, "sell", low + 1, qty, stp="none")
-        self.new(symbol, buyer, "buy", None, qty + extra, "IOC", stp="none")
+        if self.rng.random() < 0.5:
+            self.new(symbol, seller, "sell", low + 1, qty, stp="none")
+            self.new(symbol, buyer, "buy", None, qty + extra, "IOC", stp="none")
+        else:
+            self.new(symbol, buyer, "buy", high - 1, qty, stp="none")
+            self.new(symbol, seller, "sell", None, qty + extra, "IOC", stp="none")
 
     def later(self, steps: int, action: Callable[[], object]) -> None:
         heapq.heappush(self.pending, (self.step + steps, next(self.order), action))
@@ -277,10 +278,9 @@ def _drop(flow: _Flow, number: int) -> None:
 
 
 def _self(flow: _Flow, number: int, symbol: str) -> set[str]:
-    wallet = f"0xself{number}"
     for _ in range(flow.rng.randint(2, 5)):
-        flow.inside(wallet, wallet, flow.rng.randint(1, 50), symbol)
-    return {wallet}
+        flow.inside(f"0xself{number}", f"0xself{number}", flow.rng.randint(1, 50), symbol)
+    return {f"0xself{number}"}
 
 
 def _back_and_forth(
