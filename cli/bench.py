@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
+from marketnode.node.core.compiled import CORES, choose_core
 from marketnode.node.home.config import StoreConfig
-from marketnode.node.tools.bench import run_engine_bench
+from marketnode.node.tools.bench import BOTH_CORES, run_engine_bench
 
 from .common import HomeOption, JsonOption, operator_errors, print_json, require_home
 
@@ -28,6 +29,18 @@ def engine_command(
             show_default=False,
         ),
     ] = None,
+    core: Annotated[
+        str | None,
+        typer.Option(
+            "--core",
+            help="Matching core: auto (compiled where it built), compiled, python, or both "
+            "(compiled, then python) [default: the node's choice: MARKETNODE_CORE, else auto].",
+            show_default=False,
+        ),
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Runs of each core, the cores taking turns.")
+    ] = 1,
     home: HomeOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -36,7 +49,16 @@ def engine_command(
     With a home (--home or MNODE_HOME) the flow trades that home's markets and the durable run
     uses its sync mode and batch size, in a scratch store on the home's disk (removed after).
     Without one: the default configuration's markets, a temporary folder, sync "full".
+    Says which matching core ran and why; with several rounds, figures are medians.
     """
+    if core is not None and core not in (*CORES, "both"):
+        raise typer.BadParameter(
+            f"{core!r} is not one of {', '.join(CORES)}, both", param_hint="--core"
+        )
+    cores = BOTH_CORES if core == "both" else (core,)
+    with operator_errors():
+        for setting in cores:
+            choose_core(setting)
     options: dict = {}
     if home is not None:
         with operator_errors():
@@ -47,16 +69,33 @@ def engine_command(
             "scratch_parent": home,
         }
         batch = batch or config.store.batch_size
-    typer.echo(f"generating {ops} commands (seed {seed}) and running them twice ...", err=True)
-    result = run_engine_bench(ops, seed, batch or StoreConfig().batch_size, **options)
+    typer.echo(
+        f"generating {ops} commands (seed {seed}), then running them in memory and durably on "
+        f"{' and '.join(core or 'the chosen core' for core in cores)} "
+        f"({rounds} round{'s' * (rounds > 1)}) ...",
+        err=True,
+    )
+    result = run_engine_bench(
+        ops, seed, batch or StoreConfig().batch_size, cores=cores, rounds=rounds, **options
+    )
     if json:
         print_json(result)
         return
+    lines = [
+        f"{run['core']} core ({run['core_reason']}):\n"
+        f"  in memory: {run['ops_per_s']:>10,} ops/s\n"
+        f"  durable:   {run['durable_ops_per_s']:>10,} ops/s "
+        f"(batches of {result['batch_size']}, p50 {run['batch_ms_p50']} ms, "
+        f"p99 {run['batch_ms_p99']} ms per batch)"
+        for run in result["cores"].values()
+    ]
+    if "speedup" in result:
+        speedup = result["speedup"]
+        lines.append(
+            f"compiled / python: {speedup['in_memory']}x in memory, {speedup['durable']}x durable"
+        )
     typer.echo(
-        f"in memory: {result['ops_per_s']:>10,} ops/s\n"
-        f"durable:   {result['durable_ops_per_s']:>10,} ops/s "
-        f"(batches of {result['batch_size']}, p50 {result['batch_ms_p50']} ms, "
-        f"p99 {result['batch_ms_p99']} ms per batch)\n"
+        "\n".join(lines) + "\n"
         f"flow: {result['ops']:,} commands, {result['events']:,} events, "
         f"{result['trades']:,} trades, {result['rejected']:,} rejected, "
         f"{result['resting_orders_at_end']:,} orders resting at the end"

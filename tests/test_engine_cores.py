@@ -7,6 +7,7 @@ on both cores; this file feeds the node's own flow generator and the store.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from pathlib import Path
 import msgspec
 import pytest
 from engine_cores import assert_same_events, engine_of, state_of
+from typer.testing import CliRunner
 
+from marketnode.cli.main import app
 from marketnode.node.core import compiled
 from marketnode.node.core.commands import CancelOrder, Clock, NewOrder, ReplaceOrder
 from marketnode.node.core.engine import Engine, PythonEngine
@@ -191,3 +194,33 @@ def test_the_build_goes_on_without_a_compiler(tmp_path):
     assert len(said) == 1 and "compiled core not built" in said[0], result.stderr
     assert "the Python engine will run" in said[0]
     assert not list((tmp_path / "lib").rglob("*.so"))
+
+
+def test_bench_engine_names_each_core_and_why(monkeypatch):
+    engine_of("compiled")
+    monkeypatch.delenv(compiled.CORE_VARIABLE, raising=False)
+    result = CliRunner().invoke(
+        app, ["bench", "engine", "--ops", "2000", "--core", "both", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report["cores"]) == ["compiled", "python"]
+    assert report["core"] == "compiled" and "built" in report["core_reason"]
+    assert all(run["ops_per_s"] > 0 and run["durable_ops_per_s"] > 0 for run in report["runs"])
+    assert report["speedup"]["in_memory"] > 0
+    text = CliRunner().invoke(
+        app, ["bench", "engine", "--ops", "1000"], env={"MARKETNODE_CORE": "python"}
+    )
+    assert text.exit_code == 0, text.stderr
+    assert "python core (MARKETNODE_CORE=python: the Python reference engine)" in text.stdout
+
+
+def test_bench_engine_refuses_a_core_it_cannot_run_in_one_line(monkeypatch):
+    monkeypatch.setattr(
+        compiled, "_compiled_class", lambda: (None, "the compiled core is not built")
+    )
+    result = CliRunner().invoke(app, ["bench", "engine", "--ops", "1000", "--core", "compiled"])
+    assert result.exit_code != 0
+    assert result.stderr.strip().splitlines() == [
+        "mnode: core 'compiled' asked for: the compiled core is not built, or choose core python"
+    ]

@@ -24,6 +24,8 @@ May import: what node.core may (the standard library and msgspec) and node.core'
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..markets import ConfigError
@@ -32,8 +34,9 @@ CORES = ("auto", "compiled", "python")
 CORE_VARIABLE = "MARKETNODE_CORE"
 
 
-class CoreUnavailable(RuntimeError):
-    """The compiled core was asked for by name but is not built here (one line)."""
+class CoreUnavailable(ConfigError):
+    """The compiled core was asked for by name but is not built here (one line): a setting
+    this machine cannot honour, answered like any other configuration mistake."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class CoreChoice:
 
 _configured = "auto"
 """The node's `[engine] core`, as the node gave it through `configure_core`."""
+_forced: str | None = None
+"""The core that `core_forced` imposes for a while, over the variable and the configuration."""
 
 
 def check_core_setting(value: object, where: str) -> str:
@@ -63,6 +68,20 @@ def configure_core(setting: str) -> None:
     _configured = check_core_setting(setting, "[engine]")
 
 
+@contextmanager
+def core_forced(setting: str | None) -> Iterator[CoreChoice]:
+    """Within: every `Engine(...)` is of `setting`'s core, whatever the environment variable
+    or the configuration say (the benchmark runs both cores side by side); None forces
+    nothing, and the choice is the node's own."""
+    global _forced
+    choice = choose_core(setting)
+    previous, _forced = _forced, setting
+    try:
+        yield choice
+    finally:
+        _forced = previous
+
+
 def _compiled_class() -> tuple[type | None, str]:
     """The compiled engine class, or None and why it cannot be loaded."""
     try:
@@ -73,13 +92,15 @@ def _compiled_class() -> tuple[type | None, str]:
 
 
 def choose_core(setting: str | None = None) -> CoreChoice:
-    """The core for `setting`, else MARKETNODE_CORE, else the configured one.
+    """The core for `setting`, else the forced one, else MARKETNODE_CORE, else the configured.
 
     Raises CoreUnavailable if "compiled" is asked for and not built, ConfigError if the
     setting is none of CORES.
     """
+    if setting is None and _forced is not None:
+        setting = _forced
     if setting is not None:
-        source = "asked for"
+        source = f"core {setting!r} asked for"
     elif os.environ.get(CORE_VARIABLE):
         setting, source = os.environ[CORE_VARIABLE], f"{CORE_VARIABLE}={os.environ[CORE_VARIABLE]}"
     else:
