@@ -10,7 +10,7 @@ from msgspec import to_builtins
 from marketnode.node.core.book import OrderBook
 from marketnode.node.core.engine import Engine
 from marketnode.node.server.marketdata import book_levels
-from marketnode.node.store.lmdb_store import read_in_child
+from marketnode.node.store.child_read import read_in_child
 from marketnode.node.store.statehash import order_from_record
 from marketnode.node.store.verify import checked_snapshot
 

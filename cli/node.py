@@ -17,7 +17,8 @@ from marketnode.node.home.layout import Home
 from marketnode.node.home.permissions import keep_new_files_private, security_problems
 from marketnode.node.ops.scaling import policy_settings
 from marketnode.node.server.node import Node, NodeError
-from marketnode.node.store.lmdb_store import StoreError, read_in_child
+from marketnode.node.store.child_read import read_in_child
+from marketnode.node.store.lmdb_store import StoreError
 from marketnode.node.store.verify import check_for_start
 
 from .common import (

@@ -15,7 +15,7 @@ from marketnode.node.analytics.duckdb_store import (
     ingest_problems,
     ingest_summary,
 )
-from marketnode.node.store.lmdb_store import read_in_child
+from marketnode.node.store.child_read import read_in_child
 from marketnode.node.store.verify import verify_store
 
 from .common import (

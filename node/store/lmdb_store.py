@@ -15,24 +15,22 @@ after a crash; with `sync = "full"` a commit is on disk when `commit` returns. O
 (held by a lock file); readers take no locks and see the last committed batch.
 
 A damaged file is a StoreError (one line), never an LMDB or decoding traceback. LMDB aborts the
-whole process (an assertion in C) on some damaged pages: `read_in_child` runs a reader in a
-forked child so that, too, is a StoreError for the caller. The files are the owner's only
-(0600 in a 0700 folder): they hold every order of every owner.
+whole process (an assertion in C) on some damaged pages: `child_read.read_in_child` runs a
+reader in a forked child so that, too, is a StoreError for the caller. The files are the
+owner's only (0600 in a 0700 folder): they hold every order of every owner.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import pickle
-import signal
 import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lmdb
 import msgspec
@@ -40,8 +38,6 @@ import msgspec
 from ..core.commands import JournalCommand
 from ..core.markets import MarketSpec
 from .statehash import CommitPlan
-
-T = TypeVar("T")
 
 U64 = struct.Struct(">Q")
 JOURNAL_READ_CHUNK = 64
@@ -116,7 +112,7 @@ class Store:
             )
         except lmdb.Error as error:
             self._release_lock()
-            why = _one_line(error).removeprefix(f"{path}: ")  # LMDB names the folder too
+            why = one_line(error).removeprefix(f"{path}: ")  # LMDB names the folder too
             raise StoreError(f"{path}: cannot open the store: {why}") from None
         create = not readonly
         try:
@@ -131,7 +127,7 @@ class Store:
             self._check_format()
         except (*READ_FAULTS, StoreError) as error:
             self.close()
-            raise StoreError(f"{path}: {_one_line(error)}") from None
+            raise StoreError(f"{path}: {one_line(error)}") from None
 
     def _check_format(self) -> None:
         """Refuse a store written in another layout; mark a new one with ours."""
@@ -155,7 +151,7 @@ class Store:
             yield
         except READ_FAULTS as error:
             raise StoreError(
-                f"{self.path}: the store is damaged and cannot be read ({_one_line(error)})"
+                f"{self.path}: the store is damaged and cannot be read ({one_line(error)})"
             ) from None
 
     def _read(self, db: Any = None) -> lmdb.Transaction:
@@ -336,58 +332,9 @@ class Store:
         self.close()
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
-
-
-def read_in_child(path: Path, reader: Callable[[Store], T]) -> T:
-    """`reader(store)` on the store at `path` opened read-only in a forked child; its result.
-
-    LMDB stops the process with a C assertion (SIGABRT) on some damaged pages, which no Python
-    handler survives: in a child, that is a StoreError here, with LMDB's own line. Any other
-    error of the reader on the store is a StoreError too (a damaged store is its one cause).
-    """
-    result_read, result_write = os.pipe()
-    errors_read, errors_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        status = 1
-        try:
-            os.close(result_read)
-            os.close(errors_read)
-            os.dup2(errors_write, 2)
-            try:
-                with Store(path, readonly=True) as store:
-                    outcome: tuple[bool, object] = (True, reader(store))
-            except StoreError as error:
-                outcome = (False, str(error))
-            except Exception as error:  # any other fault of a damaged store: one line too
-                what = f"{type(error).__name__}: {_one_line(error)}"
-                outcome = (False, f"{path}: the store cannot be read ({what})")
-            with os.fdopen(result_write, "wb") as out:
-                pickle.dump(outcome, out)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(result_write)
-    os.close(errors_write)
-    with os.fdopen(result_read, "rb") as results:
-        payload = results.read()
-    with os.fdopen(errors_read, "rb") as errors:
-        said = errors.read().decode("utf-8", "replace").strip().splitlines()
-    _, wait_status = os.waitpid(pid, 0)
-    if not payload:
-        if os.WIFSIGNALED(wait_status):
-            ended = f"signal {signal.Signals(os.WTERMSIG(wait_status)).name}"
-        else:
-            ended = f"exit {os.WEXITSTATUS(wait_status)}"
-        last = f": {said[-1]}" if said else ""
-        raise StoreError(f"{path}: the store is damaged: LMDB stopped reading it ({ended}{last})")
-    ok, value = pickle.loads(payload)
-    if not ok:
-        raise StoreError(str(value))
-    return value  # type: ignore[return-value]
 
 
 def _take_writer_lock(path: Path):
