@@ -1,0 +1,91 @@
+"""The liquidity process against a real node: its loop quoting two instances (each its own
+peer and owner), refreshing on a fill, keeping its ledgers across a restart and cancelling on
+stop; and its supervision by the node's side (liquidity_link)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from marketnode.node.liquidity import service
+from marketnode.node.liquidity.builtins import liquidity_host
+from marketnode.node.liquidity.config import parse_instances
+from marketnode.node.server.liquidity_link import LiquidityLink
+
+MARKET = "PUNK-ETH"
+TABLES = {
+    "pool": {"strategy": "amm", "market": MARKET, "peer": "pool", "owner": "0x5001",
+             "base": "500", "quote": "5000", "refresh_s": 0.2},
+    "maker": {"strategy": "market_maker", "market": MARKET, "peer": "maker", "owner": "0x5002",
+              "base": "100", "quote": "1000", "refresh_s": 0.2, "order_size": 2},
+}  # fmt: skip
+
+
+def wait_until(condition, within_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def state_of(home):
+    try:
+        return json.loads(service.state_path(home.path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def quoting(home) -> list:
+    return (state_of(home) or {}).get("instances", [])
+
+
+def test_the_process_quotes_refreshes_on_fills_and_cancels_on_stop(running_node):
+    node = running_node
+    for table in TABLES.values():
+        node.add_peer(table["peer"], (table["owner"],))
+    instances = parse_instances(TABLES, "test", liquidity_host())
+    stop = threading.Event()
+    result: list = []
+    thread = threading.Thread(
+        target=lambda: result.extend(service.run(node.home, instances, stop)), daemon=True
+    )
+    thread.start()
+    watcher = node.client("alice")
+    assert wait_until(lambda: all(i["quotes"] for i in quoting(node.home)) and
+                      len(quoting(node.home)) == 2)  # the maker quotes around the pool's mid
+    book = watcher.snapshot(MARKET)
+    best_ask = book.asks[0]
+    taking = {"op": "new", "market": MARKET, "id": "t1", "owner": "0xa11ce", "side": "buy",
+              "price": best_ask.price, "qty": "1", "tif": "IOC"}  # fmt: skip
+    watcher.submit([taking])
+    assert wait_until(lambda: sum(i["fills"] for i in quoting(node.home)) == 1)
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    book = watcher.snapshot(MARKET)
+    assert not book.bids and not book.asks, "stopping cancels every instance's orders"
+    saved = {q.instance.name: q.ledger for q in result}
+    assert sum(ledger.fills for ledger in saved.values()) == 1
+    for instance in instances:
+        again = service.saved_ledger(node.home.path, instance)
+        assert again == saved[instance.name], "a restarted process carries on with its ledger"
+    assert state_of(node.home)["stopped"] is True
+
+
+def test_the_link_supervises_the_process_and_shows_its_death(running_node):
+    home = running_node.home
+    bad = {"broken": {"strategy": "no_such", "market": MARKET, "peer": "p", "owner": "0x1"}}
+    with home.config_path.open("a") as config:
+        config.write('\n[liquidity.broken]\nstrategy = "no_such"\nmarket = "PUNK-ETH"\n'
+                     'peer = "p"\nowner = "0x1"\n')  # fmt: skip
+    link = LiquidityLink(home, bad)
+    assert LiquidityLink(home, {}).status() == "off"
+    link.start()
+    try:
+        assert wait_until(lambda: "exit code 3" in link.status()["state"])
+    finally:
+        link.stop()
+    assert link.status()["state"] == "off"
