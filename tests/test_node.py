@@ -324,7 +324,8 @@ def test_reports_follow_the_peer_to_its_new_connection(running_node):
     events = submit(bob, [new("b1", "buy", "100", "1", BOB)])
     assert [e["event"] for e in events] == ["accepted", "trade"]
     assert report_events(second, 1) == events[1:]
-    assert running_node.admin().call("metrics")["reports_dropped"] == 0
+    metrics = running_node.admin().call("metrics")
+    assert metrics["reports_dropped"] == 0 and metrics["settlement"] == "off"
 
 
 def test_market_and_ioc_orders_never_rest(running_node):

@@ -170,6 +170,8 @@ poll_interval_ms = 50
     assert shown["confirmations"] == 2 and shown["base_fee_now"] > 0
     metrics = settlement_metrics(shown)
     assert set(metrics) == {"age_s", *METRICS} and metrics["gas_per_trade"] > 0
+    answered = admin.call("metrics")["settlement"]
+    assert set(answered) == {"age_s", *METRICS} and answered["gas_per_trade"] > 0
     # what the CLI reads from the file itself agrees with what the node was sent
     cli = json.loads(mnode("settlement", "status", "--json", home=running.home).stdout)
     assert cli["trades"] == shown["trades"] and cli["gas_per_trade"] == shown["gas_per_trade"]

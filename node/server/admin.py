@@ -29,6 +29,7 @@ from ..store.lmdb_store import StoreError
 from .analytics_link import ANALYTICS_COMMANDS, AnalyticsLink
 from .marketdata import book_levels
 from .revocation import RevocationRefused, revoke_peer
+from .settlement_link import settlement_metrics
 from .view import NodeView
 
 log = logging.getLogger("marketnode.node")
@@ -115,7 +116,7 @@ def _status(view: NodeView, _request: AdminRequest) -> dict[str, Any]:
 def _metrics(view: NodeView, request: AdminRequest) -> dict[str, Any]:
     """Counters since the start, and with the sampler on: the latest per-second sample, the
     samples after `since` (epoch seconds; all of the last hour without it) and latency
-    percentiles since the start."""
+    percentiles since the start; the settlement relayer's lag, gas and fee per trade."""
     loop = view.metrics
     result: dict[str, Any] = {
         "started": loop.started,
@@ -127,6 +128,7 @@ def _metrics(view: NodeView, request: AdminRequest) -> dict[str, Any]:
         "trades": dict(loop.trades),
         "answers_dropped": loop.answers_dropped,
         "reports_dropped": loop.reports_dropped,
+        "settlement": settlement_metrics(view.settlement_status()),
     }
     sampler = view.sampler
     if sampler is None:
