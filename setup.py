@@ -23,43 +23,45 @@ COMPILED_CORE = "marketnode.node.core.compiled._engine"
 class OptionalBuildExt(build_ext):
     """build_ext that leaves out an extension it cannot build instead of failing the install."""
 
+    failed = False
+    """Set once the failure is told, so its consequences (nothing to copy) are not told again."""
+
     def run(self) -> None:
         try:
             super().run()
-        except Exception as error:  # no compiler at all shows here (setuptools' own errors)
-            self._skipped(error)
+        except Exception as error:  # no compiler at all, or an editable install's copy step
+            if not OptionalBuildExt.failed:
+                skipped(error)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as error:  # a compiler that fails on the source shows here
-            self._skipped(error)
+            skipped(error)
 
-    @staticmethod
-    def _skipped(error: Exception) -> None:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        print(
-            f"marketnode: compiled core not built ({reason}); the Python engine will run",
-            file=sys.stderr,
-        )
+
+def skipped(error: Exception) -> None:
+    """Say in one line that the compiled core is left out, and why."""
+    OptionalBuildExt.failed = True
+    reason = " ".join(str(error).split()) or type(error).__name__
+    print(
+        f"marketnode: compiled core not built ({reason}); the Python engine will run",
+        file=sys.stderr,
+    )
 
 
 def _extensions() -> list[Extension]:
     """The compiled core, cythonized here; none if Cython is missing (said in one line)."""
     try:
         from Cython.Build import cythonize
-    except ImportError:
-        print(
-            "marketnode: compiled core not built (Cython is not installed); "
-            "the Python engine will run",
-            file=sys.stderr,
-        )
+    except ImportError as error:
+        skipped(error)
         return []
     extension = Extension(COMPILED_CORE, ["node/core/compiled/_engine.pyx"])
     try:
         return cythonize([extension], compiler_directives={"language_level": 3}, quiet=True)
     except Exception as error:
-        OptionalBuildExt._skipped(error)
+        skipped(error)
         return []
 
 

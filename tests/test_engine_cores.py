@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,7 +180,8 @@ def test_the_build_goes_on_without_a_compiler(tmp_path):
     """setup.py's build with a C compiler that fails: exit 0, one line saying so."""
     source = tmp_path / "node" / "core" / "compiled"
     source.mkdir(parents=True)
-    (source / "_engine.pyx").write_text((ROOT / "node/core/compiled/_engine.pyx").read_text())
+    for path in (ROOT / "node/core/compiled").glob("_*.p*"):  # _engine.pyx and its includes
+        (source / path.name).write_text(path.read_text())
     (tmp_path / "setup.py").write_text((ROOT / "setup.py").read_text())
     result = subprocess.run(
         [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", "lib"],
@@ -191,7 +193,8 @@ def test_the_build_goes_on_without_a_compiler(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if line.startswith("marketnode:")]
-    assert len(said) == 1 and "compiled core not built" in said[0], result.stderr
+    assert len(said) == 1, result.stderr
+    assert re.search(r"compiled core not built \(command '\S*false' failed", said[0]), said
     assert "the Python engine will run" in said[0]
     assert not list((tmp_path / "lib").rglob("*.so"))
 

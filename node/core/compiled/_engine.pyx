@@ -1,23 +1,26 @@
 # cython: language_level=3
 """The compiled engine: `Engine`'s hot paths in C, on the Python engine's own books and events.
 
-What runs here: dispatch of a batch, the checks of a new order, matching, resting and cancelling
-(node/core/validation.py, matching.py and engine.py say what each does and in which order; this
-file does the same steps in the same order). What is left to the Python engine, because it is
-rare and a copy would only be a second place to keep right: signed orders' checks, fill-or-kill
-look-ahead, replaces' checks, market configuration, the clock, restore and the expiry heap.
-The books, orders and events are the Python classes themselves, so the store, the state hash
-and replay read this engine exactly as they read the reference.
+What runs here: dispatch, the checks of new orders and replaces, matching (`_match.pxi`),
+resting, replacing and cancelling; node/core/validation.py, matching.py and engine.py say what
+each step does and in which order, and this file does the same steps in the same order. Left to
+the Python engine, because it is rare and a copy would only be a second place to keep right:
+signed orders' checks, the fill-or-kill look-ahead, decimal text not seen before, market
+configuration, the clock, restore and the expiry heap. The books, orders and events are the
+Python classes themselves, so the store, the state hash and replay read this engine exactly as
+they read the reference; their fields are reached through `_slots.pxi`.
 """
 
 from bisect import insort
 from collections import deque
 from heapq import heappush
 
-from ..book import Level, Order
-from ..commands import CancelOrder, NewOrder
+from ..book import BookSide, Level, Order, OrderBook
+from ..commands import CancelOrder, NewOrder, ReplaceOrder
+from ..decimals import Unit
 from ..engine import Engine
-from ..events import Accepted, Cancelled, Rejected, Rested, Trade
+from ..events import Accepted, Cancelled, Rejected, Replaced, Rested, Trade
+from ..markets import Market
 from ..reasons import CancelReason, Reason
 from ..validation import (
     FOK,
@@ -35,6 +38,8 @@ from ..validation import (
     units_of,
 )
 
+include "_slots.pxi"
+
 cdef object STP_REASON = CancelReason.STP
 cdef object IOC_REASON = CancelReason.IOC
 cdef object USER_REASON = CancelReason.USER
@@ -43,9 +48,45 @@ cdef long long TIF_GTC = 0, TIF_IOC = IOC, TIF_FOK = FOK, TIF_POST_ONLY = POST_O
 cdef long long CANCEL_NEWEST = STP_CANCEL_NEWEST, CANCEL_OLDEST = STP_CANCEL_OLDEST
 cdef long long CANCEL_BOTH = STP_CANCEL_BOTH
 
+# where each field the hot paths touch lives in its object (_slots.pxi)
+cdef Py_ssize_t N_ID = slot_offset(NewOrder, "id"), N_OWNER = slot_offset(NewOrder, "owner")
+cdef Py_ssize_t N_MARKET = slot_offset(NewOrder, "market"), N_SIDE = slot_offset(NewOrder, "side")
+cdef Py_ssize_t N_TYPE = slot_offset(NewOrder, "type"), N_PRICE = slot_offset(NewOrder, "price")
+cdef Py_ssize_t N_QTY = slot_offset(NewOrder, "qty"), N_TIF = slot_offset(NewOrder, "tif")
+cdef Py_ssize_t N_STP = slot_offset(NewOrder, "stp"), N_PEER = slot_offset(NewOrder, "peer")
+cdef Py_ssize_t N_SIG = slot_offset(NewOrder, "sig")
+cdef Py_ssize_t C_ID = slot_offset(CancelOrder, "id"), C_OWNER = slot_offset(CancelOrder, "owner")
+cdef Py_ssize_t C_MARKET = slot_offset(CancelOrder, "market")
+cdef Py_ssize_t C_REASON = slot_offset(CancelOrder, "reason")
+cdef Py_ssize_t R_ID = slot_offset(ReplaceOrder, "id"), R_OWNER = slot_offset(ReplaceOrder, "owner")
+cdef Py_ssize_t R_MARKET = slot_offset(ReplaceOrder, "market")
+cdef Py_ssize_t R_PRICE = slot_offset(ReplaceOrder, "price")
+cdef Py_ssize_t R_QTY = slot_offset(ReplaceOrder, "qty")
+cdef Py_ssize_t B_MARKET = slot_offset(OrderBook, "market"), B_SYMBOL = slot_offset(OrderBook, "symbol")
+cdef Py_ssize_t B_ORDERS = slot_offset(OrderBook, "orders"), B_BIDS = slot_offset(OrderBook, "bids")
+cdef Py_ssize_t B_ASKS = slot_offset(OrderBook, "asks")
+cdef Py_ssize_t S_KEYS = slot_offset(BookSide, "keys"), S_LEVELS = slot_offset(BookSide, "levels")
+cdef Py_ssize_t S_SIGN = slot_offset(BookSide, "sign")
+cdef Py_ssize_t L_ORDERS = slot_offset(Level, "orders"), L_QTY = slot_offset(Level, "qty")
+cdef Py_ssize_t L_COUNT = slot_offset(Level, "count"), L_PRICE = slot_offset(Level, "price")
+cdef Py_ssize_t M_LOT = slot_offset(Market, "lot"), M_TICK = slot_offset(Market, "tick")
+cdef Py_ssize_t M_MIN_LOTS = slot_offset(Market, "min_lots")
+cdef Py_ssize_t M_MAX_LOTS = slot_offset(Market, "max_lots")
+cdef Py_ssize_t M_MAX_NOTIONAL = slot_offset(Market, "max_notional_units")
+cdef Py_ssize_t M_DEFAULT_STP = slot_offset(Market, "default_stp")
+cdef Py_ssize_t U_CACHE = slot_offset(Unit, "cache")
+cdef Py_ssize_t O_ID = slot_offset(Order, "id"), O_OWNER = slot_offset(Order, "owner")
+cdef Py_ssize_t O_IS_BUY = slot_offset(Order, "is_buy"), O_PRICE = slot_offset(Order, "price")
+cdef Py_ssize_t O_REMAINING = slot_offset(Order, "remaining")
+cdef Py_ssize_t O_PRIORITY = slot_offset(Order, "priority"), O_STP = slot_offset(Order, "stp")
+cdef Py_ssize_t O_PEER = slot_offset(Order, "peer"), O_EXPIRY = slot_offset(Order, "expiry")
+
 
 class CompiledEngine(Engine):
-    """`Engine` with its hot paths compiled: same commands in, same events, books and state."""
+    """`Engine` with its hot paths compiled: same commands in, same events, books and state.
+    Its state lives in slots, so the compiled code reaches it at fixed offsets."""
+
+    __slots__ = ("books", "expiries", "handlers", "now", "open_orders", "seq", "touched")
 
     core = "compiled"
 
@@ -64,359 +105,308 @@ class CompiledEngine(Engine):
     def _cancel(self, command, list out):
         _cancel_order(self, command, out)
 
-    def _enter(self, book, taker, limit_key, never_rests, list out):
-        _enter(self, book, taker, limit_key, never_rests, out)
-
-    def _take_off(self, book, order):
-        _take_off(self, book, order)
+    def _replace(self, command, list out):
+        _replace_order(self, command, out)
 
 
-cdef inline void _dispatch(engine, command, list out) except *:
+cdef Py_ssize_t E_SEQ = slot_offset(CompiledEngine, "seq")
+cdef Py_ssize_t E_BOOKS = slot_offset(CompiledEngine, "books")
+cdef Py_ssize_t E_TOUCHED = slot_offset(CompiledEngine, "touched")
+cdef Py_ssize_t E_OPEN_ORDERS = slot_offset(CompiledEngine, "open_orders")
+cdef Py_ssize_t E_HANDLERS = slot_offset(CompiledEngine, "handlers")
+
+
+cdef inline object _dispatch(engine, command, list out):
     command_type = type(command)
     if command_type is NewOrder:
         _new_order(engine, command, out)
     elif command_type is CancelOrder:
         _cancel_order(engine, command, out)
+    elif command_type is ReplaceOrder:
+        _replace_order(engine, command, out)
     else:
-        handler = engine.handlers.get(command_type)
+        handler = (<dict>get(engine, E_HANDLERS)).get(command_type)
         if handler is None:
             raise TypeError(f"not a command: {command!r}")
         handler(command, out)
 
 
-cdef void _reject(engine, str op, command, reason, list out) except *:
-    cdef long long seq = engine.seq + 1
-    engine.seq = seq
+cdef inline long long _next_seq(engine) except -1:
+    cdef long long seq = get(engine, E_SEQ)
+    seq += 1
+    put(engine, E_SEQ, seq)
+    return seq
+
+
+cdef object _reject(engine, str op, command, reason, list out):
+    cdef long long seq = _next_seq(engine)
     out.append(Rejected(seq, op, command.market, command.id, command.owner, reason))
 
 
-cdef void _new_order(engine, command, list out) except *:
+cdef object _book_of(engine, market_name):
+    """validation.book_for, with the check that makes the slot reads below safe."""
+    if type(market_name) is not str:
+        return None
+    book = (<dict>get(engine, E_BOOKS)).get(market_name)
+    if book is not None and type(book) is not OrderBook:
+        raise TypeError(f"not an OrderBook: {book!r}")
+    return book
+
+
+cdef object _units(unit, value):
+    """Whole units of a wire value, from the unit's cache of parsed text where it is there."""
+    units = (<dict>get(unit, U_CACHE)).get(value) if type(value) is str else None
+    return units_of(unit, value) if units is None else units
+
+
+cdef object _new_order(engine, command, list out):
     """validation.validate_new and Engine._new, step for step."""
     cdef bint is_buy, is_market
-    cdef long long tif, stp, seq
-    market_name = command.market
-    book = engine.books.get(market_name) if type(market_name) is str else None
+    cdef long long tif, stp
+    book = _book_of(engine, get(command, N_MARKET))
     if book is None:
-        _reject(engine, "new", command, Reason.UNKNOWN_MARKET, out)
-        return
-    market = book.market
-    side = command.side
+        return _reject(engine, "new", command, Reason.UNKNOWN_MARKET, out)
+    market = get(book, B_MARKET)
+    side = get(command, N_SIDE)
     is_buy = side == "buy"
     if not is_buy and not (side == "sell"):
-        _reject(engine, "new", command, Reason.BAD_SIDE, out)
-        return
-    order_type = command.type
+        return _reject(engine, "new", command, Reason.BAD_SIDE, out)
+    order_type = get(command, N_TYPE)
     is_market = order_type == "market"
     if not is_market and not (order_type == "limit"):
-        _reject(engine, "new", command, Reason.BAD_TYPE, out)
-        return
-    tif_text = command.tif
+        return _reject(engine, "new", command, Reason.BAD_TYPE, out)
+    tif_text = get(command, N_TIF)
     if tif_text == "GTC":
         tif = TIF_GTC
     else:
         tif_code = TIF_CODES.get(tif_text) if type(tif_text) is str else None
         if tif_code is None:
-            _reject(engine, "new", command, Reason.BAD_TIF, out)
-            return
+            return _reject(engine, "new", command, Reason.BAD_TIF, out)
         tif = tif_code
-    stp_text = command.stp
+    stp_text = get(command, N_STP)
     if stp_text is None:
-        stp = market.default_stp
+        stp = get(market, M_DEFAULT_STP)
     else:
         stp_code = STP_CODES.get(stp_text) if type(stp_text) is str else None
         if stp_code is None:
-            _reject(engine, "new", command, Reason.BAD_STP, out)
-            return
+            return _reject(engine, "new", command, Reason.BAD_STP, out)
         stp = stp_code
-    qty = command.qty
-    lots = market.lot.cache.get(qty) if type(qty) is str else None
-    if lots is None:
-        lots = units_of(market.lot, qty)
+    lots = _units(get(market, M_LOT), get(command, N_QTY))
     if lots == NOT_A_NUMBER:
-        _reject(engine, "new", command, Reason.BAD_QTY, out)
-        return
+        return _reject(engine, "new", command, Reason.BAD_QTY, out)
     if is_market:
         ticks = 0
     else:
-        price = command.price
-        ticks = market.tick.cache.get(price) if type(price) is str else None
-        if ticks is None:
-            ticks = units_of(market.tick, price)
+        ticks = _units(get(market, M_TICK), get(command, N_PRICE))
         if ticks == NOT_A_NUMBER:
-            _reject(engine, "new", command, Reason.BAD_PRICE, out)
-            return
+            return _reject(engine, "new", command, Reason.BAD_PRICE, out)
         if ticks == OFF_STEP:
-            _reject(engine, "new", command, Reason.OFF_TICK, out)
-            return
-    if lots == OFF_STEP:
-        _reject(engine, "new", command, Reason.OFF_LOT, out)
-        return
-    if lots < market.min_lots:
-        _reject(engine, "new", command, Reason.QTY_BELOW_MIN, out)
-        return
-    if lots > market.max_lots:
-        _reject(engine, "new", command, Reason.QTY_ABOVE_MAX, out)
-        return
-    if not is_market and ticks * lots > market.max_notional_units:
-        _reject(engine, "new", command, Reason.NOTIONAL_ABOVE_MAX, out)
-        return
-    owner = command.owner
-    order_id = command.id
-    orders = book.orders
-    if (owner, order_id) in orders:
-        _reject(engine, "new", command, Reason.DUPLICATE_ID, out)
-        return
-    opposite = book.asks if is_buy else book.bids
-    limit_key = NO_LIMIT_KEY if is_market else ticks * opposite.sign
-    symbol = book.symbol
-    order = Order(symbol, order_id, owner, is_buy, ticks, lots, 0, stp, command.peer)
-    if tif == TIF_POST_ONLY:
-        keys = opposite.keys
-        if keys and keys[-1] >= limit_key:
-            _reject(engine, "new", command, Reason.WOULD_CROSS, out)
-            return
+            return _reject(engine, "new", command, Reason.OFF_TICK, out)
+    reason = _size_reason(market, lots, None if is_market else ticks)
+    if reason is not None:
+        return _reject(engine, "new", command, reason, out)
+    owner = get(command, N_OWNER)
+    order_id = get(command, N_ID)
+    if (owner, order_id) in <dict>get(book, B_ORDERS):
+        return _reject(engine, "new", command, Reason.DUPLICATE_ID, out)
+    opposite = get(book, B_ASKS if is_buy else B_BIDS)
+    limit_key = NO_LIMIT_KEY if is_market else ticks * get(opposite, S_SIGN)
+    symbol = get(book, B_SYMBOL)
+    order = Order(symbol, order_id, owner, is_buy, ticks, lots, 0, stp, get(command, N_PEER))
+    if tif == TIF_POST_ONLY and _crosses(opposite, limit_key):
+        return _reject(engine, "new", command, Reason.WOULD_CROSS, out)
     if tif == TIF_FOK and not fok_fillable(book, order, limit_key):
-        _reject(engine, "new", command, Reason.FOK_UNFILLABLE, out)
-        return
-    if command.sig is not None:
+        return _reject(engine, "new", command, Reason.FOK_UNFILLABLE, out)
+    if get(command, N_SIG) is not None:
         reason = engine._signed_reason(command)
         if reason is not None:
-            _reject(engine, "new", command, reason, out)
-            return
+            return _reject(engine, "new", command, reason, out)
         engine.nonces.use(owner, int(command.nonce))
         order.expiry = command.expiry
         order.order_hash = command.order_hash
-    seq = engine.seq + 1
-    engine.seq = seq
-    out.append(Accepted(seq, "new", symbol, order_id, owner))
+    out.append(Accepted(_next_seq(engine), "new", symbol, order_id, owner))
     _enter(engine, book, order, limit_key, is_market or tif == TIF_IOC or tif == TIF_FOK, out)
 
 
-cdef void _enter(engine, book, taker, limit_key, bint never_rests, list out) except *:
+cdef object _size_reason(market, lots, ticks):
+    """The quantity checks of a new order or a replace, then the notional one (ticks None: a
+    market order, which has none)."""
+    if lots == OFF_STEP:
+        return Reason.OFF_LOT
+    if lots < get(market, M_MIN_LOTS):
+        return Reason.QTY_BELOW_MIN
+    if lots > get(market, M_MAX_LOTS):
+        return Reason.QTY_ABOVE_MAX
+    if ticks is not None and ticks * lots > get(market, M_MAX_NOTIONAL):
+        return Reason.NOTIONAL_ABOVE_MAX
+    return None
+
+
+cdef inline bint _crosses(side, limit_key) except -1:
+    keys = <list>get(side, S_KEYS)
+    return bool(keys) and keys[len(keys) - 1] >= limit_key
+
+
+cdef object _enter(engine, book, taker, limit_key, bint never_rests, list out):
     """Engine._enter: match an incoming order, then cancel or rest what is left of it."""
     cdef bint stopped = False
-    cdef bint is_buy = taker.is_buy
+    cdef bint is_buy = get(taker, O_IS_BUY)
     cdef long long seq
-    opposite = book.asks if is_buy else book.bids
-    keys = opposite.keys
-    if keys and keys[-1] >= limit_key:
+    if _crosses(get(book, B_ASKS if is_buy else B_BIDS), limit_key):
         stopped = _match(engine, book, taker, limit_key, out)
-        if not taker.remaining:
+        if not get(taker, O_REMAINING):
             return
-    seq = engine.seq + 1
-    engine.seq = seq
+    seq = _next_seq(engine)
+    symbol = get(book, B_SYMBOL)
+    owner = get(taker, O_OWNER)
+    remaining = get(taker, O_REMAINING)
     if stopped or never_rests:
         out.append(
             Cancelled(
                 seq,
-                book.symbol,
-                taker.id,
-                taker.owner,
+                symbol,
+                get(taker, O_ID),
+                owner,
                 STP_REASON if stopped else IOC_REASON,
-                taker.remaining,
+                remaining,
                 0,
-                taker.peer,
+                get(taker, O_PEER),
             )
         )
         return
-    taker.priority = seq
-    owner = taker.owner
-    price = taker.price
-    remaining = taker.remaining
+    put(taker, O_PRIORITY, seq)
+    price = get(taker, O_PRICE)
+    side_name = "buy" if is_buy else "sell"
     out.append(
-        Rested(
-            seq,
-            book.symbol,
-            taker.id,
-            owner,
-            "buy" if is_buy else "sell",
-            price,
-            remaining,
-            taker.peer,
-        )
+        Rested(seq, symbol, get(taker, O_ID), owner, side_name, price, remaining, get(taker, O_PEER))
     )
-    book.orders[owner, taker.id] = taker
-    side = book.bids if is_buy else book.asks
-    levels = side.levels
+    (<dict>get(book, B_ORDERS))[owner, get(taker, O_ID)] = taker
+    side = get(book, B_BIDS if is_buy else B_ASKS)
+    levels = <dict>get(side, S_LEVELS)
     level = levels.get(price)
     if level is None:
         level = levels[price] = Level(price)
-        insort(side.keys, price * side.sign)
-    level.orders.append(taker)
-    level.qty += remaining
-    level.count += 1
-    engine.open_orders[owner] += 1
-    engine.touched.add(taker)
-    if taker.expiry:
-        heappush(engine.expiries, (taker.expiry, taker.priority, taker))
+        insort(get(side, S_KEYS), price * get(side, S_SIGN))
+    (<object>get(level, L_ORDERS)).append(taker)
+    put(level, L_QTY, get(level, L_QTY) + remaining)
+    put(level, L_COUNT, get(level, L_COUNT) + 1)
+    open_orders = get(engine, E_OPEN_ORDERS)
+    open_orders[owner] += 1
+    (<set>get(engine, E_TOUCHED)).add(taker)
+    if get(taker, O_EXPIRY):
+        heappush(engine.expiries, (taker.expiry, seq, taker))
 
 
-cdef bint _match(engine, book, taker, limit_key, list out) except -1:
-    """matching.match: trade `taker` while it crosses `limit_key`; True if STP stopped it."""
-    cdef bint is_buy = taker.is_buy
-    cdef long long stp = taker.stp
-    cdef long long seq = engine.seq
-    cdef bint stopped = False
-    opposite = book.asks if is_buy else book.bids
-    keys = opposite.keys
-    levels = opposite.levels
-    sign = opposite.sign
-    index = book.orders
-    open_orders = engine.open_orders
-    touched = engine.touched
-    symbol = book.symbol
-    owner = taker.owner
-    taker_id = taker.id
-    taker_peer = taker.peer
-    aggressor = "buy" if is_buy else "sell"
-    remaining = taker.remaining
-    while keys:
-        key = keys[-1]
-        if key < limit_key:
-            break
-        level = levels[key * sign]
-        queue = level.orders
-        level_price = level.price
-        while queue:
-            maker = queue[0]
-            maker_remaining = maker.remaining
-            if not maker_remaining:
-                queue.popleft()
-                continue
-            if stp and maker.owner == owner:
-                if stp == CANCEL_NEWEST:
-                    stopped = True
-                    break
-                if stp == CANCEL_OLDEST or stp == CANCEL_BOTH:
-                    seq += 1
-                    out.append(
-                        Cancelled(
-                            seq, symbol, maker.id, owner, STP_REASON, maker_remaining, 0,
-                            maker.peer,
-                        )
-                    )
-                    _drop_head(queue, level, index, open_orders, maker, touched)
-                    if stp == CANCEL_BOTH:
-                        stopped = True
-                        break
-                    continue
-                cut = remaining if remaining < maker_remaining else maker_remaining
-                remaining = remaining - cut
-                maker_remaining = maker_remaining - cut
-                seq += 1
-                out.append(
-                    Cancelled(
-                        seq, symbol, maker.id, owner, STP_REASON, cut, maker_remaining, maker.peer
-                    )
-                )
-                seq += 1
-                out.append(
-                    Cancelled(seq, symbol, taker_id, owner, STP_REASON, cut, remaining, taker_peer)
-                )
-                if maker_remaining:
-                    maker.remaining = maker_remaining
-                    level.qty -= cut
-                    touched.add(maker)
-                else:
-                    _drop_head(queue, level, index, open_orders, maker, touched)
-                if not remaining:
-                    break
-                continue
-            fill = remaining if remaining < maker_remaining else maker_remaining
-            remaining = remaining - fill
-            maker_remaining = maker_remaining - fill
-            seq += 1
-            out.append(
-                Trade(
-                    seq,
-                    symbol,
-                    level_price,
-                    fill,
-                    maker.id,
-                    maker.owner,
-                    taker_id,
-                    owner,
-                    aggressor,
-                    maker_remaining,
-                    remaining,
-                    maker.peer,
-                    taker_peer,
-                )
-            )
-            touched.add(maker)
-            if maker_remaining:
-                maker.remaining = maker_remaining
-                level.qty -= fill
-            else:
-                _drop_head(queue, level, index, open_orders, maker, touched)
-            if not remaining:
-                break
-        if not level.count:
-            del levels[level_price]
-            keys.pop()
-        if stopped or not remaining:
-            break
-    engine.seq = seq
-    taker.remaining = remaining
-    return stopped
-
-
-cdef inline void _drop_head(queue, level, dict index, open_orders, maker, touched) except *:
-    """matching._drop_head: remove the order at the front of its level."""
-    queue.popleft()
-    level.qty -= maker.remaining
-    level.count -= 1
-    maker.remaining = 0
-    del index[maker.owner, maker.id]
-    open_orders[maker.owner] -= 1
-    touched.add(maker)
-
-
-cdef void _cancel_order(engine, command, list out) except *:
+cdef object _cancel_order(engine, command, list out):
     """Engine._cancel."""
-    cdef long long seq
-    market_name = command.market
-    book = engine.books.get(market_name) if type(market_name) is str else None
+    book = _book_of(engine, get(command, C_MARKET))
     if book is None:
-        _reject(engine, "cancel", command, Reason.UNKNOWN_MARKET, out)
-        return
-    order = book.orders.get((command.owner, command.id))
+        return _reject(engine, "cancel", command, Reason.UNKNOWN_MARKET, out)
+    owner = get(command, C_OWNER)
+    order_id = get(command, C_ID)
+    order = (<dict>get(book, B_ORDERS)).get((owner, order_id))
     if order is None:
-        _reject(engine, "cancel", command, Reason.UNKNOWN_ORDER, out)
-        return
-    symbol = book.symbol
-    seq = engine.seq + 1
-    out.append(Accepted(seq, "cancel", symbol, command.id, command.owner))
-    seq += 1
-    engine.seq = seq
+        return _reject(engine, "cancel", command, Reason.UNKNOWN_ORDER, out)
+    symbol = get(book, B_SYMBOL)
+    out.append(Accepted(_next_seq(engine), "cancel", symbol, order_id, owner))
     out.append(
         Cancelled(
-            seq,
+            _next_seq(engine),
             symbol,
-            order.id,
-            order.owner,
-            command.reason or USER_REASON,
-            order.remaining,
+            get(order, O_ID),
+            get(order, O_OWNER),
+            get(command, C_REASON) or USER_REASON,
+            get(order, O_REMAINING),
             0,
-            order.peer,
+            get(order, O_PEER),
         )
     )
     _take_off(engine, book, order)
 
 
-cdef void _take_off(engine, book, order) except *:
+cdef object _take_off(engine, book, order):
     """Engine._take_off with OrderBook.take_off and BookSide.remove."""
-    owner = order.owner
-    price = order.price
-    del book.orders[owner, order.id]
-    side = book.bids if order.is_buy else book.asks
-    level = side.levels[price]
-    level.qty -= order.remaining
-    level.count -= 1
-    order.remaining = 0
-    if not level.count:
+    cdef Py_ssize_t count
+    owner = get(order, O_OWNER)
+    price = get(order, O_PRICE)
+    del (<dict>get(book, B_ORDERS))[owner, get(order, O_ID)]
+    side = get(book, B_BIDS if get(order, O_IS_BUY) else B_ASKS)
+    level = (<dict>get(side, S_LEVELS))[price]
+    put(level, L_QTY, get(level, L_QTY) - get(order, O_REMAINING))
+    count = get(level, L_COUNT)
+    count -= 1
+    put(level, L_COUNT, count)
+    put(order, O_REMAINING, 0)
+    if not count:
         side.drop_level(level)
-    elif len(level.orders) > 2 * level.count + COMPACT_SLACK:
-        level.orders = deque(level.live_orders())
-    engine.open_orders[owner] -= 1
-    engine.touched.add(order)
+    elif len(get(level, L_ORDERS)) > 2 * count + COMPACT_SLACK:
+        put(level, L_ORDERS, deque(level.live_orders()))
+    open_orders = get(engine, E_OPEN_ORDERS)
+    open_orders[owner] -= 1
+    (<set>get(engine, E_TOUCHED)).add(order)
+
+
+cdef object _replace_order(engine, command, list out):
+    """validation.validate_replace and Engine._replace, step for step."""
+    cdef bint in_place, is_buy
+    book = _book_of(engine, get(command, R_MARKET))
+    if book is None:
+        return _reject(engine, "replace", command, Reason.UNKNOWN_MARKET, out)
+    market = get(book, B_MARKET)
+    owner = get(command, R_OWNER)
+    order_id = get(command, R_ID)
+    order = (<dict>get(book, B_ORDERS)).get((owner, order_id))
+    lots = ticks = None
+    qty_text = get(command, R_QTY)
+    if qty_text is not None:
+        lots = units_of(get(market, M_LOT), qty_text)
+        if lots == NOT_A_NUMBER:
+            return _reject(engine, "replace", command, Reason.BAD_QTY, out)
+    price_text = get(command, R_PRICE)
+    if price_text is not None:
+        ticks = units_of(get(market, M_TICK), price_text)
+        if ticks == NOT_A_NUMBER:
+            return _reject(engine, "replace", command, Reason.BAD_PRICE, out)
+        if ticks == OFF_STEP:
+            return _reject(engine, "replace", command, Reason.OFF_TICK, out)
+    if lots is not None:
+        reason = _size_reason(market, lots, None)
+        if reason is not None:
+            return _reject(engine, "replace", command, reason, out)
+    if order is not None:
+        ticks = get(order, O_PRICE) if ticks is None else ticks
+        lots = get(order, O_REMAINING) if lots is None else lots
+    if ticks is not None and lots is not None and ticks * lots > get(market, M_MAX_NOTIONAL):
+        return _reject(engine, "replace", command, Reason.NOTIONAL_ABOVE_MAX, out)
+    if order is None:
+        return _reject(engine, "replace", command, Reason.UNKNOWN_ORDER, out)
+    symbol = get(book, B_SYMBOL)
+    out.append(Accepted(_next_seq(engine), "replace", symbol, order_id, owner))
+    price = get(order, O_PRICE)
+    remaining = get(order, O_REMAINING)
+    is_buy = get(order, O_IS_BUY)
+    in_place = ticks == price and lots <= remaining
+    peer = get(order, O_PEER)
+    side_name = "buy" if is_buy else "sell"
+    out.append(
+        Replaced(
+            _next_seq(engine), symbol, get(order, O_ID), get(order, O_OWNER), side_name, ticks,
+            lots, in_place, peer,
+        )
+    )
+    if in_place:
+        level = (<dict>get(get(book, B_BIDS if is_buy else B_ASKS), S_LEVELS))[price]
+        put(level, L_QTY, get(level, L_QTY) - (remaining - lots))
+        put(order, O_REMAINING, lots)
+        (<set>get(engine, E_TOUCHED)).add(order)
+        return
+    _take_off(engine, book, order)
+    incoming = Order(
+        symbol, get(order, O_ID), get(order, O_OWNER), is_buy, ticks, lots, 0, get(order, O_STP),
+        peer,
+    )
+    opposite = get(book, B_ASKS if is_buy else B_BIDS)
+    _enter(engine, book, incoming, ticks * get(opposite, S_SIGN), False, out)
+
+
+include "_match.pxi"
