@@ -99,8 +99,10 @@ class LagSampler(threading.Thread):
     def report(self) -> dict:
         detectors: dict[str, float] = {}
         lanes: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         for (lane, _), scan in self.scans.items():
             lanes.setdefault(lane, []).append(scan["scan_s"])
+            cpu.setdefault(lane, []).append(scan["cpu_s"])
             for name, seconds in scan["detectors_s"].items():
                 detectors[name] = max(detectors.get(name, 0.0), seconds)
         return {
@@ -111,6 +113,7 @@ class LagSampler(threading.Thread):
                     "seen": len(seconds),
                     "p50_s": _rounded(percentile(seconds, 0.5)),
                     "max_s": _rounded(max(seconds)),
+                    "cpu_p50_s": _rounded(percentile(cpu[lane], 0.5)),
                 }
                 for lane, seconds in sorted(lanes.items())
             },
@@ -298,7 +301,8 @@ def _report(load: subprocess.CompletedProcess, wash: dict, arrivals: list) -> di
     first_trade = min(wash.values(), default=None)
     offered = json.loads(load.stdout) if load.returncode == 0 else {"error": load.stderr[-500:]}
     return {
-        "load": {key: offered.get(key) for key in ("sent", "orders_per_s", "elapsed_s", "error")
+        "load": {key: offered.get(key)
+                 for key in ("sent", "orders_per_s", "elapsed_s", "latency_ms", "error")
                  if key in offered},
         "wash_trades": len(wash),
         "wash_trades_flagged": len(latencies),

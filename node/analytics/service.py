@@ -9,6 +9,13 @@ interpreter lock. Integrity scans run in threads of their own, one per lane of d
 on its own DuckDB cursor (scanner.py): a scan takes seconds on a busy machine, and requests are
 answered meanwhile.
 
+It runs at the node's own priority, not niced: beside a busy core, at nice 5 (a third of the
+node's weight) it got too little CPU to follow 10,000 orders/s, the store fell up to 14 s behind
+the journal and a wash trade's alert came 43 s after its commit (p95), against 6 s at nice 0
+with the load's acknowledgements no slower in the same pair of runs (bench/detection_latency.py,
+docs/performance.md). Its scans are cheap (0.3-0.5 s of CPU each at that load) and space
+themselves out when slow.
+
 The node starts it through its supervisor (node/server/supervisor.py: it dies with the node)
 and writes the link's token on its stdin; a message without that token is dropped unanswered,
 and the socket file is the user's alone (0600). User SQL runs with DuckDB's external access
@@ -284,13 +291,6 @@ class AnalyticsService:
 SYNC_STEP_COMMANDS = 100_000
 """Most journal commands ingested before the process looks at its socket again (about half a
 second of work)."""
-NICENESS = 5
-"""The analytics process yields the CPU to the node: on a busy machine it lags (and catches up
-later) rather than slowing acknowledgements. Not further: at 10 (a tenth of a nice-0 process's
-weight) a busy loop on the other core starved it, and the demo's ring was flagged in 1 of 3
-runs; at 5 (a third), in 4 of 4 (2026-12-01, the shared 2-core machine, tests/test_demo.py)."""
-
-
 EXIT_NO_TOKEN = 2
 EXIT_STORE = 3
 """Exit codes the supervisor shows in status: no token on stdin; the journal or the DuckDB file
@@ -303,7 +303,6 @@ def main() -> None:
     if not token:
         print("analytics: no link token on stdin (the node starts this process)", file=sys.stderr)
         sys.exit(EXIT_NO_TOKEN)
-    os.nice(NICENESS)
     keep_new_files_private()  # the DuckDB file and its WAL: 0600, however it was started
     try:
         service = AnalyticsService(Home(Path(sys.argv[1])), token)
