@@ -15,9 +15,16 @@ in basis points, the ln term being the constant `spread_bps` stands for).
 Order flow: when the takers of the recent fills are one-sided (`state.flow_imbalance` phi, in
 [-1, 1]), the side they hit widens by `flow_widen` * |phi| of its half spread, and r moves
 `flow_skew` * phi half spreads with them: a one-sided run of takers is the sign of informed
-flow, and the quote it hits is where the adverse selection is. Inventory skew (Hummingbot's
-`inventory_skew_calculator`): the bid and ask sizes scale between 0 and 2x the order size as
-the base's share of the holdings' value runs from `target_base_share` - `inventory_range` to +.
+flow, and the quote it hits is where the adverse selection is.
+
+Trend: r also moves by the mid's drift (`state.drift`, log return per second) over
+`drift_horizon_s`, the quotes' expected life: r * exp(drift * drift_horizon_s), the expected mid
+when a quote is taken, so that a quote is not left where the mid was by the time a trend's
+informed taker reaches it (A-S take the mid driftless; this is the term a drift adds).
+
+Inventory skew (Hummingbot's `inventory_skew_calculator`): the bid and ask sizes scale between
+0 and 2x the order size as the base's share of the holdings' value runs from
+`target_base_share` - `inventory_range` to +.
 
 Refresh tolerance: a level within `refresh_tolerance_bps` of a resting order of the same side
 keeps that order's price (the host then leaves it resting, with its priority).
@@ -49,14 +56,15 @@ DEFAULTS = {
     "gamma": 1.0,
     "horizon_s": 60.0,
     "volatility_weight": 1.0,
-    "flow_widen": 1.0,
+    "flow_widen": 0.25,
     "flow_skew": 1.0,
+    "drift_horizon_s": 5.0,
     "max_inventory": 200,
     "max_resting_notional": 1e12,
     "max_daily_loss": 1e12,
 }
-"""The adaptive maker; a fixed-spread maker is this with gamma, volatility_weight, flow_widen
-and flow_skew at 0."""
+"""The adaptive maker; a fixed-spread maker is this with gamma, volatility_weight, flow_widen,
+flow_skew and drift_horizon_s at 0."""
 BPS = 1e-4
 
 liquidity_settings = declare_settings("liquidity_settings", NAME, DEFAULTS)
@@ -98,6 +106,7 @@ def quotes(state: MarketState, settings: dict) -> list[Quote]:
     phi = state.flow_imbalance
     reservation = mid * (1 - (position / size) * settings["gamma"] * variance)
     reservation *= 1 + settings["flow_skew"] * phi * half
+    reservation *= math.exp(state.drift * settings["drift_horizon_s"])
     bid_half = half * (1 + settings["flow_widen"] * max(-phi, 0.0))
     ask_half = half * (1 + settings["flow_widen"] * max(phi, 0.0))
     bid_scale, ask_scale = inventory_skew(state, settings)

@@ -52,7 +52,8 @@ class MarketState:
     The book (`bids`, `asks`: (price, qty) from the best, and `mid`) leaves the instance's own
     orders out, so a strategy never chases its own quotes; `mid` is the others' mid, else the
     latest fill's price, else None. `volatility` is the standard deviation of the mid's log
-    return per square root of a second over the host's window; `flow_imbalance` is
+    return per square root of a second over the host's window (`drift` its mean per second);
+    `flow_imbalance` is
     (bought - sold) / (bought + sold) by the takers of the instance's recent fills, in [-1, 1].
     """
 
@@ -71,6 +72,8 @@ class MarketState:
     recent_fills: list[Fill]
     volatility: float
     flow_imbalance: float
+    drift: float
+    """The mid's mean log return per second over the volatility window (its trend)."""
     pnl_today: float
     """Tick-lots: the holdings' value at `mid` now minus their value at the day's start (UTC)."""
     resting_notional: int

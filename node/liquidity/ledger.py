@@ -122,6 +122,14 @@ class MarketWatch:
         mean = sum(scaled) / len(scaled)
         return math.sqrt(sum((value - mean) ** 2 for value in scaled) / (len(scaled) - 1))
 
+    def drift(self) -> float:
+        """The mid's mean log return per second over the window (0 with fewer than two
+        samples)."""
+        if len(self.mids) < 2 or self.mids[-1][0] <= self.mids[0][0]:
+            return 0.0
+        (t0, first), (t1, last) = self.mids[0], self.mids[-1]
+        return math.log(last / first) / (t1 - t0)
+
     def flow_imbalance(self, now: float) -> float:
         """(bought - sold) / (bought + sold) by the takers of the recent fills."""
         fills = self.recent_fills(now)

@@ -4,8 +4,9 @@ says what should rest, and which keeps the book that way with the fewest command
 `refresh` reads the book (a snapshot, the instance's own orders left out), asks the strategy
 (`desired_quotes`) and sends the changes in one `submit`; `absorb` takes the execution reports
 that came meanwhile. Every fill moves the ledger exactly and asks for a refresh, which the
-process does at once; otherwise the timer (`refresh_s`) does. Quotes are POST_ONLY: a quote
-that would take is rejected by the node rather than trading at the instance's own price.
+process does at once; otherwise the timer (`refresh_s`) does. Quotes are GTC limit orders: a
+level the book has moved through takes what rests there, at that order's price (never worse
+than the strategy's own), as an AMM's curve must when another quote is on the wrong side of it.
 Prices and quantities are whole ticks and lots here, decimal text only in the commands and
 events (the market's `Unit`s convert).
 """
@@ -41,6 +42,7 @@ class Quoter:
         host: PluginHost,
         clock: Callable[[], float] = time.time,
         ledger: Ledger | None = None,
+        on_trade: Callable[[Any, str], None] | None = None,
     ) -> None:
         self.instance = instance
         self.client = client
@@ -60,6 +62,9 @@ class Quoter:
             quote = int(float(instance.quote) / self.tick_lot)
             ledger = Ledger(base, quote, start_base=base)
         self.ledger = ledger
+        self.on_trade = on_trade
+        """Told of every trade of the instance's with its side (an evaluation checks the ledger
+        against them)."""
         self.watch = MarketWatch(instance.volatility_window_s, instance.flow_window_s)
         self.orders: dict[str, RestingQuote] = {}
         """The instance's resting orders by id."""
@@ -69,6 +74,8 @@ class Quoter:
         self.sent = 0
         self.rejected: dict[str, int] = {}
         self.self_trades = 0
+        self.last_trade_seq = 0
+        """The latest trade of the instance's taken (for whoever waits until it has heard)."""
         self.halted: str | None = None
         self.fill_pending = False
         """A fill came since the last refresh: refresh now."""
@@ -128,6 +135,7 @@ class Quoter:
             base=self.ledger.base, quote=self.ledger.quote, target_base=self.ledger.start_base,
             open_orders=resting, recent_fills=self.watch.recent_fills(now),
             volatility=self.watch.volatility(), flow_imbalance=self.watch.flow_imbalance(now),
+            drift=self.watch.drift(),
             pnl_today=self.ledger.pnl_today(mid, now),
             resting_notional=sum(order.price * order.qty for order in resting),
             min_qty=self.min_qty, max_qty=self.max_qty, tick_lot=self.tick_lot,
@@ -165,7 +173,7 @@ class Quoter:
             self.sides[order_id] = quote.side
             commands.append({"op": "new", "market": market, "id": order_id, "owner": owner,
                              "side": quote.side, "price": self.tick.text_of(quote.price),
-                             "qty": self.lot.text_of(quote.qty), "tif": "POST_ONLY"})  # fmt: skip
+                             "qty": self.lot.text_of(quote.qty)})  # fmt: skip
         self.take(self.client.submit(commands).events)
 
     def absorb(self, timeout_ms: int = 0) -> int:
@@ -214,7 +222,10 @@ class Quoter:
             self.self_trades += 1
         if mine:
             self.last_fill_price = price
+            self.last_trade_seq = max(self.last_trade_seq, event.seq)
         for side in mine:
+            if self.on_trade is not None:
+                self.on_trade(event, side)
             fill = Fill(self.clock(), price, qty, side, event.aggressor)
             self.ledger.apply(fill)
             self.watch.observe_fill(fill)
