@@ -120,6 +120,7 @@ COMMANDS = (
     CommandEntry("bench", "bench", "app", "Benchmarks. Record results in docs/performance.md."),
     CommandEntry("scale", "scale", "app", "Scaling recommendations (current ones without a "
                  "subcommand)."),
+    CommandEntry("liquidity", "liquidity", "app", "Automated liquidity: instances, state, eval."),
     CommandEntry("plugins", "plugins", "app", "Installed plugins (detectors, scaling "
                  "policies): origin, hooks, settings."),
 )  # fmt: skip

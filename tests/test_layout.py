@@ -43,7 +43,8 @@ MAY_IMPORT = {
 }
 """Each area and the other areas it may import (its own modules always; `*`: any)."""
 
-RUNS_TOOLS = {"cli.bench", "cli.demo", "cli.integrity", "cli.load", "cli.scale", "cli.settlement"}
+RUNS_TOOLS = {"cli.bench", "cli.demo", "cli.integrity", "cli.liquidity", "cli.load", "cli.scale",
+              "cli.settlement"}
 """The CLI commands that run the tools (demo, load, benchmarks, evaluations); nothing else
 outside `node.tools` imports it."""
 

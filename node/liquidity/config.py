@@ -113,8 +113,8 @@ def _instance(
             f"{where}: strategy: no installed liquidity strategy is called {strategy!r} "
             f"(installed: {', '.join(sorted(declared))})"
         )
-    settings = merge_settings({strategy: declared[strategy]}, {strategy: rest}, SECTION, source,
-                              LIQUIDITY.noun)[strategy]  # fmt: skip
+    settings = merge_settings({name: declared[strategy]}, {name: rest}, SECTION, source,
+                              LIQUIDITY.noun)[name]  # fmt: skip
     return Instance(
         name, strategy, table["market"], table["peer"], table["owner"].lower(), own["base"],
         own["quote"], own["start_price"], float(own["refresh_s"]),

@@ -57,8 +57,8 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int], shape: FlowShape) ->
         "worst_seed": {"adverse_selection_reduction": worst_reduction[1],
                        "spread_increase": worst_increase[1]},
         "seeds": seeds,
-        "by_seed": {"adverse_selection_reduction": {seed: value for value, seed in reductions},
-                    "spread_increase": {seed: value for value, seed in increases}},
+        "by_seed": {"adverse_selection_reduction": {str(seed): value for value, seed in reductions},
+                    "spread_increase": {str(seed): value for value, seed in increases}},
         "shape": vars(shape),
         "adverse_selection_measure": (
             f"sum over fills of lots x the move of the fair price over the next {shape.horizon} "

@@ -1,0 +1,134 @@
+"""`mnode liquidity`: the home's liquidity instances (`[liquidity.NAME]`), what the running
+liquidity process reports of them, and the strategies' evaluation on seeded flows."""
+
+from __future__ import annotations
+
+import json as json_module
+import time
+from typing import Annotated, Any
+
+import typer
+
+from marketnode.node.home.processes import process_alive
+from marketnode.node.liquidity.config import load_instances
+from marketnode.node.liquidity.service import state_path
+
+from .common import (
+    EXIT_CHECK_FAILED,
+    EXIT_NOT_RUNNING,
+    EXIT_USAGE,
+    HomeOption,
+    JsonOption,
+    fail,
+    operator_errors,
+    print_json,
+    require_home,
+)
+
+app = typer.Typer(
+    help="Automated liquidity: instances, state, eval.",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def list_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """The configured instances: strategy, market, peer and owner, and the strategy's settings
+    in effect (its defaults under the instance's table)."""
+    node_home = require_home(home)
+    with operator_errors():
+        instances = load_instances(node_home.config_path)
+    records = [
+        {"name": i.name, "strategy": i.strategy, "market": i.market, "peer": i.peer,
+         "owner": i.owner, "enabled": i.enabled, "base": i.base, "quote": i.quote,
+         "refresh_s": i.refresh_s, "settings": i.settings}
+        for i in instances
+    ]  # fmt: skip
+    if json:
+        print_json(records)
+        return
+    if not records:
+        typer.echo(f"no [liquidity.NAME] table in {node_home.config_path}")
+    for record in records:
+        state = "" if record["enabled"] else " (disabled)"
+        typer.echo(f"{record['name']:<16} {record['strategy']:<13} {record['market']:<12} "
+                   f"peer {record['peer']} owner {record['owner']}{state}")  # fmt: skip
+        values = ", ".join(f"{key} = {value!r}" for key, value in record["settings"].items())
+        typer.echo(f"    {values}")
+
+
+@app.command("status")
+def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """What the liquidity process last reported (every second while it runs): each instance's
+    quotes, holdings, position, PnL, rejects and why it halted, if it did."""
+    node_home = require_home(home)
+    path = state_path(node_home.path)
+    try:
+        state: dict[str, Any] = json_module.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"no liquidity process has run on {node_home.path} ({path} is missing)",
+             EXIT_NOT_RUNNING)  # fmt: skip
+    except (OSError, ValueError) as error:
+        fail(f"{path}: cannot be read: {error}", EXIT_NOT_RUNNING)
+    running = not state.get("stopped") and process_alive(int(state.get("pid", 0)))
+    state["running"] = running
+    state["age_s"] = round(time.time() - float(state.get("updated_at", 0.0)), 3)
+    if json:
+        print_json(state)
+        return
+    word = f"running (pid {state['pid']})" if running else "not running"
+    typer.echo(f"liquidity process {word}, reported {state['age_s']:.1f} s ago")
+    for item in state.get("instances", []):
+        halted = f"  HALTED: {item['halted']}" if item.get("halted") else ""
+        typer.echo(f"{item['name']:<16} {item['strategy']:<13} {item['market']:<12} "
+                   f"base {item['base']} quote {item['quote']} position {item['position_lots']:+d}"
+                   f" fills {item['fills']} realized {item['realized']} unrealized "
+                   f"{item['unrealized']}{halted}")  # fmt: skip
+        quotes = ", ".join(f"{side} {qty} @ {price}" for side, price, qty in item["quotes"])
+        typer.echo(f"    quotes: {quotes or 'none'}")
+
+
+@app.command("eval")
+def eval_command(
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Comma-separated seeds; each goal is the worst.")
+    ] = "1,2,3",
+    steps: Annotated[int, typer.Option("--steps", help="Steps (seconds) per flow.")] = 240,
+    json: JsonOption = False,
+) -> None:
+    """Run the AMM, the adaptive market maker and a fixed-spread baseline on seeded flows
+    (uninformed and informed takers, a drop, a trend) against a real node in a temporary
+    home; report each goal's worst case over the seeds; exit 1 when one is missed."""
+    from marketnode.node.tools.liquidity_eval import evaluate
+    from marketnode.node.tools.liquidity_traces import TRACES, FlowShape
+
+    try:
+        chosen = [int(seed) for seed in seeds.split(",") if seed.strip()]
+    except ValueError:
+        fail(f"--seeds {seeds!r}: comma-separated whole numbers, e.g. 1,2,3", EXIT_USAGE)
+    if not chosen:
+        fail("--seeds: at least one seed is needed", EXIT_USAGE)
+    if steps < 20:
+        fail(f"--steps {steps}: at least 20 (the flows' windows need them)", EXIT_USAGE)
+    progress = (lambda line: None) if json else typer.echo
+    report = evaluate(chosen, list(TRACES), FlowShape(steps=steps), progress=progress)
+    if json:
+        print_json(report)
+    else:
+        goals = report["goals"]
+        typer.echo(
+            f"worst of seeds {', '.join(map(str, chosen))}:\n"
+            f"inventory breaches {report['inventory_breaches']} (goal 0)\n"
+            f"adverse selection reduction on the trend {report['adverse_selection_reduction']} "
+            f"(goal >= 0.3; seed {report['worst_seed']['adverse_selection_reduction']})\n"
+            f"spread increase on the trend {report['spread_increase']} (goal <= 0.2; seed "
+            f"{report['worst_seed']['spread_increase']})\n"
+            f"AMM reserve mismatch {report['amm_reserve_mismatch']} (goal 0)\n"
+            f"self-trades {report['self_trades']} (goal 0)\n"
+            f"adverse selection: {report['adverse_selection_measure']}"
+        )
+        missed = [name for name, met in goals.items() if not met]
+        if missed:
+            typer.echo(f"missed: {', '.join(missed)}")
+    if not report["passed"]:
+        fail("a liquidity goal was missed", EXIT_CHECK_FAILED)
