@@ -61,8 +61,8 @@ DROP_MARGIN_S = 3.0
 """After the drop's last order, the backlog it left may still be draining."""
 CHARACTERS = {"slash": "/", "escape": "\x1b", "enter": "\r", "down": None, "up": None}
 """What a terminal sends with each key (the others send their own name)."""
-DEMO_KEYS = ("rate_reason", "rate_chosen", "rate_drop", "rate_measured", "orders", "trades",
-             "ring_flagged", "final_scan")  # fmt: skip
+DEMO_KEYS = ("rate_reason", "rate_chosen", "rate_drop", "rate_measured", "rate_steered",
+             "orders", "trades", "ring_flagged", "final_scan")  # fmt: skip
 
 
 class Keys:
