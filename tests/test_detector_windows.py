@@ -5,7 +5,8 @@ clock=...)`), followed into DuckDB by the journal follower and scanned: the path
 time to a detector's window is the node's own. Every test puts one pattern inside its window
 (flagged) and the same pattern spread beyond it (not flagged): the round trip's 30 days, churn's
 day, the trade cycles' hour and day; and the gap regularity the anomaly features read from the
-times between a wallet's trades.
+times between a wallet's trades. Windows hop by half their length (window_totals), so a pattern
+within half a window is inside one wherever the boundaries fall.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
 from marketnode.plugins.anomalous_wallets import FEATURES
 from marketnode.plugins.anomalous_wallets import QUERY as WALLET_FEATURES
+from marketnode.plugins.window_totals import bring_up_to_date
 
 SPEC = MarketSpec("LAND-ETH", "LAND", "ETH", "0.01", "1", "1", "1000", "1000000", "none")
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -184,3 +186,29 @@ def test_gap_regularity_reads_the_times_between_a_wallets_trades(market):
     regularity = market.gap_regularity()
     assert regularity["0xbot"] < 0.05
     assert regularity["0xodd"] > 0.5
+
+
+def test_totals_cut_before_windows_hopped_are_made_again(market):
+    """A file whose window totals hold one cut only (`windows:N`, before windows hopped) gets
+    them again from its whole history, not the shifted cut added on top."""
+    market.honest_flow(0, takers=5)
+    ring(market, leg_every_s=20 * 60)
+    analytics = AnalyticsStore(market.folder / "analytics.duckdb")
+    try:
+        JournalFollower(market.store, analytics).sync()
+        connection = analytics.connection
+        bring_up_to_date(connection, DAY)
+        made = {table: rows(connection, table) for table in ("window_pairs", "window_wallets")}
+        shifted = "bucket <> epoch(time_bucket(to_seconds(window_s), to_timestamp(bucket)))"
+        for table in made:  # as an older file holds them: the aligned cut only, its own mark
+            connection.execute(f"DELETE FROM {table} WHERE {shifted}")
+        connection.execute("UPDATE totals_marks SET totals = 'windows:86400'")
+        bring_up_to_date(connection, DAY)
+        assert {table: rows(connection, table) for table in made} == made
+        assert rows(connection, "totals_marks")[0][0] == "hopping:86400"
+    finally:
+        analytics.close()
+
+
+def rows(connection, table: str) -> list[tuple]:
+    return connection.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()

@@ -6,11 +6,13 @@ Each lane scans in a thread and on a DuckDB cursor of its own, so a wash ring's 
 for a forest's training (measured with a busy core beside the node: a 13 s training held the next
 wash scan back and the p95 detection latency went from 8 s to 30 s).
 
-A lane scans every `scan_interval_s`, but never takes more than half of the process: its next scan
-starts no sooner than its last one's own duration after it ended. The follower, which fills the
+A lane scans every `scan_interval_s`, but never takes more than half of a core: its next scan
+starts no sooner than the CPU time its last one used after it ended. The follower, which fills the
 store the scans read, shares the process's interpreter lock and its DuckDB thread; scans run back
 to back would starve it, the store would fall behind the journal and every alert would wait for it
-to catch up. On a quiet node a scan takes a fraction of a second and the interval alone decides.
+to catch up. The CPU time, not the wall time, is what is spaced: on a busy machine a scan of 0.5 s
+of CPU takes 3 s waiting for a core, and spacing by the wall time put 6 to 13 s between scans
+that had left the follower most of the process anyway. On a quiet node the interval decides.
 
 The scoring lane also waits while the follower is behind the journal (up to `MOST_DEFERRAL_S`
 past its time): a forest's training takes seconds of the process's CPU, which on a busy machine
@@ -116,18 +118,17 @@ class LaneScanner:
             log.exception("integrity scan failed")
         finally:
             cursor.close()
-            ended = time.monotonic()
-            took = ended - started
+            ended, used = time.monotonic(), time.thread_time() - cpu
             with self._lock:
                 self.scans += 1
                 self.last = {
-                    "scan_s": round(took, 3),
-                    "cpu_s": round(time.thread_time() - cpu, 3),
+                    "scan_s": round(ended - started, 3),
+                    "cpu_s": round(used, 3),
                     "detectors_s": detectors,
                     "store_s": round(store_s, 3),
                     "started_at": started_at,
                 }
-            self.next_start = max(started + self.interval_s, ended + took)
+            self.next_start = max(started + self.interval_s, ended + used)
 
     def summary(self) -> dict[str, Any]:
         """Scans finished so far and the last one's cost (`started_s_ago` instead of when)."""

@@ -1,0 +1,92 @@
+"""The running node's scans (node/analytics/scanner.py): two lanes of detectors, each scan spaced
+out by the CPU time the last one used, the scoring lane waiting for the follower."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+
+from marketnode.node.analytics import scanner as scanner_module
+from marketnode.node.analytics.duckdb_store import AnalyticsStore
+from marketnode.node.analytics.integrity import LANES, lane_host
+from marketnode.node.analytics.scanner import MOST_DEFERRAL_S, LaneScanner
+
+
+def lane_detectors(lane: str | None) -> list[tuple[str, bool]]:
+    hook = lane_host(lane).hook.detect_integrity
+    return sorted((impl.plugin_name, impl.trylast) for impl in hook.get_hookimpls())
+
+
+def test_each_detector_is_in_one_lane_and_the_scoring_ones_in_their_own():
+    findings, scores = (lane_detectors(lane) for lane in LANES)
+    assert sorted(findings + scores) == lane_detectors(None)
+    assert findings and not any(trylast for _, trylast in findings)
+    assert {"anomalous_wallets", "market_statistics"} == {name for name, _ in scores}
+
+
+@pytest.fixture
+def lane(tmp_path):
+    """A findings-lane scanner over an empty store, every 0.1 s."""
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    yield LaneScanner("findings", store.connection, {}, 0.1, queue.SimpleQueue())
+    store.close()
+
+
+def scanning(work):
+    """A scan that does `work` and finds nothing (in place of the detectors)."""
+
+    def scan_each(connection, settings, lane):
+        work()
+        yield "work", []
+
+    return scan_each
+
+
+def burn_cpu(seconds: float) -> None:
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def test_a_scan_that_used_a_second_of_cpu_waits_a_second_before_the_next(lane, monkeypatch):
+    monkeypatch.setattr(scanner_module, "scan_each", scanning(lambda: burn_cpu(1.0)))
+    lane.start_when_due()
+    lane.join()
+    assert lane.last["cpu_s"] >= 1.0
+    assert lane.next_start > time.monotonic() + 0.5  # (not at once: its interval is 0.1 s)
+
+
+def test_a_scan_that_waited_without_using_cpu_lets_the_next_start_at_its_interval(
+    lane, monkeypatch
+):
+    """Waiting (for a core, for DuckDB) is not spaced out: only the CPU a scan took from the
+    follower is."""
+    monkeypatch.setattr(scanner_module, "scan_each", scanning(lambda: time.sleep(0.5)))
+    lane.start_when_due()
+    lane.join()
+    assert lane.last["scan_s"] >= 0.5 and lane.last["cpu_s"] < 0.25
+    assert lane.next_start < time.monotonic() + 0.25  # not 0.5 s after it ended
+    summary = lane.summary()
+    assert summary["scans"] == 1 and set(summary["last_scan"]) == {
+        "scan_s", "cpu_s", "detectors_s", "store_s", "started_s_ago"
+    }  # fmt: skip
+
+
+def test_the_scoring_lane_waits_for_the_follower_but_not_for_ever(tmp_path, monkeypatch):
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    scores = LaneScanner("scores", store.connection, {}, 0.1, queue.SimpleQueue(), True)
+    monkeypatch.setattr(scanner_module, "scan_each", scanning(lambda: None))
+    try:
+        scores.start_when_due(follower_caught_up=False)
+        assert scores.thread is None  # due, but the follower is behind
+        scores.start_when_due(follower_caught_up=True)
+        scores.join()
+        assert scores.scans == 1
+        scores.next_start = time.monotonic() - MOST_DEFERRAL_S - 1  # behind for too long
+        scores.start_when_due(follower_caught_up=False)
+        scores.join()
+        assert scores.scans == 2
+    finally:
+        store.close()
