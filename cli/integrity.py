@@ -56,7 +56,9 @@ def _refuse_while_running(node_home: Home) -> None:
 @app.command("scan")
 def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
     """Run every detector over the home's whole history (the node stopped); print and keep
-    the alerts."""
+    the alerts (an anomaly lead says which of the scan's wash findings already name it)."""
+    from marketnode.plugins.anomalous_wallets import explain_leads
+
     node_home = require_home(home)
     _refuse_while_running(node_home)
     with operator_errors():
@@ -68,6 +70,7 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
         try:
             JournalFollower(store, analytics).sync()
             alerts = scan(analytics.connection, settings)
+            explain_leads(alerts)
             new = store_alerts(analytics.connection, alerts)
         finally:
             analytics.close()

@@ -19,10 +19,10 @@ wallet with at least half its volume in a closed group that came back to flat ke
 score; one-way suppliers, OTC desks and their clients, collectors, arbitrageurs and makers,
 unusual as they may be, score in proportion to how little of that they do. The scaler is fitted
 on the training window only; the model's version names its window and parameters. Only wallets
-scoring at least `min_score` (0.6) are reported, each with its score and rank, the features
-that made it unusual against the market's quartiles (`why`), and the wash findings that
-already name it (`explained`), never as a bare label. It is trained again at most every
-`retrain_s` seconds on a store (`detect_integrity`).
+scoring at least `min_score` (0.6) are reported, each with its score and rank and the
+features that made it unusual against the market's quartiles (`why`), never as a bare label;
+`explain_leads` adds the wash findings of the same scan that already name it (`explained`).
+It is trained again at most every `retrain_s` seconds on a store (`detect_integrity`).
 
 Numpy and scikit-learn are imported when a scan scores the wallets, not when the detector is
 loaded: `mnode start` loads the detectors to check their config.toml tables, in the process
@@ -156,9 +156,10 @@ SELECT market, least(buyer, seller) AS a, greatest(buyer, seller) AS b, count(*)
        CAST(sum(qty) AS DOUBLE) AS volume,
        CAST(sum(CASE WHEN buyer = least(buyer, seller) THEN qty ELSE -qty END) AS DOUBLE)
            AS a_bought
-FROM trades GROUP BY ALL
+FROM trades GROUP BY ALL ORDER BY ALL
 """
-"""Each pair's trades, volume and what the first of the two bought from the other, net."""
+"""Each pair's trades, volume and what the first of the two bought from the other, net (in
+one order, so that the sums over them come out the same however the store was filled)."""
 
 
 def closed_groups(connection, link_share: float) -> dict[str, tuple[float, float, float]]:
@@ -307,14 +308,31 @@ GROUP BY wallet
 
 
 def explained_wallets(connection) -> dict[str, list[str]]:
-    """Wallets a wash detector already named, with those detectors."""
+    """Wallets a kept wash finding names, with those detectors."""
     return dict(connection.execute(EXPLAINED).fetchall())
 
 
+def explain_leads(alerts: list[Alert]) -> None:
+    """Mark each lead among one scan's `alerts` with the wash findings among them that name
+    its wallet (`explained`), and number the others, the new leads, by score (`lead_rank`).
+    Done over the scan's alerts, not inside the detector, so that a lead says the same
+    whatever alerts earlier scans kept."""
+    named: dict[str, set[str]] = defaultdict(set)
+    for alert in alerts:
+        if alert.detector not in (NAME, "market_statistics"):
+            for wallet in alert.wallets:
+                named[wallet].add(alert.detector)
+    new_leads = 0
+    for lead in sorted((a for a in alerts if a.detector == NAME), key=lambda a: a.evidence["rank"]):
+        by = sorted(named.get(lead.wallets[0], ()))
+        new_leads += not by
+        lead.evidence["explained"] = by
+        lead.evidence["lead_rank"] = None if by else new_leads
+
+
 def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
-    """The wallets the forest isolates clearly (None: too few wallets to train it on), highest
-    score first; each says why (`why`) and whether a wash finding already names it
-    (`explained`; `lead_rank` counts only the others, the new leads)."""
+    """The wallets scoring at least `min_score` (None: too few wallets to train the forest
+    on), highest first, each saying why (`why`)."""
     import numpy as np
 
     rows, scores, version = wallet_scores(connection, settings)
@@ -323,16 +341,12 @@ def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
         return None
     window = _window(rows)
     typical = typical_values(rows)
-    explained = explained_wallets(connection)
     alerts = []
-    new_leads = 0
     for rank, position in enumerate(np.argsort(-scores, kind="stable"), start=1):
         if scores[position] < least:
             break
         row = rows[position]
         features = dict(zip(FEATURES, row[1 : 1 + len(FEATURES)], strict=True))
-        by = explained.get(row[0], [])
-        new_leads += not by
         alerts.append(
             Alert(
                 detector="anomalous_wallets",
@@ -343,8 +357,6 @@ def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
                 evidence={
                     "score": round(float(scores[position]), 4),
                     "rank": rank,
-                    "lead_rank": None if by else new_leads,
-                    "explained": by,
                     "why": reasons(features, typical),
                     "wallets_scored": len(rows),
                     "features": {name: round(float(v), 6) for name, v in features.items()},

@@ -9,6 +9,7 @@ import duckdb
 
 from marketnode.node.analytics.duckdb_store import SCHEMA
 from marketnode.plugins import anomalous_wallets
+from marketnode.plugins.alerts import Alert
 
 
 def market_with_a_wash_pair_and_a_supplier() -> duckdb.DuckDBPyConnection:
@@ -54,7 +55,6 @@ def test_a_wash_pair_is_a_lead_and_a_one_way_supplier_is_not():
     assert set(evidence["features"]) == set(anomalous_wallets.FEATURES)
     assert evidence["features"]["flat_group_share"] == 1.0
     assert any(reason.startswith("flat_group_share 1 against") for reason in evidence["why"])
-    assert evidence["explained"] == [] and evidence["lead_rank"] == evidence["rank"]
 
 
 def test_the_supplier_is_as_closed_as_the_wash_pair_but_not_flat():
@@ -64,13 +64,29 @@ def test_the_supplier_is_as_closed_as_the_wash_pair_but_not_flat():
     assert groups["0xwashA"] == (1.0, 0.0, 1.0)
 
 
-def test_a_wallet_a_wash_finding_names_is_an_explained_lead():
+def test_a_lead_a_wash_finding_of_the_scan_names_is_explained_and_the_others_ranked_apart():
+    connection = market_with_a_wash_pair_and_a_supplier()
+    leads = anomalous_wallets.detect_integrity(connection, SETTINGS)
+    finding = Alert(
+        detector="round_trips", severity="high", market="PUNK-ETH",
+        wallets=["0xwashA", "0xwashB"], trades=[1], evidence={}, wash_volume="0",
+    )  # fmt: skip
+    anomalous_wallets.explain_leads([finding, *leads])
+    by_wallet = {lead.wallets[0]: lead.evidence for lead in leads}
+    assert by_wallet["0xwashA"]["explained"] == ["round_trips"]
+    assert by_wallet["0xwashA"]["lead_rank"] is None
+    others = sorted((e for e in by_wallet.values() if not e["explained"]), key=lambda e: e["rank"])
+    assert [e["lead_rank"] for e in others] == list(range(1, len(others) + 1))
+
+
+def test_the_kept_wash_findings_name_their_wallets():
     connection = market_with_a_wash_pair_and_a_supplier()
     connection.execute(
         "INSERT INTO alerts VALUES ('a1', now(), 'round_trips', 'high', 'PUNK-ETH', "
-        "['0xwashA', '0xwashB'], [1], ?, 0, NULL)",
-        [json.dumps({})],
+        "['0xwashA', '0xwashB'], [1], ?, 0, NULL), ('a2', now(), 'anomalous_wallets', 'low', "
+        "'PUNK-ETH', ['0xsupplier'], [2], ?, 0, NULL)",
+        [json.dumps({}), json.dumps({})],
     )
-    alerts = {a.wallets[0]: a for a in anomalous_wallets.detect_integrity(connection, SETTINGS)}
-    assert alerts["0xwashA"].evidence["explained"] == ["round_trips"]
-    assert alerts["0xwashA"].evidence["lead_rank"] is None
+    assert anomalous_wallets.explained_wallets(connection) == {
+        "0xwashA": ["round_trips"], "0xwashB": ["round_trips"],
+    }  # fmt: skip

@@ -16,7 +16,7 @@ import msgspec
 from sklearn.metrics import roc_auc_score
 
 from marketnode.plugins.alerts import Alert
-from marketnode.plugins.anomalous_wallets import wallet_scores
+from marketnode.plugins.anomalous_wallets import explain_leads, wallet_scores
 
 from ..analytics.duckdb_store import AnalyticsStore
 from ..analytics.follower import JournalFollower
@@ -47,6 +47,7 @@ def evaluate(seed: int = 1, steps: int = 20_000, config: IntegrityConfig | None 
             started = time.perf_counter()
             alerts = scan(analytics.connection, settings)
             detect_seconds = time.perf_counter() - started
+            explain_leads(alerts)
             trades = analytics.connection.execute(
                 "SELECT seq, buyer, seller FROM trades"
             ).fetchall()
@@ -95,7 +96,7 @@ def evaluate(seed: int = 1, steps: int = 20_000, config: IntegrityConfig | None 
     traded = sorted({wallet for _, buyer, seller in trades for wallet in (buyer, seller)})
     scored = {row[0]: float(score) for row, score in zip(rows, scores, strict=True)}
     report.update(_anomaly_scores(market, traded, scored))
-    report.update(_lead_scores(market, alerts, flagged_wallets))
+    report.update(_lead_scores(market, alerts))
     flagged_makers = market.makers & (flagged_wallets | _leads(alerts))
     report["maker_flag_rate"] = round(len(flagged_makers) / len(market.makers), 4)
     report["detect_seconds"] = round(detect_seconds, 3)
@@ -184,9 +185,10 @@ def _leads(alerts: list[Alert]) -> set[str]:
     return {alert.wallets[0] for alert in alerts if alert.detector == "anomalous_wallets"}
 
 
-def _lead_scores(market: LabelledMarket, alerts: list[Alert], explained: set[str]) -> dict:
+def _lead_scores(market: LabelledMarket, alerts: list[Alert]) -> dict:
     """The anomaly leads: how many, the share that are wash wallets (1.0 when there are
-    none), how many a wash detector already named, and the others by what they really are."""
+    none), how many a wash finding of the scan already names (`explained`), and the false ones
+    by what they really are."""
     leads = _leads(alerts)
     positives = {wallet for members in market.wash_groups.values() for wallet in members}
     kinds = {wallet: kind for kind, wallets in market.benign.items() for wallet in wallets}
@@ -199,7 +201,11 @@ def _lead_scores(market: LabelledMarket, alerts: list[Alert], explained: set[str
         "leads": len(leads),
         "wash_leads": wash_leads,
         "lead_precision": round(wash_leads / len(leads), 4) if leads else 1.0,
-        "leads_explained": len(leads & explained),
+        "leads_explained": sum(
+            1
+            for alert in alerts
+            if alert.detector == "anomalous_wallets" and alert.evidence["explained"]
+        ),
         "false_leads_by_kind": false_leads,
     }
 
