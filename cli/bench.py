@@ -83,7 +83,7 @@ def engine_command(
         return
     lines = [
         f"{run['core']} core ({run['core_reason']}):\n"
-        f"  in memory: {run['ops_per_s']:>10,} ops/s\n"
+        f"  in memory: {run['ops_per_s']:>10,} ops/s ({run['ops_per_cpu_s']:,} per CPU second)\n"
         f"  durable:   {run['durable_ops_per_s']:>10,} ops/s "
         f"(batches of {result['batch_size']}, p50 {run['batch_ms_p50']} ms, "
         f"p99 {run['batch_ms_p99']} ms per batch)"
