@@ -6,9 +6,11 @@ Starts the pinned anvil on a free loopback port (blocks every `--block-time` s),
 relayer settles on it, deploys the contracts and funds the dev wallets with the CLI (`mnode
 chain deploy`, `mnode chain fund-dev-wallets`), and runs `mnode load --signed` for `--duration`
 seconds while it, in turn: SIGKILLs the relayer with a batch on its way (by the pid the node's
-status gives), raises the next block's base fee (`anvil_setNextBlockBaseFeePerGas`), SIGKILLs
-the node and starts it again, reorganises a block holding a batch not yet final (`anvil_reorg`),
-and SIGKILLs the relayer once more. Then it waits (bounded) until the relayer has caught up and
+status gives) and waits until the restarted one has made a trade final, raises the next
+block's base fee (`anvil_setNextBlockBaseFeePerGas`), SIGKILLs the node and starts it again at
+once (its relayer, sent SIGTERM as its parent died, may still be ending its step), reorganises
+the blocks from a mined, not yet final batch's block on (`anvil_reorg`), and SIGKILLs the
+relayer once more. Then it waits (bounded) until the relayer has caught up and
 nothing is pending, stops the node and checks:
 
 - `all_confirmed`: every trade the journal holds (replayed by an engine of this script) is
@@ -46,6 +48,7 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from marketnode.node.chain import rpc
 from marketnode.node.chain.deploy import bound
@@ -206,22 +209,26 @@ class Chaos:
         return int(found.group(1)) if found else None
 
     def kill_relayer(self, timeout_s: float) -> None:
-        """SIGKILL the relayer once a batch is on its way; wait for the node to restart it."""
+        """SIGKILL the relayer once a batch is on its way; wait until the node has restarted it
+        and the new one has made a trade final (so the next fault meets a working relayer)."""
         wait_for(lambda: self.state(lambda s: s.open_batches()), timeout_s, "a batch in flight")
         killed = wait_for(self.relayer_pid, timeout_s, "the relayer running")
+        confirmed = self.state(lambda s: s.counts()["confirmed"])
         os.kill(killed, signal.SIGKILL)
         wait_for(lambda: self.relayer_pid() not in (None, killed), 60, "the relayer restarted")
+        wait_for(lambda: self.state(lambda s: s.counts()["confirmed"]) > confirmed, timeout_s,
+                 "a trade made final by the restarted relayer")  # fmt: skip
         self.done["relayer_kills"] += 1
 
     def kill_node(self, timeout_s: float) -> None:
-        """SIGKILL the node (its relayer gets its death signal), then start it again."""
-        relayer = self.relayer_pid()
+        """SIGKILL the node and start it again at once, as a service manager would: its relayer
+        gets its death signal (SIGTERM) and ends its step, maybe beside the new node's."""
+        relayer = wait_for(self.relayer_pid, timeout_s, "the relayer running")
         os.kill(self.node.pid, signal.SIGKILL)
         self.node.wait(timeout=30)
-        if relayer is not None:  # the old relayer ends its step before the new node starts
-            wait_for(lambda: not _alive(relayer), timeout_s, "the dead node's relayer gone")
         self.node = start_node_process(self.home)
         self.done["node_kills"] += 1
+        self.done["old_relayer_alive_at_restart"] += _alive(relayer)
 
     def fee_spike(self, timeout_s: float) -> None:
         self._anvil("anvil_setNextBlockBaseFeePerGas", hex(SPIKE_WEI))
@@ -267,7 +274,7 @@ def _alive(pid: int) -> bool:
 @dataclass(frozen=True)
 class Plan:
     duration_s: float = 40.0
-    rate: int = 200
+    rate: int = 100
     wallets: int = 8
     confirmations: int = 3
     block_time_s: int = 1
@@ -398,7 +405,21 @@ def _checks(home: Home, store: Store, w3: Web3, chaos: Chaos, before: dict[str, 
         "gas_per_trade": sum(row["gas_used"] for row in final) // max(1, sum(
             row["trades"] for row in final)),
         "balance_mismatches": {key: list(pair) for key, pair in list(wrong.items())[:5]},
+        "failed_batches": [_failed_batch(w3, row) for row in batches if row["state"] == "failed"],
     }  # fmt: skip
+
+
+def _failed_batch(w3: Web3, row: dict[str, Any]) -> dict[str, Any]:
+    """What the chain says of a failed batch's transaction: where it was mined, whether it
+    ran out of the gas it was given."""
+    found = {key: row[key] for key in ("id", "nonce", "tx_hash", "block", "reason", "sent")}
+    try:
+        receipt = w3.eth.get_transaction_receipt(row["tx_hash"])
+        sent = w3.eth.get_transaction(row["tx_hash"])
+    except Web3Exception as error:  # not found, say: reported as it is
+        return found | {"receipt": str(error)}
+    return found | {"status": receipt["status"], "gas_used": receipt["gasUsed"],
+                    "gas_limit": sent["gas"], "mined_block": receipt["blockNumber"]}  # fmt: skip
 
 
 def main() -> None:
