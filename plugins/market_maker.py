@@ -20,7 +20,8 @@ flow, and the quote it hits is where the adverse selection is.
 Trend: r also moves by the mid's drift (`state.drift`, log return per second) over
 `drift_horizon_s`, the quotes' expected life: r * exp(drift * drift_horizon_s), the expected mid
 when a quote is taken, so that a quote is not left where the mid was by the time a trend's
-informed taker reaches it (A-S take the mid driftless; this is the term a drift adds).
+informed taker reaches it (A-S take the mid driftless; this is the term a drift adds). That lean
+is at most `max_lean` half spreads, so that both quotes stay near the book in a steep trend.
 
 Inventory skew (Hummingbot's `inventory_skew_calculator`): the bid and ask sizes scale between
 0 and 2x the order size as the base's share of the holdings' value runs from
@@ -58,7 +59,8 @@ DEFAULTS = {
     "volatility_weight": 1.0,
     "flow_widen": 0.25,
     "flow_skew": 1.0,
-    "drift_horizon_s": 5.0,
+    "drift_horizon_s": 10.0,
+    "max_lean": 3.0,
     "max_inventory": 200,
     "max_resting_notional": 1e12,
     "max_daily_loss": 1e12,
@@ -106,7 +108,8 @@ def quotes(state: MarketState, settings: dict) -> list[Quote]:
     phi = state.flow_imbalance
     reservation = mid * (1 - (position / size) * settings["gamma"] * variance)
     reservation *= 1 + settings["flow_skew"] * phi * half
-    reservation *= math.exp(state.drift * settings["drift_horizon_s"])
+    lean = settings["max_lean"] * half
+    reservation *= math.exp(max(-lean, min(lean, state.drift * settings["drift_horizon_s"])))
     bid_half = half * (1 + settings["flow_widen"] * max(-phi, 0.0))
     ask_half = half * (1 + settings["flow_widen"] * max(phi, 0.0))
     bid_scale, ask_scale = inventory_skew(state, settings)

@@ -10,7 +10,9 @@ from marketnode.node.liquidity.plan import plan_changes
 from marketnode.node.liquidity.quoter import Quoter
 from marketnode.plugins.amm import DEFAULTS as AMM_DEFAULTS
 from marketnode.plugins.amm import ladder
-from marketnode.plugins.quoting import BUY, SELL, Quote, RestingQuote
+from marketnode.plugins.market_maker import DEFAULTS as MAKER_DEFAULTS
+from marketnode.plugins.market_maker import quotes as market_maker_quotes
+from marketnode.plugins.quoting import BUY, SELL, MarketState, Quote, RestingQuote
 
 MARKET = "PUNK-ETH"  # tick 0.01, lot 1 in the default config
 
@@ -99,3 +101,25 @@ def waited_for_fill(quoter: Quoter) -> bool:
         if quoter.fill_pending:
             return True
     return False
+
+
+def maker_state(**changes) -> MarketState:
+    fields = dict(market=MARKET, now=0.0, bids=[(9_900, 50)], asks=[(10_100, 50)], mid=10_000.0,
+                  base=1_000, quote=10_000_000, target_base=1_000, open_orders=[],
+                  recent_fills=[], volatility=0.0, flow_imbalance=0.0, drift=0.0,
+                  pnl_today=0.0, resting_notional=0)  # fmt: skip
+    return MarketState(**{**fields, **changes})
+
+
+def test_the_maker_leans_with_a_trend_and_against_its_inventory():
+    settings = dict(MAKER_DEFAULTS)
+    flat = market_maker_quotes(maker_state(), settings)
+    best = {side: [q.price for q in flat if q.side == side] for side in (BUY, SELL)}
+    assert max(best[BUY]) < 10_000 < min(best[SELL])
+    rising = market_maker_quotes(maker_state(drift=2e-4), settings)
+    assert min(q.price for q in rising if q.side == SELL) > min(best[SELL])
+    assert max(q.price for q in rising if q.side == BUY) > max(best[BUY])
+    long = market_maker_quotes(maker_state(base=1_100, volatility=1e-3), settings)
+    assert max(q.price for q in long if q.side == BUY) < max(best[BUY]), "long: r below the mid"
+    near_limit = market_maker_quotes(maker_state(base=1_195), settings)
+    assert sum(q.qty for q in near_limit if q.side == BUY) <= 5, "never past max_inventory"
