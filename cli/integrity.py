@@ -190,9 +190,9 @@ def eval_command(
     if json:
         print_json(report)
         return
-    worst = "worst case over seeds " + ", ".join(map(str, report["seeds"])) + "\n"
+    worst = ", ".join(map(str, report["seeds"])) if seeds > 1 else ""
     typer.echo(
-        (worst if seeds > 1 else "")
+        (f"worst case over seeds {worst}\n" if worst else "")
         + f"wash trades: precision {report['precision']}, recall {report['recall']}, "
         f"F1 {report['f1']}\n"
         f"wash wallets: precision {report['wallets_precision']}, recall "

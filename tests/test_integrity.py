@@ -196,7 +196,7 @@ def test_the_evaluation_scores_a_labelled_market():
     assert report["maker_flag_rate"] == 0
 
 
-def test_the_evaluation_over_seeds_reports_the_worst_case():
+def test_the_evaluation_over_seeds_reports_the_worst_case_and_one_seed_reads_as_text():
     result = mnode("integrity", "eval", "--seeds", "2", "--steps", "3000", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -206,6 +206,8 @@ def test_the_evaluation_over_seeds_reports_the_worst_case():
     assert report["maker_flag_rate"] == max(seed["maker_flag_rate"] for seed in report["per_seed"])
     for name, recall in report["recall_by_pattern"].items():
         assert recall == min(seed["recall_by_pattern"][name] for seed in report["per_seed"])
+    text = mnode("integrity", "eval", "--steps", "3000")
+    assert text.exit_code == 0 and "lead precision" in text.stdout, text.stderr
     refused = mnode("integrity", "eval", "--seeds", "0")
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
 
