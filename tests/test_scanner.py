@@ -1,5 +1,6 @@
 """The running node's scans (node/analytics/scanner.py): two lanes of detectors, each scan spaced
-out by the CPU time the last one used, the scoring lane waiting for the follower."""
+out by the CPU time the last one used, the scoring lane waiting for the follower and explaining
+its leads by the wash lane's findings."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from marketnode.node.analytics import scanner as scanner_module
 from marketnode.node.analytics.duckdb_store import AnalyticsStore
 from marketnode.node.analytics.integrity import LANES, lane_host
 from marketnode.node.analytics.scanner import MOST_DEFERRAL_S, LaneScanner
+from marketnode.plugins.alerts import Alert
 
 
 def lane_detectors(lane: str | None) -> list[tuple[str, bool]]:
@@ -90,3 +92,37 @@ def test_the_scoring_lane_waits_for_the_follower_but_not_for_ever(tmp_path, monk
         assert scores.scans == 2
     finally:
         store.close()
+
+
+NOW = "2026-12-01T00:00:00+00:00"
+
+
+def test_the_scoring_lane_explains_its_leads_by_the_wash_lanes_last_findings(tmp_path, monkeypatch):
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    found: queue.SimpleQueue = queue.SimpleQueue()
+    findings = LaneScanner("findings", store.connection, {}, 0.1, found)
+    scores = LaneScanner("scores", store.connection, {}, 0.1, found, True, findings)
+    findings.latest = [
+        Alert(detector="round_trips", severity="high", market="M", wallets=["0xa", "0xb"],
+              trades=[1, 2], evidence={}, wash_volume="10"),
+    ]  # fmt: skip
+    leads = [
+        Alert(detector="anomalous_wallets", severity="low", market="M", wallets=[wallet],
+              trades=[seq], evidence={"rank": seq}, wash_volume="0", time=NOW)
+        for seq, wallet in enumerate(["0xa", "0xc"], start=1)
+    ]  # fmt: skip
+
+    def scan_each(connection, settings, lane):
+        yield "anomalous_wallets", leads
+
+    monkeypatch.setattr(scanner_module, "scan_each", scan_each)
+    try:
+        scores.start_when_due()
+        scores.join()
+    finally:
+        store.close()
+    kept = found.get_nowait()
+    assert [(lead.wallets, lead.evidence["explained"]) for lead in kept] == [
+        (["0xa"], ["round_trips"]), (["0xc"], [])
+    ]  # fmt: skip
+    assert kept[1].evidence["lead_rank"] == 1 and scores.latest == leads

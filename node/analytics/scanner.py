@@ -14,6 +14,10 @@ to catch up. The CPU time, not the wall time, is what is spaced: on a busy machi
 of CPU takes 3 s waiting for a core, and spacing by the wall time put 6 to 13 s between scans
 that had left the follower most of the process anyway. On a quiet node the interval decides.
 
+An anomaly lead says which wash findings already name its wallet (`explain_leads`, as
+`mnode integrity scan` does over one scan's alerts): the scoring lane explains its leads by the
+wash lane's last finished scan.
+
 The scoring lane also waits while the follower is behind the journal (up to `MOST_DEFERRAL_S`
 past its time): a forest's training takes seconds of the process's CPU, which on a busy machine
 is what the follower needs to catch up, and its leads are a slower view anyway.
@@ -33,6 +37,9 @@ import time
 from typing import Any
 
 import duckdb
+
+from marketnode.plugins.alerts import Alert
+from marketnode.plugins.anomalous_wallets import explain_leads
 
 from .integrity import scan_each, store_alerts
 
@@ -54,9 +61,14 @@ class LaneScanner:
         interval_s: float,
         found: queue.SimpleQueue,
         waits_for_follower: bool = False,
+        explained_by: LaneScanner | None = None,
     ) -> None:
         self.lane = lane
         self.waits_for_follower = waits_for_follower
+        self.explained_by = explained_by
+        """The lane whose last findings this one's anomaly leads are explained by."""
+        self.latest: list[Alert] = []
+        """Every alert of this lane's last finished scan (kept before or not)."""
         self.connection = connection
         self.settings = settings
         self.interval_s = interval_s
@@ -104,14 +116,18 @@ class LaneScanner:
 
     def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
         started, started_at, cpu = time.monotonic(), time.time(), time.thread_time()
-        mark, store_s, detectors = started, 0.0, {}
+        mark, store_s, detectors, scanned = started, 0.0, {}, []
         try:
             for name, alerts in scan_each(cursor, self.settings, self.lane):
                 now = time.monotonic()
                 detectors[name], mark = round(now - mark, 3), now
+                if self.explained_by is not None:
+                    explain_leads([*self.explained_by.latest, *alerts])
                 self.found.put(store_alerts(cursor, alerts))
+                scanned.extend(alerts)
                 now = time.monotonic()
                 store_s, mark = store_s + now - mark, now
+            self.latest = scanned
         except duckdb.InterruptException:
             log.info("integrity scan interrupted: the process is stopping")
         except Exception:  # a detector's bug: logged, and the next scan runs as planned

@@ -103,17 +103,17 @@ class AnalyticsService:
         self.detector_settings = detector_settings(config.integrity, str(home.config_path))
         self.found: queue.SimpleQueue[list] = queue.SimpleQueue()
         """New alerts of finished scans, for the main thread to push (sockets stay in it)."""
-        self.scanners = {
-            lane: LaneScanner(
+        self.scanners: dict[str, LaneScanner] = {}
+        for lane in LANES:  # the findings lane first: it explains the scoring lane's leads
+            self.scanners[lane] = LaneScanner(
                 lane,
                 self.analytics.connection,
                 self.detector_settings,
                 config.integrity.scan_interval_s,
                 self.found,
                 waits_for_follower=lane == "scores",
+                explained_by=self.scanners.get("findings") if lane == "scores" else None,
             )
-            for lane in LANES
-        }
         self.node_identity: bytes | None = None
         """Who to push new alerts to: the node, once it has said hello."""
         self.context = zmq.Context()
