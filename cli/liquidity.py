@@ -11,7 +11,7 @@ import typer
 
 from marketnode.node.home.processes import process_alive
 from marketnode.node.liquidity.config import load_instances
-from marketnode.node.liquidity.service import state_path
+from marketnode.node.liquidity.service import ledger_path, state_path, write_json
 
 from .common import (
     EXIT_CHECK_FAILED,
@@ -86,6 +86,30 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
                    f"{item['unrealized']}{halted}")  # fmt: skip
         quotes = ", ".join(f"{side} {qty} @ {price}" for side, price, qty in item["quotes"])
         typer.echo(f"    quotes: {quotes or 'none'}")
+
+
+@app.command("resume")
+def resume_command(
+    name: Annotated[str, typer.Argument(help="The instance ([liquidity.NAME]).")],
+    home: HomeOption = None,
+) -> None:
+    """Clear instance NAME's halt (its kill switch stays thrown across restarts until then):
+    the running liquidity process quotes it again within a second."""
+    node_home = require_home(home)
+    path = ledger_path(node_home.path, name)
+    try:
+        record = json_module.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"no liquidity instance {name!r} has run on {node_home.path}", EXIT_NOT_RUNNING)
+    except (OSError, ValueError) as error:
+        fail(f"{path}: cannot be read: {error}", EXIT_NOT_RUNNING)
+    reason = record.get("halted")
+    if reason is None:
+        typer.echo(f"{name} is not halted")
+        return
+    record["halted"] = None
+    write_json(path, record)
+    typer.echo(f"{name} resumed (it had halted: {reason})")
 
 
 @app.command("eval")

@@ -8,6 +8,9 @@ import json
 import threading
 import time
 
+from typer.testing import CliRunner
+
+from marketnode.cli.main import app
 from marketnode.node.liquidity import service
 from marketnode.node.liquidity.builtins import liquidity_host
 from marketnode.node.liquidity.config import parse_instances
@@ -73,6 +76,31 @@ def test_the_process_quotes_refreshes_on_fills_and_cancels_on_stop(running_node)
         again = service.saved_ledger(node.home.path, instance)
         assert again == saved[instance.name], "a restarted process carries on with its ledger"
     assert state_of(node.home)["stopped"] is True
+
+
+def test_a_halt_survives_a_restart_until_the_operator_resumes(running_node):
+    node = running_node
+    node.add_peer("careful", ("0x5003",))
+    tables = {"careful": {"strategy": "market_maker", "market": MARKET, "peer": "careful",
+                          "owner": "0x5003", "base": "10", "quote": "1000", "start_price": "100",
+                          "refresh_s": 0.2, "max_daily_loss": -1.0}}  # fmt: skip
+    for loss in (-1.0, 1e12):  # the first run halts at once; the second, within its limit,
+        tables["careful"]["max_daily_loss"] = loss  # starts halted all the same
+        instances = parse_instances(tables, "test", liquidity_host())
+        service.state_path(node.home.path).unlink(missing_ok=True)
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(node.home, instances, stop))
+        thread.start()
+        assert wait_until(lambda: any(i["halted"] for i in quoting(node.home)))
+        stop.set()
+        thread.join(timeout=30)
+        assert not node.client("alice").snapshot(MARKET).bids, "halted: nothing rests"
+    record = service.saved_record(node.home.path, instances[0])
+    assert "max_daily_loss" in record["halted"]
+    result = CliRunner().invoke(app, ["liquidity", "resume", "careful", "--home",
+                                      str(node.home.path)])  # fmt: skip
+    assert result.exit_code == 0 and "resumed" in result.stdout
+    assert service.saved_record(node.home.path, instances[0])["halted"] is None
 
 
 def test_the_link_supervises_the_process_and_shows_its_death(running_node):

@@ -9,7 +9,8 @@ The node starts it through its supervisor when the home configures an instance
 dies alone. One thread polls every instance's connection: a fill refreshes its instance at
 once, the timer (`refresh_s`) otherwise. Each instance's ledger is written to
 liquidity/NAME.json after each change, so a restarted process carries on with the same
-inventory (an AMM's reserves), and liquidity/state.json says every second what each instance
+inventory (an AMM's reserves) and a halted instance stays halted until the operator resumes it
+(`mnode liquidity resume NAME`), and liquidity/state.json says every second what each instance
 quotes, holds and earned, or why it stopped (`mnode liquidity status`). SIGTERM cancels every
 instance's orders and ends it; an instance's peer should also be registered with
 --cancel-on-disconnect, so that a killed process leaves nothing resting.
@@ -64,14 +65,21 @@ def write_json(path: Path, record: Any) -> None:
     os.replace(scratch, path)
 
 
-def saved_ledger(home: Path, instance: Instance) -> Ledger | None:
-    """The ledger an earlier run left for this instance, if it was of the same market and
-    owner (else the instance starts again from its configured holdings)."""
+def saved_record(home: Path, instance: Instance) -> dict[str, Any] | None:
+    """What an earlier run left for this instance (its ledger, why it halted), if it was of
+    the same market and owner (else the instance starts again from its configured holdings)."""
     try:
         record = json.loads(ledger_path(home, instance.name).read_text())
     except (OSError, ValueError):
         return None
     if (record.get("market"), record.get("owner")) != (instance.market, instance.owner):
+        return None
+    return record
+
+
+def saved_ledger(home: Path, instance: Instance) -> Ledger | None:
+    record = saved_record(home, instance)
+    if record is None:
         return None
     fields = {field.name for field in dataclasses.fields(Ledger)}
     return Ledger(**{key: value for key, value in record["ledger"].items() if key in fields})
@@ -81,7 +89,9 @@ def open_quoter(home: Home, instance: Instance, context: zmq.Context) -> Quoter:
     config = home.config()
     key = load_key_pair(home.keys_path(config) / PEERS_FOLDER / f"{instance.peer}.key_secret")
     client = Client(address_of_home(home, config), key, context=context)
-    return Quoter(instance, client, liquidity_host(), ledger=saved_ledger(home.path, instance))
+    quoter = Quoter(instance, client, liquidity_host(), ledger=saved_ledger(home.path, instance))
+    quoter.halted = (saved_record(home.path, instance) or {}).get("halted")
+    return quoter
 
 
 def run(
@@ -101,14 +111,15 @@ def run(
         while not stop.is_set():
             now = clock()
             for quoter in quoters:
-                fills = quoter.ledger.fills
+                fills, halted = quoter.ledger.fills, quoter.halted
                 quoter.absorb()
                 due = now - quoter.refreshed_at >= quoter.instance.refresh_s
                 if quoter.halted is None and (quoter.fill_pending or due):
                     quoter.refresh()
-                if quoter.ledger.fills != fills:
+                if quoter.ledger.fills != fills or quoter.halted != halted:
                     save_ledger(home.path, quoter)
             if now - written >= STATE_EVERY_S:
+                resume_cleared(home.path, quoters)
                 write_state(home.path, quoters)
                 written = now
             poller.poll(timeout=_wait_ms(quoters, now))
@@ -128,9 +139,21 @@ def _wait_ms(quoters: list[Quoter], now: float) -> int:
     return int(1000 * max(0.01, min([1.0, *waits])))
 
 
+def resume_cleared(home: Path, quoters: list[Quoter]) -> None:
+    """A halted instance whose halt the operator cleared (`mnode liquidity resume`) quotes
+    again from its next refresh."""
+    for quoter in quoters:
+        if quoter.halted is not None:
+            record = saved_record(home, quoter.instance)
+            if record is not None and record.get("halted") is None:
+                log.warning("liquidity %s resumed by the operator", quoter.instance.name)
+                quoter.halted = None
+
+
 def save_ledger(home: Path, quoter: Quoter) -> None:
+    """The instance's ledger and halt, which survive a restart (a kill switch stays thrown)."""
     record = {"market": quoter.instance.market, "owner": quoter.instance.owner,
-              "ledger": dataclasses.asdict(quoter.ledger)}  # fmt: skip
+              "halted": quoter.halted, "ledger": dataclasses.asdict(quoter.ledger)}  # fmt: skip
     write_json(ledger_path(home, quoter.instance.name), record)
 
 
