@@ -191,7 +191,7 @@ class Quoter:
             kind = event.__struct_config__.tag
             if kind == "trade":
                 self._trade(event)
-            elif kind == "rested" and event.owner == self.instance.owner:
+            elif kind == "rested" and event.id in self.sides:
                 self.orders[event.id] = RestingQuote(
                     event.id, event.side, self.tick.units(event.price), self.lot.units(event.qty)
                 )
