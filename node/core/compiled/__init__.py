@@ -1,17 +1,19 @@
 """The compiled matching core: `Engine`'s hot paths in C, and the switch that picks a core.
 
-`_engine.pyx` (built by setup.py into the `_engine` extension) holds `CompiledEngine`, an
-`Engine` whose dispatch, new-order checks, matching, resting and cancelling are compiled; it
-works on the Python engine's own books, orders and events, so the store, the state hash and
-replay cannot tell the two apart, and tests/test_engine_model.py and test_store.py run both
-and require identical events, books and state hashes. The Python engine stays the reference.
+`_engine.pyx` (with `_match.pxi`, `_replace.pxi` and `_slots.pxi`; setup.py builds it into the
+`_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch, new-order and replace
+checks, matching, resting, replacing and cancelling are compiled; it works on the Python
+engine's own books, orders and events, so the store, the state hash and replay cannot tell the
+two apart, and tests/test_engine_model.py and tests/test_engine_cores.py run both and require
+identical events, books and state hashes. The Python engine stays the reference.
 
-Which core runs: the environment variable MARKETNODE_CORE, else the node's `[engine] core`
-(given here by `configure_core`), else "auto": the compiled one where it built. The install
-never depends on it: setup.py leaves the extension out, in one line, where it cannot build.
+Which core `Engine(...)` builds: the one a tool forces for a while (`core_forced`), else the
+environment variable MARKETNODE_CORE, else the node's `[engine] core` (given here by
+`configure_core`), else "auto": the compiled one where it built. The install never depends on
+it: setup.py leaves the extension out, saying so in one line, where it cannot build.
 
-Why Cython and not Rust through PyO3 (docs/performance.md, "Compiled core"): on a price
-level's FIFO and its match loop, Rust ran 12-23 M trades/s, Cython 5-7 M and Python 0.5-0.8 M;
+Why Cython and not Rust through PyO3 (docs/performance.md, "The compiled core"): on a price
+level's FIFO and its match loop, Rust ran 12-23 M fills/s, Cython 5-7 M and Python 0.5-0.8 M;
 both compiled loops are far beyond what the engine needs, since its time goes to the Python
 objects at its edges (commands in, events out), which both reach through the same C API. Cython
 needs only a C compiler and a package from PyPI at build time, which setuptools' build_ext
