@@ -33,6 +33,7 @@ from test_relayer import (  # noqa: F401 - fixtures, found by pytest under their
     wait_for,
 )
 
+from marketnode.node.chain import relayer as relayer_module
 from marketnode.node.chain.settlement_store import CONFIRMED
 
 
@@ -93,3 +94,37 @@ def test_replacement_signed_after_its_batch_was_mined_still_settles_after_a_reor
         assert balances(market) == {key: before[key] + change[key] for key in before}
     finally:
         store.close()
+
+
+def test_a_batch_that_reverts_as_a_whole_goes_again_and_fails_no_trade(
+    anvil_market,  # noqa: F811 - the fixture imported above
+    signed_node,  # noqa: F811
+    monkeypatch,
+):
+    """A transaction given too little gas reverts as a whole: no owner is at fault, so its
+    trades are not failed (no notice, no cancel) but sent again in a new batch."""
+    market = anvil_market
+    use_relayer_key(market)
+    running = signed_node(market)
+    before = balances(market)
+    trade_through_node(running, market, rounds=1, tag="v")
+    running.stop()
+    relayer, store = in_process_relayer(running.home, market)
+    state = relayer.state
+    try:
+        monkeypatch.setattr(relayer_module, "GAS_MARGIN", 0.5)  # half the gas it needs
+        monkeypatch.setattr(relayer_module, "GAS_EXTRA", 0)
+        wait_for(lambda: bool(state.open_batches()), market.w3, relayer.step)
+        first = state.open_batches()[0]["id"]
+        monkeypatch.undo()
+        wait_for(settled(state), market.w3, relayer.step)
+        batches = {batch["id"]: batch for batch in state.batches()}
+        assert batches[first]["state"] == "failed"
+        assert batches[first]["reason"] == relayer_module.REVERTED
+        assert state.counts() == {"pending": 0, "submitted": 0, CONFIRMED: 3, "failed": 0}
+        assert state.unacknowledged(10) == []
+        change = implied_change(journal_trades(store), market)
+        assert balances(market) == {key: before[key] + change[key] for key in before}
+    finally:
+        store.close()
+        state.close()

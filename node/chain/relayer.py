@@ -33,6 +33,8 @@ from typing import Any
 
 import pluggy
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
@@ -53,6 +55,7 @@ GAS_EXTRA = 30_000
 """Gas offered over the estimate: a trade's storage writes cost more when the slot was cleared
 in between (the estimate may be made against another state than the block's)."""
 NONCE_TAKEN = "its nonce was taken by another transaction of the relayer's key"
+REVERTED = "its transaction reverted as a whole"
 MAX_IN_FLIGHT = 4
 TRADES_PER_WRITE = 10_000
 """Batches sent and not yet mined, at most: more would only queue at later nonces."""
@@ -186,7 +189,11 @@ class Relayer:
     def _replace(self, batch: Any, previous: Sent) -> None:
         fees = replacement_fees(Fees(previous.max_fee, previous.tip), fee_history(self.w3).fees())
         entries = [self._entry(row) for row in self._batch_rows(batch["id"])]
-        sent = self._sign(entries, batch["nonce"], fees)
+        # the same calldata needs the same gas: an estimate made now may be made against a
+        # chain where the original was mined (its trades then cheap `already_settled` skips),
+        # and a replacement that lands after that block is reorganised out would run short
+        gas = TypedTransaction.from_bytes(HexBytes(_hex(previous.raw)))
+        sent = self._sign(entries, batch["nonce"], fees, gas=gas.as_dict()["gas"])
         log.warning("batch %d: unmined for %.0f s: replaced at nonce %d, fees %d/%d -> %d/%d",
                     batch["id"], self.clock() - previous.sent_at, batch["nonce"],
                     previous.max_fee, previous.tip, fees.max_fee, fees.tip)  # fmt: skip
@@ -195,7 +202,11 @@ class Relayer:
 
     def _finish(self, batch: int, receipt: Any) -> None:
         if receipt["status"] != 1:
-            self.state.finish(batch, [], {}, reason="the batch's transaction reverted")
+            # no owner is at fault for a batch that reverts as a whole: its trades go in a
+            # new batch, whose gas estimate refuses it at no cost if the cause has stayed
+            log.error("batch %d: its transaction %s reverted: its trades go in a new batch",
+                      batch, receipt["transactionHash"].hex())  # fmt: skip
+            self.state.requeue(batch, REVERTED)
             return
         events = self.contract.events
         settled = [
@@ -242,12 +253,15 @@ class Relayer:
         self._broadcast(sent)
         return True
 
-    def _sign(self, entries: list, nonce: int, fees: Fees) -> Sent:
+    def _sign(self, entries: list, nonce: int, fees: Fees, gas: int | None = None) -> Sent:
+        """The signed `settle(entries)` at `nonce`; `gas` (a replaced transaction's) or the
+        estimate with its margin."""
         call = self.contract.functions.settle(entries)
-        estimate = call.estimate_gas({"from": self.account.address})
+        if gas is None:
+            gas = int(call.estimate_gas({"from": self.account.address}) * GAS_MARGIN) + GAS_EXTRA
         transaction = call.build_transaction({
             "from": self.account.address, "nonce": nonce, "chainId": self.chain_id,
-            "gas": int(estimate * GAS_MARGIN) + GAS_EXTRA,
+            "gas": gas,
             "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.tip,
         })  # fmt: skip
         signed = self.account.sign_transaction(transaction)

@@ -269,19 +269,16 @@ class SettlementStore:
                 (SUBMITTED, batch),
             )
 
-    def finish(self, batch: int, settled: list[int], skipped: dict[int, str],
-               reason: str | None = None) -> None:  # fmt: skip
+    def finish(self, batch: int, settled: list[int], skipped: dict[int, str]) -> None:
         """The batch is final: `settled` trades confirmed at its block, and so are `skipped`
         ones an earlier transaction settled (`SETTLED_BEFORE`, kept as their reason); other
-        skipped ones failed with their reasons, and (a reverted batch, `reason` given) every
-        other one failed; each failed trade gets a notice for the node."""
+        skipped ones failed with their reasons, each with a notice for the node."""
         now = time.time()
         before = [seq for seq, why in skipped.items() if why == SETTLED_BEFORE]
         with self.db:
             row = self.db.execute("SELECT block FROM batches WHERE id = ?", (batch,)).fetchone()
-            state = FAILED if reason else CONFIRMED
             self.db.execute(
-                "UPDATE batches SET state = ?, reason = ? WHERE id = ?", (state, reason, batch)
+                "UPDATE batches SET state = ?, reason = NULL WHERE id = ?", (CONFIRMED, batch)
             )
             self.db.executemany(
                 "UPDATE trades SET state = ?, block = ?, reason = ?, settled_at = ? WHERE seq = ?",
@@ -290,12 +287,6 @@ class SettlementStore:
                 + [(FAILED, row[0], why, now, seq) for seq, why in skipped.items()
                    if why != SETTLED_BEFORE],
             )  # fmt: skip
-            if reason:
-                self.db.execute(
-                    "UPDATE trades SET state = ?, reason = ?, settled_at = ?"
-                    " WHERE batch = ? AND state = ?",
-                    (FAILED, reason, now, batch, SUBMITTED),
-                )
             self.db.execute(
                 "INSERT OR IGNORE INTO notices (seq) SELECT seq FROM trades"
                 " WHERE batch = ? AND state = ?",
@@ -303,9 +294,10 @@ class SettlementStore:
             )
 
     def requeue(self, batch: int, reason: str) -> None:
-        """A batch that can never be mined (its nonce was taken by another transaction of the
-        key): failed itself, its trades pending again for a new batch (the contract's replay
-        bitmap skips any of them that did settle, and they end confirmed, `SETTLED_BEFORE`)."""
+        """A batch whose trades must go again (its nonce was taken by another transaction of
+        the key, or its transaction reverted as a whole): failed itself, its trades pending
+        again for a new batch (the contract's replay bitmap skips any of them that did settle,
+        and they end confirmed, `SETTLED_BEFORE`)."""
         with self.db:
             self.db.execute(
                 "UPDATE batches SET state = ?, reason = ? WHERE id = ?", (FAILED, reason, batch)
