@@ -103,7 +103,7 @@ COMMANDS = (
     CommandEntry("settlement", "settlement", "app", "The relayer's settlement of trades on "
                  "chain: status, batches, one trade."),
     CommandEntry("chain", "chain", "app", "The chain the node settles on: deploy its "
-                 "contracts."),
+                 "contracts (and, on a local test chain, fund the dev wallets)."),
     CommandEntry("peers", "peers", "app", "Register, list and revoke peers (reloaded by a "
                  "running node)."),
     CommandEntry("markets", "markets", "app", "List, halt and resume the running node's "
