@@ -118,6 +118,9 @@ def test_the_scoring_lane_explains_its_leads_by_the_wash_lanes_last_findings(tmp
     monkeypatch.setattr(scanner_module, "scan_each", scan_each)
     try:
         scores.start_when_due()
+        assert scores.thread is None  # not before the wash lane's first scan has finished
+        findings.scans = 1
+        scores.start_when_due()
         scores.join()
     finally:
         store.close()

@@ -16,7 +16,9 @@ that had left the follower most of the process anyway. On a quiet node the inter
 
 An anomaly lead says which wash findings already name its wallet (`explain_leads`, as
 `mnode integrity scan` does over one scan's alerts): the scoring lane explains its leads by the
-wash lane's last finished scan.
+wash lane's last finished scan, and starts its first scan only after the wash lane's first has
+finished. That one also creates the running totals' tables, and DuckDB refuses two transactions
+creating one table at once (a scoring scan beside it failed on a new file).
 
 The scoring lane also waits while the follower is behind the journal (up to `MOST_DEFERRAL_S`
 past its time): a forest's training takes seconds of the process's CPU, which on a busy machine
@@ -94,6 +96,8 @@ class LaneScanner:
             return
         behind = self.waits_for_follower and not follower_caught_up
         if behind and now < self.next_start + MOST_DEFERRAL_S:
+            return
+        if self.explained_by is not None and not self.explained_by.scans:
             return
         self.next_start = float("inf")  # planned when this scan ends
         self.cursor = self.connection.cursor()
