@@ -1,28 +1,26 @@
 """Anomalous wallets: leads for a compliance reviewer, an IsolationForest over per-wallet
-behaviour weighted by the wash signature, wallets ranked by score (which features the forest
-sees, and why, at MODELLED).
+behaviour weighted by the wash signature (which features the forest sees, and why: MODELLED).
 
 Features per wallet over the training window: trade count and notional, counterparties and
 the share of the largest one, |net position| / volume, regularity of the time between its
 trades, cancels per fill, share of round sizes above the market's own (in a market whose lot is
-10, every size is round), mean deviation of its prices from the market's
-recent price (the mean of the 20 trades before each), the share of its volume traded with
-partners, the share traded with counterparties it both bought from and sold to, and its closed
-group's (`closed_groups`): the share of its volume inside the group, how far the group's
-positions moved, and the share of its volume inside a group that came back to flat.
+10, every size is round), mean deviation of its prices from the market's recent price (the mean
+of the 20 trades before each), the share of its volume traded with partners, the share traded
+with counterparties it both bought from and sold to, and its closed group's (`closed_groups`):
+the share of its volume inside it, how far positions moved there, and the share of its volume
+inside it once that is taken into account.
 
-Unusual is not wash: a supplier selling the same size to one client again and again is as
-isolated as a wash pair, but the asset really changes hands, while a wash group's positions
-come back to flat. So the score is the forest's (how unusual the wallet is against the market)
-times the wash signature: its `flat_group_share` over `min_flat_share` (0.5), at most 1. A
-wallet with at least half its volume in a closed group that came back to flat keeps the forest's
-score; one-way suppliers, OTC desks and their clients, collectors, arbitrageurs and makers,
-unusual as they may be, score in proportion to how little of that they do. The scaler is fitted
-on the training window only; the model's version names its window and parameters. Only wallets
-scoring at least `min_score` (0.6) are reported, each with its score and rank and the
-features that made it unusual against the market's quartiles (`why`), never as a bare label;
-`explain_leads` adds the wash findings of the same scan that already name it (`explained`).
-It is trained again at most every `retrain_s` seconds on a store (`detect_integrity`).
+Unusual is not wash: a supplier selling one size to one client again and again is as isolated
+as a wash pair, but the asset really changes hands, while a wash group's positions come back to
+flat. So the score is the forest's (how unusual the wallet is against the market) times the wash
+signature, `flat_group_share` over `min_flat_share` (0.5), at most 1: one-way suppliers, OTC
+desks and clients, collectors, arbitrageurs and makers, unusual as they may be, score in
+proportion to how little of their volume comes back to flat in a closed group. The scaler is
+fitted on the training window only; the model's version names its window and parameters. Only
+wallets scoring at least `min_score` (0.6) are reported, with score, rank and the features that
+made them unusual against the market's quartiles (`why`), never as a bare label; `explain_leads`
+adds the wash findings of the same scan that already name them (`explained`). The forest is
+trained again at most every `retrain_s` seconds on a store (`detect_integrity`).
 
 Numpy and scikit-learn are imported when a scan scores the wallets, not when the detector is
 loaded: `mnode start` loads the detectors to check their config.toml tables, in the process
@@ -167,10 +165,11 @@ def closed_groups(connection, link_share: float) -> dict[str, tuple[float, float
     `group_imbalance` (how far the group's positions moved: the sum of its members' |net
     position| from their trades with each other over the volume of those trades, 0 when they
     all came back to flat, 1 when the asset only went one way) and `flat_group_share` (the
-    closed share times how flat the group is: 1 - 2 x imbalance, down to 0). An intermediary's
-    group (sellers to a desk, the desk to buyers) has an imbalance of one half, the desk flat
-    and every end moved all its volume: such a chain, or anything more one-way, is not flat
-    at all.
+    closed share times 1 - 2 x the imbalance, down to 0). An intermediary's group (sellers to
+    a desk, the desk to buyers) has an imbalance of one half, the desk flat and every end moved
+    all its volume: such a chain, or anything more one-way, is not flat at all. (The wallet's
+    own net is not asked to be flat too: members of a wash cluster trading at random among
+    themselves rarely are one by one, and on hold-out B that cost more than it saved.)
 
     A closed group is a component of the links between wallets that traded at least twice
     for at least `link_share` of both wallets' volume in a market (a self-trade links a wallet
@@ -211,17 +210,19 @@ def closed_groups(connection, link_share: float) -> dict[str, tuple[float, float
         group = moved[root(member)]
         group[0] += abs(net[member])
         group[1] += traded
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     for (market, wallet), traded in volume.items():
         total = totals[wallet]
         total[0] += traded
-        if (market, wallet) in inside:
+        if mine := inside.get((market, wallet)):
             group_net, group_volume = moved[root((market, wallet))]
-            total[1] += inside[market, wallet]
-            total[2] += inside[market, wallet] * max(0.0, 1 - 2 * group_net / group_volume)
+            moved_share = group_net / group_volume
+            total[1] += mine
+            total[2] += mine * moved_share
+            total[3] += mine * max(0.0, 1 - 2 * moved_share)
     return {
-        wallet: (closed / traded, 1 - flat / closed if closed else 1.0, flat / traded)
-        for wallet, (traded, closed, flat) in totals.items()
+        wallet: (closed / traded, moved / closed if closed else 1.0, flat / traded)
+        for wallet, (traded, closed, moved, flat) in totals.items()
         if traded
     }
 
@@ -303,8 +304,7 @@ FROM (SELECT unnest(wallets) AS wallet, detector FROM alerts
       WHERE detector NOT IN ('market_statistics', 'anomalous_wallets')
         AND coalesce(label, '') <> 'benign')
 GROUP BY wallet
-"""
-"""The wash findings kept so far (none a reviewer called benign), by the wallets they name."""
+"""  # the wash findings kept so far (none a reviewer called benign), by the wallets they name
 
 
 def explained_wallets(connection) -> dict[str, list[str]]:
