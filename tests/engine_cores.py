@@ -1,14 +1,18 @@
 """Both matching cores for the differential tests: the Python reference engine and the compiled
 one, and what "the same state" means between them.
 
-A test of the compiled core fails where it is not built (CI's fresh venv has a C compiler, so a
-missing core there is a broken build), unless MARKETNODE_CORE=python says the machine runs the
-Python engine on purpose: then the compiled half is skipped, with that reason.
+A test of the compiled core fails where it is not built although Cython and a C compiler are
+at hand (the build broke); where they are not (the install then says it runs the Python engine,
+as it should), or MARKETNODE_CORE=python says the machine runs the Python engine on purpose, the
+compiled half is skipped, with that reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import sysconfig
 from collections.abc import Sequence
 
 import msgspec
@@ -28,7 +32,16 @@ def engine_of(core: str, markets: Sequence[MarketSpec] = ()) -> Engine:
         return PythonEngine(markets)
     if os.environ.get(CORE_VARIABLE) == "python":
         pytest.skip(f"{CORE_VARIABLE}=python: this machine runs the Python engine on purpose")
+    if compiled_engine_class("auto") is None and not build_tools_at_hand():
+        pytest.skip("the compiled core is not built: no C compiler or Cython here to build it")
     return compiled_engine_class("compiled")(markets)
+
+
+def build_tools_at_hand() -> bool:
+    """Could this machine have built the compiled core: Cython importable and the C compiler
+    Python was built with (sysconfig's CC) on the PATH?"""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return importlib.util.find_spec("Cython") is not None and shutil.which(compiler) is not None
 
 
 def state_hash(engine: Engine) -> int:
