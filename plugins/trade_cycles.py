@@ -11,6 +11,11 @@ Real rings rarely balance to the lot: an honest taker snipes a leg, a size is of
 component whose members are each within `volume_net_share` of their own volume in it (default
 20%) is reported too, as medium severity; the paper's criterion, within `net_share` (1%) of the
 mean trade size, is high severity.
+
+A market maker in a quiet hour may fill one trader's orders both ways, a cycle of a few trades
+that balances; but a maker requotes all day, while a wash wallet's orders are meant to fill. As
+in `wash_clusters`, a wallet that cancels or replaces more than `max_requotes_per_trade` orders
+per trade in the market and window is left out of the graph.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ DEFAULTS = {
     "volume_net_share": 0.2,
     "min_pair_share": 0.3,
     "min_trades": 3,
+    "max_requotes_per_trade": 0.5,
 }
+
+MAKERS = """
+SELECT market, bucket, wallet FROM window_wallets
+WHERE window_s = $window AND requotes > $requotes * trades
+"""
+"""Wallets that requote more than `$requotes` orders per trade in a market and window."""
 
 
 def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -97,15 +109,29 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
     volume_net_share = Decimal(str(option["volume_net_share"]))
     alerts: dict[tuple, Alert] = {}
     for window in option["windows_s"]:
-        for (market, bucket), trades in partner_trades(
-            connection, window, option["min_pair_share"]
-        ).items():
+        partners = partner_trades(connection, window, option["min_pair_share"])
+        makers = _makers(connection, window, option["max_requotes_per_trade"])
+        for (market, bucket), all_trades in partners.items():
+            requoting = makers.get((market, bucket), set())
+            trades = [t for t in all_trades if not {t.seller, t.buyer} & requoting]
             for members, inside in _balanced_components(trades, volume_net_share):
                 if len(inside) < option["min_trades"]:
                     continue  # one trade each way between two wallets is no cycle yet
                 alert = _alert(market, bucket, window, members, inside, net_share)
                 alerts.setdefault((market, tuple(alert.trades)), alert)
     return list(alerts.values())
+
+
+def _makers(connection, window_s: int, requotes_per_trade: float) -> dict[tuple, set[str]]:
+    """The wallets that requote all day, by (market, window start), from the running totals
+    that `partner_trades` has just brought up to date."""
+    found: dict[tuple, set[str]] = defaultdict(set)
+    rows = connection.execute(
+        MAKERS, {"window": window_s, "requotes": requotes_per_trade}
+    ).fetchall()
+    for market, bucket, wallet in rows:
+        found[market, bucket].add(wallet)
+    return found
 
 
 def _balanced_components(

@@ -16,6 +16,17 @@ Market makers in a thin market may trade mostly with each other too, shedding in
 another's quotes; but a maker requotes all day, while a wash wallet's orders are meant to fill.
 A wallet that cancels or replaces more than `max_requotes_per_trade` orders per trade in the
 market and window is never a member.
+
+Wash that hides dilutes the group: a ring of five to eight wallets with honest trades between its
+legs keeps each member under 60% of its volume inside, and wallets linked only through a common
+funder trade fewer than five times inside it. Such a group is still told from honest trading by
+where its positions end: wash comes back to flat (the asset did not change hands), while a
+supply chain, or collectors buying from many sellers, moves the asset one way. So a group is
+also accepted when trimmed to members with `flat_min_inside_share` of their volume and
+`flat_min_member_trades` trades inside it, if it came back to flat: the sum of its members'
+|net position| inside it is at most `max_flat_net_share` of their summed inside volume. Without
+the flatness test, the looser trimming alone flagged honest wallets (precision 0.91 on the
+labelled market).
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ DEFAULTS = {
     "min_members": 3,
     "max_requotes_per_trade": 0.5,
     "max_market_share": 0.5,
+    "flat_min_inside_share": 0.4,
+    "flat_min_member_trades": 3,
+    "max_flat_net_share": 0.2,
 }
 
 QUERY = f"""
@@ -120,10 +134,32 @@ class _Window:
         as the members' volumes do)."""
 
     def clusters(self, option: dict[str, Any]) -> list[set[str]]:
-        """Groups of linked wallets, each member trading mostly and often inside its group."""
+        """Groups of linked wallets, each member trading mostly and often inside its group; and
+        groups of members trading less of their volume, or less often, inside, that came back
+        to flat (disjoint from the first)."""
+        found = self.trimmed(option, option["min_inside_share"], option["min_member_trades"])
+        taken = set().union(*found)
+        most_net = Decimal(str(option["max_flat_net_share"]))
+        loose = self.trimmed(
+            option, option["flat_min_inside_share"], option["flat_min_member_trades"]
+        )
+        for group in loose:
+            if group & taken:
+                continue
+            volume, _ = self.inside(group)
+            net = net_positions(self.among(group))
+            if sum(abs(net[wallet]) for wallet in group) <= most_net * sum(volume.values()):
+                found.append(group)
+        return found
+
+    def trimmed(
+        self, option: dict[str, Any], min_inside_share: float, min_member_trades: int
+    ) -> list[set[str]]:
+        """Components of linked wallets trimmed, member by member, to those with at least
+        `min_inside_share` of their volume and `min_member_trades` trades inside the group."""
         found = []
         pending = _components(self.links, set(self.links))
-        least_share = Decimal(str(option["min_inside_share"]))
+        least_share = Decimal(str(min_inside_share))
         most_of_market = Decimal(str(option["max_market_share"])) * self.market_volume
         while pending:
             group = pending.pop()
@@ -133,7 +169,7 @@ class _Window:
             keep = {
                 wallet
                 for wallet in group
-                if count[wallet] >= option["min_member_trades"]
+                if count[wallet] >= min_member_trades
                 and volume[wallet] >= least_share * self.volumes[wallet]
             }
             if keep != group:

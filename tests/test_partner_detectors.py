@@ -185,3 +185,52 @@ def test_a_closed_market_trading_at_random_is_no_wash_cluster(trades):
         for seller, buyer in itertools.permutations(farm, 2):
             trades.add(seller, buyer, 2)
     assert [a.wallets for a in alerts_of(trades, "wash_clusters")] == [farm]
+
+
+def requote(trades: Trades, wallet: str, times: int, first_seq: int) -> None:
+    """`times` accepted cancels by `wallet`: what a market maker does all day."""
+    for n in range(times):
+        trades.connection.execute(
+            "INSERT INTO events (seq, kind, op, market, owner, time) "
+            "VALUES (?, 'accepted', 'cancel', ?, ?, now())",
+            [first_seq + n, MARKET, wallet],
+        )
+
+
+def test_a_ring_diluted_by_cover_that_comes_back_flat_is_a_wash_cluster(trades):
+    honest_market(trades, takers=80)
+    ring = [f"0xr{n}" for n in range(6)]
+    seqs = []
+    for _ in range(2):  # two rounds: four trades each inside, half of each one's volume
+        for seller, buyer in zip(ring, ring[1:] + ring[:1], strict=True):
+            seqs.append(trades.add(seller, buyer, 10))
+    for member in ring:  # as much again with the maker, as cover
+        trades.add(member, "0xmm", 20)
+        trades.add("0xmm", member, 20)
+    (cluster,) = alerts_of(trades, "wash_clusters")
+    assert cluster.wallets == ring and cluster.trades == seqs
+    assert set(cluster.evidence["net_positions"].values()) == {"0"}
+    assert cluster.severity == "medium"
+
+
+def test_a_supplier_diluted_by_cover_that_moves_one_way_is_no_wash_cluster(trades):
+    """The same dilution, but the asset changes hands: one wallet sells to five, again and
+    again, and none of them sells back."""
+    honest_market(trades, takers=80)
+    buyers = [f"0xb{n}" for n in range(5)]
+    for _ in range(3):
+        for buyer in buyers:
+            trades.add("0xsupplier", buyer, 10)
+    for wallet in ["0xsupplier", *buyers]:
+        trades.add(wallet, "0xmm", 15)
+        trades.add("0xmm", wallet, 15)
+    assert alerts_of(trades, "wash_clusters") == []
+
+
+def test_a_maker_filling_one_trader_both_ways_in_a_quiet_hour_is_no_cycle(trades):
+    cycle = [trades.add("0xmk", "0xt", 5), trades.add("0xt", "0xmk", 10)]
+    cycle.append(trades.add("0xmk", "0xt", 5))
+    (alert,) = alerts_of(trades, "trade_cycles")  # a wallet that does not requote: a cycle
+    assert alert.wallets == ["0xmk", "0xt"] and alert.trades == cycle
+    requote(trades, "0xmk", 30, first_seq=10_000)  # a maker requotes all day
+    assert alerts_of(trades, "trade_cycles") == []
