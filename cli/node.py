@@ -173,6 +173,7 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
         f"  peers: {status['peers_registered']} registered, seen: "
         f"{', '.join(status['peers_seen']) or 'none'}\n"
         f"  analytics: {_analytics_text(status['analytics'])}\n"
+        f"  matching core: {status['core']['core']} ({status['core']['reason']})\n"
         f"  orders {status['endpoints']['orders']}, market data "
         f"{status['endpoints']['market_data']}, admin {status['endpoints']['admin']}"
     )

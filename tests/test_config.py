@@ -98,3 +98,16 @@ def test_missing_file_is_one_line(tmp_path):
 def test_a_message_limit_too_small_for_a_curve_handshake_is_refused():
     with pytest.raises(ConfigError, match=r"\[limits\]: max_message_bytes: must be at least 1024"):
         parse_config("[limits]\nmax_message_bytes = 256", "node.toml")
+
+
+def test_the_engine_core_and_liquidity_tables_are_read_and_checked():
+    config = parse_config(
+        MARKET + '\n[engine]\ncore = "python"\n\n[liquidity.pool]\nstrategy = "amm"\n', "n.toml"
+    )
+    assert config.engine.core == "python"
+    assert config.liquidity.instances == {"pool": {"strategy": "amm"}}
+    assert parse_config(MARKET, "n.toml").engine.core == "auto"
+    with pytest.raises(ConfigError, match=r"\[engine\]: core: must be one of auto, compiled"):
+        parse_config(MARKET + '\n[engine]\ncore = "fast"\n', "n.toml")
+    with pytest.raises(ConfigError, match=r"rate: unknown key .*or a \[liquidity.NAME\] table"):
+        parse_config(MARKET + "\n[liquidity]\nrate = 1\n", "n.toml")

@@ -5,12 +5,17 @@ stop; and its supervision by the node's side (liquidity_link)."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
+from conftest import LOOPBACK_ENDPOINTS, NO_ANALYTICS, start_node
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
+from marketnode.node.home.keys import PEERS_FOLDER, create_key_pair
+from marketnode.node.home.layout import Home
+from marketnode.node.home.peers import Peer, load_allowlist, save_allowlist
 from marketnode.node.liquidity import service
 from marketnode.node.liquidity.builtins import liquidity_host
 from marketnode.node.liquidity.config import parse_instances
@@ -57,8 +62,9 @@ def test_the_process_quotes_refreshes_on_fills_and_cancels_on_stop(running_node)
     )
     thread.start()
     watcher = node.client("alice")
-    assert wait_until(lambda: all(i["quotes"] for i in quoting(node.home)) and
-                      len(quoting(node.home)) == 2)  # the maker quotes around the pool's mid
+    assert wait_until(
+        lambda: all(i["quotes"] for i in quoting(node.home)) and len(quoting(node.home)) == 2
+    )  # the maker quotes around the pool's mid
     book = watcher.snapshot(MARKET)
     best_ask = book.asks[0]
     taking = {"op": "new", "market": MARKET, "id": "t1", "owner": "0xa11ce", "side": "buy",
@@ -117,3 +123,43 @@ def test_the_link_supervises_the_process_and_shows_its_death(running_node):
     finally:
         link.stop()
     assert link.status()["state"] == "off"
+
+
+def test_a_node_whose_home_configures_an_instance_runs_the_process(tmp_path):
+    """`[liquidity.NAME]` in config.toml: the node starts the process beside it, its status
+    shows the process and its instance's report, and stopping the node stops it."""
+    home = Home.create(tmp_path / "home")
+    config = home.config()
+    key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "pool")
+    path = home.peers_path(config)
+    save_allowlist(path, load_allowlist(path).with_peer(Peer("pool", key.public_text, ("0x5001",))))
+    table = "".join(f"{name} = {json.dumps(value)}\n" for name, value in TABLES["pool"].items())
+    text = home.config_path.read_text()
+    markets = text[text.index("\n[[markets]]") + 1 :]
+    home.config_path.write_text(
+        f"{LOOPBACK_ENDPOINTS}{NO_ANALYTICS}\n[liquidity.pool]\n{table}\n{markets}"
+    )
+    running = start_node(home)
+    admin = running.admin()
+    try:
+
+        def reported() -> bool:
+            shown = admin.call("status")["liquidity"]
+            return shown != "off" and bool(shown["instances"])
+
+        assert wait_until(reported, within_s=60.0), admin.call("status")["liquidity"]
+        status = admin.call("status")
+        assert status["liquidity"]["state"].startswith("running since")
+        assert status["core"]["core"] in ("compiled", "python") and status["core"]["reason"]
+        process = running.node.liquidity.supervisor.pid
+    finally:
+        running.stop()
+    assert process is not None and not _alive(process)  # stopped with the node
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -64,6 +64,9 @@ def test_orders_status_markets_and_stop(served_home):
 
     status = json.loads(mnode(home, "status", "--json").stdout)
     assert status["resting_orders"] == 1 and status["peers_registered"] == 2
+    assert status["liquidity"] == "off"
+    said = mnode(home, "status").stdout
+    assert f"matching core: {status['core']['core']} ({status['core']['reason']})" in said
 
     assert mnode(home, "markets", "halt", "PUNK-ETH").exit_code == 0
     halted = mnode(

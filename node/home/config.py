@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..core.compiled import CORES
 from ..core.markets import ConfigError, MarketSpec, parse_markets
 
 SYNC_MODES = ("full", "no_metasync", "none")
@@ -159,6 +160,23 @@ class SettlementConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Which matching core runs (node/core/compiled): both give the same events and state."""
+
+    core: str = "auto"
+    """"auto": the compiled core where it was built, else the Python engine; "compiled":
+    refuse to start without it; "python": the reference. MARKETNODE_CORE overrides it."""
+
+
+@dataclass(frozen=True)
+class LiquidityConfig:
+    """`[liquidity.NAME]` tables as written, one liquidity instance each: checked against the
+    installed strategies by the liquidity process's own parsing (node/liquidity/config.py)."""
+
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     markets: list[MarketSpec] = field(default_factory=list)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -171,6 +189,8 @@ class NodeConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    liquidity: LiquidityConfig = field(default_factory=LiquidityConfig)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -255,6 +275,8 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsConfig,
     "scaling": ScalingConfig,
     "settlement": SettlementConfig,
+    "engine": EngineConfig,
+    "liquidity": LiquidityConfig,
 }
 
 
@@ -291,6 +313,7 @@ _CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         'must be HOST:PORT (such as "127.0.0.1:9464") or "" for none',
     ),
     (SecurityConfig, "peers_file"): (bool, "must be a non-empty string"),
+    (EngineConfig, "core"): (CORES.__contains__, f"must be one of {', '.join(CORES)}"),
     (SettlementConfig, "chain_id"): (_positive, "must be a whole number > 0"),
     (SettlementConfig, "contract"): (
         lambda v: v == "" or re.fullmatch(r"0[xX][0-9a-fA-F]{40}", v) is not None,
@@ -327,7 +350,9 @@ def _parse_section(table: Any, cls: type, where: str) -> Any:
     """A [section] as its dataclass: known keys only, each of its default's type and checked."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
-    tables = {IntegrityConfig: "detectors", ScalingConfig: "policies"}.get(cls)
+    tables = {
+        IntegrityConfig: "detectors", ScalingConfig: "policies", LiquidityConfig: "instances"
+    }.get(cls)  # fmt: skip
     fields = [name for name in cls.__dataclass_fields__ if name != tables]
     defaults = cls()
     values: dict[str, Any] = {}

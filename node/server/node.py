@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from ..core.compiled import configure_core
 from ..core.reasons import CancelReason
 from ..home.config import NodeConfig
 from ..home.layout import Home
@@ -42,6 +43,7 @@ from .gateway import Gateway
 from .instruments import Instruments, relay_inbox, start_instruments
 from .intake import FairShare, drain
 from .intake_watch import IntakeWatch
+from .liquidity_link import LiquidityLink
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
 from .settlement_link import SettlementLink
@@ -83,6 +85,7 @@ class Node:
         self.sockets: NodeSockets | None = None
         self.analytics: AnalyticsLink | None = None
         self.settlement: SettlementLink | None = None
+        self.liquidity: LiquidityLink | None = None
         self.instruments = Instruments()
         self.intake_watch: IntakeWatch | None = None
         self.signed: SignedIntake | None = None
@@ -119,6 +122,7 @@ class Node:
     def _assemble(self) -> None:
         """The engine from the store, the sockets, and the parts the loop drives."""
         config, store = self.config, self.store
+        configure_core(config.engine.core)  # before the engine is built: it picks the core
         self.durable = DurableEngine(store)
         self.durable.configure(config.markets)
         halted = set(store.get_meta_list(b"halted"))
@@ -156,6 +160,7 @@ class Node:
             self.server_public_key,
             analytics_status=lambda: self.analytics.status(),
             settlement_status=lambda: self.settlement.status(),
+            liquidity_status=lambda: self.liquidity.status(),
             cancel_orders_of=self.cancel_orders_of,
             stop=self.stop,
         )
@@ -177,6 +182,8 @@ class Node:
             self.market_data, self.store_guard,
         )  # fmt: skip
         self.settlement.start()
+        self.liquidity = LiquidityLink(self.home, config.liquidity.instances)
+        self.liquidity.start()
         self.instruments = start_instruments(
             self.home,
             config,
@@ -282,6 +289,7 @@ class Node:
         self.analytics.ask_lag()  # the answer lands in analytics.lag, for `status`
         self.analytics.expire()
         self.settlement.supervise()
+        self.liquidity.supervise()
         self.store_guard.retry()
         self.departures.lines.flush()
         if self.sockets.key_check is not None:
@@ -377,6 +385,8 @@ class Node:
             self.analytics.stop()
         if self.settlement is not None:
             self.settlement.stop()
+        if self.liquidity is not None:
+            self.liquidity.stop()
         if self.sockets is not None:
             self.sockets.close()
             self.sockets = None

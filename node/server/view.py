@@ -13,11 +13,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .. import __version__
 from ..core.book import Order, OrderBook
+from ..core.compiled import choose_core
 from ..home.config import LimitsConfig, NodeConfig
 from ..home.peers import AllowlistFile
 from ..ops.metrics import LoopMetrics
@@ -49,6 +50,8 @@ class NodeView:
     """The analytics process's last known lag, or why there is none."""
     settlement_status: Callable[[], Any]
     """The settlement relayer's state ("off", or its process and batches in flight)."""
+    liquidity_status: Callable[[], Any]
+    """The liquidity process's state ("off", or its process and each instance's report)."""
     cancel_orders_of: Callable[[str, str], int]
     """Cancel every resting order a peer placed (journaled, reported, published): its count."""
     stop: Callable[[], None]
@@ -112,6 +115,8 @@ class NodeView:
             "peers_seen": sorted(self.connections.identity_of),
             "analytics": self.analytics_status(),
             "settlement": self.settlement_status(),
+            "liquidity": self.liquidity_status(),
+            "core": asdict(choose_core()),
         }
 
     # -- acting -------------------------------------------------------------------------------
