@@ -136,7 +136,8 @@ class _Window:
     def clusters(self, option: dict[str, Any]) -> list[set[str]]:
         """Groups of linked wallets, each member trading mostly and often inside its group; and
         groups of members trading less of their volume, or less often, inside, that came back
-        to flat (disjoint from the first)."""
+        to flat (unless the first hold all their members: a funded wallet that traded three
+        times inside is trimmed from the strict group of its funder and fellows)."""
         found = self.trimmed(option, option["min_inside_share"], option["min_member_trades"])
         taken = set().union(*found)
         most_net = Decimal(str(option["max_flat_net_share"]))
@@ -144,8 +145,8 @@ class _Window:
             option, option["flat_min_inside_share"], option["flat_min_member_trades"]
         )
         for group in loose:
-            if group & taken:
-                continue
+            if group <= taken:
+                continue  # (already reported, strictly)
             volume, _ = self.inside(group)
             net = net_positions(self.among(group))
             if sum(abs(net[wallet]) for wallet in group) <= most_net * sum(volume.values()):
