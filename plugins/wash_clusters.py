@@ -136,8 +136,9 @@ class _Window:
     def clusters(self, option: dict[str, Any]) -> list[set[str]]:
         """Groups of linked wallets, each member trading mostly and often inside its group; and
         groups of members trading less of their volume, or less often, inside, that came back
-        to flat (unless the first hold all their members: a funded wallet that traded three
-        times inside is trimmed from the strict group of its funder and fellows)."""
+        to flat, unless the first hold all their members. A funded wallet that traded three
+        times inside is trimmed from the strict group of its funder and fellows: the flat group
+        holding it is reported instead of that one."""
         found = self.trimmed(option, option["min_inside_share"], option["min_member_trades"])
         taken = set().union(*found)
         most_net = Decimal(str(option["max_flat_net_share"]))
@@ -150,7 +151,7 @@ class _Window:
             volume, _ = self.inside(group)
             net = net_positions(self.among(group))
             if sum(abs(net[wallet]) for wallet in group) <= most_net * sum(volume.values()):
-                found.append(group)
+                found = [strict for strict in found if not strict < group] + [group]
         return found
 
     def trimmed(
