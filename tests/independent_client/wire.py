@@ -240,7 +240,8 @@ class Node:
                 except subprocess.TimeoutExpired:
                     self.process.kill()
                     self.process.wait()
-        self.context.term()
+        # destroy, not term: a socket a failed test left open (a monitor) must not hang it
+        self.context.destroy(linger=0)
 
     # -- connection details (§1, §2) ---------------------------------------------------------
 
