@@ -15,7 +15,7 @@ CHANGING = {
     "init", "replay", "start", "stop", "dashboard",
     "peers add", "peers revoke", "peers disable", "peers enable",
     "markets halt", "markets resume",
-    "analytics sync", "export parquet", "integrity link", "alerts ack",
+    "analytics sync", "export parquet", "integrity link", "alerts ack", "liquidity resume",
 }  # fmt: skip
 """`replay` prints its events as JSON lines whatever is asked."""
 
