@@ -59,7 +59,11 @@ def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_
     steered = summary["rate_steered"]
     assert steered["ceiling"] == round(max(100, measured * STEADY_SHARE))
     assert all(steered["floor"] <= rate <= steered["ceiling"] for *_, rate in steered["history"])
-    assert f"{steered['final']:,} orders/s" in summary["rate_reason"]
+    if steered["history"]:  # a steady stretch long enough to steer from: a loaded machine's
+        assert f"{steered['final']:,} orders/s" in summary["rate_reason"]  # 10 s may hold none
+    else:
+        assert steered["final"] == summary["rate_chosen"]
+        assert "no steady stretch was long enough to steer from" in summary["rate_reason"]
     assert " orders/s " in result.stderr and " trades/s " in result.stderr  # progress lines
     assert summary["orders"] > 0 and summary["trades"] > 0
     assert summary["ring_trades"] > 0
