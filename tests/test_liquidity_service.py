@@ -5,10 +5,10 @@ stop; and its supervision by the node's side (liquidity_link)."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 
+import psutil
 from conftest import LOOPBACK_ENDPOINTS, NO_ANALYTICS, start_node
 from typer.testing import CliRunner
 
@@ -154,12 +154,4 @@ def test_a_node_whose_home_configures_an_instance_runs_the_process(tmp_path):
         process = running.node.liquidity.supervisor.pid
     finally:
         running.stop()
-    assert process is not None and not _alive(process)  # stopped with the node
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert process is not None and not psutil.pid_exists(process)  # stopped with the node
