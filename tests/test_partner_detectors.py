@@ -234,3 +234,22 @@ def test_a_maker_filling_one_trader_both_ways_in_a_quiet_hour_is_no_cycle(trades
     assert alert.wallets == ["0xmk", "0xt"] and alert.trades == cycle
     requote(trades, "0xmk", 30, first_seq=10_000)  # a maker requotes all day
     assert alerts_of(trades, "trade_cycles") == []
+
+
+def test_traders_dealing_at_random_beside_a_maker_are_no_flat_cluster(trades):
+    """Eight active traders deal with each other at random, and as much with the maker. As a
+    group they look nearly flat (the sum of their nets is a tenth of their volume: nets that
+    wander at random grow slower than the volume), but no member's own trading inside came back
+    to flat as a wash wallet's does (the worst is a third of its volume off)."""
+    import random
+
+    rng = random.Random(2)
+    honest_market(trades, takers=400)
+    active = [f"0xa{n}" for n in range(8)]
+    for _ in range(240):
+        seller, buyer = rng.sample(active, 2)
+        trades.add(seller, buyer, rng.randint(1, 9))
+    for wallet in active:
+        trades.add(wallet, "0xmm", 150)
+        trades.add("0xmm", wallet, 150)
+    assert alerts_of(trades, "wash_clusters") == []
