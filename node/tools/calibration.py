@@ -222,9 +222,11 @@ class Steerer:
             reading = reading_of(steady)
             if reading is None:
                 return None
-            self.rate = self.steering.next_rate(self.rate, reading)
+            # the rate in force is the one reported (to 0.1 order/s), so a step can be checked
+            # against the controller from its own figures
+            self.rate = round(self.steering.next_rate(self.rate, reading), 1)
             at_s = round(max(s["time"] for s in steady) - self.started, 1)
-            step = SteeringStep(at_s, reading.busy, reading.orders_per_s, round(self.rate, 1))
+            step = SteeringStep(at_s, reading.busy, reading.orders_per_s, self.rate)
             self.steps = [*self.steps[-(STEPS_KEPT - 1) :], step]
             return step
 
