@@ -4,7 +4,9 @@ its leads by the wash lane's findings."""
 
 from __future__ import annotations
 
+import os
 import queue
+import threading
 import time
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from marketnode.node.analytics import scanner as scanner_module
 from marketnode.node.analytics.duckdb_store import AnalyticsStore
 from marketnode.node.analytics.integrity import LANES, lane_host
-from marketnode.node.analytics.scanner import MOST_DEFERRAL_S, LaneScanner
+from marketnode.node.analytics.scanner import BACKGROUND_NICE, MOST_DEFERRAL_S, LaneScanner
 from marketnode.plugins.alerts import Alert
 
 
@@ -129,3 +131,27 @@ def test_the_scoring_lane_explains_its_leads_by_the_wash_lanes_last_findings(tmp
         (["0xa"], ["round_trips"]), (["0xc"], [])
     ]  # fmt: skip
     assert kept[1].evidence["lead_rank"] == 1 and scores.latest == leads
+
+
+def test_a_lane_given_a_nice_scans_in_a_thread_that_yields_and_leaves_the_others_alone(
+    tmp_path, monkeypatch
+):
+    """The scoring lane's training yields to the rest of the machine; the wash lane and the
+    process's other threads keep their priority (Linux keeps a niceness per thread)."""
+    seen: list[int] = []
+
+    def note_niceness() -> None:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    monkeypatch.setattr(scanner_module, "scan_each", scanning(note_niceness))
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        for nice in (BACKGROUND_NICE, 0):
+            lane = LaneScanner("scores", store.connection, {}, 0.1, queue.SimpleQueue(), nice=nice)
+            lane.start_when_due()
+            lane.join()
+    finally:
+        store.close()
+    assert seen == [min(19, own + BACKGROUND_NICE), own]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -49,6 +50,11 @@ log = logging.getLogger(__name__)
 
 MOST_DEFERRAL_S = 60.0
 """How long past its time a lane that waits for the follower waits for it to catch up."""
+BACKGROUND_NICE = 10
+"""The scoring lane's thread runs at this nice (the wash lane at the process's own): a forest's
+training takes seconds of a core, and its leads are a slower view anyway, so it yields to
+everything else of the machine: the wash scans, the follower, the node, and an operator's
+dashboard (beside a busy core, a key pressed during a training waited 0.7 to 1 s for a core)."""
 
 
 class LaneScanner:
@@ -64,9 +70,12 @@ class LaneScanner:
         found: queue.SimpleQueue,
         waits_for_follower: bool = False,
         explained_by: LaneScanner | None = None,
+        nice: int = 0,
     ) -> None:
         self.lane = lane
         self.waits_for_follower = waits_for_follower
+        self.nice = nice
+        """Added to the scanning thread's niceness (Linux keeps one per thread)."""
         self.explained_by = explained_by
         """The lane whose last findings this one's anomaly leads are explained by."""
         self.latest: list[Alert] = []
@@ -119,6 +128,11 @@ class LaneScanner:
             self.thread.join()
 
     def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        if self.nice:
+            with contextlib.suppress(OSError):  # a platform without per-thread priorities
+                tid = threading.get_native_id()
+                niceness = os.getpriority(os.PRIO_PROCESS, tid) + self.nice
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
         started, started_at, cpu = time.monotonic(), time.time(), time.thread_time()
         mark, store_s, detectors, scanned = started, 0.0, {}, []
         try:

@@ -62,7 +62,7 @@ from .link import (
     link_encoder,
     request_decoder,
 )
-from .scanner import LaneScanner
+from .scanner import BACKGROUND_NICE, LaneScanner
 
 log = logging.getLogger(__name__)
 MAX_ROWS = 100_000
@@ -113,6 +113,7 @@ class AnalyticsService:
                 self.found,
                 waits_for_follower=lane == "scores",
                 explained_by=self.scanners.get("findings") if lane == "scores" else None,
+                nice=BACKGROUND_NICE if lane == "scores" else 0,
             )
         self.node_identity: bytes | None = None
         """Who to push new alerts to: the node, once it has said hello."""
