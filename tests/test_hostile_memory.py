@@ -118,7 +118,9 @@ def test_many_frames_are_malformed_and_do_not_add_up(node_factory):
     expected = [(ErrorReply, "malformed", None)] * len(answers)
     assert [(type(a), a.reason, a.ref) for a in decoded] == expected
     assert len(outcomes) == MESSAGES
-    assert outcomes.count("cut") == running.node.intake_watch.dropped
+    # every cut the attacker saw is one the watch made; the watch may also cut a connection
+    # whose message the node read (and answered) between the watch's look and its shutdown
+    assert outcomes.count("cut") <= running.node.intake_watch.dropped <= MESSAGES
     assert served > 0
     assert growth < GROWTH_BOUND, f"RSS grew by {growth >> 20} MiB"
 
