@@ -48,6 +48,7 @@ SECOND_MARKET = MarketSpec("EVAL-USDC", "EVAL", "USDC", "0.01", "1", "1", "1000"
 MARKETS = (MARKET, SECOND_MARKET)
 START_NS = 1_790_000_000 * 10**9  # 2026-09-21
 STEP_S = 6.0  # mean seconds between steps (exponential gaps)
+Range = tuple[int, int]  # inclusive bounds of a draw (random.randint)
 WASH_PATTERNS = ("self", "pingpong", "ring", "churn", "split", "slow", "big_ring", "market_order",
                  "funder")  # fmt: skip
 BENIGN_KINDS = ("supplier", "otc", "arbitrage", "collector", "drop", "bot")
@@ -315,29 +316,28 @@ def _split(flow: _Flow, number: int, symbol: str) -> set[str]:
     return {a, b}
 
 
+def _laps(flow: _Flow, members: list[str], sizes: Range, gaps: Range, symbol: str) -> int:
+    """2-4 laps of a size in `sizes` round the ring, legs `gaps` steps apart; steps spanned."""
+    delay = 0
+    for _ in range(flow.rng.randint(2, 4)):
+        qty = flow.rng.randint(*sizes)
+        for seller, buyer in zip(members, members[1:] + members[:1], strict=True):
+            delay += flow.rng.randint(*gaps)
+            flow.later(delay, partial(flow.leg, seller, buyer, qty, symbol))
+    return delay
+
+
 def _slow(flow: _Flow, number: int, symbol: str) -> set[str]:
     """A ring of 2 to 4 whose legs are 20 minutes to 2.5 hours apart."""
     members = [f"0xslow{number}w{k}" for k in range(flow.rng.randint(2, 4))]
-    delay = 0
-    for _ in range(flow.rng.randint(2, 4)):
-        qty = flow.rng.randint(1, 50)
-        for k, seller in enumerate(members):
-            delay += flow.rng.randint(200, 1500)
-            buyer = members[(k + 1) % len(members)]
-            flow.later(delay, partial(flow.leg, seller, buyer, qty, symbol))
+    _laps(flow, members, (1, 50), (200, 1500), symbol)
     return set(members)
 
 
 def _big_ring(flow: _Flow, number: int, symbol: str) -> set[str]:
     """5 to 8 wallets, random sizes each round, honest trades of the members in between."""
     members = [f"0xbig{number}w{k}" for k in range(flow.rng.randint(5, 8))]
-    delay = 0
-    for _ in range(flow.rng.randint(2, 4)):
-        qty = flow.rng.randint(5, 80)
-        for k, seller in enumerate(members):
-            delay += flow.rng.randint(1, 60)
-            buyer = members[(k + 1) % len(members)]
-            flow.later(delay, partial(flow.leg, seller, buyer, qty, symbol))
+    delay = _laps(flow, members, (5, 80), (1, 60), symbol)
     for member in members:
         for _ in range(flow.rng.randint(1, 3)):
             flow.later(flow.rng.randint(1, delay + 1), partial(flow.honest_take, member, symbol))
