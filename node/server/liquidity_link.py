@@ -17,15 +17,16 @@ import time
 from typing import Any
 
 from ..home.layout import Home
-from .supervisor import Supervisor
+from .supervisor import SupervisedLink, Supervisor
 
 SERVICE_MODULE = "marketnode.node.liquidity.service"
 STATE_FILE = ("liquidity", "state.json")
 """Where the process writes its state in the home (node/liquidity/service.py `state_path`)."""
 
 
-class LiquidityLink:
-    """The liquidity process, when the home configures instances."""
+class LiquidityLink(SupervisedLink):
+    """The liquidity process, when the home configures instances (stopped, it cancels its
+    instances' orders, then ends)."""
 
     def __init__(self, home: Home, tables: dict[str, Any]) -> None:
         self.home = home
@@ -36,19 +37,6 @@ class LiquidityLink:
         """Some instance is configured and not disabled (a broken table counts: the process
         names the mistake)."""
         self.supervisor = Supervisor("liquidity", SERVICE_MODULE, [str(home.path)])
-
-    def start(self) -> None:
-        if self.enabled:
-            self.supervisor.start()
-
-    def supervise(self) -> None:
-        """Notice the process's death and restart it when due (from the loop's housekeeping)."""
-        if self.enabled:
-            self.supervisor.tend()
-
-    def stop(self) -> None:
-        """SIGTERM: the process cancels its instances' orders, then ends."""
-        self.supervisor.stop()
 
     def status(self) -> Any:
         """`off`, or the process's state with its latest report of each instance (quotes,

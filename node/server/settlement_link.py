@@ -56,7 +56,7 @@ from .cancelling import cancel_owner_orders
 from .errors import NodeError
 from .marketdata import MarketDataPublisher
 from .store_guard import StoreGuard
-from .supervisor import Supervisor
+from .supervisor import SupervisedLink, Supervisor
 
 RELAYER_MODULE = "marketnode.node.chain.relayer_service"
 HANDLED_KEY = b"settlement_failures"
@@ -71,7 +71,7 @@ relayer_decoder = msgspec.msgpack.Decoder(Notices | RelayerStatus)
 log = logging.getLogger("marketnode.node")
 
 
-class SettlementLink:
+class SettlementLink(SupervisedLink):
     """The relayer process, when enabled, and the socket its notices come in on."""
 
     def __init__(self, home: Home, settlement: SettlementConfig, context: zmq.Context,
@@ -100,18 +100,6 @@ class SettlementLink:
                 self.socket.bind(notices_endpoint(home.path))
             except zmq.ZMQError as error:  # a home path too long for an ipc socket, say
                 raise NodeError(f"cannot listen for the relayer: {error}") from None
-
-    def start(self) -> None:
-        if self.enabled:
-            self.supervisor.start()
-
-    def supervise(self) -> None:
-        """Notice the relayer's death and restart it when due (from the loop's housekeeping)."""
-        if self.enabled:
-            self.supervisor.tend()
-
-    def stop(self) -> None:
-        self.supervisor.stop()
 
     # -- failed trades --------------------------------------------------------------------------
 

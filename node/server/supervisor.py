@@ -197,6 +197,27 @@ class Supervisor:
         )  # fmt: skip
 
 
+class SupervisedLink:
+    """The node's side of a child it runs only when `enabled` (the relayer, the liquidity
+    process): started with the node, tended from the loop's housekeeping, stopped with it."""
+
+    enabled: bool
+    supervisor: Supervisor
+
+    def start(self) -> None:
+        if self.enabled:
+            self.supervisor.start()
+
+    def supervise(self) -> None:
+        """Notice the child's death and restart it when due (from the loop's housekeeping)."""
+        if self.enabled:
+            self.supervisor.tend()
+
+    def stop(self) -> None:
+        """SIGTERM, then wait for the child (it ends what it was doing first)."""
+        self.supervisor.stop()
+
+
 def _cause(returncode: int) -> str:
     if returncode < 0:
         try:
