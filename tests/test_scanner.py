@@ -155,3 +155,23 @@ def test_a_lane_given_a_nice_scans_in_a_thread_that_yields_and_leaves_the_others
         store.close()
     assert seen == [min(19, own + BACKGROUND_NICE), own]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+
+
+def test_a_stop_leaves_a_scan_busy_in_its_own_python_instead_of_waiting_for_it(
+    lane, monkeypatch
+):
+    """An interrupt reaches DuckDB's queries, not a training: the stop gives up after its
+    grace (the process then ends without waiting) and the scan is left to end by itself."""
+    training, release = threading.Event(), threading.Event()
+
+    def train() -> None:
+        training.set()
+        release.wait(30)
+
+    monkeypatch.setattr(scanner_module, "scan_each", scanning(train))
+    lane.start_when_due()
+    assert training.wait(30)
+    assert lane.stop(0.2) is False
+    release.set()
+    assert lane.stop(30) is True
+    assert lane.scans == 1

@@ -120,12 +120,17 @@ class LaneScanner:
         if self.thread is not None:
             self.thread.join()
 
-    def stop(self) -> None:
-        """Interrupt a running scan and wait for its thread before the store closes."""
-        if self.thread is not None and self.thread.is_alive():
-            with contextlib.suppress(duckdb.Error):  # it may have just finished and closed
-                self.cursor.interrupt()
-            self.thread.join()
+    def stop(self, within_s: float) -> bool:
+        """Interrupt a running scan and wait up to `within_s` for its thread; False if it is
+        still running then. DuckDB's interrupt ends a query at once, but not a detector's own
+        Python (a forest's training, the import of its library: seconds at nice 10), and a
+        process that waited for it was killed after the supervisor's 10 s."""
+        if self.thread is None or not self.thread.is_alive():
+            return True
+        with contextlib.suppress(duckdb.Error):  # it may have just finished and closed
+            self.cursor.interrupt()
+        self.thread.join(within_s)
+        return not self.thread.is_alive()
 
     def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
         if self.nice:

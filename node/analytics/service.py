@@ -123,6 +123,7 @@ class AnalyticsService:
         self.socket.bind(home.analytics_endpoint)
         os.chmod(home.path / ANALYTICS_SOCKET, 0o600)
         self.stopping = False
+        self.scan_left_running = False
 
     def _close_external_access(self) -> None:
         """From here on DuckDB touches no file but its own, the ingest scratch folder and the
@@ -149,10 +150,14 @@ class AnalyticsService:
             self.close()
 
     def close(self) -> None:
-        for scanner in self.scanners.values():
-            scanner.stop()
+        """Stop the scans, then close the socket and the files. A scan still in its own Python
+        after SCAN_STOP_S keeps the DuckDB connection open (`scan_left_running`): closing it
+        under the thread is not safe, and `main` ends the process without waiting for it."""
+        ended = [scanner.stop(SCAN_STOP_S) for scanner in self.scanners.values()]
+        self.scan_left_running = not all(ended)
         self.context.destroy(linger=0)
-        self.analytics.close()
+        if not self.scan_left_running:
+            self.analytics.close()
         self.store.close()
         (self.home.path / ANALYTICS_SOCKET).unlink(missing_ok=True)
 
@@ -289,6 +294,8 @@ class AnalyticsService:
         }
 
 
+SCAN_STOP_S = 1.0
+"""How long a stopping process waits for its interrupted scans to end."""
 SYNC_STEP_COMMANDS = 100_000
 """Most journal commands ingested before the process looks at its socket again (about half a
 second of work)."""
@@ -311,6 +318,12 @@ def main() -> None:
         print(f"analytics: {str(error).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_STORE)
     service.serve()
+    if service.scan_left_running:
+        # every write of the store was committed, so in DuckDB's write-ahead log, replayed at
+        # the next open; what the running scan had not stored is found again by the next one
+        log.info("analytics stopped with a scoring scan still running (not interruptible)")
+        logging.shutdown()
+        os._exit(0)
 
 
 if __name__ == "__main__":
