@@ -22,14 +22,16 @@ made them unusual against the market's quartiles (`why`), never as a bare label;
 adds the wash findings of the same scan that already name them (`explained`). The forest is
 trained again at most every `retrain_s` seconds on a store (`detect_integrity`).
 
-Numpy and scikit-learn are imported when a scan scores the wallets, not when the detector is
-loaded: `mnode start` loads the detectors to check their config.toml tables, in the process
-that then runs the matching thread.
+Numpy and scikit-learn are imported when a scan scores the wallets (or the analytics process
+prepares its scoring lane: `prepare_integrity`), not when the detector is loaded: `mnode start`
+loads the detectors to check their config.toml tables, in the process that then runs the
+matching thread.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 from collections import defaultdict
 from typing import Any
@@ -275,6 +277,12 @@ integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
 
 _last_leads: dict[str, tuple[float, list[Alert]]] = {}
 """Per analytics file: when the forest was last trained (monotonic seconds) and its leads."""
+
+
+@hookimpl
+def prepare_integrity() -> None:
+    for library in ("numpy", "sklearn.ensemble", "sklearn.preprocessing"):
+        importlib.import_module(library)
 
 
 @hookimpl(trylast=True)  # a score, not a finding: the wash detectors' alerts go first

@@ -44,6 +44,14 @@ class IntegrityHooks:
         settings (what `integrity_settings` declared, overridden by `[integrity.NAME]`)."""
 
     @hookspec
+    def prepare_integrity(self) -> None:
+        """Load what this plugin's scans need that is slow to load (a library taking a second
+        to import). A running node's analytics process calls it once in each lane's scanning
+        thread, before that thread's priority is lowered: an import holds the interpreter lock
+        throughout, and a low-priority thread holding it stalls the process's other threads
+        (the follower, the wash scans) for as long as the OS keeps it waiting for a core."""
+
+    @hookspec
     def act_on_alert(self, alert: Alert) -> None:
         """Do something about a new alert (disable a peer, halt a market, page someone).
         Nothing acts by default."""

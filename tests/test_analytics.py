@@ -277,7 +277,8 @@ def test_a_running_node_scans_and_publishes_new_alerts(node_factory):
         {"op": "new", "market": "PUNK-ETH", "id": "w2", "owner": "0xa11ce", "side": "buy",
          "price": "100", "qty": "3", "stp": "none"},
     ])  # fmt: skip
-    assert alerts.poll(30_000), "no alert was published"
+    if not alerts.poll(30_000):  # what the process had done by then, to tell why
+        pytest.fail(f"no alert was published: {running.admin().call('status')['analytics']}")
     topic, payload = alerts.recv_multipart()
     alert = msgspec.msgpack.decode(payload)
     assert topic == ALERTS_TOPIC

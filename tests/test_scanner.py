@@ -157,9 +157,50 @@ def test_a_lane_given_a_nice_scans_in_a_thread_that_yields_and_leaves_the_others
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
-def test_a_stop_leaves_a_scan_busy_in_its_own_python_instead_of_waiting_for_it(
-    lane, monkeypatch
-):
+def test_a_lane_loads_its_libraries_once_and_before_its_thread_yields(tmp_path, monkeypatch):
+    """A niced thread holding the interpreter lock through an import would stall the process's
+    other threads: the libraries are loaded at the process's priority, by the first scan only."""
+    prepared: list[tuple[str, int]] = []
+    scanned: list[int] = []
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    monkeypatch.setattr(
+        scanner_module, "prepare_lane", lambda lane: prepared.append((lane, niceness()))
+    )
+    monkeypatch.setattr(scanner_module, "scan_each", scanning(lambda: scanned.append(niceness())))
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    own = niceness()
+    try:
+        lane = LaneScanner(
+            "scores", store.connection, {}, 0.0, queue.SimpleQueue(), nice=BACKGROUND_NICE
+        )
+        for _ in range(2):
+            lane.next_start = 0.0
+            lane.start_when_due()
+            lane.join()
+    finally:
+        store.close()
+    assert prepared == [("scores", own)]
+    assert scanned == [min(19, own + BACKGROUND_NICE)] * 2
+
+
+def test_the_scoring_detectors_load_their_libraries_when_prepared():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", (
+            "import sys; from marketnode.node.analytics.integrity import prepare_lane; "
+            "before = 'sklearn.ensemble' in sys.modules; prepare_lane('scores'); "
+            "print(before, 'sklearn.ensemble' in sys.modules)"
+        )], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert loaded.stdout.split() == ["False", "True"]
+
+
+def test_a_stop_leaves_a_scan_busy_in_its_own_python_instead_of_waiting_for_it(lane, monkeypatch):
     """An interrupt reaches DuckDB's queries, not a training: the stop gives up after its
     grace (the process then ends without waiting) and the scan is left to end by itself."""
     training, release = threading.Event(), threading.Event()

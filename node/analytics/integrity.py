@@ -58,6 +58,11 @@ def lane_host(lane: str | None) -> PluginHost:
     return subset
 
 
+def prepare_lane(lane: str) -> None:
+    """Let the detectors of `lane` load their slow libraries (`prepare_integrity`)."""
+    lane_host(lane).call_each("prepare_integrity")
+
+
 def scan_each(
     connection: duckdb.DuckDBPyConnection,
     settings: dict[str, dict[str, Any]],

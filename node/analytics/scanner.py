@@ -44,7 +44,7 @@ import duckdb
 from marketnode.plugins.alerts import Alert
 from marketnode.plugins.anomalous_wallets import explain_leads
 
-from .integrity import scan_each, store_alerts
+from .integrity import prepare_lane, scan_each, store_alerts
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,8 @@ class LaneScanner:
         return not self.thread.is_alive()
 
     def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        if not self.scans:  # at the thread's own priority (prepare_integrity says why)
+            prepare_lane(self.lane)
         if self.nice:
             with contextlib.suppress(OSError):  # a platform without per-thread priorities
                 tid = threading.get_native_id()
