@@ -107,8 +107,44 @@ class Clock(msgspec.Struct, tag="clock", tag_field="op", gc=False):
     now: int
 
 
+class MovedOrder(msgspec.Struct, array_like=True, gc=False):
+    """A resting order as a market's move carries it, in engine units (ticks, lots); a move
+    lists them in time priority, which the destination keeps."""
+
+    owner: str
+    id: str | int
+    is_buy: bool
+    price: int
+    remaining: int
+    stp: int
+    peer: str | None = None
+    expiry: int = 0
+    order_hash: str | None = None
+
+
+class ExportMarket(msgspec.Struct, tag="export_market", tag_field="op"):
+    """A market's book leaves this node for node `to`: every resting order of `market` is taken
+    off (reported `cancelled`, reason `moved`), the book's last state being what the node
+    exports. Journaled, never accepted from a peer; the node halts the market first."""
+
+    market: str
+    to: str
+
+
+class ImportMarket(msgspec.Struct, tag="import_market", tag_field="op"):
+    """A market's book arriving from node `source`: `orders` rest in the order given, each
+    taking the next seq as its priority (reported `rested`). Journaled, never accepted from a
+    peer; the market must be configured here with the same rules and an empty book."""
+
+    market: str
+    source: str
+    orders: list[MovedOrder]
+
+
 PeerCommand = NewOrder | CancelOrder | ReplaceOrder
-JournalCommand = NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets | Clock
+JournalCommand = (
+    NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets | Clock | ExportMarket | ImportMarket
+)
 
 
 BAD_INPUT = (msgspec.DecodeError, ValueError, RecursionError)

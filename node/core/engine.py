@@ -13,11 +13,20 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .book import Order, OrderBook
-from .commands import CancelOrder, Clock, ConfigureMarkets, NewOrder, ReplaceOrder
+from .commands import (
+    CancelOrder,
+    Clock,
+    ConfigureMarkets,
+    ExportMarket,
+    ImportMarket,
+    NewOrder,
+    ReplaceOrder,
+)
 from .decimals import parse_decimal
 from .events import Accepted, Cancelled, Rejected, Replaced, Rested
 from .markets import Market, MarketSpec
 from .matching import match
+from .moving import export_market, import_market
 from .nonces import NonceBook
 from .reasons import CancelReason, Reason
 from .validation import book_for, validate_new, validate_replace
@@ -57,6 +66,8 @@ class Engine:
             ReplaceOrder: self._replace,
             ConfigureMarkets: lambda command, _out: self.configure(command.markets),
             Clock: self._clock,
+            ExportMarket: lambda command, out: export_market(self, command, out),
+            ImportMarket: lambda command, out: import_market(self, command, out),
         }
         if markets:
             self.configure(markets)

@@ -96,3 +96,6 @@ class CancelReason(StrEnum):
     SETTLEMENT_FAILED = "settlement_failed"
     """The node cancels the resting orders of an owner whose trade failed to settle on chain
     (its balance or approval gone, its nonce cancelled there) in the trade's market."""
+    MOVED = "moved"
+    """The order left this node with its market's book (`mnode markets move`): it rests on the
+    destination node, in the same time priority, and is not cancelled for its owner."""
