@@ -12,7 +12,8 @@ priority).
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
+from collections import defaultdict
+from typing import Protocol
 
 from .book import Order, OrderBook
 from .commands import ExportMarket, ImportMarket, MovedOrder
@@ -20,8 +21,16 @@ from .events import Cancelled, Rested
 from .markets import MarketSpec
 from .reasons import CancelReason
 
-if TYPE_CHECKING:
-    from .engine import Engine
+
+class Engine(Protocol):
+    """What of the engine a move reads and changes (engine.py's `Engine`, which imports this
+    module to dispatch the two commands)."""
+
+    books: dict[str, OrderBook]
+    seq: int
+    open_orders: defaultdict[str, int]
+    touched: set[Order]
+    expiries: list[tuple[int, int, Order]]
 
 
 class MarketMoveRefused(ValueError):
