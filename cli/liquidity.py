@@ -3,15 +3,24 @@ liquidity process reports of them, and the strategies' evaluation on seeded flow
 
 from __future__ import annotations
 
+import getpass
 import json as json_module
+import os
 import time
 from typing import Annotated, Any
 
 import typer
 
+from marketnode.node.home.layout import Home
 from marketnode.node.home.processes import process_alive
-from marketnode.node.liquidity.config import load_instances
-from marketnode.node.liquidity.service import ledger_path, state_path, write_json
+from marketnode.node.liquidity.config import Instance, load_instances
+from marketnode.node.liquidity.records import (
+    ledger_path,
+    record_locked,
+    state_path,
+    update_record,
+    write_json,
+)
 
 from .common import (
     EXIT_CHECK_FAILED,
@@ -26,7 +35,7 @@ from .common import (
 )
 
 app = typer.Typer(
-    help="Automated liquidity: instances, state, eval.",
+    help="Automated liquidity: instances, state, start/stop, eval.",
     no_args_is_help=True,
 )
 
@@ -79,13 +88,26 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
     word = f"running (pid {state['pid']})" if running else "not running"
     typer.echo(f"liquidity process {word}, reported {state['age_s']:.1f} s ago")
     for item in state.get("instances", []):
-        halted = f"  HALTED: {item['halted']}" if item.get("halted") else ""
         typer.echo(f"{item['name']:<16} {item['strategy']:<13} {item['market']:<12} "
-                   f"base {item['base']} quote {item['quote']} position {item['position_lots']:+d}"
-                   f" fills {item['fills']} realized {item['realized']} unrealized "
-                   f"{item['unrealized']}{halted}")  # fmt: skip
+                   f"{_state_line(item)}\n    base {item['base']} quote {item['quote']} position "
+                   f"{item['position_lots']:+d} fills {item['fills']} realized {item['realized']} "
+                   f"unrealized {item['unrealized']}")  # fmt: skip
         quotes = ", ".join(f"{side} {qty} @ {price}" for side, price, qty in item["quotes"])
         typer.echo(f"    quotes: {quotes or 'none'}")
+
+
+def _state_line(item: dict[str, Any]) -> str:
+    """`quoting`, `stopped at TIME by WHO`, or `HALTED: why`."""
+    if item.get("halted"):
+        return f"HALTED: {item['halted']}"
+    stopped = item.get("stopped")
+    if stopped:
+        return f"stopped at {_utc(stopped['at'])} by {stopped['by']}"
+    return item.get("state", "quoting")
+
+
+def _utc(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(wall))
 
 
 @app.command("resume")
@@ -107,9 +129,121 @@ def resume_command(
     if reason is None:
         typer.echo(f"{name} is not halted")
         return
-    record["halted"] = None
-    write_json(path, record)
+    with record_locked(node_home.path, name):  # the process may be saving a fill
+        record = json_module.loads(path.read_text())
+        record["halted"] = None
+        write_json(path, record)
     typer.echo(f"{name} resumed (it had halted: {reason})")
+
+
+NameArgument = Annotated[str, typer.Argument(help="The instance ([liquidity.NAME]).")]
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who stops or starts it, as status shows it (default: the "
+                 "user running the command).", show_default=False),
+]  # fmt: skip
+
+
+@app.command("stop")
+def stop_command(
+    name: NameArgument, by: ByOption = None, home: HomeOption = None, json: JsonOption = False
+) -> None:
+    """Stop instance NAME: the running liquidity process cancels all its resting quotes and
+    stops quoting within a second; status shows it stopped, when and by whom. It stays stopped
+    across restarts (also when no process runs yet) until `mnode liquidity start NAME`.
+    Exit code 2 when the home configures no instance NAME."""
+    node_home = require_home(home)
+    instance = _configured(node_home, name)
+    stopped = {"at": round(time.time(), 3), "by": by or _user()}
+    before: dict[str, Any] = {}
+
+    def stop(record: dict[str, Any]) -> None:
+        before.update(record)
+        record.setdefault("stopped", None)
+        if record["stopped"] is None:
+            record["stopped"] = stopped
+
+    record = update_record(node_home.path, instance, stop)
+    changed = before.get("stopped") is None
+    if json:
+        print_json(_control_answer(node_home, name, record, changed))
+    elif changed:
+        typer.echo(f"{name} stopped by {stopped['by']}: {_when_process(node_home)} cancels its "
+                   "quotes and quotes no more until `mnode liquidity start`")  # fmt: skip
+    else:
+        typer.echo(f"{name} is already stopped (since {_utc(record['stopped']['at'])}, by "
+                   f"{record['stopped']['by']})")  # fmt: skip
+
+
+@app.command("start")
+def start_command(
+    name: NameArgument, by: ByOption = None, home: HomeOption = None, json: JsonOption = False
+) -> None:
+    """Start instance NAME again after `mnode liquidity stop`: the running liquidity process
+    quotes it again within a second (a halted instance also needs `mnode liquidity resume`).
+    Exit code 2 when the home configures no instance NAME."""
+    node_home = require_home(home)
+    instance = _configured(node_home, name)
+    before: dict[str, Any] = {}
+
+    def start(record: dict[str, Any]) -> None:
+        before.update(record)
+        record["stopped"] = None
+
+    record = update_record(node_home.path, instance, start)
+    changed = before.get("stopped") is not None
+    if json:
+        print_json(_control_answer(node_home, name, record, changed))
+        return
+    if not changed:
+        typer.echo(f"{name} is not stopped")
+    else:
+        typer.echo(f"{name} started by {by or _user()}: {_when_process(node_home)} quotes it again")
+    if record.get("halted"):
+        typer.echo(f"{name} is halted ({record['halted']}): `mnode liquidity resume {name}` "
+                   "lets it quote")  # fmt: skip
+
+
+def _configured(node_home: Home, name: str) -> Instance:
+    """Instance `name` of the home's config; one line and exit code 2 when there is none."""
+    with operator_errors():
+        instances = load_instances(node_home.config_path)
+    for instance in instances:
+        if instance.name == name:
+            return instance
+    names = ", ".join(instance.name for instance in instances) or "none"
+    fail(f"no liquidity instance {name!r} in {node_home.config_path} (configured: {names})",
+         EXIT_USAGE)  # fmt: skip
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
+def _process_running(node_home: Home) -> bool:
+    try:
+        state = json_module.loads(state_path(node_home.path).read_text())
+    except (OSError, ValueError):
+        return False
+    return not state.get("stopped") and process_alive(int(state.get("pid", 0)))
+
+
+def _when_process(node_home: Home) -> str:
+    if _process_running(node_home):
+        return "the liquidity process, within a second,"
+    return "no liquidity process runs now; when one does, it"
+
+
+def _control_answer(
+    node_home: Home, name: str, record: dict[str, Any], changed: bool
+) -> dict[str, Any]:
+    """What `stop --json` and `start --json` print: the instance's operator fields now."""
+    state = "halted" if record.get("halted") else "stopped" if record.get("stopped") else "quoting"
+    return {"name": name, "state": state, "changed": changed, "stopped": record.get("stopped"),
+            "halted": record.get("halted"), "process_running": _process_running(node_home)}
 
 
 @app.command("eval")

@@ -77,6 +77,8 @@ class Quoter:
         self.last_trade_seq = 0
         """The latest trade of the instance's taken (for whoever waits until it has heard)."""
         self.halted: str | None = None
+        self.stopped: dict[str, Any] | None = None
+        """When and by whom the operator stopped the instance (`mnode liquidity stop`), if so."""
         self.fill_pending = False
         """A fill came since the last refresh: refresh now."""
         self.last_mid: float | None = float(instance.start_price) / float(rules.tick) or None
@@ -107,6 +109,26 @@ class Quoter:
         self.last_quotes = decision.quotes
         self.send(plan_changes(decision.quotes, list(self.orders.values())))
         return decision
+
+    @property
+    def quoting(self) -> bool:
+        """Neither halted by a limit nor stopped by the operator."""
+        return self.halted is None and self.stopped is None
+
+    @property
+    def state_word(self) -> str:
+        """`halted` (a limit; `mnode liquidity resume` clears it), `stopped` (the operator;
+        `mnode liquidity start`), or `quoting`. A halt is named first: a start alone does not
+        make a halted instance quote."""
+        if self.halted is not None:
+            return "halted"
+        return "stopped" if self.stopped is not None else "quoting"
+
+    def stop(self, stopped: dict[str, Any]) -> None:
+        """The operator's stop: cancel every resting order and quote no more until started."""
+        self.stopped = stopped
+        self.last_quotes = []
+        self.send(Changes(cancels=list(self.orders)))
 
     def halt(self, reason: str) -> None:
         """The kill switch: cancel every resting order, quote no more, say why."""
@@ -264,7 +286,8 @@ class Quoter:
         return {
             "name": self.instance.name, "strategy": self.instance.strategy,
             "market": self.instance.market, "owner": self.instance.owner,
-            "halted": self.halted, "base": round(ledger.base * float(self.lot.text), 12),
+            "state": self.state_word, "halted": self.halted, "stopped": self.stopped,
+            "base": round(ledger.base * float(self.lot.text), 12),
             "quote": round(ledger.quote * self.tick_lot, 12),
             "position_lots": ledger.position, "fills": ledger.fills,
             "realized": round(ledger.realized * self.tick_lot, 12),

@@ -7,19 +7,20 @@ the node with its own key (keys/peers/PEER.key_secret) and owner, quoting its ma
 The node starts it through its supervisor when the home configures an instance
 (node/server/liquidity_link.py): it dies with the node and is restarted with a backoff when it
 dies alone. One thread polls every instance's connection: a fill refreshes its instance at
-once, the timer (`refresh_s`) otherwise. Each instance's ledger is written to
-liquidity/NAME.json after each change, so a restarted process carries on with the same
-inventory (an AMM's reserves) and a halted instance stays halted until the operator resumes it
-(`mnode liquidity resume NAME`), and liquidity/state.json says every second what each instance
-quotes, holds and earned, or why it stopped (`mnode liquidity status`). SIGTERM cancels every
+once, the timer (`refresh_s`) otherwise. Each instance's ledger is written to its record,
+liquidity/NAME.json (records.py), after each change, so a restarted process carries on with the
+same inventory (an AMM's reserves) and a halted instance stays halted until the operator resumes
+it (`mnode liquidity resume NAME`). The operator's stop and start (`mnode liquidity stop|start
+NAME`) are written to the same record, which the process reads every second: a stop cancels the
+instance's quotes and ends its quoting, and holds across restarts until a start.
+liquidity/state.json says every second what each instance quotes, holds and earned, or why it
+does not quote (`mnode liquidity status`). SIGTERM cancels every
 instance's orders and ends it; an instance's peer should also be registered with
 --cancel-on-disconnect, so that a killed process leaves nothing resting.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import signal
@@ -28,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import zmq
 
@@ -38,51 +38,13 @@ from ..home.keys import PEERS_FOLDER, load_key_pair
 from ..home.layout import Home
 from .builtins import liquidity_host
 from .config import Instance, load_instances
-from .ledger import Ledger
 from .quoter import Quoter
+from .records import save_ledger, saved_ledger, saved_record, state_path, write_json
 
 log = logging.getLogger("marketnode.liquidity")
-FOLDER = "liquidity"
-STATE_FILE = "state.json"
 STATE_EVERY_S = 1.0
 EXIT_CONFIG = 3
 EXIT_NODE = 4
-
-
-def state_path(home: Path) -> Path:
-    return home / FOLDER / STATE_FILE
-
-
-def ledger_path(home: Path, name: str) -> Path:
-    return home / FOLDER / f"{name}.json"
-
-
-def write_json(path: Path, record: Any) -> None:
-    """Replace `path` whole (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps(record, indent=1))
-    os.replace(scratch, path)
-
-
-def saved_record(home: Path, instance: Instance) -> dict[str, Any] | None:
-    """What an earlier run left for this instance (its ledger, why it halted), if it was of
-    the same market and owner (else the instance starts again from its configured holdings)."""
-    try:
-        record = json.loads(ledger_path(home, instance.name).read_text())
-    except (OSError, ValueError):
-        return None
-    if (record.get("market"), record.get("owner")) != (instance.market, instance.owner):
-        return None
-    return record
-
-
-def saved_ledger(home: Path, instance: Instance) -> Ledger | None:
-    record = saved_record(home, instance)
-    if record is None:
-        return None
-    fields = {field.name for field in dataclasses.fields(Ledger)}
-    return Ledger(**{key: value for key, value in record["ledger"].items() if key in fields})
 
 
 def open_quoter(home: Home, instance: Instance, context: zmq.Context) -> Quoter:
@@ -90,7 +52,9 @@ def open_quoter(home: Home, instance: Instance, context: zmq.Context) -> Quoter:
     key = load_key_pair(home.keys_path(config) / PEERS_FOLDER / f"{instance.peer}.key_secret")
     client = Client(address_of_home(home, config), key, context=context)
     quoter = Quoter(instance, client, liquidity_host(), ledger=saved_ledger(home.path, instance))
-    quoter.halted = (saved_record(home.path, instance) or {}).get("halted")
+    record = saved_record(home.path, instance) or {}
+    quoter.halted = record.get("halted")
+    quoter.stopped = record.get("stopped")
     return quoter
 
 
@@ -114,19 +78,20 @@ def run(
                 fills, halted = quoter.ledger.fills, quoter.halted
                 quoter.absorb()
                 due = now - quoter.refreshed_at >= quoter.instance.refresh_s
-                if quoter.halted is None and (quoter.fill_pending or due):
+                if quoter.quoting and (quoter.fill_pending or due):
                     quoter.refresh()
-                if quoter.ledger.fills != fills or quoter.halted != halted:
-                    save_ledger(home.path, quoter)
+                thrown = quoter.halted if quoter.halted != halted else None
+                if quoter.ledger.fills != fills or thrown is not None:
+                    save_ledger(home.path, quoter.instance, quoter.ledger, thrown)
             if now - written >= STATE_EVERY_S:
-                resume_cleared(home.path, quoters)
+                follow_operator(home.path, quoters)
                 write_state(home.path, quoters)
                 written = now
             poller.poll(timeout=_wait_ms(quoters, now))
     finally:
         for quoter in quoters:
             quoter.close()
-            save_ledger(home.path, quoter)
+            save_ledger(home.path, quoter.instance, quoter.ledger)
         write_state(home.path, quoters, stopped=True)
         for quoter in quoters:
             quoter.client.close()
@@ -135,26 +100,29 @@ def run(
 
 def _wait_ms(quoters: list[Quoter], now: float) -> int:
     """Until the next instance's timer (at most a second, so `stop` is seen)."""
-    waits = [q.refreshed_at + q.instance.refresh_s - now for q in quoters if q.halted is None]
+    waits = [q.refreshed_at + q.instance.refresh_s - now for q in quoters if q.quoting]
     return int(1000 * max(0.01, min([1.0, *waits])))
 
 
-def resume_cleared(home: Path, quoters: list[Quoter]) -> None:
-    """A halted instance whose halt the operator cleared (`mnode liquidity resume`) quotes
-    again from its next refresh."""
+def follow_operator(home: Path, quoters: list[Quoter]) -> None:
+    """What the operator wrote in the instances' records: a halt cleared (`mnode liquidity
+    resume`) lets the instance quote again from its next refresh; a stop (`mnode liquidity
+    stop`) cancels its quotes and ends its quoting until a start (`mnode liquidity start`)."""
     for quoter in quoters:
-        if quoter.halted is not None:
-            record = saved_record(home, quoter.instance)
-            if record is not None and record.get("halted") is None:
-                log.warning("liquidity %s resumed by the operator", quoter.instance.name)
-                quoter.halted = None
-
-
-def save_ledger(home: Path, quoter: Quoter) -> None:
-    """The instance's ledger and halt, which survive a restart (a kill switch stays thrown)."""
-    record = {"market": quoter.instance.market, "owner": quoter.instance.owner,
-              "halted": quoter.halted, "ledger": dataclasses.asdict(quoter.ledger)}  # fmt: skip
-    write_json(ledger_path(home, quoter.instance.name), record)
+        record = saved_record(home, quoter.instance)
+        if record is None:
+            continue
+        name = quoter.instance.name
+        if quoter.halted is not None and record.get("halted") is None:
+            log.warning("liquidity %s resumed by the operator", name)
+            quoter.halted = None
+        stopped = record.get("stopped")
+        if stopped is not None and quoter.stopped is None:
+            log.warning("liquidity %s stopped by %s", name, stopped.get("by"))
+            quoter.stop(stopped)
+        elif stopped is None and quoter.stopped is not None:
+            log.warning("liquidity %s started by the operator", name)
+            quoter.stopped = None
 
 
 def write_state(home: Path, quoters: list[Quoter], stopped: bool = False) -> None:
