@@ -1,7 +1,8 @@
 """`mnode liquidity stop|start NAME`: through the instance's record, which the running liquidity
 process reads every second, a stop cancels the instance's quotes and ends its quoting (shown
 as stopped, when and by whom) and a start has it quote again; an unknown NAME is one line and
-exit code 2; the process saving a fill never undoes the operator's stop."""
+exit code 2; the process saving a fill never undoes the operator's stop. And the node's
+side reading the process's report at housekeeping rather than per status request."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import time
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
+from marketnode.node.home.layout import Home
 from marketnode.node.liquidity import records, service
 from marketnode.node.liquidity.builtins import liquidity_host
 from marketnode.node.liquidity.config import parse_instances
 from marketnode.node.liquidity.ledger import Ledger
+from marketnode.node.server.liquidity_link import LiquidityLink
 
 MARKET = "PUNK-ETH"
 MAKER = {"strategy": "market_maker", "market": MARKET, "peer": "maker", "owner": "0x5002",
@@ -117,3 +120,23 @@ def test_a_stop_is_kept_when_the_process_saves_and_before_it_ever_ran(tmp_path):
     records.save_ledger(home, instance, ledger)  # a save after it does not throw it again
     record = records.saved_record(home, instance)
     assert record["halted"] is None and record["stopped"] == {"at": 1.0, "by": "ops"}
+
+
+def test_the_nodes_link_answers_status_from_its_last_reading(tmp_path):
+    """The node reads liquidity/state.json at its housekeeping (`read_report`), never per
+    `status` request, and says how old the report and the reading are."""
+    link = LiquidityLink(Home(tmp_path), {"maker": MAKER})
+    first = link.status()
+    assert first["instances"] == [] and first["age_s"] is None and first["read_age_s"] is None
+    report = {"pid": 1, "updated_at": time.time() - 2.0, "stopped": False,
+              "instances": [{"name": "maker", "state": "quoting"}]}  # fmt: skip
+    records.write_json(records.state_path(tmp_path), report)
+    assert link.status()["instances"] == [], "a status request reads no file"
+    link.read_report()
+    shown = link.status()
+    assert shown["instances"] == report["instances"]
+    assert 2.0 <= shown["age_s"] < 60 and 0 <= shown["read_age_s"] < 60
+    records.write_json(records.state_path(tmp_path), {**report, "instances": []})
+    assert link.status()["instances"] == report["instances"], "until the next reading"
+    link.read_report()
+    assert link.status()["instances"] == []
