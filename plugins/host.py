@@ -1,8 +1,9 @@
 """The plugin host: one pluggy manager per entry point group, loaded once per process, and the
 one way its hooks are called.
 
-A group's plugins are found through its entry point group alone; marketnode's own detectors
-and policies are listed in its pyproject.toml exactly as a third-party package lists its own.
+A group's plugins are found through its entry point group alone; marketnode's own detectors,
+policies and liquidity strategies are listed in its pyproject.toml exactly as a third-party
+package lists its own.
 Each process loads only the group it calls: the node the scaling policies, the analytics
 process the detectors, the liquidity process the strategies, so that a detector's imports
 never reach the matching process.
@@ -52,13 +53,13 @@ INTEGRITY = PluginGroup(
 SCALING = PluginGroup(
     "scaling", "marketnode.scaling", ScalingHooks, "scaling_settings", "scaling policy"
 )
-GROUPS = (INTEGRITY, SCALING)
-"""The groups `mnode plugins` lists (it reads each one's tables from the home's config)."""
 LIQUIDITY = PluginGroup(
     "liquidity", "marketnode.liquidity", LiquidityHooks, "liquidity_settings", "liquidity strategy"
 )
 """Read by the liquidity process (node/liquidity), whose `[liquidity.NAME]` tables name
 instances of a strategy rather than the strategy itself."""
+GROUPS = (INTEGRITY, SCALING, LIQUIDITY)
+"""The groups `mnode plugins` lists."""
 
 
 @dataclass(frozen=True)

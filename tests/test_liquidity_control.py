@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from marketnode.cli.main import app
 from marketnode.node.home.layout import Home
 from marketnode.node.liquidity import records, service
-from marketnode.node.liquidity.builtins import liquidity_host
 from marketnode.node.liquidity.config import parse_instances
 from marketnode.node.liquidity.ledger import Ledger
 from marketnode.node.server.liquidity_link import LiquidityLink
+from marketnode.plugins.host import LIQUIDITY, plugin_host
 
 MARKET = "PUNK-ETH"
 MAKER = {"strategy": "market_maker", "market": MARKET, "peer": "maker", "owner": "0x5002",
@@ -53,7 +53,7 @@ def test_stop_cancels_the_quotes_and_start_quotes_again(running_node):
     table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in MAKER.items())
     with node.home.config_path.open("a") as config:
         config.write(f"\n[liquidity.maker]\n{table}")
-    instances = parse_instances({"maker": MAKER}, "test", liquidity_host())
+    instances = parse_instances({"maker": MAKER}, "test", plugin_host(LIQUIDITY))
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(node.home, instances, stop))
     thread.start()
@@ -105,7 +105,7 @@ def test_stop_cancels_the_quotes_and_start_quotes_again(running_node):
 
 
 def test_a_stop_is_kept_when_the_process_saves_and_before_it_ever_ran(tmp_path):
-    [instance] = parse_instances({"maker": MAKER}, "test", liquidity_host())
+    [instance] = parse_instances({"maker": MAKER}, "test", plugin_host(LIQUIDITY))
     home = tmp_path
     assert records.saved_ledger(home, instance) is None
     records.update_record(home, instance, lambda r: r.update(stopped={"at": 1.0, "by": "ops"}))

@@ -4,12 +4,12 @@ and what is wanted."""
 
 from __future__ import annotations
 
-from marketnode.node.liquidity.builtins import liquidity_host
 from marketnode.node.liquidity.config import parse_instances
 from marketnode.node.liquidity.plan import plan_changes
 from marketnode.node.liquidity.quoter import Quoter
 from marketnode.plugins.amm import DEFAULTS as AMM_DEFAULTS
 from marketnode.plugins.amm import ladder
+from marketnode.plugins.host import LIQUIDITY, plugin_host
 from marketnode.plugins.market_maker import DEFAULTS as MAKER_DEFAULTS
 from marketnode.plugins.market_maker import quotes as market_maker_quotes
 from marketnode.plugins.quoting import BUY, SELL, MarketState, Quote, RestingQuote
@@ -20,12 +20,13 @@ MARKET = "PUNK-ETH"  # tick 0.01, lot 1 in the default config
 def instance(name: str, strategy: str, owner: str, **table):
     tables = {name: {"strategy": strategy, "market": MARKET, "peer": name, "owner": owner,
                      **table}}  # fmt: skip
-    return parse_instances(tables, "test", liquidity_host())[0]
+    return parse_instances(tables, "test", plugin_host(LIQUIDITY))[0]
 
 
 def quoter_on(node, name: str, strategy: str, owner: str, **table) -> Quoter:
     node.add_peer(name, (owner,))
-    return Quoter(instance(name, strategy, owner, **table), node.client(name), liquidity_host())
+    chosen = instance(name, strategy, owner, **table)
+    return Quoter(chosen, node.client(name), plugin_host(LIQUIDITY))
 
 
 def test_an_unchanged_level_is_left_alone_and_a_smaller_one_shrinks_in_place():

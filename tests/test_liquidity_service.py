@@ -17,9 +17,9 @@ from marketnode.node.home.keys import PEERS_FOLDER, create_key_pair
 from marketnode.node.home.layout import Home
 from marketnode.node.home.peers import Peer, load_allowlist, save_allowlist
 from marketnode.node.liquidity import service
-from marketnode.node.liquidity.builtins import liquidity_host
 from marketnode.node.liquidity.config import parse_instances
 from marketnode.node.server.liquidity_link import LiquidityLink
+from marketnode.plugins.host import LIQUIDITY, plugin_host
 
 MARKET = "PUNK-ETH"
 TABLES = {
@@ -54,7 +54,7 @@ def test_the_process_quotes_refreshes_on_fills_and_cancels_on_stop(running_node)
     node = running_node
     for table in TABLES.values():
         node.add_peer(table["peer"], (table["owner"],))
-    instances = parse_instances(TABLES, "test", liquidity_host())
+    instances = parse_instances(TABLES, "test", plugin_host(LIQUIDITY))
     stop = threading.Event()
     result: list = []
     thread = threading.Thread(
@@ -92,7 +92,7 @@ def test_a_halt_survives_a_restart_until_the_operator_resumes(running_node):
                           "refresh_s": 0.2, "max_daily_loss": -1.0}}  # fmt: skip
     for loss in (-1.0, 1e12):  # the first run halts at once; the second, within its limit,
         tables["careful"]["max_daily_loss"] = loss  # starts halted all the same
-        instances = parse_instances(tables, "test", liquidity_host())
+        instances = parse_instances(tables, "test", plugin_host(LIQUIDITY))
         service.state_path(node.home.path).unlink(missing_ok=True)
         stop = threading.Event()
         thread = threading.Thread(target=service.run, args=(node.home, instances, stop))

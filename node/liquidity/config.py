@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marketnode.plugins.host import LIQUIDITY, PluginHost
+from marketnode.plugins.host import LIQUIDITY, PluginHost, plugin_host
 from marketnode.plugins.settings import declared_tables, merge_settings
 
 from ..core.decimals import parse_decimal
 from ..core.markets import ConfigError
-from .builtins import liquidity_host
 
 SECTION = "liquidity"
 REQUIRED = ("strategy", "market", "peer", "owner")
@@ -79,7 +78,7 @@ def parse_instances(
 ) -> list[Instance]:
     if not isinstance(tables, dict):
         raise ConfigError(f"{source}: [{SECTION}]: must hold [{SECTION}.NAME] tables")
-    declared = declared_tables(host or liquidity_host())
+    declared = declared_tables(host or plugin_host(LIQUIDITY))
     instances = []
     for name, table in tables.items():
         where = f"{source}: [{SECTION}.{name}]"

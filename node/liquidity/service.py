@@ -32,11 +32,12 @@ from pathlib import Path
 
 import zmq
 
+from marketnode.plugins.host import LIQUIDITY, plugin_host
+
 from ..client import Client, ClientError, address_of_home
 from ..core.markets import ConfigError
 from ..home.keys import PEERS_FOLDER, load_key_pair
 from ..home.layout import Home
-from .builtins import liquidity_host
 from .config import Instance, load_instances
 from .quoter import Quoter
 from .records import save_ledger, saved_ledger, saved_record, state_path, write_json
@@ -51,7 +52,8 @@ def open_quoter(home: Home, instance: Instance, context: zmq.Context) -> Quoter:
     config = home.config()
     key = load_key_pair(home.keys_path(config) / PEERS_FOLDER / f"{instance.peer}.key_secret")
     client = Client(address_of_home(home, config), key, context=context)
-    quoter = Quoter(instance, client, liquidity_host(), ledger=saved_ledger(home.path, instance))
+    ledger = saved_ledger(home.path, instance)
+    quoter = Quoter(instance, client, plugin_host(LIQUIDITY), ledger=ledger)
     record = saved_record(home.path, instance) or {}
     quoter.halted = record.get("halted")
     quoter.stopped = record.get("stopped")

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marketnode.plugins.host import LIQUIDITY, plugin_host
+
 from ..client import Client, address_of_home
 from ..home.keys import PEERS_FOLDER, create_key_pair, load_key_pair
 from ..home.layout import Home
 from ..home.peers import Peer, load_allowlist, save_allowlist
-from ..liquidity.builtins import liquidity_host
 from ..liquidity.config import parse_instances
 from ..liquidity.quoter import Quoter
 from ..server.node import Node
@@ -120,10 +121,10 @@ def run_flow(trace: str, seed: int, shape: FlowShape, folder: Path) -> dict[str,
             table = {"strategy": strategy, "market": market, "peer": name, "owner": _owner(name),
                      "base": str(START_BASE), "quote": str(START_QUOTE), **settings,
                      **(MAKER_LIMITS if strategy == "market_maker" else {})}  # fmt: skip
-            instance = parse_instances({name: table}, "eval", liquidity_host())[0]
+            instance = parse_instances({name: table}, "eval", plugin_host(LIQUIDITY))[0]
             client = Client(address, keys[name])
             clients.append(client)
-            quoters[name] = Quoter(instance, client, liquidity_host(), clock=clock,
+            quoters[name] = Quoter(instance, client, plugin_host(LIQUIDITY), clock=clock,
                                    on_trade=_own_take(tallies[name], instance.owner))  # fmt: skip
         for index, step in enumerate(steps):
             clock.now = float(index)
