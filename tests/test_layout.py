@@ -36,6 +36,7 @@ MAY_IMPORT = {
         "plugins",
     },
     "node.liquidity": {"node.core", "node.protocol", "node.home", "node.client", "plugins"},
+    "node.cluster": {"node.core", "node.protocol", "node.home", "node.client"},
     "node.tools": {"*"},
     "plugins": {"node.core"},
     "tui": {"node.core", "node.protocol", "node.home", "node.client"},

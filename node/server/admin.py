@@ -27,6 +27,7 @@ from ..protocol.messages import (
 )
 from ..store.lmdb_store import StoreError
 from .analytics_link import ANALYTICS_COMMANDS, AnalyticsLink
+from .market_moves import market_export, market_import
 from .marketdata import book_levels
 from .revocation import RevocationRefused, revoke_peer
 from .settlement_link import settlement_metrics
@@ -245,4 +246,6 @@ _HANDLERS = {
     "book": _book,
     "revoke_peer": revoke_peer,
     "shutdown": _shutdown,
+    "market_export": lambda view, request: market_export(view, request, AdminRefused),
+    "market_import": lambda view, request: market_import(view, request, AdminRefused),
 }

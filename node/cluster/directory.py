@@ -1,0 +1,176 @@
+"""The market directory: which node serves which market, at which endpoints, with which server
+key, and the directory's version, in one key of a NATS JetStream key-value bucket.
+
+The whole directory is one value, so its version is that key's revision and every change, a
+move included, is one compare-and-set on it: two operators moving markets at once cannot both
+win, and a reader never sees half a change. Peers watch the key and follow each new version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js.api import KeyValueConfig
+
+BUCKET = "marketnode"
+KEY = "directory"
+CONNECT_TIMEOUT_S = 5.0
+Result = TypeVar("Result")
+
+
+class DirectoryError(RuntimeError):
+    """The directory cannot be read or changed as asked (one line for the operator)."""
+
+
+class DirectoryConflict(DirectoryError):
+    """The directory changed since it was read: the compare-and-set lost."""
+
+
+class NodeEntry(msgspec.Struct, frozen=True):
+    """A node of the cluster as peers reach it."""
+
+    orders: str
+    market_data: str
+    admin: str
+    server_key: str | None
+    """The node's CURVE public key (z85), None with CURVE off."""
+
+
+class MarketEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where a market is served; `moving_to` names the destination while a move is under way
+    (the market is halted on `node` then)."""
+
+    node: str
+    moving_to: str | None = None
+
+
+class Directory(msgspec.Struct, frozen=True):
+    nodes: dict[str, NodeEntry] = {}
+    markets: dict[str, MarketEntry] = {}
+    version: int = 0
+    """The key's revision this content was read at (0: not stored yet); not stored itself."""
+
+    def node_of(self, market: str) -> tuple[str, NodeEntry]:
+        """The node serving `market` and its entry; DirectoryError if none is known."""
+        entry = self.markets.get(market)
+        if entry is None:
+            known = ", ".join(sorted(self.markets)) or "none"
+            raise DirectoryError(f"market {market!r} is not in the directory (markets: {known})")
+        return entry.node, self.nodes[entry.node]
+
+
+class _Stored(msgspec.Struct):
+    nodes: dict[str, NodeEntry]
+    markets: dict[str, MarketEntry]
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(_Stored).decode
+
+
+def _content(value: bytes, version: int) -> Directory:
+    stored = _decode(value)
+    return Directory(stored.nodes, stored.markets, version)
+
+
+class DirectoryStore:
+    """The directory in a JetStream bucket, over one connection to the given servers."""
+
+    def __init__(self, connection: nats.NATS, kv) -> None:
+        self.connection = connection
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, servers: Sequence[str], replicas: int = 1) -> DirectoryStore:
+        """Connect (to any of `servers`) and open the bucket, creating it with `replicas`
+        copies when it does not exist yet."""
+        try:
+            connection = await nats.connect(
+                servers=list(servers), connect_timeout=CONNECT_TIMEOUT_S, max_reconnect_attempts=3,
+                allow_reconnect=True,
+            )  # fmt: skip
+        except (OSError, nats.errors.Error) as error:
+            raise DirectoryError(f"cannot reach the directory at {', '.join(servers)}: "
+                                 f"{error or type(error).__name__}") from None  # fmt: skip
+        js = connection.jetstream()
+        try:
+            try:
+                kv = await js.key_value(BUCKET)
+            except nats.js.errors.BucketNotFoundError:
+                kv = await js.create_key_value(
+                    KeyValueConfig(bucket=BUCKET, history=16, replicas=replicas)
+                )
+        except (TimeoutError, nats.errors.Error) as error:
+            await connection.close()
+            raise DirectoryError(f"the directory's bucket cannot be opened: {error}") from None
+        return cls(connection, kv)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def read(self) -> Directory:
+        """The directory now (an empty one at version 0 if nothing is stored)."""
+        try:
+            entry = await self.kv.get(KEY)
+        except nats.js.errors.KeyNotFoundError:
+            return Directory()
+        except (TimeoutError, nats.errors.Error) as error:
+            raise DirectoryError(f"the directory cannot be read: {error}") from None
+        return _content(entry.value, entry.revision)
+
+    async def write(self, directory: Directory) -> Directory:
+        """Store `directory` if the stored one is still at `directory.version` (0: none
+        stored yet); the stored content with its new version. DirectoryConflict otherwise."""
+        value = _encode(_Stored(directory.nodes, directory.markets))
+        try:
+            if directory.version == 0:
+                version = await self.kv.create(KEY, value)
+            else:
+                version = await self.kv.update(KEY, value, last=directory.version)
+        except nats.js.errors.KeyWrongLastSequenceError as error:
+            raise DirectoryConflict(
+                f"the directory changed since version {directory.version} was read ({error})"
+            ) from None
+        except (TimeoutError, nats.errors.Error) as error:
+            raise DirectoryError(f"the directory cannot be written: {error}") from None
+        return Directory(directory.nodes, directory.markets, version)
+
+    async def watch(self) -> AsyncIterator[Directory]:
+        """The directory now (if stored), then each new version as it is written."""
+        watcher = await self.kv.watch(KEY)
+        try:
+            async for entry in watcher:
+                if entry is not None and entry.value:
+                    yield _content(entry.value, entry.revision)
+        finally:
+            await watcher.stop()
+
+
+def with_directory(
+    servers: Sequence[str], work: Callable[[DirectoryStore], Awaitable[Result]], replicas: int = 1
+) -> Result:
+    """Run `work` on the directory over a connection of its own (for the CLI and tools,
+    which are not asyncio programs)."""
+
+    async def run() -> Result:
+        store = await DirectoryStore.open(servers, replicas)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def read_directory(servers: Sequence[str]) -> Directory:
+    return with_directory(servers, lambda store: store.read())
+
+
+def write_directory(servers: Sequence[str], directory: Directory) -> Directory:
+    return with_directory(servers, lambda store: store.write(directory))
