@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .cluster import ClusterOption, cluster_failed, local_cluster
 from .common import HomeOption, JsonOption, print_json, require_home
 from .node import admin_call
 
@@ -41,3 +44,35 @@ def resume_command(market: Market, home: HomeOption = None) -> None:
     """Take commands for MARKET again."""
     result = admin_call(require_home(home), "resume", market=market)
     typer.echo(f"halted: {', '.join(result['halted']) or 'none'}", err=True)
+
+
+@app.command("move")
+def move_command(
+    market: Market,
+    to: Annotated[
+        str, typer.Option("--to", help="The node to serve MARKET from now on.", show_default=False)
+    ],
+    cluster: ClusterOption = Path("cluster"),
+    json: JsonOption = False,
+) -> None:
+    """Move MARKET to node TO: halted on the node serving it, its book exported there and
+    imported on TO (both journaled, the book's hash checked), the directory changed by a
+    compare-and-set, trading resumed on TO. If TO cannot take it, the market trades where it
+    was."""
+    from marketnode.node.cluster.directory import DirectoryError
+    from marketnode.node.cluster.local import ClusterError
+    from marketnode.node.cluster.moving import move_market
+
+    try:
+        report = move_market(local_cluster(cluster), market, to)
+    except (ClusterError, DirectoryError) as error:
+        cluster_failed(error)
+    if json:
+        print_json(asdict(report))
+        return
+    typer.echo(
+        f"moved {report.market} from {report.source} to {report.destination}: "
+        f"{report.orders} resting orders, book hash {report.hash}, directory version "
+        f"{report.version}",
+        err=True,
+    )

@@ -12,6 +12,7 @@ the others keep it halted, so a move needs no configuration change and survives 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -147,7 +148,10 @@ def _node_names(cluster: LocalCluster, count: int) -> list[str]:
         markets = text[text.index("\n[[markets]]") + 1 :]
         home.config_path.write_text(NODE_SETTINGS.format(name=name) + markets)
         config = home.config()
-        (home.keys_path(config) / PEERS_FOLDER).mkdir(exist_ok=True)
+        peers_keys = home.keys_path(config) / PEERS_FOLDER
+        peers_keys.mkdir(exist_ok=True, mode=0o700)
+        for suffix in ("key", "key_secret"):  # `--as load` finds it in the home, too
+            shutil.copy2(keys / f"{LOAD_PEER}.{suffix}", peers_keys / f"{LOAD_PEER}.{suffix}")
         peer = Peer(LOAD_PEER, key.public_text, relayer=True)
         save_allowlist(home.peers_path(config), Allowlist((peer,)))
     return names

@@ -1,0 +1,119 @@
+"""`mnode cluster`: a local cluster of nodes with its market directory (NATS JetStream)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marketnode.node.cluster.directory import DirectoryError
+from marketnode.node.cluster.local import ClusterError, LocalCluster, down, status, up
+
+from .common import EXIT_NOT_RUNNING, EXIT_USAGE, JsonOption, fail, print_json
+
+CLUSTER_ENV = "MNODE_CLUSTER"
+
+app = typer.Typer(
+    help="A local cluster of nodes and its market directory: up, status, down.",
+    no_args_is_help=True,
+)
+
+ClusterOption = Annotated[
+    Path,
+    typer.Option("--cluster", envvar=CLUSTER_ENV,
+                 help=f"The cluster's folder (or set {CLUSTER_ENV})."),
+]  # fmt: skip
+
+
+def local_cluster(path: Path) -> LocalCluster:
+    return LocalCluster(path.resolve())
+
+
+def cluster_failed(error: Exception) -> None:
+    """A cluster that cannot do what was asked: one line, exit 5 when a part of it is not
+    running or not answering, 2 otherwise."""
+    code = EXIT_NOT_RUNNING if isinstance(error, DirectoryError | RuntimeError) else EXIT_USAGE
+    fail(str(error), code)
+
+
+@app.command("up")
+def up_command(
+    cluster: ClusterOption = Path("cluster"),
+    servers: Annotated[
+        int, typer.Option(help="NATS servers (3: the directory in 3 replicas).", min=1, max=5)
+    ] = 3,
+    nodes: Annotated[
+        int, typer.Option(help="Nodes, the first time (later: the same ones).", min=1, max=9)
+    ] = 3,
+    json: JsonOption = False,
+) -> None:
+    """Start the cluster in its folder: NATS servers with JetStream holding the directory,
+    then the nodes (made the first time, each configuring every market), each trading the
+    markets the directory gives it and halting the others. Every process started is recorded
+    by pid in cluster.json; `mnode cluster down` stops them."""
+    target = local_cluster(cluster)
+    try:
+        record = up(target, servers, nodes)
+        report = status(target)
+    except (ClusterError, DirectoryError, RuntimeError) as error:
+        cluster_failed(error)
+    if json:
+        print_json(report)
+        return
+    urls = ", ".join(record.urls)
+    typer.echo(f"cluster up in {target.path}: directory at {urls} ({record.replicas} replicas)",
+               err=True)  # fmt: skip
+    for node in report["nodes"]:
+        typer.echo(f"  {node['name']}  pid {node['pid']}  serves {', '.join(node['serves'])}",
+                   err=True)  # fmt: skip
+
+
+@app.command("status")
+def status_command(cluster: ClusterOption = Path("cluster"), json: JsonOption = False) -> None:
+    """The servers, the directory's version and markets, and each node: running, seq, the
+    markets it serves and the orders resting in each."""
+    try:
+        report = status(local_cluster(cluster))
+    except ClusterError as error:
+        cluster_failed(error)
+    if json:
+        print_json(report)
+        return
+    for server in report["servers"]:
+        state = "running" if server["running"] else "stopped"
+        typer.echo(f"server {server['name']}  {server['url']}  {state}")
+    directory = report["directory"]
+    if "error" in directory:
+        typer.echo(f"directory: {directory['error']}")
+    else:
+        typer.echo(f"directory version {directory['version']}")
+        for market, entry in sorted(directory["markets"].items()):
+            moving = f" (moving to {entry['moving_to']})" if entry.get("moving_to") else ""
+            typer.echo(f"  {market:<12} {entry['node']}{moving}")
+    for node in report["nodes"]:
+        if not node["running"]:
+            typer.echo(f"node {node['name']}  stopped")
+            continue
+        if "error" in node:
+            typer.echo(f"node {node['name']}  {node['error']}")
+            continue
+        resting = sum(node["resting_orders"].values())
+        serves = ", ".join(node["serves"]) or "nothing"
+        typer.echo(f"node {node['name']}  pid {node['pid']}  seq {node['seq']}  serves {serves}  "
+                   f"{resting} resting")  # fmt: skip
+
+
+@app.command("down")
+def down_command(cluster: ClusterOption = Path("cluster"), json: JsonOption = False) -> None:
+    """Stop the cluster's nodes (each commits its batch in flight), then its servers, each by
+    the pid recorded when it started. The homes and the directory's store stay for the next
+    `mnode cluster up`."""
+    try:
+        stopped = down(local_cluster(cluster))
+    except ClusterError as error:
+        cluster_failed(error)
+    if json:
+        print_json({"stopped": stopped})
+        return
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}", err=True)
