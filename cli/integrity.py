@@ -1,4 +1,5 @@
-"""`mnode integrity scan|link` and `mnode alerts`: wash-trading detection and its findings."""
+"""`mnode integrity scan|link|maker|makers` and `mnode alerts`: wash-trading detection, the
+owners it treats as one party or as known market makers, and its findings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from marketnode.node.analytics.integrity import (
     detector_settings,
     scan,
     store_alerts,
+)
+from marketnode.node.analytics.makers import (
+    KNOWN_MAKERS,
+    declare_maker,
+    forget_maker,
+    record_configured_makers,
 )
 from marketnode.node.home.layout import Home
 from marketnode.node.store.lmdb_store import Store
@@ -37,7 +44,9 @@ from .common import (
 )
 from .times import SinceOption, UntilOption, time_clauses
 
-app = typer.Typer(help="Market-integrity detectors and linked owners.", no_args_is_help=True)
+app = typer.Typer(
+    help="Market-integrity detectors, linked owners and known market makers.", no_args_is_help=True
+)
 alerts_app = typer.Typer(
     help="Alerts raised by the integrity detectors.", invoke_without_command=True
 )
@@ -68,6 +77,7 @@ def scan_command(home: HomeOption = None, json: JsonOption = False) -> None:
     try:
         analytics = open_analytics(node_home, read_only=False)
         try:
+            record_configured_makers(analytics.connection, config.liquidity.instances)
             JournalFollower(store, analytics).sync()
             alerts = scan(analytics.connection, settings)
             explain_leads(alerts)
@@ -238,6 +248,49 @@ def link_command(
     finally:
         analytics.close()
     typer.echo(f"linked {a} and {b} ({reason})", err=True)
+
+
+@app.command("maker")
+def maker_command(
+    owner: Annotated[str, typer.Argument(help="The owner.", show_default=False)],
+    market: Annotated[
+        str | None, typer.Option("--market", help="The market it makes (default: every one).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is a known maker.")] = "",
+    forget: Annotated[bool, typer.Option("--forget", help="Withdraw the declaration.")] = False,
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Declare an owner a known market maker: the wash detectors leave its quoting alone (its
+    fills with few or busy takers), but its trades with itself or a linked owner are still
+    self-trades. The owners of `[liquidity.NAME]` instances are known makers already."""
+    if not forget and not reason:
+        fail("say why: --reason TEXT (a market-making agreement, a desk, …)", EXIT_USAGE)
+    node_home = require_home(home)
+    _refuse_while_running(node_home)
+    analytics = open_analytics(node_home, read_only=False)
+    try:
+        if forget:
+            gone = forget_maker(analytics.connection, owner, market)
+        else:
+            declare_maker(analytics.connection, owner, market, reason)
+    finally:
+        analytics.close()
+    where = f"in {market}" if market else "in every market"
+    if forget and not gone:
+        fail(f"{owner} was not declared a market maker {where}", EXIT_USAGE)
+    verb = "no longer a declared market maker" if forget else f"a known market maker ({reason})"
+    if json:
+        print_json({"owner": owner, "market": market, "known_maker": not forget, "reason": reason})
+    typer.echo(f"{owner} {where}: {verb}", err=True)
+
+
+@app.command("makers")
+def makers_command(home: HomeOption = None, json: JsonOption = False) -> None:
+    """The known market makers: `[liquidity.NAME]` instances' owners (as the node or the last
+    `mnode integrity scan` recorded them) and the operator's declarations."""
+    columns, rows = run_query(require_home(home), KNOWN_MAKERS, [])
+    print_rows(columns, rows, json, False)
 
 
 @alerts_app.callback()

@@ -20,12 +20,13 @@ fitted on the training window only; the model's version names its window and par
 wallets scoring at least `min_score` (0.6) are reported, with score, rank and the features that
 made them unusual against the market's quartiles (`why`), never as a bare label; `explain_leads`
 adds the wash findings of the same scan that already name them (`explained`). The forest is
-trained again at most every `retrain_s` seconds on a store (`detect_integrity`).
+trained again at most every `retrain_s` seconds on a store (`detect_integrity`). A known market
+maker (plugins/partners.py) is scored with the others but is no lead: what makes it unusual is
+its quoting, and its own wash is a self-trade (`self_trades`).
 
 Numpy and scikit-learn are imported when a scan scores the wallets (or the analytics process
 prepares its scoring lane: `prepare_integrity`), not when the detector is loaded: `mnode start`
-loads the detectors to check their config.toml tables, in the process that then runs the
-matching thread.
+loads the detectors to check their config.toml tables, in the process that runs the matching.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 from .alerts import Alert
 from .hookspecs import declare_settings, hookimpl, settings_of
+from .partners import known_maker_wallets
 
 NAME = "anomalous_wallets"
 DEFAULTS = {
@@ -59,22 +61,19 @@ QUERIED = 11
 """FEATURES the wallet query computes; the closed-group ones (`closed_groups`) follow."""
 
 MODELLED = [3, 4, 7, 8, 9, 10, 11, 13]
-"""Columns of FEATURES the forest sees: the largest counterparty's share, net position over
-volume, round-size share above the market's, price deviation from the recent price, the share of
-volume traded with partners (counterparties that trade mostly with the wallet and it with them,
-as the round-trip, cycle and churn detectors define them), the share traded both ways with the
-same counterparties (a wash cluster passes volume back and forth among its members; a retail
-wallet meets a counterparty once), the share inside its closed group and the share inside a
-closed group that came back to flat. Trade count, notional, counterparties, gap regularity and
-cancels per fill are reported but not modelled: market makers trade most, cancel most and meet
-the most counterparties, so those alone isolate the makers, who must not be flagged."""
+"""Columns of FEATURES the forest sees: the largest counterparty's share, net over volume,
+round-size share above the market's, price deviation from the recent price, the share traded
+with partners (as the round-trip, cycle and churn detectors define them), the share traded both
+ways with the same counterparties (a wash cluster passes volume back and forth; a retail wallet
+meets a counterparty once), the share inside its closed group and inside one that came back to
+flat. Trade count, notional, counterparties, gap regularity and cancels per fill are reported,
+not modelled: makers trade, cancel and meet counterparties most, so those isolate the makers."""
 
 TREES = 200
 SUBSAMPLE = 64
-"""Wallets each tree is grown on. Wash wallets come in groups that look alike (the members of
-a ring, of a farm); on the whole population such a group is dense and hard to isolate (masking),
-while small subsamples (Liu, Ting and Zhou's remedy) isolate it again: measured on three
-generators, 64 ranked wash wallets best (ROC AUC 0.92 to 0.96) against 0.84 to 0.97 at 180+."""
+"""Wallets each tree is grown on. Wash wallets come in groups that look alike (a ring, a farm):
+dense in the whole population and hard to isolate (masking); small subsamples (Liu, Ting and
+Zhou's remedy) isolate them again: on three generators 64 ranked wash best (AUC 0.92-0.96)."""
 
 QUERY = """
 WITH per_pair AS (
@@ -163,22 +162,19 @@ one order, so that the sums over them come out the same however the store was fi
 
 
 def closed_groups(connection, link_share: float) -> dict[str, tuple[float, float, float]]:
-    """Per wallet: `closed_share` (the share of its volume traded inside its closed group),
-    `group_imbalance` (how far the group's positions moved: the sum of its members' |net
-    position| from their trades with each other over the volume of those trades, 0 when they
-    all came back to flat, 1 when the asset only went one way) and `flat_group_share` (the
-    closed share times 1 - 2 x the imbalance, down to 0). An intermediary's group (sellers to
-    a desk, the desk to buyers) has an imbalance of one half, the desk flat and every end moved
-    all its volume: such a chain, or anything more one-way, is not flat at all. (The wallet's
-    own net is not asked to be flat too: members of a wash cluster trading at random among
-    themselves rarely are one by one, and on hold-out B that cost more than it saved.)
+    """Per wallet: `closed_share` (the share of its volume inside its closed group),
+    `group_imbalance` (the sum of the members' |net position| from their trades with each other
+    over those trades' volume: 0 when all came back to flat, 1 when the asset only went one way)
+    and `flat_group_share` (the closed share times 1 - 2 x the imbalance, down to 0). A desk's
+    group (sellers to it, it to buyers) has an imbalance of one half: not flat at all. (The
+    wallet's own net is not asked to be flat too: wash members trading at random among
+    themselves rarely are one by one; on hold-out B that cost more than it saved.)
 
-    A closed group is a component of the links between wallets that traded at least twice
-    for at least `link_share` of both wallets' volume in a market (a self-trade links a wallet
-    to itself). Why: a wash group passes volume among its members and brings their positions
-    back to flat, hardly trading with anyone else; a supplier and its client are as closed,
-    but the asset goes one way; a maker's, a collector's or an arbitrageur's volume is spread
-    over many counterparties none of whom it links to."""
+    A closed group is a component of the links between wallets that traded at least twice for
+    at least `link_share` of both wallets' volume in a market (a self-trade links a wallet to
+    itself): a wash group passes volume among its members and back to flat; a supplier and its
+    client are as closed, but the asset goes one way; a maker's, a collector's or an
+    arbitrageur's volume is spread over many counterparties none of whom it links to."""
     pairs = connection.execute(PAIRS).fetchall()
     volume: dict[tuple[str, str], float] = defaultdict(float)
     for market, a, b, _, pair_volume, _ in pairs:
@@ -258,11 +254,9 @@ def wallet_scores(connection, settings: dict[str, Any]) -> tuple[list[tuple], An
         contamination="auto",
         random_state=option["seed"],
     ).fit(scaled)
-    version = hashlib.blake2b(
-        f"{window}|{len(rows)}|{option['seed']}|{TREES}|{SUBSAMPLE}|{MODELLED}|"
-        f"{option['min_link_share']}|{option['min_flat_share']}".encode(),
-        digest_size=6,
-    ).hexdigest()
+    basis = f"{window}|{len(rows)}|{option['seed']}|{TREES}|{SUBSAMPLE}|{MODELLED}|"
+    basis += f"{option['min_link_share']}|{option['min_flat_share']}"
+    version = hashlib.blake2b(basis.encode(), digest_size=6).hexdigest()
     unusual = -forest.score_samples(scaled)
     flat = np.array([row[1 + FEATURES.index("flat_group_share")] for row in rows], dtype=float)
     return rows, unusual * np.minimum(1.0, flat / option["min_flat_share"]), version
@@ -273,8 +267,6 @@ def _window(rows: list[tuple]) -> tuple[str, str]:
 
 
 integrity_settings = declare_settings("integrity_settings", NAME, DEFAULTS)
-
-
 _last_leads: dict[str, tuple[float, list[Alert]]] = {}
 """Per analytics file: when the forest was last trained (monotonic seconds) and its leads."""
 
@@ -347,10 +339,10 @@ def _leads(connection, settings: dict[str, Any]) -> list[Alert] | None:
     least = settings_of(settings, NAME, DEFAULTS)["min_score"]
     if not rows:
         return None
-    window = _window(rows)
-    typical = typical_values(rows)
+    window, typical, makers = _window(rows), typical_values(rows), known_maker_wallets(connection)
+    ranked = [p for p in np.argsort(-scores, kind="stable") if rows[p][0] not in makers]
     alerts = []
-    for rank, position in enumerate(np.argsort(-scores, kind="stable"), start=1):
+    for rank, position in enumerate(ranked, start=1):
         if scores[position] < least:
             break
         row = rows[position]

@@ -3,7 +3,9 @@ almost where it started.
 
 Only partners' trades count (see `partners`): a market maker trades as often and ends as flat,
 but with hundreds of counterparties, none of them a partner; and a churner's cover trades with
-outsiders neither hide it nor get flagged with it.
+outsiders neither hide it nor get flagged with it. In a thin market a maker may have only a
+few takers and still end its day flat: a known maker (see `partners`) is nobody's partner there,
+so its day is no churn, nor is a taker's back and forth against it.
 """
 
 from __future__ import annotations

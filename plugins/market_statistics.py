@@ -1,7 +1,11 @@
 """Market statistics (Cong et al., "Crypto Wash Trading"): organic trade sizes follow
 Benford's law in their first digit and cluster at round sizes; fabricated volume departs from
 both. Per market: the mean absolute deviation of first digits from Benford, and the share of
-trades at round sizes, combined into a fake-volume score."""
+trades at round sizes, combined into a fake-volume score.
+
+Known market makers' fills count like any other trade: the statistic names no wallet, and a
+fill's size is the taker's choice (at most a level of the maker's ladder), so a maker's volume is
+as organic as its takers'."""
 
 from __future__ import annotations
 

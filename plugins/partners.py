@@ -8,6 +8,16 @@ and window. Wash wallets that also trade honestly as cover keep their partners (
 dilutes the share), and the cover trades stay out of what the detectors built on this flag.
 
 The round-trip, trade-cycle and churn detectors look only at the trades between partners.
+
+Known market makers (`known_makers`: the owners of the node's `[liquidity.NAME]` instances, and
+owners an operator declared with `mnode integrity maker`) are nobody's partner in the markets
+they make. In a thin market, the one the built-in liquidity is for, a maker may be the only
+counterparty of a few takers, and its fills with each are then a large share of both volumes:
+a busy taker buying and selling back looks like a round trip, the maker's day of fills with
+three takers like churn. A known maker's own wash is still seen: trades with itself, or with an
+owner linked to it (`mnode integrity link`), are self-trades (`self_trades`), which no maker
+is exempt from; and a ring that merely trades with a maker keeps its members' trades with each
+other, so it is still found without the maker.
 """
 
 from __future__ import annotations
@@ -20,6 +30,20 @@ import duckdb
 
 from .alerts import decimal_text
 from .window_totals import BUCKETS, bring_up_to_date
+
+KNOWN_MAKERS_TABLE = """
+CREATE TABLE IF NOT EXISTS known_makers (
+    owner VARCHAR, market VARCHAR, instance VARCHAR, source VARCHAR, reason VARCHAR,
+    base DECIMAL(38, 12), quote DECIMAL(38, 12), time TIMESTAMPTZ
+);
+"""
+"""Owners known to make markets: in `market`, or in every market (NULL). `source` is
+'liquidity' for a `[liquidity.NAME]` instance (`instance`, its starting holdings `base` and
+`quote`), 'operator' for a declaration (`reason`). The analytics store creates it."""
+
+KNOWN_MAKER = """EXISTS (SELECT 1 FROM known_makers k
+                WHERE k.owner = {wallet} AND coalesce(k.market, {market}) = {market})"""
+"""SQL: is the wallet a known maker in the market (two column expressions)."""
 
 PARTNER_TRADES = f"""
 t AS (
@@ -36,11 +60,14 @@ totals AS (
                           AND vb.bucket = p.bucket AND vb.wallet = p.b
     WHERE p.window_s = $window
       AND p.volume >= $share * va.volume AND p.volume >= $share * vb.volume
+      AND NOT {KNOWN_MAKER.format(wallet="p.a", market="p.market")}
+      AND NOT {KNOWN_MAKER.format(wallet="p.b", market="p.market")}
 )"""
 """Common table expressions over each market and window of `$window` seconds: `t` (trades between
 two wallets, up to seq `$until`, a row in each of their two windows) and `totals` (the pairs
 whose volume together is at least `$share` of each one's, with their totals and each one's
-trades and requotes), read from the running totals (window_totals)."""
+trades and requotes), read from the running totals (window_totals); no pair with a known
+maker in the market is one."""
 
 QUERY = f"""
 WITH {PARTNER_TRADES}
@@ -91,3 +118,8 @@ def net_positions(trades: list[PartnerTrade]) -> dict[str, Decimal]:
 
 def total_notional(trades: list[PartnerTrade]) -> str:
     return decimal_text(sum((trade.notional for trade in trades), Decimal(0)))
+
+
+def known_maker_wallets(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    """The owners known to make some market (`known_makers`)."""
+    return {row[0] for row in connection.execute("SELECT owner FROM known_makers").fetchall()}

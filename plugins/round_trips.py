@@ -2,9 +2,11 @@
 goes nowhere while volume is printed.
 
 Only partners' trades count (see `partners`): a market maker also buys and sells back, but to
-hundreds of wallets, none of which it trades mostly with. Legs are compared in total per pair
-and window, not one by one, so a return at a moved price, in several pieces or after other
-trading still closes the trip.
+hundreds of wallets, none of which it trades mostly with. A known maker (see `partners`) is
+nobody's partner in its market: a taker buying from a thin market's only maker and selling back
+to it later goes round with the liquidity, not with an accomplice. Legs are compared in total
+per pair and window, not one by one, so a return at a moved price, in several pieces or after
+other trading still closes the trip.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Self-trades: buyer and seller are the same owner, or owners the operator linked
-(`mnode integrity link A B --reason …`: same funder, same person)."""
+(`mnode integrity link A B --reason …`: same funder, same person).
+
+Known market makers (a liquidity instance's owner, an operator's declared maker) are not exempt:
+quoting never needs a trade with itself, and a maker filling an owner linked to it prints volume
+between one party's two wallets like any other wash. This is where a maker's own wash is seen,
+while the partner detectors leave its quoting alone (plugins/partners.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,10 @@ mean trade size, is high severity.
 A market maker in a quiet hour may fill one trader's orders both ways, a cycle of a few trades
 that balances; but a maker requotes all day, while a wash wallet's orders are meant to fill. As
 in `wash_clusters`, a wallet that cancels or replaces more than `max_requotes_per_trade` orders
-per trade in the market and window is left out of the graph.
+per trade in the market and window is left out of the graph. So is a known maker (see
+`partners`), which may refresh its quotes rarely (a tolerance keeps them) and fill the same few
+traders both ways: its trades are no edge, and a ring that passes through it as well still goes
+round among its other members.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ market's in the window is not a cluster.
 Market makers in a thin market may trade mostly with each other too, shedding inventory into one
 another's quotes; but a maker requotes all day, while a wash wallet's orders are meant to fill.
 A wallet that cancels or replaces more than `max_requotes_per_trade` orders per trade in the
-market and window is never a member.
+market and window is never a member; nor is a known maker of the market (see `partners`),
+whatever its requotes: in a thin market its few takers' volume is mostly with it. A ring that
+trades with a maker too is found among its other members, its trades with the maker counted as
+the members' outside volume (cover, like any honest trade).
 
 Wash that hides dilutes the group: a ring of five to eight wallets with honest trades between its
 legs keeps each member under 60% of its volume inside, and wallets linked only through a common

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import duckdb
 
+from marketnode.plugins.partners import KNOWN_MAKERS_TABLE
+
 from ..store.lmdb_store import StoreError
 from .batch import Batch
 
-SCHEMA = """
+SCHEMA = KNOWN_MAKERS_TABLE + """
 CREATE TABLE IF NOT EXISTS ingest (id INTEGER, journal_position BIGINT NOT NULL, seq BIGINT);
 CREATE TABLE IF NOT EXISTS events (
     seq BIGINT, time TIMESTAMPTZ, kind VARCHAR, op VARCHAR, market VARCHAR, order_id VARCHAR,

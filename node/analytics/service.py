@@ -4,10 +4,11 @@ It follows the journal into the DuckDB file (the only process writing it) and an
 requests on an ipc socket in the home, typed by node/analytics/link.py: `sql` (read-only
 queries), `lag` (how far behind the journal it is, in commands and seconds), `export`, `ack`
 (an alert's label), `metrics` (the node's minute rollups) and `history` (the rollups of earlier
-runs, for scaling). Being a process of its own, it never takes the matching thread's
-interpreter lock. Integrity scans run in threads of their own, one per lane of detectors, each
-on its own DuckDB cursor (scanner.py): a scan takes seconds on a busy machine, and requests are
-answered meanwhile.
+runs, for scaling). At its start it records the `[liquidity.NAME]` instances' owners as known
+market makers (makers.py), whose quoting the wash detectors leave alone. Being a process of its
+own, it never takes the matching thread's interpreter lock. Integrity scans run in threads of
+their own, one per lane of detectors, each on its own DuckDB cursor (scanner.py): a scan takes
+seconds on a busy machine, and requests are answered meanwhile.
 
 It runs at the node's own priority, not niced: beside a busy core, at nice 5 (a third of the
 node's weight) it got too little CPU to follow 10,000 orders/s, the store fell up to 14 s behind
@@ -62,6 +63,7 @@ from .link import (
     link_encoder,
     request_decoder,
 )
+from .makers import record_configured_makers
 from .scanner import BACKGROUND_NICE, LaneScanner
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class AnalyticsService:
         # one DuckDB thread: with the node's matching thread and a load on two cores, more
         # threads here cost the node's latency far more than they gain (bench/analytics_keepup)
         self.analytics.connection.execute("SET threads TO 1")
+        record_configured_makers(self.analytics.connection, config.liquidity.instances)
         self._close_external_access()
         self.follower = JournalFollower(self.store, self.analytics)
         self.interval_ms = config.analytics.interval_ms

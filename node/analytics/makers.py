@@ -1,0 +1,97 @@
+"""Known market makers in the analytics store: the owners of the node's liquidity instances
+and those an operator declares.
+
+A `[liquidity.NAME]` table names the owner its instance quotes as and the market it quotes in
+(node/liquidity/config.py); that owner is a market maker there, and the partner detectors do not
+read its fills as wash (plugins/partners.py says why, and what is still seen). The rows from
+config.toml are made again whenever the analytics process or `mnode integrity scan` opens the
+store, so an instance added, renamed or removed is known as it now is; an operator's
+declarations (`mnode integrity maker`) stay until withdrawn.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import duckdb
+
+LIQUIDITY, OPERATOR = "liquidity", "operator"
+"""Where a known maker comes from: a `[liquidity.NAME]` table, or an operator's declaration."""
+
+
+def configured_makers(instances: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(owner, market, instance, base, quote) of each `[liquidity.NAME]` table that names an
+    owner and a market. The owner is lowercased, as the liquidity process does; a table with a
+    mistake in another key is still its owner's (the liquidity process refuses it in one line,
+    but the trades it made before are that owner's quoting)."""
+    found = []
+    for name, table in sorted(instances.items()):
+        if not isinstance(table, dict):
+            continue
+        owner, market = table.get("owner"), table.get("market")
+        if isinstance(owner, str) and owner and isinstance(market, str) and market:
+            base, quote = table.get("base", "0"), table.get("quote", "0")
+            found.append((owner.lower(), market, name, _holding(base), _holding(quote)))
+    return found
+
+
+def _holding(value: object) -> str:
+    """Starting holdings as decimal text ("0" for what is not one: config's own check says)."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return "0"
+    return str(amount) if amount.is_finite() and amount >= 0 else "0"
+
+
+def record_configured_makers(
+    connection: duckdb.DuckDBPyConnection, instances: dict[str, Any]
+) -> int:
+    """Make the liquidity instances' rows of `known_makers` those of `instances` (config.toml's
+    `[liquidity]` tables), in one transaction; how many there are."""
+    rows = configured_makers(instances)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute("DELETE FROM known_makers WHERE source = ?", [LIQUIDITY])
+        for owner, market, instance, base, quote in rows:
+            connection.execute(
+                "INSERT INTO known_makers VALUES (?, ?, ?, ?, NULL, CAST(? AS DECIMAL(38, 12)), "
+                "CAST(? AS DECIMAL(38, 12)), now())",
+                [owner, market, instance, LIQUIDITY, base, quote],
+            )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def declare_maker(
+    connection: duckdb.DuckDBPyConnection, owner: str, market: str | None, reason: str
+) -> None:
+    """An operator's declaration: `owner` makes `market` (None: every market)."""
+    forget_maker(connection, owner, market)
+    connection.execute(
+        "INSERT INTO known_makers VALUES (?, ?, NULL, ?, ?, NULL, NULL, now())",
+        [owner, market, OPERATOR, reason],
+    )
+
+
+def forget_maker(connection: duckdb.DuckDBPyConnection, owner: str, market: str | None) -> int:
+    """Withdraw an operator's declaration (a liquidity instance's owner stays known while its
+    table is in config.toml); how many rows went."""
+    found = connection.execute(
+        "DELETE FROM known_makers WHERE source = ? AND owner = ? AND market IS NOT DISTINCT FROM ?"
+        " RETURNING owner",
+        [OPERATOR, owner, market],
+    ).fetchall()
+    return len(found)
+
+
+KNOWN_MAKERS = """
+SELECT owner, coalesce(market, '*') AS market, source, coalesce(instance, reason, '') AS why,
+       strftime(time, '%Y-%m-%dT%H:%M:%SZ') AS since
+FROM known_makers ORDER BY owner, market, source
+"""
+"""Every known maker, for `mnode integrity makers` (market '*': every market)."""
