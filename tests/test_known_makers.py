@@ -52,8 +52,9 @@ class Flow:
 
     def new(self, owner: str, side: str, ticks: int, qty: int, tif: str = "GTC") -> int:
         order_id = next(self.ids)
+        price = f"{ticks / 100:.2f}"
         self.emit({"op": "new", "market": SPEC.symbol, "id": order_id, "owner": owner,
-                   "side": side, "price": f"{ticks / 100:.2f}", "qty": str(qty), "tif": tif})  # fmt: skip
+                   "side": side, "price": price, "qty": str(qty), "tif": tif})  # fmt: skip
         return order_id
 
     def emit(self, command: dict) -> None:
