@@ -8,7 +8,9 @@ to talk to a node (docs/protocol.md describes the messages).
 `Client` (peer.py) is blocking; `AsyncClient` (async_peer.py) is the same over asyncio;
 `AdminClient` (admin.py) talks to the admin socket; `Subscriber` (subscriber.py) follows market
 data; `address_of_home` and `NodeAddress` (address.py) say where a node is, `RemoteAddress`
-(remote.py) finds it from its admin endpoint. May import: `core`, `protocol`, `home`.
+(remote.py) finds it from its admin endpoint; `RoutedClient` (routed.py) sends each market's
+commands to the node of a cluster serving it, following the directory it is handed. May
+import: `core`, `protocol`, `home`.
 """
 
 from __future__ import annotations

@@ -31,6 +31,16 @@ class Subscriber:
     def close(self) -> None:
         self.socket.close(linger=0)
 
+    def subscribe(self, market: str) -> None:
+        """Follow one more market (a market moved to this node)."""
+        self.socket.subscribe(market_topic(market))
+
+    def unsubscribe(self, market: str) -> None:
+        """Stop following a market (it moved away): its seqs here are forgotten."""
+        self.socket.unsubscribe(market_topic(market))
+        self.last_seq.pop(market, None)
+        self.runs.pop(market, None)
+
     def receive(self, timeout_ms: int) -> MarketData | None:
         """The next message, or None on time-out. A jump in a topic's `seq` counts as a gap."""
         if not self.socket.poll(timeout_ms):

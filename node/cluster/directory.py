@@ -21,6 +21,7 @@ from nats.js.api import KeyValueConfig
 BUCKET = "marketnode"
 KEY = "directory"
 CONNECT_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 5.0
 Result = TypeVar("Result")
 
 
@@ -87,9 +88,11 @@ class DirectoryStore:
         self.kv = kv
 
     @classmethod
-    async def open(cls, servers: Sequence[str], replicas: int = 1) -> DirectoryStore:
+    async def open(
+        cls, servers: Sequence[str], replicas: int = 1, timeout_s: float = REQUEST_TIMEOUT_S
+    ) -> DirectoryStore:
         """Connect (to any of `servers`) and open the bucket, creating it with `replicas`
-        copies when it does not exist yet."""
+        copies when it does not exist yet; each JetStream request waits `timeout_s`."""
         try:
             connection = await nats.connect(
                 servers=list(servers), connect_timeout=CONNECT_TIMEOUT_S, max_reconnect_attempts=3,
@@ -98,7 +101,7 @@ class DirectoryStore:
         except (OSError, nats.errors.Error) as error:
             raise DirectoryError(f"cannot reach the directory at {', '.join(servers)}: "
                                  f"{error or type(error).__name__}") from None  # fmt: skip
-        js = connection.jetstream()
+        js = connection.jetstream(timeout=timeout_s)
         try:
             try:
                 kv = await js.key_value(BUCKET)
@@ -113,6 +116,17 @@ class DirectoryStore:
 
     async def close(self) -> None:
         await self.connection.close()
+
+    async def replicas(self) -> tuple[str | None, list[str]]:
+        """The server leading the bucket's stream and those holding its other replicas (a
+        single server: its name and none)."""
+        try:
+            info = await self.connection.jetstream().stream_info(f"KV_{BUCKET}")
+        except (TimeoutError, nats.errors.Error) as error:
+            raise DirectoryError(f"the directory's replicas cannot be read: {error}") from None
+        if info.cluster is None:
+            return None, []
+        return info.cluster.leader, [replica.name for replica in info.cluster.replicas or []]
 
     async def read(self) -> Directory:
         """The directory now (an empty one at version 0 if nothing is stored)."""
@@ -153,13 +167,16 @@ class DirectoryStore:
 
 
 def with_directory(
-    servers: Sequence[str], work: Callable[[DirectoryStore], Awaitable[Result]], replicas: int = 1
+    servers: Sequence[str],
+    work: Callable[[DirectoryStore], Awaitable[Result]],
+    replicas: int = 1,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Result:
     """Run `work` on the directory over a connection of its own (for the CLI and tools,
     which are not asyncio programs)."""
 
     async def run() -> Result:
-        store = await DirectoryStore.open(servers, replicas)
+        store = await DirectoryStore.open(servers, replicas, timeout_s)
         try:
             return await work(store)
         finally:

@@ -34,6 +34,8 @@ LOAD_PEER = "load"
 NODE_START_TIMEOUT_S = 60.0
 BUCKET_TIMEOUT_S = 30.0
 """A new JetStream cluster elects its leader before the directory's bucket can be made."""
+ELECTION_POLL_S = 1.0
+"""How long each attempt to open the bucket waits while the leader is being elected."""
 NODE_SETTINGS = """[node]
 name = "{name}"
 log_level = "warning"
@@ -55,7 +57,7 @@ enabled = false
 peer, no analytics process (analytics across nodes is not built yet: docs/cluster.md)."""
 
 
-class ClusterError(RuntimeError):
+class ClusterError(Exception):
     """The local cluster cannot do what was asked (one line for the operator)."""
 
 
@@ -162,7 +164,8 @@ def _open_directory(record: ClusterRecord) -> Directory:
     deadline = time.monotonic() + BUCKET_TIMEOUT_S
     while True:
         try:
-            return with_directory(record.urls, lambda store: store.read(), record.replicas)
+            return with_directory(record.urls, lambda store: store.read(), record.replicas,
+                                  timeout_s=ELECTION_POLL_S)  # fmt: skip
         except DirectoryError:
             if time.monotonic() > deadline:
                 raise

@@ -1,0 +1,169 @@
+"""A peer's client of a cluster: each market's commands go to the node the market directory
+names, and its market data comes from there, following the directory as it changes.
+
+The directory itself is not this package's: whoever watches it (node/cluster/following.py over
+NATS) hands each new version to `offer`, from any thread; the client applies it on its own
+thread at its next call (ZeroMQ sockets belong to one thread). Applying a version in which a
+market moved connects to its new node (a ping, so that node knows where to send this peer's
+execution reports), moves the market's subscription there and resynchronises it from a
+snapshot. Commands for a market being moved reach its old node, which answers
+`market_halted` until the move ends: never lost, never applied twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from ..home.keys import KeyPair
+from ..protocol.messages import MarketData, Reply, Report
+from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress
+from .peer import Client
+from .subscriber import Subscriber
+
+
+@dataclass(frozen=True)
+class Routes:
+    """One version of the directory as a client needs it: where each node is, which node
+    serves each market."""
+
+    version: int
+    nodes: Mapping[str, NodeAddress]
+    markets: Mapping[str, str]
+
+
+class RoutedClient:
+    """Order entry and market data across a cluster's nodes, by market."""
+
+    def __init__(
+        self, routes: Routes, key: KeyPair | None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.key = key
+        self.timeout_s = timeout_s
+        self.context = zmq.Context.instance()
+        self.routes = Routes(0, {}, {})
+        self.clients: dict[str, Client] = {}
+        self.subscribers: dict[str, Subscriber] = {}
+        self.subscribed: set[str] = set()
+        self.moves_followed = 0
+        """Markets seen moving to another node since the start."""
+        self._offered: Routes | None = None
+        self._lock = threading.Lock()
+        self._apply(routes)
+
+    def __enter__(self) -> RoutedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for connection in [*self.clients.values(), *self.subscribers.values()]:
+            connection.close()
+        self.clients.clear()
+        self.subscribers.clear()
+
+    # -- following the directory --------------------------------------------------------------
+
+    def offer(self, routes: Routes) -> None:
+        """A new version of the directory (safe from any thread): applied at the next call."""
+        with self._lock:
+            if self._offered is None or routes.version > self._offered.version:
+                self._offered = routes
+
+    def follow(self) -> None:
+        """Apply the newest version offered, if it is newer than the one followed."""
+        with self._lock:
+            offered, self._offered = self._offered, None
+        if offered is not None and offered.version > self.routes.version:
+            self._apply(offered)
+
+    def _apply(self, routes: Routes) -> None:
+        previous = self.routes
+        self.routes = routes
+        for name, address in routes.nodes.items():
+            if name in self.clients and previous.nodes.get(name) != address:
+                self._drop(name)  # the node restarted elsewhere
+        for market in sorted(self.subscribed):
+            old, new = previous.markets.get(market), routes.markets.get(market)
+            if old != new and new is not None:
+                if old in self.subscribers:
+                    self.subscribers[old].unsubscribe(market)
+                self._subscribe(market)
+        moved = [m for m, node in routes.markets.items()
+                 if previous.markets.get(m) not in (None, node)]  # fmt: skip
+        self.moves_followed += len(moved)
+        for market in moved:
+            self.client_for(market)  # connected and pinged before the next command
+
+    def _drop(self, name: str) -> None:
+        self.clients.pop(name).close()
+        subscriber = self.subscribers.pop(name, None)
+        if subscriber is not None:
+            subscriber.close()
+
+    # -- order entry --------------------------------------------------------------------------
+
+    def node_of(self, market: str) -> str:
+        node = self.routes.markets.get(market)
+        if node is None:
+            raise ClientError(f"market {market!r} is not in the directory")
+        return node
+
+    def client_for(self, market: str) -> Client:
+        """The connection to the node serving `market` (made, and pinged, the first time)."""
+        name = self.node_of(market)
+        client = self.clients.get(name)
+        if client is None:
+            address = self.routes.nodes[name]
+            client = Client(address, self.key, self.timeout_s, self.context)
+            self.clients[name] = client
+            client.ping()  # from now on that node reports this peer's fills here
+        return client
+
+    def submit(self, market: str, commands: list[Any]) -> Reply:
+        """Send commands of one market to the node serving it and wait for their reply."""
+        self.follow()
+        return self.client_for(market).submit(commands)
+
+    def reports(self) -> list[Report]:
+        """The execution reports received so far from every node, oldest first per node."""
+        found: list[Report] = []
+        for client in self.clients.values():
+            while (report := client.next_report()) is not None:
+                found.append(report)
+        return found
+
+    # -- market data --------------------------------------------------------------------------
+
+    def subscribe(self, market: str) -> None:
+        """Follow `market`'s data from whichever node serves it, now and after moves."""
+        self.follow()
+        self.subscribed.add(market)
+        self._subscribe(market)
+
+    def _subscribe(self, market: str) -> None:
+        name = self.node_of(market)
+        subscriber = self.subscribers.get(name)
+        if subscriber is None:
+            address = self.routes.nodes[name]
+            subscriber = Subscriber(address, self.key, [], self.context)
+            self.subscribers[name] = subscriber
+        subscriber.subscribe(market)
+        subscriber.resynchronised(self.client_for(market).snapshot(market))
+
+    def receive(self, timeout_ms: int) -> MarketData | None:
+        """The next market-data message from any node followed, or None on time-out."""
+        self.follow()
+        poller = zmq.Poller()
+        for subscriber in self.subscribers.values():
+            poller.register(subscriber.socket, zmq.POLLIN)
+        ready = dict(poller.poll(timeout_ms))
+        for subscriber in self.subscribers.values():
+            if subscriber.socket in ready:
+                return subscriber.receive(0)
+        return None

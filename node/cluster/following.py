@@ -1,0 +1,85 @@
+"""Peers following the directory: a thread watching its key in NATS hands every new version
+to a `RoutedClient` (node/client/routed.py), which moves its connections and subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+from ..client import NodeAddress
+from ..client.routed import RoutedClient, Routes
+from ..home.keys import KeyPair
+from .directory import Directory, DirectoryStore, read_directory
+
+STOP_WAIT_S = 5.0
+
+
+def routes_of(directory: Directory) -> Routes:
+    """The directory as a client routes by it: a market being moved still goes to its node
+    (which answers `market_halted` until the move ends)."""
+    nodes = {
+        name: NodeAddress(entry.orders, entry.market_data, entry.admin,
+                          entry.server_key.encode() if entry.server_key else None)
+        for name, entry in directory.nodes.items()
+    }  # fmt: skip
+    markets = {market: entry.node for market, entry in directory.markets.items()}
+    return Routes(directory.version, nodes, markets)
+
+
+class DirectoryFollower:
+    """Watches the directory at `servers` in a thread of its own and offers each version to
+    `client` (started by `start`, stopped by `stop`)."""
+
+    def __init__(self, servers: Sequence[str], client: RoutedClient) -> None:
+        self.servers = list(servers)
+        self.client = client
+        self.versions_seen = 0
+        self.error: str | None = None
+        """Why the watch ended early, if it did."""
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task | None = None
+        self._watching = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="directory-follower", daemon=True)
+
+    def start(self) -> DirectoryFollower:
+        """Start watching; returns once the watch is set up (or has failed: `error`)."""
+        self._thread.start()
+        self._watching.wait(STOP_WAIT_S * 2)
+        return self
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(STOP_WAIT_S)
+
+    def _run(self) -> None:
+        self._task = self._loop.create_task(self._watch())
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        except Exception as error:  # the watch's end is reported, the peer goes on routing
+            self.error = str(error)
+        finally:
+            self._watching.set()
+            self._loop.close()
+
+    async def _watch(self) -> None:
+        store = await DirectoryStore.open(self.servers)
+        try:
+            changes = store.watch()
+            self._watching.set()
+            async for directory in changes:
+                self.versions_seen += 1
+                self.client.offer(routes_of(directory))
+        finally:
+            await store.close()
+
+
+def follow_cluster(
+    servers: Sequence[str], key: KeyPair | None
+) -> tuple[RoutedClient, DirectoryFollower]:
+    """A client routed by the directory as it is now, and the follower keeping it so."""
+    client = RoutedClient(routes_of(read_directory(servers)), key)
+    return client, DirectoryFollower(servers, client).start()

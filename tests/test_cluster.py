@@ -1,0 +1,251 @@
+"""A cluster of nodes: the market directory in NATS JetStream (a real nats-server from this
+environment, on a free loopback port, stopped by its pid), `mnode cluster up/status/down`, a
+market moved with `mnode markets move` (nothing lost, `mnode verify` passing on both nodes),
+a refused move undone, and a peer's client following the directory to the new node."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from marketnode.cli.main import app
+from marketnode.node.client import Client, ClientError, address_of_home
+from marketnode.node.cluster.directory import (
+    Directory,
+    DirectoryConflict,
+    DirectoryError,
+    DirectoryStore,
+    MarketEntry,
+    NodeEntry,
+    read_directory,
+    with_directory,
+    write_directory,
+)
+from marketnode.node.cluster.following import follow_cluster
+from marketnode.node.cluster.local import LocalCluster, up
+from marketnode.node.cluster.processes import running, stop
+from marketnode.node.cluster.servers import start_servers
+from marketnode.node.home.keys import create_key_pair
+
+runner = CliRunner()
+WAIT_S = 20.0
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {WAIT_S:g} s for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def nats_url(tmp_path):
+    (server,) = start_servers(tmp_path / "nats", 1)
+    yield server.url
+    stop(server.process)
+    assert not running(server.process)
+
+
+def test_the_directory_changes_only_from_the_version_read(nats_url):
+    empty = read_directory([nats_url])
+    assert empty == Directory() and empty.version == 0
+    node = NodeEntry("tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "tcp://127.0.0.1:3", None)
+    first = write_directory([nats_url], Directory({"n1": node}, {"PUNK-ETH": MarketEntry("n1")}))
+    assert first.version > 0 and read_directory([nats_url]) == first
+    moved = Directory(first.nodes, {"PUNK-ETH": MarketEntry("n2")}, first.version)
+    second = write_directory([nats_url], moved)
+    with pytest.raises(DirectoryConflict):
+        write_directory([nats_url], moved)  # a second writer from the same version loses
+    with pytest.raises(DirectoryConflict):
+        write_directory([nats_url], Directory())  # as does a second first write
+    assert read_directory([nats_url]) == second
+
+    async def watched() -> list[Directory]:
+        store = await DirectoryStore.open([nats_url])
+        try:
+            changes = store.watch()
+            seen = [await anext(changes)]
+            await store.write(Directory(second.nodes, {}, second.version))
+            seen.append(await asyncio.wait_for(anext(changes), WAIT_S))
+            return seen
+        finally:
+            await store.close()
+
+    now, then = asyncio.run(watched())
+    assert now == second and then.markets == {} and then.version > second.version
+
+
+def test_the_directory_survives_the_kill_of_one_of_three_servers(tmp_path):
+    """A replica that is not the leader is killed (a leader's death costs an election of
+    several seconds: bench/cluster_move.py measures that one)."""
+    servers = start_servers(tmp_path / "nats", 3)
+    urls = [server.url for server in servers]
+    try:
+        opened: list[Directory] = []
+        wait_until(lambda: _opened(urls, opened), "the three servers to elect a leader")
+        node = NodeEntry("tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "tcp://127.0.0.1:3", None)
+        first = write_directory(urls, Directory({"n1": node}, {"PUNK-ETH": MarketEntry("n1")}))
+        leader, others = with_directory(urls, lambda store: store.replicas())
+        assert leader is not None and len(others) == 2
+        victim = next(server for server in servers if server.name == others[0])
+        os.kill(victim.process.pid, signal.SIGKILL)
+        wait_until(lambda: _reaped(victim), "the killed server to be gone")
+        survivors = [server.url for server in servers if server is not victim]
+        assert read_directory(survivors) == first
+        moved = Directory(first.nodes, {"PUNK-ETH": MarketEntry("n2")}, first.version)
+        second = write_directory(survivors, moved)
+        for url in survivors:
+            assert read_directory([url]).markets == {"PUNK-ETH": MarketEntry("n2")}
+        assert second.version > first.version
+    finally:
+        for server in servers:
+            stop(server.process)
+
+
+def _opened(urls: list[str], opened: list) -> bool:
+    try:
+        opened.append(with_directory(urls, lambda store: store.read(), 3, timeout_s=1.0))
+    except DirectoryError:
+        return False
+    return True
+
+
+def _reaped(server) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(server.process.pid, os.WNOHANG)
+    return not running(server.process)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two nodes and one NATS server, stopped by `mnode cluster down` at the end."""
+    local = LocalCluster(tmp_path_factory.mktemp("cluster") / "c")
+    record = up(local, servers=1, nodes=2)
+    yield local
+    result = runner.invoke(app, ["cluster", "down", "--cluster", str(local.path), "--json"])
+    assert result.exit_code == 0, result.output
+    stopped = json.loads(result.stdout)["stopped"]
+    assert len(stopped) == 3
+    for process in [record.servers[0].process, *(node.process for node in record.nodes)]:
+        assert not running(process)
+
+
+def cli(cluster: LocalCluster, *args: str):
+    return runner.invoke(app, [*args, "--cluster", str(cluster.path)])
+
+
+def kind(event) -> str:
+    return type(event).__struct_config__.tag
+
+
+def order(n: int, side: str, price: str, owner: str = "0xmaker", qty: str = "1") -> dict:
+    return {"op": "new", "market": "PUNK-ETH", "id": f"{owner}-{n}", "owner": owner,
+            "side": side, "price": price, "qty": qty}  # fmt: skip
+
+
+def test_a_moved_market_trades_on_its_new_node_and_the_peer_follows(cluster, tmp_path):
+    maker_key = create_key_pair(tmp_path, "maker")
+    for name in ("n1", "n2"):  # the maker is registered on both nodes, with one key
+        added = runner.invoke(app, ["peers", "add", "maker", maker_key.public_text, "--relayer",
+                                    "--home", str(cluster.home(name).path)])  # fmt: skip
+        assert added.exit_code == 0, added.output
+    status = json.loads(cli(cluster, "cluster", "status", "--json").stdout)
+    assert status["directory"]["markets"]["PUNK-ETH"] == {"node": "n1"}
+    urls = cluster.record().urls
+    maker, follower = follow_cluster(urls, maker_key)
+    taker, taker_follower = follow_cluster(urls, cluster.peer_key())
+    try:
+        wait_until(lambda: _registered(maker), "the maker's key to reach both nodes")
+        maker.subscribe("PUNK-ETH")
+        resting = [order(n, "buy", f"{90 + n % 3}") for n in range(12)]
+        reply = maker.submit("PUNK-ETH", resting)
+        assert [kind(e) for e in reply.events].count("rested") == 12
+        moved = cli(cluster, "markets", "move", "PUNK-ETH", "--to", "n2", "--json")
+        assert moved.exit_code == 0, moved.output
+        report = json.loads(moved.stdout)
+        assert (report["source"], report["destination"], report["orders"]) == ("n1", "n2", 12)
+        for client in (maker, taker):
+            wait_until(lambda c=client: (c.follow(), c.node_of("PUNK-ETH"))[1] == "n2",
+                       "the clients to follow the move")  # fmt: skip
+        assert maker.moves_followed == 1 and follower.error is None
+        # the taker's sell on n2 fills the best of the moved bids, oldest first
+        fills = taker.submit("PUNK-ETH", [order(1, "sell", "92", owner="0xtaker", qty="2")])
+        trades = [e for e in fills.events if kind(e) == "trade"]
+        assert [(t.maker_id, t.price) for t in trades] == [("0xmaker-2", "92"), ("0xmaker-5", "92")]
+        # the maker's execution reports come from n2, its market data too
+        wait_until(lambda: _filled(maker) >= 2, "the maker's fills reported from n2")
+        data = None
+        while data is None or not data.trades:
+            data = maker.receive(int(WAIT_S * 1000))
+            assert data is not None, "no market data from n2"
+        assert data.market == "PUNK-ETH" and data.trades[0].price == "92"
+        # the old node refuses the market (halted), the new one has the rest of the book
+        refused = maker.clients["n1"].submit([order(99, "buy", "80")]).events
+        assert [(kind(e), e.reason) for e in refused] == [("rejected", "market_halted")]
+    finally:
+        for client, watcher in ((maker, follower), (taker, taker_follower)):
+            watcher.stop()
+            client.close()
+    for name in ("n1", "n2"):
+        verified = runner.invoke(app, ["verify", "--home", str(cluster.home(name).path)])
+        assert verified.exit_code == 0, verified.output
+    status = json.loads(cli(cluster, "cluster", "status", "--json").stdout)
+    rows = {row["name"]: row for row in status["nodes"]}
+    assert rows["n2"]["resting_orders"]["PUNK-ETH"] == 10
+    assert rows["n1"]["resting_orders"]["PUNK-ETH"] == 0 and "PUNK-ETH" in rows["n1"]["halted"]
+    assert "PUNK-ETH" in rows["n2"]["serves"] and "PUNK-ETH" not in rows["n2"]["halted"]
+
+
+def _registered(client) -> bool:
+    """Has every node reloaded its allowlist with this client's key? (a ping answered)"""
+    try:
+        for name in client.routes.nodes:
+            client.client_for(next(m for m, n in client.routes.markets.items() if n == name))
+    except ClientError:
+        client.close()
+        return False
+    return True
+
+
+def _filled(client) -> int:
+    client.filled = getattr(client, "filled", 0) + sum(
+        1 for report in client.reports() for event in report.events if kind(event) == "trade"
+    )
+    return client.filled
+
+
+def test_a_move_the_destination_refuses_leaves_the_market_where_it_was(cluster):
+    """LAND-ETH (on n2) to n1, whose LAND-ETH book is not empty: refused, and undone."""
+    with cluster.admin("n1") as admin:
+        admin.call("resume", market="LAND-ETH")
+    with Client(address_of_home(cluster.home("n1")), cluster.peer_key()) as client:
+        client.submit([{**order(1, "buy", "5"), "market": "LAND-ETH"}])
+    with cluster.admin("n1") as admin:
+        admin.call("halt", market="LAND-ETH")
+    with Client(address_of_home(cluster.home("n2")), cluster.peer_key()) as client:
+        client.submit([{**order(2, "sell", "7"), "market": "LAND-ETH"}])
+    refused = cli(cluster, "markets", "move", "LAND-ETH", "--to", "n1")
+    assert refused.exit_code != 0 and "already has 1 resting orders" in refused.stderr
+    assert "trades on n2 again" in refused.stderr and "Traceback" not in refused.output
+    directory = read_directory(cluster.record().urls)
+    assert directory.markets["LAND-ETH"] == MarketEntry("n2")
+    with cluster.admin("n2") as admin:
+        books = {row["market"]: row for row in admin.call("markets")}
+    assert books["LAND-ETH"]["resting_orders"] == 1 and not books["LAND-ETH"]["halted"]
+    for args, message in ((("--to", "n9"), "no node 'n9'"), (("--to", "n2"), "served by n2"),):
+        result = cli(cluster, "markets", "move", "LAND-ETH", *args)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_cluster_status_without_a_cluster_is_one_line(tmp_path):
+    result = runner.invoke(app, ["cluster", "status", "--cluster", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no cluster here" in result.stderr
+    assert "Traceback" not in result.output
+
