@@ -34,12 +34,12 @@ from .window_totals import BUCKETS, bring_up_to_date
 KNOWN_MAKERS_TABLE = """
 CREATE TABLE IF NOT EXISTS known_makers (
     owner VARCHAR, market VARCHAR, instance VARCHAR, source VARCHAR, reason VARCHAR,
-    base DECIMAL(38, 12), quote DECIMAL(38, 12), time TIMESTAMPTZ
+    time TIMESTAMPTZ
 );
 """
 """Owners known to make markets: in `market`, or in every market (NULL). `source` is
-'liquidity' for a `[liquidity.NAME]` instance (`instance`, its starting holdings `base` and
-`quote`), 'operator' for a declaration (`reason`). The analytics store creates it."""
+'liquidity' for a `[liquidity.NAME]` instance (`instance`), 'operator' for a declaration
+(`reason`). The analytics store creates it."""
 
 KNOWN_MAKER = """EXISTS (SELECT 1 FROM known_makers k
                 WHERE k.owner = {wallet} AND coalesce(k.market, {market}) = {market})"""

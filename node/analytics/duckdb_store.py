@@ -21,8 +21,9 @@ from marketnode.plugins.partners import KNOWN_MAKERS_TABLE
 
 from ..store.lmdb_store import StoreError
 from .batch import Batch
+from .books import SCHEMA as BOOKS
 
-SCHEMA = KNOWN_MAKERS_TABLE + """
+SCHEMA = KNOWN_MAKERS_TABLE + BOOKS + """
 CREATE TABLE IF NOT EXISTS ingest (id INTEGER, journal_position BIGINT NOT NULL, seq BIGINT);
 CREATE TABLE IF NOT EXISTS events (
     seq BIGINT, time TIMESTAMPTZ, kind VARCHAR, op VARCHAR, market VARCHAR, order_id VARCHAR,

@@ -3,7 +3,9 @@
 The journal is the source of truth and holds commands, not events: the follower replays it
 through an engine of its own to regenerate the events exactly (the engine is deterministic) and
 hands them to the batch writer. It starts from the position the store has reached, so a crash or
-a restart neither misses an event nor writes one twice.
+a restart neither misses an event nor writes one twice. After each sync it records what its
+engine shows beside the events: each market's top of book, and the liquidity instances' books
+(books.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..core.commands import ConfigureMarkets
 from ..core.engine import Engine
 from ..store.lmdb_store import Store
 from .batch import Batch, remove_stale_scratch
+from .books import after_sync
 from .duckdb_store import AnalyticsStore
 from .writer import BatchWriter
 
@@ -49,12 +52,12 @@ class JournalFollower:
         event objects hold no cycles.
         """
         stored = self.analytics.position()
+        start = self.replayed
         writer = BatchWriter(self.analytics)
         collecting = gc.isenabled()
         gc.disable()
         try:
             batch = Batch(self.engine.books)
-            start = self.replayed
             self.caught_up = True
             for position, time_ns, out in self._replay(stored):
                 books = self.engine.books  # a markets command makes a new dict
@@ -76,6 +79,8 @@ class JournalFollower:
             written = writer.close()
             if collecting:
                 gc.enable()
+        if self.replayed > start and self.replayed >= stored:  # the engine is where the store is
+            after_sync(self.analytics.connection, self.engine.books, self.engine.seq)
         return written
 
     def _close(self, batch: Batch, position: int) -> Batch:

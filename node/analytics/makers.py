@@ -20,24 +20,27 @@ LIQUIDITY, OPERATOR = "liquidity", "operator"
 """Where a known maker comes from: a `[liquidity.NAME]` table, or an operator's declaration."""
 
 
-def configured_makers(instances: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(owner, market, instance, base, quote) of each `[liquidity.NAME]` table that names an
-    owner and a market. The owner is lowercased, as the liquidity process does; a table with a
-    mistake in another key is still its owner's (the liquidity process refuses it in one line,
-    but the trades it made before are that owner's quoting)."""
+def configured_makers(instances: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, str]]:
+    """(instance, owner, market, strategy, base, quote, fee_bps) of each `[liquidity.NAME]`
+    table that names an owner and a market. The owner is lowercased, as the liquidity process
+    does; a table with a mistake in another key is still its owner's (the liquidity process
+    refuses it in one line, but the trades it made before are that owner's quoting)."""
     found = []
     for name, table in sorted(instances.items()):
         if not isinstance(table, dict):
             continue
         owner, market = table.get("owner"), table.get("market")
         if isinstance(owner, str) and owner and isinstance(market, str) and market:
-            base, quote = table.get("base", "0"), table.get("quote", "0")
-            found.append((owner.lower(), market, name, _holding(base), _holding(quote)))
+            strategy = str(table.get("strategy", ""))
+            base, quote = _amount(table.get("base", "0")), _amount(table.get("quote", "0"))
+            fee_bps = _amount(table.get("fee_bps", 0))
+            found.append((name, owner.lower(), market, strategy, base, quote, fee_bps))
     return found
 
 
-def _holding(value: object) -> str:
-    """Starting holdings as decimal text ("0" for what is not one: config's own check says)."""
+def _amount(value: object) -> str:
+    """A holding or a fee as decimal text ("0" for what is not one: the liquidity process's
+    own check of the table says so)."""
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
@@ -48,17 +51,23 @@ def _holding(value: object) -> str:
 def record_configured_makers(
     connection: duckdb.DuckDBPyConnection, instances: dict[str, Any]
 ) -> int:
-    """Make the liquidity instances' rows of `known_makers` those of `instances` (config.toml's
-    `[liquidity]` tables), in one transaction; how many there are."""
+    """Make the liquidity instances' rows of `known_makers`, and `liquidity_instances` (what
+    their books start from: books.py), those of `instances` (config.toml's `[liquidity]`
+    tables), in one transaction; how many there are."""
     rows = configured_makers(instances)
     connection.execute("BEGIN TRANSACTION")
     try:
         connection.execute("DELETE FROM known_makers WHERE source = ?", [LIQUIDITY])
-        for owner, market, instance, base, quote in rows:
+        connection.execute("DELETE FROM liquidity_instances")
+        for instance, owner, market, strategy, base, quote, fee_bps in rows:
             connection.execute(
-                "INSERT INTO known_makers VALUES (?, ?, ?, ?, NULL, CAST(? AS DECIMAL(38, 12)), "
-                "CAST(? AS DECIMAL(38, 12)), now())",
-                [owner, market, instance, LIQUIDITY, base, quote],
+                "INSERT INTO known_makers VALUES (?, ?, ?, ?, NULL, now())",
+                [owner, market, instance, LIQUIDITY],
+            )
+            connection.execute(
+                "INSERT INTO liquidity_instances VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(38, 12)), "
+                "CAST(? AS DECIMAL(38, 12)), CAST(? AS DECIMAL(38, 12)))",
+                [instance, owner, market, strategy, base, quote, fee_bps],
             )
         connection.execute("COMMIT")
     except BaseException:
@@ -73,7 +82,7 @@ def declare_maker(
     """An operator's declaration: `owner` makes `market` (None: every market)."""
     forget_maker(connection, owner, market)
     connection.execute(
-        "INSERT INTO known_makers VALUES (?, ?, NULL, ?, ?, NULL, NULL, now())",
+        "INSERT INTO known_makers VALUES (?, ?, NULL, ?, ?, now())",
         [owner, market, OPERATOR, reason],
     )
 
