@@ -1,5 +1,5 @@
 """The operator dashboard: a running node's throughput, books, integrity alerts, scaling advice,
-resources and settlement on chain, live.
+resources, settlement on chain and automated liquidity, live.
 
 Each data source of the source table (tui/sources.py) is asked in a thread worker of its own
 (tui/polling.py), which posts the answer as the source's own message; one handler renders
@@ -46,7 +46,6 @@ from .panels.book import BookPanel
 from .panels.integrity import IntegrityPanel
 from .panels.markets import MarketsPanel
 from .panels.overview import OverviewPanel
-from .panels.settlement import SettlementPanel
 from .polling import PollingApp
 from .screens import ConfirmScreen, EvidenceScreen, HelpScreen
 from .sources import SOURCE_NAMED, SOURCE_OF, NodeReader, Source
@@ -178,13 +177,6 @@ class Dashboard(PollingApp):
     def on_status_fetched(self, message: StatusFetched) -> None:
         self.node_title = f"{message.status['name']} seq {message.status['seq']:,}"
         self._show_subtitle()
-        self._render_safely(self._show_settlement, message)
-
-    def _show_settlement(self, message: StatusFetched) -> None:
-        """The Settlement panel renders the status answer's `settlement` (the source table
-        routes the status answers to the Overview)."""
-        panel = self.query_one(SettlementPanel)
-        panel.receive("status", message, self.active_panel == "settlement")
 
     def _show_subtitle(self) -> None:
         admin = "admin" if self.changes_the_node else ""

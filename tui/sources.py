@@ -182,7 +182,7 @@ class Source:
 
 
 SOURCES = (
-    Source("status", StatusFetched, admin("status"), 2, ("overview",),
+    Source("status", StatusFetched, admin("status"), 2, ("overview", "settlement", "liquidity"),
            always=True),  # the title too
     Source("metrics", MetricsFetched, NodeReader.metrics, 1, ("overview", "markets", "resources"),
            always=True),  # the charts keep every second

@@ -5,8 +5,11 @@ Integers for what is exact (lots held, tick-lots of the quote asset: a fill of q
 ticks moves exactly p * q), floats for the estimates (average cost, volatility). Realized PnL
 is by average cost of the position taken since the start (base held minus base at the start):
 reducing the position realizes (price - average cost) x lots; unrealized is the position at the
-mid against that cost. The node charges no fee on unsigned markets; a market with `fee_bps`
-settles its fee on chain, outside these books.
+mid against that cost. `fees` is the part of the fills' value that is the strategy's own fee
+(an AMM's `fee_bps` of each fill's quote amount, as Uniswap v2 takes it from the amount in,
+valued at the fill's price): already inside the PnL, kept apart to show what the fee earned.
+The node charges the instances nothing: their orders are unsigned, and a market's `fee_bps` is
+settled on chain for signed orders only.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Ledger:
     fills: int = 0
     bought: int = 0
     sold: int = 0
+    fees: float = 0.0
+    """Tick-lots of the strategy's own fee in the fills (see the module's docstring)."""
     day: int = -1
     day_value: float | None = None
     """The holdings' value at mid when the UTC day began (or when the first mid of it came)."""
@@ -42,9 +47,11 @@ class Ledger:
     def position(self) -> int:
         return self.base - self.start_base
 
-    def apply(self, fill: Fill) -> None:
-        """Move the holdings exactly as the fill says, and the average cost."""
+    def apply(self, fill: Fill, fee_bps: float = 0) -> None:
+        """Move the holdings exactly as the fill says, and the average cost; count the
+        strategy's fee (`fee_bps` of the fill's quote amount)."""
         signed = fill.qty if fill.side == BUY else -fill.qty
+        self.fees += fill.price * fill.qty * fee_bps / 10_000
         before = self.position
         self.base += signed
         self.quote -= signed * fill.price

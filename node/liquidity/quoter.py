@@ -30,6 +30,12 @@ from .plan import Changes, plan_changes
 log = logging.getLogger("marketnode.liquidity")
 BOOK_DEPTH = 10
 """Levels of the others' book a strategy is shown each side."""
+CLOSE_TIMEOUT_S = 2.0
+"""How long a closing instance waits for its cancels' answer (the node answers in ms)."""
+LIMITS = {"max_inventory": "lots", "max_daily_loss": "quote", "max_resting_notional": "quote"}
+"""The hard limits whose use the host can tell from its books (the position away from the
+start, the day's loss at mid, the resting notional), by the setting naming each: a strategy
+declaring one of these settings has its headroom shown (the market maker declares all three)."""
 
 
 class Quoter:
@@ -249,7 +255,7 @@ class Quoter:
             if self.on_trade is not None:
                 self.on_trade(event, side)
             fill = Fill(self.clock(), price, qty, side, event.aggressor)
-            self.ledger.apply(fill)
+            self.ledger.apply(fill, self.instance.settings.get("fee_bps", 0))
             self.watch.observe_fill(fill)
             self.fill_pending = True
 
@@ -271,30 +277,58 @@ class Quoter:
         ]  # fmt: skip
         self.send(Changes(cancels=leftovers))
 
-    def close(self) -> None:
-        """Cancel everything resting (the instance stops quoting)."""
+    def close(self) -> bool:
+        """Cancel everything resting (the instance stops quoting), waiting at most
+        `CLOSE_TIMEOUT_S` for the node; False when it did not answer. A process stopped with
+        its node is stopped after the node's loop has ended: no answer would ever come, and the
+        full request timeout would hold the node's stop until its supervisor's SIGKILL."""
+        self.client.timeout_ms = min(self.client.timeout_ms, int(CLOSE_TIMEOUT_S * 1000))
         try:
             self.absorb()
             self.send(Changes(cancels=list(self.orders)))
         except ClientError as error:
             log.warning("liquidity %s: could not cancel on close: %s", self.instance.name, error)
+            return False
+        return True
 
     def summary(self) -> dict[str, Any]:
-        """What `mnode liquidity status` shows of this instance, in decimal text and floats."""
+        """What `mnode liquidity status` and the dashboard show of this instance, in decimal
+        text and floats (quote-asset amounts, base units)."""
         mid = self.last_mid
         ledger = self.ledger
+        in_quote = self.tick_lot
+        base_unit = float(self.lot.text)
         return {
             "name": self.instance.name, "strategy": self.instance.strategy,
             "market": self.instance.market, "owner": self.instance.owner,
             "state": self.state_word, "halted": self.halted, "stopped": self.stopped,
-            "base": round(ledger.base * float(self.lot.text), 12),
-            "quote": round(ledger.quote * self.tick_lot, 12),
+            "base": round(ledger.base * base_unit, 12),
+            "target_base": round(ledger.start_base * base_unit, 12),
+            "quote": round(ledger.quote * in_quote, 12),
             "position_lots": ledger.position, "fills": ledger.fills,
-            "realized": round(ledger.realized * self.tick_lot, 12),
-            "unrealized": round(ledger.unrealized(mid) * self.tick_lot, 12),
+            "realized": round(ledger.realized * in_quote, 12),
+            "unrealized": round(ledger.unrealized(mid) * in_quote, 12),
+            "fees": round(ledger.fees * in_quote, 12),
+            "pnl_today": round(ledger.pnl_today(mid, self.clock()) * in_quote, 12),
             "mid": None if mid is None else round(mid * float(self.tick.text), 12),
             "quotes": [[q.side, self.tick.text_of(q.price), self.lot.text_of(q.qty)]
                        for q in self.last_quotes],
+            "limits": self.limits(),
             "rejected": dict(self.rejected), "self_trades": self.self_trades,
         }  # fmt: skip
 
+    def limits(self) -> list[dict[str, Any]]:
+        """Each hard limit the strategy's settings name (`LIMITS`) with what is used of it now:
+        `name`, `limit`, `used` and the `unit` they are in."""
+        used = {
+            "max_inventory": abs(self.ledger.position),
+            "max_daily_loss": max(0.0, -self.ledger.pnl_today(self.last_mid, self.clock()))
+            * self.tick_lot,
+            "max_resting_notional": sum(o.price * o.qty for o in self.orders.values())
+            * self.tick_lot,
+        }
+        return [
+            {"name": name, "unit": unit, "limit": self.instance.settings[name],
+             "used": round(used[name], 12)}
+            for name, unit in LIMITS.items() if name in self.instance.settings
+        ]  # fmt: skip

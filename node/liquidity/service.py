@@ -91,8 +91,9 @@ def run(
                 written = now
             poller.poll(timeout=_wait_ms(quoters, now))
     finally:
-        for quoter in quoters:
-            quoter.close()
+        answering = True
+        for quoter in quoters:  # once the node has not answered one, the others are not asked
+            answering = answering and quoter.close()
             save_ledger(home.path, quoter.instance, quoter.ledger)
         write_state(home.path, quoters, stopped=True)
         for quoter in quoters:

@@ -1,7 +1,8 @@
-"""The dashboard's seven panels, each a widget that renders the sources it listens to."""
+"""The dashboard's eight panels, each a widget that renders the sources it listens to."""
 
 from .book import BookPanel
 from .integrity import IntegrityPanel
+from .liquidity import LiquidityPanel
 from .markets import MarketsPanel
 from .overview import OverviewPanel
 from .resources import ResourcesPanel
@@ -16,5 +17,6 @@ PANELS = (
     ("5", "scaling", "Scaling", ScalingPanel),
     ("6", "resources", "Resources", ResourcesPanel),
     ("7", "settlement", "Settlement", SettlementPanel),
+    ("8", "liquidity", "Liquidity", LiquidityPanel),
 )
 """Key, id, title and widget of each panel, in key order."""
