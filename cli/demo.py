@@ -1,4 +1,5 @@
-"""`mnode demo`: a node, a realistic flow with a drop and a wash ring, and what came of it."""
+"""`mnode demo`: a node, a realistic flow with a drop and a wash ring, liquidity markets and
+trades that settle on the embedded chain, and what came of it."""
 
 from __future__ import annotations
 
@@ -52,9 +53,10 @@ def demo_command(
     ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Start a node in a home of its own, trade on it (a seeded flow, a drop, a wash ring) with
-    the dashboard open (q quits and stops everything), then say what it did: orders, trades,
-    alerts raised, scaling advice."""
+    """Start a node in a home of its own, trade on it (a seeded flow, a drop, a wash ring, a
+    pool's and a market maker's markets, signed trades settled on the embedded chain) with the
+    dashboard open (q quits and stops everything), then say what it did: orders, trades, alerts
+    raised, scaling advice, how the liquidity quoted, what settled."""
     from marketnode.node.tools.demo import run_demo
 
     if home is not None and home.exists() and any(home.iterdir()):
@@ -94,7 +96,39 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"(peak {summary['orders_per_s_peak']:,} orders/s); {found}; "
         f"{summary['recommendations']} scaling recommendations"
         + "".join(f"\n  {line}" for line in summary["advice"])
+        + "".join(f"\n{_liquidity_line(name, row)}" for name, row in summary["liquidity"].items())
+        + f"\n{_settlement_line(summary)}"
     )
+
+
+def _liquidity_line(name: str, row: dict[str, Any]) -> str:
+    """How one liquidity instance quoted through the flow, from the node's journal."""
+    where = f"liquidity {name} ({row.get('strategy') or 'instance'}, {row['market']})"
+    if row["two_sided_from_s"] is None:
+        return f"{where}: never quoted both sides"
+    halted = f"; halted: {row['halted']}" if row.get("halted") else ""
+    verdict = "quoted continuously" if row["quoted_continuously"] else "did not quote continuously"
+    return (f"{where} {verdict}: both sides {row['two_sided_share']:.1%} of the flow's time, "
+            f"a side empty {row['longest_empty_side_s']:.2f} s at the longest "
+            f"({row['longest_empty_side_in_drop_s']:.2f} s in the drop), "
+            f"{row['trades']:,} trades{halted}")  # fmt: skip
+
+
+def _settlement_line(summary: dict[str, Any]) -> str:
+    """What the signed trades came to on the embedded chain."""
+    settlement = summary["settlement"]
+    if settlement["phase"] == "failed":
+        return f"settlement: the embedded chain failed: {settlement['error']}"
+    line = (f"settlement: {summary['signed_trades']:,} signed {settlement['market']} trades, "
+            f"{summary['settled_trades']:,} settled on the embedded chain, "
+            f"{summary['settlement_failures']:,} failed")  # fmt: skip
+    if settlement["pending"]:
+        line += f", {settlement['pending']:,} not yet final"
+    if settlement["gas_per_trade"]:
+        line += (f" ({settlement['gas_per_trade']:,} gas a trade, final "
+                 f"{settlement['lag_p50_s']:.1f} s after the trade at the median)")  # fmt: skip
+    reasons = sorted({failure["reason"] for failure in settlement["failures"]})
+    return line + (f"; reasons: {', '.join(reasons)}" if reasons else "")
 
 
 def _progress(elapsed: float, latest: dict[str, Any]) -> None:

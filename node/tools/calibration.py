@@ -212,6 +212,11 @@ class Steerer:
         with self._lock:
             self._not_steady = [*self._not_steady[-3:], (start, start + seconds + DROP_SETTLE_S)]
 
+    def in_drop(self, now: float) -> bool:
+        """Whether a drop's orders are being sent at `now` (epoch seconds)."""
+        with self._lock:
+            return any(start <= now < end - DROP_SETTLE_S for start, end in self._not_steady)
+
     def adjust(self, samples: list[dict]) -> SteeringStep | None:
         """Steer from the node's samples since the last adjustment (those overlapping the drop
         left out); the step taken, or None when there was nothing steady to go by."""

@@ -7,11 +7,17 @@ few seconds toward the node's matching thread 40% busy (at most 40% of the calib
 with a drop to 2.25 times the steady rate for ten seconds a third of the way through (or the
 operator's `--rate`, not steered, the drop in proportion): busy, never at collapse. Meanwhile
 a ring of four wallets passes the same quantity round and round in LAND-ETH, each leg priced
-inside the spread so that it meets its partner. The flow and the ring run in a child process
-(tools/demo_flow.py), so that the dashboard's drawing and the flow's sending do not share an
-interpreter; it reports its orders, acknowledgement times and steering here. At the end, once
-a final scan has run (tools/final_scan.py), the summary says what the node did and what it
-found: orders and trades, alerts raised (the ring among them) and scaling advice given.
+inside the spread so that it meets its partner. Beside the flow's markets the home has three
+of the demo's own (tools/demo_markets.py): one quoted by a constant-product pool and one by a
+market maker (the node's liquidity process runs both from its start; takers trade against
+them, faster in the drop), and one of signed orders whose trades settle on the embedded chain
+(tools/demo_chain.py, a child started once the calibration is done). The flow and its traders
+run in a child process (tools/demo_flow.py), so that the dashboard's drawing and the flow's
+sending do not share an interpreter; it reports its orders, trades, acknowledgement times and
+steering here. At the end, once a final scan has run (tools/final_scan.py) and the signed
+trades are settled, the summary says what the node did and what it found: orders and trades,
+alerts raised (the ring among them), scaling advice given, how continuously each liquidity
+instance quoted (from the journal) and what settled on the chain.
 """
 
 from __future__ import annotations
@@ -40,7 +46,17 @@ from .calibration import (
     rates_for,
     steered_outcome,
 )
-from .demo_flow import PHASES, RING, RING_MARKET, FlowProcess, FlowProgress
+from .demo_chain import ChainProcess
+from .demo_flow import PHASES, FlowProcess, FlowProgress
+from .demo_markets import (
+    LIQUIDITY,
+    LIQUIDITY_OWNERS,
+    SETTLED_MARKET,
+    demo_markets,
+    demo_tables,
+    quote_coverage,
+)
+from .demo_traders import RING, RING_MARKET
 from .e2e import prepare_home, start_node_process, stop_node_process
 from .final_scan import ring_flagged, wait_for_final_scan
 
@@ -49,6 +65,12 @@ __all__ = ["RING", "RING_MARKET", "WATCHED_ROUND_S", "DemoReport", "prepare_demo
 
 WATCHED_ROUND_S = 120
 ADMIN_TIMEOUT_S = 5.0
+QUOTES_WAIT_S = 30.0
+"""How long the flow waits for the liquidity instances' first quotes (they come within a
+second or two of the node's start; a machine that slow is said so, and the figures show it)."""
+SETTLE_WAIT_S = 60.0
+"""How long the summary waits, after the final scan, for the signed trades' settlement."""
+TRADER_PEERS = ("ring", "takers", "dealer")
 DEMO_SETTINGS = """
 [integrity]
 scan_interval_s = 10
@@ -86,9 +108,16 @@ class DemoReport:
     outside the drop and during it (microseconds)."""
     steered: list[SteeringStep] = field(default_factory=list)
     """The flow's latest steering steps (none with `--rate`)."""
+    flow: FlowProgress = field(default_factory=FlowProgress)
+    liquidity: dict[str, dict] = field(default_factory=dict)
+    """Each liquidity instance's quoting from the journal (demo_markets.quote_coverage) and
+    its last state from the node's `status` (halted, fills, position)."""
+    settlement: dict[str, Any] = field(default_factory=dict)
+    """The demo chain's last report (tools/demo_chain.py)."""
 
     def take(self, progress: FlowProgress) -> None:
         """The flow process's latest report (its figures run from its start)."""
+        self.flow = progress
         self.ring_trades = progress.ring_trades
         self.ack_us = {**self.ack_us, **progress.ack_histograms()}
         self.steered = progress.steered
@@ -139,26 +168,46 @@ class DemoReport:
             "advice": sorted(
                 {f"{r['policy']}: {r['action']} {r['resource']}" for r in self.recommendations}
             ),
+            "liquidity": self.liquidity,
+            "liquidity_trades": self.flow.liquidity_trades,
+            "signed_trades": self.flow.signed_trades,
+            **self.settlement_summary(),
         }
+
+    def settlement_summary(self) -> dict[str, Any]:
+        """What settled on the embedded chain: the counts of the relayer's last report and its
+        figures (a chain that could not be set up says why)."""
+        report = self.settlement
+        trades = report.get("trades", {})
+        return {
+            "settled_trades": trades.get("confirmed", 0),
+            "settlement_failures": trades.get("failed", 0),
+            "settlement": {
+                "chain": "embedded", "market": SETTLED_MARKET,
+                "phase": report.get("phase", "not started"), "error": report.get("error", ""),
+                "pending": trades.get("pending", 0) + trades.get("submitted", 0),
+                **{key: report.get(key) for key in ("contract", "lag_p50_s", "gas_per_trade")},
+                "failures": report.get("failures", []),
+            },
+        }  # fmt: skip
 
 
 def prepare_demo_home(path: Path) -> Home:
-    """A new home on free ports, analytics on, scans and scaling quick, peers `load` and
-    `ring`."""
+    """A new home on free ports, analytics on, scans and scaling quick, the demo's markets and
+    liquidity instances, and its peers: `load`, the traders (`ring`, `takers`, `dealer`: any
+    owner) and the instances' (`pool`, `maker`: their own owner, cancelled on disconnect)."""
     home, load_key = prepare_home(path, analytics=True)
     text = home.config_path.read_text()
-    home.config_path.write_text(text.replace("[[markets]]", DEMO_SETTINGS + "\n[[markets]]", 1))
+    settings = DEMO_SETTINGS + demo_tables() + "\n[[markets]]"
+    home.config_path.write_text(text.replace("[[markets]]", settings, 1) + demo_markets())
     config = home.config()
-    ring_key = create_key_pair(home.keys_path(config) / PEERS_FOLDER, "ring")
-    save_allowlist(
-        home.peers_path(config),
-        Allowlist(
-            (
-                Peer("load", load_key.public_text, relayer=True),
-                Peer("ring", ring_key.public_text, relayer=True),
-            )
-        ),
-    )
+    folder = home.keys_path(config) / PEERS_FOLDER
+    peers = [Peer("load", load_key.public_text, relayer=True)]
+    peers += [Peer(name, create_key_pair(folder, name).public_text, relayer=True)
+              for name in TRADER_PEERS]  # fmt: skip
+    peers += [Peer(name, create_key_pair(folder, name).public_text, (LIQUIDITY_OWNERS[name],),
+                   cancel_on_disconnect=True) for name in LIQUIDITY]  # fmt: skip
+    save_allowlist(home.peers_path(config), Allowlist(tuple(peers)))
     return home
 
 
@@ -182,6 +231,8 @@ def run_demo(
     process = start_node_process(home)
     report = DemoReport()
     flow: FlowProcess | None = None
+    chain = ChainProcess(home)
+    flow_started = flow_ended = 0.0
     try:
         address = address_of_home(home)
         operator = load_key_pair(keys / f"{OPERATOR}.key_secret")
@@ -193,11 +244,14 @@ def run_demo(
         else:
             report.rates = given_rates(rate)
         on_note(report.rates.reason())
+        chain.start()  # after the calibration: the chain's setup does not share its seconds
+        _await_quotes(admin, on_note)
         stop = threading.Event()
         # with a dashboard the rounds repeat: a drop every two minutes at most, which the
         # analytics process catches up with in between
         round_s = duration_s if watch is None else max(duration_s, WATCHED_ROUND_S)
         flow = FlowProcess(home, report.rates, round_s, 1 if watch is None else None)
+        flow_started = time.time()
         flow.start()
         advice: dict[tuple, dict] = {}
         if watch is None:
@@ -212,6 +266,7 @@ def run_demo(
             watch(home, report.rates.reason())
         stop.set()
         report.take(flow.stop())
+        flow_ended = time.time()
         if why := flow.ended_badly():
             on_note(f"the flow stopped early: {why}")
         if report.rates.steering() is not None:
@@ -219,8 +274,10 @@ def run_demo(
         report.alerts, report.final_scan = wait_for_final_scan(
             admin, config.integrity.scan_interval_s, RING, on_note
         )
+        report.settlement = chain.wait_settled(SETTLE_WAIT_S, on_note)
         try:
             _count(report, _counters(admin))
+            report.liquidity = _instances(admin.call("status"))
         except ClientError:  # a node still busy: the observer's last count stands
             on_note("the node did not answer for its final count: the last second's is shown")
         report.recommendations = list(advice.values())
@@ -228,8 +285,40 @@ def run_demo(
     finally:
         if flow is not None:
             flow.stop()
+        report.settlement = chain.stop() or report.settlement
         stop_node_process(process)
+    if flow_ended:
+        coverage = quote_coverage(home, flow_started, flow_ended, report.flow.drops)
+        report.liquidity = {name: coverage[name] | report.liquidity.get(name, {})
+                            for name in LIQUIDITY}  # fmt: skip
     return report
+
+
+def _await_quotes(admin: AdminClient, on_note: Callable[[str], None]) -> None:
+    """Until both liquidity markets have a bid and an ask (their instances quote), or
+    `QUOTES_WAIT_S`: the flow starts against a quoted book."""
+    markets = {market for _, market in LIQUIDITY.values()}
+    deadline = time.monotonic() + QUOTES_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            rows = admin.call("markets")
+        except ClientError:
+            rows = []
+        quoted = {row["market"] for row in rows if row["best_bid"] and row["best_ask"]}
+        if markets <= quoted:
+            return
+        waiting = ", ".join(sorted(markets - quoted))
+        on_note(f"waiting for the liquidity instances' first quotes in {waiting}")
+        time.sleep(0.5)
+    on_note(f"the liquidity instances did not quote within {QUOTES_WAIT_S:g} s; the flow starts")
+
+
+def _instances(status: dict[str, Any]) -> dict[str, dict]:
+    """Each liquidity instance's last state from the node's `status`."""
+    liquidity = status.get("liquidity")
+    rows = liquidity.get("instances", []) if isinstance(liquidity, dict) else []
+    keys = ("strategy", "state", "halted", "fills", "position_lots", "realized")
+    return {row["name"]: {key: row.get(key) for key in keys} for row in rows}
 
 
 def _observe(

@@ -1,21 +1,23 @@
-"""The demo's flow in a process of its own: the load peer, its piece generator and the wash ring.
+"""The demo's flow in a process of its own: the load peer, its piece generator, and the demo's
+traders (tools/demo_traders.py: the wash ring, the liquidity takers, the deed dealer).
 
 Generating orders and sending them is steady CPU work; in the demo's process it would compete
 with the dashboard's layout and drawing for one interpreter lock, and panel switches would act
 late. So the demo starts this module as a child (through `server/supervisor.py`: it dies with
 the demo, whatever the timing), which trades on the demo's node and reports back, once a
-second and when it ends, what it has done: pieces and orders sent, the ring's trades and the
-load peer's acknowledgement times, outside the drop and during it (cumulative histograms, so
-the last report received is the whole story), and how it steered its rate: a calibrated
-flow's pieces are sized from the node's own busy share, read every few seconds over the admin
-socket (tools/calibration.py). Reports go over a ZeroMQ ipc socket in a private temporary
-folder; the child's keys (the operator's among them) are read from the demo's home.
+second and when it ends, what it has done: pieces and orders sent, the traders' trades, when
+the drops ran, and the load peer's acknowledgement times, outside the drop and during it
+(cumulative histograms, so the last report received is the whole story), and how it steered
+its rate: a calibrated flow's pieces are sized from the node's own busy share, read every few
+seconds over the admin socket (tools/calibration.py). Reports go over a ZeroMQ ipc socket in a
+private temporary folder; the child's keys (the operator's among them) are read from the
+demo's home.
 
     python -m marketnode.node.server.supervisor PID SIGNAL marketnode.node.tools.demo_flow \
         HOME ENDPOINT STEADY DROP MEASURED ROUND_S ROUNDS
 
-SIGTERM ends the flow: what is in flight is awaited (as the load generator drains), the ring
-stops, a last report says `done`. A flow that fails says why in that report.
+SIGTERM ends the flow: what is in flight is awaited (as the load generator drains), the traders
+stop, a last report says `done`. A flow that fails says why in that report.
 """
 
 from __future__ import annotations
@@ -35,18 +37,16 @@ from typing import Any, NamedTuple
 import msgspec
 import zmq
 
-from ..client import AdminClient, Client, ClientError, address_of_home
+from ..client import AdminClient, ClientError, address_of_home
 from ..home.keys import OPERATOR, PEERS_FOLDER, load_key_pair
 from ..home.layout import Home
 from ..ops.metrics import Histogram
-from ..protocol.wire_events import WireTrade
 from ..server.supervisor import Supervisor
 from .calibration import STEER_S, DemoRates, Steerer, SteeringStep
+from .demo_traders import RING_MARKET, deed_dealer, liquidity_takers, ring
 from .flow import generate_flow
 from .load import DRAIN_S, LoadProfile, run_load
 
-RING = [f"0xd3m0{n}" for n in range(4)]
-RING_MARKET = "LAND-ETH"
 DROP_S = 10.0
 PIECE_S = 5.0
 PHASES = ("steady", "drop")
@@ -93,6 +93,12 @@ class FlowProgress(msgspec.Struct):
     pieces: int = 0
     orders_sent: int = 0
     ring_trades: int = 0
+    liquidity_trades: int = 0
+    """The liquidity takers' trades with the pool and the maker."""
+    signed_trades: int = 0
+    """DEED-USDC's trades, both orders signed."""
+    drops: list[tuple[float, float]] = []
+    """When each drop ran, from its start to its last order's (epoch seconds)."""
     ack_us: dict[str, HistogramState] = {}
     """Each order's time from its message's send to the node's answer, by phase."""
     rate: float = 0.0
@@ -241,9 +247,18 @@ class _FlowState:
             self.progress.pieces += 1
             self.progress.orders_sent += sent
 
-    def ring_traded(self, trades: int) -> None:
+    def drop_ran(self, start: float, seconds: float) -> None:
         with self.lock:
-            self.progress.ring_trades += trades
+            self.progress.drops = [*self.progress.drops, (start, start + seconds)]
+
+    def counter(self, figure: str) -> Callable[[int], None]:
+        """Adds a trader's trades to `figure` of the progress."""
+
+        def count(trades: int) -> None:
+            with self.lock:
+                setattr(self.progress, figure, getattr(self.progress, figure) + trades)
+
+        return count
 
     def failed(self, why: str) -> None:
         with self.lock:
@@ -272,18 +287,19 @@ def main(arguments: list[str]) -> int:
     rates = DemoRates(float(steady), float(drop), float(measured) or None)
     plan = round_plan(float(round_s), rates)
     state = _FlowState(Steerer(rates, started=time.time()))
-    loader = threading.Thread(
-        target=_guarded,
-        args=(state, stop, _flow, address, load_key_pair(keys / "load.key_secret"), plan,
-              int(rounds) or None, stop, state),
-        daemon=True,
-    )  # fmt: skip
-    ring = threading.Thread(
-        target=_guarded,
-        args=(state, stop, _ring, address, load_key_pair(keys / "ring.key_secret"), tick, stop,
-              state),
-        daemon=True,
-    )  # fmt: skip
+
+    def thread(task: Callable[..., Any], peer: str, *arguments: Any) -> threading.Thread:
+        key = load_key_pair(keys / f"{peer}.key_secret")
+        return threading.Thread(target=_guarded, args=(state, stop, task, address, key,
+                                                       *arguments), daemon=True)  # fmt: skip
+
+    loader = thread(_flow, "load", plan, int(rounds) or None, stop, state)
+    traders = [
+        thread(ring, "ring", tick, stop, state.counter("ring_trades")),
+        thread(liquidity_takers, "takers", stop, lambda: state.steerer.in_drop(time.time()),
+               state.counter("liquidity_trades")),
+        thread(deed_dealer, "dealer", config, stop, state.counter("signed_trades")),
+    ]  # fmt: skip
     context = zmq.Context()
     reports = context.socket(zmq.PUSH)
     reports.connect(endpoint)
@@ -292,14 +308,16 @@ def main(arguments: list[str]) -> int:
     steering = threading.Thread(target=_guarded, args=steer, daemon=True)
     try:
         loader.start()
-        ring.start()
+        for trader in traders:
+            trader.start()
         if state.steerer.steering is not None:  # --rate: the rate given holds
             steering.start()
         while loader.is_alive():
             loader.join(REPORT_S)
             reports.send(state.report(done=False))
         stop.set()
-        ring.join()
+        for trader in traders:
+            trader.join()
         reports.send(state.report(done=True))
     finally:
         reports.close(linger=LAST_REPORT_LINGER_MS)
@@ -344,7 +362,9 @@ def _flow(
             if stop.is_set():
                 return
             if piece.in_drop:
-                steerer.drop_runs(time.time(), piece.seconds)
+                started = time.time()
+                steerer.drop_runs(started, piece.seconds)
+                state.drop_ran(started, piece.seconds)
             profile = LoadProfile(rate=piece.rate, duration_s=piece.seconds, batch=10)
             result = run_load(address, key, commands, profile, stop=stop)
             state.piece_sent(piece, result.sent, result.latencies_ms)
@@ -364,35 +384,6 @@ def _steer(address: Any, key: Any, stop: threading.Event, steerer: Steerer) -> N
             if samples:
                 since = samples[-1]["time"]
                 steerer.adjust(samples)
-
-
-def _ring(address: Any, key: Any, tick: Decimal, stop: threading.Event, state: _FlowState) -> None:
-    """Pass 3 units round the ring twice a second, inside LAND-ETH's spread. A lap is one
-    message, its legs applied one after the other: no other order comes between them, and
-    only the book's moves since the snapshot can have a leg meet an outsider."""
-    client = Client(address, key)
-    numbers = iter(range(1, 10**9))
-    try:
-        while not stop.wait(0.5):
-            book = client.snapshot(RING_MARKET)
-            bid = Decimal(book.bids[0].price) if book.bids else None
-            ask = Decimal(book.asks[0].price) if book.asks else None
-            if bid is None or ask is None or ask - bid < 2 * tick:
-                continue
-            price = str(((bid + ask) / 2).quantize(tick))
-            lap = []
-            for seller, buyer in zip(RING, RING[1:] + RING[:1], strict=True):
-                number = next(numbers)
-                lap += [
-                    {"op": "new", "market": RING_MARKET, "id": f"r{number}s", "owner": seller,
-                     "side": "sell", "price": price, "qty": "3", "stp": "none"},
-                    {"op": "new", "market": RING_MARKET, "id": f"r{number}b", "owner": buyer,
-                     "side": "buy", "price": price, "qty": "3", "tif": "IOC", "stp": "none"},
-                ]  # fmt: skip
-            reply = client.submit(lap)
-            state.ring_traded(sum(1 for event in reply.events if type(event) is WireTrade))
-    finally:
-        client.close()
 
 
 if __name__ == "__main__":
