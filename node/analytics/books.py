@@ -17,8 +17,10 @@ the PnL, shown apart. The node charges none on trades between unsigned orders, a
 instance's orders are unsigned (a signed market's `fee_bps` is settled on chain, outside).
 
 After each sync the follower brings the books up to date from the trades since each one's
-`seq`, with the tops, in one transaction; an instance added, or whose owner or market changed,
-is booked from the whole history at the next sync.
+`seq`, with the tops, in one transaction. The instances are recorded from config.toml when the
+analytics process starts (makers.py), and their books made again from the whole history then
+(about a second per instance over two million trades), so an instance added or changed (its
+owner, market, holdings or fee) is booked as it is now configured.
 """
 
 from __future__ import annotations
@@ -41,8 +43,7 @@ CREATE TABLE IF NOT EXISTS liquidity_books (
 );
 -- each market's best bid and ask at the store's position, and its last trade's price
 CREATE TABLE IF NOT EXISTS market_tops (
-    market VARCHAR PRIMARY KEY, seq BIGINT, bid DECIMAL(38, 12), ask DECIMAL(38, 12),
-    last DECIMAL(38, 12)
+    market VARCHAR, seq BIGINT, bid DECIMAL(38, 12), ask DECIMAL(38, 12), last DECIMAL(38, 12)
 );
 CREATE OR REPLACE VIEW market_mids AS
     SELECT market, seq, bid, ask, last,
@@ -148,12 +149,9 @@ def after_sync(connection: duckdb.DuckDBPyConnection, books: dict, seq: int) -> 
 
 
 def bring_books_up_to_date(connection: duckdb.DuckDBPyConnection, until: int) -> None:
-    """Book every liquidity instance's trades up to seq `until` (in the caller's transaction);
-    forget the books of instances no longer configured (or configured anew)."""
-    connection.execute(
-        "DELETE FROM liquidity_books b WHERE NOT EXISTS (SELECT 1 FROM liquidity_instances i"
-        " WHERE i.instance = b.instance AND i.owner = b.owner AND i.market = b.market)"
-    )
+    """Book every liquidity instance's trades up to seq `until` (in the caller's transaction)."""
+    if not connection.execute("SELECT 1 FROM liquidity_instances LIMIT 1").fetchall():
+        return
     for instance, owner, market, fee_bps, since, *kept in connection.execute(INSTANCES).fetchall():
         book = Book(*kept) if since is not None else Book()
         since = since or 0
@@ -172,26 +170,34 @@ def bring_books_up_to_date(connection: duckdb.DuckDBPyConnection, until: int) ->
         )  # fmt: skip
 
 
-TOPS = """
-INSERT OR REPLACE INTO market_tops
-SELECT s.market, $seq, CAST(s.bid AS DECIMAL(38, 12)), CAST(s.ask AS DECIMAL(38, 12)),
-       coalesce((SELECT arg_max(t.price, t.seq) FROM trades t
-                 WHERE t.market = s.market AND t.seq > coalesce(o.seq, 0)), o.last)
-FROM (SELECT unnest($markets) AS market, unnest($bids) AS bid, unnest($asks) AS ask) s
-LEFT JOIN market_tops o ON o.market = s.market
+LAST_PRICES = """
+SELECT market, CAST(arg_max(price, seq) AS VARCHAR) FROM trades WHERE seq > $since GROUP BY market
 """
-"""Each market's top as the follower's engine has it at seq `$seq` (decimal text or NULL), and
-the price of its last trade (looked for only among the trades since the previous top)."""
+"""Each market's last trade price among the trades since the previous tops (`$since`: a market
+new since then traded only after them), so a sync reads its own trades, not the history (a
+constant bound, by which DuckDB's zone maps skip the rest)."""
+TOPS = """
+INSERT INTO market_tops VALUES (?, ?, CAST(? AS DECIMAL(38, 12)), CAST(? AS DECIMAL(38, 12)),
+                                CAST(? AS DECIMAL(38, 12)))
+"""
+"""A market's top; the tops replace the previous ones (deleted first: an upsert by a key, or
+rows made from list parameters, cost several times these few rows' inserts)."""
 
 
 def record_tops(connection: duckdb.DuckDBPyConnection, books: dict, seq: int) -> None:
     """The best bid and ask of each of the engine's `books` (at the store's position, `seq`)."""
-    markets, bids, asks = [], [], []
+    if not books:
+        return
+    previous = connection.execute("SELECT market, seq, CAST(last AS VARCHAR) FROM market_tops")
+    before = {market: (at, last) for market, at, last in previous.fetchall()}
+    since = min((at for at, _ in before.values()), default=0)
+    lasts = {market: last for market, (_, last) in before.items()}
+    lasts.update(connection.execute(LAST_PRICES, {"since": since}).fetchall())
+    rows = []
     for symbol, book in books.items():
         tick = book.market.tick
         bid, ask = book.bids.best_price(), book.asks.best_price()
-        markets.append(symbol)
-        bids.append(None if bid is None else tick.text_of(bid))
-        asks.append(None if ask is None else tick.text_of(ask))
-    if markets:
-        connection.execute(TOPS, {"seq": seq, "markets": markets, "bids": bids, "asks": asks})
+        rows.append([symbol, seq, None if bid is None else tick.text_of(bid),
+                     None if ask is None else tick.text_of(ask), lasts.get(symbol)])  # fmt: skip
+    connection.execute("DELETE FROM market_tops")
+    connection.executemany(TOPS, rows)

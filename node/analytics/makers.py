@@ -59,6 +59,7 @@ def record_configured_makers(
     try:
         connection.execute("DELETE FROM known_makers WHERE source = ?", [LIQUIDITY])
         connection.execute("DELETE FROM liquidity_instances")
+        connection.execute("DELETE FROM liquidity_books")  # booked again from the history
         for instance, owner, market, strategy, base, quote, fee_bps in rows:
             connection.execute(
                 "INSERT INTO known_makers VALUES (?, ?, ?, ?, NULL, now())",
