@@ -11,7 +11,9 @@ The directory's stream leader is then killed and the time until the directory ta
 again measured. The cluster goes down and `mnode verify` runs on every node.
 
 From every answer the peer received it knows what should rest (each order's last remaining
-quantity: rested, traded, cancelled); the books of all three nodes say what does. `lost`:
+quantity: rested, traded, cancelled); the books of all three nodes say what does. Orders the
+source answered `market_halted` during the move are sent again by the client to n2
+(`resent_after_move`). `lost`:
 orders that should rest and rest nowhere, or with another quantity; `duplicated`: orders
 resting on two nodes, or resting although their answers said they were done.
 `cross_node_ring_flagged` is null: analytics across nodes is not built (docs/cluster.md).
@@ -230,6 +232,7 @@ def run(rate: float, before_s: float, after_s: float) -> dict:
         "watcher_followed_s": None if followed_s is None else round(followed_s, 3),
         "market_data_after_move": market_data_after,
         "client_moves_followed": client.moves_followed,
+        "resent_after_move": client.resent,
         "directory_version": report.version,
         "directory_kill": directory_kill,
         "nodes_left_running": processes_left,

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -242,6 +243,50 @@ def test_a_move_the_destination_refuses_leaves_the_market_where_it_was(cluster):
     for args, message in ((("--to", "n9"), "no node 'n9'"), (("--to", "n2"), "served by n2"),):
         result = cli(cluster, "markets", "move", "LAND-ETH", *args)
         assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_an_order_sent_during_a_move_is_sent_again_to_the_new_node(cluster):
+    """GOLD-USDC (on n1, empty) moved by hand, step by step: the peer's order reaches n1 after
+    the export and is answered market_halted; the move ends only once n1 has counted that
+    reject, and the client sends the order again to n2, where it rests."""
+    urls = cluster.record().urls
+    client, follower = follow_cluster(urls, cluster.peer_key())
+    market = "GOLD-USDC"
+    try:
+        directory = read_directory(urls)
+        source = directory.markets[market].node
+        destination = next(name for name in directory.nodes if name != source)
+        marked = write_directory(urls, Directory(directory.nodes, {
+            **directory.markets, market: MarketEntry(source, moving_to=destination)},
+            directory.version))  # fmt: skip
+        with cluster.admin(source) as admin:
+            book = admin.call("market_export", market=market, params=[destination])
+        book.pop("seq")
+
+        def finish_the_move() -> None:
+            with cluster.admin(source) as admin:
+                wait_until(lambda: admin.call("metrics")["rejects"].get("market_halted", 0) >= 1,
+                           "the order to be refused on the source")  # fmt: skip
+            with cluster.admin(destination) as admin:
+                admin.call("market_import", market=market, params=[book])
+                admin.call("resume", market=market)
+            write_directory(urls, Directory(marked.nodes, {
+                **marked.markets, market: MarketEntry(destination)}, marked.version))  # fmt: skip
+
+        mover = threading.Thread(target=finish_the_move)
+        mover.start()
+        gold = {"op": "new", "market": market, "id": "g1", "owner": "0xgold", "side": "buy",
+                "price": "1900", "qty": "1"}  # fmt: skip
+        reply = client.submit(market, [gold])
+        mover.join()
+        assert [kind(event) for event in reply.events] == ["accepted", "rested"]
+        assert client.resent == 1 and client.node_of(market) == destination
+    finally:
+        follower.stop()
+        client.close()
+    with cluster.admin(destination) as admin:
+        books = {row["market"]: row for row in admin.call("markets")}
+    assert books[market]["resting_orders"] == 1
 
 
 def test_cluster_status_without_a_cluster_is_one_line(tmp_path):

@@ -7,23 +7,34 @@ thread at its next call (ZeroMQ sockets belong to one thread). Applying a versio
 market moved connects to its new node (a ping, so that node knows where to send this peer's
 execution reports), moves the market's subscription there and resynchronises it from a
 snapshot. Commands for a market being moved reach its old node, which answers
-`market_halted` until the move ends: never lost, never applied twice.
+`market_halted`; `submit` then waits for the move to end and sends those commands again to the
+node serving the market now, so a move costs the peer a delay, not its orders (the old node
+applied none of them: never applied twice).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 
+from ..core.events import Accepted, Rejected
+from ..core.reasons import Reason
 from ..home.keys import KeyPair
 from ..protocol.messages import MarketData, Reply, Report
 from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress
 from .peer import Client
 from .subscriber import Subscriber
+
+MOVE_NOTICE_S = 1.0
+"""How long a `market_halted` answer waits for the directory to show the market moving before
+it is taken for an operator's halt (a move is marked in the directory before the market halts,
+so the notice follows within the watch's delay)."""
+WAIT_STEP_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,8 @@ class Routes:
     version: int
     nodes: Mapping[str, NodeAddress]
     markets: Mapping[str, str]
+    moving: frozenset[str] = field(default_factory=frozenset)
+    """Markets being moved (halted on their node until the move ends)."""
 
 
 class RoutedClient:
@@ -51,6 +64,8 @@ class RoutedClient:
         self.subscribed: set[str] = set()
         self.moves_followed = 0
         """Markets seen moving to another node since the start."""
+        self.resent = 0
+        """Commands answered `market_halted` during a move and sent again after it."""
         self._offered: Routes | None = None
         self._lock = threading.Lock()
         self._apply(routes)
@@ -126,9 +141,39 @@ class RoutedClient:
         return client
 
     def submit(self, market: str, commands: list[Any]) -> Reply:
-        """Send commands of one market to the node serving it and wait for their reply."""
+        """Send commands of one market to the node serving it and wait for their reply; those
+        answered `market_halted` because the market is being moved are sent again once the
+        move has ended, their answers in their place in the reply."""
         self.follow()
-        return self.client_for(market).submit(commands)
+        node = self.node_of(market)
+        reply = self.client_for(market).submit(commands)
+        answers = per_command(reply.events)
+        halted = [index for index, events in enumerate(answers) if halted_answer(events[0])]
+        if not halted or not self._wait_for_move(market, node):
+            return reply
+        again = self.client_for(market).submit([commands[index] for index in halted])
+        self.resent += len(halted)
+        for index, events in zip(halted, per_command(again.events), strict=True):
+            answers[index] = events
+        return Reply(reply.v, [event for events in answers for event in events], reply.ref)
+
+    def _wait_for_move(self, market: str, node: str) -> bool:
+        """After `node` answered `market_halted` for `market`: wait for a move of it to end
+        (to another node, or undone); False if none is seen (an operator's halt) or it does
+        not end within the client's time-out."""
+        now = time.monotonic()
+        notice, deadline = now + MOVE_NOTICE_S, now + self.timeout_s
+        seen_moving = False
+        while True:
+            self.follow()
+            if market in self.routes.moving:
+                seen_moving = True
+            elif seen_moving or self.routes.markets.get(market) != node:
+                return True
+            now = time.monotonic()
+            if now > deadline or (not seen_moving and now > notice):
+                return False
+            time.sleep(WAIT_STEP_S)
 
     def reports(self) -> list[Report]:
         """The execution reports received so far from every node, oldest first per node."""
@@ -167,3 +212,19 @@ class RoutedClient:
             if subscriber.socket in ready:
                 return subscriber.receive(0)
         return None
+
+
+def halted_answer(event: Any) -> bool:
+    return type(event) is Rejected and event.reason == Reason.MARKET_HALTED
+
+
+def per_command(events: list) -> list[list]:
+    """A reply's events cut per command: each command's answer (`accepted` or `rejected`)
+    and the events after it, up to the next command's answer."""
+    groups: list[list] = []
+    for event in events:
+        if type(event) is Accepted or type(event) is Rejected:
+            groups.append([event])
+        else:
+            groups[-1].append(event)
+    return groups

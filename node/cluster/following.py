@@ -17,14 +17,15 @@ STOP_WAIT_S = 5.0
 
 def routes_of(directory: Directory) -> Routes:
     """The directory as a client routes by it: a market being moved still goes to its node
-    (which answers `market_halted` until the move ends)."""
+    (which answers `market_halted` until the move ends) and is listed as moving."""
     nodes = {
         name: NodeAddress(entry.orders, entry.market_data, entry.admin,
                           entry.server_key.encode() if entry.server_key else None)
         for name, entry in directory.nodes.items()
     }  # fmt: skip
     markets = {market: entry.node for market, entry in directory.markets.items()}
-    return Routes(directory.version, nodes, markets)
+    moving = frozenset(m for m, entry in directory.markets.items() if entry.moving_to)
+    return Routes(directory.version, nodes, markets, moving)
 
 
 class DirectoryFollower:

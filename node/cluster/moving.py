@@ -6,8 +6,9 @@
 3. The book is kept in the cluster folder (moves/), then imported on the destination
    (journaled: `market_import`), which answers the hash of the book now resting there; it must
    equal the exported one.
-4. The directory names the destination (compare-and-set again), and the destination resumes
-   the market. Peers following the directory go there.
+4. The destination resumes the market, then the directory names it (compare-and-set again):
+   peers following the directory find it trading when they get there. The source exported the
+   book, so it cannot trade the market meanwhile: there is never a second writer.
 
 If the destination refuses or cannot be reached, the book goes back to the source, which
 resumes, and the directory's mark is taken off: the market trades where it was.
@@ -68,9 +69,13 @@ def move_market(cluster: LocalCluster, market: str, destination: str) -> MoveRep
         _back_to_source(cluster, urls, marked, market, source, book)
         raise ClusterError(f"{destination} did not import {market} ({error}); it trades on "
                            f"{source} again") from None  # fmt: skip
-    moved = _write(urls, marked, market, MarketEntry(destination))
     with cluster.admin(destination) as admin:
         admin.call("resume", market=market)
+    try:
+        moved = _write(urls, marked, market, MarketEntry(destination))
+    except ClusterError as error:
+        raise ClusterError(f"{market} trades on {destination} now, but the directory still "
+                           f"says it is moving there from {source}: {error}") from None  # fmt: skip
     return MoveReport(market, source, destination, len(book["orders"]), book["hash"],
                       moved.version)  # fmt: skip
 
