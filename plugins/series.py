@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .recommendation import Recommendation
@@ -9,27 +10,39 @@ from .recommendation import Recommendation
 Sample = dict[str, Any]
 
 
+@functools.lru_cache(maxsize=256)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def _number(sample: Sample, parts: tuple[str, ...]) -> float | None:
+    value: Any = sample
+    for part in parts:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def lookup(sample: Sample, path: str) -> float | None:
     """A number in a sample by its dotted path ("ack_ms.p99", "host.disk_free_bytes")."""
-    value: Any = sample
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return float(value) if isinstance(value, int | float) else None
+    return _number(sample, _parts(path))
 
 
 def window(
     history: list[Sample], path: str, now: float, span_s: float
 ) -> list[tuple[float, float]]:
-    """(time, value) of the metric over the last `span_s` seconds, where it was measured."""
+    """(time, value) of the metric over the last `span_s` seconds, where it was measured.
+    Policies ask for windows of a day's samples every evaluation: the path is split once."""
+    parts, since = _parts(path), now - span_s
     points = []
     for sample in reversed(history):
-        if sample["time"] < now - span_s:
+        moment = sample["time"]
+        if moment < since:
             break
-        value = lookup(sample, path)
+        value = _number(sample, parts)
         if value is not None:
-            points.append((sample["time"], value))
+            points.append((moment, value))
     points.reverse()
     return points
 
