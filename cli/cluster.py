@@ -87,7 +87,9 @@ def status_command(cluster: ClusterOption = Path("cluster"), json: JsonOption = 
     if "error" in directory:
         typer.echo(f"directory: {directory['error']}")
     else:
-        typer.echo(f"directory version {directory['version']}")
+        leader = directory["leader"]
+        copies = f", led by {leader} with {', '.join(directory['replicas'])}" if leader else ""
+        typer.echo(f"directory version {directory['version']}{copies}")
         for market, entry in sorted(directory["markets"].items()):
             moving = f" (moving to {entry['moving_to']})" if entry.get("moving_to") else ""
             typer.echo(f"  {market:<12} {entry['node']}{moving}")

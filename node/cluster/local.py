@@ -25,7 +25,14 @@ from ..home.config import default_config_text
 from ..home.keys import OPERATOR, PEERS_FOLDER, KeyPair, create_key_pair, load_key_pair
 from ..home.layout import Home
 from ..home.peers import Allowlist, Peer, save_allowlist
-from .directory import Directory, DirectoryError, MarketEntry, NodeEntry, with_directory
+from .directory import (
+    Directory,
+    DirectoryError,
+    DirectoryStore,
+    MarketEntry,
+    NodeEntry,
+    with_directory,
+)
 from .processes import ProcessRecord, running, spawn, stop
 from .servers import ServerRecord, start_servers
 
@@ -235,6 +242,10 @@ def down(cluster: LocalCluster) -> list[str]:
     return stopped
 
 
+async def _read_with_replicas(store: DirectoryStore) -> tuple[Directory, tuple]:
+    return await store.read(), await store.replicas()
+
+
 def status(cluster: LocalCluster) -> dict:
     """The servers, the directory and each node as they are now (what `cluster status`
     shows): a part that cannot be reached says why instead of failing the rest."""
@@ -245,9 +256,10 @@ def status(cluster: LocalCluster) -> dict:
     ]
     report: dict = {"servers": servers, "replicas": record.replicas}
     try:
-        directory = with_directory(record.urls, lambda store: store.read())
+        directory, (leader, replicas) = with_directory(record.urls, _read_with_replicas)
         report["directory"] = {"version": directory.version,
-                               "markets": msgspec.to_builtins(directory.markets)}  # fmt: skip
+                               "markets": msgspec.to_builtins(directory.markets),
+                               "leader": leader, "replicas": replicas}  # fmt: skip
     except DirectoryError as error:
         directory = None
         report["directory"] = {"error": str(error)}
