@@ -9,8 +9,8 @@ to talk to a node (docs/protocol.md describes the messages).
 `AdminClient` (admin.py) talks to the admin socket; `Subscriber` (subscriber.py) follows market
 data; `address_of_home` and `NodeAddress` (address.py) say where a node is, `RemoteAddress`
 (remote.py) finds it from its admin endpoint; `RoutedClient` (routed.py) sends each market's
-commands to the node of a cluster serving it, following the directory it is handed. May
-import: `core`, `protocol`, `home`.
+commands to the node of a cluster serving it, following the directory it is handed.
+May import: `core`, `protocol`, `home`.
 """
 
 from __future__ import annotations
