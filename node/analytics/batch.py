@@ -19,6 +19,7 @@ import msgspec
 from ..core.decimals import format_scaled
 from ..core.events import Trade
 from ..home.processes import process_alive
+from .settlement import CHAIN_TRADE_FIELDS, CHAIN_TRADES_FROM_JSON
 
 _encode_lines = msgspec.json.Encoder().encode_lines
 SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -95,6 +96,8 @@ class Batch:
         self.commits: list[tuple[int, int, int]] = []
         """(seqs of a commit run's first and last events, the commit's time in ns)"""
         self.trades: list[dict] = []
+        self.chain_trades: list[dict] = []
+        """Trades between two signed orders (settlement.py), as `chain_trades` rows."""
         self.events = 0
         self.position = 0
         """The journal position the store reaches with this batch."""
@@ -136,6 +139,13 @@ class Batch:
                 trades_file.write_bytes(_encode_lines(self.trades))
                 statement = TRADES_FROM_JSON.format(
                     path=_quote(str(trades_file)), fields=TRADE_FIELDS
+                )
+                connection.execute(statement)
+            if self.chain_trades:
+                chain_file = Path(folder) / "chain_trades.ndjson"
+                chain_file.write_bytes(_encode_lines(self.chain_trades))
+                statement = CHAIN_TRADES_FROM_JSON.format(
+                    path=_quote(str(chain_file)), fields=CHAIN_TRADE_FIELDS
                 )
                 connection.execute(statement)
         finally:

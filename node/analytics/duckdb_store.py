@@ -22,8 +22,9 @@ from marketnode.plugins.partners import KNOWN_MAKERS_TABLE
 from ..store.lmdb_store import StoreError
 from .batch import Batch
 from .books import SCHEMA as BOOKS
+from .settlement import SCHEMA as SETTLEMENT
 
-SCHEMA = KNOWN_MAKERS_TABLE + BOOKS + """
+SCHEMA = KNOWN_MAKERS_TABLE + """
 CREATE TABLE IF NOT EXISTS ingest (id INTEGER, journal_position BIGINT NOT NULL, seq BIGINT);
 CREATE TABLE IF NOT EXISTS events (
     seq BIGINT, time TIMESTAMPTZ, kind VARCHAR, op VARCHAR, market VARCHAR, order_id VARCHAR,
@@ -86,6 +87,7 @@ CREATE OR REPLACE VIEW counterparties AS
     SELECT market, seller, buyer, count(*) AS trades, sum(qty) AS qty, sum(notional) AS notional
     FROM trades GROUP BY ALL ORDER BY notional DESC;
 """
+SCHEMA += BOOKS + SETTLEMENT  # (their views read the tables above)
 
 
 class AnalyticsStoreError(StoreError):

@@ -5,7 +5,7 @@ through an engine of its own to regenerate the events exactly (the engine is det
 hands them to the batch writer. It starts from the position the store has reached, so a crash or
 a restart neither misses an event nor writes one twice. After each sync it records what its
 engine shows beside the events: each market's top of book, and the liquidity instances' books
-(books.py).
+(books.py); and which trades settle on chain, with the events, and which failed (settlement.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..store.lmdb_store import Store
 from .batch import Batch, remove_stale_scratch
 from .books import after_sync
 from .duckdb_store import AnalyticsStore
+from .settlement import NodeFailures, SignedTrades
 from .writer import BatchWriter
 
 ROWS_PER_WRITE = 100_000
@@ -40,6 +41,8 @@ class JournalFollower:
         """Journal commands applied to this follower's engine."""
         self.caught_up = False
         """Did the last sync reach the journal's last commit (not stop at its bound)?"""
+        self.signed = SignedTrades()
+        self.failures = NodeFailures()
         remove_stale_scratch()  # once per follower: a sync runs several times a second
 
     def sync(self, most_commands: int | None = None) -> int:
@@ -59,7 +62,7 @@ class JournalFollower:
         try:
             batch = Batch(self.engine.books)
             self.caught_up = True
-            for position, time_ns, out in self._replay(stored):
+            for position, time_ns, out, chain_trades in self._replay(stored):
                 books = self.engine.books  # a markets command makes a new dict
                 if books is not batch.books:  # events of a batch share one set of units
                     if batch.events:
@@ -67,6 +70,7 @@ class JournalFollower:
                     batch = Batch(books)
                 if position > stored and out:
                     batch.add(out, time_ns)
+                    batch.chain_trades.extend(chain_trades)
                 if batch.events >= ROWS_PER_WRITE:
                     writer.put(self._close(batch, position))
                     batch = Batch(books)
@@ -81,6 +85,7 @@ class JournalFollower:
                 gc.enable()
         if self.replayed > start and self.replayed >= stored:  # the engine is where the store is
             after_sync(self.analytics.connection, self.engine.books, self.engine.seq)
+        self.failures.refresh(self.store, self.analytics.connection)
         return written
 
     def _close(self, batch: Batch, position: int) -> Batch:
@@ -88,17 +93,18 @@ class JournalFollower:
         batch.seq = self.engine.seq
         return batch
 
-    def _replay(self, stored: int) -> Iterator[tuple[int, int, list]]:
-        """(journal position reached, commit time, events) for each run of commands not yet
-        replayed, oldest first. A run lies within one commit, on one side of `stored`, and a
-        markets command runs alone (it swaps the books that events are read against)."""
+    def _replay(self, stored: int) -> Iterator[tuple[int, int, list, list[dict]]]:
+        """(journal position reached, commit time, events, the trades among them between two
+        signed orders) for each run of commands not yet replayed, oldest first. A run lies
+        within one commit, on one side of `stored`, and a markets command runs alone (it swaps
+        the books that events are read against)."""
         for end, _, _, time_ns in self.store.commits(start=self.replayed):
             commands = [command for _, command in self.store.journal(self.replayed, end)]
             for run in _runs(commands, self.replayed, stored):
                 out: list = []
                 self.engine.process_batch(run, out)
                 self.replayed += len(run)
-                yield self.replayed, time_ns, out
+                yield self.replayed, time_ns, out, self.signed.observe(run, out)
 
 
 def _runs(commands: list, first: int, stored: int) -> Iterator[list]:
