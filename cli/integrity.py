@@ -183,6 +183,12 @@ def eval_command(
     steps: Annotated[
         int, typer.Option("--steps", min=1000, help="Steps of the generator.")
     ] = 20_000,
+    known_makers: Annotated[
+        bool,
+        typer.Option(
+            "--known-makers", help="Declare the generated makers known market makers first."
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Score the detectors on generated markets with known wash trading: precision, recall
@@ -194,9 +200,9 @@ def eval_command(
     if seeds < 1:
         fail(f"--seeds must be at least 1, got {seeds}", EXIT_USAGE)
     if seeds > 1:
-        report = evaluate_seeds(list(range(seed, seed + seeds)), steps)
+        report = evaluate_seeds(list(range(seed, seed + seeds)), steps, known_makers)
     else:
-        report = evaluate(seed, steps)
+        report = evaluate(seed, steps, known_makers=known_makers)
     if json:
         print_json(report)
         return
