@@ -62,7 +62,8 @@ DROP_MARGIN_S = 3.0
 CHARACTERS = {"slash": "/", "escape": "\x1b", "enter": "\r", "down": None, "up": None}
 """What a terminal sends with each key (the others send their own name)."""
 DEMO_KEYS = ("rate_reason", "rate_chosen", "rate_drop", "rate_measured", "rate_steered",
-             "orders", "trades", "ring_flagged", "final_scan")  # fmt: skip
+             "orders", "trades", "ring_flagged", "final_scan", "liquidity", "signed_trades",
+             "settled_trades", "settlement_failures")  # fmt: skip
 
 
 class Keys:

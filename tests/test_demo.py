@@ -1,4 +1,5 @@
-"""`mnode demo`: a node, a calibrated and steered flow with a drop, a wash ring, and the
+"""`mnode demo`: a node, a calibrated and steered flow with a drop, a wash ring, liquidity
+markets that quote through the drop, signed trades settled on the embedded chain, and the
 summary of what the node's final scan found."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from marketnode.node.tools.calibration import (
 )
 from marketnode.node.tools.demo import DemoReport
 from marketnode.node.tools.demo_flow import prepared, round_plan
+from marketnode.node.tools.demo_markets import CONTINUOUS_S, LIQUIDITY, SideWatch, book_coverage
 
 runner = CliRunner()
 BOUND_S = 60.0
@@ -43,7 +45,9 @@ SUMMARY_KEYS = ("orders", "trades", "ring_trades", "orders_per_s_peak", "alerts"
 def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_scan(tmp_path):
     """No --headless and no --rate: stdout is not a terminal, so the demo says it runs
     headless; it measures the machine, starts at half of 40% of it and steers from there,
-    keeps its progress on stderr with --json and reports what a final scan found."""
+    keeps its progress on stderr with --json and reports what a final scan found. The pool
+    and the maker quoted both sides before the flow began and through its drop (the journal
+    says so), takers traded with them, and the signed trades settled on the embedded chain."""
     home = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--duration", "10", "--home", str(home), "--json"])
     assert result.exit_code == 0, result.stderr
@@ -72,6 +76,71 @@ def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_
     assert steady["count"] > 0 and drop["count"] > 0  # the load peer's own answers, by phase
     assert 0 < steady["p50"] <= steady["p99"] <= steady["max"]
     assert (home / "analytics.duckdb").exists()  # a home given is kept
+    assert set(summary["liquidity"]) == set(LIQUIDITY)
+    for name, row in summary["liquidity"].items():
+        assert row["strategy"] == LIQUIDITY[name][0] and row["halted"] is None, row
+        assert row["two_sided_from_s"] <= 0 and row["trades"] > 0, row
+        assert row["longest_empty_side_in_drop_s"] <= row["longest_empty_side_s"] <= CONTINUOUS_S
+        assert row["quoted_continuously"], row
+    assert summary["liquidity_trades"] >= sum(r["trades"] for r in summary["liquidity"].values())
+    settlement = summary["settlement"]
+    assert settlement["phase"] == "settling" and not settlement["error"], settlement
+    assert summary["settled_trades"] > 0 and summary["settlement_failures"] == 0, settlement
+    settled = summary["settled_trades"] + summary["settlement_failures"] + settlement["pending"]
+    assert settled <= summary["signed_trades"]  # the flow's count includes the unjournaled
+    if settlement["all_final"]:
+        assert settled == summary["signed_trades"] and settlement["pending"] == 0
+
+
+def test_a_book_quoted_continuously_is_judged_on_its_longest_empty_side_in_the_flow():
+    """Gaps are clipped to the flow's span, a gap still open runs to its end, the drop's
+    figure is the longest stretch overlapping it, and the share counts overlaps once."""
+    bids, asks = SideWatch(), SideWatch()
+    for quoted_bid, quoted_ask, at in [(True, True, 5), (False, True, 12), (True, True, 12.4),
+                                       (True, False, 30), (False, False, 30.2),
+                                       (True, True, 30.6), (True, False, 49.5)]:  # fmt: skip
+        bids.see(quoted_bid, at)
+        asks.see(quoted_ask, at)
+    figures = book_coverage((bids, asks), 5, trades=3, start=10, end=50, drops=[(29, 31)])
+    assert figures["two_sided_from_s"] == -5 and figures["trades"] == 3
+    assert figures["longest_empty_side_s"] == pytest.approx(0.6)  # the ask, 30 to 30.6
+    assert figures["longest_empty_side_in_drop_s"] == pytest.approx(0.6)
+    assert figures["two_sided_share"] == pytest.approx(1 - (0.4 + 0.6 + 0.5) / 40)
+    assert figures["quoted_continuously"]
+    late = book_coverage((SideWatch(), SideWatch()), 11, trades=0, start=10, end=50, drops=[])
+    assert not late["quoted_continuously"]  # both sides only after the flow began
+    gap = SideWatch(empty_since=20.0)
+    never = book_coverage((gap, SideWatch()), None, trades=0, start=10, end=50, drops=[(29, 31)])
+    assert never["longest_empty_side_s"] == 30 and never["longest_empty_side_in_drop_s"] == 2
+    assert never["two_sided_from_s"] is None and not never["quoted_continuously"]
+
+
+def test_the_summary_says_how_the_liquidity_quoted_and_what_settled():
+    report = DemoReport(rates=rates_for(10_000))
+    report.liquidity = {"pool": {
+        "market": "FRAC-USDC", "strategy": "amm", "halted": None, "two_sided_from_s": -2.1,
+        "two_sided_share": 0.998, "longest_empty_side_s": 0.31,
+        "longest_empty_side_in_drop_s": 0.12, "trades": 80, "quoted_continuously": True,
+    }}  # fmt: skip
+    report.flow.signed_trades = 12
+    report.settlement = {"phase": "settling", "caught_up": True, "gas_per_trade": 185_776,
+                         "lag_p50_s": 4.97, "trades": {"confirmed": 11, "failed": 1},
+                         "failures": [{"seq": 9, "reason": "buyer_transfer_failed"}]}  # fmt: skip
+    summary = report.summary()
+    assert (summary["settled_trades"], summary["settlement_failures"]) == (11, 1)
+    lines = summary_text(summary).splitlines()
+    assert lines[-2] == (
+        "liquidity pool (amm, FRAC-USDC) quoted continuously: both sides 99.8% of the flow's "
+        "time, a side empty 0.31 s at the longest (0.12 s in the drop), 80 trades"
+    )
+    assert lines[-1] == (
+        "settlement: 12 signed DEED-USDC trades, 11 settled on the embedded chain, 1 failed "
+        "(185,776 gas a trade, final 5.0 s after the trade at the median); reasons: "
+        "buyer_transfer_failed"
+    )
+    report.settlement = {"phase": "failed", "error": "ValueError: landed elsewhere"}
+    failed = summary_text(report.summary()).splitlines()[-1]
+    assert failed == "settlement: the embedded chain failed: ValueError: landed elsewhere"
 
 
 def test_the_rates_follow_the_capacity_and_rate_overrides_it():

@@ -11,7 +11,7 @@ inside the spread so that it meets its partner. Beside the flow's markets the ho
 of the demo's own (tools/demo_markets.py): one quoted by a constant-product pool and one by a
 market maker (the node's liquidity process runs both from its start; takers trade against
 them, faster in the drop), and one of signed orders whose trades settle on the embedded chain
-(tools/demo_chain.py, a child started once the calibration is done). The flow and its traders
+(tools/demo_chain.py, a child started with the node). The flow and its traders
 run in a child process (tools/demo_flow.py), so that the dashboard's drawing and the flow's
 sending do not share an interpreter; it reports its orders, trades, acknowledgement times and
 steering here. At the end, once a final scan has run (tools/final_scan.py) and the signed
@@ -186,6 +186,7 @@ class DemoReport:
                 "chain": "embedded", "market": SETTLED_MARKET,
                 "phase": report.get("phase", "not started"), "error": report.get("error", ""),
                 "pending": trades.get("pending", 0) + trades.get("submitted", 0),
+                "all_final": bool(report.get("caught_up")),
                 **{key: report.get(key) for key in ("contract", "lag_p50_s", "gas_per_trade")},
                 "failures": report.get("failures", []),
             },
@@ -237,6 +238,7 @@ def run_demo(
         address = address_of_home(home)
         operator = load_key_pair(keys / f"{OPERATOR}.key_secret")
         admin = AdminClient(address, operator, timeout_s=ADMIN_TIMEOUT_S)
+        chain.start()  # its setup (seconds of py-evm, at nice 10) overlaps the calibration
         if rate is None:
             on_note(f"measuring what this machine sustains ({CALIBRATION_S:g} s)")
             load_key = load_key_pair(keys / PEERS_FOLDER / "load.key_secret")
@@ -244,7 +246,6 @@ def run_demo(
         else:
             report.rates = given_rates(rate)
         on_note(report.rates.reason())
-        chain.start()  # after the calibration: the chain's setup does not share its seconds
         _await_quotes(admin, on_note)
         stop = threading.Event()
         # with a dashboard the rounds repeat: a drop every two minutes at most, which the

@@ -154,15 +154,16 @@ def quote_coverage(home: Home, start: float, end: float,
                     first_two_sided.setdefault(market, at)
     drops = list(drops)
     return {
-        markets[market]: _coverage(watch, first_two_sided.get(market), trades[market], start,
-                                   end, drops) | {"market": market}
+        markets[market]: book_coverage(watch, first_two_sided.get(market), trades[market],
+                                       start, end, drops) | {"market": market}
         for market, watch in watches.items()
     }  # fmt: skip
 
 
-def _coverage(watch: tuple[SideWatch, SideWatch], first: float | None, trades: int,
-              start: float, end: float, drops: list[tuple[float, float]]) -> dict:  # fmt: skip
-    """The figures of one book between `start` and `end` (a gap still open runs to `end`)."""
+def book_coverage(watch: tuple[SideWatch, SideWatch], first: float | None, trades: int,
+                  start: float, end: float, drops: list[tuple[float, float]]) -> dict:  # fmt: skip
+    """The figures of one book between `start` and `end`, its sides' watches having seen every
+    commit (a gap still open runs to `end`; `first`: when it first had both sides)."""
     gaps = []
     for side in watch:
         still = [(side.empty_since, end)] if side.empty_since is not None else []
