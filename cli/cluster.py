@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from marketnode.node.cluster.directory import DirectoryError
+from marketnode.node.client import ClientError
+from marketnode.node.cluster.directory import DirectoryError, with_directory
 from marketnode.node.cluster.local import ClusterError, LocalCluster, down, status, up
+from marketnode.node.cluster.moving import move_market
+from marketnode.node.cluster.scaling import plan_moves
 
 from .common import EXIT_NOT_RUNNING, EXIT_USAGE, JsonOption, fail, print_json
 
 CLUSTER_ENV = "MNODE_CLUSTER"
 
 app = typer.Typer(
-    help="A local cluster of nodes and its market directory: up, status, down.",
+    help="A local cluster of nodes and its market directory: up, status, down, apply.",
     no_args_is_help=True,
 )
 
@@ -119,3 +123,53 @@ def down_command(cluster: ClusterOption = Path("cluster"), json: JsonOption = Fa
         print_json({"stopped": stopped})
         return
     typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}", err=True)
+
+
+@app.command("apply")
+def apply_command(
+    cluster: ClusterOption = Path("cluster"),
+    yes: Annotated[bool, typer.Option("--yes", help="Move without asking first.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Apply the sharding policy's advice: ask every node for its scaling recommendations,
+    plan the moves they call for (each group of markets a busy node should shed goes to the
+    node serving the fewest), show the plan and, once confirmed, move each market as `mnode
+    markets move` does."""
+    target = local_cluster(cluster)
+    try:
+        directory = with_directory(target.record().urls, lambda store: store.read())
+        advice = {}
+        for name in directory.nodes:
+            with target.admin(name, timeout_s=3.0) as admin:
+                advice[name] = admin.call("scale")["recommendations"]
+    except (ClusterError, DirectoryError, ClientError) as error:
+        cluster_failed(error)
+    plan = plan_moves(directory, advice)
+    if not plan.moves:
+        why = "; ".join(plan.reasons) or "no node advises moving markets"
+        unplaced = f" (no node left for {plan.unplaced})" if plan.unplaced else ""
+        if json:
+            print_json({"moved": [], "unplaced": plan.unplaced, "reasons": plan.reasons})
+        else:
+            typer.echo(f"nothing to apply: {why}{unplaced}", err=True)
+        return
+    for reason in plan.reasons:
+        typer.echo(f"advice: {reason}", err=True)
+    for market, source, destination in plan.moves:
+        typer.echo(f"  move {market} from {source} to {destination}", err=True)
+    if not yes and not typer.confirm("Carry out these moves?", err=True):
+        fail("nothing moved", EXIT_USAGE)
+    moved = []
+    for market, _source, destination in plan.moves:
+        try:
+            moved.append(move_market(target, market, destination))
+        except (ClusterError, DirectoryError) as error:
+            done = ", ".join(f"{r.market} to {r.destination}" for r in moved) or "none"
+            cluster_failed(ClusterError(f"{error} (moved before it: {done})"))
+    if json:
+        print_json({"moved": [asdict(report) for report in moved], "unplaced": plan.unplaced,
+                    "reasons": plan.reasons})  # fmt: skip
+        return
+    for report in moved:
+        typer.echo(f"moved {report.market} from {report.source} to {report.destination}: "
+                   f"{report.orders} resting orders", err=True)  # fmt: skip

@@ -109,7 +109,7 @@ COMMANDS = (
     CommandEntry("markets", "markets", "app", "List, halt and resume the running node's "
                  "markets."),
     CommandEntry("cluster", "cluster", "app", "A local cluster of nodes and its market "
-                 "directory: up, status, down."),
+                 "directory: up, status, down, apply."),
     CommandEntry("order", "order", "app", "Submit, cancel and replace orders as a registered "
                  "peer."),
     CommandEntry("analytics", "analytics", "app", "The analytics store (DuckDB), fed from the "

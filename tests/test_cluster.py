@@ -32,6 +32,7 @@ from marketnode.node.cluster.directory import (
 from marketnode.node.cluster.following import follow_cluster
 from marketnode.node.cluster.local import LocalCluster, up
 from marketnode.node.cluster.processes import running, stop
+from marketnode.node.cluster.scaling import plan_moves
 from marketnode.node.cluster.servers import start_servers
 from marketnode.node.home.keys import create_key_pair
 
@@ -287,6 +288,33 @@ def test_an_order_sent_during_a_move_is_sent_again_to_the_new_node(cluster):
     with cluster.admin(destination) as admin:
         books = {row["market"]: row for row in admin.call("markets")}
     assert books[market]["resting_orders"] == 1
+
+
+def test_the_sharding_advice_becomes_moves_to_the_least_busy_nodes():
+    node = NodeEntry("tcp://a", "tcp://b", "tcp://c", None)
+    directory = Directory(
+        {name: node for name in ("n1", "n2", "n3")},
+        {"PUNK-ETH": MarketEntry("n1"), "LAND-ETH": MarketEntry("n1"),
+         "GOLD-USDC": MarketEntry("n1"), "ART-ETH": MarketEntry("n2")},
+    )  # fmt: skip
+    advice = {"n1": [{"policy": "sharding", "reason": "offered load 140%",
+                      "details": {"new_nodes": [["PUNK-ETH"], ["LAND-ETH", "GOLD-USDC"]]}},
+                     {"policy": "reactive", "reason": "busy", "details": {}}],
+              "n2": [], "n3": []}  # fmt: skip
+    plan = plan_moves(directory, advice)
+    assert plan.moves == [("PUNK-ETH", "n1", "n3"), ("LAND-ETH", "n1", "n2"),
+                          ("GOLD-USDC", "n1", "n2")]  # fmt: skip
+    assert plan.unplaced == [] and plan.reasons == ["n1: offered load 140%"]
+    two_nodes = Directory({"n1": node, "n2": node}, directory.markets)
+    plan = plan_moves(two_nodes, advice)
+    assert plan.moves == [("PUNK-ETH", "n1", "n2")]
+    assert plan.unplaced == [["LAND-ETH", "GOLD-USDC"]]
+
+
+def test_cluster_apply_without_advice_moves_nothing(cluster):
+    result = cli(cluster, "cluster", "apply", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"moved": [], "unplaced": [], "reasons": []}
 
 
 def test_cluster_status_without_a_cluster_is_one_line(tmp_path):
