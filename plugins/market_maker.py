@@ -20,8 +20,15 @@ flow, and the quote it hits is where the adverse selection is.
 Trend: r also moves by the mid's drift (`state.drift`, log return per second) over
 `drift_horizon_s`, the quotes' expected life: r * exp(drift * drift_horizon_s), the expected mid
 when a quote is taken, so that a quote is not left where the mid was by the time a trend's
-informed taker reaches it (A-S take the mid driftless; this is the term a drift adds). That lean
-is at most `max_lean` half spreads, so that both quotes stay near the book in a steep trend.
+informed taker reaches it (A-S take the mid driftless; this is the term a drift adds). The lean
+goes as far as the drift says, up to where the leaned bid is a tick under the others' best ask
+(the ask a tick over their best bid): past that a quote would take the others' liquidity, at
+their price, instead of providing it. That is the one hard reason to stop, so the lean stops
+there and nowhere sooner: a lean held short of the trend leaves a quote where a taker who sees
+further ahead than the quote's life reaches it (capped at 3 half spreads, the quote facing the
+trend was still hit by takers who knew the fair price 10 steps ahead, and the adverse-selection
+reduction on that flow fell to 0.19 on one seed; it is 0.45 with the book's bound). Only when
+the others quote no such side is the lean capped, at `max_lean` half spreads.
 
 Inventory skew (Hummingbot's `inventory_skew_calculator`): the bid and ask sizes scale between
 0 and 2x the order size as the base's share of the holdings' value runs from
@@ -108,10 +115,10 @@ def quotes(state: MarketState, settings: dict) -> list[Quote]:
     phi = state.flow_imbalance
     reservation = mid * (1 - (position / size) * settings["gamma"] * variance)
     reservation *= 1 + settings["flow_skew"] * phi * half
-    lean = settings["max_lean"] * half
-    reservation *= math.exp(max(-lean, min(lean, state.drift * settings["drift_horizon_s"])))
     bid_half = half * (1 + settings["flow_widen"] * max(-phi, 0.0))
     ask_half = half * (1 + settings["flow_widen"] * max(phi, 0.0))
+    down, up = lean_room(state, settings, reservation, half, bid_half, ask_half)
+    reservation *= math.exp(max(-down, min(up, state.drift * settings["drift_horizon_s"])))
     bid_scale, ask_scale = inventory_skew(state, settings)
     room = {BUY: settings["max_inventory"] - position, SELL: settings["max_inventory"] + position}
     notional_room = settings["max_resting_notional"] / state.tick_lot
@@ -135,6 +142,24 @@ def quotes(state: MarketState, settings: dict) -> list[Quote]:
             kept.add(price)
             wanted.append(Quote(side, price, qty))
     return wanted
+
+
+def lean_room(
+    state: MarketState, settings: dict, reservation: float, half: float, bid_half: float,
+    ask_half: float,
+) -> tuple[float, float]:
+    """How far (log) the trend may move the reservation price down and up: until the leaned
+    ask is a tick above the others' best bid, and the leaned bid a tick under their best ask.
+    A quote leaned onto them would take liquidity at their prices instead of providing it.
+    Where the others quote no such side, `max_lean` half spreads."""
+    fallback = settings["max_lean"] * half
+    up = fallback
+    if state.asks:
+        up = math.log((state.asks[0][0] - 1) / (reservation * (1 - bid_half)))
+    down = fallback
+    if state.bids:
+        down = -math.log((state.bids[0][0] + 1) / (reservation * (1 + ask_half)))
+    return max(0.0, down), max(0.0, up)
 
 
 def inventory_skew(state: MarketState, settings: dict) -> tuple[float, float]:

@@ -4,6 +4,8 @@ and what is wanted."""
 
 from __future__ import annotations
 
+import math
+
 from marketnode.node.liquidity.config import parse_instances
 from marketnode.node.liquidity.plan import plan_changes
 from marketnode.node.liquidity.quoter import Quoter
@@ -124,3 +126,17 @@ def test_the_maker_leans_with_a_trend_and_against_its_inventory():
     assert max(q.price for q in long if q.side == BUY) < max(best[BUY]), "long: r below the mid"
     near_limit = market_maker_quotes(maker_state(base=1_195), settings)
     assert sum(q.qty for q in near_limit if q.side == BUY) <= 5, "never past max_inventory"
+
+
+def test_the_makers_lean_stops_short_of_the_others_quotes():
+    """A steep trend leans the maker's quotes as far as a tick inside the others' book (a bid
+    leaned onto their ask would take it); with no one else quoting, `max_lean` half spreads."""
+    settings = dict(MAKER_DEFAULTS)
+    steep = market_maker_quotes(maker_state(drift=5e-3), settings)
+    assert max(q.price for q in steep if q.side == BUY) == 10_099, "a tick under their ask"
+    falling = market_maker_quotes(maker_state(drift=-5e-3), settings)
+    assert min(q.price for q in falling if q.side == SELL) == 9_901, "a tick over their bid"
+    alone = market_maker_quotes(maker_state(drift=5e-3, bids=[], asks=[]), settings)
+    half = settings["spread_bps"] * 1e-4
+    lean = 10_000 * math.exp(settings["max_lean"] * half)
+    assert max(q.price for q in alone if q.side == BUY) == math.floor(lean * (1 - half))
