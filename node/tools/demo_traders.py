@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..chain.eip712 import Domain, address_from_text
-from ..chain.orders import chain_settings, dev_wallets, sign_command
+from ..chain.orders import Wallet, chain_settings, dev_wallets, sign_command
 from ..client import Client, NodeAddress
 from ..core.commands import NewOrder
 from ..core.markets import Market
@@ -107,7 +107,9 @@ def liquidity_takers(address: NodeAddress, key: KeyPair, stop: threading.Event,
 def deed_dealer(address: NodeAddress, key: KeyPair, config: NodeConfig, stop: threading.Event,
                 traded: Callable[[int], None]) -> None:  # fmt: skip
     """Every `SIGNED_TRADE_S`, the dealer (dev wallet 0) offers one deed and a buyer (the
-    other dev wallets in turn) takes it, both orders signed by their owners."""
+    other dev wallets in turn) takes it, both orders signed by their owners. Ids and nonces
+    count from the start's millisecond: a later flow on the same node (the steering test runs
+    two) signs no nonce an earlier one used."""
     spec = next(spec for spec in config.markets if spec.symbol == SETTLED_MARKET)
     market = Market(spec)
     settings = chain_settings(market)
@@ -116,9 +118,9 @@ def deed_dealer(address: NodeAddress, key: KeyPair, config: NodeConfig, stop: th
     dealer, *buyers = dev_wallets(DEV_WALLETS)
     expiry = int(time.time()) + SIGNED_EXPIRY_S
     draws = random.Random(23)
-    numbers = itertools.count(1)
+    numbers = itertools.count(int(time.time() * 1000))
 
-    def signed(wallet: Any, side: str, price: str, tif: str) -> NewOrder:
+    def signed(wallet: Wallet, side: str, price: str, tif: str) -> NewOrder:
         number = next(numbers)
         order = NewOrder(number, wallet.text, SETTLED_MARKET, side, "limit", price, "1", tif,
                          chain_id=domain.chain_id, nonce=number, expiry=expiry,
