@@ -69,7 +69,8 @@ def list_command(home: HomeOption = None, json: JsonOption = False) -> None:
 @app.command("status")
 def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
     """What the liquidity process last reported (every second while it runs): each instance's
-    quotes, holdings, position, PnL, rejects and why it halted, if it did."""
+    state (quoting, stopped: when and by whom, halted: why), quotes, holdings, position, PnL
+    (realized, unrealized at mid, fees, today's) and rejects."""
     node_home = require_home(home)
     path = state_path(node_home.path)
     try:
@@ -91,7 +92,8 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
         typer.echo(f"{item['name']:<16} {item['strategy']:<13} {item['market']:<12} "
                    f"{_state_line(item)}\n    base {item['base']} quote {item['quote']} position "
                    f"{item['position_lots']:+d} fills {item['fills']} realized {item['realized']} "
-                   f"unrealized {item['unrealized']}")  # fmt: skip
+                   f"unrealized {item['unrealized']} fees {item.get('fees', 0)} today "
+                   f"{item.get('pnl_today', 0)}")  # fmt: skip
         quotes = ", ".join(f"{side} {qty} @ {price}" for side, price, qty in item["quotes"])
         typer.echo(f"    quotes: {quotes or 'none'}")
 
