@@ -224,8 +224,9 @@ def run_demo(
     the steady rate), run the flow, the drop and the ring for `duration_s` (or, with `watch`,
     until `watch(home, why_these_rates)` returns: the dashboard, say, with the flow and its
     drop repeated in rounds of `duration_s` or two minutes, whichever is longer), wait for a
-    final scan, and report. `on_note` hears the calibration, the steering (headless: not over
-    a dashboard) and the countdown to that scan."""
+    final scan and for the signed trades' settlement, and report, with how the liquidity
+    instances quoted (replayed from the journal once the node has stopped). `on_note` hears
+    the calibration, the steering (headless: not over a dashboard) and the countdowns."""
     home = prepare_demo_home(path)
     config = home.config()
     keys = home.keys_path(config)
