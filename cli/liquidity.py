@@ -70,7 +70,7 @@ def list_command(home: HomeOption = None, json: JsonOption = False) -> None:
 def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
     """What the liquidity process last reported (every second while it runs): each instance's
     state (quoting, stopped: when and by whom, halted: why), quotes, holdings, position, PnL
-    (realized, unrealized at mid, fees, today's) and rejects."""
+    (realized, unrealized at mid, fees, today's); with --json also its rejects by reason."""
     node_home = require_home(home)
     path = state_path(node_home.path)
     try:
