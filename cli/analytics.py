@@ -13,6 +13,7 @@ import typer
 from marketnode.node.analytics.duckdb_store import AnalyticsStore, first_line, is_damage
 from marketnode.node.analytics.export import ExportError, export_parquet
 from marketnode.node.analytics.follower import JournalFollower
+from marketnode.node.analytics.makers import record_configured_makers
 from marketnode.node.analytics.service import plain
 from marketnode.node.client import ClientError
 from marketnode.node.home.layout import Home
@@ -38,7 +39,8 @@ app = typer.Typer(help="The analytics store (DuckDB), fed from the journal.", no
 
 @app.command("sync")
 def sync_command(home: HomeOption = None) -> None:
-    """Append to the analytics store every event of the journal it does not hold yet."""
+    """Append to the analytics store every event of the journal it does not hold yet, and book
+    the `[liquidity.NAME]` instances' trades (liquidity_pnl) as config.toml now has them."""
     node_home = require_home(home)
     with operator_errors():
         config = node_home.config()
@@ -46,6 +48,7 @@ def sync_command(home: HomeOption = None) -> None:
     try:
         analytics = open_analytics(node_home, read_only=False)
         try:
+            record_configured_makers(analytics.connection, config.liquidity.instances)
             written = JournalFollower(store, analytics).sync()
             position = analytics.position()
         finally:
@@ -61,8 +64,9 @@ def sql_command(
     json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Run a read-only SQL query on the analytics store: tables events, trades, alerts, links;
-    views wallet_trades, market_days, top_wallets, counterparties; ohlcv(INTERVAL '1 minute')."""
+    """Run a read-only SQL query on the analytics store: tables events, trades, alerts, links,
+    known_makers; views wallet_trades, market_days, top_wallets, counterparties, liquidity_pnl,
+    market_mids, settlement_states; ohlcv(INTERVAL '1 minute')."""
     columns, rows = run_query(require_home(home), query, [])
     print_rows(columns, rows, json, as_csv)
 

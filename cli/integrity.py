@@ -8,6 +8,7 @@ import shutil
 import sys
 from typing import Annotated
 
+import duckdb
 import typer
 
 from marketnode.node.analytics.follower import JournalFollower
@@ -108,7 +109,8 @@ def rank_command(
     """Every wallet's anomaly score, highest first (the node stopped): the anomalous-wallets
     forest trained on the home's whole history, with the features it scored, why each is
     unusual against the market, and the wash findings that already name it (in text, those
-    are listed apart, after the new leads)."""
+    are listed apart, after the new leads, and the known market makers last: their quoting is
+    no lead)."""
     from marketnode.plugins.anomalous_wallets import (
         FEATURES,
         NAME,
@@ -126,6 +128,7 @@ def rank_command(
     try:
         rows, scores, version = wallet_scores(analytics.connection, settings)
         explained = explained_wallets(analytics.connection)
+        makers = _known_makers(analytics.connection)
     finally:
         analytics.close()
     if not rows:
@@ -142,6 +145,7 @@ def rank_command(
                 "wallet": row[0],
                 "score": round(float(score), 4),
                 "explained": explained.get(row[0], []),
+                "known_maker": row[0] in makers,
                 "why": reasons(features, typical),
                 "features": {name: round(float(value), 6) for name, value in features.items()},
             }
@@ -149,9 +153,10 @@ def rank_command(
     if json:
         print_json(records)
     else:
-        new_leads = [record for record in records if not record["explained"]]
-        explained = [record for record in records if record["explained"]]
-        for record in new_leads + explained:  # one line a wallet, the new leads first
+        makers_last = sorted(records, key=lambda record: record["known_maker"])
+        new_leads = [r for r in makers_last if not r["explained"] and not r["known_maker"]]
+        others = [r for r in makers_last if r["explained"] or r["known_maker"]]
+        for record in new_leads + others:  # one line a wallet, the new leads first
             typer.echo(_rank_line(record))
     typer.echo(f"{len(rows)} wallets scored (model {version})", err=True)
 
@@ -168,7 +173,19 @@ def _rank_line(record: dict) -> str:
         line += f"; unusual: {'; '.join(record['why'])}"
     if record["explained"]:
         line += f"; already in wash findings: {', '.join(record['explained'])}"
+    if record["known_maker"]:
+        line += "; a known market maker"
     return line
+
+
+def _known_makers(connection) -> set[str]:
+    """The known makers' owners (none in a file from before they were kept, opened read-only)."""
+    from marketnode.plugins.partners import known_maker_wallets
+
+    try:
+        return known_maker_wallets(connection)
+    except duckdb.CatalogException:
+        return set()
 
 
 @app.command("eval")

@@ -220,3 +220,17 @@ def test_a_ring_that_trades_with_a_known_maker_is_found_without_it(market):
     ring_finders = {a.detector for a in alerts if set(a.wallets) == set(ring)}
     assert ring_finders >= {"trade_cycles", "wash_clusters"}, alerts
     assert [a for a in alerts if MAKER in a.wallets] == []
+
+
+def test_a_known_maker_is_no_anomaly_lead_and_the_others_rank_without_it():
+    """The wash pair of test_anomalous_wallets' market, the first two leads there, with one of
+    them declared a maker: the other leads first."""
+    from marketnode.plugins import anomalous_wallets
+    from tests.test_anomalous_wallets import SETTINGS, market_with_a_wash_pair_and_a_supplier
+
+    connection = market_with_a_wash_pair_and_a_supplier()
+    declare_maker(connection, "0xwashA", "PUNK-ETH", "a desk")
+    leads = sorted(anomalous_wallets.detect_integrity(connection, SETTINGS),
+                   key=lambda a: a.evidence["rank"])  # fmt: skip
+    assert leads[0].wallets == ["0xwashB"] and "0xwashA" not in {a.wallets[0] for a in leads}
+    assert [a.evidence["rank"] for a in leads] == list(range(1, len(leads) + 1))
