@@ -92,8 +92,9 @@ def status_command(cluster: ClusterOption = Path("cluster"), json: JsonOption = 
         typer.echo(f"directory: {directory['error']}")
     else:
         leader = directory["leader"]
-        copies = f", led by {leader} with {', '.join(directory['replicas'])}" if leader else ""
-        typer.echo(f"directory version {directory['version']}{copies}")
+        others = directory["replicas"]
+        copies = f", led by {leader}" + (f" with {', '.join(others)}" if others else "")
+        typer.echo(f"directory version {directory['version']}{copies if leader else ''}")
         for market, entry in sorted(directory["markets"].items()):
             moving = f" (moving to {entry['moving_to']})" if entry.get("moving_to") else ""
             typer.echo(f"  {market:<12} {entry['node']}{moving}")
