@@ -241,8 +241,10 @@ def test_a_move_the_destination_refuses_leaves_the_market_where_it_was(cluster):
     with cluster.admin("n2") as admin:
         books = {row["market"]: row for row in admin.call("markets")}
     assert books["LAND-ETH"]["resting_orders"] == 1 and not books["LAND-ETH"]["halted"]
-    for args, message in ((("--to", "n9"), "no node 'n9'"), (("--to", "n2"), "served by n2"),):
-        result = cli(cluster, "markets", "move", "LAND-ETH", *args)
+    mistakes = (("LAND-ETH", "n9", "no node 'n9'"), ("LAND-ETH", "n2", "served by n2"),
+                ("NOPE-ETH", "n1", "'NOPE-ETH' is not in the directory"))  # fmt: skip
+    for market, to, message in mistakes:
+        result = cli(cluster, "markets", "move", market, "--to", to)
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 

@@ -52,18 +52,12 @@ class MarketEntry(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Directory(msgspec.Struct, frozen=True):
+    """The nodes of the cluster and the node serving each market, at one version."""
+
     nodes: dict[str, NodeEntry] = {}
     markets: dict[str, MarketEntry] = {}
     version: int = 0
     """The key's revision this content was read at (0: not stored yet); not stored itself."""
-
-    def node_of(self, market: str) -> tuple[str, NodeEntry]:
-        """The node serving `market` and its entry; DirectoryError if none is known."""
-        entry = self.markets.get(market)
-        if entry is None:
-            known = ", ".join(sorted(self.markets)) or "none"
-            raise DirectoryError(f"market {market!r} is not in the directory (markets: {known})")
-        return entry.node, self.nodes[entry.node]
 
 
 class _Stored(msgspec.Struct):

@@ -40,8 +40,11 @@ def move_market(cluster: LocalCluster, market: str, destination: str) -> MoveRep
     the market back where it was, if it cannot."""
     urls = cluster.record().urls
     directory = with_directory(urls, lambda store: store.read())
-    source, _ = directory.node_of(market)
-    entry = directory.markets[market]
+    entry = directory.markets.get(market)
+    if entry is None:
+        known = ", ".join(sorted(directory.markets)) or "none"
+        raise ClusterError(f"market {market!r} is not in the directory (markets: {known})")
+    source = entry.node
     if entry.moving_to is not None:
         raise ClusterError(f"{market} is being moved to {entry.moving_to} already")
     if destination not in directory.nodes:
@@ -66,7 +69,13 @@ def move_market(cluster: LocalCluster, market: str, destination: str) -> MoveRep
         if imported["hash"] != book["hash"]:
             raise ClientError(f"the book arrived as {imported['hash']}, left as {book['hash']}")
     except ClientError as error:
-        _back_to_source(cluster, urls, marked, market, source, book)
+        try:
+            _back_to_source(cluster, urls, marked, market, source, book)
+        except (ClientError, ClusterError) as undo:
+            raise ClusterError(
+                f"{destination} did not import {market} ({error}), nor did {source} take its "
+                f"book back ({undo}): the book is kept in {kept}"
+            ) from None
         raise ClusterError(f"{destination} did not import {market} ({error}); it trades on "
                            f"{source} again") from None  # fmt: skip
     with cluster.admin(destination) as admin:
