@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
-from marketnode.node.client import Client, ClientError, address_of_home
+from marketnode.node.client import Client, address_of_home
 from marketnode.node.cluster.directory import (
     Directory,
     DirectoryConflict,
@@ -160,11 +160,14 @@ def test_a_moved_market_trades_on_its_new_node_and_the_peer_follows(cluster, tmp
         assert added.exit_code == 0, added.output
     status = json.loads(cli(cluster, "cluster", "status", "--json").stdout)
     assert status["directory"]["markets"]["PUNK-ETH"] == {"node": "n1"}
+    for name in ("n1", "n2"):
+        with cluster.admin(name) as admin:
+            wait_until(lambda: "maker" in {peer["name"] for peer in admin.call("peers")},
+                       f"{name} to reload its allowlist")  # fmt: skip
     urls = cluster.record().urls
     maker, follower = follow_cluster(urls, maker_key)
     taker, taker_follower = follow_cluster(urls, cluster.peer_key())
     try:
-        wait_until(lambda: _registered(maker), "the maker's key to reach both nodes")
         maker.subscribe("PUNK-ETH")
         resting = [order(n, "buy", f"{90 + n % 3}") for n in range(12)]
         reply = maker.submit("PUNK-ETH", resting)
@@ -177,6 +180,9 @@ def test_a_moved_market_trades_on_its_new_node_and_the_peer_follows(cluster, tmp
             wait_until(lambda c=client: (c.follow(), c.node_of("PUNK-ETH"))[1] == "n2",
                        "the clients to follow the move")  # fmt: skip
         assert maker.moves_followed == 1 and follower.error is None
+        # the maker's subscription reaches n2 (a subscription is not acknowledged: probe it)
+        probes: list[dict] = []
+        wait_until(lambda: _probe_market_data(maker, probes), "market data from n2")
         # the taker's sell on n2 fills the best of the moved bids, oldest first
         fills = taker.submit("PUNK-ETH", [order(1, "sell", "92", owner="0xtaker", qty="2")])
         trades = [e for e in fills.events if kind(e) == "trade"]
@@ -200,20 +206,22 @@ def test_a_moved_market_trades_on_its_new_node_and_the_peer_follows(cluster, tmp
         assert verified.exit_code == 0, verified.output
     status = json.loads(cli(cluster, "cluster", "status", "--json").stdout)
     rows = {row["name"]: row for row in status["nodes"]}
-    assert rows["n2"]["resting_orders"]["PUNK-ETH"] == 10
+    assert rows["n2"]["resting_orders"]["PUNK-ETH"] == 10 + len(probes)
     assert rows["n1"]["resting_orders"]["PUNK-ETH"] == 0 and "PUNK-ETH" in rows["n1"]["halted"]
     assert "PUNK-ETH" in rows["n2"]["serves"] and "PUNK-ETH" not in rows["n2"]["halted"]
 
 
-def _registered(client) -> bool:
-    """Has every node reloaded its allowlist with this client's key? (a ping answered)"""
-    try:
-        for name in client.routes.nodes:
-            client.client_for(next(m for m, n in client.routes.markets.items() if n == name))
-    except ClientError:
-        client.close()
-        return False
-    return True
+def _probe_market_data(maker, probes: list) -> bool:
+    """One more resting buy at 80 on the market's node: is its level in the market data
+    within half a second?"""
+    probes.append(order(100 + len(probes), "buy", "80"))
+    maker.submit("PUNK-ETH", [probes[-1]])
+    deadline = time.monotonic() + 0.5
+    while (left := deadline - time.monotonic()) > 0:
+        message = maker.receive(int(left * 1000) + 1)
+        if message is not None and any(level.price == "80" for level in message.levels):
+            return True
+    return False
 
 
 def _filled(client) -> int:
@@ -276,6 +284,8 @@ def test_an_order_sent_during_a_move_is_sent_again_to_the_new_node(cluster):
             write_directory(urls, Directory(marked.nodes, {
                 **marked.markets, market: MarketEntry(destination)}, marked.version))  # fmt: skip
 
+        wait_until(lambda: (client.follow(), market in client.routes.moving)[1],
+                   "the client to see the move begin")  # fmt: skip
         mover = threading.Thread(target=finish_the_move)
         mover.start()
         gold = {"op": "new", "market": market, "id": "g1", "owner": "0xgold", "side": "buy",

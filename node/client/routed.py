@@ -30,7 +30,7 @@ from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress
 from .peer import Client
 from .subscriber import Subscriber
 
-MOVE_NOTICE_S = 1.0
+MOVE_NOTICE_S = 2.0
 """How long a `market_halted` answer waits for the directory to show the market moving before
 it is taken for an operator's halt (a move is marked in the directory before the market halts,
 so the notice follows within the watch's delay)."""
