@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from tests.test_integrity import home, mnode  # noqa: F401  (the fixture: a replayed scenario)
 
@@ -59,3 +60,27 @@ def test_maker_mistakes_are_one_line(home):  # noqa: F811
     running = mnode("integrity", "maker", "0xk", "--reason", "desk", "--home", str(home))
     assert running.exit_code == 4
     assert running.stderr.startswith(f"mnode: a node is running on {home}: stop it first")
+
+
+def test_the_analytics_process_knows_the_liquidity_owners_and_books_them(home):  # noqa: F811
+    """The analytics process records config.toml's instances when it starts, its first sync
+    books them, and the answers to user SQL show them (the file's external access closed)."""
+    from marketnode.node.analytics.service import AnalyticsService
+    from marketnode.node.home.layout import Home
+
+    config = home / "config.toml"
+    table = 'strategy = "market_maker"\nmarket = "PUNK-ETH"\npeer = "desk"\nowner = "0xK"\n'
+    config.write_text(config.read_text() + f'\n[liquidity.desk]\n{table}quote = "1000"\n')
+    service = AnalyticsService(Home(home), token=b"t")
+    try:
+        service.follower.sync()
+        answer = service.sql("SELECT instance, owner, base, quote, fills FROM liquidity_pnl")
+        assert answer["ok"], answer
+        # 0xk bought 2+3+4+5+6+7 from the churner and sold as much back at 106: flat
+        ((instance, owner, base, quote, fills),) = answer["result"]["rows"]
+        books = (instance, owner, Decimal(base), Decimal(quote), fills)
+        assert books == ("desk", "0xk", 0, 1000, 12)
+        known = service.sql("SELECT owner, market, source FROM known_makers")["result"]["rows"]
+        assert known == [["0xk", "PUNK-ETH", "liquidity"]]
+    finally:
+        service.close()
