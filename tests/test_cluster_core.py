@@ -1,12 +1,15 @@
 """A market's book moving between engines: `ExportMarket` on the source, `ImportMarket` on the
 destination, on both cores (the same events, books and state hashes), through the store (a
-replay of either journal verifies), with time priority kept across the move."""
+replay of either journal verifies, the analytics follower reads both), with time priority kept
+across the move."""
 
 from __future__ import annotations
 
 import pytest
 from engine_cores import CORES, assert_same_events, engine_of, state_of
 
+from marketnode.node.analytics.duckdb_store import AnalyticsStore
+from marketnode.node.analytics.follower import JournalFollower
 from marketnode.node.core.commands import (
     ExportMarket,
     ImportMarket,
@@ -106,3 +109,17 @@ def test_the_commands_survive_the_journal_and_a_replay_verifies(tmp_path):
             report = verify_store(store)
             assert report.ok, report.problems
         assert len(store_b.snapshot()[1]) == len(orders)
+        # the analytics follower reads both commands: the source's book leaves as `moved`
+        # cancellations, the destination's arrives as `rested` orders
+        kinds = {}
+        for name, store in (("a", store_a), ("b", store_b)):
+            analytics = AnalyticsStore(tmp_path / f"{name}.duckdb")
+            try:
+                JournalFollower(store, analytics).sync()
+                kinds[name] = dict(analytics.connection.execute(
+                    "SELECT coalesce(reason, kind), count(*) FROM events "
+                    "WHERE kind IN ('cancelled', 'rested') GROUP BY 1").fetchall())  # fmt: skip
+            finally:
+                analytics.close()
+        assert kinds["a"]["moved"] == len(orders)
+        assert kinds["b"] == {"rested": len(orders)}
