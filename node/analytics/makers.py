@@ -4,9 +4,9 @@ and those an operator declares.
 A `[liquidity.NAME]` table names the owner its instance quotes as and the market it quotes in
 (node/liquidity/config.py); that owner is a market maker there, and the partner detectors do not
 read its fills as wash (plugins/partners.py says why, and what is still seen). The rows from
-config.toml are made again whenever the analytics process or `mnode integrity scan` opens the
-store, so an instance added, renamed or removed is known as it now is; an operator's
-declarations (`mnode integrity maker`) stay until withdrawn.
+config.toml are made again whenever the analytics process starts and whenever `mnode integrity
+scan` or `mnode analytics sync` runs, so an instance added, renamed or removed is known as it
+now is; an operator's declarations (`mnode integrity maker`) stay until withdrawn.
 """
 
 from __future__ import annotations
