@@ -152,6 +152,11 @@ def test_a_node_whose_home_configures_an_instance_runs_the_process(tmp_path):
         assert status["liquidity"]["state"].startswith("running since")
         assert status["core"]["core"] in ("compiled", "python") and status["core"]["reason"]
         process = running.node.liquidity.supervisor.pid
+        assert wait_until(lambda: admin.call("book", market=MARKET)["bids"], within_s=60.0)
     finally:
         running.stop()
     assert process is not None and not psutil.pid_exists(process)  # stopped with the node
+    # the process's closing cancels were served before the node closed: nothing of it rests
+    book = CliRunner().invoke(app, ["book", MARKET, "--json", "--home", str(home.path)])
+    assert book.exit_code == 0, book.stderr
+    assert json.loads(book.stdout)["bids"] == json.loads(book.stdout)["asks"] == []

@@ -280,7 +280,7 @@ def test_plugins_lists_each_group_with_origin_hooks_and_defaults():
     records = {(r["group"], r["name"]): r for r in json.loads(result.stdout)}
     assert set(records) == {("integrity", n) for n in DETECTORS} | {
         ("scaling", n) for n in POLICIES
-    }
+    } | {("liquidity", n) for n in ("amm", "market_maker")}
     churn = records["integrity", "churn"]
     assert churn["built_in"] and churn["module"] == "marketnode.plugins.churn"
     assert churn["hooks"] == ["detect_integrity", "integrity_settings"]

@@ -23,6 +23,10 @@ from ..home.layout import Home
 from .supervisor import SupervisedLink, Supervisor
 
 SERVICE_MODULE = "marketnode.node.liquidity.service"
+LIQUIDITY_CLOSE_S = 5.0
+"""How long a stopping node serves on while the process closes: its last act is cancelling its
+instances' quotes, and cancels nobody read would leave them resting in the journal, live at the
+next start until a new process cancels them."""
 STATE_FILE = ("liquidity", "state.json")
 """Where the process writes its state in the home (node/liquidity/records.py `state_path`)."""
 

@@ -43,7 +43,7 @@ from .gateway import Gateway
 from .instruments import Instruments, relay_inbox, start_instruments
 from .intake import FairShare, drain
 from .intake_watch import IntakeWatch
-from .liquidity_link import LiquidityLink
+from .liquidity_link import LIQUIDITY_CLOSE_S, LiquidityLink
 from .marketdata import MarketDataPublisher
 from .requests import PeerRequests
 from .settlement_link import SettlementLink
@@ -240,7 +240,8 @@ class Node:
                 poller.register(sock, zmq.POLLIN)
         watch = self.intake_watch
         try:
-            while not self.stopping:
+            # after a stop, served on while the liquidity process cancels its quotes
+            while not self.stopping or self.liquidity.closes_within(LIQUIDITY_CLOSE_S):
                 # held messages whose turn has come are served without waiting for a socket
                 ready = dict(poller.poll(0 if signed is not None and signed.ready else POLL_MS))
                 # disconnections first, a slice at a time (Departures); a descriptor reused

@@ -152,13 +152,18 @@ class Supervisor:
             )
         return f"running since {_iso(self.started_at)} (pid {self.process.pid})"  # type: ignore[union-attr]
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting for the child; no restart follows."""
+        self._stopped = True
+        if self.running:
+            self.process.terminate()  # type: ignore[union-attr]
+
     def stop(self, within_s: float = STOP_WITHIN_S) -> None:
         """SIGTERM, then SIGKILL after `within_s`; no restart follows."""
-        self._stopped = True
+        self.terminate()
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.terminate()
         try:
             process.wait(timeout=within_s)
         except subprocess.TimeoutExpired:
@@ -203,6 +208,7 @@ class SupervisedLink:
 
     enabled: bool
     supervisor: Supervisor
+    _closing_until: float | None = None
 
     def start(self) -> None:
         if self.enabled:
@@ -216,6 +222,16 @@ class SupervisedLink:
     def stop(self) -> None:
         """SIGTERM, then wait for the child (it ends what it was doing first)."""
         self.supervisor.stop()
+
+    def closes_within(self, within_s: float) -> bool:
+        """For the owner's loop once it is stopping: the first call sends SIGTERM; True while
+        the child still runs, for at most `within_s` after that call (the loop serves what the
+        child does last, then `stop` ends what is left)."""
+        if self._closing_until is None:
+            self._closing_until = time.monotonic() + within_s
+            if self.enabled:
+                self.supervisor.terminate()
+        return self.enabled and self.supervisor.running and time.monotonic() < self._closing_until
 
 
 def _cause(returncode: int) -> str:
