@@ -31,6 +31,7 @@ from marketnode.node.cluster.directory import (
 )
 from marketnode.node.cluster.following import follow_cluster
 from marketnode.node.cluster.local import LocalCluster, up
+from marketnode.node.cluster.moving import kept_book
 from marketnode.node.cluster.processes import running, stop
 from marketnode.node.cluster.scaling import plan_moves
 from marketnode.node.cluster.servers import start_servers
@@ -300,6 +301,36 @@ def test_an_order_sent_during_a_move_is_sent_again_to_the_new_node(cluster):
     with cluster.admin(destination) as admin:
         books = {row["market"]: row for row in admin.call("markets")}
     assert books[market]["resting_orders"] == 1
+
+
+def test_a_move_stopped_half_way_is_finished_or_undone_when_asked_again(cluster):
+    """Moves marked in the directory as the command does, then stopped: GOLD-USDC's after its
+    book was exported and kept (finished on n1), LAND-ETH's before its export (undone)."""
+    urls = cluster.record().urls
+    directory = read_directory(urls)
+    assert directory.markets["GOLD-USDC"].node == directory.markets["LAND-ETH"].node == "n2"
+    marked = write_directory(urls, Directory(directory.nodes, {
+        **directory.markets, "GOLD-USDC": MarketEntry("n2", "n1", "gold"),
+        "LAND-ETH": MarketEntry("n2", "n1", "land")}, directory.version))  # fmt: skip
+    with cluster.admin("n2") as admin:
+        book = admin.call("market_export", market="GOLD-USDC", params=["n1"])
+    kept = kept_book(cluster, "GOLD-USDC", "gold")
+    kept.parent.mkdir(exist_ok=True)
+    kept.write_text(json.dumps(book))
+    other = cli(cluster, "markets", "move", "GOLD-USDC", "--to", "n2")
+    assert other.exit_code == 2 and "being moved to n1" in other.stderr
+    finished = cli(cluster, "markets", "move", "GOLD-USDC", "--to", "n1", "--json")
+    assert finished.exit_code == 0, finished.output
+    assert json.loads(finished.stdout)["orders"] == len(book["orders"]) == 1
+    undone = cli(cluster, "markets", "move", "LAND-ETH", "--to", "n1")
+    assert undone.exit_code == 2 and "stopped before its export" in undone.stderr
+    directory = read_directory(urls)
+    assert directory.version > marked.version
+    assert directory.markets["GOLD-USDC"] == MarketEntry("n1")
+    assert directory.markets["LAND-ETH"] == MarketEntry("n2")
+    with cluster.admin("n1") as admin:
+        gold = {row["market"]: row for row in admin.call("markets")}["GOLD-USDC"]
+    assert gold["resting_orders"] == 1 and not gold["halted"]
 
 
 def test_the_sharding_advice_becomes_moves_to_the_least_busy_nodes():

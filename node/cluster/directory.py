@@ -45,10 +45,11 @@ class NodeEntry(msgspec.Struct, frozen=True):
 
 class MarketEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     """Where a market is served; `moving_to` names the destination while a move is under way
-    (the market is halted on `node` then)."""
+    (the market is halted on `node` then), `move` that move's id."""
 
     node: str
     moving_to: str | None = None
+    move: str | None = None
 
 
 class Directory(msgspec.Struct, frozen=True):
