@@ -105,3 +105,17 @@ def test_a_self_trade_is_two_fills_that_leave_the_inventory(tmp_path):
         2, Decimal(100), Decimal(10000), Decimal(0),
     )  # fmt: skip
     assert found["mid"] == Decimal(101)  # one side only: the last trade's price
+
+
+def test_an_instance_without_a_fee_has_its_strategys_default(tmp_path):
+    analytics = AnalyticsStore(tmp_path / "analytics.duckdb")
+    try:
+        tables = {"pool": {"strategy": "amm", "market": SPEC.symbol, "owner": MAKER},
+                  "maker": {"strategy": "market_maker", "market": "B", "owner": "0x2"}}  # fmt: skip
+        record_configured_makers(analytics.connection, tables)
+        fees = analytics.connection.execute(
+            "SELECT instance, CAST(fee_bps AS INT) FROM liquidity_instances ORDER BY instance"
+        ).fetchall()
+        assert fees == [("maker", 0), ("pool", 30)]  # plugins/amm.py: Uniswap v2's 0.3%
+    finally:
+        analytics.close()

@@ -16,15 +16,25 @@ from typing import Any
 
 import duckdb
 
+from marketnode.plugins.host import LIQUIDITY as LIQUIDITY_PLUGINS
+from marketnode.plugins.host import plugin_host
+from marketnode.plugins.settings import declared_tables
+
+from ..core.markets import ConfigError
+
 LIQUIDITY, OPERATOR = "liquidity", "operator"
 """Where a known maker comes from: a `[liquidity.NAME]` table, or an operator's declaration."""
 
 
-def configured_makers(instances: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, str]]:
+def configured_makers(
+    instances: dict[str, Any], strategy_defaults: dict[str, dict[str, Any]]
+) -> list[tuple[str, str, str, str, str, str, str]]:
     """(instance, owner, market, strategy, base, quote, fee_bps) of each `[liquidity.NAME]`
-    table that names an owner and a market. The owner is lowercased, as the liquidity process
-    does; a table with a mistake in another key is still its owner's (the liquidity process
-    refuses it in one line, but the trades it made before are that owner's quoting)."""
+    table that names an owner and a market; `fee_bps` the table's, else its strategy's default
+    (`strategy_defaults`: what the liquidity plugins declare). The owner is lowercased, as the
+    liquidity process does; a table with a mistake in another key is still its owner's (the
+    liquidity process refuses it in one line, but the trades it made before are that owner's
+    quoting)."""
     found = []
     for name, table in sorted(instances.items()):
         if not isinstance(table, dict):
@@ -33,7 +43,8 @@ def configured_makers(instances: dict[str, Any]) -> list[tuple[str, str, str, st
         if isinstance(owner, str) and owner and isinstance(market, str) and market:
             strategy = str(table.get("strategy", ""))
             base, quote = _amount(table.get("base", "0")), _amount(table.get("quote", "0"))
-            fee_bps = _amount(table.get("fee_bps", 0))
+            default_fee = strategy_defaults.get(strategy, {}).get("fee_bps", 0)
+            fee_bps = _amount(table.get("fee_bps", default_fee))
             found.append((name, owner.lower(), market, strategy, base, quote, fee_bps))
     return found
 
@@ -54,7 +65,11 @@ def record_configured_makers(
     """Make the liquidity instances' rows of `known_makers`, and `liquidity_instances` (what
     their books start from: books.py), those of `instances` (config.toml's `[liquidity]`
     tables), in one transaction; how many there are."""
-    rows = configured_makers(instances)
+    try:
+        defaults = declared_tables(plugin_host(LIQUIDITY_PLUGINS))
+    except ConfigError:  # two strategies of one name: the liquidity process says so
+        defaults = {}
+    rows = configured_makers(instances, defaults)
     connection.execute("BEGIN TRANSACTION")
     try:
         connection.execute("DELETE FROM known_makers WHERE source = ?", [LIQUIDITY])
