@@ -68,7 +68,7 @@ ADMIN_TIMEOUT_S = 5.0
 QUOTES_WAIT_S = 30.0
 """How long the flow waits for the liquidity instances' first quotes (they come within a
 second or two of the node's start; a machine that slow is said so, and the figures show it)."""
-SETTLE_WAIT_S = 60.0
+SETTLE_WAIT_S = 30.0
 """How long the summary waits, after the final scan, for the signed trades' settlement."""
 TRADER_PEERS = ("ring", "takers", "dealer")
 DEMO_SETTINGS = """
