@@ -8,7 +8,8 @@ the mid from 20 wallets, a fifth of them cancels of resting ones) at `--rate` fr
 client follows the directory. After `--before` seconds the market is moved from n1 to n2
 (`mnode markets move`) while the orders keep coming; `--after` seconds later the load stops.
 The directory's stream leader is then killed and the time until the directory takes a write
-again measured. The cluster goes down and `mnode verify` runs on every node.
+again measured, and whether a client watching the directory sees that write. The cluster goes
+down and `mnode verify` runs on every node.
 
 From every answer the peer received it knows what should rest (each order's last remaining
 quantity: rested, traded, cancelled); the books of all three nodes say what does. Orders the
@@ -162,6 +163,18 @@ def kill_directory_leader(cluster: LocalCluster) -> dict:
             "new_leader": new_leader}  # fmt: skip
 
 
+def _follows_past(client, version: int) -> bool:
+    """Does the client come to follow a directory version after `version` (the write made
+    after the leader's kill) within FOLLOW_LIMIT_S?"""
+    deadline = time.monotonic() + FOLLOW_LIMIT_S
+    while time.monotonic() < deadline:
+        client.follow()
+        if client.routes.version > version:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def run(rate: float, before_s: float, after_s: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="cluster-move-"))
     cluster = LocalCluster(folder / "cluster")
@@ -192,11 +205,13 @@ def run(rate: float, before_s: float, after_s: float) -> dict:
         load.stopping.set()
         load.join()
         follower.stop()
-        watcher_follower.stop()
         client.close()
-        watcher.close()
         books = books_of(cluster, names)
         directory_kill = kill_directory_leader(cluster)
+        directory_kill["watcher_saw_the_write_after"] = _follows_past(watcher, report.version)
+        directory_kill["watcher_restarts"] = watcher_follower.restarts
+        watcher_follower.stop()
+        watcher.close()
     finally:
         down(cluster)
     verified = {

@@ -180,7 +180,7 @@ def test_a_moved_market_trades_on_its_new_node_and_the_peer_follows(cluster, tmp
         for client in (maker, taker):
             wait_until(lambda c=client: (c.follow(), c.node_of("PUNK-ETH"))[1] == "n2",
                        "the clients to follow the move")  # fmt: skip
-        assert maker.moves_followed == 1 and follower.error is None
+        assert maker.moves_followed == 1
         # the maker's subscription reaches n2 (a subscription is not acknowledged: probe it)
         probes: list[dict] = []
         wait_until(lambda: _probe_market_data(maker, probes), "market data from n2")

@@ -17,11 +17,13 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.js.api import KeyValueConfig
+from nats.js.kv import KeyValue
 
 BUCKET = "marketnode"
 KEY = "directory"
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 5.0
+WATCH_QUIET_S = 2.0
 Result = TypeVar("Result")
 
 
@@ -150,13 +152,31 @@ class DirectoryStore:
             raise DirectoryError(f"the directory cannot be written: {error}") from None
         return Directory(directory.nodes, directory.markets, version)
 
-    async def watch(self) -> AsyncIterator[Directory]:
-        """The directory now (if stored), then each new version as it is written."""
-        watcher = await self.kv.watch(KEY)
+    async def watch(self, quiet_s: float = WATCH_QUIET_S) -> AsyncIterator[Directory]:
+        """The directory now (if stored), then each new version as it is written. After
+        `quiet_s` without news the key is read: a watch whose server went away (its consumer
+        with it) would otherwise wait for ever; the read then fails (DirectoryError), or gives
+        a version the watch missed."""
         try:
-            async for entry in watcher:
-                if entry is not None and entry.value:
-                    yield _content(entry.value, entry.revision)
+            watcher = await self.kv.watch(KEY)
+        except (TimeoutError, nats.errors.Error) as error:
+            raise DirectoryError(f"the directory cannot be watched: {error}") from None
+        last = 0
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=quiet_s)
+                except TimeoutError:
+                    current = await self.read()
+                else:
+                    if not isinstance(entry, KeyValue.Entry):
+                        continue  # the end of the history, or the watch stopped
+                    if not entry.value:
+                        continue
+                    current = _content(entry.value, entry.revision)
+                if current.version > last:
+                    last = current.version
+                    yield current
         finally:
             await watcher.stop()
 

@@ -13,6 +13,8 @@ from ..home.keys import KeyPair
 from .directory import Directory, DirectoryStore, read_directory
 
 STOP_WAIT_S = 5.0
+RETRY_S = 0.5
+"""The pause before a failed watch is started again."""
 
 
 def routes_of(directory: Directory) -> Routes:
@@ -30,21 +32,24 @@ def routes_of(directory: Directory) -> Routes:
 
 class DirectoryFollower:
     """Watches the directory at `servers` in a thread of its own and offers each version to
-    `client` (started by `start`, stopped by `stop`)."""
+    `client` (started by `start`, stopped by `stop`). A watch that fails (its server killed,
+    a time-out on a loaded machine) is started again, on any of the servers, as long as the
+    follower runs: a new watch begins with the directory as it is, so no change is missed."""
 
     def __init__(self, servers: Sequence[str], client: RoutedClient) -> None:
         self.servers = list(servers)
         self.client = client
-        self.versions_seen = 0
+        self.restarts = 0
+        """Watches started again after a failure."""
         self.error: str | None = None
-        """Why the watch ended early, if it did."""
+        """The last failure, if there was one."""
         self._loop = asyncio.new_event_loop()
         self._task: asyncio.Task | None = None
         self._watching = threading.Event()
         self._thread = threading.Thread(target=self._run, name="directory-follower", daemon=True)
 
     def start(self) -> DirectoryFollower:
-        """Start watching; returns once the watch is set up (or has failed: `error`)."""
+        """Start watching; returns once the first watch is set up (or STOP_WAIT_S * 2 later)."""
         self._thread.start()
         self._watching.wait(STOP_WAIT_S * 2)
         return self
@@ -55,16 +60,23 @@ class DirectoryFollower:
         self._thread.join(STOP_WAIT_S)
 
     def _run(self) -> None:
-        self._task = self._loop.create_task(self._watch())
+        self._task = self._loop.create_task(self._follow())
         try:
             self._loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             pass
-        except Exception as error:  # the watch's end is reported, the peer goes on routing
-            self.error = str(error)
         finally:
             self._watching.set()
             self._loop.close()
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self._watch()
+            except Exception as error:  # whatever ends a watch, the peer goes on following
+                self.error = str(error) or type(error).__name__
+            self.restarts += 1
+            await asyncio.sleep(RETRY_S)
 
     async def _watch(self) -> None:
         store = await DirectoryStore.open(self.servers)
@@ -72,7 +84,6 @@ class DirectoryFollower:
             changes = store.watch()
             self._watching.set()
             async for directory in changes:
-                self.versions_seen += 1
                 self.client.offer(routes_of(directory))
         finally:
             await store.close()

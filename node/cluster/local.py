@@ -131,9 +131,13 @@ def up(cluster: LocalCluster, servers: int = 3, nodes: int = 3) -> ClusterRecord
     cluster.save(record)
     try:
         directory = _open_directory(record)
-        for node in record.nodes:
-            node.process = _start_node(cluster.home(node.name))
+        spawned = []
+        for node in record.nodes:  # all started, then each waited for
+            node.process = process = _spawn_node(cluster.home(node.name))
+            spawned.append((cluster.home(node.name), process))
             cluster.save(record)
+        for home, process in spawned:
+            _wait_for_node(home, process)
         directory = _register(cluster, record, directory)
         apply_halts(cluster, directory)
     except BaseException:
@@ -179,18 +183,20 @@ def _open_directory(record: ClusterRecord) -> Directory:
             time.sleep(0.2)
 
 
-def _start_node(home: Home) -> ProcessRecord:
+def _spawn_node(home: Home) -> ProcessRecord:
     home.runtime_path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "marketnode.cli", "start", "--home", str(home.path)]
-    process = spawn(command, home.path / "node.log")
+    return spawn(command, home.path / "node.log")
+
+
+def _wait_for_node(home: Home, process: ProcessRecord) -> None:
+    """Wait until the node has bound its sockets (it writes node.json then)."""
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while not home.runtime_path.exists():
         if not running(process) or time.monotonic() > deadline:
-            stop(process)
             log = (home.path / "node.log").read_text()[-500:]
             raise ClusterError(f"node {home.path.name} did not start: {log.strip()}")
         time.sleep(0.05)
-    return process
 
 
 def _register(cluster: LocalCluster, record: ClusterRecord, directory: Directory) -> Directory:
@@ -272,7 +278,7 @@ def status(cluster: LocalCluster) -> dict:
             row["serves"] = sorted(m for m, e in directory.markets.items() if e.node == node.name)
         if row["running"]:
             try:
-                with cluster.admin(node.name, timeout_s=3.0) as admin:
+                with cluster.admin(node.name) as admin:
                     state = admin.call("status")
                     books = admin.call("markets")
                 resting = {book["market"]: book["resting_orders"] for book in books}
