@@ -76,7 +76,7 @@ def dashboard_command(
     ] = 1.0,
 ) -> None:
     """Throughput, markets, the book, integrity alerts, scaling advice and resources of a
-    running node (keys 1-6 switch panels, ? lists the keys, q quits)."""
+    running node (keys 1-8 switch panels, ? lists the keys, q quits)."""
     if connect is None:
         for given, name in ((server_key, "--server-key"), (key, "--key")):
             if given is not None:

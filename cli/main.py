@@ -87,18 +87,20 @@ COMMANDS = (
     CommandEntry("watch", "watch", "watch_command", "Follow a market's trades and top of book "
                  "as they happen."),
     CommandEntry("sql", "analytics", "sql_command", "Run a read-only SQL query on the analytics "
-                 "store: tables events, trades, alerts, links; views wallet_trades, "
-                 "market_days, top_wallets, counterparties; ohlcv(INTERVAL '1 minute')."),
+                 "store: tables events, trades, alerts, links, known_makers; views "
+                 "wallet_trades, market_days, top_wallets, counterparties, liquidity_pnl, "
+                 "market_mids, settlement_states; ohlcv(INTERVAL '1 minute')."),
     CommandEntry("trades", "analytics", "trades_command", "Trades, newest first."),
     CommandEntry("stats", "analytics", "stats_command", "Per market: trades, volume, notional, "
                  "wallets, last price, first and last trade, and the share of notional the "
                  "integrity alerts name as wash (from the last scan)."),
     CommandEntry("demo", "demo", "demo_command", "Start a node in a home of its own, trade on it "
-                 "(a seeded flow, a drop, a wash ring) with the dashboard open (q quits and "
-                 "stops everything), then say what it did: orders, trades, alerts raised, "
-                 "scaling advice."),
+                 "(a seeded flow, a drop, a wash ring, a pool's and a market maker's markets, "
+                 "signed trades settled on the embedded chain) with the dashboard open (q "
+                 "quits and stops everything), then say what it did: orders, trades, alerts "
+                 "raised, scaling advice, how the liquidity quoted, what settled."),
     CommandEntry("dashboard", "dashboard", "dashboard_command", "Throughput, markets, the book, "
-                 "integrity alerts, scaling advice and resources of a running node (keys 1-6 "
+                 "integrity alerts, scaling advice and resources of a running node (keys 1-8 "
                  "switch panels, ? lists the keys, q quits)."),
     CommandEntry("settlement", "settlement", "app", "The relayer's settlement of trades on "
                  "chain: status, batches, one trade."),
@@ -115,16 +117,17 @@ COMMANDS = (
     CommandEntry("analytics", "analytics", "app", "The analytics store (DuckDB), fed from the "
                  "journal."),
     CommandEntry("export", "analytics", "export_app", "Export the analytics store."),
-    CommandEntry("integrity", "integrity", "app", "Market-integrity detectors and linked "
-                 "owners."),
+    CommandEntry("integrity", "integrity", "app", "Market-integrity detectors, linked "
+                 "owners and known market makers."),
     CommandEntry("alerts", "integrity", "alerts_app", "Alerts raised by the integrity "
                  "detectors."),
     CommandEntry("bench", "bench", "app", "Benchmarks. Record results in docs/performance.md."),
     CommandEntry("scale", "scale", "app", "Scaling recommendations (current ones without a "
                  "subcommand)."),
-    CommandEntry("liquidity", "liquidity", "app", "Automated liquidity: instances, state, eval."),
+    CommandEntry("liquidity", "liquidity", "app", "Automated liquidity: instances, state, "
+                 "start/stop, eval."),
     CommandEntry("plugins", "plugins", "app", "Installed plugins (detectors, scaling "
-                 "policies): origin, hooks, settings."),
+                 "policies, liquidity strategies): origin, hooks, settings."),
 )  # fmt: skip
 """Every command, in the order `mnode --help` lists them."""
 
