@@ -56,9 +56,9 @@ def move_command(
     json: JsonOption = False,
 ) -> None:
     """Move MARKET to node TO: halted on the node serving it, its book exported there and
-    imported on TO (both journaled, the book's hash checked), the directory changed by a
-    compare-and-set, trading resumed on TO. If TO cannot take it, the market trades where it
-    was."""
+    imported on TO (both journaled, the book's hash checked), trading resumed on TO, the
+    directory changed by a compare-and-set. If TO cannot take it, the market trades where it
+    was; a move that stopped half way is finished (or undone) by asking for it again."""
     from marketnode.node.cluster.directory import DirectoryError
     from marketnode.node.cluster.local import ClusterError
     from marketnode.node.cluster.moving import move_market
