@@ -4,6 +4,7 @@ replayed over synthetic traces and scored."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -49,6 +50,23 @@ def scale_command(ctx: typer.Context, home: HomeOption = None, json: JsonOption 
             f"{item['action']:<10} {item['resource']:<9} {change:<8} {item['policy']:<11} "
             f"confidence {item['confidence']:.2f} since {since}{flag}\n    {item['reason']}"
         )
+
+
+@app.command("apply")
+def apply_command(
+    cluster: Annotated[
+        Path,
+        typer.Option("--cluster", envvar="MNODE_CLUSTER",
+                     help="The local cluster's folder (or set MNODE_CLUSTER)."),
+    ] = Path("cluster"),
+    yes: Annotated[bool, typer.Option("--yes", help="Move without asking first.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Apply the sharding policy's advice across the local cluster, asking first: the markets a
+    busy node should shed are moved (`mnode cluster apply`, docs/cluster.md)."""
+    from .cluster import apply_command as apply_to_cluster
+
+    apply_to_cluster(cluster=cluster, yes=yes, json=json)
 
 
 @app.command("eval")

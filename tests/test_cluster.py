@@ -355,9 +355,10 @@ def test_the_sharding_advice_becomes_moves_to_the_least_busy_nodes():
 
 
 def test_cluster_apply_without_advice_moves_nothing(cluster):
-    result = cli(cluster, "cluster", "apply", "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"moved": [], "unplaced": [], "reasons": []}
+    for command in (("cluster", "apply"), ("scale", "apply")):  # the same, from either group
+        result = cli(cluster, *command, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == {"moved": [], "unplaced": [], "reasons": []}
 
 
 def test_cluster_status_without_a_cluster_is_one_line(tmp_path):
