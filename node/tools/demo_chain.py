@@ -128,7 +128,9 @@ def _waiting_for(report: dict[str, Any]) -> str:
         return "the chain is being set up (contracts, wallets)"
     trades = report.get("trades", {})
     open_trades = trades.get("pending", 0) + trades.get("submitted", 0)
-    return f"{open_trades} signed trades pending" if open_trades else "reading the journal"
+    if not open_trades:
+        return "reading the journal"
+    return f"{open_trades} signed trade{'s' if open_trades > 1 else ''} pending"
 
 
 # -- in the child ------------------------------------------------------------------------------
