@@ -119,6 +119,9 @@ def _settlement_line(summary: dict[str, Any]) -> str:
     settlement = summary["settlement"]
     if settlement["phase"] == "failed":
         return f"settlement: the embedded chain failed: {settlement['error']}"
+    if settlement["phase"] != "settling":
+        unsettled = f"{summary['signed_trades']:,} signed {settlement['market']} trades unsettled"
+        return f"settlement: the embedded chain was not set up before the demo ended; {unsettled}"
     line = (f"settlement: {summary['signed_trades']:,} signed {settlement['market']} trades, "
             f"{summary['settled_trades']:,} settled on the embedded chain, "
             f"{summary['settlement_failures']:,} failed")  # fmt: skip

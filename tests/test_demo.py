@@ -141,6 +141,11 @@ def test_the_summary_says_how_the_liquidity_quoted_and_what_settled():
     report.settlement = {"phase": "failed", "error": "ValueError: landed elsewhere"}
     failed = summary_text(report.summary()).splitlines()[-1]
     assert failed == "settlement: the embedded chain failed: ValueError: landed elsewhere"
+    report.settlement = {"phase": "starting"}
+    assert summary_text(report.summary()).splitlines()[-1] == (
+        "settlement: the embedded chain was not set up before the demo ended; 12 signed "
+        "DEED-USDC trades unsettled"
+    )
 
 
 def test_the_rates_follow_the_capacity_and_rate_overrides_it():
