@@ -19,20 +19,12 @@ from marketnode.node.liquidity.config import parse_instances
 from marketnode.node.liquidity.ledger import Ledger
 from marketnode.node.server.liquidity_link import LiquidityLink
 from marketnode.plugins.host import LIQUIDITY, plugin_host
+from tests.test_liquidity_service import wait_until
 
 MARKET = "PUNK-ETH"
 MAKER = {"strategy": "market_maker", "market": MARKET, "peer": "maker", "owner": "0x5002",
          "base": "100", "quote": "10000", "start_price": "100", "refresh_s": 0.2,
          "order_size": 2}  # fmt: skip
-
-
-def wait_until(condition, within_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def mnode(home, *args: str):
