@@ -78,7 +78,7 @@ def test_the_demo_without_a_terminal_runs_headless_calibrated_and_waits_for_its_
     assert (home / "analytics.duckdb").exists()  # a home given is kept
     assert set(summary["liquidity"]) == set(LIQUIDITY)
     for name, row in summary["liquidity"].items():
-        assert row["strategy"] == LIQUIDITY[name][0] and row["halted"] is None, row
+        assert row["strategy"] == LIQUIDITY[name][0] and row.get("halted") is None, row
         assert row["two_sided_from_s"] <= 0 and row["trades"] > 0, row
         assert row["longest_empty_side_in_drop_s"] <= row["longest_empty_side_s"] <= CONTINUOUS_S
         assert row["quoted_continuously"], row

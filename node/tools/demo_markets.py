@@ -155,7 +155,8 @@ def quote_coverage(home: Home, start: float, end: float,
     drops = list(drops)
     return {
         markets[market]: book_coverage(watch, first_two_sided.get(market), trades[market],
-                                       start, end, drops) | {"market": market}
+                                       start, end, drops)
+        | {"market": market, "strategy": LIQUIDITY[markets[market]][0]}
         for market, watch in watches.items()
     }  # fmt: skip
 
