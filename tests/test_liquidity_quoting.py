@@ -41,6 +41,50 @@ def test_an_unchanged_level_is_left_alone_and_a_smaller_one_shrinks_in_place():
     assert changes.news == []
 
 
+def test_wanted_quotes_that_cross_are_left_out_on_both_sides():
+    wanted = [Quote(BUY, 105, 1), Quote(BUY, 103, 1), Quote(SELL, 104, 1), Quote(SELL, 106, 1)]
+    changes = plan_changes(wanted, [])
+    assert changes.news == [Quote(BUY, 103, 1), Quote(SELL, 106, 1)]
+
+
+def uncrossed(book: dict[str, tuple[str, int]]) -> bool:
+    bids = [price for side, price in book.values() if side == BUY]
+    asks = [price for side, price in book.values() if side == SELL]
+    return not bids or not asks or max(bids) < min(asks)
+
+
+def test_no_command_of_a_plan_crosses_the_instances_own_quotes():
+    """The commands applied one by one, as the node applies a submit: after each, every own
+    bid is below every own ask (a cross is a self-trade the node's STP would cancel)."""
+    import random
+
+    chance = random.Random(7)
+    for _ in range(2_000):
+        mid = chance.randint(50, 150)
+        resting = [RestingQuote(f"b{i}", BUY, mid - 1 - i, 1) for i in range(chance.randint(0, 3))]
+        resting += [
+            RestingQuote(f"a{i}", SELL, mid + 1 + i, 1) for i in range(chance.randint(0, 3))
+        ]
+        shifted = mid + chance.randint(-8, 8)
+        wanted = [
+            Quote(BUY, shifted - chance.randint(0, 4), 1) for _ in range(chance.randint(0, 3))
+        ]
+        wanted += [
+            Quote(SELL, shifted + chance.randint(0, 4), 1) for _ in range(chance.randint(0, 3))
+        ]
+        changes = plan_changes(wanted, resting)
+        book = {order.id: (order.side, order.price) for order in resting}
+        for order_id in changes.cancels:
+            del book[order_id]
+            assert uncrossed(book)
+        for order_id, quote in changes.replaces:
+            book[order_id] = (quote.side, quote.price)
+            assert uncrossed(book), (resting, wanted, changes)
+        for number, quote in enumerate(changes.news):
+            book[f"new{number}"] = (quote.side, quote.price)
+            assert uncrossed(book), (resting, wanted, changes)
+
+
 def test_the_amm_ladder_is_the_curve_with_uniswap_fee():
     quotes = ladder(1000, 1000 * 10_000, AMM_DEFAULTS)
     asks = [q for q in quotes if q.side == SELL]
@@ -50,7 +94,7 @@ def test_the_amm_ladder_is_the_curve_with_uniswap_fee():
     assert sum(q.qty for q in asks) < 1000  # never more base than the pool holds
     assert sum(q.qty * q.price for q in bids) < 1000 * 10_000
     # above the no-fee curve by the fee: the average price of a band a < b is sqrt(a * b)
-    assert asks[1].price >= 10_000 * 1.005 ** 1.5 / 0.997 - 1
+    assert asks[1].price >= 10_000 * 1.005**1.5 / 0.997 - 1
 
 
 def test_the_amm_reserves_move_exactly_as_its_fills(running_node):

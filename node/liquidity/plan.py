@@ -6,6 +6,13 @@ size is the same, shrunk in place by a `replace`, which keeps its time priority,
 orders left by `replace` (one command instead of a cancel and a new order), nearest price first;
 then what still rests is cancelled and what is still wanted is placed. Cancels go first in the
 message, so that nothing rests twice even for the length of a batch.
+
+No command may cross the instance's own quotes, neither where it ends nor on the way there: a bid
+at or above its own ask is a self-trade, which the node's self-trade prevention cancels, and a
+strategy that reads its fills and resting orders then chases its own price (a market maker alone
+in its market, its lean moving its bids over its asks, took its price to 6.8e11 in seconds). So wanted quotes at crossing prices are left out (both sides of the cross), and the
+replaces that move a quote away from the other side go before those that move one toward it:
+with the wanted quotes uncrossed, each command then leaves the book uncrossed too.
 """
 
 from __future__ import annotations
@@ -29,13 +36,37 @@ class Changes:
 
 def plan_changes(wanted: list[Quote], resting: list[RestingQuote]) -> Changes:
     changes = Changes()
+    wanted = uncrossed(wanted)
     for side in (BUY, SELL):
         _plan_side(
             [quote for quote in wanted if quote.side == side],
             [order for order in resting if order.side == side],
             changes,
         )
+    was = {order.id: order.price for order in resting}
+    changes.replaces.sort(key=lambda change: _toward_the_other_side(was[change[0]], change[1]))
     return changes
+
+
+def uncrossed(wanted: list[Quote]) -> list[Quote]:
+    """`wanted` without the bids at or above its lowest ask and the asks at or below its
+    highest bid (all of it when nothing crosses)."""
+    bids = [quote.price for quote in wanted if quote.side == BUY]
+    asks = [quote.price for quote in wanted if quote.side == SELL]
+    if not bids or not asks or max(bids) < min(asks):
+        return wanted
+    lowest_ask, highest_bid = min(asks), max(bids)
+    return [
+        quote
+        for quote in wanted
+        if (quote.side == BUY and quote.price < lowest_ask)
+        or (quote.side == SELL and quote.price > highest_bid)
+    ]
+
+
+def _toward_the_other_side(was: int, quote: Quote) -> bool:
+    """A bid raised or an ask lowered (sorted after the others: False before True)."""
+    return quote.price > was if quote.side == BUY else quote.price < was
 
 
 def _plan_side(wanted: list[Quote], resting: list[RestingQuote], changes: Changes) -> None:
