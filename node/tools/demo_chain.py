@@ -177,7 +177,7 @@ def _settler(home: Home) -> tuple[Any, Any]:
     from ..chain import rpc
     from ..chain.deploy import deploy_all, fund_dev_wallets
     from ..chain.journal_trades import JournalTrades
-    from ..chain.relayer import RelayerSettings
+    from ..chain.relayer import Relayer, RelayerSettings
     from ..chain.settlement_store import SettlementStore, state_path
     from ..store.lmdb_store import Store
 
@@ -197,24 +197,13 @@ def _settler(home: Home) -> tuple[Any, Any]:
     tokens = [deployment["base_token"], deployment["quote_token"]]
     fund_dev_wallets(w3, deployer, deployment["settlement"], tokens, wallets)
     store = Store(home.store_path(config), readonly=True)
-    settings = RelayerSettings(confirmations=1, batch_size=BATCH_SIZE)
-    relayer = _relayer_class()(w3, deployer, deployment["settlement"],
+    settings = RelayerSettings(confirmations=1, batch_size=BATCH_SIZE,
+                               sized_gas=(GAS_PER_BATCH, GAS_PER_TRADE))  # fmt: skip
+    relayer = Relayer(w3, deployer, deployment["settlement"],
                       SettlementStore(state_path(home.path)),
                       JournalTrades(store, MAX_DELAY_S), settings)  # fmt: skip
     logging.info("settling on the embedded chain at %s", deployment["settlement"])
     return relayer, store
-
-
-def _relayer_class() -> type:
-    """The relayer, its batches' gas limit from their size (`GAS_PER_TRADE`), not estimated."""
-    from ..chain.relayer import Relayer
-
-    class SizedGasRelayer(Relayer):
-        def _sign(self, entries: list, nonce: int, fees: Any, gas: int | None = None) -> Any:
-            sized = GAS_PER_BATCH + GAS_PER_TRADE * len(entries)
-            return super()._sign(entries, nonce, fees, gas=gas or sized)
-
-    return SizedGasRelayer
 
 
 def _settling(relayer: Any, journaled: int) -> dict[str, Any]:
