@@ -153,13 +153,21 @@ def lean_room(
     A quote leaned onto them would take liquidity at their prices instead of providing it.
     Where the others quote no such side, `max_lean` half spreads."""
     fallback = settings["max_lean"] * half
-    up = fallback
+    up = down = None
     if state.asks:
-        up = math.log((state.asks[0][0] - 1) / (reservation * (1 - bid_half)))
-    down = fallback
+        up = _log_ratio(state.asks[0][0] - 1, reservation * (1 - bid_half))
     if state.bids:
-        down = -math.log((state.bids[0][0] + 1) / (reservation * (1 + ask_half)))
-    return max(0.0, down), max(0.0, up)
+        down = _log_ratio(state.bids[0][0] + 1, reservation * (1 + ask_half))
+        down = None if down is None else -down
+    return max(0.0, fallback if down is None else down), max(0.0, fallback if up is None else up)
+
+
+def _log_ratio(numerator: float, denominator: float) -> float | None:
+    """log(numerator / denominator); None where it has none (a best ask of one tick, a half
+    spread of 100% or more), so that the lean falls back to `max_lean`."""
+    if numerator <= 0 or denominator <= 0:
+        return None
+    return math.log(numerator / denominator)
 
 
 def inventory_skew(state: MarketState, settings: dict) -> tuple[float, float]:

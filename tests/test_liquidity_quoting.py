@@ -184,3 +184,15 @@ def test_the_makers_lean_stops_short_of_the_others_quotes():
     half = settings["spread_bps"] * 1e-4
     lean = 10_000 * math.exp(settings["max_lean"] * half)
     assert max(q.price for q in alone if q.side == BUY) == math.floor(lean * (1 - half))
+
+
+def test_the_makers_lean_has_a_bound_at_the_books_edges():
+    """A best ask of one tick (nothing under it to lean to) and a half spread of 100% leave the
+    lean to `max_lean` instead of a logarithm of nothing."""
+    settings = dict(MAKER_DEFAULTS)
+    edge = market_maker_quotes(
+        maker_state(drift=5e-3, bids=[(1, 5)], asks=[(1, 5)], mid=1.0), settings
+    )
+    assert all(quote.price >= 1 for quote in edge)
+    wide = market_maker_quotes(maker_state(drift=5e-3), {**settings, "spread_bps": 10_000})
+    assert all(quote.price >= 1 for quote in wide)

@@ -133,16 +133,16 @@ class LaneScanner:
         return not self.thread.is_alive()
 
     def _scan(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        if not self.scans:  # at the thread's own priority (prepare_integrity says why)
-            prepare_lane(self.lane)
-        if self.nice:
-            with contextlib.suppress(OSError):  # a platform without per-thread priorities
-                tid = threading.get_native_id()
-                niceness = os.getpriority(os.PRIO_PROCESS, tid) + self.nice
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
         started, started_at, cpu = time.monotonic(), time.time(), time.thread_time()
         mark, store_s, detectors, scanned = started, 0.0, {}, []
         try:
+            if not self.scans:  # at the thread's own priority (prepare_integrity says why)
+                prepare_lane(self.lane)
+            if self.nice:
+                with contextlib.suppress(OSError):  # a platform without per-thread priorities
+                    tid = threading.get_native_id()
+                    niceness = os.getpriority(os.PRIO_PROCESS, tid) + self.nice
+                    os.setpriority(os.PRIO_PROCESS, tid, niceness)
             for name, alerts in scan_each(cursor, self.settings, self.lane):
                 now = time.monotonic()
                 detectors[name], mark = round(now - mark, 3), now

@@ -7,12 +7,13 @@ orders left by `replace` (one command instead of a cancel and a new order), near
 then what still rests is cancelled and what is still wanted is placed. Cancels go first in the
 message, so that nothing rests twice even for the length of a batch.
 
-No command may cross the instance's own quotes, neither where it ends nor on the way there: a bid
-at or above its own ask is a self-trade, which the node's self-trade prevention cancels, and a
-strategy that reads its fills and resting orders then chases its own price (a market maker alone
-in its market, its lean moving its bids over its asks, took its price to 6.8e11 in seconds). So wanted quotes at crossing prices are left out (both sides of the cross), and the
-replaces that move a quote away from the other side go before those that move one toward it:
-with the wanted quotes uncrossed, each command then leaves the book uncrossed too.
+No command may cross the instance's own quotes, neither where it ends nor on the way there: a bid at
+or above its own ask is a self-trade, which the node's self-trade prevention cancels, and a strategy
+that reads its fills and resting orders then chases its own price (a market maker alone in its
+market, its lean moving its bids over its asks, took its price to 6.8e11 in seconds). So wanted
+quotes at crossing prices are left out (both sides of the cross), and the replaces that move a quote
+away from the other side go before those that move one toward it: with the wanted quotes uncrossed,
+each command then leaves the book uncrossed too.
 """
 
 from __future__ import annotations
