@@ -285,8 +285,9 @@ def maker_command(
     json: JsonOption = False,
 ) -> None:
     """Declare an owner a known market maker: the wash detectors leave its quoting alone (its
-    fills with few or busy takers), but its trades with itself or a linked owner are still
-    self-trades. The owners of `[liquidity.NAME]` instances are known makers already."""
+    fills with few or busy takers) in MARKET, and it is no anomaly lead in any market (the
+    forest scores a wallet across markets), but its trades with itself or a linked owner are
+    still self-trades. The owners of `[liquidity.NAME]` instances are known makers already."""
     if not forget and not reason:
         fail("say why: --reason TEXT (a market-making agreement, a desk, …)", EXIT_USAGE)
     node_home = require_home(home)
@@ -305,6 +306,7 @@ def maker_command(
     verb = "no longer a declared market maker" if forget else f"a known market maker ({reason})"
     if json:
         print_json({"owner": owner, "market": market, "known_maker": not forget, "reason": reason})
+        return
     typer.echo(f"{owner} {where}: {verb}", err=True)
 
 
