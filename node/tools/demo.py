@@ -285,10 +285,12 @@ def run_demo(
         report.recommendations = list(advice.values())
         admin.close()
     finally:
-        if flow is not None:
-            flow.stop()
-        report.settlement = chain.stop() or report.settlement
-        stop_node_process(process)
+        try:
+            if flow is not None:
+                flow.stop()
+            report.settlement = chain.stop() or report.settlement
+        finally:  # the node is stopped whatever stopping the others raised (a second Ctrl-C)
+            stop_node_process(process)
     if flow_ended:
         coverage = quote_coverage(home, flow_started, flow_ended, report.flow.drops)
         report.liquidity = {name: coverage[name] | report.liquidity.get(name, {})
