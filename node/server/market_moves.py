@@ -9,6 +9,13 @@ checked against its hash and the rules against this node's, then `ImportMarket` 
 committed, and the answer carries the hash of the book now resting here, so the mover compares
 the two. The market stays halted until the mover resumes it. Both publish the book's change
 like any batch. Peers are not told: their orders did not change, only the node holding them.
+
+Both can be asked again, so a mover that lost an answer (a time-out, its command killed) asks
+instead of guessing. An export names its move (params [DESTINATION, MOVE]); the node keeps the
+book it exported beside its store, and the same move asked again while the market is still
+halted and empty here is answered that book again (`again`: true), not a second, empty export.
+An import of a book carrying its move is kept the same way: the same book asked again is
+answered `again` (it was imported here, whatever was traded since) rather than refused.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class MovedBook(msgspec.Struct, forbid_unknown_fields=True):
     spec: MarketSpec
     orders: list[MovedOrder]
     hash: str
+    move: str | None = None
+    """The move carrying it (its id in the directory), which makes asking twice safe."""
 
 
 def market_hash(market: str, orders: list[MovedOrder]) -> str:
@@ -54,7 +63,7 @@ def market_hash(market: str, orders: list[MovedOrder]) -> str:
 def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> dict[str, Any]:
     market = request.market
     book = view.books.get(market) if market is not None else None
-    if book is None:
+    if market is None or book is None:
         raise refused(f"unknown market {market!r}")
     if book.market.spec.signatures != "off":
         raise refused(
@@ -62,14 +71,23 @@ def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> di
             "with it) is not supported yet"
         )
     params = request.params or []
-    if len(params) != 1 or not isinstance(params[0], str) or not params[0]:
-        raise refused("market_export takes params [DESTINATION_NODE]")
+    if not 1 <= len(params) <= 2 or not all(isinstance(p, str) and p for p in params):
+        raise refused("market_export takes params [DESTINATION_NODE] or [DESTINATION_NODE, MOVE]")
+    destination, move = params[0], (params[1] if len(params) == 2 else None)
+    kept = _kept(view, EXPORTED, market)
+    if move is not None and kept[:2] == [destination, move] and market in view.halted \
+            and not book.orders:  # fmt: skip
+        return {**msgspec.json.decode(kept[2]), "seq": view.seq, "again": True}
     orders = moved_orders(view.durable.engine, market)
-    view.set_halted(market, True)
-    _journal(view, ExportMarket(market, params[0]))
     moved = MovedBook(market, view.config.node.name, book.market.spec, orders,
-                      market_hash(market, orders))  # fmt: skip
-    return {**msgspec.to_builtins(moved), "seq": view.seq}
+                      market_hash(market, orders), move)  # fmt: skip
+    answer = msgspec.to_builtins(moved)
+    if move is not None:  # kept first: once journaled, a repeat must find it
+        _keep(view, EXPORTED, market, [destination, move, msgspec.json.encode(answer).decode()])
+    view.set_halted(market, True)
+    _journal(view, ExportMarket(market, destination))
+    _keep(view, IMPORTED, market, [])
+    return {**answer, "seq": view.seq, "again": False}
 
 
 def market_import(view: NodeView, request: AdminRequest, refused: Refusal) -> dict[str, Any]:
@@ -85,6 +103,9 @@ def market_import(view: NodeView, request: AdminRequest, refused: Refusal) -> di
         raise refused(f"market_import: the book is of {market!r}, not {request.market!r}")
     if market_hash(market, moved.orders) != moved.hash:
         raise refused(f"market_import: the book of {market!r} does not match its hash")
+    if moved.move is not None and _kept(view, IMPORTED, market) == [moved.move, moved.hash]:
+        return {"market": market, "orders": len(moved.orders), "hash": moved.hash,
+                "seq": view.seq, "again": True}  # fmt: skip
     if market in view.books and market not in view.halted:
         raise refused(f"market {market!r} is trading here: halt it before importing its book")
     command = ImportMarket(market, moved.source, moved.orders)
@@ -94,8 +115,26 @@ def market_import(view: NodeView, request: AdminRequest, refused: Refusal) -> di
         raise refused(str(error)) from None
     _journal(view, command)
     resting = moved_orders(view.durable.engine, market)
-    return {"market": market, "orders": len(resting), "hash": market_hash(market, resting),
-            "seq": view.seq}  # fmt: skip
+    arrived = market_hash(market, resting)
+    _keep(view, EXPORTED, market, [])  # the market is here again: its last export is history
+    if moved.move is not None:  # what a repeat is answered: the hash as it arrived
+        _keep(view, IMPORTED, market, [moved.move, arrived])
+    return {"market": market, "orders": len(resting), "hash": arrived, "seq": view.seq,
+            "again": False}  # fmt: skip
+
+
+EXPORTED = b"move_exported:"
+"""Per market, beside the books: [DESTINATION, MOVE, BOOK_JSON] of its last export."""
+IMPORTED = b"move_imported:"
+"""Per market, beside the books: [MOVE, HASH] of the last book imported here."""
+
+
+def _kept(view: NodeView, kind: bytes, market: str) -> list[str]:
+    return view.durable.store.get_meta_list(kind + market.encode())
+
+
+def _keep(view: NodeView, kind: bytes, market: str, values: list[str]) -> None:
+    view.durable.store.put_meta_list(kind + market.encode(), values)
 
 
 def _journal(view: NodeView, command: object) -> None:
