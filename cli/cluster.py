@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from marketnode.node.client import ClientError
 from marketnode.node.cluster.directory import DirectoryError, with_directory
-from marketnode.node.cluster.local import ClusterError, LocalCluster, down, status, up
+from marketnode.node.cluster.local import (
+    ClusterError,
+    ClusterUnreachable,
+    LocalCluster,
+    down,
+    status,
+    up,
+)
 from marketnode.node.cluster.moving import move_market
 from marketnode.node.cluster.scaling import plan_moves
 
-from .common import EXIT_NOT_RUNNING, EXIT_USAGE, JsonOption, fail, print_json
+from .common import EXIT_NOT_RUNNING, EXIT_REJECTED, EXIT_USAGE, JsonOption, fail, print_json
 
 CLUSTER_ENV = "MNODE_CLUSTER"
 
@@ -34,11 +41,16 @@ def local_cluster(path: Path) -> LocalCluster:
     return LocalCluster(path.resolve())
 
 
-def cluster_failed(error: Exception) -> None:
+def cluster_failed(error: Exception, more: str = "") -> NoReturn:
     """A cluster that cannot do what was asked: one line, exit 5 when a part of it is not
-    running or not answering, 2 otherwise."""
-    code = EXIT_NOT_RUNNING if isinstance(error, DirectoryError | RuntimeError) else EXIT_USAGE
-    fail(str(error), code)
+    running or not answering, 6 when a node answered with a refusal, 2 otherwise."""
+    if isinstance(error, ClientError):
+        code = EXIT_NOT_RUNNING if error.unreachable else EXIT_REJECTED
+    elif isinstance(error, ClusterUnreachable | DirectoryError | RuntimeError):
+        code = EXIT_NOT_RUNNING
+    else:
+        code = EXIT_USAGE
+    fail(f"{error}{more}", code)
 
 
 @app.command("up")
@@ -164,9 +176,9 @@ def apply_command(
     for market, _source, destination in plan.moves:
         try:
             moved.append(move_market(target, market, destination))
-        except (ClusterError, DirectoryError) as error:
+        except (ClusterError, DirectoryError, ClientError) as error:
             done = ", ".join(f"{r.market} to {r.destination}" for r in moved) or "none"
-            cluster_failed(ClusterError(f"{error} (moved before it: {done})"))
+            cluster_failed(error, f" (moved before it: {done})")
     if json:
         print_json({"moved": [asdict(report) for report in moved], "unplaced": plan.unplaced,
                     "reasons": plan.reasons})  # fmt: skip

@@ -53,19 +53,24 @@ def move_command(
         str, typer.Option("--to", help="The node to serve MARKET from now on.", show_default=False)
     ],
     cluster: ClusterOption = Path("cluster"),
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each node's answer.", min=0.1)
+    ] = 10.0,
     json: JsonOption = False,
 ) -> None:
     """Move MARKET to node TO: halted on the node serving it, its book exported there and
     imported on TO (both journaled, the book's hash checked), trading resumed on TO, the
     directory changed by a compare-and-set. If TO cannot take it, the market trades where it
-    was; a move that stopped half way is finished (or undone) by asking for it again."""
+    was; a move that stopped half way, or whose node did not answer in time (exit 5), is
+    finished (or undone) by asking for it again."""
+    from marketnode.node.client import ClientError
     from marketnode.node.cluster.directory import DirectoryError
     from marketnode.node.cluster.local import ClusterError
     from marketnode.node.cluster.moving import move_market
 
     try:
-        report = move_market(local_cluster(cluster), market, to)
-    except (ClusterError, DirectoryError) as error:
+        report = move_market(local_cluster(cluster), market, to, timeout)
+    except (ClusterError, DirectoryError, ClientError) as error:
         cluster_failed(error)
     if json:
         print_json(asdict(report))

@@ -68,6 +68,10 @@ class ClusterError(Exception):
     """The local cluster cannot do what was asked (one line for the operator)."""
 
 
+class ClusterUnreachable(ClusterError):
+    """A node of the cluster did not answer in time (the operator's exit code 5, not 2)."""
+
+
 class NodeRecord(msgspec.Struct):
     name: str
     home: str

@@ -11,23 +11,30 @@
    peers following the directory find it trading when they get there. The source exported the
    book, so it cannot trade the market meanwhile: there is never a second writer.
 
-If the destination refuses or cannot be reached, the book goes back to the source, which
-resumes, and the directory's mark is taken off: the market trades where it was. A move that
-stopped half way (the command killed) is finished by asking for it again: from the kept book
-once the export is done (the destination, halted and empty until the import, holds the book
-exactly when the import was done), or undone when the source still holds the book.
+Both nodes' requests can be asked again (node/server/market_moves.py): the source answers the
+same export of the same move again, the destination the same import. So a lost answer (a
+time-out) is asked again on the same connection, whose requests the node serves in order, and a
+move that stopped half way is finished from what the nodes say, never from a guess: a source
+still trading the market never exported it (or took it back), and the mark is taken off; a
+halted source answers its export (again, or now), and the destination imports it (or says it
+did). The book goes back to the source only when the destination refused it in so many words;
+a node that does not answer leaves the move marked, to be asked for again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..client import ClientError
+from ..client import AdminClient, ClientError
 from .directory import Directory, DirectoryError, MarketEntry, with_directory
-from .local import ClusterError, LocalCluster
+from .local import ClusterError, ClusterUnreachable, LocalCluster
+
+ADMIN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,47 @@ class MoveReport:
     """The directory's version naming the destination."""
 
 
-def move_market(cluster: LocalCluster, market: str, destination: str) -> MoveReport:
+@dataclass(frozen=True)
+class _Move:
+    """One move under way, as the directory marks it."""
+
+    cluster: LocalCluster
+    urls: list[str]
+    marked: Directory
+    market: str
+    timeout_s: float
+
+    @property
+    def entry(self) -> MarketEntry:
+        return self.marked.markets[self.market]
+
+    @property
+    def source(self) -> str:
+        return self.entry.node
+
+    @property
+    def destination(self) -> str:
+        return str(self.entry.moving_to)
+
+    @property
+    def kept(self) -> Path:
+        return kept_book(self.cluster, self.market, self.entry.move)
+
+    def admin(self, node: str) -> AdminClient:
+        return self.cluster.admin(node, timeout_s=self.timeout_s)
+
+    def stays_marked(self, what: str, error: ClientError) -> ClusterUnreachable:
+        again = f"mnode markets move {self.market} --to {self.destination}"
+        return ClusterUnreachable(f"{what} ({error}): the move stays marked in the directory; "
+                                  f"`{again}` finishes or undoes it")  # fmt: skip
+
+
+def move_market(
+    cluster: LocalCluster, market: str, destination: str, timeout_s: float = ADMIN_TIMEOUT_S
+) -> MoveReport:
     """Move `market` to node `destination`, or finish its move there (see the module's
-    docstring); ClusterError, with the market back where it was, if it cannot."""
+    docstring); ClusterError if it cannot (ClusterUnreachable: a node did not answer within
+    `timeout_s`, and the move stays marked)."""
     urls = cluster.record().urls
     directory = with_directory(urls, lambda store: store.read())
     entry = directory.markets.get(market)
@@ -56,82 +101,121 @@ def move_market(cluster: LocalCluster, market: str, destination: str) -> MoveRep
             again = f"mnode markets move {market} --to {entry.moving_to}"
             raise ClusterError(f"{market} is being moved to {entry.moving_to}: finish that "
                                f"(`{again}`)")  # fmt: skip
-        return _finish(cluster, urls, directory, market)
+        return _finish(_Move(cluster, urls, directory, market, timeout_s))
     if destination not in directory.nodes:
         raise ClusterError(f"no node {destination!r} in the directory "
                            f"(nodes: {', '.join(sorted(directory.nodes))})")  # fmt: skip
     if destination == source:
         raise ClusterError(f"{market} is served by {source} already")
-    move = uuid.uuid4().hex[:12]
-    marked = _write(urls, directory, market, MarketEntry(source, destination, move))
-    try:
-        with cluster.admin(source) as admin:
-            book = admin.call("market_export", market=market, params=[destination])
-    except ClientError as error:
-        _write(urls, marked, market, MarketEntry(source))
-        raise ClusterError(f"{source} did not export {market}: {error}") from None
-    kept = kept_book(cluster, market, move)
-    kept.parent.mkdir(exist_ok=True)
-    kept.write_text(json.dumps(book) + "\n")
-    return _deliver(cluster, urls, marked, market, book)
+    mark = MarketEntry(source, destination, uuid.uuid4().hex[:12])
+    marked = _write(urls, directory, market, mark)
+    move = _Move(cluster, urls, marked, market, timeout_s)
+    with move.admin(source) as admin:
+        try:
+            book = _export(move, admin)
+        except ClientError as error:
+            if not error.unreachable:  # refused before it halted anything
+                _write(urls, marked, market, MarketEntry(source))
+                raise ClusterError(f"{source} did not export {market}: {error}") from None
+            try:  # served in order: this answer comes after the export's, if it arrived
+                halted = _state(admin, market)[0]
+            except ClientError as unanswered:
+                raise move.stays_marked(f"{source} did not answer the export", unanswered) from None
+            if not halted:  # the export never arrived: the source trades its book still
+                _write(urls, marked, market, MarketEntry(source))
+                raise ClusterUnreachable(f"{source} did not answer the export of {market} "
+                                         f"({error}); it trades there still") from None  # fmt: skip
+            book = _asked_again(move, admin, f"{source} did not answer the export")
+    return _deliver(move, book)
 
 
 def kept_book(cluster: LocalCluster, market: str, move: str | None) -> Path:
     return cluster.path / "moves" / f"{market}-{move}.json"
 
 
-def _finish(cluster: LocalCluster, urls: list[str], marked: Directory, market: str) -> MoveReport:
-    entry = marked.markets[market]
-    kept = kept_book(cluster, market, entry.move)
-    if kept.exists():
-        book = json.loads(kept.read_text())
-        return _deliver(cluster, urls, marked, market, book, finishing=True)
-    if _resting(cluster, entry.node, market):  # never exported: the move is undone
-        with cluster.admin(entry.node) as admin:
-            admin.call("resume", market=market)
-        _write(urls, marked, market, MarketEntry(entry.node))
-        raise ClusterError(f"the move of {market} stopped before its export: it trades on "
-                           f"{entry.node} again")  # fmt: skip
-    raise ClusterError(
-        f"the move of {market} stopped during its export and no book was kept: {entry.node} "
-        f"holds none of it (its journal's export_market does); not finished"
-    )
-
-
-def _deliver(
-    cluster: LocalCluster, urls: list[str], marked: Directory, market: str, book: dict,
-    finishing: bool = False,
-) -> MoveReport:  # fmt: skip
-    """Steps 3 and 4 from the exported book (undone if the destination does not take it);
-    `finishing` a stopped move, the import is skipped if the destination holds the book."""
-    entry = marked.markets[market]
-    source, destination = entry.node, str(entry.moving_to)
-    book = {key: value for key, value in book.items() if key != "seq"}
+def _export(move: _Move, admin: AdminClient) -> dict:
+    """The source's export of the move (the same book again if it exported it already), kept
+    in the cluster folder before anything else happens to it."""
+    params = [move.destination, move.entry.move]
+    book = admin.call("market_export", market=move.market, params=params)
+    book = {key: value for key, value in book.items() if key not in ("seq", "again")}
     try:
-        resting = _resting(cluster, destination, market) if finishing else 0
-        if resting and resting != len(book["orders"]):
-            raise ClientError(f"{destination} has {resting} orders of {market}, "
-                              f"the book {len(book['orders'])}")  # fmt: skip
-        if not resting:
-            with cluster.admin(destination) as admin:
-                imported = admin.call("market_import", market=market, params=[book])
-            if imported["hash"] != book["hash"]:
-                raise ClientError(f"the book arrived as {imported['hash']}, left as "
-                                  f"{book['hash']}")  # fmt: skip
+        move.kept.parent.mkdir(exist_ok=True)
+        partial = move.kept.with_suffix(".partial")
+        partial.write_text(json.dumps(book) + "\n")
+        os.replace(partial, move.kept)
+    except OSError as error:
+        raise ClusterError(f"the book of {move.market} cannot be kept in {move.kept}: {error}; "
+                           f"{move.source} keeps its export: asking again finishes the "
+                           "move") from None  # fmt: skip
+    return book
+
+
+def _asked_again(move: _Move, admin: AdminClient, what: str) -> dict:
+    try:
+        return _export(move, admin)
     except ClientError as error:
+        raise move.stays_marked(what, error) from None
+
+
+def _state(admin: AdminClient, market: str) -> tuple[bool, int]:
+    """Whether the node halts `market`, and how many orders of it rest there."""
+    rows = {row["market"]: row for row in admin.call("markets")}
+    if market not in rows:
+        raise ClientError(f"the node does not configure {market}")
+    return rows[market]["halted"], rows[market]["resting_orders"]
+
+
+def _finish(move: _Move) -> MoveReport:
+    """A move the directory marks, asked for again: from what the source says."""
+    with move.admin(move.source) as admin:
         try:
-            _back_to_source(cluster, urls, marked, market, source, book)
+            halted = _state(admin, move.market)[0]
+        except ClientError as error:
+            raise move.stays_marked(f"{move.source} did not answer", error) from None
+        if halted:  # it exported the book, or does now: the move goes on
+            return _deliver(move, _asked_again(move, admin, f"{move.source} did not export"))
+    with move.admin(move.destination) as admin:
+        try:
+            elsewhere = not _state(admin, move.market)[0]
+        except ClientError as error:
+            raise move.stays_marked(f"{move.destination} did not answer", error) from None
+    if elsewhere:
+        raise ClusterError(f"{move.market} trades on both {move.source} and {move.destination}: "
+                           "halt it on one of them by hand, then ask again")  # fmt: skip
+    _write(move.urls, move.marked, move.market, MarketEntry(move.source))
+    raise ClusterError(f"the move of {move.market} stopped before its export (or was undone): "
+                       f"it trades on {move.source} again")  # fmt: skip
+
+
+def _deliver(move: _Move, book: dict) -> MoveReport:
+    """Steps 3 and 4 from the exported book: undone only if the destination refuses it."""
+    market, source, destination = move.market, move.source, move.destination
+    try:
+        with move.admin(destination) as admin:
+            imported = _import(admin, market, book)
+        if imported["hash"] != book["hash"]:  # it stays halted there: the source takes it back
+            raise ClientError(f"the book arrived as {imported['hash']}, left as {book['hash']}")
+    except ClientError as error:
+        if error.unreachable:
+            raise move.stays_marked(f"{destination} did not answer the import", error) from None
+        try:
+            _back_to_source(move, book)
         except (ClientError, ClusterError) as undo:
             raise ClusterError(
                 f"{destination} did not import {market} ({error}), nor did {source} take its "
-                f"book back ({undo}): the book is kept in {kept_book(cluster, market, entry.move)}"
+                f"book back ({undo}): the book is kept in {move.kept}"
             ) from None
         raise ClusterError(f"{destination} did not import {market} ({error}); it trades on "
                            f"{source} again") from None  # fmt: skip
-    with cluster.admin(destination) as admin:
-        admin.call("resume", market=market)
     try:
-        moved = _write(urls, marked, market, MarketEntry(destination))
+        with move.admin(destination) as admin:
+            admin.call("resume", market=market)
+    except ClientError as error:
+        what = f"{destination} imported {market} but did not resume it"
+        raise move.stays_marked(what, error) from None
+    try:
+        moved = _write(move.urls, move.marked, market, MarketEntry(destination))
     except ClusterError as error:
         raise ClusterError(f"{market} trades on {destination} now, but the directory still "
                            f"says it is moving there from {source}: {error}") from None  # fmt: skip
@@ -139,12 +223,15 @@ def _deliver(
                       moved.version)  # fmt: skip
 
 
-def _resting(cluster: LocalCluster, node: str, market: str) -> int:
-    with cluster.admin(node) as admin:
-        rows = {row["market"]: row for row in admin.call("markets")}
-    if market not in rows:
-        raise ClientError(f"{node} does not configure {market}")
-    return rows[market]["resting_orders"]
+def _import(admin: AdminClient, market: str, book: dict) -> dict[str, Any]:
+    """Import `book`, asking again on the same connection after a time-out: the node serves it
+    after the first, and answers it `again` if the first was applied."""
+    try:
+        return admin.call("market_import", market=market, params=[book])
+    except ClientError as error:
+        if not error.unreachable:
+            raise
+    return admin.call("market_import", market=market, params=[book])
 
 
 def _write(urls: list[str], directory: Directory, market: str, entry: MarketEntry) -> Directory:
@@ -155,12 +242,10 @@ def _write(urls: list[str], directory: Directory, market: str, entry: MarketEntr
         raise ClusterError(str(error)) from None
 
 
-def _back_to_source(
-    cluster: LocalCluster, urls: list[str], marked: Directory, market: str, source: str,
-    book: dict,
-) -> None:  # fmt: skip
-    """Undo an export: the book rests on the source again, which trades it."""
-    with cluster.admin(source) as admin:
-        admin.call("market_import", market=market, params=[book])
-        admin.call("resume", market=market)
-    _write(urls, marked, market, MarketEntry(source))
+def _back_to_source(move: _Move, book: dict) -> None:
+    """Undo an export the destination refused: the book rests on the source again, which
+    trades it."""
+    with move.admin(move.source) as admin:
+        _import(admin, move.market, book)
+        admin.call("resume", market=move.market)
+    _write(move.urls, move.marked, move.market, MarketEntry(move.source))
