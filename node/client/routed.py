@@ -66,6 +66,8 @@ class RoutedClient:
         """Markets seen moving to another node since the start."""
         self.resent = 0
         """Commands answered `market_halted` during a move and sent again after it."""
+        self._unread: list[Report] = []
+        """Reports received on connections dropped since, not read yet."""
         self._offered: Routes | None = None
         self._lock = threading.Lock()
         self._apply(routes)
@@ -98,14 +100,20 @@ class RoutedClient:
             self._apply(offered)
 
     def _apply(self, routes: Routes) -> None:
+        """Follow `routes`. A node now at other addresses (it restarted elsewhere) has its
+        connections dropped: the execution reports already received on them are kept for
+        `reports`, those the node sent after are lost with the old connection (the node's
+        journal has them), and every market followed there is subscribed again, from a
+        snapshot of the node at its new addresses."""
         previous = self.routes
         self.routes = routes
-        for name, address in routes.nodes.items():
-            if name in self.clients and previous.nodes.get(name) != address:
-                self._drop(name)  # the node restarted elsewhere
+        dropped = {name for name in [*self.clients, *self.subscribers]
+                   if previous.nodes.get(name) != routes.nodes.get(name)}  # fmt: skip
+        for name in dropped:
+            self._drop(name)
         for market in sorted(self.subscribed):
             old, new = previous.markets.get(market), routes.markets.get(market)
-            if old != new and new is not None:
+            if new is not None and (old != new or new in dropped):
                 if old in self.subscribers:
                     self.subscribers[old].unsubscribe(market)
                 self._subscribe(market)
@@ -116,7 +124,11 @@ class RoutedClient:
             self.client_for(market)  # connected and pinged before the next command
 
     def _drop(self, name: str) -> None:
-        self.clients.pop(name).close()
+        client = self.clients.pop(name, None)
+        if client is not None:
+            while (report := client.next_report()) is not None:
+                self._unread.append(report)
+            client.close()
         subscriber = self.subscribers.pop(name, None)
         if subscriber is not None:
             subscriber.close()
@@ -177,7 +189,7 @@ class RoutedClient:
 
     def reports(self) -> list[Report]:
         """The execution reports received so far from every node, oldest first per node."""
-        found: list[Report] = []
+        found, self._unread = self._unread, []
         for client in self.clients.values():
             while (report := client.next_report()) is not None:
                 found.append(report)
