@@ -4,7 +4,8 @@ The policy (plugins/sharding.py) tells a busy node which groups of its markets w
 a new node (`details.new_nodes`). In a cluster the new nodes are the ones already there that
 serve the fewest markets: each group goes to one of them, never to the node it leaves, two
 groups never to the same node. A group left without a node needs another node in the cluster,
-which is said rather than done.
+which is said rather than done. A node with sharding advice of its own is busy: it is never
+a destination (two busy nodes would only swap their markets).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ def plan_moves(directory: Directory, advice: dict[str, list[dict]]) -> Plan:
     served = {name: 0 for name in directory.nodes}
     for entry in directory.markets.values():
         served[entry.node] = served.get(entry.node, 0) + 1
-    taken: set[str] = set()
+    taken = {source for source, recommendations in advice.items()
+             if any(_groups(r) for r in recommendations)}  # busy: never a destination  # fmt: skip
     plan = Plan()
     for source in sorted(advice):
         for recommendation in advice[source]:
-            groups = recommendation.get("details", {}).get("new_nodes") or []
-            if recommendation.get("policy") != "sharding" or not groups:
+            groups = _groups(recommendation)
+            if not groups:
                 continue
             plan.reasons.append(f"{source}: {recommendation['reason']}")
             for group in groups:
@@ -52,3 +54,10 @@ def plan_moves(directory: Directory, advice: dict[str, list[dict]]) -> Plan:
                 taken.add(destination)
                 plan.moves.extend((market, source, destination) for market in mine)
     return plan
+
+
+def _groups(recommendation: dict) -> list[list[str]]:
+    """The groups of markets a recommendation would move to new nodes (none: not sharding)."""
+    if recommendation.get("policy") != "sharding":
+        return []
+    return recommendation.get("details", {}).get("new_nodes") or []
