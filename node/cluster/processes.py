@@ -53,18 +53,26 @@ def spawn(command: list[str], log_path: Path) -> ProcessRecord:
 
 def stop(record: ProcessRecord, wait_s: float = STOP_WAIT_S) -> bool:
     """SIGTERM the recorded process, SIGKILL it if it has not exited within `wait_s`; False if
-    it was not running any more."""
-    if not running(record):
+    it was not running any more (also when it exits between the check and the signal)."""
+    if not running(record) or not _signal(record.pid, signal.SIGTERM):
         return False
-    os.kill(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     while running(record):
         _reap(record.pid)
         if time.monotonic() > deadline:
-            os.kill(record.pid, signal.SIGKILL)
+            _signal(record.pid, signal.SIGKILL)
             deadline = float("inf")
         time.sleep(0.02)
     _reap(record.pid)
+    return True
+
+
+def _signal(pid: int, number: signal.Signals) -> bool:
+    """Send a signal; False if the process is gone already (exited and collected)."""
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        return False
     return True
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from .processes import ProcessRecord, free_port, spawn, wait_for_port
+from .processes import ProcessRecord, free_port, spawn, stop, wait_for_port
 
 START_TIMEOUT_S = 20.0
 CLUSTER_NAME = "marketnode"
@@ -63,7 +63,8 @@ def server_config(name: str, port: int, cluster_port: int, routes: list[int], st
 
 def start_servers(folder: Path, count: int) -> list[ServerRecord]:
     """Start `count` servers with their configuration, store and log under `folder`, and
-    wait until each listens; clustered with each other when more than one."""
+    wait until each listens; clustered with each other when more than one. If one does not,
+    those started are stopped (by their pids, recorded nowhere else yet) before the error."""
     binary = nats_server_binary()
     folder.mkdir(parents=True, exist_ok=True)
     ports = [(free_port(), free_port()) for _ in range(count)]
@@ -75,6 +76,12 @@ def start_servers(folder: Path, count: int) -> list[ServerRecord]:
         config.write_text(server_config(name, port, cluster_port, routes, folder / name))
         process = spawn([str(binary), "-c", str(config)], folder / f"{name}.log")
         servers.append(ServerRecord(name, port, cluster_port, process))
-    for server in servers:
-        wait_for_port(server.port, server.process, START_TIMEOUT_S, f"nats-server {server.name}")
+    try:
+        for server in servers:
+            wait_for_port(server.port, server.process, START_TIMEOUT_S,
+                          f"nats-server {server.name}")  # fmt: skip
+    except BaseException:
+        for server in servers:
+            stop(server.process)
+        raise
     return servers
