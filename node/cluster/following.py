@@ -4,6 +4,7 @@ to a `RoutedClient` (node/client/routed.py), which moves its connections and sub
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -55,9 +56,12 @@ class DirectoryFollower:
         return self
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join(STOP_WAIT_S)
+        """Stop watching and wait for the thread (a second call finds it stopped)."""
+        if self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it has ended
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        if self._thread.is_alive():
+            self._thread.join(STOP_WAIT_S)
 
     def _run(self) -> None:
         self._task = self._loop.create_task(self._follow())
