@@ -9,6 +9,7 @@ win, and a reader never sees half a change. Peers watch the key and follow each 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -18,6 +19,8 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
 
 BUCKET = "marketnode"
 KEY = "directory"
@@ -77,6 +80,12 @@ def _content(value: bytes, version: int) -> Directory:
     return Directory(stored.nodes, stored.markets, version)
 
 
+async def _connection_trouble(error: Exception) -> None:
+    """A server of the directory lost or refusing (the client reconnects to another): one line,
+    not the client library's default logging of it with its traceback."""
+    log.warning("directory: %s", str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
 class DirectoryStore:
     """The directory in a JetStream bucket, over one connection to the given servers."""
 
@@ -93,7 +102,7 @@ class DirectoryStore:
         try:
             connection = await nats.connect(
                 servers=list(servers), connect_timeout=CONNECT_TIMEOUT_S, max_reconnect_attempts=3,
-                allow_reconnect=True,
+                allow_reconnect=True, error_cb=_connection_trouble,
             )  # fmt: skip
         except (OSError, nats.errors.Error) as error:
             raise DirectoryError(f"cannot reach the directory at {', '.join(servers)}: "
