@@ -33,6 +33,22 @@ wallets (precision 0.91 on the labelled market); with it asked of the group as a
 of the members' |net| against their summed volume), a thin market's community of nineteen
 active traders passed: nets that wander at random grow slower than the volume, a wash wallet's
 stays at nought.
+
+Two kinds of hiding get past that looser trimming, and what makes them wash is still where the
+lots go. A ring of eight that went round twice, with a few honest trades of ordinary sizes
+between its legs, leaves members with a fifth to two fifths of their volume inside; but each
+lap passes one lot on, so every member ends exactly where it started. So a group of linked
+wallets with `flat_min_member_trades` trades each inside it, whatever their share, is accepted
+when every member's net inside it is within `max_exact_net_share` of the group's mean trade size
+(Victor and Weintraud's criterion, `trade_cycles`' high severity): traders who deal with each
+other now and then under much other trading end near flat by chance, not to the unit. And a
+funder that hands lots out, one trade each, to wallets that pass them on among themselves once
+per pair and sell them back leaves few pairs that traded twice: most funded wallets are in no
+candidate pair. A fringe wallet, in no candidate pair but doing at least `flat_min_inside_share`
+of its volume with linked wallets (never a requoting wallet or a known maker), is linked by each
+of its trades to the wallets it traded with, for the looser trimming; the group must still come
+back to flat as above, so a desk between one-way clients, each trading with it once or twice,
+is not one (the asset moved from the sellers to the buyers).
 """
 
 from __future__ import annotations
@@ -43,7 +59,7 @@ from typing import Any
 
 from .alerts import Alert, decimal_text
 from .hookspecs import declare_settings, hookimpl, settings_of
-from .partners import PARTNER_TRADES, PartnerTrade, net_positions, total_notional
+from .partners import KNOWN_MAKER, PARTNER_TRADES, PartnerTrade, net_positions, total_notional
 from .window_totals import bring_up_to_date
 
 NAME = "wash_clusters"
@@ -59,6 +75,7 @@ DEFAULTS = {
     "flat_min_inside_share": 0.4,
     "flat_min_member_trades": 3,
     "max_flat_net_share": 0.2,
+    "max_exact_net_share": 0.01,
 }
 
 QUERY = f"""
@@ -68,11 +85,29 @@ candidates AS (
     WHERE trades >= $pair_trades
       AND a_requotes <= $requotes * a_trades AND b_requotes <= $requotes * b_trades
 ),
-members AS (
+linked AS (
     SELECT market, bucket, a AS wallet FROM candidates
     UNION SELECT market, bucket, b FROM candidates
 ),
 volumes AS (SELECT * FROM window_wallets WHERE window_s = $window),
+fringe AS (
+    SELECT market, bucket, wallet, sum(volume) AS volume FROM (
+        SELECT p.market, p.bucket, p.b AS wallet, p.volume FROM window_pairs p
+        SEMI JOIN linked l ON l.market = p.market AND l.bucket = p.bucket AND l.wallet = p.a
+        WHERE p.window_s = $window
+        UNION ALL
+        SELECT p.market, p.bucket, p.a, p.volume FROM window_pairs p
+        SEMI JOIN linked l ON l.market = p.market AND l.bucket = p.bucket AND l.wallet = p.b
+        WHERE p.window_s = $window
+    ) GROUP BY ALL
+),
+members AS (
+    SELECT * FROM linked
+    UNION SELECT f.market, f.bucket, f.wallet FROM fringe f
+    JOIN volumes v ON v.market = f.market AND v.bucket = f.bucket AND v.wallet = f.wallet
+    WHERE f.volume >= $fringe_share * v.volume AND v.requotes <= $requotes * v.trades
+      AND NOT {KNOWN_MAKER.format(wallet="f.wallet", market="f.market")}
+),
 market_volumes AS (SELECT market, bucket, sum(volume) AS volume FROM volumes GROUP BY ALL)
 SELECT t.market, t.bucket, t.seq, t.seller, t.buyer, CAST(t.qty AS VARCHAR),
        CAST(t.notional AS VARCHAR), CAST(vs.volume AS VARCHAR), CAST(vb.volume AS VARCHAR),
@@ -108,12 +143,13 @@ def detect_integrity(connection, settings: dict[str, Any]) -> list[Alert]:
             "pair_trades": option["min_pair_trades"],
             "share": option["min_pair_share"],
             "requotes": option["max_requotes_per_trade"],
+            "fringe_share": option["flat_min_inside_share"],
         },
     ).fetchall()
     for market, bucket, seq, seller, buyer, qty, notional, sold, bought, total, candidate in rows:
         window = groups[market, bucket]
         window.market_volume = Decimal(total)
-        window.trades.append(PartnerTrade(seq, seller, buyer, Decimal(qty), Decimal(notional)))
+        window.add(PartnerTrade(seq, seller, buyer, Decimal(qty), Decimal(notional)))
         window.volumes[seller] = Decimal(sold)
         window.volumes[buyer] = Decimal(bought)
         if candidate:
@@ -133,6 +169,7 @@ class _Window:
 
     def __init__(self) -> None:
         self.trades: list[PartnerTrade] = []
+        self.of_wallet: defaultdict[str, list[PartnerTrade]] = defaultdict(list)
         self.volumes: dict[str, Decimal] = {}
         self.links: defaultdict[str, set[str]] = defaultdict(set)
         self.market_volume = Decimal(0)
@@ -141,32 +178,66 @@ class _Window:
 
     def clusters(self, option: dict[str, Any]) -> list[set[str]]:
         """Groups of linked wallets, each member trading mostly and often inside its group; and
-        groups of members trading less of their volume, or less often, inside, that came back
-        to flat, unless the first hold all their members. A funded wallet that traded three
-        times inside is trimmed from the strict group of its funder and fellows: the flat group
-        holding it is reported instead of that one."""
-        found = self.trimmed(option, option["min_inside_share"], option["min_member_trades"])
-        taken = set().union(*found)
-        most_net = Decimal(str(option["max_flat_net_share"]))
-        loose = self.trimmed(
-            option, option["flat_min_inside_share"], option["flat_min_member_trades"]
+        groups that came back to flat, trimmed looser (see the module's docstring), unless the
+        first hold all their members. A funded wallet that traded three times inside is trimmed
+        from the strict group of its funder and fellows: the flat group holding it is reported
+        instead of that one."""
+        found = self.trimmed(
+            option, self.links, option["min_inside_share"], option["min_member_trades"]
         )
-        for group in loose:
-            if group <= taken:
-                continue  # (already reported, strictly)
-            volume, _ = self.inside(group)
-            net = net_positions(self.among(group))
-            if all(abs(net[wallet]) <= most_net * volume[wallet] for wallet in group):
+        taken = set().union(*found)
+        at_least, share = option["flat_min_member_trades"], option["flat_min_inside_share"]
+        flat = [
+            *self.trimmed(option, self.links, share, at_least),
+            *self.trimmed(option, self.loose_links(), share, at_least),
+        ]
+        exact = self.trimmed(option, self.links, 0, at_least)
+        for group in [g for g in flat if self.flat(g, option)] + [
+            g for g in exact if self.exactly_flat(g, option)
+        ]:
+            if not group <= taken and group not in found:
                 found = [strict for strict in found if not strict < group] + [group]
         return found
 
+    def loose_links(self) -> dict[str, set[str]]:
+        """The candidate links, and a link for every trade of a fringe wallet (one that is in
+        no candidate pair but does much of its volume with the linked wallets)."""
+        links = defaultdict(set, {wallet: set(ends) for wallet, ends in self.links.items()})
+        for trade in self.trades:
+            if trade.seller not in self.links or trade.buyer not in self.links:
+                links[trade.seller].add(trade.buyer)
+                links[trade.buyer].add(trade.seller)
+        return links
+
+    def flat(self, group: set[str], option: dict[str, Any]) -> bool:
+        """Each member's net position inside `group` within `max_flat_net_share` of its
+        volume inside it."""
+        most_net = Decimal(str(option["max_flat_net_share"]))
+        volume, _ = self.inside(group)
+        net = net_positions(self.among(group))
+        return all(abs(net[wallet]) <= most_net * volume[wallet] for wallet in group)
+
+    def exactly_flat(self, group: set[str], option: dict[str, Any]) -> bool:
+        """Each member's net position inside `group` within `max_exact_net_share` of the mean
+        size of the group's trades (Victor and Weintraud's criterion, as in `trade_cycles`)."""
+        trades = self.among(group)
+        mean_size = sum(t.qty for t in trades) / len(trades)
+        most_net = Decimal(str(option["max_exact_net_share"])) * mean_size
+        net = net_positions(trades)
+        return all(abs(net[wallet]) <= most_net for wallet in group)
+
     def trimmed(
-        self, option: dict[str, Any], min_inside_share: float, min_member_trades: int
+        self,
+        option: dict[str, Any],
+        links: dict[str, set[str]],
+        min_inside_share: float,
+        min_member_trades: int,
     ) -> list[set[str]]:
-        """Components of linked wallets trimmed, member by member, to those with at least
-        `min_inside_share` of their volume and `min_member_trades` trades inside the group."""
+        """Components of wallets joined by `links`, trimmed, member by member, to those with at
+        least `min_inside_share` of their volume and `min_member_trades` trades inside the
+        group."""
         found = []
-        pending = _components(self.links, set(self.links))
+        pending = _components(links, set(links))
         least_share = Decimal(str(min_inside_share))
         most_of_market = Decimal(str(option["max_market_share"])) * self.market_volume
         while pending:
@@ -181,7 +252,7 @@ class _Window:
                 and volume[wallet] >= least_share * self.volumes[wallet]
             }
             if keep != group:
-                pending.extend(_components(self.links, keep))
+                pending.extend(_components(links, keep))
             elif sum(self.volumes[wallet] for wallet in group) <= most_of_market:
                 found.append(group)  # (most of the market trades among itself by construction)
         return found
@@ -196,8 +267,22 @@ class _Window:
                 count[wallet] += 1
         return volume, count
 
+    def add(self, trade: PartnerTrade) -> None:
+        """A trade of the window (they come oldest first)."""
+        self.trades.append(trade)
+        self.of_wallet[trade.seller].append(trade)
+        self.of_wallet[trade.buyer].append(trade)
+
     def among(self, group: set[str]) -> list[PartnerTrade]:
-        return [t for t in self.trades if t.seller in group and t.buyer in group]
+        """The trades between members of `group`, oldest first (from the members' own: groups
+        are small, the window's trades many)."""
+        found = {
+            t.seq: t
+            for wallet in group
+            for t in self.of_wallet[wallet]
+            if t.seller in group and t.buyer in group
+        }
+        return [found[seq] for seq in sorted(found)]
 
 
 def _components(links: dict[str, set[str]], wallets: set[str]) -> list[set[str]]:

@@ -1,12 +1,12 @@
 """The wash detectors on the harder wash of the labelled market (issue 16, part 3).
 
-Seed 4 is the worst of seeds 1 to 8 (`mnode integrity eval --seeds 8`): rings of 5 to 8 wallets
-with honest trades between their legs, and wallets linked only through a common funder, are
-missed by the usual trimming. Their members trade mostly inside their group but not 60% of their
-volume (the cover trades), or fewer than five times inside it (a ring of eight that ran two
-rounds: four trades each), so wash_clusters trims them away, and no pair of them is a large
-enough share of both wallets' volume to count as partners. What gives them away is that the
-group comes back to flat, which wash_clusters' looser, flat-only rule takes in.
+Rings of 5 to 8 wallets with honest trades between their legs, and wallets linked only through a
+common funder, are missed by the usual trimming. Their members trade mostly inside their group
+but not 60% of their volume (the cover trades), or fewer than five times inside it (a ring of
+eight that ran two rounds: four trades each), and no pair of them is a large enough share of both
+wallets' volume to count as partners. What gives them away is where the lots go: the group comes
+back to flat (wash_clusters' looser, flat-only rule), a ring's lots exactly so whatever its cover,
+and a funder's wallets, most of them in no pair that traded twice, trade with the group only.
 """
 
 from marketnode.node.tools.evaluation import evaluate
