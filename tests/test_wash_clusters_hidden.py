@@ -78,3 +78,15 @@ def test_a_desk_between_one_way_clients_trading_once_each_is_no_cluster(trades):
     ]:  # fmt: skip
         trades.add(seller, buyer, qty)
     assert alerts_of(trades, "wash_clusters") == []
+
+
+def test_a_desk_and_clients_that_each_only_sell_or_only_buy_are_no_cluster(trades):
+    """An OTC desk trades blocks with two clients, five times each: all three trade only with
+    each other, again and again, as a farm's wallets do, but one client only sells and the
+    other only buys. A one-way member takes the asset off (or brings it in): it is a customer,
+    not an accomplice, and without them the desk is no group."""
+    honest_market(trades, takers=80)
+    for qty in (30, 50, 70, 40, 60):
+        trades.add("0xseller", "0xdesk", qty)
+        trades.add("0xdesk", "0xbuyer", qty + 1)
+    assert alerts_of(trades, "wash_clusters") == []
