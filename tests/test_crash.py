@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CRASH_SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "crash.py"
 
 
+@pytest.mark.slow
 def test_killed_nodes_lose_nothing_acknowledged():
     result = subprocess.run(
         [sys.executable, str(CRASH_SCRIPT), "--rounds", "3", "--seed", "7"],

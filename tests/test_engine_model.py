@@ -580,6 +580,7 @@ EngineAgainstReference.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestEngineAgainstReference = EngineAgainstReference.TestCase
+TestEngineAgainstReference.pytestmark = [pytest.mark.slow]
 
 
 class CompiledEngineAgainstReference(EngineAgainstReference):
@@ -591,3 +592,4 @@ class CompiledEngineAgainstReference(EngineAgainstReference):
 
 CompiledEngineAgainstReference.TestCase.settings = EngineAgainstReference.TestCase.settings
 TestCompiledEngineAgainstReference = CompiledEngineAgainstReference.TestCase
+TestCompiledEngineAgainstReference.pytestmark = [pytest.mark.slow]

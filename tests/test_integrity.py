@@ -176,6 +176,7 @@ def test_scan_and_link_refuse_a_running_node_home(home):
     assert bad.exit_code == 2 and "--reason" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_evaluation_scores_a_labelled_market():
     from marketnode.node.tools.washgen import WASH_PATTERNS
 
@@ -196,6 +197,7 @@ def test_the_evaluation_scores_a_labelled_market():
     assert report["maker_flag_rate"] == 0
 
 
+@pytest.mark.slow
 def test_the_evaluation_over_seeds_reports_the_worst_case_and_one_seed_reads_as_text():
     result = mnode("integrity", "eval", "--seeds", "2", "--steps", "3000", "--json")
     assert result.exit_code == 0, result.stderr

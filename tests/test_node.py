@@ -846,6 +846,7 @@ def _runtime_pid(home: Path) -> int | None:
         return None
 
 
+@pytest.mark.slow
 def test_mnode_start_status_stop_and_a_killed_node(tmp_path):
     home = Home.create(tmp_path / "home")
     text = home.config_path.read_text()

@@ -337,6 +337,7 @@ def test_reorganised_out_batch_is_sent_again_and_final_only_after_k(anvil_market
         store.close()
 
 
+@pytest.mark.slow
 def test_relayer_killed_mid_batch_settles_every_trade_once(anvil_market, signed_node, tmp_path):
     market = anvil_market
     use_relayer_key(market)

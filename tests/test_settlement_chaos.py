@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CHAOS_SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "settlement_chaos.py"
 
 
+@pytest.mark.slow
 def test_every_trade_settles_once_through_kills_a_reorg_and_a_fee_spike():
     result = subprocess.run(
         [sys.executable, str(CHAOS_SCRIPT), "--duration", "25", "--rate", "40", "--wallets",

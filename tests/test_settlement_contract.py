@@ -113,6 +113,7 @@ def _refusing_token(market: Market) -> str:
     return rpc.send(market.w3, factory.constructor(), market.admin)["contractAddress"]
 
 
+@pytest.mark.slow
 def test_each_invalid_trade_is_skipped_with_its_reason_and_the_rest_settle(market: Market):
     buyer, seller, settlement = market.buyer, market.seller, market.settlement
     hash_of = settlement.functions.order_hash
