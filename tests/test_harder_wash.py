@@ -9,9 +9,12 @@ back to flat (wash_clusters' looser, flat-only rule), a ring's lots exactly so w
 and a funder's wallets, most of them in no pair that traded twice, trade with the group only.
 """
 
+import pytest
+
 from marketnode.node.tools.evaluation import evaluate
 
 
+@pytest.mark.slow
 def test_rings_with_cover_and_funded_wallets_are_found():
     report = evaluate(4)
     assert report["precision"] >= 0.97
