@@ -718,3 +718,25 @@ def test_replies_to_a_gateway_reject_keep_their_place(running_node):
         ("rejected", "off_tick", "b2"),
         ("accepted", None, "b3"),
     ]
+
+
+@pytest.mark.timeout(60)
+def test_a_client_whose_handshake_was_refused_fails_its_next_request_instead_of_waiting(
+    running_node, tmp_path
+):
+    """Once the node refused its handshake, each request fails as unreachable within the
+    client's timeout, the send included: on a loaded run a ping's send waited for a connection
+    until the suite's 600 s bound (the client now sends only within its timeout)."""
+    client = Client(running_node.address, stranger_key(tmp_path), timeout_s=REFUSED_WAIT_S)
+    monitor = client.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+    try:
+        assert monitor.poll(30_000), "the node never refused the handshake"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        for request in (client.ping, lambda: client.submit([new("s1", "buy", "10", "1", ALICE)])):
+            with pytest.raises(ClientError) as failed:
+                request()
+            assert failed.value.unreachable
+    finally:
+        client.socket.disable_monitor()
+        monitor.close(linger=0)
+        client.close()

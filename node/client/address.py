@@ -87,3 +87,20 @@ def connect_socket(
         sock.close(linger=0)
         raise ClientError(f"cannot connect to {endpoint}: {error}", unreachable=True) from None
     return sock
+
+
+def send_within(sock: zmq.Socket, payload: bytes, timeout_ms: int, endpoint: str) -> None:
+    """Send `payload`, or ClientError (unreachable) after `timeout_ms`. A DEALER whose only
+    connection the node refused (a revoked or unknown key: its handshake failed) has no pipe
+    left to queue on, and a plain send waits for one for ever."""
+    try:
+        if sock.poll(timeout_ms, zmq.POLLOUT):
+            sock.send(payload, zmq.NOBLOCK)
+            return
+    except zmq.Again:  # the connection went between the poll and the send
+        pass
+    raise ClientError(
+        f"cannot send to the node at {endpoint} within {timeout_ms / 1000:g} s (is it running, "
+        "and is this key registered?)",
+        unreachable=True,
+    )

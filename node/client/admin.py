@@ -9,7 +9,7 @@ import zmq
 
 from ..home.keys import KeyPair
 from ..protocol.messages import PROTOCOL_VERSION, AdminReply, admin_reply_decoder, encoder
-from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress, connect_socket
+from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress, connect_socket, send_within
 
 
 class AdminClient:
@@ -37,11 +37,8 @@ class AdminClient:
     def call(self, cmd: str, **arguments: Any) -> Any:
         """Run an admin command; its result, or ClientError with the node's reason."""
         ref = next(self._refs)
-        self.socket.send(
-            encoder.encode(
-                {"v": PROTOCOL_VERSION, "type": "admin", "cmd": cmd, "ref": ref, **arguments}
-            )
-        )
+        request = {"v": PROTOCOL_VERSION, "type": "admin", "cmd": cmd, "ref": ref, **arguments}
+        send_within(self.socket, encoder.encode(request), self.timeout_ms, self.address.admin)
         while True:
             if not self.socket.poll(self.timeout_ms):
                 raise ClientError(

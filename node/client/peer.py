@@ -34,7 +34,7 @@ from ..protocol.messages import (
     encoder,
     node_reply_decoder,
 )
-from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress, connect_socket
+from .address import DEFAULT_TIMEOUT_S, ClientError, NodeAddress, connect_socket, send_within
 
 Answer = TypeVar("Answer")
 
@@ -103,7 +103,7 @@ class Client:
     def send_submit(self, commands: list[Any]) -> int:
         """Send commands without waiting; returns the `ref` their reply will carry."""
         ref = next(self._refs)
-        self.socket.send(encode_submit(commands, ref))
+        send_within(self.socket, encode_submit(commands, ref), self.timeout_ms, self.address.orders)
         return ref
 
     def submit(self, commands: list[Any]) -> Reply:
@@ -146,7 +146,7 @@ class Client:
 
     def _call(self, body: dict[str, Any]) -> Any:
         ref = next(self._refs)
-        self.socket.send(encode_request(body, ref))
+        send_within(self.socket, encode_request(body, ref), self.timeout_ms, self.address.orders)
         return self._wait(ref)
 
     def _wait(self, ref: int) -> Any:
