@@ -162,8 +162,10 @@ def test_a_loaded_node_advises_a_second_node_then_stops_after_the_window(node_fa
         assert advised, "no advice during the load"
         assert advised[0]["action"] == "scale_up"
         shares = advised[0]["details"]["market_shares"]
-        busiest = max(shares, key=shares.get)
-        assert busiest in advised[0]["reason"]  # to move, or too busy for one node alone
+        named = [market for market in shares if market in advised[0]["reason"]]
+        # a busiest market is named (to move, or too busy for one node alone); markets of the
+        # same flow can tie at the shares' four decimals
+        assert any(shares[market] == max(shares.values()) for market in named), advised[0]
     finally:
         loader.join()
     ended = time.monotonic()
