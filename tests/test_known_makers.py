@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from marketnode.node.analytics.duckdb_store import AnalyticsStore
@@ -19,17 +18,14 @@ from marketnode.node.analytics.makers import (
     forget_maker,
     record_configured_makers,
 )
-from marketnode.node.core.commands import PeerCommand
 from marketnode.node.core.markets import MarketSpec
 from marketnode.node.home.config import IntegrityConfig
-from marketnode.node.store.durable import DurableEngine
-from marketnode.node.store.lmdb_store import Store
+from marketnode.node.tools.evaluation import journal_by_the_minute
 
 SPEC = MarketSpec("THIN-ETH", "THIN", "ETH", "0.01", "1", "1", "1000", "1000000", "none")
 MAKER = "0x5001"
 START_NS = 1_790_000_000 * 10**9
 STEP_NS = 6 * 10**9
-COMMIT_NS = 60 * 10**9
 SPREAD_TICKS = 5
 """The maker quotes this many ticks either side of its mid; wash legs go at the mid, inside."""
 
@@ -113,19 +109,7 @@ def round_tripping_takers(flow: Flow, takers: list[str], trips: int) -> None:
 def replayed(flow: Flow, folder: Path) -> AnalyticsStore:
     """The flow through the real engine into LMDB, a commit per minute stamped with its last
     command's time, then followed into DuckDB."""
-    stamp = [flow.times[0]]
-    store = Store(folder / "data", map_size=64 << 20, sync="none", clock=lambda: stamp[0])
-    durable = DurableEngine(store)
-    durable.configure([SPEC])
-    batch: list = []
-    opened = flow.times[0]
-    for command, time_ns in zip(flow.commands, flow.times, strict=True):
-        if time_ns - opened >= COMMIT_NS and batch:
-            durable.submit(batch)
-            batch, opened = [], time_ns
-        stamp[0] = time_ns
-        batch.append(msgspec.convert(command, PeerCommand))
-    durable.submit(batch)
+    store = journal_by_the_minute(folder / "data", [SPEC], flow.commands, flow.times, 64 << 20)
     analytics = AnalyticsStore(folder / "analytics.duckdb")
     try:
         JournalFollower(store, analytics).sync()

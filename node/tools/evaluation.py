@@ -137,23 +137,33 @@ def evaluate_seeds(seeds: list[int], steps: int = 20_000, known_makers: bool = F
     return worst
 
 
-def _replayed(market: LabelledMarket, folder: Path) -> tuple[Store, AnalyticsStore]:
-    """The market through the real engine into LMDB, a commit per minute of the generated
-    market's time (stamped with the time of its last command), then into DuckDB."""
-    commit_time = [market.times[0]]
-    store = Store(folder / "data", map_size=256 << 20, sync="none", clock=lambda: commit_time[0])
-    analytics = AnalyticsStore(folder / "analytics.duckdb")
+def journal_by_the_minute(
+    path: Path, markets: list, commands: list[dict], times: list[int], map_size: int = 256 << 20
+) -> Store:
+    """`commands` through the real engine into a new LMDB store at `path`, a commit per minute
+    (COMMIT_NS) of their generated times, each stamped with the time of its last command: the
+    time-window detectors then see the times a live node would have given them."""
+    commit_time = [times[0]]
+    store = Store(path, map_size=map_size, sync="none", clock=lambda: commit_time[0])
     durable = DurableEngine(store)
-    durable.configure(list(MARKETS))
+    durable.configure(markets)
     batch: list[PeerCommand] = []
-    opened = market.times[0]
-    for command, stamp in zip(market.commands, market.times, strict=True):
+    opened = times[0]
+    for command, stamp in zip(commands, times, strict=True):
         if stamp - opened >= COMMIT_NS and batch:
             durable.submit(batch)
             batch, opened = [], stamp
         commit_time[0] = stamp
         batch.append(msgspec.convert(command, PeerCommand))
     durable.submit(batch)
+    return store
+
+
+def _replayed(market: LabelledMarket, folder: Path) -> tuple[Store, AnalyticsStore]:
+    """The market through the real engine into LMDB (`journal_by_the_minute`), then into
+    DuckDB."""
+    store = journal_by_the_minute(folder / "data", list(MARKETS), market.commands, market.times)
+    analytics = AnalyticsStore(folder / "analytics.duckdb")
     JournalFollower(store, analytics).sync()
     return store, analytics
 
