@@ -128,28 +128,27 @@ class Batch:
         folder = tempfile.mkdtemp(dir=process_scratch_folder())
         try:
             if self.events:
-                events_file = Path(folder) / "events.ndjson"
-                events_file.write_bytes(b"".join(self.chunks))
-                statement = EVENTS_FROM_JSON.format(
-                    path=_quote(str(events_file)), fields=EVENT_FIELDS, **self.sql_values()
-                )
-                connection.execute(statement)
+                _load(connection, folder, "events", b"".join(self.chunks), EVENTS_FROM_JSON,
+                      fields=EVENT_FIELDS, **self.sql_values())  # fmt: skip
             if self.trades:
-                trades_file = Path(folder) / "trades.ndjson"
-                trades_file.write_bytes(_encode_lines(self.trades))
-                statement = TRADES_FROM_JSON.format(
-                    path=_quote(str(trades_file)), fields=TRADE_FIELDS
-                )
-                connection.execute(statement)
+                _load(connection, folder, "trades", _encode_lines(self.trades), TRADES_FROM_JSON,
+                      fields=TRADE_FIELDS)  # fmt: skip
             if self.chain_trades:
-                chain_file = Path(folder) / "chain_trades.ndjson"
-                chain_file.write_bytes(_encode_lines(self.chain_trades))
-                statement = CHAIN_TRADES_FROM_JSON.format(
-                    path=_quote(str(chain_file)), fields=CHAIN_TRADE_FIELDS
-                )
-                connection.execute(statement)
+                _load(connection, folder, "chain_trades", _encode_lines(self.chain_trades),
+                      CHAIN_TRADES_FROM_JSON, fields=CHAIN_TRADE_FIELDS)  # fmt: skip
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _load(
+    connection: duckdb.DuckDBPyConnection, folder: str, name: str, lines: bytes, statement: str,
+    **values: str,
+) -> None:
+    """`lines` (newline-delimited JSON) into a scratch file of `folder`, then `statement` (its
+    `{path}` that file) run on it."""
+    scratch = Path(folder) / f"{name}.ndjson"
+    scratch.write_bytes(lines)
+    connection.execute(statement.format(path=_quote(str(scratch)), **values))
 
 
 def _quote(text: str) -> str:
