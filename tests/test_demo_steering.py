@@ -14,6 +14,7 @@ from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.tools.calibration import (
     DROP_SETTLE_S,
     DROP_TIMES,
+    MAX_CUT,
     MAX_STEP,
     MIN_SECONDS,
     BusyReading,
@@ -40,24 +41,32 @@ def rates_picked(start: float, busy_shares: list[float], steering: Steering = ST
     return rates
 
 
-def test_a_busy_node_steers_the_rate_down_in_bounded_steps_then_holds():
-    rates = rates_picked(10_000, [0.92, 0.92, 0.70, 0.48, 0.41, 0.43, 0.37])
-    assert rates == pytest.approx([10_000, 8_000, 6_400, 5_120, 4_266.7, 4_266.7, 4_266.7,
-                                   4_266.7], abs=0.1)  # fmt: skip
-    # 0.92 busy aims at 4,348 (10,000 x 0.40 / 0.92): a fifth down per step, not all at once;
-    # at 0.48, 5,120 x 0.40 / 0.48 is within the step; within five points of 40% it holds
+def test_a_busy_node_steers_the_rate_down_by_at_most_half_a_step_then_holds():
+    rates = rates_picked(10_000, [0.92, 0.55, 0.41, 0.43, 0.37])
+    assert rates == pytest.approx([10_000, 5_000, 3_636.4, 3_636.4, 3_636.4, 3_636.4], abs=0.1)
+    # 0.92 busy aims at 4,348 (10,000 x 0.40 / 0.92): at most halved in one step, so 5,000;
+    # at 0.55, 5,000 x 0.40 / 0.55 is within the cut; within five points of 40% it holds
+
+
+def test_the_rate_falls_faster_than_it_rises():
+    """Over the target the waiting grows as 1/(1 - rho), under it nothing is lost but flow:
+    the same distance from the aim is covered in one step down and several up."""
+    down = rates_picked(8_000, [0.80])  # aims at 4,000: reached at once
+    up = rates_picked(4_000, [0.20] * 3)  # aims at 8,000: a quarter at a time
+    assert down == pytest.approx([8_000, 4_000])
+    assert up == pytest.approx([4_000, 5_000, 6_250, 7_812.5])
 
 
 def test_an_idle_node_steers_the_rate_up_to_its_ceiling_and_a_saturated_one_to_its_floor():
     up = rates_picked(4_000, [0.10] * 6)
     assert up == pytest.approx([4_000, 5_000, 6_250, 7_812.5, 9_765.6, 10_000, 10_000], abs=0.1)
-    down = rates_picked(2_000, [1.0] * 5)
-    assert down == pytest.approx([2_000, 1_600, 1_280, 1_024, 1_000, 1_000])
+    down = rates_picked(2_000, [1.0] * 3)
+    assert down == pytest.approx([2_000, 1_000, 1_000, 1_000])
 
 
 def test_a_reading_with_nothing_served_still_says_which_way():
     stalled = STEERING.next_rate(5_000, BusyReading(busy=1.0, orders_per_s=0))
-    assert stalled == pytest.approx(5_000 / (1 + MAX_STEP))
+    assert stalled == pytest.approx(5_000 / (1 + MAX_CUT))
     unused = STEERING.next_rate(5_000, BusyReading(busy=0.0, orders_per_s=0))
     assert unused == pytest.approx(5_000 * (1 + MAX_STEP))
     assert STEERING.next_rate(5_000, None) == 5_000  # nothing steady to go by: it holds
@@ -76,7 +85,7 @@ def test_steering_a_node_whose_batches_cost_a_fixed_share_neither_oscillates_nor
     settled = rates[-1]
     assert abs(busy_at(settled) - STEERING.target) <= STEERING.deadband
     assert rates == sorted(rates, reverse=True)  # one way only: no oscillation
-    assert all(later >= earlier / (1 + MAX_STEP) for earlier, later in pairwise(rates))
+    assert all(later >= earlier / (1 + MAX_CUT) for earlier, later in pairwise(rates))
     assert settled >= 3_000  # the rate that would keep it at exactly 40%: not overshot
 
 
@@ -101,7 +110,7 @@ def test_the_steerer_leaves_the_drop_and_its_settling_out_and_sizes_the_drop_fro
     after = [sample(settled + n, 0.92, 4_000) for n in range(3)]
     step = steerer.adjust(during + after)
     assert step is not None and (step.busy, step.orders_per_s) == (0.92, 4_000)
-    assert steerer.rate == step.rate == pytest.approx(4_000 / (1 + MAX_STEP))
+    assert steerer.rate == step.rate == pytest.approx(4_000 / (1 + MAX_CUT))
     assert step.at_s == settled + 2 - 1_000
     assert steerer.rate_of(in_drop=True) == pytest.approx(steerer.rate * DROP_TIMES)
     assert steerer.adjust([sample(999.5, 0.1, 100)] * 5) is None  # before the flow started
