@@ -21,7 +21,13 @@ from typer.testing import CliRunner
 
 from marketnode.cli.main import app
 from marketnode.node.core import compiled
-from marketnode.node.core.commands import CancelOrder, Clock, NewOrder, ReplaceOrder
+from marketnode.node.core.commands import (
+    CancelOrder,
+    Clock,
+    NewOrder,
+    RaiseMinNonce,
+    ReplaceOrder,
+)
 from marketnode.node.core.engine import Engine, PythonEngine
 from marketnode.node.core.markets import ConfigError, MarketSpec
 from marketnode.node.home.config import default_markets
@@ -95,8 +101,8 @@ def signed(order_id: int, owner: str, side: str, price: str, nonce, expiry: int)
 
 def test_signed_orders_nonces_and_expiries_are_the_same():
     """Signed orders, used and reused nonces (below and above the floor), expired ones, an
-    order without its verified digest, a clock moving on: the same events, nonces and expiry
-    heap from both cores."""
+    order without its verified digest, a clock moving on, minimum nonces raised: the same
+    events, nonces and expiry heap from both cores."""
     commands: list = [Clock(1_000)]
     for number in range(1, 400):
         owner = f"0x{number % 4:040x}"
@@ -110,6 +116,8 @@ def test_signed_orders_nonces_and_expiries_are_the_same():
             commands.append(CancelOrder(number - 1, owner, "PUNK-ETH"))
         if number % 17 == 0:
             commands.append(ReplaceOrder(number - 2, owner, "PUNK-ETH", price="12", qty="2"))
+        if number % 19 == 0:  # a raised minimum nonce: the orders below it cancelled
+            commands.append(RaiseMinNonce(owner, number % 9 if number % 3 else str(number)))
     commands.append(NewOrder(999, "0xz", "PUNK-ETH", "buy", price="10", qty="1", nonce=1))
     commands.append(
         NewOrder(998, "0xz", "PUNK-ETH", "buy", price="10", qty="1", nonce=1, expiry=5, **SIGNED)

@@ -34,6 +34,9 @@ class Order(msgspec.Struct, eq=False, gc=False):
     """A signed order's expiry (unix seconds, at least 1); 0 for an unsigned order."""
     order_hash: str | None = None
     """A signed order's digest (`0x` and 64 hex digits), what a signed cancel names."""
+    nonce: int | None = None
+    """A signed order's nonce, which a raised minimum nonce judges (`RaiseMinNonce`); None
+    for an unsigned order."""
 
 
 class Level:

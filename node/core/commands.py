@@ -120,6 +120,9 @@ class MovedOrder(msgspec.Struct, array_like=True, gc=False):
     peer: str | None = None
     expiry: int = 0
     order_hash: str | None = None
+    nonce: str | None = None
+    """A signed order's nonce as decimal text (nonces go up to 2**256); None in a move
+    journaled before resting orders kept their nonce."""
 
 
 class ExportMarket(msgspec.Struct, tag="export_market", tag_field="op"):
@@ -141,9 +144,29 @@ class ImportMarket(msgspec.Struct, tag="import_market", tag_field="op"):
     orders: list[MovedOrder]
 
 
+class RaiseMinNonce(msgspec.Struct, tag="min_nonce", tag_field="op", gc=False):
+    """The owner raised its minimum nonce on the settlement contract (its `MinNonceRaised`
+    log, heard by the relayer under the confirmations): every nonce of `owner` below
+    `min_nonce` is used from here on, and its resting signed orders with a nonce below it are
+    cancelled (reason `min_nonce`). Only upward: a minimum at or below the owner's floor
+    leaves the floor as it is. Journaled, never accepted from a peer."""
+
+    owner: str
+    min_nonce: Nonce
+    """An int, or decimal text for a minimum of 2**64 and above (msgpack's integers stop
+    there)."""
+
+
 PeerCommand = NewOrder | CancelOrder | ReplaceOrder
 JournalCommand = (
-    NewOrder | CancelOrder | ReplaceOrder | ConfigureMarkets | Clock | ExportMarket | ImportMarket
+    NewOrder
+    | CancelOrder
+    | ReplaceOrder
+    | ConfigureMarkets
+    | Clock
+    | ExportMarket
+    | ImportMarket
+    | RaiseMinNonce
 )
 
 

@@ -20,6 +20,7 @@ from .commands import (
     ExportMarket,
     ImportMarket,
     NewOrder,
+    RaiseMinNonce,
     ReplaceOrder,
 )
 from .decimals import parse_decimal
@@ -68,6 +69,7 @@ class Engine:
             Clock: self._clock,
             ExportMarket: lambda command, out: export_market(self, command, out),
             ImportMarket: lambda command, out: import_market(self, command, out),
+            RaiseMinNonce: self._raise_min_nonce,
         }
         if markets:
             self.configure(markets)
@@ -150,7 +152,8 @@ class Engine:
             if reason is not None:
                 self._reject("new", command, reason, out)
                 return
-            self.nonces.use(command.owner, int(command.nonce))
+            order.nonce = int(command.nonce)
+            self.nonces.use(command.owner, order.nonce)
             order.expiry = command.expiry
             order.order_hash = command.order_hash
         self.seq += 1
@@ -234,6 +237,27 @@ class Engine:
             )
         )
         self._take_off(book, order)
+
+    def _raise_min_nonce(self, command: RaiseMinNonce, out: list) -> None:
+        """Raise the owner's nonce floor to `min_nonce` and cancel its resting signed orders
+        whose nonce is below it, oldest first, each reported `cancelled` (reason `min_nonce`).
+        A minimum at or below one raised before finds no such order (they were cancelled, and
+        a new one below it is refused `nonce_used`): it changes nothing."""
+        owner, floor = command.owner, int(command.min_nonce)
+        self.nonces.raise_floor(owner, floor)
+        below = sorted(
+            (order for book in self.books.values() for order in book.orders.values()
+             if order.owner == owner and order.nonce is not None and order.nonce < floor),
+            key=lambda order: order.priority,
+        )  # fmt: skip
+        for order in below:
+            book = self.books[order.market]
+            self.seq += 1
+            out.append(
+                Cancelled(self.seq, book.symbol, order.id, owner, CancelReason.MIN_NONCE,
+                          order.remaining, 0, order.peer)
+            )  # fmt: skip
+            self._take_off(book, order)
 
     def _replace(self, command: ReplaceOrder, out: list) -> None:
         valid = validate_replace(self.books, command)

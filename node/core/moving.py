@@ -49,7 +49,7 @@ def moved_orders(engine: Engine, market: str) -> list[MovedOrder]:
         raise MarketMoveRefused(f"unknown market {market!r}")
     return [
         MovedOrder(o.owner, o.id, o.is_buy, o.price, o.remaining, o.stp, o.peer, o.expiry,
-                   o.order_hash)
+                   o.order_hash, None if o.nonce is None else str(o.nonce))
         for o in orders_in_priority(book)
     ]  # fmt: skip
 
@@ -96,9 +96,10 @@ def import_market(engine: Engine, command: ImportMarket, out: list) -> None:
     book = engine.books[command.market]
     for moved in command.orders:
         seq = engine.seq = engine.seq + 1
+        nonce = None if moved.nonce is None else int(moved.nonce)
         order = Order(book.symbol, moved.id, moved.owner, moved.is_buy, moved.price,
                       moved.remaining, seq, moved.stp, moved.peer, moved.expiry,
-                      moved.order_hash)  # fmt: skip
+                      moved.order_hash, nonce)  # fmt: skip
         book.rest(order)
         engine.open_orders[order.owner] += 1
         engine.touched.add(order)

@@ -44,6 +44,22 @@ class NonceBook:
                 del self.above[owner]
         self.floor[owner] = floor
 
+    def raise_floor(self, owner: str, floor: int) -> None:
+        """Make every nonce of `owner` below `floor` used (a raised minimum nonce): only
+        upward, so a `floor` at or below the owner's leaves it as it is."""
+        if floor <= self.floor.get(owner, 0):
+            return
+        self.changed.add(owner)
+        above = self.above.get(owner)
+        if above:
+            above.difference_update([nonce for nonce in above if nonce < floor])
+            while floor in above:
+                above.remove(floor)
+                floor += 1
+            if not above:
+                del self.above[owner]
+        self.floor[owner] = floor
+
     def state_of(self, owner: str) -> tuple[int, list[int]]:
         """The owner's floor and its used nonces above it, in order."""
         return self.floor.get(owner, 0), sorted(self.above.get(owner, ()))

@@ -96,6 +96,10 @@ class CancelReason(StrEnum):
     SETTLEMENT_FAILED = "settlement_failed"
     """The node cancels the resting orders of an owner whose trade failed to settle on chain
     (its balance or approval gone, its nonce cancelled there) in the trade's market."""
+    MIN_NONCE = "min_nonce"
+    """The node cancels a resting signed order whose nonce is below the minimum its owner
+    raised on the settlement contract (`set_min_nonce`, `increment_min_nonce`), which would
+    refuse to settle it."""
     MOVED = "moved"
     """The order left this node with its market's book (`mnode markets move`): it rests on the
     destination node, in the same time priority, and is not cancelled for its owner."""

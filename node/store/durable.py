@@ -4,6 +4,12 @@ one synced LMDB transaction before any of its events is released.
 A commit that fails (the disk or the LMDB map full, an I/O error) leaves the engine as the last
 successful commit left it, reloaded from the store the way start-up loads it, so nothing of the
 failed batch survives in memory either.
+
+Resting signed orders keep their nonce (a raised minimum nonce cancels those below it). A store
+written before they did holds signed orders without it: loading it finds each such order's
+nonce in the journal (the `new` that placed it, or the move that brought it) once, and writes
+the records again with it; the state hash leaves the nonce out (statehash.py), so it is the
+same number before and after.
 """
 
 from __future__ import annotations
@@ -13,11 +19,19 @@ from collections.abc import Sequence
 import lmdb
 
 from ..core.book import Order
-from ..core.commands import ConfigureMarkets
+from ..core.commands import ConfigureMarkets, ImportMarket, NewOrder
 from ..core.engine import Engine
 from ..core.markets import MarketSpec
 from .lmdb_store import Store, StoreError
-from .statehash import BookHash, format_hash, nonce_writes, nonces_from_record, order_from_record
+from .statehash import (
+    BookHash,
+    format_hash,
+    nonce_writes,
+    nonces_from_record,
+    order_from_record,
+    order_key,
+    order_value,
+)
 
 
 class CommitFailed(StoreError):
@@ -50,6 +64,24 @@ class DurableEngine:
         self.journal_length = state.journal_length
         self._pending: list[object] = []
         self._handlers = self.engine.handlers
+        self._find_nonces()
+
+    def _find_nonces(self) -> None:
+        """Give the resting signed orders of an older store their nonces from the journal,
+        and write their records again with them (see the module's docstring)."""
+        wanted = {order.order_hash: order for order in self.engine.resting_orders()
+                  if order.expiry and order.nonce is None}  # fmt: skip
+        if not wanted or self.store.readonly:
+            return
+        for _, command in self.store.journal(0, self.journal_length):
+            if type(command) is NewOrder and command.order_hash in wanted:
+                wanted[command.order_hash].nonce = int(command.nonce)  # type: ignore[arg-type]
+            elif type(command) is ImportMarket:
+                for moved in command.orders:
+                    if moved.order_hash in wanted and moved.nonce is not None:
+                        wanted[moved.order_hash].nonce = int(moved.nonce)
+        found = [order for order in wanted.values() if order.nonce is not None]
+        self.store.put_orders([(order_key(order), order_value(order)) for order in found])
 
     def configure(self, specs: Sequence[MarketSpec]) -> bool:
         """Make `specs` the market list if it differs, journaled like a command; True if changed.

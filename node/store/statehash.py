@@ -7,8 +7,13 @@ alone and equals the hash computed from scratch over any set of records, so the 
 restart and a journal replay all compare the same number.
 
 An unsigned order's value is the six fields it has always had (a store written before signed
-orders hashes the same); a signed order's adds its expiry and order hash. A nonce record's key is
-a one-element array (the owner), an order's a three-element one, so the two never collide.
+orders hashes the same); a signed order's adds its expiry and order hash, then its nonce
+(decimal text). The nonce is kept so that a raised minimum nonce finds the orders below it
+after a restart, and it is left out of the record's digest: the order hash is the EIP-712
+digest of the signed order, nonce included, so it covers the nonce already, and a store
+written before orders kept their nonce (eight fields) hashes, verifies and replays to the same
+state hashes as before. A nonce record's key is a one-element array (the owner), an order's a
+three-element one, so the two never collide.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ _decode_value = msgspec.msgpack.Decoder(tuple[bool, int, int, int, int, str | No
 _decode_signed_value = msgspec.msgpack.Decoder(
     tuple[bool, int, int, int, int, str | None, int, str]
 ).decode
+_decode_nonced_value = msgspec.msgpack.Decoder(
+    tuple[bool, int, int, int, int, str | None, int, str, str]
+).decode
+NONCED_RECORD = 0x99
+"""The first byte of a signed order's record with its nonce: a msgpack array of nine."""
 _decode_nonce_key = msgspec.msgpack.Decoder(tuple[str]).decode
 _decode_nonce_value = msgspec.msgpack.Decoder(tuple[str, list[str]]).decode
 
@@ -40,21 +50,38 @@ def order_key(order: Order) -> bytes:
 def order_value(order: Order) -> bytes:
     fields = (order.is_buy, order.price, order.remaining, order.priority, order.stp, order.peer)
     if order.expiry:
-        return _encode((*fields, order.expiry, order.order_hash))
+        if order.nonce is None:  # restored from a store written before orders kept it
+            return _encode((*fields, order.expiry, order.order_hash))
+        return _encode((*fields, order.expiry, order.order_hash, str(order.nonce)))
     return _encode(fields)
+
+
+def hashed_value(value: bytes) -> bytes:
+    """The part of an order record its digest covers: all of it but a signed order's nonce
+    (see the module's docstring)."""
+    if value[0] != NONCED_RECORD:
+        return value
+    return _encode(_decode_nonced_value(value)[:8])
 
 
 def order_from_record(key: bytes, value: bytes) -> Order:
     market, owner, order_id = _decode_key(key)
-    try:
-        is_buy, price, remaining, priority, stp, peer = _decode_value(value)
-        expiry, order_hash = 0, None
-    except msgspec.ValidationError:
-        decoded = _decode_signed_value(value)
-        is_buy, price, remaining, priority, stp, peer, expiry, order_hash = decoded
+    nonce = None
+    if value[0] == NONCED_RECORD:
+        *fields, nonce_text = _decode_nonced_value(value)
+        nonce = int(nonce_text)
+        is_buy, price, remaining, priority, stp, peer, expiry, order_hash = fields
+    else:
+        try:
+            is_buy, price, remaining, priority, stp, peer = _decode_value(value)
+            expiry, order_hash = 0, None
+        except msgspec.ValidationError:
+            decoded = _decode_signed_value(value)
+            is_buy, price, remaining, priority, stp, peer, expiry, order_hash = decoded
     return Order(
-        market, order_id, owner, is_buy, price, remaining, priority, stp, peer, expiry, order_hash
-    )
+        market, order_id, owner, is_buy, price, remaining, priority, stp, peer, expiry,
+        order_hash, nonce,
+    )  # fmt: skip
 
 
 def nonce_key(owner: str) -> bytes:
@@ -79,7 +106,7 @@ def nonces_from_record(key: bytes, value: bytes) -> tuple[str, int, list[int]]:
 
 
 def record_digest(key: bytes, value: bytes) -> int:
-    return int.from_bytes(blake2b(key + value, digest_size=8).digest(), "little")
+    return int.from_bytes(blake2b(key + hashed_value(value), digest_size=8).digest(), "little")
 
 
 def hash_records(records: Iterable[tuple[bytes, bytes]]) -> int:

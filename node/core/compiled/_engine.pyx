@@ -5,7 +5,7 @@ What runs here: dispatch, the checks of new orders and replaces, matching (`_mat
 resting, replacing (`_replace.pxi`) and cancelling; node/core/validation.py, matching.py and
 engine.py say what each step does and in which order, and these files do the same steps in the
 same order. Left to the Python engine, because it is rare and a copy would only be a second
-place to keep right: signed orders' checks, the fill-or-kill look-ahead, decimal text not seen
+place to keep right: signed orders' checks, a raised minimum nonce's cancels, the fill-or-kill look-ahead, decimal text not seen
 before, market configuration, the clock, restore and the expiry heap. The books, orders and
 events are the Python classes themselves, so the store, the state hash and replay read this
 engine exactly as they read the reference; their fields are reached through `_slots.pxi`.
@@ -221,7 +221,8 @@ cdef object _new_order(engine, command, list out):
         reason = engine._signed_reason(command)
         if reason is not None:
             return _reject(engine, "new", command, reason, out)
-        engine.nonces.use(owner, int(command.nonce))
+        order.nonce = int(command.nonce)
+        engine.nonces.use(owner, order.nonce)
         order.expiry = command.expiry
         order.order_hash = command.order_hash
     out.append(Accepted(_next_seq(engine), "new", symbol, order_id, owner))
