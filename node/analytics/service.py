@@ -4,11 +4,13 @@ It follows the journal into the DuckDB file (the only process writing it) and an
 requests on an ipc socket in the home, typed by node/analytics/link.py: `sql` (read-only
 queries), `lag` (how far behind the journal it is, in commands and seconds), `export`, `ack`
 (an alert's label), `metrics` (the node's minute rollups) and `history` (the rollups of earlier
-runs, for scaling). At its start it records the `[liquidity.NAME]` instances' owners as known
-market makers (makers.py), whose quoting the wash detectors leave alone. Being a process of its
-own, it never takes the matching thread's interpreter lock. Integrity scans run in threads of
-their own, one per lane of detectors, each on its own DuckDB cursor (scanner.py): a scan takes
-seconds on a busy machine, and requests are answered meanwhile.
+runs, for scaling). Every few seconds it copies the relayer's progress with each trade from the
+relayer's own state file (settlement_progress.py). At its start it records the
+`[liquidity.NAME]` instances' owners as known market makers (makers.py), whose quoting the wash
+detectors leave alone. Being a process of its own, it never takes the matching thread's
+interpreter lock. Integrity scans run in threads of their own, one per lane of detectors, each
+on its own DuckDB cursor (scanner.py): a scan takes seconds on a busy machine, and requests are
+answered meanwhile.
 
 It runs at the node's own priority, not niced: beside a busy core, at nice 5 (a third of the
 node's weight) it got too little CPU to follow 10,000 orders/s, the store fell up to 14 s behind
@@ -65,6 +67,7 @@ from .link import (
 )
 from .makers import record_configured_makers
 from .scanner import BACKGROUND_NICE, LaneScanner
+from .settlement_progress import RelayerProgress
 
 log = logging.getLogger(__name__)
 MAX_ROWS = 100_000
@@ -102,6 +105,7 @@ class AnalyticsService:
         record_configured_makers(self.analytics.connection, config.liquidity.instances)
         self._close_external_access()
         self.follower = JournalFollower(self.store, self.analytics)
+        self.relayer_progress = RelayerProgress(home.path, self.analytics.connection)
         self.interval_ms = config.analytics.interval_ms
         self.detector_settings = detector_settings(config.integrity, str(home.config_path))
         self.found: queue.SimpleQueue[list] = queue.SimpleQueue()
@@ -144,6 +148,7 @@ class AnalyticsService:
             while not self.stopping:
                 # a bounded step: requests are answered between steps even far behind
                 self.follower.sync(SYNC_STEP_COMMANDS)
+                self.relayer_progress.copy_when_due()
                 for scanner in self.scanners.values():
                     scanner.start_when_due(self.follower.caught_up)
                 self._push_found()

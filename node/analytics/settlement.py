@@ -1,4 +1,4 @@
-"""Settlement in the analytics store: which trades settle on chain, and which failed to.
+"""Settlement in the analytics store: which trades settle on chain, and where each stands.
 
 What the journal records of settlement is the signed orders: each `NewOrder` carries its
 owner's EIP-712 signature and the digest the node verified (`order_hash`), and a trade between
@@ -7,15 +7,19 @@ unsigned side is settled by the node's trusted peers themselves). The follower s
 replays the journal (`SignedTrades`) and writes them to `chain_trades` in the transaction of
 the trades' own events, so each is there exactly once. The relayer's progress with them
 (submitted in a transaction, confirmed at a block, refused with a reason) is not journaled: it
-is in the relayer's own state file, which `mnode settlement trade SEQ` reads. What the node does
-keep of it is the trades that failed, after it acted on one (cancelled the owner's resting
-orders in a journaled batch, reason `settlement_failed`, and told both peers): their seqs, in a
-list beside the books of its LMDB store, which the follower copies to `settlement_failures`
-when it changes.
+is in the relayer's own state file, which the analytics process copies to
+`settlement_progress` every few seconds (settlement_progress.py). What the node keeps of it is
+the trades that failed, after it acted on one (cancelled the owner's resting orders in a
+journaled batch, reason `settlement_failed`, and told both peers): their seqs, in a list beside
+the books of its LMDB store, which the follower copies to `settlement_failures` when it
+changes.
 
-View `settlement_states`: every trade to settle on chain, its two order hashes and its
+View `settlement_states`: every trade to settle on chain, its two order hashes, its
 `journal_state`: `failed` (the node acted on its failure) or `to_settle` (nothing the node
-recorded says otherwise: pending, submitted or confirmed, for the relayer to say).
+recorded says otherwise), and its `state` as the relayer has it: `pending` (journaled, and the
+relayer has not sent it yet, or not read it yet), `submitted` (with `tx_hash`), `confirmed`
+(at `block`) or `failed` (with `reason`). A failure the node acted on is `failed` even while
+the copy is a round behind the relayer.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import duckdb
 from ..core.commands import NewOrder
 from ..core.events import Accepted, Cancelled, Trade
 from ..store.lmdb_store import Store
+from .settlement_progress import SCHEMA as PROGRESS
 
-SCHEMA = """
+SCHEMA = PROGRESS + """
 CREATE TABLE IF NOT EXISTS chain_trades (
     seq BIGINT, market VARCHAR, buy_order_hash VARCHAR, sell_order_hash VARCHAR
 );
@@ -36,10 +41,13 @@ CREATE TABLE IF NOT EXISTS settlement_failures (seq BIGINT);
 CREATE OR REPLACE VIEW settlement_states AS
     SELECT c.seq, t.time, c.market, t.buyer, t.seller, t.price, t.qty, t.notional,
            c.buy_order_hash, c.sell_order_hash,
-           CASE WHEN f.seq IS NULL THEN 'to_settle' ELSE 'failed' END AS journal_state
+           CASE WHEN f.seq IS NULL THEN 'to_settle' ELSE 'failed' END AS journal_state,
+           CASE WHEN f.seq IS NULL THEN coalesce(p.state, 'pending') ELSE 'failed' END AS state,
+           p.tx_hash, p.block, p.reason, p.batch, p.settled_at
     FROM chain_trades c
     JOIN trades t USING (seq)
     LEFT JOIN settlement_failures f USING (seq)
+    LEFT JOIN settlement_progress p USING (seq)
     ORDER BY c.seq;
 """
 
