@@ -1,6 +1,6 @@
 """What peers are owed after a batch's commit: each request's answer, in arrival order on its
-connection, then the execution reports of events that concern other peers' orders, one report
-per peer (docs/protocol.md §8, §9).
+connection (submits answered before other connections' reads), then the execution reports of
+events that concern other peers' orders, one report per peer (docs/protocol.md §8, §9).
 
 Nothing here waits: a peer that is gone or whose queue is full loses the message, and the loss
 is counted, so a slow reader never holds up the matching thread.
@@ -80,47 +80,72 @@ class Outbox:
     def answer(
         self, pending: list[Pending], books: dict[str, OrderBook]
     ) -> dict[str, list[TapeTrade]]:
-        """Send every answer, then the reports; return the batch's trades for the tape."""
+        """Send every answer, then the reports; return the batch's trades for the tape.
+
+        The submits' answers go first, then the others' (pings, snapshots, refusals), each
+        built now from committed state: a submit's answer is ready (its events are made), a
+        read's costs its building, and a batch shared with hundreds of reads (a storm of new
+        connections each pinging once, a flood of snapshots over many connections) would
+        otherwise make every acknowledgement in it wait for all of them. A connection's own
+        answers keep the order of its requests: once one of its reads waits, its later
+        messages wait behind it."""
         reports: dict[str, list] = defaultdict(list)
         trades: dict[str, list[TapeTrade]] = defaultdict(list)
-        metrics = self.metrics
-        latency = metrics.ack_latency_us
-        send = self.send
+        later: list[Pending] = []
+        behind_a_read: set[bytes] = set()
         for message in pending:
+            if message.events is None or message.identity in behind_a_read:
+                later.append(message)
+                behind_a_read.add(message.identity)
+            else:
+                self._answer_submit(message, books, reports, trades)
+        for message in later:
             if message.events is None:
-                send(message.identity, encoder.encode(message.build()))
-                continue
-            requester = message.name
-            metrics.events.update(map(type, message.events))
-            reply = []
-            for event in message.events:
-                kind = type(event)
-                if kind is Accepted:
-                    reply.append(event)
-                    continue
-                if kind is Rejected:
-                    metrics.rejects[event.reason] += 1
-                    reply.append(event)
-                    continue
-                wire = wire_event(event, books)
-                reply.append(wire)
-                if kind is Trade:
-                    metrics.trades[event.market] += 1
-                    metrics.volume_lots[event.market] += event.qty
-                    trades[wire.market].append(
-                        TapeTrade(wire.seq, wire.price, wire.qty, wire.aggressor)
-                    )
-                    if event.maker_peer not in (None, requester):
-                        reports[event.maker_peer].append(wire)
-                    if event.taker_peer not in (None, requester, event.maker_peer):
-                        reports[event.taker_peer].append(wire)
-                elif event.peer not in (None, requester):
-                    reports[event.peer].append(wire)
-            send(message.identity, encoder.encode(Reply(PROTOCOL_VERSION, reply, message.ref)))
-            latency.record((time.perf_counter_ns() - message.received_ns) // 1000)
+                self.send(message.identity, encoder.encode(message.build()))
+            else:
+                self._answer_submit(message, books, reports, trades)
         for name, events in reports.items():
             self.report(name, events)
         return trades
+
+    def _answer_submit(
+        self,
+        message: Pending,
+        books: dict[str, OrderBook],
+        reports: dict[str, list],
+        trades: dict[str, list[TapeTrade]],
+    ) -> None:
+        """A submit's reply; its events that concern other peers' orders go to `reports`,
+        its trades to `trades`."""
+        metrics = self.metrics
+        requester = message.name
+        metrics.events.update(map(type, message.events))
+        reply = []
+        for event in message.events:
+            kind = type(event)
+            if kind is Accepted:
+                reply.append(event)
+                continue
+            if kind is Rejected:
+                metrics.rejects[event.reason] += 1
+                reply.append(event)
+                continue
+            wire = wire_event(event, books)
+            reply.append(wire)
+            if kind is Trade:
+                metrics.trades[event.market] += 1
+                metrics.volume_lots[event.market] += event.qty
+                trades[wire.market].append(
+                    TapeTrade(wire.seq, wire.price, wire.qty, wire.aggressor)
+                )
+                if event.maker_peer not in (None, requester):
+                    reports[event.maker_peer].append(wire)
+                if event.taker_peer not in (None, requester, event.maker_peer):
+                    reports[event.taker_peer].append(wire)
+            elif event.peer not in (None, requester):
+                reports[event.peer].append(wire)
+        self.send(message.identity, encoder.encode(Reply(PROTOCOL_VERSION, reply, message.ref)))
+        metrics.ack_latency_us.record((time.perf_counter_ns() - message.received_ns) // 1000)
 
     def report(self, name: str, events: list) -> None:
         """One execution report to peer `name`, on the connection it sent on last."""
