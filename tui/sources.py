@@ -39,6 +39,7 @@ from .messages import (
 )
 from .panels.integrity import ALERTS_QUERY
 from .panels.markets import DAY_STATS_QUERY
+from .panels.settlement import PROGRESS_QUERY, SettlementProgressFetched
 from .screens import TRADES_SHOWN
 
 BOOK_DEPTH = 15
@@ -197,6 +198,9 @@ SOURCES = (
     Source("alerts", AlertsFetched, admin("sql", ANALYTICS_TIMEOUT_S, query=ALERTS_QUERY), 2,
            ("integrity",), analytics=True),
     Source("scale", ScaleFetched, admin("scale"), 1, ("scaling",)),
+    Source("settlement_progress", SettlementProgressFetched,  # a relayer beside the node's
+           admin("sql", ANALYTICS_TIMEOUT_S, query=PROGRESS_QUERY), 2, ("settlement",),
+           analytics=True),
 )  # fmt: skip
 SOURCE_NAMED = {source.name: source for source in SOURCES}
 SOURCE_OF = {source.fetched: source for source in SOURCES}

@@ -3,26 +3,63 @@
 by settlement state with their rates over the last minute, settlement lag p50/p99, gas and fee
 per trade, each batch in flight with its transaction, the fees offered and paid against its
 block's base fee and its confirmation depth, and the latest failures with their reasons.
-"settlement off" when the node settles nothing."""
+
+A node without a relayer of its own may still have its trades settled by one beside it (the
+demo's runs in a child of the demo): the analytics process copies that relayer's state file
+into its store (node/analytics/settlement_progress.py), and the panel then shows that copy,
+asked through the node's `sql` (`PROGRESS_QUERY`): the signed trades by state, the latest
+batch's transaction, the latest failures with their reasons, and which file the figures come
+from and when it was read. "settlement off", with why there is nothing to show, when neither
+has anything."""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from ..messages import StatusFetched
+from ..messages import Fetched, StatusFetched
 from .base import Panel, fill_table
 
 RATE_WINDOW_S = 60.0
 """Rates are over the counts seen in this last stretch of the node's uptime."""
 GWEI = 10**9
 STATES = ("pending", "submitted", "confirmed", "failed")
+COPIED = "copied"
+"""The analytics store's word for a round that read the relayer's file
+(node/analytics/settlement_progress.py)."""
 STATE_STYLE = {"pending": "", "submitted": "yellow", "confirmed": "green", "failed": "bold red"}
 OFF = "settlement off ([settlement] enabled = false: trades are not settled on chain)"
+FAILURES_SHOWN = 20
+PROGRESS_QUERY = f"""
+SELECT (SELECT {{'pending': count(*) FILTER (state = 'pending'),
+                'submitted': count(*) FILTER (state = 'submitted'),
+                'confirmed': count(*) FILTER (state = 'confirmed'),
+                'failed': count(*) FILTER (state = 'failed')}}
+        FROM settlement_states) AS trades,
+       (SELECT max(batch) FROM settlement_progress) AS latest_batch,
+       (SELECT arg_max(tx_hash, batch) FROM settlement_progress) AS latest_tx_hash,
+       (SELECT coalesce(list({{'seq': seq, 'market': market, 'reason': reason,
+                               'tx_hash': tx_hash, 'block': block}} ORDER BY seq DESC), [])
+        FROM (SELECT * FROM settlement_states WHERE state = 'failed'
+              ORDER BY seq DESC LIMIT {FAILURES_SHOWN})) AS failures,
+       s.path, s.outcome, epoch(now() - s.copied_at) AS copied_s_ago
+FROM (SELECT 1) LEFT JOIN settlement_progress_source s ON true
+"""
+"""The analytics store's copy of a relayer's progress, in one row: for a node with no relayer
+of its own."""
+
+
+@dataclass
+class SettlementProgressFetched(Fetched):
+    """The analytics store's copy of a relayer's progress: `PROGRESS_QUERY`'s result (columns,
+    rows)."""
+
+    result: dict
 
 
 def gwei(wei: int | None) -> str:
@@ -50,6 +87,12 @@ class SettlementPanel(Panel):
         super().__init__(**kwargs)
         self.seen: deque[tuple[float, dict[str, int]]] = deque()
         """(node uptime, trades by state) of the answers of the last `RATE_WINDOW_S`."""
+        self.node_settles = False
+        """The node's latest status names a relayer of its own."""
+        self.copied: dict[str, Any] | None = None
+        """The latest answer of the analytics store's copy (`PROGRESS_QUERY`'s row)."""
+        self.copy_refused: str | None = None
+        """Why the latest asking for the copy came to nothing (say, analytics off)."""
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the node…", id="settlement-summary", classes="label")
@@ -70,11 +113,14 @@ class SettlementPanel(Panel):
 
     def show_status(self, fetched: StatusFetched) -> None:
         settlement = fetched.status.get("settlement", "off")
+        self.node_settles = isinstance(settlement, dict)
+        if not self.node_settles:
+            self._show_copy()
+            return
+        self.query_one("#settlement-batches", DataTable).display = True
         summary = self.query_one("#settlement-summary", Static)
-        if not isinstance(settlement, dict) or "trades" not in settlement:
-            waiting = isinstance(settlement, dict)
-            summary.update(f"relayer {settlement['state']}\nno state from the relayer yet"
-                           if waiting else Text(OFF, style="dim"))  # fmt: skip
+        if "trades" not in settlement:
+            summary.update(f"relayer {settlement['state']}\nno state from the relayer yet")
             self._fill(Text(), [], [])
             return
         summary.update(self._summary(settlement))
@@ -97,6 +143,69 @@ class SettlementPanel(Panel):
         self.query_one("#settlement-counts", Static).update(counts)
         fill_table(self.query_one("#settlement-batches", DataTable), batches)
         fill_table(self.query_one("#settlement-failures", DataTable), failures)
+
+    def show_settlement_progress(self, fetched: SettlementProgressFetched) -> None:
+        result = fetched.result
+        self.copied = dict(zip(result["columns"], result["rows"][0], strict=True))
+        self.copy_refused = None
+        if not self.node_settles:
+            self._show_copy()
+
+    def note_settlement_progress(self, why: str) -> None:
+        self.copy_refused = why
+        if not self.node_settles:
+            self._show_copy()
+
+    def _show_copy(self) -> None:
+        """The analytics store's copy of a relayer's state, the node having no relayer; or,
+        when it holds no trade to settle either, "settlement off" and why the copy is empty."""
+        copied = self.copied
+        trades = copied["trades"] if copied else {}
+        summary = self.query_one("#settlement-summary", Static)
+        if not any(trades.values()):
+            why = self._why_no_copy()
+            summary.update(Text(OFF + (f"\n{why}" if why else ""), style="dim"))
+            self._fill(Text(), [], [])
+            self.query_one("#settlement-in-flight", Static).update("batches in flight")
+            return
+        assert copied is not None  # (there are trades)
+        summary.update(self._copy_summary(copied))
+        self.query_one("#settlement-batches", DataTable).display = False  # (not in the copy)
+        counts = Text()
+        for state in STATES:
+            counts.append(f"{state:<10}", style=STATE_STYLE[state])
+            counts.append(f"{trades[state]:>12,}\n")
+        self._fill(counts, [], self._failures(copied))
+        batch = copied["latest_batch"]
+        self.query_one("#settlement-in-flight", Static).update(
+            "batches: none sent yet" if batch is None
+            else f"batches: the latest, {batch}, in transaction {copied['latest_tx_hash']}"
+        )  # fmt: skip
+
+    def _why_no_copy(self) -> str:
+        """Why the analytics store has no relayer's figures ("" before it was asked)."""
+        copied = self.copied
+        if self.copy_refused is not None:
+            return f"no relayer's figures from the analytics store either: {self.copy_refused}"
+        if copied is None:
+            return ""
+        if copied["outcome"] is None:
+            return "the analytics store has not looked for a relayer's state file yet"
+        if copied["outcome"] == "absent":
+            return f"no relayer has settled from this home ({copied['path']} absent)"
+        if copied["outcome"] == COPIED:
+            return f"no signed trade to settle on chain yet ({copied['path']} read)"
+        return f"{copied['path']}: {copied['outcome']}"
+
+    @staticmethod
+    def _copy_summary(copied: dict[str, Any]) -> Text:
+        text = Text("no relayer in this node: the figures are the analytics store's copy of\n"
+                    f"{copied['path']}, ")  # fmt: skip
+        age = copied["copied_s_ago"]
+        text.append("never read" if age is None else f"read {age:.1f} s ago")
+        if copied["outcome"] != COPIED:
+            text.append(f" (now {copied['outcome']})", style="red")
+        return text
 
     @staticmethod
     def _summary(settlement: dict[str, Any]) -> Text:
