@@ -14,6 +14,12 @@ One `step` (the service calls it every poll interval):
 3. send: a full batch at once; a partial one when its earliest deadline comes, or earlier when
    the `settlement_timing` policy finds the fees cheap.
 
+Beside the journal it follows the contract's `MinNonceRaised` logs (owners' bulk cancels,
+`follow_min_nonces`), from the contract's deployment block, each block only once it is under
+the confirmations (a log of a block reorganised out is never read), and resumed from the next
+block kept in the state store with the logs read up to it: each raise becomes a notice for the
+node (relayer_service.NodeNotifier), which cancels the owner's resting orders below it.
+
 Nonces are the relayer's own, kept in its state store and moved on in the same transaction
 that records a batch and its signed bytes, before they are broadcast: after a restart the
 relayer never asks the chain for a pending count (which a lost mempool or a second sender would
@@ -59,6 +65,8 @@ REVERTED = "its transaction reverted as a whole"
 MAX_IN_FLIGHT = 4
 TRADES_PER_WRITE = 10_000
 """Batches sent and not yet mined, at most: more would only queue at later nonces."""
+LOG_BLOCKS = 2_000
+"""Blocks per `eth_getLogs` request of `MinNonceRaised` logs (providers bound the range)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,7 @@ class Relayer:
 
     def step(self) -> None:
         self.follow()
+        self.follow_min_nonces()
         self.watch()
         self.send()
 
@@ -119,6 +128,23 @@ class Relayer:
         if reached > stored:
             self.state.add_trades(found, reached)
         return recorded + len(found)
+
+    def follow_min_nonces(self) -> int:
+        """Record the `MinNonceRaised` logs of the blocks that came under the confirmations
+        since the last call, each with the next block to read; how many."""
+        final = self.w3.eth.block_number - self.settings.confirmations + 1
+        start = self.state.meta("min_nonce_block")
+        if start is None:
+            start = deployment_block(self.w3, self.contract.address, max(final, 0))
+        found = 0
+        while start <= final:
+            stop = min(final, start + LOG_BLOCKS - 1)
+            logs = self.contract.events.MinNonceRaised().get_logs(from_block=start, to_block=stop)
+            raised = [(log["args"]["owner"].lower(), str(log["args"]["min_nonce"]),
+                       log["blockNumber"]) for log in logs]  # fmt: skip
+            self.state.add_min_nonces(raised, stop + 1)
+            found, start = found + len(raised), stop + 1
+        return found
 
     # -- 2. batches on their way -------------------------------------------------------------
 
@@ -309,6 +335,21 @@ def batch_due(deadlines: list[float], oldest_at: float, now: float, base_fees: l
         return True
     return send_now(timing, base_fees, seconds_left, settings.timing, pending=len(deadlines),
                     batch_size=settings.batch_size, waited_s=now - oldest_at)  # fmt: skip
+
+
+def deployment_block(w3: Web3, address: str, head: int) -> int:
+    """The first block at or below `head` holding code at `address` (a contract's code stays
+    once deployed: a binary search over the blocks); 0 when it has none there yet."""
+    if not w3.eth.get_code(address, head):
+        return 0
+    low, high = 0, head
+    while low < high:
+        middle = (low + high) // 2
+        if w3.eth.get_code(address, middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _hex(value: str | None) -> str | None:

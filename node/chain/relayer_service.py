@@ -33,6 +33,9 @@ from ..core.markets import ConfigError
 from ..home.config import SettlementConfig
 from ..home.layout import Home
 from ..protocol.settlement import (
+    Acknowledged,
+    MinNonceNotice,
+    MinNonceNotices,
     Notices,
     TradeNotice,
     acknowledged_decoder,
@@ -79,6 +82,9 @@ class NodeNotifier:
     entry). The peers that placed the two orders came with the trade from the journal, so the
     journal is not read again for a failure.
 
+    Each minimum nonce an owner raised on the contract (`Relayer.follow_min_nonces`) is told
+    the same way, until the node acknowledges its `owner:min_nonce` key.
+
     Every `STATUS_EVERY_S` it also sends the node a `RelayerStatus`: the store's `summary`,
     the chain's head and its base fee, and the confirmations a batch waits for (so a batch's
     depth can be shown), which the node keeps for its `status` and `metrics`."""
@@ -91,13 +97,15 @@ class NodeNotifier:
         self.contract = contract
         self.domain = Domain(chain_id, address_from_text(contract.address))
         self.confirmations = confirmations
-        self.sent_at: dict[int, float] = {}
-        """Monotonic time each unacknowledged notice was last sent by this run."""
+        self.sent_at: dict[int | str, float] = {}
+        """Monotonic time each unacknowledged notice (a trade's seq, a raised minimum's key)
+        was last sent by this run."""
         self.status_sent_at = -STATUS_EVERY_S
 
     def step(self) -> None:
         self._hear()
         self._send_notices()
+        self._send_min_nonces()
         self._send_status()  # last: a chain slow to give its head holds back no notice
 
     def _send_notices(self) -> None:
@@ -117,7 +125,15 @@ class NodeNotifier:
         if self._send(Notices(notices)):
             self.sent_at.update((row["seq"], now) for row in due)
 
-    def _send(self, message: Notices | RelayerStatus) -> bool:
+    def _send_min_nonces(self) -> None:
+        rows = self.state.unacknowledged_min_nonces(NOTICES_PER_MESSAGE)
+        notices = [MinNonceNotice(row["owner"], row["min_nonce"], row["block"]) for row in rows]
+        now = time.monotonic()
+        due = [n for n in notices if now - self.sent_at.get(n.key, -RESEND_S) >= RESEND_S]
+        if due and self._send(MinNonceNotices(due)):
+            self.sent_at.update((notice.key, now) for notice in due)
+
+    def _send(self, message: Notices | MinNonceNotices | RelayerStatus) -> bool:
         try:
             self.socket.send_multipart([self.token, settlement_encoder.encode(message)],
                                        zmq.NOBLOCK)  # fmt: skip
@@ -141,12 +157,16 @@ class NodeNotifier:
                 payload = self.socket.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            seqs = acknowledged_decoder.decode(payload).seqs
-            for seq in seqs:
-                self.sent_at.pop(seq, None)
-            acknowledged = self.state.acknowledge(seqs)
-            if acknowledged:
-                log.info("the node acted on %d failed trades", acknowledged)
+            message = acknowledged_decoder.decode(payload)
+            if type(message) is Acknowledged:
+                done, acknowledge, what = message.seqs, self.state.acknowledge, "failed trades"
+            else:
+                done, acknowledge = message.keys, self.state.acknowledge_min_nonces
+                what = "raised minimum nonces"
+            for key in done:
+                self.sent_at.pop(key, None)
+            if acknowledged := acknowledge(done):  # type: ignore[arg-type]
+                log.info("the node acted on %d %s", acknowledged, what)
 
     def _resolve(self, rows: list) -> dict[int, str | None]:
         """seq -> the side at fault of each row (None: neither, or not known)."""

@@ -10,7 +10,8 @@ again (the same signed bytes, the same nonce), so no trade is sent twice or forg
 
 Every trade that fails gets a notice for the node in the transaction that fails it; the notice
 stays unacknowledged until the node says it acted on it (the relayer sends it again meanwhile,
-after a restart of either side).
+after a restart of either side). So does each minimum nonce an owner raised on the contract,
+recorded in one transaction with the block its logs are read from next (`min_nonce_block`).
 
 The CLI reads it with `readonly=True` while the relayer writes (WAL); the node never opens
 it: the relayer sends it its `RelayerStatus` (relayer_service.summary) every second.
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS notices (
     acknowledged_at REAL
 );
 CREATE INDEX IF NOT EXISTS notices_open ON notices (acknowledged_at, seq);
+CREATE TABLE IF NOT EXISTS min_nonces (owner TEXT NOT NULL, min_nonce TEXT NOT NULL,
+    block INTEGER NOT NULL, acknowledged_at REAL, PRIMARY KEY (owner, min_nonce));
 """
 _ADDED_COLUMNS = {
     "trades": ("buyer_peer TEXT", "seller_peer TEXT"),
@@ -342,11 +345,32 @@ class SettlementStore:
         """The node acted on these trades: their notices are done; how many were open."""
         now = time.time()
         with self.db:
-            cursor = self.db.executemany(
+            return self.db.executemany(
                 "UPDATE notices SET acknowledged_at = ? WHERE seq = ? AND acknowledged_at IS NULL",
                 [(now, seq) for seq in seqs],
-            )
-        return cursor.rowcount
+            ).rowcount
+
+    def add_min_nonces(self, raised: list[tuple[str, str, int]], next_block: int) -> None:
+        """(owner, minimum nonce as decimal text, block) of `MinNonceRaised` logs read up to
+        `next_block`, each a notice for the node (a log read twice is one), and `next_block`
+        as where reading goes on: one transaction."""
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO min_nonces (owner, min_nonce, block)"
+                                " VALUES (?, ?, ?)", raised)  # fmt: skip
+            self._set_meta("min_nonce_block", next_block)
+
+    def unacknowledged_min_nonces(self, limit: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT owner, min_nonce, block FROM min_nonces WHERE"
+                               " acknowledged_at IS NULL ORDER BY block, owner LIMIT ?",
+                               (limit,)).fetchall()  # fmt: skip
+
+    def acknowledge_min_nonces(self, keys: list[str]) -> int:
+        """The node journaled these (`owner:min_nonce`); how many were open."""
+        with self.db:
+            return self.db.executemany(
+                "UPDATE min_nonces SET acknowledged_at = ? WHERE owner = ? AND min_nonce = ?"
+                " AND acknowledged_at IS NULL", [(time.time(), *key.split(":", 1)) for key in keys]
+            ).rowcount  # fmt: skip
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -356,9 +380,7 @@ class SettlementStore:
 
     def batches(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest batches, newest first."""
-        rows = self.db.execute(
-            "SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
+        rows = self.db.execute("SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(row) | {"sent": len(self.sent(row["id"]))} for row in rows]
 
     def trade(self, seq: int) -> dict[str, Any] | None:

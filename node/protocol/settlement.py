@@ -4,10 +4,14 @@ failed to settle, and the node's acknowledgement).
 
 The relayer keeps every failed trade's notice until the node acknowledges it, and sends it
 again after a restart of either side; the node acts once per trade seq (node/server/
-settlement_link.py), so a notice heard twice is only acknowledged again.
+settlement_link.py), so a notice heard twice is only acknowledged again. The same holds for an
+owner's raised minimum nonce (the contract's `MinNonceRaised`, once under the confirmations):
+the node acts once per owner and minimum.
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import msgspec
 
@@ -73,6 +77,36 @@ class Acknowledged(msgspec.Struct, tag="ack", tag_field="kind"):
     seqs: list[int]
 
 
+class MinNonceNotice(msgspec.Struct, array_like=True):
+    """An owner's minimum nonce raised on the settlement contract, as the relayer tells its
+    node."""
+
+    owner: str
+    """The owner's address, lowercase (as the node's orders carry it)."""
+    min_nonce: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]
+    """Decimal text: nonces go up to 2**256, past msgpack's integers."""
+    block: int
+    """The block of its `MinNonceRaised` log."""
+
+    @property
+    def key(self) -> str:
+        """What the node records as acted on, and the relayer's acknowledgement names."""
+        return f"{self.owner}:{self.min_nonce}"
+
+
+class MinNonceNotices(msgspec.Struct, tag="min_nonces", tag_field="kind"):
+    """relayer -> node: raised minimum nonces not yet acknowledged."""
+
+    notices: list[MinNonceNotice]
+
+
+class MinNoncesAcknowledged(msgspec.Struct, tag="min_nonces_ack", tag_field="kind"):
+    """node -> relayer: the `key`s of the raised minimums the node has journaled (and
+    recorded that it did)."""
+
+    keys: list[str]
+
+
 settlement_encoder = msgspec.msgpack.Encoder()
 notices_decoder = msgspec.msgpack.Decoder(Notices)
-acknowledged_decoder = msgspec.msgpack.Decoder(Acknowledged)
+acknowledged_decoder = msgspec.msgpack.Decoder(Acknowledged | MinNoncesAcknowledged)

@@ -1,12 +1,17 @@
 """The node cancelling orders on its own (a peer disabled, revoked or gone with
-cancel-on-disconnect, a signed order expired, an owner whose trade failed to settle): a batch
-of its own, journaled, reported to each order's peer and published like any other."""
+cancel-on-disconnect, a signed order expired, an owner whose trade failed to settle or who
+raised its minimum nonce on chain): a batch of its own, journaled, reported to each order's
+peer and published like any other.
+
+A batch acting on a notice (settlement_link.py) carries the record that the notice was acted
+on (`record`: a list kept beside the books), written in the batch's own LMDB transaction, so
+the commands and the record are durable together or not at all."""
 
 from __future__ import annotations
 
 import logging
 
-from ..core.commands import CancelOrder
+from ..core.commands import CancelOrder, RaiseMinNonce
 from ..core.engine import Engine
 from ..core.events import Cancelled
 from ..core.reasons import CancelReason
@@ -51,9 +56,10 @@ def cancel_owner_orders(
     owner: str,
     market: str,
     why: str,
+    record: tuple[bytes, list[str]] | None = None,
 ) -> int:
     """Cancel every resting order of `owner` (an address: compared in any case) in `market`,
-    whichever peer placed it, in one commit; the count. Raises CommitFailed like
+    whichever peer placed it, in one commit with `record`; the count. Raises CommitFailed like
     `cancel_orders`."""
     wanted = owner.lower()
     commands = [
@@ -61,7 +67,7 @@ def cancel_owner_orders(
         for order in durable.engine.resting_orders()
         if order.market == market and order.owner.lower() == wanted
     ]
-    count = apply_cancels(durable, outbox, market_data, commands)
+    count = apply_cancels(durable, outbox, market_data, commands, record)
     if count:
         log.info("cancelled %d orders of %s in %s (%s)", count, owner, market, why)
     return count
@@ -79,20 +85,56 @@ def cancel_expired(
     return apply_cancels(durable, outbox, market_data, commands)
 
 
+def raise_min_nonce(
+    durable: DurableEngine,
+    outbox: Outbox,
+    market_data: MarketDataPublisher,
+    owner: str,
+    min_nonce: int,
+    record: tuple[bytes, list[str]],
+) -> int:
+    """Journal the owner's raised minimum nonce (its resting signed orders below it cancelled,
+    reason `min_nonce`) in one commit with `record`, reported and published like any cancel;
+    the count cancelled. Raises CommitFailed like `cancel_orders`."""
+    command = RaiseMinNonce(owner.lower(), str(min_nonce))
+    count = apply_commands(durable, outbox, market_data, [command], record)
+    log.info("minimum nonce of %s raised to %d: %d resting orders cancelled", owner, min_nonce,
+             count)  # fmt: skip
+    return count
+
+
 def apply_cancels(
     durable: DurableEngine,
     outbox: Outbox,
     market_data: MarketDataPublisher,
     commands: list[CancelOrder],
+    record: tuple[bytes, list[str]] | None = None,
 ) -> int:
-    """Journal and commit the node's `commands`, report each cancellation to the peer that
-    placed the order, publish the books' changes; the count."""
+    """Journal and commit the node's `commands` (with `record`: nothing to cancel writes the
+    record alone), report each cancellation to the peer that placed the order, publish the
+    books' changes; the count."""
     if not commands:
+        if record is not None:
+            durable.store.put_meta_list(*record)
         return 0
+    apply_commands(durable, outbox, market_data, commands, record)
+    return len(commands)
+
+
+def apply_commands(
+    durable: DurableEngine,
+    outbox: Outbox,
+    market_data: MarketDataPublisher,
+    commands: list[CancelOrder] | list[RaiseMinNonce],
+    record: tuple[bytes, list[str]] | None = None,
+) -> int:
+    """Journal and commit the node's `commands` with `record` in the same transaction, report
+    each cancellation to the peer that placed the order, publish the books' changes; how many
+    orders were cancelled."""
     out: list = []
     for command in commands:
         durable.process(command, out)
-    changed = durable.commit()
+    changed = durable.commit(lists=dict([record]) if record is not None else None)
     books = durable.engine.books
     cancelled: dict[str, list] = {}
     for event in out:
@@ -101,4 +143,4 @@ def apply_cancels(
     for name, events in cancelled.items():
         outbox.report(name, events)
     market_data.publish(books, {}, changed)
-    return len(commands)
+    return sum(type(event) is Cancelled for event in out)

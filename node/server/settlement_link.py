@@ -19,9 +19,16 @@ trade the node, once:
 3. sends a `settlement` event in a report to the peers that placed the trade's two orders,
    publishes an alert on `alerts.` (severity high, kind `settlement_failed`), and acknowledges.
 
-The record follows the cancels' commit: a node killed between the two syncs acts again on the
-notice sent again (the owner's orders resting then are cancelled, the peers told twice);
-nothing is ever left undone.
+The relayer also tells of each minimum nonce an owner raised on the contract (under its
+confirmations); the node journals it once per owner and minimum (`RaiseMinNonce`: the
+owner's resting signed orders below it cancelled, reason `min_nonce`, reported and published),
+records it (`min_nonces_raised`) and acknowledges.
+
+The record is written in the LMDB transaction of the commands it records (the cancels, the
+raised minimum; alone when there is nothing to cancel): a node killed at any point has either
+done both or neither, so each notice is acted on exactly once. Only what follows the commit
+(the reports, the alert, the acknowledgement) may be lost to a kill: the notice sent again is
+then acknowledged, not acted on again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -44,6 +52,9 @@ from ..protocol.messages import ALERTS_TOPIC, encoder
 from ..protocol.settlement import (
     SETTLEMENT_FAILED_KIND,
     Acknowledged,
+    MinNonceNotice,
+    MinNonceNotices,
+    MinNoncesAcknowledged,
     Notices,
     SettlementEvent,
     TradeNotice,
@@ -52,7 +63,7 @@ from ..protocol.settlement import (
 from ..store.durable import CommitFailed, DurableEngine
 from ..store.lmdb_store import StoreError
 from .answers import Outbox
-from .cancelling import cancel_owner_orders
+from .cancelling import cancel_owner_orders, raise_min_nonce
 from .errors import NodeError
 from .marketdata import MarketDataPublisher
 from .store_guard import StoreGuard
@@ -60,13 +71,14 @@ from .supervisor import SupervisedLink, Supervisor
 
 RELAYER_MODULE = "marketnode.node.chain.relayer_service"
 HANDLED_KEY = b"settlement_failures"
+MIN_NONCES_KEY = b"min_nonces_raised"
 HANDLED_KEPT = 10_000
-"""Failed trades remembered as acted on, the latest: the relayer sends a notice again within
-seconds until it hears the acknowledgement, so an older one never comes back."""
+"""Notices remembered as acted on, the latest of each kind: the relayer sends a notice again
+within seconds until it hears the acknowledgement, so an older one never comes back."""
 
 METRICS = ("lag_p50_s", "lag_p99_s", "gas_per_trade", "fee_per_trade_wei", "fee_per_trade_gwei")
 """The relayer's figures the node's `metrics` answer carries."""
-relayer_decoder = msgspec.msgpack.Decoder(Notices | RelayerStatus)
+relayer_decoder = msgspec.msgpack.Decoder(Notices | MinNonceNotices | RelayerStatus)
 
 log = logging.getLogger("marketnode.node")
 
@@ -86,9 +98,10 @@ class SettlementLink(SupervisedLink):
         self.supervisor = Supervisor(
             "settlement", RELAYER_MODULE, [str(home.path)], secret=self.token
         )
-        self.handled = durable.store.get_meta_list(HANDLED_KEY)
-        """Seqs (as text) of the failed trades acted on, oldest first."""
-        self._handled = set(self.handled)
+        self.handled = ActedOn(durable, HANDLED_KEY)
+        """Seqs (as text) of the failed trades acted on."""
+        self.min_nonces = ActedOn(durable, MIN_NONCES_KEY)
+        """`MinNonceNotice.key`s of the raised minimums journaled."""
         self.relayer_status: dict[str, Any] | None = None
         """The relayer's latest `RelayerStatus` summary, received at `status_at` (monotonic)."""
         self.status_at = 0.0
@@ -124,32 +137,57 @@ class SettlementLink(SupervisedLink):
             if type(message) is RelayerStatus:
                 self.relayer_status, self.status_at = message.summary, time.monotonic()
                 continue
-            notices = message.notices
-            done = []
-            for notice in notices:
-                if str(notice.seq) not in self._handled and not self._act(notice):
-                    break  # the store cannot commit: the relayer sends it again
-                done.append(notice.seq)
-            if done:
-                acknowledged = settlement_encoder.encode(Acknowledged(done))
-                self.socket.send_multipart([identity, acknowledged], zmq.NOBLOCK)  # type: ignore[union-attr]
+            reply: Acknowledged | MinNoncesAcknowledged | None = None
+            if type(message) is MinNonceNotices:
+                if done := acted_on(message.notices, self.handle_min_nonce):
+                    reply = MinNoncesAcknowledged([notice.key for notice in done])
+            elif done := acted_on(message.notices, self.handle):
+                reply = Acknowledged([notice.seq for notice in done])
+            if reply is not None:
+                payload = settlement_encoder.encode(reply)
+                self.socket.send_multipart([identity, payload], zmq.NOBLOCK)  # type: ignore[union-attr]
+
+    def handle(self, notice: TradeNotice) -> bool:
+        """Act on a failed trade unless it was (True: to acknowledge; False: the store could
+        not take it, and the relayer sends it again)."""
+        return str(notice.seq) in self.handled or self._act(notice)
+
+    def handle_min_nonce(self, notice: MinNonceNotice) -> bool:
+        """Journal a raised minimum nonce unless it was (True and False as for `handle`)."""
+        if notice.key in self.min_nonces:
+            return True
+        try:
+            raise_min_nonce(self.durable, self.outbox, self.market_data, notice.owner,
+                            int(notice.min_nonce), self.min_nonces.adding(notice.key))  # fmt: skip
+        except (CommitFailed, StoreError) as error:
+            self._refused(error, f"the minimum nonce {notice.min_nonce} of {notice.owner}")
+            return False
+        self.min_nonces.added(notice.key)
+        return True
+
+    def _refused(self, error: StoreError, what: str) -> None:
+        if isinstance(error, CommitFailed):
+            self.store_guard.failed(error)
+        log.error("could not act on %s: %s", what, error)
 
     def _act(self, notice: TradeNotice) -> bool:
-        """Cancel, record, report, alert (False: the store could not take the cancels)."""
+        """Cancel and record in one commit, report, alert (False: the store could not take
+        it)."""
         owner = notice.owner_at_fault
         cancelled = 0
+        record = self.handled.adding(str(notice.seq))
         try:
-            if owner is not None:
+            if owner is None:
+                self.durable.store.put_meta_list(*record)
+            else:
                 cancelled = cancel_owner_orders(
                     self.durable, self.outbox, self.market_data, owner, notice.market,
-                    CancelReason.SETTLEMENT_FAILED,
+                    CancelReason.SETTLEMENT_FAILED, record,
                 )  # fmt: skip
-            self._record(notice.seq)
         except (CommitFailed, StoreError) as error:
-            if isinstance(error, CommitFailed):
-                self.store_guard.failed(error)
-            log.error("could not act on the failed trade %d: %s", notice.seq, error)
+            self._refused(error, f"the failed trade {notice.seq}")
             return False
+        self.handled.added(str(notice.seq))
         event = SettlementEvent(
             notice.seq, notice.market, notice.state, notice.reason, notice.tx_hash,
             notice.block, notice.at_fault, owner, cancelled,
@@ -161,13 +199,6 @@ class SettlementLink(SupervisedLink):
                     notice.seq, notice.reason, cancelled, owner or "nobody",
                     notice.market)  # fmt: skip
         return True
-
-    def _record(self, seq: int) -> None:
-        self.handled.append(str(seq))
-        self._handled.add(str(seq))
-        if len(self.handled) > HANDLED_KEPT:
-            self._handled.discard(self.handled.pop(0))
-        self.durable.store.put_meta_list(HANDLED_KEY, self.handled)
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -182,6 +213,44 @@ class SettlementLink(SupervisedLink):
             return {"state": state, "age_s": None}
         age = round(time.monotonic() - self.status_at, 3)
         return {"state": state, "age_s": age, **self.relayer_status}
+
+
+def acted_on(notices: list, handle: Callable[[Any], bool]) -> list:
+    """The notices `handle` acted on (or had), up to the first it could not: the store cannot
+    commit, and the relayer sends the rest again."""
+    done = []
+    for notice in notices:
+        if not handle(notice):
+            break
+        done.append(notice)
+    return done
+
+
+class ActedOn:
+    """The notices of one kind acted on, the latest `HANDLED_KEPT`, kept in the store beside
+    the books (`key`). A new one is written by the commit of the commands acting on it
+    (`adding` gives the list to write with them) and taken here once that commit is done
+    (`added`)."""
+
+    def __init__(self, durable: DurableEngine, key: bytes) -> None:
+        self.key = key
+        self.names = durable.store.get_meta_list(key)
+        """Oldest first."""
+        self._names = set(self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._names
+
+    def adding(self, name: str) -> tuple[bytes, list[str]]:
+        """The record with `name` added, to write in the commit acting on it."""
+        return self.key, [*self.names, name][-HANDLED_KEPT:]
+
+    def added(self, name: str) -> None:
+        """`name`'s commit is done."""
+        self.names.append(name)
+        self._names.add(name)
+        if len(self.names) > HANDLED_KEPT:
+            self._names.discard(self.names.pop(0))
 
 
 def settlement_metrics(status: Any) -> Any:

@@ -113,9 +113,12 @@ class DurableEngine:
         """Has anything been processed since the last commit?"""
         return bool(self._pending)
 
-    def commit(self, *, markets_changed: bool = False) -> set[Order]:
+    def commit(
+        self, *, markets_changed: bool = False, lists: dict[bytes, list[str]] | None = None
+    ) -> set[Order]:
         """Write everything processed since the last commit in one synced transaction; return
-        the orders it changed (the node publishes their price levels).
+        the orders it changed (the node publishes their price levels). `lists`: lists kept
+        beside the books to write in that transaction (Store.commit).
 
         Raises CommitFailed, with the engine reloaded from the last commit, when the store
         cannot take the write."""
@@ -132,6 +135,7 @@ class DurableEngine:
                 plan,
                 engine.seq,
                 markets=engine.market_specs() if markets_changed else None,
+                lists=lists,
             )
         except lmdb.Error as error:
             self._load()

@@ -274,14 +274,19 @@ class Store:
         plan: CommitPlan,
         seq: int,
         markets: list[MarketSpec] | None = None,
+        lists: dict[bytes, list[str]] | None = None,
     ) -> None:
-        """Write one batch in one transaction; on a full map, grow it and write again."""
+        """Write one batch in one transaction; on a full map, grow it and write again.
+        `lists`: lists kept beside the books (`put_meta_list`) written in the same transaction,
+        such as the record that the node acted on a notice whose commands these are."""
         journal_length = journal_start + len(commands)
         entry = _encode(commands) if commands else None
         while True:
             try:
                 with self.env.begin(write=True) as txn:
                     self._write(txn, entry, journal_start, journal_length, plan, seq, markets)
+                    for key, names in (lists or {}).items():
+                        txn.put(key, _encode(names), db=self.meta_db)
                 return
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
