@@ -2,7 +2,8 @@
 analytics store's copy of a relayer's state file: real signed trades journaled and followed
 into a real DuckDB file, a real state file written by the relayer's store code and copied, and
 the panel's query answered by that file as the analytics process answers it. When there is no
-copy either, the panel says settlement is off and why the copy is empty."""
+copy either, the panel says settlement is off and why the copy is empty. And through a real
+node: its analytics process copies a state file in its home, which the panel asks it for."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from marketnode.node.chain.settlement_store import (
     SettlementStore,
     state_path,
 )
+from marketnode.node.client import address_of_home
 from marketnode.node.core.commands import PeerCommand
+from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
 from marketnode.tui.app import Dashboard
@@ -33,6 +36,7 @@ from marketnode.tui.messages import Refused, StatusFetched
 from marketnode.tui.panels.settlement import PROGRESS_QUERY, SettlementProgressFetched
 
 SIZE = (150, 44)
+WAIT_S = 60.0
 STATUS = json.loads((Path(__file__).parent / "data" / "dashboard_answers.json").read_text())[
     "status"
 ]  # a node's status with no relayer of its own (no `settlement` in it: off)
@@ -136,3 +140,28 @@ def test_with_neither_a_relayer_nor_a_copy_the_panel_says_off_and_why(tmp_path):
             assert failures(app) == [] and shown(app, "counts") == ""
 
     asyncio.run(drive())
+
+
+def test_a_running_nodes_analytics_copies_the_file_and_the_panel_asks_for_it(node_factory):
+    running = node_factory("[analytics]\nenabled = true\ninterval_ms = 50\n")
+    state = SettlementStore(state_path(running.home.path))  # a relayer beside the node
+    now = time.time()
+    state.add_trades([PendingTrade(seq, SPEC.symbol, "0xb", "0xa", 100, 2, [seq], now, now + 30)
+                      for seq in (4, 8)], position=12)  # fmt: skip
+    state.close()
+    home = running.home
+    key = load_key_pair(home.keys_path(home.config()) / f"{OPERATOR}.key_secret")
+    app = Dashboard(lambda: address_of_home(home), key, refresh_s=0.25)
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("7")
+            deadline = time.monotonic() + WAIT_S
+            while "read)" not in shown(app, "summary"):  # its trades are not in this journal
+                assert time.monotonic() < deadline, shown(app, "summary")
+                await pilot.pause(0.1)
+            assert "no signed trade to settle on chain yet" in shown(app, "summary")
+
+    asyncio.run(drive())
+    copied = running.admin().call("sql", query="SELECT seq, state FROM settlement_progress")
+    assert sorted(copied["rows"]) == [[4, "pending"], [8, "pending"]]

@@ -154,6 +154,7 @@ class AnalyticsService:
                 self._push_found()
                 if self.socket.poll(self.interval_ms):
                     self._answer_all()
+            self.relayer_progress.copy()  # as the relayer left it, for SQL after the stop
         finally:
             self.close()
 
