@@ -23,7 +23,11 @@ so a batch's own block is final (the relayer's K-block wait is for real chains).
 
 The child writes its report whole every second to settlement/demo-chain.json in the home: its
 phase (starting, settling, or failed and why), the relayer's trade counts and figures, and
-whether everything journaled so far is settled (`caught_up`). Its log goes beside it.
+whether everything journaled so far is settled (`caught_up`). Its log goes beside it. The
+relayer keeps its state where a node's own relayer would, settlement/state.sqlite: the node's
+analytics process copies each trade's progress from there (node/analytics/settlement_progress.py),
+so the dashboard's Settlement panel and `mnode sql` show the demo's settlement though the node
+has no relayer of its own.
 
     python -m marketnode.node.server.supervisor PID SIGNAL marketnode.node.tools.demo_chain HOME
 """
