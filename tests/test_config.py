@@ -74,6 +74,7 @@ def test_duplicate_symbol_is_refused():
         ("[store]\nbatch_size = 0", r"\[store\]: batch_size: must be a whole number"),
         ('[store]\nmap_size = "lots"', r"\[store\]: map_size: must be a size"),
         ('[store]\nmapsize = "1GiB"', r"\[store\]: mapsize: unknown key"),
+        ("[analytics]\nnice = 20", r"\[analytics\]: nice: must be from 0 to 19"),
         ('[nodes]\nname = "x"', r"nodes: unknown key"),
         ("markets = 3", r"markets: must be an array of tables"),
         ("[[markets]\n", r"not valid TOML"),

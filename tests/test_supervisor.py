@@ -6,6 +6,7 @@ schedules restarts is driven by the tests, so no assertion races the wall clock.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,6 +59,21 @@ def test_a_child_whose_parent_is_gone_as_it_starts_exits_at_once():
     )
     assert guarded.returncode == EXIT_ORPHANED
     assert guarded.stdout == b""  # `this` (the Zen of Python) never ran
+
+
+def test_a_child_started_nicer_has_its_niceness_before_its_module_runs():
+    """`--nice N` (a Supervisor's `nice`): the module's first code already runs N lower, so
+    every thread it makes is too (the analytics process of a demo, `[analytics] nice`)."""
+    report_niceness = "import os, sys; print(os.nice(0), file=sys.stderr)"
+    guarded = subprocess.run(
+        [sys.executable, "-m", "marketnode.node.server.supervisor", str(os.getpid()), "9",
+         "--nice", "3", "timeit", "-n", "1", "-r", "1", "-s", report_niceness, "pass"],
+        capture_output=True,
+        timeout=WAIT_S,
+    )  # fmt: skip
+    assert guarded.returncode == 0, guarded.stderr
+    assert int(guarded.stderr.split()[0]) == min(19, os.nice(0) + 3)
+    assert Supervisor("nicer", "timeit", nice=3).command[4:7] == ["9", "--nice", "3"]
 
 
 def test_a_dying_child_is_restarted_later_each_time_and_status_says_so():

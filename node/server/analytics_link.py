@@ -77,7 +77,9 @@ class AnalyticsLink:
         context: zmq.Context,
         publish: Callable[[bytes, bytes], None],
         reply_admin: Callable[[bytes, AdminReply], None],
+        nice: int = 0,
     ) -> None:
+        """`nice`: the process's niceness above the node's (`[analytics] nice`)."""
         self.home = home
         self.enabled = enabled
         self.publish = publish
@@ -87,7 +89,7 @@ class AnalyticsLink:
         self.token = secrets.token_hex(32).encode()
         """Sent with every message; the process refuses anything without it."""
         self.supervisor = Supervisor(
-            "analytics", SERVICE_MODULE, [str(home.path)], secret=self.token
+            "analytics", SERVICE_MODULE, [str(home.path)], secret=self.token, nice=nice
         )
         self.lag: dict[str, Any] | None = None
         """The running process's last answer to the node's periodic lag request."""

@@ -173,7 +173,7 @@ class Node:
         self.admin = AdminDesk(sockets.admin, self.view)
         self.analytics = AnalyticsLink(
             self.home, config.analytics.enabled, sockets.context, self.market_data.send,
-            self.admin.reply,
+            self.admin.reply, nice=config.analytics.nice,
         )  # fmt: skip
         self.admin.analytics = self.analytics
         self.analytics.start()

@@ -11,7 +11,10 @@ send it `death_signal` when its parent dies (`prctl(PR_SET_PDEATHSIG)` through c
 command line is still its parent (a parent that died before the `prctl` is caught there). Only
 then does it run the child's module:
 
-    python -m marketnode.node.server.supervisor PARENT_PID SIGNAL MODULE [ARGS...]
+    python -m marketnode.node.server.supervisor PARENT_PID SIGNAL [--nice N] MODULE [ARGS...]
+
+With `--nice N` the guard lowers its priority by N before the module runs, so every thread the
+child makes has it (Linux keeps a niceness per thread, and a new thread takes its creator's).
 
 Linux counts the parent as the *thread* that started the child: a supervisor is started and
 tended from a thread that lives as long as its owner (the node's loop, or the thread that
@@ -78,6 +81,7 @@ class Supervisor:
         policy: RestartPolicy = RestartPolicy(),
         death_signal: signal.Signals = signal.SIGKILL,
         secret: bytes | None = None,
+        nice: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
@@ -87,6 +91,8 @@ class Supervisor:
         self.death_signal = death_signal
         self.secret = secret
         """Written on the child's stdin (then closed) at each start."""
+        self.nice = nice
+        """Added to the child's niceness before its module runs."""
         self.clock = clock
         """Schedules restarts (monotonic; a test may drive it)."""
         self.process: subprocess.Popen | None = None
@@ -104,7 +110,7 @@ class Supervisor:
 
     @property
     def command(self) -> list[str]:
-        return guarded_command(self.module, self.args, self.death_signal)
+        return guarded_command(self.module, self.args, self.death_signal, self.nice)
 
     @property
     def pid(self) -> int | None:
@@ -250,10 +256,15 @@ def _iso(wall: float) -> str:
 # -- in the child ------------------------------------------------------------------------------
 
 
-def guarded_command(module: str, args: Sequence[str], death_signal: int) -> list[str]:
+def guarded_command(
+    module: str, args: Sequence[str], death_signal: int, nice: int = 0
+) -> list[str]:
     """The command running `module` (with `args`) as a child that is sent `death_signal` when
-    the thread starting it dies (the module's docstring says why through this module)."""
+    the thread starting it dies (the module's docstring says why through this module), `nice`
+    lower in priority."""
     guard = [sys.executable, "-m", __name__, str(os.getpid()), str(int(death_signal))]
+    if nice:
+        guard += ["--nice", str(nice)]
     return [*guard, module, *args]
 
 
@@ -268,9 +279,13 @@ def die_with_parent(parent: int, death_signal: int) -> bool:
 
 
 def main() -> None:
-    parent, death_signal, module, *args = sys.argv[1:]
+    parent, death_signal, *rest = sys.argv[1:]
     if not die_with_parent(int(parent), int(death_signal)):
         sys.exit(EXIT_ORPHANED)
+    if rest[0] == "--nice":
+        os.nice(int(rest[1]))
+        rest = rest[2:]
+    module, *args = rest
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
