@@ -189,7 +189,7 @@ def test_a_quiet_file_is_not_read_again_until_it_changes(tmp_path, analytics, re
     copier = RelayerProgress(tmp_path, analytics.connection)
     copier.copy()
     assert copier.read_version is not None, "read whole, unwritten for a minute: remembered"
-    assert copier.read() == Round(COPIED, [], complete=True)
+    assert copier.read() == Round(COPIED, complete=True)
     relayer_state.add_batch([1], nonce=0, sent=sent(0))
     copier.copy()
     assert progress(analytics)[1][0] == "submitted"
