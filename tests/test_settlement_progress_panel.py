@@ -2,8 +2,9 @@
 analytics store's copy of a relayer's state file: real signed trades journaled and followed
 into a real DuckDB file, a real state file written by the relayer's store code and copied, and
 the panel's query answered by that file as the analytics process answers it. When there is no
-copy either, the panel says settlement is off and why the copy is empty. And through a real
-node: its analytics process copies a state file in its home, which the panel asks it for."""
+copy either, the panel says settlement is off and why the copy is empty. Through a real
+node: its analytics process copies a state file in its home, which the panel asks it for. And
+an SVG snapshot of the copy shown."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from marketnode.node.store.lmdb_store import Store
 from marketnode.tui.app import Dashboard
 from marketnode.tui.messages import Refused, StatusFetched
 from marketnode.tui.panels.settlement import PROGRESS_QUERY, SettlementProgressFetched
+from marketnode.tui.sources import ANALYTICS_SLOW
 
 SIZE = (150, 44)
 WAIT_S = 60.0
@@ -108,8 +110,11 @@ def test_the_panel_shows_the_copied_progress_of_a_relayer_beside_the_node(tmp_pa
                                       f"{TX_HASH[:10]}…{TX_HASH[-6:]}", "41"]]  # fmt: skip
 
             app.post_message(StatusFetched(STATUS))  # the node's status again: the copy stays
+            app.post_message(Refused("settlement_progress", ANALYTICS_SLOW))
             await pilot.pause()
-            assert "no relayer in this node" in shown(app, "summary")
+            summary = shown(app, "summary")
+            assert "no relayer in this node" in summary and summary.endswith(ANALYTICS_SLOW)
+            assert len(failures(app)) == 1, "the last answer stays on screen"
 
     asyncio.run(drive())
 
@@ -165,3 +170,18 @@ def test_a_running_nodes_analytics_copies_the_file_and_the_panel_asks_for_it(nod
     asyncio.run(drive())
     copied = running.admin().call("sql", query="SELECT seq, state FROM settlement_progress")
     assert sorted(copied["rows"]) == [[4, "pending"], [8, "pending"]]
+
+
+def test_the_copied_progress_snapshot(snap_compare, tmp_path):
+    answer = progress_answer(tmp_path, journal=True, relayer=True)
+    row = dict(zip(answer["columns"], answer["rows"][0], strict=True))
+    row |= {"path": "/srv/node/settlement/state.sqlite", "copied_s_ago": 1.25}  # as recorded
+    recorded = {"columns": list(row), "rows": [list(row.values())]}
+
+    async def posted(pilot) -> None:
+        pilot.app.post_message(StatusFetched(STATUS))
+        pilot.app.post_message(SettlementProgressFetched(recorded))
+        await pilot.pause()
+
+    app = Dashboard(nowhere, None, poll=False)
+    assert snap_compare(app, press=["7"], terminal_size=SIZE, run_before=posted)

@@ -169,7 +169,7 @@ class SettlementPanel(Panel):
             self.query_one("#settlement-in-flight", Static).update("batches in flight")
             return
         assert copied is not None  # (there are trades)
-        summary.update(self._copy_summary(copied))
+        summary.update(self._copy_summary(copied, self.copy_refused))
         self.query_one("#settlement-batches", DataTable).display = False  # (not in the copy)
         counts = Text()
         for state in STATES:
@@ -198,13 +198,17 @@ class SettlementPanel(Panel):
         return f"{copied['path']}: {copied['outcome']}"
 
     @staticmethod
-    def _copy_summary(copied: dict[str, Any]) -> Text:
+    def _copy_summary(copied: dict[str, Any], refused: str | None) -> Text:
+        """Where the figures come from and how fresh they are; `refused`: why the latest
+        asking for them came to nothing (the answer before is shown)."""
         text = Text("no relayer in this node: the figures are the analytics store's copy of\n"
                     f"{copied['path']}, ")  # fmt: skip
         age = copied["copied_s_ago"]
         text.append("never read" if age is None else f"read {age:.1f} s ago")
         if copied["outcome"] != COPIED:
             text.append(f" (now {copied['outcome']})", style="red")
+        if refused is not None:
+            text.append(f"\n{refused}", style="yellow")
         return text
 
     @staticmethod
