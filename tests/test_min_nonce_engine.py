@@ -13,10 +13,18 @@ from engine_cores import CORES, assert_same_events, engine_of, state_hash, state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marketnode.node.core.commands import CancelOrder, Clock, NewOrder, RaiseMinNonce
+from marketnode.node.core.commands import (
+    CancelOrder,
+    Clock,
+    MalformedCommand,
+    NewOrder,
+    RaiseMinNonce,
+    decode_json_command,
+)
 from marketnode.node.core.events import Cancelled, Rejected
 from marketnode.node.core.reasons import CancelReason, Reason
 from marketnode.node.home.config import default_markets
+from marketnode.node.protocol.decoding import decode_command
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
 from marketnode.node.store.statehash import order_key
@@ -71,6 +79,15 @@ def test_raising_the_minimum_cancels_the_orders_below_it_and_refuses_new_ones(co
     refused = engine.process_all([signed("big", ALICE, "buy", "10", str(2**200 - 1))])
     assert [(type(e), e.reason) for e in refused] == [(Rejected, Reason.NONCE_USED)]
     assert resting_nonces(engine, ALICE) == {"u": None}
+
+
+def test_a_peer_cannot_send_a_raised_minimum():
+    """Only the node journals it (from the chain): from a peer it is not a command."""
+    command = {"op": "min_nonce", "owner": ALICE, "min_nonce": 10**9, "id": "x"}
+    with pytest.raises(MalformedCommand):
+        decode_json_command(msgspec.json.encode(command))
+    refused = decode_command(msgspec.Raw(msgspec.msgpack.encode(command)))
+    assert (type(refused), refused.reason) == (Rejected, Reason.MALFORMED)
 
 
 @pytest.mark.parametrize("core", CORES)

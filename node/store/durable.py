@@ -81,7 +81,10 @@ class DurableEngine:
                     if moved.order_hash in wanted and moved.nonce is not None:
                         wanted[moved.order_hash].nonce = int(moved.nonce)
         found = [order for order in wanted.values() if order.nonce is not None]
-        self.store.put_orders([(order_key(order), order_value(order)) for order in found])
+        try:
+            self.store.put_orders([(order_key(order), order_value(order)) for order in found])
+        except lmdb.Error:  # a full disk: the nonces are known now, and found again next start
+            return
 
     def configure(self, specs: Sequence[MarketSpec]) -> bool:
         """Make `specs` the market list if it differs, journaled like a command; True if changed.
