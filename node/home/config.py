@@ -90,11 +90,7 @@ class AnalyticsConfig:
     file: str = "analytics.duckdb"
     interval_ms: int = 200
     nice: int = 0
-    """Added to the analytics process's niceness at its start (0 to 19). 0 by default: beside
-    a busy core, at nice 5 the store fell 14 s behind the journal and a wash trade's alert came
-    43 s after its commit (p95), against 6 s at nice 0 (docs/performance.md). The demo takes 5:
-    there the dashboard's keys and the flow's acknowledgements are what is watched, its scans
-    take most of a core for seconds every ten, and the store catches up between drops."""
+    """Added to the analytics process's niceness (0-19): why 0, and the demo's 5, config.toml."""
 
 
 @dataclass(frozen=True)
