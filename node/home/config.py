@@ -89,8 +89,7 @@ class AnalyticsConfig:
     enabled: bool = True
     file: str = "analytics.duckdb"
     interval_ms: int = 200
-    nice: int = 0
-    """Added to the analytics process's niceness (0-19): why 0, and the demo's 5, config.toml."""
+    nice: int = 0  # added to the analytics process's niceness: config.toml says why 0
 
 
 @dataclass(frozen=True)
