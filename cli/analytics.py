@@ -65,8 +65,9 @@ def sql_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Run a read-only SQL query on the analytics store: tables events, trades, alerts, links,
-    known_makers; views wallet_trades, market_days, top_wallets, counterparties, liquidity_pnl,
-    market_mids, settlement_states; ohlcv(INTERVAL '1 minute')."""
+    known_makers, chain_trades, settlement_progress; views wallet_trades, market_days,
+    top_wallets, counterparties, liquidity_pnl, market_mids, settlement_states;
+    ohlcv(INTERVAL '1 minute')."""
     columns, rows = run_query(require_home(home), query, [])
     print_rows(columns, rows, json, as_csv)
 

@@ -87,9 +87,10 @@ COMMANDS = (
     CommandEntry("watch", "watch", "watch_command", "Follow a market's trades and top of book "
                  "as they happen."),
     CommandEntry("sql", "analytics", "sql_command", "Run a read-only SQL query on the analytics "
-                 "store: tables events, trades, alerts, links, known_makers; views "
-                 "wallet_trades, market_days, top_wallets, counterparties, liquidity_pnl, "
-                 "market_mids, settlement_states; ohlcv(INTERVAL '1 minute')."),
+                 "store: tables events, trades, alerts, links, known_makers, chain_trades, "
+                 "settlement_progress; views wallet_trades, market_days, top_wallets, "
+                 "counterparties, liquidity_pnl, market_mids, settlement_states; "
+                 "ohlcv(INTERVAL '1 minute')."),
     CommandEntry("trades", "analytics", "trades_command", "Trades, newest first."),
     CommandEntry("stats", "analytics", "stats_command", "Per market: trades, volume, notional, "
                  "wallets, last price, first and last trade, and the share of notional the "
