@@ -16,12 +16,19 @@ Why these choices:
   here and go to whichever worker frees up first.
 - A batch that `MAX_ATTEMPTS` workers died on is given back as failed rather than tried
   for ever (one that would kill every worker must not stop the others).
+- No wait on a worker is unbounded: one not ready `ready_within_s` after its start, one
+  holding batches `answer_within_s` without answering (stopped, hung, or its answer lost),
+  and one a batch could not be sent to are killed and replaced, their batches sent again;
+  while every worker has failed to start `MAX_ATTEMPTS` times running, batches are given
+  back failed. The node holds a connection's messages behind its signature checks, so a
+  worker that never answers would otherwise stall that connection for good, silently.
 
 One thread uses a pool (zmq sockets are not thread-safe).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import shutil
@@ -41,12 +48,21 @@ from .signatures import SignedCancel, SignedOrder, Verdict
 from .verifier_worker import BATCH, READY, VERDICTS
 
 MAX_ATTEMPTS = 3
-"""Workers that may die while working on a batch before it is given back failed."""
+"""Workers that may die while working on a batch before it is given back failed; also the
+failed starts in a row of every worker after which waiting batches are."""
 STOP_WITHIN_S = 5.0
 """How long `close` waits for workers to exit before killing them."""
 FIRST_RESTART_DELAY_S = 0.5
 MAX_RESTART_DELAY_S = 30.0
 """A worker that dies before it is ready is restarted after a delay doubling up to this."""
+READY_WITHIN_S = 60.0
+"""A worker's start (a Python process importing zmq and coincurve, ~0.3 s on an idle
+machine, 10 s seen on a loaded one) takes at most this before it is killed and retried."""
+ANSWER_WITHIN_S = 30.0
+"""A worker answers a batch within this (a batch of 100 takes ~7 ms, and whole-machine
+stalls of a few seconds were seen) or it is taken as hung: killed, its batches sent again."""
+
+log = logging.getLogger("marketnode.node")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +88,13 @@ class _Worker:
     generation: int
     process: subprocess.Popen
     routing_id: bytes
+    started_at: float
     ready: bool = False
     held: dict[Hashable, _Batch] = field(default_factory=dict)
+    answered_at: float = 0.0
+    """When it last answered, or was handed a batch while holding none (monotonic s)."""
+    lost_why: str | None = None
+    """Why it is to be killed and replaced though it runs (None: it is not)."""
 
 
 class VerifierPool:
@@ -86,11 +107,15 @@ class VerifierPool:
         *,
         in_flight: int = 2,
         context: zmq.Context | None = None,
+        ready_within_s: float = READY_WITHIN_S,
+        answer_within_s: float = ANSWER_WITHIN_S,
     ) -> None:
         self.size = max(1, (os.cpu_count() or 2) - 1) if workers is None else workers
         if self.size < 1:
             raise ValueError("a verifier pool needs at least one worker")
         self.in_flight = in_flight
+        self.ready_within_s = ready_within_s
+        self.answer_within_s = answer_within_s
         self.restarts = 0
         self._own_context = context is None
         self._context = context or zmq.Context(io_threads=1)
@@ -195,7 +220,7 @@ class VerifierPool:
         command = [sys.executable, "-m", "marketnode.node.chain.verifier_worker",
                    self._endpoint, routing_id.decode(), str(os.getpid())]  # fmt: skip
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-        worker = _Worker(slot, generation, process, routing_id)
+        worker = _Worker(slot, generation, process, routing_id, time.monotonic())
         self._workers[slot] = worker
         self._by_id[routing_id] = worker
 
@@ -208,14 +233,18 @@ class VerifierPool:
             self._failed_starts[worker.slot] = 0
         elif frames[1] == VERDICTS:
             batch_id, verdicts = pickle.loads(frames[2])
+            worker.answered_at = time.monotonic()
             if worker.held.pop(batch_id, None) is not None:
                 self._done.append(VerifiedBatch(batch_id, verdicts))
 
     def _tend(self) -> None:
-        """Replace each dead worker (after a delay if it died before it was ready); its
-        batches go back to the front of the queue."""
+        """Replace each dead or lost worker (after a delay if it was never ready); its
+        batches go back to the front of the queue. While every worker has failed to start
+        `MAX_ATTEMPTS` times running, the waiting batches are given back failed."""
         now = time.monotonic()
         for slot, worker in enumerate(self._workers):
+            if worker is not None and worker.process.poll() is None:
+                self._kill_if_lost(worker, now)
             if worker is not None and worker.process.poll() is not None:
                 self._bury(worker)
                 self._workers[slot] = None
@@ -228,6 +257,24 @@ class VerifierPool:
             if self._workers[slot] is None and now >= self._restart_at[slot]:
                 self._start(slot, self._generations[slot])
                 self.restarts += 1
+        if min(self._failed_starts) >= MAX_ATTEMPTS:
+            while self._waiting:
+                self._done.append(VerifiedBatch(self._waiting.popleft().batch_id, [], True))
+
+    def _kill_if_lost(self, worker: _Worker, now: float) -> None:
+        """Kill a running worker that cannot be counted on any more (`_tend` replaces it):
+        one a send failed to, one not ready in time, one holding batches unanswered."""
+        why = worker.lost_why
+        if why is None and not worker.ready and now - worker.started_at > self.ready_within_s:
+            why = f"not ready {self.ready_within_s:g} s after its start"
+        if why is None and worker.held and now - worker.answered_at > self.answer_within_s:
+            why = f"held {len(worker.held)} batches {self.answer_within_s:g} s unanswered"
+        if why is None:
+            return
+        log.warning("verifier worker %s (pid %d) %s: killed and replaced",
+                    worker.routing_id.decode(), worker.process.pid, why)  # fmt: skip
+        worker.process.kill()
+        worker.process.wait()
 
     def _bury(self, worker: _Worker) -> None:
         """Take back a dead worker's batches. Only the oldest, the one it was working on
@@ -255,8 +302,13 @@ class VerifierPool:
             batch = self._waiting[0]
             try:
                 self.socket.send_multipart([worker.routing_id, BATCH, batch.payload], zmq.NOBLOCK)
-            except zmq.ZMQError:
-                worker.ready = False  # gone or full: `_tend` finds out which
+            except zmq.ZMQError as error:
+                # unreachable or full: it would never be sent another batch (nor tell it is
+                # ready again), so it is replaced
+                worker.ready = False
+                worker.lost_why = f"could not be sent a batch ({error})"
                 continue
             self._waiting.popleft()
+            if not worker.held:
+                worker.answered_at = time.monotonic()
             worker.held[batch.batch_id] = batch
