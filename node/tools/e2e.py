@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,11 @@ from .flow import generate_flow
 from .load import LoadProfile, LoadResult, run_load, signed_flow
 
 START_TIMEOUT_S = 30.0
+STALL_S = 60.0
+"""A run with orders in flight and no answer for this long has stalled: it is stopped and
+reported with the node's log (a signed run once waited out its whole 600 s for no answer,
+and its home, log included, was removed with it)."""
+LOG_TAIL_BYTES = 4000
 NODE_COMMAND = [sys.executable, "-m", "marketnode.cli"]
 SINGLE_WINDOW = 256
 BATCHED_WINDOW = 32
@@ -157,6 +163,35 @@ def bench_node(
             stop_node_process(process)
 
 
+class NodeStalled(RuntimeError):
+    """The node under load exited, or stopped answering for STALL_S."""
+
+
+def offer(node: BenchNode, commands: Iterable, profile: LoadProfile) -> LoadResult:
+    """`run_load` against a bench node, stopped early when the node exits or answers nothing
+    for STALL_S while orders wait: NodeStalled then says which, with the end of its log."""
+    stop = threading.Event()
+    progress = {"answered": -1, "at": time.monotonic()}
+
+    def watch(result: LoadResult, _elapsed: float) -> None:
+        now = time.monotonic()
+        if result.answered != progress["answered"] or result.answered >= result.sent:
+            progress.update(answered=result.answered, at=now)
+        elif node.process.poll() is not None or now - progress["at"] > STALL_S:
+            stop.set()
+
+    result = run_load(node.address, node.key, commands, profile, on_progress=watch, stop=stop)
+    if stop.is_set():
+        code = node.process.poll()
+        state = f"exited with {code}" if code is not None else f"answered nothing for {STALL_S:g} s"
+        log = (node.home.path / NODE_LOG).read_text(errors="replace")[-LOG_TAIL_BYTES:]
+        raise NodeStalled(
+            f"the node {state} with {result.sent - result.answered} of {result.sent} orders "
+            f"unanswered; the end of its log:\n{log or '(empty)'}"
+        )
+    return result
+
+
 def run_e2e_bench(
     orders: int = 200_000,
     seed: int = 1,
@@ -174,15 +209,13 @@ def run_e2e_bench(
         return commands
 
     with bench_node() as node:
-        single = run_load(
-            node.address,
-            node.key,
+        single = offer(
+            node,
             flow(orders // 4),
             LoadProfile(rate=0, batch=1, window=SINGLE_WINDOW, duration_s=600),
         )
-        batched = run_load(
-            node.address,
-            node.key,
+        batched = offer(
+            node,
             flow(orders),
             LoadProfile(rate=0, batch=100, window=BATCHED_WINDOW, duration_s=600),
         )
@@ -192,7 +225,7 @@ def run_e2e_bench(
         report["batched"] = batched.summary()
         for rate in rates:
             profile = LoadProfile(rate=rate, batch=1, duration_s=latency_s)
-            paced = run_load(node.address, node.key, flow(profile.orders_needed()), profile)
+            paced = offer(node, flow(profile.orders_needed()), profile)
             summary = paced.summary()
             report[f"at_{rate}"] = summary
             report[f"p99_ms_at_{_label(rate)}"] = summary["latency_ms"]["p99"]
@@ -203,9 +236,8 @@ def run_e2e_bench(
         markets = [spec for spec in config.markets if spec.signatures != "off"]
         commands = signed_flow(signed_orders, seed, markets, config.settlement,
                                dev_wallets(SIGNED_WALLETS))  # fmt: skip
-        signed = run_load(
-            node.address,
-            node.key,
+        signed = offer(
+            node,
             commands,
             LoadProfile(rate=0, batch=100, window=BATCHED_WINDOW, duration_s=600),
         )
