@@ -33,8 +33,8 @@ from marketnode.node.home.keys import OPERATOR, load_key_pair
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
 from marketnode.tui.app import Dashboard
-from marketnode.tui.messages import Refused, StatusFetched
-from marketnode.tui.panels.settlement import PROGRESS_QUERY, SettlementProgressFetched
+from marketnode.tui.messages import Refused, SettlementProgressFetched, StatusFetched
+from marketnode.tui.panels.settlement import PROGRESS_QUERY
 from marketnode.tui.sources import ANALYTICS_SLOW
 
 SIZE = (150, 44)

@@ -72,6 +72,14 @@ class AlertsFetched(Fetched):
 
 
 @dataclass
+class SettlementProgressFetched(Fetched):
+    """The analytics store's copy of a relayer's progress (for a node with no relayer of its
+    own): a SQL result (columns, rows) of tui/panels/settlement.py's `PROGRESS_QUERY`."""
+
+    result: dict
+
+
+@dataclass
 class ScaleFetched(Fetched):
     """The scaling recommendations and the load outlook (admin `scale`)."""
 

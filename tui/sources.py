@@ -33,13 +33,14 @@ from .messages import (
     PeersFetched,
     Refused,
     ScaleFetched,
+    SettlementProgressFetched,
     StatusFetched,
     TapeFetched,
     Unreachable,
 )
 from .panels.integrity import ALERTS_QUERY
 from .panels.markets import DAY_STATS_QUERY
-from .panels.settlement import PROGRESS_QUERY, SettlementProgressFetched
+from .panels.settlement import PROGRESS_QUERY
 from .screens import TRADES_SHOWN
 
 BOOK_DEPTH = 15

@@ -15,14 +15,13 @@ has anything."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from ..messages import Fetched, StatusFetched
+from ..messages import SettlementProgressFetched, StatusFetched
 from .base import Panel, fill_table
 
 RATE_WINDOW_S = 60.0
@@ -52,14 +51,6 @@ FROM (SELECT 1) LEFT JOIN settlement_progress_source s ON true
 """
 """The analytics store's copy of a relayer's progress, in one row: for a node with no relayer
 of its own."""
-
-
-@dataclass
-class SettlementProgressFetched(Fetched):
-    """The analytics store's copy of a relayer's progress: `PROGRESS_QUERY`'s result (columns,
-    rows)."""
-
-    result: dict
 
 
 def gwei(wei: int | None) -> str:
