@@ -22,7 +22,8 @@ Signature = Annotated[str, msgspec.Meta(pattern="^0[xX][0-9a-fA-F]{130}$")]
 """65 bytes r || s || v as `0x` and 130 hex digits (docs/signing.md §4)."""
 Uint64 = Annotated[int, msgspec.Meta(ge=0)]
 """At most 2**64 - 1: checked where the order is encoded (msgspec bounds stop at int64)."""
-Nonce = Uint64 | Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]
+DecimalNonce = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]
+Nonce = Uint64 | DecimalNonce
 """An int, or a decimal str for nonces of 2**64 and above (below 2**256: checked where the
 order is encoded, as 78 digits allow more)."""
 FeeBps = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -134,7 +135,16 @@ class ExportMarket(msgspec.Struct, tag="export_market", tag_field="op"):
     to: str
 
 
-class ImportMarket(msgspec.Struct, tag="import_market", tag_field="op"):
+class MovedNonces(msgspec.Struct, array_like=True, gc=False):
+    """An owner's used nonces as a move of a signed market carries them (node/core/nonces.py):
+    every nonce below `floor`, and those in `above`, as decimal text."""
+
+    owner: str
+    floor: DecimalNonce
+    above: list[DecimalNonce]
+
+
+class ImportMarket(msgspec.Struct, tag="import_market", tag_field="op", omit_defaults=True):
     """A market's book arriving from node `source`: `orders` rest in the order given, each
     taking the next seq as its priority (reported `rested`). Journaled, never accepted from a
     peer; the market must be configured here with the same rules and an empty book."""
@@ -142,6 +152,10 @@ class ImportMarket(msgspec.Struct, tag="import_market", tag_field="op"):
     market: str
     source: str
     orders: list[MovedOrder]
+    nonces: list[MovedNonces] | None = None
+    """A signed market's move: the used nonces of every owner the source knows, merged into
+    this node's first (node/core/moving.py says why); None for a market taking no signed
+    orders, and in a move journaled before signed markets moved."""
 
 
 class RaiseMinNonce(msgspec.Struct, tag="min_nonce", tag_field="op", gc=False):

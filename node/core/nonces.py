@@ -60,6 +60,22 @@ class NonceBook:
                 del self.above[owner]
         self.floor[owner] = floor
 
+    def merge(self, owner: str, floor: int, above: list[int]) -> None:
+        """Make used every nonce another node's book holds used for `owner` (a moved market's,
+        node/core/moving.py): the floor only upward, each of `above` not used here yet."""
+        self.raise_floor(owner, floor)
+        for nonce in above:
+            if not self.is_used(owner, nonce):
+                self.use(owner, nonce)
+
+    def holds(self, owner: str, floor: int, above: list[int]) -> bool:
+        """Whether every nonce below `floor` and each of `above` is used by `owner` here."""
+        own_floor = self.floor.get(owner, 0)
+        below = range(own_floor, floor)
+        if len(below) > len(self.above.get(owner, ())):
+            return False
+        return all(self.is_used(owner, nonce) for nonce in (*below, *above))
+
     def state_of(self, owner: str) -> tuple[int, list[int]]:
         """The owner's floor and its used nonces above it, in order."""
         return self.floor.get(owner, 0), sorted(self.above.get(owner, ()))

@@ -16,6 +16,11 @@ book it exported beside its store, and the same move asked again while the marke
 halted and empty here is answered that book again (`again`: true), not a second, empty export.
 An import of a book carrying its move is kept the same way: the same book asked again is
 answered `again` (it was imported here, whatever was traded since) rather than refused.
+
+A market taking signed orders travels with the used nonces of every owner the source knows
+(node/core/moving.py says why), covered by the book's hash; the destination's answer hashes
+them too once it holds each of them used, so an import that lost one answers another hash and
+the mover takes the book back.
 """
 
 from __future__ import annotations
@@ -25,11 +30,25 @@ from typing import Any
 import msgspec
 
 from ..core.book import Order
-from ..core.commands import ExportMarket, ImportMarket, MovedOrder
+from ..core.commands import ExportMarket, ImportMarket, MovedNonces, MovedOrder
 from ..core.markets import MarketSpec
-from ..core.moving import MarketMoveRefused, check_import, moved_orders
+from ..core.moving import (
+    MarketMoveRefused,
+    check_import,
+    moved_nonces,
+    moved_orders,
+    nonce_state,
+    nonces_held,
+)
 from ..protocol.messages import AdminRequest
-from ..store.statehash import format_hash, hash_records, order_key, order_value
+from ..store.statehash import (
+    format_hash,
+    hash_records,
+    nonce_key,
+    nonce_value,
+    order_key,
+    order_value,
+)
 from .view import NodeView
 
 Refusal = type[Exception]
@@ -46,18 +65,27 @@ class MovedBook(msgspec.Struct, forbid_unknown_fields=True):
     hash: str
     move: str | None = None
     """The move carrying it (its id in the directory), which makes asking twice safe."""
+    nonces: list[MovedNonces] | None = None
+    """A signed market's: the used nonces of every owner the source knows."""
 
 
-def market_hash(market: str, orders: list[MovedOrder]) -> str:
+def market_hash(
+    market: str, orders: list[MovedOrder], nonces: list[MovedNonces] | None = None
+) -> str:
     """The state hash of a market's book, its orders numbered by their place in time priority
-    rather than by the seq they rested at (which differs from node to node): equal on both
-    ends of a move when the book arrived whole and in order."""
+    rather than by the seq they rested at (which differs from node to node), with the used
+    nonces it carries: equal on both ends of a move when the book arrived whole and in order
+    (and an unsigned market's the same as before signed markets moved)."""
     ranked = (
         Order(market, o.id, o.owner, o.is_buy, o.price, o.remaining, rank, o.stp, o.peer,
               o.expiry, o.order_hash)
         for rank, o in enumerate(orders)
     )  # fmt: skip
-    return format_hash(hash_records((order_key(order), order_value(order)) for order in ranked))
+    records = [(order_key(order), order_value(order)) for order in ranked]
+    for moved in nonces or ():
+        owner, floor, above = nonce_state(moved)
+        records.append((nonce_key(owner), nonce_value(floor, above)))
+    return format_hash(hash_records(records))
 
 
 def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> dict[str, Any]:
@@ -65,11 +93,6 @@ def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> di
     book = view.books.get(market) if market is not None else None
     if market is None or book is None:
         raise refused(f"unknown market {market!r}")
-    if book.market.spec.signatures != "off":
-        raise refused(
-            f"market {market!r} takes signed orders: moving it (its owners' used nonces "
-            "with it) is not supported yet"
-        )
     params = request.params or []
     if not 1 <= len(params) <= 2 or not all(isinstance(p, str) and p for p in params):
         raise refused("market_export takes params [DESTINATION_NODE] or [DESTINATION_NODE, MOVE]")
@@ -78,9 +101,11 @@ def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> di
     if move is not None and kept[:2] == [destination, move] and market in view.halted \
             and not book.orders:  # fmt: skip
         return {**msgspec.json.decode(kept[2]), "seq": view.seq, "again": True}
-    orders = moved_orders(view.durable.engine, market)
+    engine = view.durable.engine
+    orders = moved_orders(engine, market)
+    nonces = moved_nonces(engine, market)
     moved = MovedBook(market, view.config.node.name, book.market.spec, orders,
-                      market_hash(market, orders), move)  # fmt: skip
+                      market_hash(market, orders, nonces), move, nonces)  # fmt: skip
     answer = msgspec.to_builtins(moved)
     if move is not None:  # kept first: once journaled, a repeat must find it
         _keep(view, EXPORTED, market, [destination, move, msgspec.json.encode(answer).decode()])
@@ -101,21 +126,23 @@ def market_import(view: NodeView, request: AdminRequest, refused: Refusal) -> di
     market = moved.market
     if request.market != market:
         raise refused(f"market_import: the book is of {market!r}, not {request.market!r}")
-    if market_hash(market, moved.orders) != moved.hash:
+    if market_hash(market, moved.orders, moved.nonces) != moved.hash:
         raise refused(f"market_import: the book of {market!r} does not match its hash")
     if moved.move is not None and _kept(view, IMPORTED, market) == [moved.move, moved.hash]:
         return {"market": market, "orders": len(moved.orders), "hash": moved.hash,
                 "seq": view.seq, "again": True}  # fmt: skip
     if market in view.books and market not in view.halted:
         raise refused(f"market {market!r} is trading here: halt it before importing its book")
-    command = ImportMarket(market, moved.source, moved.orders)
+    command = ImportMarket(market, moved.source, moved.orders, moved.nonces)
+    engine = view.durable.engine
     try:
-        check_import(view.durable.engine, command, moved.spec)
+        check_import(engine, command, moved.spec)
     except MarketMoveRefused as error:
         raise refused(str(error)) from None
     _journal(view, command)
-    resting = moved_orders(view.durable.engine, market)
-    arrived = market_hash(market, resting)
+    resting = moved_orders(engine, market)
+    held = moved.nonces if moved.nonces and nonces_held(engine, moved.nonces) else None
+    arrived = market_hash(market, resting, held)
     _keep(view, EXPORTED, market, [])  # the market is here again: its last export is history
     if moved.move is not None:  # what a repeat is answered: the hash as it arrived
         _keep(view, IMPORTED, market, [moved.move, arrived])
