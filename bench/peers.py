@@ -31,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 from bare_book import BareBook
@@ -53,6 +54,7 @@ from marketnode.node.tools.flow import FlowMix, generate_flow
 ADAPTERS_SCRIPT = Path(__file__).with_name("peer_adapters.py")
 LIMIT_CANCEL = FlowMix(limit=0.7, post_only=0, cancel=0.3, replace=0, ioc=0, fok=0, market=0)
 """The agreement subflow: only what every peer has a call for with one meaning."""
+Result = TypeVar("Result")
 TIF_KINDS = {"GTC": "limit", "POST_ONLY": "post", "IOC": "ioc", "FOK": "fok"}
 
 
@@ -132,11 +134,17 @@ def run_peers_bench(
     with tempfile.TemporaryDirectory(prefix="mnode-peers-") as folder:
         steps_file = _write_steps(Path(folder) / "timed.json", steps, len(markets))
         with core_forced(core) as choice:
-            runs = _alternate(rounds, markets, commands, [floor, *contenders], steps, steps_file)
-            agreement = check_agreement(check_ops, seed, contenders, Path(folder))
+            failed: dict[str, str] = {}
+            runs = _alternate(
+                rounds, markets, commands, [floor, *contenders], steps, steps_file, failed
+            )
+            agreement = check_agreement(check_ops, seed, contenders, Path(folder), failed)
+    not_run |= failed
     engine = _summary(runs["marketnode"], ops)
     peers = {}
     for contender in contenders:
+        if contender.key in failed:
+            continue
         summary = _beside(runs[contender.key], ops, engine)
         summary |= {"version": contender.version, "python": contender.python}
         summary["emulated"] = contender.adapter.emulated()
@@ -224,8 +232,10 @@ def _alternate(
     contenders: list[Contender],
     steps: list[Step],
     steps_file: Path,
+    failed: dict[str, str],
 ) -> dict[str, list[dict[str, float]]]:
-    """Every engine's runs: marketnode first in each round, then each contender in turn."""
+    """Every engine's runs: marketnode first in each round, then each contender in turn; a
+    peer that fails leaves the rounds, with why in `failed`."""
     batch_size = StoreConfig().batch_size
     batches = [
         commands[start : start + batch_size] for start in range(0, len(commands), batch_size)
@@ -235,8 +245,26 @@ def _alternate(
     for _ in range(rounds):
         runs["marketnode"].append(marketnode_run(markets, batches))
         for contender in contenders:
-            runs[contender.key].append(contender.run(steps_file, steps, len(markets)))
+            if contender.key not in failed:
+                run = _guarded(contender, failed, contender.run, steps_file, steps, len(markets))
+                runs[contender.key].append(run)
     return runs
+
+
+def _guarded(
+    contender: Contender, failed: dict[str, str], action: Callable[..., Result], *args: object
+) -> Result | None:
+    """`action(*args)`, or None with the failure in `failed` as one line: a peer's bug or a
+    changed API is reported beside the others' figures, not as a traceback. The floor's own
+    failure is the bench's bug, and raises."""
+    if contender.adapter is BareBook:
+        return action(*args)
+    try:
+        return action(*args)
+    except Exception as error:
+        first = (str(error).splitlines() or [""])[0]
+        failed[contender.key] = f"failed: {type(error).__name__}: {first}"
+        return None
 
 
 def marketnode_run(markets: list[MarketSpec], batches: list[list]) -> dict[str, float]:
@@ -266,8 +294,11 @@ def marketnode_fills(commands: Sequence[object], markets: list[MarketSpec]) -> l
     return fills
 
 
-def check_agreement(check_ops: int, seed: int, contenders: list[Contender], folder: Path) -> dict:
-    """The limit/cancel subflow through marketnode, the bare book and every contender."""
+def check_agreement(
+    check_ops: int, seed: int, contenders: list[Contender], folder: Path, failed: dict[str, str]
+) -> dict:
+    """The limit/cancel subflow through marketnode, the bare book and every contender that has
+    not failed (one that fails here joins `failed`)."""
     markets = [msgspec.structs.replace(spec, stp="none") for spec in default_markets()]
     commands = list(generate_flow(check_ops, seed=seed, markets=markets, mix=LIMIT_CANCEL))
     steps = to_steps(commands, markets)
@@ -282,8 +313,11 @@ def check_agreement(check_ops: int, seed: int, contenders: list[Contender], fold
         "peers": {},
     }
     for contender in contenders:
-        got = contender.fills(steps_file, steps, len(markets))
-        report["peers"][contender.key] = compare(expected, got, steps)
+        if contender.key in failed:
+            continue
+        got = _guarded(contender, failed, contender.fills, steps_file, steps, len(markets))
+        if got is not None:
+            report["peers"][contender.key] = compare(expected, got, steps)
     report["agree"] = sorted(key for key, found in report["peers"].items() if found["agrees"])
     report["disagree"] = sorted(set(report["peers"]) - set(report["agree"]))
     return report

@@ -82,6 +82,27 @@ def test_a_disagreement_names_its_first_step(peers: ModuleType) -> None:
     assert peers.compare(expected, peers.step_fills(peers.BareBook, steps, 3), steps)["agrees"]
 
 
+def test_a_failing_peer_is_reported_not_raised(
+    peers: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer whose API changed under its adapter: one line in `not_run`, the others' figures
+    still there."""
+
+    class ChangedApi(peers.BareBook):
+        name = "changed-api"
+
+        def limit(self, market, order_id, is_buy, price, qty):
+            raise TypeError("limit() takes 3 positional arguments\nbut 6 were given")
+
+    monkeypatch.setattr(peers, "PEERS", (ChangedApi,))
+    report = peers.run_peers_bench(ops=500, seed=1, rounds=2, check_ops=300)
+    assert report["not_run"] == {
+        "changed-api": "failed: TypeError: limit() takes 3 positional arguments"
+    }
+    assert report["peers"] == {} and report["agreement"]["agree"] == []
+    assert report["marketnode_ops_per_s"] > 0 and report["bare_book"]["ops_per_s"] > 0
+
+
 def test_the_flow_becomes_neutral_steps(peers: ModuleType) -> None:
     markets = default_markets()
     commands = list(generate_flow(3000, seed=1, markets=markets))
