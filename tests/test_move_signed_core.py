@@ -7,6 +7,8 @@ moved replays as it did."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import msgspec
 import pytest
 from engine_cores import CORES, assert_same_events, engine_of, state_hash, state_of
@@ -32,6 +34,7 @@ from marketnode.node.core.moving import (
 )
 from marketnode.node.core.nonces import NonceBook
 from marketnode.node.home.config import default_markets
+from marketnode.node.server.market_moves import with_their_signed_new
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
 from marketnode.node.store.verify import verify_store
@@ -83,8 +86,19 @@ def history() -> list:
     ]
 
 
+def placed_orders(source, commands: list) -> list:
+    """The moved market's orders, each signed one with the `new` of `commands` placing it (as
+    the node finds it in its journal: tests/test_move_signed_nodes.py)."""
+    news = {(c.owner, c.id): c for c in commands if type(c) is NewOrder}
+    orders = moved_orders(source, MOVED)
+    for order in orders:
+        order.placed = news[order.owner, order.id] if order.nonce is not None else None
+    return orders
+
+
 def move(source, destination) -> tuple[list, list, ImportMarket]:
-    command = ImportMarket(MOVED, "a", moved_orders(source, MOVED), moved_nonces(source, MOVED))
+    orders = placed_orders(source, history())
+    command = ImportMarket(MOVED, "a", orders, moved_nonces(source, MOVED))
     check_import(destination, command, SIGNED_SPEC)
     exported: list = []
     source.process(ExportMarket(MOVED, "b"), exported)
@@ -169,13 +183,18 @@ def test_a_nonce_book_holds_only_what_it_has_used():
 def test_an_import_without_its_nonces_or_with_a_signed_order_unused_is_refused():
     source = engine_of("python", MARKETS)
     source.process_all(history())
-    orders = moved_orders(source, MOVED)
+    orders = placed_orders(source, history())
     destination = engine_of("python", MARKETS)
     with pytest.raises(MarketMoveRefused, match="without their owners' used nonces"):
         check_import(destination, ImportMarket(MOVED, "a", orders), SIGNED_SPEC)
     with pytest.raises(MarketMoveRefused, match=r"'a3' of .* without its nonce used"):
         nonces = [MovedNonces(ALICE, "3", [])]
         check_import(destination, ImportMarket(MOVED, "a", orders, nonces), SIGNED_SPEC)
+    nonces = moved_nonces(source, MOVED)
+    for placed in (None, msgspec.structs.replace(orders[1].placed, order_hash=f"0x{0:064x}")):
+        unplaced = [*orders[:1], msgspec.structs.replace(orders[1], placed=placed), *orders[2:]]
+        with pytest.raises(MarketMoveRefused, match="without the signed order placing it"):
+            check_import(destination, ImportMarket(MOVED, "a", unplaced, nonces), SIGNED_SPEC)
     with pytest.raises(MarketMoveRefused, match="an owner's nonces twice"):
         twice = [*moved_nonces(source, MOVED), MovedNonces(ALICE, "0", [])]
         check_import(destination, ImportMarket(MOVED, "a", orders, twice), SIGNED_SPEC)
@@ -198,11 +217,17 @@ def test_the_import_is_journaled_with_its_nonces_and_a_replay_verifies(tmp_path)
         source.configure(MARKETS)
         destination.configure(MARKETS)
         source.submit(history())
-        command = ImportMarket(MOVED, "a", moved_orders(source.engine, MOVED),
-                               moved_nonces(source.engine, MOVED))  # fmt: skip
+        orders = moved_orders(source.engine, MOVED)
+        assert with_their_signed_new(SimpleNamespace(durable=source), orders) == []
+        command = ImportMarket(MOVED, "a", orders, moved_nonces(source.engine, MOVED))
+        check_import(destination.engine, command, SIGNED_SPEC)
         source.submit([ExportMarket(MOVED, "b")])
         assert journal_decoder.decode(journal_encoder.encode(command)) == command
         destination.submit([Clock(NOW), command])
+        # the destination's journal holds each moved order's signed `new`, its signature too
+        (journaled,) = [c for _, c in store_b.journal() if type(c) is ImportMarket]
+        signatures = [order.placed.sig for order in journaled.orders]
+        assert signatures == [SIG["sig"]] * 3
         destination.submit(AFTER)
         assert destination.book_hash.value == state_hash(destination.engine)
         for store in (store_a, store_b):

@@ -55,6 +55,8 @@ def test_a_signed_market_moves_and_its_used_nonces_are_refused_there(two_nodes):
     book = {key: value for key, value in book.items() if key not in ("seq", "again")}
     assert [order[1] for order in book["orders"]] == [resting["id"]]  # array-like: owner, id, ...
     assert any(owner[0] == ALICE.address.lower() for owner in book["nonces"])
+    placed = book["orders"][0][10]  # the journaled signed `new`, for the destination's relayer
+    assert (placed["sig"], placed["qty"], placed["max_fee_bps"]) == (resting["sig"], "3", 30)
     with destination.admin() as admin:
         admin.call("halt", market=MARKET)
         imported = admin.call("market_import", market=MARKET, params=[book])

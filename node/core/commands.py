@@ -124,6 +124,11 @@ class MovedOrder(msgspec.Struct, array_like=True, gc=False):
     nonce: str | None = None
     """A signed order's nonce as decimal text (nonces go up to 2**256); None in a move
     journaled before resting orders kept their nonce."""
+    placed: NewOrder | None = None
+    """A signed order's journaled `new` (its signature and signed fields, the signed quantity
+    among them): the destination's journal then holds what its relayer needs to settle the
+    order's trades there. None for an unsigned order, and in a move journaled before signed
+    markets moved."""
 
 
 class ExportMarket(msgspec.Struct, tag="export_market", tag_field="op"):

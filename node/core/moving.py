@@ -12,8 +12,11 @@ A market taking signed orders moves with its owners' used nonces, so that what h
 source holds on the destination:
 
 - a signed order resting on the source rests on the destination with its signature's facts
-  (order hash, nonce, expiry): it matches, settles, expires and is cancelled by its owner's
-  signed cancel (which names its order hash) there as it would have been at home;
+  (order hash, nonce, expiry): it matches, expires and is cancelled by its owner's signed
+  cancel (which names its order hash) there as it would have been at home; it travels with the
+  journaled signed `new` that placed it (`MovedOrder.placed`: the signature, the signed
+  quantity and fee), so the destination's journal holds what a relayer needs to settle its
+  trades, as the same order (the contract knows it by its hash);
 - a signed order already used on the source (filled, cancelled, or resting and moved) cannot
   be placed again on the destination (`nonce_used`), and an owner's raised minimum nonce holds
   there: the import merges the nonces.
@@ -143,9 +146,23 @@ def check_import(engine: Engine, command: ImportMarket, spec: MarketSpec) -> Non
         raise MarketMoveRefused(f"the export of {command.market!r} lists an owner's nonces twice")
     carried = nonce_book_of(command.nonces)
     for order in signed:
-        if not carried.is_used(order.owner, int(order.nonce)):
-            raise MarketMoveRefused(f"the export of {command.market!r} carries order {order.id!r}"
-                                    f" of {order.owner} without its nonce used")  # fmt: skip
+        lacking = _lacking(order, carried)
+        if lacking:
+            raise MarketMoveRefused(f"the export of {command.market!r} carries order "
+                                    f"{order.id!r} of {order.owner} without {lacking}")  # fmt: skip
+
+
+def _lacking(order: MovedOrder, carried: NonceBook) -> str | None:
+    """What a moved signed order lacks: its nonce used among the carried ones, or the signed
+    `new` that placed it (the same owner, id and order hash, with its signature)."""
+    if not carried.is_used(order.owner, int(str(order.nonce))):
+        return "its nonce used"
+    placed = order.placed
+    facts = (order.owner, order.id, order.order_hash)
+    if placed is None or placed.sig is None or (placed.owner, placed.id, placed.order_hash) \
+            != facts:  # fmt: skip
+        return "the signed order placing it"
+    return None
 
 
 def export_market(engine: Engine, command: ExportMarket, out: list) -> None:

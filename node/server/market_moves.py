@@ -18,9 +18,10 @@ An import of a book carrying its move is kept the same way: the same book asked 
 answered `again` (it was imported here, whatever was traded since) rather than refused.
 
 A market taking signed orders travels with the used nonces of every owner the source knows
-(node/core/moving.py says why), covered by the book's hash; the destination's answer hashes
-them too once it holds each of them used, so an import that lost one answers another hash and
-the mover takes the book back.
+(node/core/moving.py says why), and each signed order with the journaled `new` that placed it
+(found in the journal, newest first). The book's hash covers the nonces; the destination's
+answer hashes them too once it holds each of them used, so an import that lost one answers
+another hash and the mover takes the book back.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import msgspec
 
 from ..core.book import Order
-from ..core.commands import ExportMarket, ImportMarket, MovedNonces, MovedOrder
+from ..core.commands import ExportMarket, ImportMarket, MovedNonces, MovedOrder, NewOrder
 from ..core.markets import MarketSpec
 from ..core.moving import (
     MarketMoveRefused,
@@ -103,6 +104,10 @@ def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> di
         return {**msgspec.json.decode(kept[2]), "seq": view.seq, "again": True}
     engine = view.durable.engine
     orders = moved_orders(engine, market)
+    unplaced = with_their_signed_new(view, orders)
+    if unplaced:
+        raise refused(f"market {market!r}: the journal has no signed `new` for its resting "
+                      f"signed order {unplaced[0].id!r} of {unplaced[0].owner}")  # fmt: skip
     nonces = moved_nonces(engine, market)
     moved = MovedBook(market, view.config.node.name, book.market.spec, orders,
                       market_hash(market, orders, nonces), move, nonces)  # fmt: skip
@@ -113,6 +118,37 @@ def market_export(view: NodeView, request: AdminRequest, refused: Refusal) -> di
     _journal(view, ExportMarket(market, destination))
     _keep(view, IMPORTED, market, [])
     return {**answer, "seq": view.seq, "again": False}
+
+
+JOURNAL_WINDOW = 65_536
+"""Commands read at a time, newest first, looking for the signed `new` of resting orders."""
+
+
+def with_their_signed_new(view: NodeView, orders: list[MovedOrder]) -> list[MovedOrder]:
+    """Give each signed order among `orders` the journaled `new` that placed it (`placed`),
+    or that an import brought it with; the signed orders none was found for. The journal is
+    read from its end back, a window at a time: the orders resting now were mostly placed of
+    late. A `new` refused as a duplicate id of the same signed order matches too: its signed
+    fields are the same, its signature verified like the first's."""
+    wanted = {(o.owner, o.id, o.order_hash): o for o in orders if o.nonce is not None}
+    durable = view.durable
+    end = durable.journal_length
+    while wanted and end > 0:
+        start = max(0, end - JOURNAL_WINDOW)
+        for _, command in durable.store.journal(start, end):
+            if type(command) is NewOrder and command.sig is not None:
+                placing = [command]
+            elif type(command) is ImportMarket:
+                placing = [moved.placed for moved in command.orders if moved.placed is not None]
+            else:
+                continue
+            for new in placing:
+                order = wanted.get((new.owner, new.id, new.order_hash))
+                if order is not None:
+                    order.placed = new
+        wanted = {key: order for key, order in wanted.items() if order.placed is None}
+        end = start
+    return list(wanted.values())
 
 
 def market_import(view: NodeView, request: AdminRequest, refused: Refusal) -> dict[str, Any]:
