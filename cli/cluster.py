@@ -8,6 +8,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from marketnode.node.analytics.cluster_scan import scan_cluster
+from marketnode.node.analytics.node_export import ExportFailed
 from marketnode.node.client import ClientError
 from marketnode.node.cluster.directory import DirectoryError, with_directory
 from marketnode.node.cluster.local import (
@@ -26,7 +28,7 @@ from .common import EXIT_NOT_RUNNING, EXIT_REJECTED, EXIT_USAGE, JsonOption, fai
 CLUSTER_ENV = "MNODE_CLUSTER"
 
 app = typer.Typer(
-    help="A local cluster of nodes and its market directory: up, status, down, apply.",
+    help="A local cluster of nodes and its market directory: up, status, down, apply, scan.",
     no_args_is_help=True,
 )
 
@@ -186,3 +188,34 @@ def apply_command(
     for report in moved:
         typer.echo(f"moved {report.market} from {report.source} to {report.destination}: "
                    f"{report.orders} resting orders", err=True)  # fmt: skip
+
+
+@app.command("scan")
+def scan_command(cluster: ClusterOption = Path("cluster"), json: JsonOption = False) -> None:
+    """Scan every node's trades together for wash rings that no node sees whole: each node's
+    trades since the last scan are exported as Parquet into the cluster's scan/ folder (read
+    from its journal, the node running or not), the union of every export is read in memory
+    and trade cycles are searched with each wallet's positions summed across the markets of
+    one asset. Cycles spanning markets or nodes are printed and kept in scan/alerts.json."""
+    target = local_cluster(cluster)
+    try:
+        homes = {node.name: target.home(node.name) for node in target.record().nodes}
+        report = scan_cluster(target.path, homes)
+    except (ClusterError, ExportFailed) as error:
+        cluster_failed(error)
+    if json:
+        print_json(report.as_record())
+        return
+    exported = ", ".join(f"{e.node} {e.trades}" for e in report.exports)
+    typer.echo(f"trades exported since the last scan: {exported}; {report.trades} in all",
+               err=True)  # fmt: skip
+    if not report.alerts:
+        typer.echo("no cycle across markets or nodes")
+    for alert in report.alerts:
+        evidence = alert["evidence"]
+        mark = "new " if alert["id"] in report.new else ""
+        typer.echo(
+            f"{mark}{alert['id']}  {alert['severity']}  {alert['market']}  "
+            f"{' -> '.join(alert['wallets'])}  {len(alert['trades'])} trades in "
+            f"{', '.join(evidence['markets'])} on {', '.join(evidence['nodes'])}"
+        )
