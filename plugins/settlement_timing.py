@@ -51,9 +51,10 @@ BATCH_GAS = 196_070
 """Gas of a settlement batch of one ERC-20 trade (docs/performance.md)."""
 TRADE_GAS = 87_621
 """Gas each further trade in the batch adds (docs/performance.md)."""
-FEE_FORECAST = {"block_time_s": 12.0, "hurry_blocks": 2, "min_history": 5}
+FEE_FORECAST = {"block_time_s": 12.0, "hurry_blocks": 2, "look_s": 0.5, "min_history": 5}
 """The built-in policy's settings: the chain's seconds per block, how many blocks before the
-deadline a batch goes whatever the fees, the fewest blocks of history it forecasts from."""
+deadline a batch goes whatever the fees, how long until the relayer looks again (its poll
+interval), the fewest blocks of history it forecasts from."""
 FALL, RISE = 1 - 0.125, 1 + 0.125
 """The most a base fee moves in one block (EIP-1559)."""
 
@@ -114,7 +115,8 @@ def settlement_timing(base_fees: list[int], seconds_left: float, settings: dict[
     batch is expected full in) stands for them all."""
     wanted = {**FEE_FORECAST, **settings}
     block_s = float(wanted["block_time_s"])
-    if seconds_left <= wanted["hurry_blocks"] * block_s or len(base_fees) < wanted["min_history"]:
+    hurry_s = wanted["hurry_blocks"] * block_s + float(wanted["look_s"])
+    if seconds_left <= hurry_s or len(base_fees) < wanted["min_history"]:
         return True
     trades = pending or 1
     most = max(batch_size or trades, trades)
