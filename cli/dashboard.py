@@ -7,12 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 import zmq
 import zmq.utils.monitor
 import zmq.utils.z85
 
 from marketnode.node.client import NodeAddress, RemoteAddress, address_of_home
+from marketnode.node.cluster.directory import DirectoryError, read_directory
+from marketnode.node.cluster.local import ClusterError, cluster_of_home
 from marketnode.node.home.keys import (
     OPERATOR,
     SERVER,
@@ -23,6 +26,7 @@ from marketnode.node.home.keys import (
     load_public_key,
 )
 from marketnode.node.home.layout import Home
+from marketnode.tui.sources import ClusterLink, ClusterUnavailable
 
 from .common import EXIT_USAGE, HomeOption, fail, operator_errors, require_home
 
@@ -76,7 +80,7 @@ def dashboard_command(
     ] = 1.0,
 ) -> None:
     """Throughput, markets, the book, integrity alerts, scaling advice and resources of a
-    running node (keys 1-8 switch panels, ? lists the keys, q quits)."""
+    running node (keys 1-9 switch panels, ? lists the keys, q quits)."""
     if connect is None:
         for given, name in ((server_key, "--server-key"), (key, "--key")):
             if given is not None:
@@ -89,7 +93,8 @@ def dashboard_command(
     if not sys.stdout.isatty():
         fail("the dashboard needs a terminal and stdout is not one (for a pipe or a script: "
              "mnode metrics --json)", EXIT_USAGE)  # fmt: skip
-    open_dashboard(locate, operator, admin=admin, refresh_s=refresh)
+    cluster = None if connect is not None else cluster_link(node_home.path)
+    open_dashboard(locate, operator, admin=admin, refresh_s=refresh, cluster=cluster)
 
 
 def open_dashboard(
@@ -98,12 +103,32 @@ def open_dashboard(
     admin: bool,
     refresh_s: float = 1.0,
     note: str | None = None,
+    cluster: ClusterLink | None = None,
 ) -> None:
-    """Run the dashboard until the operator quits; `note` is shown on it when it opens."""
+    """Run the dashboard until the operator quits; `note` is shown on it when it opens,
+    `cluster` in its Cluster panel."""
     from marketnode.tui.app import AdminDashboard, Dashboard
 
     kind = AdminDashboard if admin else Dashboard
-    kind(locate, key, refresh_s=refresh_s, note=note).run()
+    kind(locate, key, refresh_s=refresh_s, note=note, cluster=cluster).run()
+
+
+def cluster_link(home: Path) -> ClusterLink | None:
+    """The Cluster panel's way to the local cluster `home` is a node of (None: of none): its
+    directory read from the servers in the folder's record, each node asked with the operator
+    key in its home."""
+    found = cluster_of_home(home)
+    if found is None:
+        return None
+    cluster, name = found
+
+    def directory() -> dict:
+        try:
+            return msgspec.to_builtins(read_directory(cluster.record().urls))
+        except (ClusterError, DirectoryError) as error:
+            raise ClusterUnavailable(str(error)) from None
+
+    return ClusterLink(cluster.path, name, directory, cluster.admin)
 
 
 def _home_node(node_home: Home) -> tuple[Callable[[], NodeAddress], KeyPair | None]:

@@ -29,7 +29,7 @@ from marketnode.node.client import ClientError, NodeAddress
 from marketnode.node.home.keys import KeyPair
 
 from .footer import KeyFooter
-from .keys import ADMIN_KEYS, KEYS, Key, key_table
+from .keys import ADMIN_KEYS, DASHBOARD_PANELS, KEYS, Key, key_table
 from .links import ANALYTICS_TIMEOUT_S, NodeLinks
 from .messages import (
     ActionDone,
@@ -40,7 +40,6 @@ from .messages import (
     StatusFetched,
     Unreachable,
 )
-from .panels import PANELS
 from .panels.base import Panel
 from .panels.book import BookPanel
 from .panels.integrity import IntegrityPanel
@@ -48,7 +47,7 @@ from .panels.markets import MarketsPanel
 from .panels.overview import OverviewPanel
 from .polling import PollingApp
 from .screens import ConfirmScreen, EvidenceScreen, HelpScreen
-from .sources import SOURCE_NAMED, SOURCE_OF, NodeReader, Source
+from .sources import SOURCE_NAMED, SOURCE_OF, ClusterLink, NodeReader, Source
 
 log = logging.getLogger(__name__)
 REFRESH_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
@@ -98,13 +97,15 @@ class Dashboard(PollingApp):
         refresh_s: float = 1.0,
         poll: bool = True,
         note: str | None = None,
+        cluster: ClusterLink | None = None,
     ) -> None:
         """`locate` says where the node is; it is asked again for every request, so a node
         restarted on other ports is found again. `poll=False` starts no workers: the panels
         show only the messages posted to the app (snapshot tests do that). `note`: a word
-        from whoever opened the dashboard (the demo's rates and why), shown when it opens."""
+        from whoever opened the dashboard (the demo's rates and why), shown when it opens.
+        `cluster`: the cluster the node is a member of, for the Cluster panel (None: in none)."""
         super().__init__()
-        self.reader = NodeReader(NodeLinks(locate, key), period=lambda: self.refresh_s)
+        self.reader = NodeReader(NodeLinks(locate, key), lambda: self.refresh_s, cluster)
         self.refresh_s = refresh_s
         self.poll = poll
         self.paused = False
@@ -116,7 +117,7 @@ class Dashboard(PollingApp):
         yield Header()
         yield Static("disconnected, retrying", id="banner")
         with TabbedContent(initial="overview"):
-            for key, panel, title, widget in PANELS:
+            for key, panel, title, widget in DASHBOARD_PANELS:
                 with TabPane(f"{key} {title}", id=panel):
                     yield widget(id=f"{panel}-panel")
         yield KeyFooter({key.action: key.short for key in self.keys})
@@ -144,7 +145,8 @@ class Dashboard(PollingApp):
     @on(Fetched)
     def _render_answer(self, message: Fetched) -> None:
         """Every source's answer: drawn by the panels the source table names."""
-        self._answered()
+        if SOURCE_OF[type(message)].from_the_node:
+            self._answered()
         self._render_safely(self._show, message)
 
     def _answered(self) -> None:

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from textual.binding import Binding
 
 from .panels import PANELS
+from .panels.cluster import ClusterPanel
+
+DASHBOARD_PANELS = (*PANELS, ("9", "cluster", "Cluster", ClusterPanel))
+"""Key, id, title and widget of each panel of the dashboard, in key order: tui/panels'
+table and the Cluster panel."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Key:
 KEYS = (
     *(
         Key(key, f"show('{panel}')", title, panel, in_footer=False)
-        for key, panel, title, _ in PANELS
+        for key, panel, title, _ in DASHBOARD_PANELS
     ),
     Key("slash", "filter_markets", "Filter markets by name", "filter"),
     Key("p", "pause", "Pause / resume", "pause"),
@@ -63,7 +68,7 @@ NOT_BINDINGS = (
 
 def key_table(keys: tuple[Key, ...]) -> list[tuple[str, str, str]]:
     """The help screen's rows: keys, what they do, and where."""
-    titles = {panel: title for _, panel, title, _ in PANELS}
+    titles = {panel: title for _, panel, title, _ in DASHBOARD_PANELS}
     rows = [(k.shown_keys, k.description, titles.get(k.panel or "", "everywhere"))
             for k in keys]  # fmt: skip
     return rows + list(NOT_BINDINGS)

@@ -87,6 +87,16 @@ class ScaleFetched(Fetched):
 
 
 @dataclass
+class ClusterFetched(Fetched):
+    """The cluster the dashboard's node is a member of: the market directory (nodes with
+    their endpoints, markets with their node and any move under way) and each node's load
+    from its own `status` and `metrics`, or why it did not answer; `folder` None when the
+    node is in no cluster (tui/sources.py `NodeReader.cluster`)."""
+
+    cluster: dict
+
+
+@dataclass
 class EvidenceFetched(Message):
     """The trades an alert names, asked once when its evidence is opened."""
 

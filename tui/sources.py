@@ -4,7 +4,7 @@ from this one table.
 
 A source is asked in a thread worker of its own (`Source.fetch`), through `NodeReader`, which
 holds what the asking needs between rounds: the connections, the market the Book panel
-watches, the per-second samples seen so far.
+watches, the per-second samples seen so far, and the cluster the node is a member of.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from textual.message import Message
 
-from marketnode.node.client import ClientError
+from marketnode.node.client import AdminClient, ClientError
 from marketnode.node.core.markets import ConfigError
 from marketnode.node.home.keys import KeyFileError
 
@@ -26,6 +27,7 @@ from .links import ANALYTICS_TIMEOUT_S, REQUEST_TIMEOUT_S, NodeLinks
 from .messages import (
     AlertsFetched,
     BookFetched,
+    ClusterFetched,
     Fetched,
     MarketsFetched,
     MarketStatsFetched,
@@ -58,14 +60,42 @@ WHERE seq IN (SELECT unnest(trades) FROM alerts WHERE id = ?) ORDER BY seq LIMIT
 """
 
 
+class ClusterUnavailable(Exception):
+    """The cluster's directory cannot be read now (its servers down, its folder's record
+    gone): one line for the Cluster panel."""
+
+
+@dataclass(frozen=True)
+class ClusterLink:
+    """The cluster the dashboard's node is a member of, as whoever opened the dashboard found
+    it: the dashboard does not talk to the directory's store itself (`mnode dashboard` hands
+    it how, from the cluster folder the node's home is in).
+
+    `directory()`: the market directory now as plain data (`version`; `nodes`, each with its
+    `orders`, `market_data` and `admin` endpoints and `server_key`; `markets`, each with its
+    `node` and, while it moves, `moving_to` and `move`), ClusterUnavailable when it cannot be
+    read. `admin(node, timeout_s)`: an admin connection to a node of the cluster, with that
+    node's operator key."""
+
+    folder: Path
+    node: str
+    """The name of the dashboard's own node in the directory."""
+    directory: Callable[[], dict]
+    admin: Callable[[str, float], AdminClient]
+
+
 class NodeReader:
     """What the sources ask the node, from their workers' threads. Each source asks over a
     connection of its own, named after it."""
 
-    def __init__(self, links: NodeLinks, period: Callable[[], float]) -> None:
-        """`period`: the dashboard's refresh period now (the tape listens that long)."""
+    def __init__(
+        self, links: NodeLinks, period: Callable[[], float], cluster: ClusterLink | None = None
+    ) -> None:
+        """`period`: the dashboard's refresh period now (the tape listens that long);
+        `cluster`: the node's cluster, None when it is in none."""
         self.links = links
         self.period = period
+        self.cluster_link = cluster
         self.closing = False
         self.book_market: str | None = None
         """The market chosen in the Markets panel, if any."""
@@ -127,6 +157,21 @@ class NodeReader:
         return {"market": market, "time": time.time(), "trades": trades, "seq": seq,
                 "run": run, "lost": lost}  # fmt: skip
 
+    def cluster(self, _connection: str) -> dict:
+        """The cluster's directory and each of its nodes' load, asked of every node in turn
+        over a connection made for the round (the nodes are not the dashboard's node, whose
+        connections `links` keeps); `folder` None when the node is in no cluster."""
+        link = self.cluster_link
+        if link is None:
+            return {"folder": None}
+        view = {"folder": str(link.folder), "node": link.node, "time": time.time()}
+        try:
+            directory = link.directory()
+        except ClusterUnavailable as error:
+            return {**view, "error": str(error)}
+        load = {name: node_load(link, name) for name in sorted(directory["nodes"])}
+        return {**view, "directory": directory, "load": load}
+
     def evidence(self, alert_id: str) -> dict:
         """The trades an alert names (a SQL result)."""
         return self.call("evidence", "sql", ANALYTICS_TIMEOUT_S,
@@ -135,6 +180,25 @@ class NodeReader:
     def close(self) -> None:
         self.closing = True
         self.links.close()
+
+
+def node_load(link: ClusterLink, name: str) -> dict:
+    """Node `name`'s load from its own answers: orders/s and the matching thread's busy share
+    from its latest per-second sample (None with its sampler off, `sampler_on` False, or before
+    its first sample), resting orders, seq and halted markets from its status. A node that
+    does not answer is `answering` False with why: no figure is carried over from an older
+    round."""
+    try:
+        with link.admin(name, REQUEST_TIMEOUT_S) as client:
+            status = client.call("status")
+            metrics = client.call("metrics", since=time.time())
+    except (ClientError, ConfigError, KeyFileError) as error:
+        return {"answering": False, "why": str(error)}
+    latest = metrics.get("latest")
+    return {"answering": True, "seq": status["seq"], "resting_orders": status["resting_orders"],
+            "halted": status["halted"], "sampler_on": "latest" in metrics,
+            "orders_per_s": None if latest is None else latest["orders_per_s"],
+            "matching_busy": None if latest is None else latest["matching_busy"]}  # fmt: skip
 
 
 Ask = Callable[[NodeReader, str], Any]
@@ -153,7 +217,9 @@ class Source:
     one of `panels` or `also_for` is shown (or `always`); its answer comes as a `fetched`
     message and `panels` render it.
     `analytics`: the node relays it to its analytics process; when that is slow to answer the
-    panels say so, and the node is not taken for gone."""
+    panels say so, and the node is not taken for gone.
+    `from_the_node`: False for an answer asked elsewhere (the cluster's directory and nodes),
+    which says nothing of whether the dashboard's node answers."""
 
     name: str
     fetched: type[Fetched]
@@ -163,6 +229,7 @@ class Source:
     also_for: tuple[str, ...] = ()
     always: bool = False
     analytics: bool = False
+    from_the_node: bool = True
 
     def wanted(self, shown_panel: str) -> bool:
         return self.always or shown_panel in self.panels or shown_panel in self.also_for
@@ -202,6 +269,7 @@ SOURCES = (
     Source("settlement_progress", SettlementProgressFetched,  # a relayer beside the node's
            admin("sql", ANALYTICS_TIMEOUT_S, query=PROGRESS_QUERY), 2, ("settlement",),
            analytics=True),
+    Source("cluster", ClusterFetched, NodeReader.cluster, 2, ("cluster",), from_the_node=False),
 )  # fmt: skip
 SOURCE_NAMED = {source.name: source for source in SOURCES}
 SOURCE_OF = {source.fetched: source for source in SOURCES}

@@ -120,6 +120,16 @@ class LocalCluster:
         return AdminClient(address_of_home(home, config), key, timeout_s=timeout_s)
 
 
+def cluster_of_home(path: Path) -> tuple[LocalCluster, str] | None:
+    """The local cluster a node home is a member of (`CLUSTER/nodes/NAME` beside
+    `CLUSTER/cluster.json`) and the node's name in it; None for a home of no cluster."""
+    path = path.resolve()
+    folder = path.parent.parent
+    if path.parent.name != "nodes" or not (folder / RECORD_FILE).exists():
+        return None
+    return LocalCluster(folder), path.name
+
+
 def up(cluster: LocalCluster, servers: int = 3, nodes: int = 3) -> ClusterRecord:
     """Start the cluster in `cluster.path` (created with `nodes` homes the first time; after a
     `down`, the same homes and directory again): servers, directory, nodes, each node halting
