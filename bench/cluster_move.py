@@ -17,7 +17,15 @@ source answered `market_halted` during the move are sent again by the client to 
 (`resent_after_move`). `lost`:
 orders that should rest and rest nowhere, or with another quantity; `duplicated`: orders
 resting on two nodes, or resting although their answers said they were done.
-`cross_node_ring_flagged` is null: analytics across nodes is not built (docs/cluster.md).
+
+Once the load has stopped, a wash ring of three wallets goes round three times with its legs on
+two nodes: 0xring0 -> 0xring1 and 0xring2 -> 0xring0 in PUNK-USDC on n1 (a second market of
+the PUNK asset, which every node configures here: the cluster is restarted once with it added),
+0xring1 -> 0xring2 in PUNK-ETH on n2, where it has just moved. Neither node sees a cycle: n1
+holds a chain 2 -> 0 -> 1, n2 single trades. `mnode cluster scan` then runs over the running
+cluster; `cross_node_ring_flagged` says whether one of its alerts names the ring's three
+wallets on both nodes, and `cross_node_scan.false_wallets` counts the other wallets its alerts
+name (the load's twenty, which traded PUNK-ETH both ways on n1 and then on n2, are none).
 """
 
 from __future__ import annotations
@@ -34,18 +42,31 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from marketnode.node.client import Client, ClientError, address_of_home
 from marketnode.node.cluster.directory import Directory, DirectoryStore, with_directory
 from marketnode.node.cluster.following import follow_cluster
-from marketnode.node.cluster.local import LocalCluster, down, up
+from marketnode.node.cluster.local import ClusterRecord, LocalCluster, down, up
 from marketnode.node.cluster.moving import move_market
 from marketnode.node.cluster.processes import running
 
 MARKET = "PUNK-ETH"
+RING = ("0xring0", "0xring1", "0xring2")
+RING_MARKET = "PUNK-USDC"
+RING_MARKET_TABLE = f"""
+[[markets]]
+symbol = "{RING_MARKET}"       # the same shares in USDC: a second market of the PUNK asset
+base = "PUNK"
+quote = "USDC"
+tick_size = "0.01"
+lot_size = "1"
+"""
+RING_ROUNDS = 3
 FOLLOW_LIMIT_S = 20.0
 KILL_RECOVERY_LIMIT_S = 60.0
+TICK = Decimal("0.01")
 
 
 class Book:
@@ -175,10 +196,80 @@ def _follows_past(client, version: int) -> bool:
     return False
 
 
+def with_ring_market(cluster: LocalCluster) -> ClusterRecord:
+    """The cluster up with RING_MARKET configured on every node (a configuration change needs
+    a restart; the directory gives the new market to n1)."""
+    record = up(cluster, servers=3, nodes=3)
+    down(cluster)
+    for node in record.nodes:
+        config = cluster.home(node.name).config_path
+        config.write_text(config.read_text() + RING_MARKET_TABLE)
+    return up(cluster, servers=3, nodes=3)
+
+
+def inside_price(snapshot) -> Decimal:
+    """A price strictly between the best bid and the best ask (100 in an empty book)."""
+    bid = Decimal(snapshot.bids[0].price) if snapshot.bids else None
+    ask = Decimal(snapshot.asks[0].price) if snapshot.asks else None
+    if bid is None or ask is None:
+        return (bid + TICK if bid is not None else ask - TICK) if (bid or ask) else Decimal(100)
+    price = ((bid + ask) / 2).quantize(TICK)
+    if not bid < price < ask:
+        raise RuntimeError(f"no room inside the spread of {snapshot.market}: {bid} {ask}")
+    return price
+
+
+def wash_ring(cluster: LocalCluster) -> int:
+    """RING_ROUNDS rounds of the ring, each leg a sell resting inside the spread that the next
+    wallet's IOC buy takes at once; the trades made."""
+    legs = [(RING[0], RING[1], RING_MARKET, "n1"), (RING[1], RING[2], MARKET, "n2"),
+            (RING[2], RING[0], RING_MARKET, "n1")]  # fmt: skip
+    traded = 0
+    clients = {name: Client(address_of_home(cluster.home(name)), cluster.peer_key())
+               for name in ("n1", "n2")}  # fmt: skip
+    try:
+        for round_number in range(RING_ROUNDS):
+            for leg, (seller, buyer, market, node) in enumerate(legs):
+                price = str(inside_price(clients[node].snapshot(market)))
+                order = f"ring-{round_number}-{leg}"
+                reply = clients[node].submit([
+                    {"op": "new", "market": market, "id": f"{order}-s", "owner": seller,
+                     "side": "sell", "price": price, "qty": "5"},
+                    {"op": "new", "market": market, "id": f"{order}-b", "owner": buyer,
+                     "side": "buy", "price": price, "qty": "5", "tif": "IOC"},
+                ])  # fmt: skip
+                traded += sum(type(e).__struct_config__.tag == "trade" for e in reply.events)
+    finally:
+        for client in clients.values():
+            client.close()
+    return traded
+
+
+def scan_for_the_ring(cluster: LocalCluster) -> dict:
+    """`mnode cluster scan --json` over the running cluster: is the ring flagged, and which
+    other wallets do its alerts name."""
+    started = time.monotonic()
+    command = [sys.executable, "-m", "marketnode.cli", "cluster", "scan", "--cluster",
+               str(cluster.path), "--json"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    scan_s = time.monotonic() - started
+    if done.returncode != 0:
+        return {"flagged": False, "exit": done.returncode, "error": done.stderr.strip()[-300:]}
+    report = json.loads(done.stdout)
+    ring = [alert for alert in report["alerts"] if set(alert["wallets"]) == set(RING)
+            and alert["evidence"]["nodes"] == ["n1", "n2"]]  # fmt: skip
+    named = {wallet for alert in report["alerts"] for wallet in alert["wallets"]}
+    return {"flagged": bool(ring), "exit": 0, "scan_s": round(scan_s, 2),
+            "trades_scanned": report["trades"], "alerts": len(report["alerts"]),
+            "ring_alert": ring[0]["id"] if ring else None,
+            "ring_severity": ring[0]["severity"] if ring else None,
+            "false_wallets": len(named - set(RING))}  # fmt: skip
+
+
 def run(rate: float, before_s: float, after_s: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="cluster-move-"))
     cluster = LocalCluster(folder / "cluster")
-    record = up(cluster, servers=3, nodes=3)
+    record = with_ring_market(cluster)
     names = [node.name for node in record.nodes]
     try:
         client, follower = follow_cluster(record.urls, cluster.peer_key())
@@ -207,6 +298,8 @@ def run(rate: float, before_s: float, after_s: float) -> dict:
         follower.stop()
         client.close()
         books = books_of(cluster, names)
+        ring_trades = wash_ring(cluster)
+        scan = {"ring_trades": ring_trades, **scan_for_the_ring(cluster)}
         directory_kill = kill_directory_leader(cluster)
         directory_kill["watcher_saw_the_write_after"] = _follows_past(watcher, report.version)
         directory_kill["watcher_restarts"] = watcher_follower.restarts
@@ -233,9 +326,13 @@ def run(rate: float, before_s: float, after_s: float) -> dict:
         "lost": len(lost),
         "duplicated": len(duplicated),
         "verify_ok": all(verified.values()),
-        "cross_node_ring_flagged": None,
-        "cross_node_ring_reason": "analytics across nodes is not built yet: each node's "
-        "analytics sees its own journal only (docs/cluster.md)",
+        "cross_node_ring_flagged": scan["flagged"],
+        "cross_node_ring_reason": (
+            f"a ring of {len(RING)} wallets, {RING_ROUNDS} rounds, legs in {RING_MARKET} on n1 "
+            f"and {MARKET} on n2 after its move: `mnode cluster scan` "
+            + ("flagged it" if scan["flagged"] else "did not flag it")
+        ),
+        "cross_node_scan": scan,
         "orders_sent": load.sent,
         "orders_accepted": load.book.accepted,
         "rejects": load.book.rejects,
