@@ -37,6 +37,7 @@ from marketnode.node.chain.eip712 import (
     order_field_error,
     order_struct_hash,
 )
+from marketnode.node.chain.secp256k1 import recover_point
 from marketnode.node.chain.signatures import (
     HALF_N,
     SECP256K1_N,
@@ -136,6 +137,27 @@ def signed(order: Order, key: PrivateKey = KEY, domain: Domain = DOMAIN) -> Sign
 @settings(max_examples=300, deadline=None)
 def test_keccak_equals_pycryptodome_public_keccak(data):
     assert keccak256(data) == public_keccak.new(data=data, digest_bits=256).digest()
+
+
+@given(st.binary(min_size=32, max_size=32), st.integers(1, 2**64), st.binary(min_size=65,
+       max_size=65))  # fmt: skip
+@settings(max_examples=200, deadline=None)
+def test_recover_point_equals_coincurves_public_recovery(digest, secret, noise):
+    """Signatures made by a key, and 65 random bytes as a signature: the same key, or none,
+    as `PublicKey.from_signature_and_message` finds."""
+    from coincurve import PublicKey
+
+    signed = PrivateKey(secret.to_bytes(32, "big")).sign_recoverable(digest, hasher=None)
+    for compact in (signed, noise[:64] + bytes((noise[64] % 4,))):
+        try:
+            expected = PublicKey.from_signature_and_message(compact, digest, hasher=None)
+            expected_point = expected.format(compressed=False)[1:]
+        except ValueError:
+            expected_point = None
+        assert recover_point(digest, compact[:64], compact[64]) == expected_point
+    assert recover_point(digest[:31], signed[:64], signed[64]) is None
+    assert recover_point(digest, signed[:63], signed[64]) is None
+    assert recover_point(digest, signed[:64], 4) is None
 
 
 def uint(bits: int) -> st.SearchStrategy[int]:

@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from typing import NamedTuple
 
-from coincurve import PublicKey
-
 from ..core.reasons import Reason
 from .eip712 import (
     ADDRESS_BYTES,
@@ -34,6 +32,7 @@ from .eip712 import (
     order_digest,
     order_field_error,
 )
+from .secp256k1 import recover_point
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 """The order of secp256k1's group: r and s are in 1..n-1."""
@@ -92,12 +91,9 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes | None:
     malformed, high-s, or recovers no key."""
     if signature_error(signature) is not None:
         return None
-    compact = signature[:64] + bytes((signature[64] - 27,))
-    try:
-        key = PublicKey.from_signature_and_message(compact, digest, hasher=None)
-    except ValueError:
+    point = recover_point(digest, signature[:64], signature[64] - 27)
+    if point is None:
         return None
-    point = key.format(compressed=False)[1:]
     address = _ADDRESSES.get(point)
     if address is None:
         if len(_ADDRESSES) >= _ADDRESSES_KEPT:
