@@ -6,6 +6,7 @@ library and fits any terminal; the widget redraws from the data it holds when it
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -58,11 +59,12 @@ def draw(plot: Plot, width: int, height: int, style: str = "green") -> Text:
     for row in range(rows - 1, -1, -1):
         label = short(top * (row + 1) / rows) if row in (rows - 1, rows // 2) else ""
         text.append(f"{label:>{LABEL_WIDTH - 1}} ", style="dim")
-        for value in values:
-            _cell(text, value, row, rows, top, style, target_row == row)
+        cells = [_cell(value, row, rows, top, style, target_row == row) for value in values]
         if plot.forecast is not None:
-            text.append(FORECAST_GAP, style="dim")
-            _cell(text, plot.forecast, row, rows, top, "bold magenta", target_row == row)
+            cells.append((FORECAST_GAP, "dim"))
+            cells.append(_cell(plot.forecast, row, rows, top, "bold magenta", target_row == row))
+        for cell_style, run in itertools.groupby(cells, key=lambda cell: cell[1]):
+            text.append("".join(character for character, _ in run), style=cell_style)
         text.append("\n")
     text.append(" " * LABEL_WIDTH + _caption(plot, len(values)), style="dim")
     return text
@@ -84,12 +86,15 @@ def _span(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h"
 
 
-def _cell(text: Text, value: float, row: int, rows: int, top: float, style: str, on_target: bool):
+def _cell(value: float, row: int, rows: int, top: float, style: str,
+          on_target: bool) -> tuple[str, str]:  # fmt: skip
+    """One cell of a row: its character and style. A row's cells of one style are appended
+    as one span: a chart a terminal wide has a thousand cells, and Rich renders a Text span
+    by span."""
     eighths = round(max(0.0, min(1.0, value / top * rows - row)) * 8)
     if eighths == 0 and on_target:
-        text.append("─", style="red")
-    else:
-        text.append(BLOCKS[eighths], style=style)
+        return "─", "red"
+    return BLOCKS[eighths], style
 
 
 class Chart(Widget):
