@@ -8,6 +8,7 @@ from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -25,8 +26,26 @@ class KeyFooter(Footer):
         super().__init__(compact=True)
         self.short_labels = short_labels
         self.short = False
+        self.composed_keys: tuple | None = None
+        """The keys the footer was last built with (`_keys_shown`)."""
+
+    def bindings_changed(self, screen: Screen) -> None:
+        """Textual rebuilds the footer whenever the focus moves (twice on a panel switch: the
+        tab, then its table), 10-20 ms of CPU each on a busy machine, with the key that moved
+        it waiting; here only when the keys it shows would change."""
+        unchanged = self._keys_shown(screen) == self.composed_keys
+        if self._bindings_ready and self.is_attached and screen is self.screen and unchanged:
+            return
+        super().bindings_changed(screen)
+
+    @staticmethod
+    def _keys_shown(screen: Screen) -> tuple:
+        return tuple((binding.key, binding.action, binding.description, enabled, tooltip)
+                     for _, binding, enabled, tooltip in screen.active_bindings.values()
+                     if binding.show)  # fmt: skip
 
     def compose(self) -> ComposeResult:
+        self.composed_keys = self._keys_shown(self.screen) if self._bindings_ready else None
         self.short = self._width_needed() > self.app.size.width
         for widget in super().compose():
             if self.short and isinstance(widget, FooterKey):
