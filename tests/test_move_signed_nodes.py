@@ -11,7 +11,9 @@ from signed_orders import WALLETS, signed_cancel, signed_home, signed_new
 from typer.testing import CliRunner
 
 from marketnode.cli.main import app
+from marketnode.node.chain.journal_trades import JournalTrades
 from marketnode.node.home.peers import Peer, load_allowlist, save_allowlist
+from marketnode.node.store.lmdb_store import Store
 
 ALICE, BOB = WALLETS[0], WALLETS[1]
 MARKET = "PUNK-ETH"
@@ -79,3 +81,12 @@ def test_a_signed_market_moves_and_its_used_nonces_are_refused_there(two_nodes):
         running.stop()
         verified = CliRunner().invoke(app, ["verify", "--home", str(running.home.path)])
         assert verified.exit_code == 0, verified.output
+
+    # the destination's relayer settles the moved order's trade as the same signed order
+    home = destination.home
+    with Store(home.store_path(home.config()), readonly=True) as store:
+        trades = [t for _, found in JournalTrades(store, 30.0).follow(0) for t in found]
+    assert [(t.seq, t.qty) for t in trades] == [(reply.events[1].seq, 2)]
+    sell_order = trades[0].entry[2]
+    assert sell_order[0].lower() == ALICE.address.lower() and sell_order[6] == 3  # signed qty
+    assert trades[0].entry[4] == resting["sig"]  # the sell side's signature

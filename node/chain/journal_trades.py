@@ -3,7 +3,9 @@ contract's batch entry, found exactly once.
 
 The journal holds commands, not trades, so the relayer replays it through an engine of its own
 (deterministic: the same trades, with the same seqs, as the node's) and remembers the signed
-orders the engine accepted, by (market, owner, id), to pair them with the trades they make.
+orders the engine accepted, by (market, owner, id), to pair them with the trades they make;
+a signed order moved here from another node (an import) is known by the `new` its import
+carries, so its trades on this node settle as the same order.
 Like the analytics follower it replays from the start at each run and hands on only what lies
 past the position its state store has reached; the position moves with the trades, in one
 SQLite transaction, so a relayer killed anywhere neither loses nor repeats a trade.
@@ -18,9 +20,9 @@ from typing import Any
 
 from web3 import Web3
 
-from ..core.commands import NewOrder
+from ..core.commands import ImportMarket, NewOrder
 from ..core.engine import Engine
-from ..core.events import Accepted, Cancelled, Trade
+from ..core.events import Accepted, Cancelled, Rested, Trade
 from ..core.markets import Market
 from ..core.validation import units_of
 from ..store.lmdb_store import Store
@@ -80,13 +82,21 @@ class JournalTrades:
                 self.replayed = number + 1
                 accepted = bool(out) and type(out[0]) is Accepted
                 if accepted and type(command) is NewOrder and command.order_hash:
-                    key = (command.market, command.owner, command.id)
-                    market = self.engine.books[command.market].market
-                    self.signed[key] = (signed_order_entry(command, market), command.sig)
+                    self._remember(command.market, command)
+                elif type(command) is ImportMarket and any(type(e) is Rested for e in out):
+                    for moved in command.orders:  # moved here: signed by the `new` it carries
+                        if moved.placed is not None:
+                            self._remember(command.market, moved.placed)
                 trades = self._trades(out, time_ns / 1e9)
                 if number >= position:
                     found.extend(trades)
             yield end, found
+
+    def _remember(self, market: str, command: NewOrder) -> None:
+        """A signed order now resting here, placed by the journaled `command` (on this node,
+        or on the node a market moved from: the import carries that node's `new`)."""
+        entry = signed_order_entry(command, self.engine.books[market].market)
+        self.signed[(market, command.owner, command.id)] = (entry, command.sig)
 
     def _trades(self, out: list, traded_at: float) -> list[PendingTrade]:
         """The signed trades among `out`; orders gone from the book are forgotten."""
