@@ -4,6 +4,7 @@ temporary home, served by a thread of the test process."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -151,3 +152,13 @@ def _set_tables(home: Home, tables: str) -> None:
     text = home.config_path.read_text()
     markets = text[text.index("\n[[markets]]") + 1 :]
     home.config_path.write_text(tables.strip() + "\n\n" + markets)
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """Times are shown in local time: a snapshot is taken in UTC wherever it runs."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from textual.command import CommandList
 from textual.widgets import DataTable, Static
 
@@ -202,16 +201,6 @@ RECORDED = {
 }  # fmt: skip
 """A cluster answer as `NodeReader.cluster` gives it: three nodes, a move under way, one node
 not answering."""
-
-
-@pytest.fixture
-def utc(monkeypatch):
-    """The time read is shown in local time: the snapshot is taken in UTC wherever it runs."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_the_cluster_panel_snapshot(snap_compare, utc):

@@ -11,7 +11,6 @@ look at every changed SVG under tests/__snapshots__/ before committing it.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,8 @@ from marketnode.tui.sources import SOURCE_NAMED
 ANSWERS = json.loads((Path(__file__).parent / "data" / "dashboard_answers.json").read_text())
 SIZE = (132, 42)
 
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    """Times are shown in local time: the snapshots are taken in UTC wherever they run."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
+"""Times are shown in local time: the snapshots are taken in UTC (conftest's `utc`)."""
 
 
 def nowhere():

@@ -34,15 +34,7 @@ class NonceBook:
         if nonce != floor:
             self.above.setdefault(owner, set()).add(nonce)
             return
-        floor += 1
-        above = self.above.get(owner)
-        if above:
-            while floor in above:
-                above.remove(floor)
-                floor += 1
-            if not above:
-                del self.above[owner]
-        self.floor[owner] = floor
+        self._set_floor(owner, floor + 1)
 
     def raise_floor(self, owner: str, floor: int) -> None:
         """Make every nonce of `owner` below `floor` used (a raised minimum nonce): only
@@ -53,6 +45,13 @@ class NonceBook:
         above = self.above.get(owner)
         if above:
             above.difference_update([nonce for nonce in above if nonce < floor])
+        self._set_floor(owner, floor)
+
+    def _set_floor(self, owner: str, floor: int) -> None:
+        """`owner`'s floor at `floor`, moved past the used nonces right above it (they are
+        below it then, so no longer kept one by one)."""
+        above = self.above.get(owner)
+        if above is not None:
             while floor in above:
                 above.remove(floor)
                 floor += 1
