@@ -24,8 +24,9 @@ cheaper. Two things make a later block cheaper or dearer:
 
 So a batch waits out a spike, waits for trades to share it on a flat or falling fee, and goes
 at once on a climbing fee whose rise the trades joining cannot pay for; it also goes once
-fewer than `hurry_blocks` blocks are left before its deadline (a transaction sent now is in
-the next block), or when the history is too short to forecast from. Replayed over base-fee
+fewer than `hurry_blocks` blocks and one look (`look_s`, the relayer's poll interval: the next
+look may come too late) are left before its deadline (a transaction sent now is in the next
+block), or when the history is too short to forecast from. Replayed over base-fee
 traces (`mnode settlement eval`), sending at a dip (the former `cheap_fees` rule: at or under
 the recent blocks' 25th percentile) saved 5-35% against sending every trade at once, waiting
 for company 20-55%: the base cost a batch shares outweighs a few blocks' fee moves.
