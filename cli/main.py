@@ -101,7 +101,7 @@ COMMANDS = (
                  "quits and stops everything), then say what it did: orders, trades, alerts "
                  "raised, scaling advice, how the liquidity quoted, what settled."),
     CommandEntry("dashboard", "dashboard", "dashboard_command", "Throughput, markets, the book, "
-                 "integrity alerts, scaling advice and resources of a running node (keys 1-8 "
+                 "integrity alerts, scaling advice and resources of a running node (keys 1-9 "
                  "switch panels, ? lists the keys, q quits)."),
     CommandEntry("settlement", "settlement", "app", "The relayer's settlement of trades on "
                  "chain: status, batches, one trade."),
@@ -112,7 +112,7 @@ COMMANDS = (
     CommandEntry("markets", "markets", "app", "List, halt and resume the running node's "
                  "markets."),
     CommandEntry("cluster", "cluster", "app", "A local cluster of nodes and its market "
-                 "directory: up, status, down, apply."),
+                 "directory: up, status, down, apply, scan."),
     CommandEntry("order", "order", "app", "Submit, cancel and replace orders as a registered "
                  "peer."),
     CommandEntry("analytics", "analytics", "app", "The analytics store (DuckDB), fed from the "
