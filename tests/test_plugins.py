@@ -345,7 +345,7 @@ def test_the_documented_plugins_install_through_the_documented_entry_points(
     from marketnode.plugins.settings import settings_in_effect
 
     text = DOC.read_text()
-    detector, policy = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    detector, policy, _timing = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     project = tomllib.loads(re.search(r"```toml\n(.*?)```", text, re.DOTALL)[1])["project"]
     groups = project["entry-points"]
     sources = {"marketnode.integrity": detector, "marketnode.scaling": policy}
@@ -377,3 +377,26 @@ def test_the_documented_plugins_install_through_the_documented_entry_points(
     assert [[alert.trades for alert in answer] for answer in alerts] == [[[2]]]
     kube = [r for r in advice if r.policy == "kube"]
     assert [(r.action, r.resource, r.desired) for r in kube] == [("scale_up", "pods", 2)]
+
+
+def test_the_documented_settlement_policy_answers_before_the_built_in_one():
+    """docs/plugins.md's settlement timing example, registered beside the built-in policy:
+    it holds a batch through a spike, and leaves the rest to `fee_forecast`."""
+    import types
+
+    from marketnode.plugins.settlement_timing import send_now, timing_manager
+
+    example = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)[2]
+    module = types.ModuleType("spike_wait")
+    exec(compile(example, "docs/plugins.md", "exec"), module.__dict__)
+    manager = timing_manager()
+    manager.register(module, name="spike_wait")
+    gwei = 10**9
+    spike = [20 * gwei] * 20 + [100 * gwei]
+    climbing = [int(10 * gwei * 1.05**block) for block in range(21)]
+    # 10 s before the deadline the built-in sends whatever the fee; the example, asked first,
+    # still waits (the relayer sends at the deadline itself)
+    assert send_now(timing_manager(), spike, 10) is True
+    assert send_now(manager, spike, 10) is False, "the example answered before the built-in"
+    assert send_now(manager, climbing, 600) is True, "no opinion: the built-in sends on a climb"
+
