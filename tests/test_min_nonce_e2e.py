@@ -13,11 +13,9 @@ import time
 
 import pytest
 from chain_fixtures import BUY, SELL, Market, anvil_web3_fixture, open_market  # noqa: F401
-from conftest import RunningNode, start_node
-from test_relayer import RELAYER, SYMBOL, settlement_home
-from test_settlement_failures import relayer_settings, resting_ids, wait_until
+from test_relayer import SYMBOL
+from test_settlement_failures import resting_ids, start_relayed_node, wait_until
 
-from marketnode.node.chain import rpc
 from marketnode.node.chain.settlement_store import state_path
 from marketnode.node.core.commands import RaiseMinNonce
 from marketnode.node.core.reasons import CancelReason, Reason
@@ -70,11 +68,8 @@ def raises_journaled(home: Home) -> list[RaiseMinNonce]:
 
 
 def test_set_min_nonce_on_chain_cancels_the_orders_below_it_once(market, tmp_path):
-    rpc.fund(market.w3, market.admin, RELAYER.address, 10**20)
-    key_file = tmp_path / "relayer.key"
-    key_file.write_text(RELAYER.key.hex())
-    home = settlement_home(tmp_path / "home", market, relayer_settings(market, str(key_file)))
-    running: RunningNode = start_node(home)
+    running = start_relayed_node(market, tmp_path)
+    home = running.home
     try:
         seller, buyer = market.seller.address.lower(), market.buyer.address.lower()
         running.add_peer("sellers", (seller,))

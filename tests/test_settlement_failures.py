@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -119,12 +120,19 @@ def market(anvil_web3) -> Market:
     return open_market(anvil_web3)
 
 
-def test_failed_settlement_cancels_reports_and_alerts_once(market, tmp_path):
-    rpc.fund(market.w3, market.admin, RELAYER.address, 10**20)  # not the relayer yet: it waits
+def start_relayed_node(market: Market, tmp_path: Path) -> RunningNode:
+    """A node settling on `market`'s chain through its own relayer, whose account is funded
+    and whose key file is in `tmp_path`."""
+    rpc.fund(market.w3, market.admin, RELAYER.address, 10**20)
     key_file = tmp_path / "relayer.key"
     key_file.write_text(RELAYER.key.hex())
     home = settlement_home(tmp_path / "home", market, relayer_settings(market, str(key_file)))
-    running: RunningNode = start_node(home)
+    return start_node(home)
+
+
+def test_failed_settlement_cancels_reports_and_alerts_once(market, tmp_path):
+    running = start_relayed_node(market, tmp_path)
+    home = running.home
     try:
         buyer, seller = market.buyer.address.lower(), market.seller.address.lower()
         running.add_peer("buyers", (buyer,))
