@@ -174,9 +174,20 @@ def status_command(home: HomeOption = None, json: JsonOption = False) -> None:
         f"{', '.join(status['peers_seen']) or 'none'}\n"
         f"  analytics: {_analytics_text(status['analytics'])}\n"
         f"  matching core: {status['core']['core']} ({status['core']['reason']})\n"
+        f"  new connections: {_admission_text(status['admission'])}\n"
         f"  orders {status['endpoints']['orders']}, market data "
         f"{status['endpoints']['market_data']}, admin {status['endpoints']['admin']}"
     )
+
+
+def _admission_text(admission: dict) -> str:
+    """The order socket's connection admission: its bound, and what it drops now if it does."""
+    if admission["state"] != "on":
+        return admission["state"]
+    bound = f"at most about {admission['rate_per_s']} a second in a storm"
+    if not admission["dropping"]:
+        return bound
+    return f"{bound}, dropping {admission['dropping']:.0%} of SYNs now"
 
 
 def _analytics_text(analytics: object) -> str:

@@ -101,6 +101,12 @@ def test_a_message_limit_too_small_for_a_curve_handshake_is_refused():
         parse_config("[limits]\nmax_message_bytes = 256", "node.toml")
 
 
+def test_the_connection_rate_may_be_zero_but_not_negative():
+    assert parse_config("[limits]\naccept_rate_per_s = 0", "n").limits.accept_rate_per_s == 0
+    with pytest.raises(ConfigError, match=r"accept_rate_per_s: must be a whole number >= 0"):
+        parse_config("[limits]\naccept_rate_per_s = -1", "node.toml")
+
+
 def test_the_engine_core_and_liquidity_tables_are_read_and_checked():
     config = parse_config(
         MARKET + '\n[engine]\ncore = "python"\n\n[liquidity.pool]\nstrategy = "amm"\n', "n.toml"

@@ -67,6 +67,8 @@ def test_orders_status_markets_and_stop(served_home):
     assert status["liquidity"] == "off"
     said = mnode(home, "status").stdout
     assert f"matching core: {status['core']['core']} ({status['core']['reason']})" in said
+    assert status["admission"]["state"] == "on" and status["admission"]["dropping"] == 0
+    assert "new connections: at most about 100 a second in a storm" in said
 
     assert mnode(home, "markets", "halt", "PUNK-ETH").exit_code == 0
     halted = mnode(

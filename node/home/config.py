@@ -24,6 +24,7 @@ power loss may lose the last commits, never corrupt the store)."""
 
 _SIZE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|TiB)?")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+_KINDS = {bool: "true or false", int: "a whole number", str: "a string", float: "a number"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class LimitsConfig:
     (ZMQ_RCVHWM): the connection's inbound bound is this times max_message_bytes."""
     send_queue_messages: int = 10_000
     """Answers and reports queued per connection before more are dropped (ZMQ_SNDHWM)."""
+    accept_rate_per_s: int = 100
+    """New TCP connections a second the order socket takes in a storm; past it a share of
+    new connections' SYNs is dropped and their kernels retry (admission.py). 0: no bound."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +346,7 @@ for _name in EndpointsConfig.__dataclass_fields__:
     )
 for _name in LimitsConfig.__dataclass_fields__:
     _CHECKS[LimitsConfig, _name] = (_positive, "must be a whole number > 0")
+_CHECKS[LimitsConfig, "accept_rate_per_s"] = (lambda v: v >= 0, "must be a whole number >= 0")
 _CHECKS[LimitsConfig, "max_message_bytes"] = (
     lambda v: v >= MIN_MESSAGE_BYTES,
     f"must be at least {MIN_MESSAGE_BYTES} (a CURVE handshake must fit)",
@@ -373,13 +378,7 @@ def _parse_section(table: Any, cls: type, where: str) -> Any:
         if expected is float and type(value) is int:
             value = float(value)
         if type(value) is not expected:
-            kind = {
-                bool: "true or false",
-                int: "a whole number",
-                str: "a string",
-                float: "a number",
-            }[expected]
-            raise ConfigError(f"{where}: {key}: must be {kind}, got {value!r}")
+            raise ConfigError(f"{where}: {key}: must be {_KINDS[expected]}, got {value!r}")
         check = _CHECKS.get((cls, key))
         if check is not None and not check[0](value):
             raise ConfigError(f"{where}: {key}: {check[1]}, got {value!r}")

@@ -14,6 +14,7 @@ import logging
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from .admission import Admission
 from .connections import Connections
 from .intake_watch import IntakeWatch
 from .lograte import RateLimitedLog
@@ -28,12 +29,19 @@ log = logging.getLogger("marketnode.node")
 
 class Departures:
     """The order socket's monitor (EVENT_ACCEPTED and EVENT_DISCONNECTED) and what each event
-    means; an accepted connection is handed to the intake watch."""
+    means; an accepted connection is handed to the intake watch and counted for admission."""
 
-    def __init__(self, monitor: zmq.Socket, connections: Connections, watch: IntakeWatch) -> None:
+    def __init__(
+        self,
+        monitor: zmq.Socket,
+        connections: Connections,
+        watch: IntakeWatch,
+        admission: Admission,
+    ) -> None:
         self.monitor = monitor
         self.connections = connections
         self.watch = watch
+        self.admission = admission
         self.lines = RateLimitedLog(log, logging.INFO)
 
     def drain(self) -> list[str]:
@@ -44,6 +52,7 @@ class Departures:
         recv = self.monitor.recv_multipart
         disconnected = connections.disconnected
         accepted = self.watch.accepted
+        admission = self.admission
         for _ in range(SLICE):
             try:
                 event = parse_monitor_message(recv(_NOBLOCK))
@@ -51,6 +60,7 @@ class Departures:
                 break
             if event["event"] == zmq.EVENT_ACCEPTED:
                 accepted(int(event["value"]))
+                admission.accepted += 1
                 continue
             gone = disconnected(int(event["value"]))
             if gone is None:

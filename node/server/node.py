@@ -33,6 +33,7 @@ from ..protocol.decoding import keep_nesting_bounded
 from ..store.durable import CommitFailed, DurableEngine
 from ..store.lmdb_store import Store, StoreError
 from .admin import AdminDesk
+from .admission import Admission
 from .analytics_link import AnalyticsLink
 from .answers import Outbox, Pending
 from .cancelling import cancel_expired, cancel_orders
@@ -88,6 +89,7 @@ class Node:
         self.liquidity: LiquidityLink | None = None
         self.instruments = Instruments()
         self.intake_watch: IntakeWatch | None = None
+        self.admission: Admission | None = None
         self.signed: SignedIntake | None = None
         self._next_housekeeping = 0.0
 
@@ -111,13 +113,9 @@ class Node:
         gc.freeze()
         log.info(
             "node %r started (pid %d): orders %s, market data %s, admin %s; server key %s",
-            config.node.name,
-            os.getpid(),
-            self.endpoints["orders"],
-            self.endpoints["market_data"],
-            self.endpoints["admin"],
-            self.server_public_key,
-        )
+            config.node.name, os.getpid(), self.endpoints["orders"], self.endpoints["market_data"],
+            self.endpoints["admin"], self.server_public_key,
+        )  # fmt: skip
 
     def _assemble(self) -> None:
         """The engine from the store, the sockets, and the parts the loop drives."""
@@ -140,8 +138,12 @@ class Node:
             self.endpoints["orders"], limits.max_message_bytes, limits.receive_queue_messages
         )
         self.intake_watch.start()
+        self.admission = Admission(self.endpoints["orders"], limits.accept_rate_per_s)
+        self.admission.start()
         self.fair_share = FairShare()
-        self.departures = Departures(sockets.monitor, self.connections, self.intake_watch)
+        self.departures = Departures(
+            sockets.monitor, self.connections, self.intake_watch, self.admission
+        )
         self.store_guard = StoreGuard(
             self.durable, self.gateway, self.metrics, config.store.retry_commit_s
         )
@@ -161,6 +163,7 @@ class Node:
             analytics_status=lambda: self.analytics.status(),
             settlement_status=lambda: self.settlement.status(),
             liquidity_status=lambda: self.liquidity.status(),
+            admission_status=self.admission.status,
             cancel_orders_of=self.cancel_orders_of,
             stop=self.stop,
         )
@@ -380,14 +383,12 @@ class Node:
         if self.signed is not None:
             self.signed.close()
             self.signed = None
-        if self.intake_watch is not None:
-            self.intake_watch.close()
-        if self.analytics is not None:
-            self.analytics.stop()
-        if self.settlement is not None:
-            self.settlement.stop()
-        if self.liquidity is not None:
-            self.liquidity.stop()
+        for watcher in (self.intake_watch, self.admission):
+            if watcher is not None:
+                watcher.close()
+        for child in (self.analytics, self.settlement, self.liquidity):
+            if child is not None:
+                child.stop()
         if self.sockets is not None:
             self.sockets.close()
             self.sockets = None

@@ -52,6 +52,8 @@ class NodeView:
     """The settlement relayer's state ("off", or its process and batches in flight)."""
     liquidity_status: Callable[[], Any]
     """The liquidity process's state ("off", or its process and each instance's report)."""
+    admission_status: Callable[[], Any]
+    """The order socket's connection admission (admission.py): state, rate, share dropped."""
     cancel_orders_of: Callable[[str, str], int]
     """Cancel every resting order a peer placed (journaled, reported, published): its count."""
     stop: Callable[[], None]
@@ -116,6 +118,7 @@ class NodeView:
             "analytics": self.analytics_status(),
             "settlement": self.settlement_status(),
             "liquidity": self.liquidity_status(),
+            "admission": self.admission_status(),
             "core": asdict(choose_core()),
         }
 
