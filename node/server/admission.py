@@ -35,7 +35,7 @@ import struct
 import threading
 from collections import deque
 
-from .descriptors import with_socket
+from .descriptors import socket_inode, with_socket
 from .lograte import RateLimitedLog
 
 TICK_S = 0.1
@@ -133,6 +133,8 @@ class Admission:
         """About how many connection attempts were dropped since the start."""
         self.state = "off"
         self._fd: int | None = None
+        self._inode: int | None = None
+        """The listener's inode: a filter is set only on that socket, never on a reused number."""
         self._attempts: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
         self._seen = 0
         self._lines = RateLimitedLog(log, logging.WARNING, period_s=5.0)
@@ -152,6 +154,7 @@ class Admission:
             self.state = "off (the listening socket was not found)"
             log.warning("connection admission is off: the order socket's listener not found")
             return
+        self._inode = socket_inode(self._fd)
         self.state = "on"
         self._thread = threading.Thread(target=self._run, name="admission", daemon=True)
         self._thread.start()
@@ -184,7 +187,7 @@ class Admission:
         drop = next_drop(per_s, self.rate_per_s)
         if drop == self.drop or self._fd is None:
             return
-        if not set_drop(self._fd, drop):
+        if socket_inode(self._fd) != self._inode or not set_drop(self._fd, drop):
             self.state = "off (the filter could not be set)"
             self._fd = None
             log.warning("connection admission is off: the kernel refused the filter")
