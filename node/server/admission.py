@@ -9,18 +9,20 @@ node spend most of a core on them, and honest peers' answers waited behind that 
 same I/O threads and on the same cores (bench/hostile.py's `connection_storm`). libzmq has no
 option to pace its accepts, and everything it accepts it handshakes.
 
-How: a classic BPF filter on the listening socket (SO_ATTACH_FILTER, which needs no privilege)
-drops a fraction of bare SYNs, picked at random by the kernel; a dropped client's kernel sends
-its SYN again a second later (then 3 s, 7 s, …), so an attack is stretched out, not refused, and
-an honest peer caught in it connects a little later. Packets of established connections never
+How: a classic BPF filter on the listening socket (SO_ATTACH_FILTER; a kernel may refuse it
+to a process without privileges, and then this is off) drops a fraction of bare SYNs, picked
+at random by the kernel; a dropped client's kernel sends its SYN again a second later (then
+3 s, 7 s, …), so an attack is stretched out, not refused, and an honest peer caught in it
+connects a little later. Packets of established connections never
 match (a bare SYN opens a connection), so nothing already connected is slowed; connections
 accepted while the filter is on inherit it and are unaffected for the same reason. The fraction
 is set every TICK_S from the accepts the order socket's monitor reported: the attempts they
 stand for (accepted / (1 - fraction dropped)) over the last WINDOW_S against
 `[limits] accept_rate_per_s`. At most MAX_DROP is dropped, so a peer always has a chance.
 
-Linux only, TCP only (an ipc endpoint is reached by local users alone); elsewhere, or when the
-listening descriptor cannot be found, it is off and says so once.
+Linux only, TCP only (an ipc endpoint is reached by local users alone); elsewhere, when the
+listening descriptor cannot be found or the kernel refuses the filter, it is off and `status`
+says why.
 """
 
 from __future__ import annotations
@@ -79,15 +81,30 @@ def set_drop(fd: int, drop: float) -> bool:
             with contextlib.suppress(OSError):  # none attached
                 sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
             return True
-        program = syn_filter(drop)
-        code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
-        # struct sock_fprog {unsigned short len; struct sock_filter *filter;}: the kernel
-        # copies the program during the call, so the buffer need not outlive it
-        fprog = struct.pack("HL", len(program), ctypes.addressof(code))
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        _attach(sock, drop)
         return True
 
     return with_socket(fd, apply) is True
+
+
+def _attach(sock: socket.socket, drop: float) -> None:
+    program = syn_filter(drop)
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
+    # struct sock_fprog {unsigned short len; struct sock_filter *filter;}: the kernel copies
+    # the program during the call, so the buffer need not outlive it
+    fprog = struct.pack("HL", len(program), ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def filter_refused() -> str | None:
+    """Why this process may not filter a TCP socket's packets (the kernel's error), None if it
+    may: tried on a socket of its own, never on one libzmq holds."""
+    try:
+        with socket.socket() as probe:
+            _attach(probe, 0.5)
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def listening_descriptor(port: int) -> int | None:
@@ -148,6 +165,11 @@ class Admission:
             return
         if self._port is None:
             self.state = "off (not a TCP endpoint)"
+            return
+        refused = filter_refused()
+        if refused is not None:
+            self.state = f"off (the kernel refuses a socket filter: {refused})"
+            log.warning("connection admission is %s", self.state)
             return
         self._fd = listening_descriptor(self._port)
         if self._fd is None:
