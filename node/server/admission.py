@@ -34,11 +34,11 @@ import math
 import os
 import socket
 import struct
-import threading
 from collections import deque
 
-from .descriptors import socket_inode, with_socket
+from .descriptors import socket_inode, tcp_address, with_socket
 from .lograte import RateLimitedLog
+from .ticking import TickingThread
 
 TICK_S = 0.1
 WINDOW_S = 0.5
@@ -155,15 +155,14 @@ class Admission:
         self._attempts: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
         self._seen = 0
         self._lines = RateLimitedLog(log, logging.WARNING, period_s=5.0)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._port = _tcp_port(endpoint)
+        self._ticker = TickingThread("admission", self.tick, lambda: TICK_S)
+        self._address = tcp_address(endpoint)
 
     def start(self) -> None:
         if self.rate_per_s <= 0:
             self.state = "off ([limits] accept_rate_per_s = 0)"
             return
-        if self._port is None:
+        if self._address is None:
             self.state = "off (not a TCP endpoint)"
             return
         refused = filter_refused()
@@ -171,21 +170,17 @@ class Admission:
             self.state = f"off (the kernel refuses a socket filter: {refused})"
             log.warning("connection admission is %s", self.state)
             return
-        self._fd = listening_descriptor(self._port)
+        self._fd = listening_descriptor(self._address[1])
         if self._fd is None:
             self.state = "off (the listening socket was not found)"
             log.warning("connection admission is off: the order socket's listener not found")
             return
         self._inode = socket_inode(self._fd)
         self.state = "on"
-        self._thread = threading.Thread(target=self._run, name="admission", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._ticker.close()
 
     def status(self) -> dict[str, object]:
         return {
@@ -194,10 +189,6 @@ class Admission:
             "dropping": self.drop,
             "dropped_estimate": self.dropped_estimate,
         }
-
-    def _run(self) -> None:
-        while not self._stop.wait(TICK_S):
-            self.tick()
 
     def tick(self) -> None:
         """Count the tick's attempts, set the fraction for the next one."""
@@ -212,7 +203,7 @@ class Admission:
         if socket_inode(self._fd) != self._inode or not set_drop(self._fd, drop):
             self.state = "off (the filter could not be set)"
             self._fd = None
-            log.warning("connection admission is off: the kernel refused the filter")
+            log.warning("connection admission is %s", self.state)
             return
         if drop and not self.drop:
             self._lines.note(
@@ -221,10 +212,3 @@ class Admission:
                 f"accept_rate_per_s); the others' kernels retry (docs/security.md)"
             )
         self.drop = drop
-
-
-def _tcp_port(endpoint: str) -> int | None:
-    if not endpoint.startswith("tcp://"):
-        return None
-    port = endpoint.rpartition(":")[2]
-    return int(port) if port.isdigit() else None

@@ -48,3 +48,11 @@ def shut_down(fd: int, inode: int) -> bool:
     if socket_inode(fd) != inode:
         return False
     return with_socket(fd, lambda sock: sock.shutdown(socket.SHUT_RDWR) or True) is True
+
+
+def tcp_address(endpoint: str) -> tuple[str, int] | None:
+    """The (host, port) a `tcp://HOST:PORT` endpoint bound, None for another transport."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    return host.strip("[]"), int(port)

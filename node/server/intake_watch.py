@@ -33,15 +33,15 @@ import logging
 import socket
 import struct
 import termios
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import zmq
 
-from .descriptors import shut_down, socket_inode, with_socket
+from .descriptors import shut_down, socket_inode, tcp_address, with_socket
 from .lograte import RateLimitedLog
+from .ticking import TickingThread
 
 TICK_S = 0.02
 """How often the connections are read: at the ~100-300 MB/s one connection delivers through
@@ -96,7 +96,7 @@ class IntakeWatch:
     """
 
     def __init__(self, orders: str, max_message_bytes: int, receive_queue_messages: int) -> None:
-        self.local_address = _tcp_address(orders)
+        self.local_address = tcp_address(orders)
         self.frame_bound = max_message_bytes + SLACK_BYTES
         self.hard_bound = (receive_queue_messages + 1) * max_message_bytes + SLACK_BYTES
         self.bytes_read: dict[bytes, int] = {}
@@ -118,8 +118,7 @@ class IntakeWatch:
         """Bytes the node has read in all (written by the loop)."""
         self._retired: deque[tuple[float, set[bytes]]] = deque()
         self._lines = RateLimitedLog(log, logging.WARNING)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = TickingThread("intake-watch", self.tick, self._next_tick_s)
 
     # -- called by the matching thread --------------------------------------------------------
 
@@ -142,7 +141,7 @@ class IntakeWatch:
         """About how many commands wait to be read: the bytes queued, at the mean size of what
         the node has read (`commands_read` commands so far); None before anything was read or
         with no TCP connections to read (the scaling policies then go by what was served)."""
-        if self._thread is None or not self.total_read or not commands_read:
+        if not self._ticker.running or not self.total_read or not commands_read:
             return None
         return round(self.queued_bytes * commands_read / self.total_read)
 
@@ -151,21 +150,10 @@ class IntakeWatch:
     def start(self) -> None:
         if self.local_address is None:
             return  # not TCP: nothing to read (see the module's docstring)
-        self._thread = threading.Thread(target=self._run, name="intake-watch", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._next_tick_s()):
-            try:
-                self.tick()
-            except Exception:  # a bug here must not leave the node unguarded: say it, go on
-                log.exception("the intake watch failed a tick (continuing)")
+        self._ticker.close()
 
     def _next_tick_s(self) -> float:
         """TICK_S, stretched for many connections; a fifth of it while one is suspected (only
@@ -287,14 +275,6 @@ class IntakeWatch:
         while self._retired and self._retired[0][0] <= now:
             for identity in self._retired.popleft()[1]:
                 self.bytes_read.pop(identity, None)
-
-
-def _tcp_address(endpoint: str) -> tuple[str, int] | None:
-    """The (host, port) a `tcp://HOST:PORT` endpoint bound, None for another transport."""
-    if not endpoint.startswith("tcp://"):
-        return None
-    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def _local_address(fd: int) -> tuple[str, int] | None:
