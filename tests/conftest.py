@@ -111,6 +111,14 @@ def start_node(home: Home) -> RunningNode:
     return RunningNode(home, node, thread)
 
 
+def until(condition: Callable[[], object], what: str, timeout_s: float = 30.0) -> None:
+    """Wait for `condition` (polled every 50 ms); fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The files with slow tests first, each file's tests in their order: on two workers
     (`-n 2 --dist loadfile`), a long file handed out last runs alone at the end."""

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from conftest import until
 
 from marketnode.node.server.admission import (
     MAX_DROP,
@@ -23,13 +24,6 @@ REFUSED = filter_refused()
 needs_filters = pytest.mark.skipif(
     REFUSED is not None, reason=f"this kernel refuses this user a TCP socket filter: {REFUSED}"
 )
-
-
-def until(condition, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def connects(port: int, timeout_s: float) -> bool:

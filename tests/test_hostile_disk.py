@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import time
 
 import pytest
+from conftest import until
 
 from marketnode.node.client import ClientError
 from marketnode.node.store.lmdb_store import Store
@@ -66,13 +66,6 @@ def orders(prefix: str, count: int, price: str = "10") -> list[dict]:
 
 def kind(event) -> str:
     return type(event).__struct_config__.tag
-
-
-def until(condition, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_a_full_disk_refuses_work_keeps_reads_and_resumes(node_factory, small_disk, caplog):

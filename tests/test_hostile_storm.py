@@ -12,6 +12,7 @@ import time
 
 import msgspec
 import zmq
+from conftest import until
 
 from marketnode.node.home.keys import create_key_pair
 from marketnode.node.protocol.messages import PROTOCOL_VERSION, encoder
@@ -21,13 +22,6 @@ BOB = "0xb0b"
 STORM = 300
 """Connections per storm (bounded: well under the test process's 1023 ZeroMQ sockets)."""
 PING = encoder.encode({"v": PROTOCOL_VERSION, "type": "ping"})
-
-
-def until(condition, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def told(lines: list[str], prefix: str) -> int:
