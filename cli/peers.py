@@ -30,14 +30,15 @@ app = typer.Typer(
 )
 
 
-@app.command("add")
+@app.command("add", context_settings={"ignore_unknown_options": True})
 def add_command(
     name: Annotated[str, typer.Argument(help="A name for the peer.", show_default=False)],
     public_key: Annotated[
         str | None,
         typer.Argument(
-            help="The peer's CURVE public key (40 Z85 characters). Omitted: a key pair is made "
-            "in the home's keys/peers/ folder.",
+            help="The peer's CURVE public key (40 Z85 characters, quoted for the shell; one "
+            "that begins with '-' is still the key). Omitted: a key pair is made in the home's "
+            "keys/peers/ folder.",
             show_default=False,
         ),
     ] = None,

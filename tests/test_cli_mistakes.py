@@ -211,3 +211,15 @@ def test_a_node_json_left_by_a_dead_node_is_no_node(tmp_path):
     # the commands that fall back to the files when no node runs do so
     assert mnode(home, "peers", "revoke", "alice").exit_code == 0
     assert os.path.exists(home / "node.json")
+
+
+@pytest.mark.parametrize("first", ["-q", "--", "-h"])
+def test_a_public_key_that_begins_with_a_dash_is_the_key_not_an_option(tmp_path, first):
+    """Z85 has `-` among its characters: one key in 85 begins with it, and it is still a key."""
+    home = tmp_path / "home"
+    assert runner.invoke(app, ["init", str(home)]).exit_code == 0
+    key = first + "x" * (40 - len(first))
+    added = mnode(home, "peers", "add", "maker", key, "--relayer")
+    assert added.exit_code == 0, added.output
+    listed = json.loads(mnode(home, "peers", "list", "--json").stdout)
+    assert [(peer["name"], peer["public_key"]) for peer in listed] == [("maker", key)]
