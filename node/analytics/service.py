@@ -211,13 +211,15 @@ class AnalyticsService:
             return {"ok": False, "error": f"analytics failed: {type(error).__name__}: {error}"}
 
     def _push_found(self) -> None:
-        """Hand the new alerts of finished scans to the node, which publishes them."""
-        while True:
+        """Hand the new alerts of finished scans to the node, which publishes them. Before the
+        node's hello they stay queued: a first scan of a journal that was already full can end
+        before the node's connection is made, and its alerts would go nowhere."""
+        while self.node_identity is not None:
             try:
                 fresh = self.found.get_nowait()
             except queue.Empty:
                 return
-            if fresh and self.node_identity is not None:
+            if fresh:
                 push = AlertsPush([alert_record(alert) for alert in fresh])
                 self.socket.send_multipart([self.node_identity, link_encoder.encode(push)])
 
