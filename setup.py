@@ -9,6 +9,7 @@ install goes on without it, says so in one line, and the Python engine runs (the
 """
 
 import sys
+from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
@@ -18,6 +19,13 @@ FOLDERS = ("node", "cli", "tui", "plugins")
 PATTERNS = [pattern for folder in FOLDERS for pattern in (folder, f"{folder}.*")]
 
 COMPILED_CORE = "marketnode.node.core.compiled._engine"
+SOURCE_FOLDER = Path(__file__).resolve().parent / "node" / "core" / "compiled"
+NOT_BUILT = "_engine.not-built"
+"""The record, beside where the extension would be, that this install could not build it and
+why (node/core/compiled/__init__.py reads it to say so; the tests skip the compiled core's
+checks on it instead of failing). Written into the source folder, which an editable install
+runs from, and into the build folder, which a wheel is made of; removed by a build that
+succeeds."""
 
 
 class OptionalBuildExt(build_ext):
@@ -31,23 +39,34 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as error:  # no compiler at all, or an editable install's copy step
             if not OptionalBuildExt.failed:
-                skipped(error)
+                skipped(error, self._folders())
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as error:  # a compiler that fails on the source shows here
-            skipped(error)
+            skipped(error, self._folders())
+        else:
+            for folder in self._folders():
+                (folder / NOT_BUILT).unlink(missing_ok=True)
+
+    def _folders(self) -> list[Path]:
+        """The source folder and the one the built extension goes to (the same in place)."""
+        built = Path(self.get_ext_fullpath(COMPILED_CORE)).resolve().parent
+        return [SOURCE_FOLDER] if built == SOURCE_FOLDER else [SOURCE_FOLDER, built]
 
 
-def skipped(error: Exception) -> None:
-    """Say in one line that the compiled core is left out, and why."""
+def skipped(error: Exception, folders: list[Path] | None = None) -> None:
+    """Say in one line that the compiled core is left out, and why; record it (NOT_BUILT)."""
     OptionalBuildExt.failed = True
     reason = " ".join(str(error).split()) or type(error).__name__
     print(
         f"marketnode: compiled core not built ({reason}); the Python engine will run",
         file=sys.stderr,
     )
+    for folder in {SOURCE_FOLDER, *(folders or ())}:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / NOT_BUILT).write_text(reason + "\n")
 
 
 def _extensions() -> list[Extension]:

@@ -205,6 +205,23 @@ def test_the_build_goes_on_without_a_compiler(tmp_path):
     assert re.search(r"compiled core not built \(command '\S*false' failed", said[0]), said
     assert "the Python engine will run" in said[0]
     assert not list((tmp_path / "lib").rglob("*.so"))
+    # the failure is recorded where an editable install and a wheel each run from
+    reason = said[0].split("(", 1)[1].rsplit("); the Python", 1)[0]
+    for folder in (source, tmp_path / "lib" / "marketnode" / "node" / "core" / "compiled"):
+        assert (folder / "_engine.not-built").read_text() == reason + "\n"
+
+
+def test_a_recorded_build_failure_is_what_the_core_choice_says(tmp_path, monkeypatch):
+    record = tmp_path / "_engine.not-built"
+    record.write_text("command 'false' failed with exit code 1\n")
+    monkeypatch.setattr(compiled, "NOT_BUILT", record)
+    monkeypatch.setitem(sys.modules, "marketnode.node.core.compiled._engine", None)
+    monkeypatch.setenv(compiled.CORE_VARIABLE, "auto")
+    choice = compiled.choose_core()
+    assert choice.core == "python"
+    assert "the install could not build it: command 'false' failed with exit code 1" in (
+        choice.reason
+    )
 
 
 def test_bench_engine_names_each_core_and_why(monkeypatch):

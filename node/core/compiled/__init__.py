@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..markets import ConfigError
 
@@ -84,12 +85,28 @@ def core_forced(setting: str | None) -> Iterator[CoreChoice]:
         _forced = previous
 
 
+NOT_BUILT = Path(__file__).with_name("_engine.not-built")
+"""What the install wrote when it could not build the compiled core: why, in one line
+(setup.py)."""
+
+
+def build_failure() -> str | None:
+    """Why the install could not build the compiled core, as it recorded; None if it did not
+    record a failure (the core built, or no install ran here)."""
+    try:
+        return NOT_BUILT.read_text().strip() or "no reason given"
+    except OSError:
+        return None
+
+
 def _compiled_class() -> tuple[type | None, str]:
     """The compiled engine class, or None and why it cannot be loaded."""
     try:
         from ._engine import CompiledEngine
     except ImportError as error:
-        return None, f"the compiled core is not built ({error}); reinstall with a C compiler"
+        failure = build_failure()
+        why = f"the install could not build it: {failure}" if failure else str(error)
+        return None, f"the compiled core is not built ({why}); reinstall with a C compiler"
     return CompiledEngine, "built"
 
 
