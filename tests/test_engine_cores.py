@@ -33,6 +33,7 @@ from marketnode.node.core.markets import ConfigError, MarketSpec
 from marketnode.node.home.config import default_markets
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
+from marketnode.node.store.statehash import NONCED_RECORD, BookHash, hash_records, nonce_writes
 from marketnode.node.tools.flow import FlowMix, generate_flow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,10 +100,9 @@ def signed(order_id: int, owner: str, side: str, price: str, nonce, expiry: int)
     )
 
 
-def test_signed_orders_nonces_and_expiries_are_the_same():
+def signed_commands() -> list:
     """Signed orders, used and reused nonces (below and above the floor), expired ones, an
-    order without its verified digest, a clock moving on, minimum nonces raised: the same
-    events, nonces and expiry heap from both cores."""
+    order without its verified digest, a clock moving on, minimum nonces raised."""
     commands: list = [Clock(1_000)]
     for number in range(1, 400):
         owner = f"0x{number % 4:040x}"
@@ -122,7 +122,12 @@ def test_signed_orders_nonces_and_expiries_are_the_same():
     commands.append(
         NewOrder(998, "0xz", "PUNK-ETH", "buy", price="10", qty="1", nonce=1, expiry=5, **SIGNED)
     )
-    python, compiled_engine = run_both(commands, batch=37)
+    return commands
+
+
+def test_signed_orders_nonces_and_expiries_are_the_same():
+    """signed_commands: the same events, nonces and expiry heap from both cores."""
+    python, compiled_engine = run_both(signed_commands(), batch=37)
     assert python.nonces.owners()
     assert compiled_engine.next_expiry() == python.next_expiry()
     for now in (1_003, 1_006, 1_100):
@@ -153,6 +158,35 @@ def test_the_store_keeps_the_same_journal_outcome_and_hash_on_both_cores(tmp_pat
     compiled_run = durable_run("compiled", tmp_path / "compiled", commands, monkeypatch)
     assert_same_events(compiled_run[0], python[0])
     assert compiled_run[1:] == python[1:]
+
+
+def test_the_compiled_record_plan_is_the_store_s_own():
+    """The compiled core's `plan_records` against statehash's `BookHash.plan`, commit by
+    commit: the same record writes, digests and state hash, signed orders and nonce records
+    included, and the hash the same as one computed from the records from scratch."""
+    engine = engine_of("compiled", MARKETS)
+    planner = compiled.record_planner(engine)
+    assert planner is not None and compiled.record_planner(engine_of("python")) is None
+    python, compiled_hash = BookHash(), BookHash(compiled=planner)
+    records: dict[bytes, bytes] = {}
+    commands = signed_commands() + list(generate_flow(6_000, seed=11, owners=6))
+    for start in range(0, len(commands), 211):
+        engine.process_batch(commands[start : start + 211], [])
+        changed = list(engine.take_changes())
+        nonces = nonce_writes(engine.nonces, engine.nonces.take_changes())
+        want, got = python.plan(changed, nonces), compiled_hash.plan(changed, nonces)
+        assert (got.writes, got.digests, got.state_hash, got.nonce_writes) == (
+            want.writes, want.digests, want.state_hash, want.nonce_writes,
+        ), f"after command {start + 211}"  # fmt: skip
+        python.apply(want)
+        compiled_hash.apply(got)
+        for key, value in (*want.writes.items(), *want.nonce_writes.items()):
+            if value is None:
+                del records[key]
+            else:
+                records[key] = value
+    assert any(value[0] == NONCED_RECORD for value in records.values())
+    assert compiled_hash.value == hash_records(records.items()) == python.value
 
 
 def test_the_switch_follows_the_environment_then_the_configuration(monkeypatch):

@@ -20,6 +20,7 @@ import lmdb
 
 from ..core.book import Order
 from ..core.commands import ConfigureMarkets, ImportMarket, NewOrder
+from ..core.compiled import record_planner
 from ..core.engine import Engine
 from ..core.markets import MarketSpec
 from .lmdb_store import Store, StoreError
@@ -54,7 +55,7 @@ class DurableEngine:
         self.engine.restore(state.seq, (order_from_record(key, value) for key, value in records))
         for key, value in state.nonce_records:
             self.engine.nonces.restore(*nonces_from_record(key, value))
-        self.book_hash = BookHash([*records, *state.nonce_records])
+        self.book_hash = BookHash([*records, *state.nonce_records], record_planner(self.engine))
         if self.book_hash.value != state.state_hash:
             raise StoreError(
                 f"{store.path}: the stored books do not match their state hash "

@@ -18,7 +18,7 @@ three-element one, so the two never collide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from hashlib import blake2b
 
 import msgspec
@@ -138,11 +138,17 @@ class CommitPlan:
 
 
 class BookHash:
-    """The state hash kept up to date commit by commit from the orders the engine changed."""
+    """The state hash kept up to date commit by commit from the orders the engine changed.
 
-    def __init__(self, records: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    `compiled`: the compiled core's `plan_records`, which does what `plan` does here in C (the
+    same writes, digests and hash: tests/test_engine_cores.py), for an engine of that core."""
+
+    def __init__(
+        self, records: Iterable[tuple[bytes, bytes]] = (), compiled: Callable | None = None
+    ) -> None:
         self.digests: dict[bytes, int] = {key: record_digest(key, value) for key, value in records}
         self.value = sum(self.digests.values()) % HASH_MODULUS
+        self.compiled = compiled
 
     def plan(
         self, changed: Iterable[Order], nonce_writes: dict[bytes, bytes] | None = None
@@ -152,6 +158,12 @@ class BookHash:
 
         Dead orders are taken first, so a key freed and reused within one batch ends written.
         """
+        if self.compiled is not None:
+            writes, digests, value = self.compiled(
+                changed, self.digests, self.value, nonce_writes or {}, _encode, order_value,
+                hashed_value, NONCED_RECORD,
+            )  # fmt: skip
+            return CommitPlan(writes, digests, value, nonce_writes)
         writes: dict[bytes, bytes | None] = {}
         live = []
         for order in changed:

@@ -1,8 +1,9 @@
 """The compiled matching core: `Engine`'s hot paths in C, and the switch that picks a core.
 
-`_engine.pyx` (with `_match.pxi`, `_replace.pxi` and `_slots.pxi`; setup.py builds it into the
-`_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch, new-order and replace
-checks, matching, resting, replacing and cancelling are compiled; it works on the Python
+`_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi` and `_slots.pxi`; setup.py
+builds it into the `_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch,
+new-order and replace checks, matching, resting, replacing and cancelling are compiled, and
+`plan_records`, the store's record plan of a commit (`record_planner`); it works on the Python
 engine's own books, orders and events, so the store, the state hash and replay cannot tell the
 two apart, and tests/test_engine_model.py and tests/test_engine_cores.py run both and require
 identical events, books and state hashes. The Python engine stays the reference.
@@ -26,7 +27,7 @@ May import: what node.core may (the standard library and msgspec) and node.core'
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,15 @@ def compiled_engine_class(setting: str | None = None) -> type | None:
     if choose_core(setting).core == "python":
         return None
     return _compiled_class()[0]
+
+
+def record_planner(engine: object) -> Callable | None:
+    """The compiled core's `plan_records` (node/store/statehash.py's `BookHash.plan` in C) for
+    an engine of the compiled core; None for the Python engine, whose store work stays Python
+    as the reference."""
+    compiled, _why = _compiled_class()
+    if compiled is None or not isinstance(engine, compiled):
+        return None
+    from ._engine import plan_records
+
+    return plan_records

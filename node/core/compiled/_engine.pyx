@@ -2,7 +2,8 @@
 """The compiled engine: `Engine`'s hot paths in C, on the Python engine's own books and events.
 
 What runs here: dispatch, the checks of new orders and replaces, matching (`_match.pxi`),
-resting, replacing (`_replace.pxi`) and cancelling; node/core/validation.py, matching.py and
+resting, replacing (`_replace.pxi`) and cancelling, and the store's per-commit record plan for
+the orders changed (`_records.pxi`); node/core/validation.py, matching.py and
 engine.py say what each step does and in which order, and these files do the same steps in the
 same order. Left to the Python engine, because it is rare and a copy would only be a second
 place to keep right: signed orders' checks, a raised minimum nonce's cancels, the fill-or-kill look-ahead, decimal text not seen
@@ -349,3 +350,4 @@ cdef object _take_off(engine, book, order):
 
 include "_match.pxi"
 include "_replace.pxi"
+include "_records.pxi"
