@@ -9,6 +9,7 @@ install goes on without it, says so in one line, and the Python engine runs (the
 """
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -50,13 +51,12 @@ class OptionalBuildExt(build_ext):
             for folder in self._folders():
                 (folder / NOT_BUILT).unlink(missing_ok=True)
 
-    def _folders(self) -> list[Path]:
+    def _folders(self) -> set[Path]:
         """The source folder and the one the built extension goes to (the same in place)."""
-        built = Path(self.get_ext_fullpath(COMPILED_CORE)).resolve().parent
-        return [SOURCE_FOLDER] if built == SOURCE_FOLDER else [SOURCE_FOLDER, built]
+        return {SOURCE_FOLDER, Path(self.get_ext_fullpath(COMPILED_CORE)).resolve().parent}
 
 
-def skipped(error: Exception, folders: list[Path] | None = None) -> None:
+def skipped(error: Exception, folders: Iterable[Path] = (SOURCE_FOLDER,)) -> None:
     """Say in one line that the compiled core is left out, and why; record it (NOT_BUILT)."""
     OptionalBuildExt.failed = True
     reason = " ".join(str(error).split()) or type(error).__name__
@@ -64,7 +64,7 @@ def skipped(error: Exception, folders: list[Path] | None = None) -> None:
         f"marketnode: compiled core not built ({reason}); the Python engine will run",
         file=sys.stderr,
     )
-    for folder in {SOURCE_FOLDER, *(folders or ())}:
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / NOT_BUILT).write_text(reason + "\n")
 

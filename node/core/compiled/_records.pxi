@@ -16,7 +16,6 @@ def plan_records(changed, dict stored, unsigned long long value, dict nonce_writ
     cdef dict writes = {}
     cdef dict digests = {}
     cdef list live = []
-    cdef unsigned long long digest
     for order in changed:
         if type(order) is not Order:
             raise TypeError(f"not an Order: {order!r}")
@@ -46,6 +45,5 @@ def plan_records(changed, dict stored, unsigned long long value, dict nonce_writ
             hashed = record if (<bytes>record)[0] != nonced_record else hashed_value(record)
             found = int.from_bytes(blake2b(key + hashed, digest_size=8).digest(), "little")
             digests[key] = found
-            digest = found
-            value += digest
+            value += <unsigned long long>found
     return writes, digests, value
