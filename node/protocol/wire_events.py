@@ -132,6 +132,31 @@ WireEvent = Union[tuple(WIRE_FORMS.values())]  # noqa: UP007 - built from a tupl
 """Any event as peers receive it (what a `reply` or `report` carries)."""
 
 
+WireLayout = tuple[str, str, list[tuple[str, Role | None, bool]]]
+"""An event kind as a writer of its wire bytes needs it: the tag field and the tag, then each
+wire field's name, role and whether it is left out when None."""
+
+
+def wire_layouts(kinds: tuple[type[msgspec.Struct], ...]) -> dict[type, WireLayout]:
+    """What a writer that encodes core events straight to msgpack must know of each kind to
+    write exactly the bytes msgspec writes for its wire form (the compiled core's answer
+    writer, node/core/compiled/_answers.pxi): the field order, the roles, and the fields a
+    kind that leaves itself as is omits at their default (`rejected`'s `detail`)."""
+    layouts: dict[type, WireLayout] = {}
+    for kind in kinds:
+        config = kind.__struct_config__
+        as_is = wire_form(kind) is kind
+        defaults = {field.name: field.default for field in msgspec.structs.fields(kind)}
+        fields = []
+        for name, _, role in wire_fields(kind):
+            omitted = as_is and config.omit_defaults and defaults[name] is not msgspec.NODEFAULT
+            if omitted and defaults[name] is not None:
+                raise TypeError(f"{kind.__name__}.{name}: only a None default can be left out")
+            fields.append((name, role, omitted))
+        layouts[kind] = (config.tag_field, config.tag, fields)
+    return layouts
+
+
 def event_record(event: Any, books: dict[str, OrderBook]) -> dict[str, Any]:
     """The event as a plain dict (`event` first), as JSON and msgpack render it."""
     return msgspec.to_builtins(wire_event(event, books))

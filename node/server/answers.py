@@ -4,6 +4,11 @@ events that concern other peers' orders, one report per peer (docs/protocol.md Â
 
 Nothing here waits: a peer that is gone or whose queue is full loses the message, and the loss
 is counted, so a slow reader never holds up the matching thread.
+
+With the compiled core, a submit's reply is written as msgpack straight from its core events
+(its `AnswerWriter`, laid out from wire_events.py's `wire_layouts`), the same bytes as the wire
+structs below give without making them; the Python engine's node answers through those structs,
+the reference path.
 """
 
 from __future__ import annotations
@@ -13,20 +18,26 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, get_args
 
+import msgspec
 import zmq
 
 from ..core.book import OrderBook
-from ..core.events import Accepted, Rejected, Trade
+from ..core.events import Accepted, Event, Rejected, Role, Trade
 from ..home.peers import Peer
 from ..ops.metrics import LoopMetrics
 from ..protocol.messages import PROTOCOL_VERSION, Reply, Report, TapeTrade, encoder
-from ..protocol.wire_events import wire_event
+from ..protocol.wire_events import wire_event, wire_layouts
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 """Plain ints: pyzmq's flag enums cost more to combine than a small send does."""
+ROLE_CODES = {None: 0, Role.TICKS: 1, Role.LOTS: 2}
+"""A wire field's role as the compiled writer numbers it (_answers.pxi's ROLE_*)."""
+_SPLICE = b"\xc1"
+"""A byte msgpack never uses, standing in for the events when the reply's frame is cut out."""
 
 log = logging.getLogger("marketnode.node")
 
@@ -56,12 +67,18 @@ class Outbox:
     """Answers and reports to peers on the order socket."""
 
     def __init__(
-        self, orders: zmq.Socket, metrics: LoopMetrics, identity_of: dict[str, bytes]
+        self,
+        orders: zmq.Socket,
+        metrics: LoopMetrics,
+        identity_of: dict[str, bytes],
+        writer_class: type | None = None,
     ) -> None:
         self.orders = orders
         self.metrics = metrics
         self.identity_of = identity_of
         """Peer name -> the connection its reports go to (kept by `Connections`)."""
+        self.writer = None if writer_class is None else answer_writer(writer_class, metrics)
+        """The compiled core's reply writer (core.compiled.answer_writer_class), if any."""
 
     def send(self, identity: bytes, payload: bytes, report: bool = False) -> bool:
         """Send without ever blocking the loop; a gone or saturated peer loses the message."""
@@ -118,6 +135,12 @@ class Outbox:
         """A submit's reply; its events that concern other peers' orders go to `reports`,
         its trades to `trades`."""
         metrics = self.metrics
+        if self.writer is not None:
+            payload = self.writer.reply(message.events, books, message.name, message.ref,
+                                        reports, trades)  # fmt: skip
+            self.send(message.identity, payload)
+            metrics.ack_latency_us.record((time.perf_counter_ns() - message.received_ns) // 1000)
+            return
         requester = message.name
         metrics.events.update(map(type, message.events))
         reply = []
@@ -154,3 +177,20 @@ class Outbox:
             identity, encoder.encode(Report(PROTOCOL_VERSION, events)), report=True
         ):
             self.metrics.reports_dropped += 1
+
+
+def answer_writer(writer_class: type, metrics: LoopMetrics) -> Any:
+    """The compiled writer of replies, given every event kind's wire layout, the reply's
+    frame around its events (as msgspec encodes it) and the loop's counters it keeps."""
+    frame = encoder.encode(Reply(PROTOCOL_VERSION, [msgspec.Raw(_SPLICE)], None))
+    head, splice, tail = frame.partition(b"\x91" + _SPLICE)
+    if not splice or _SPLICE in tail or not tail.endswith(encoder.encode(None)):
+        raise TypeError(f"a reply's frame is not events then ref: {frame!r}")
+    layouts = {
+        kind: (tag_field, tag, [(name, ROLE_CODES[role], omit) for name, role, omit in fields])
+        for kind, (tag_field, tag, fields) in wire_layouts(get_args(Event)).items()
+    }
+    return writer_class(
+        layouts, head, tail[:-1], encoder.encode, msgspec.Raw, TapeTrade, Enum,
+        metrics.events, metrics.rejects, metrics.trades, metrics.volume_lots,
+    )  # fmt: skip

@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from ..core.compiled import configure_core
+from ..core.compiled import answer_writer_class, configure_core
 from ..core.reasons import CancelReason
 from ..home.config import NodeConfig
 from ..home.layout import Home
@@ -147,7 +147,8 @@ class Node:
         self.store_guard = StoreGuard(
             self.durable, self.gateway, self.metrics, config.store.retry_commit_s
         )
-        self.outbox = Outbox(sockets.orders, self.metrics, self.connections.identity_of)
+        writer = answer_writer_class(self.durable.engine)  # the compiled core's, if it runs
+        self.outbox = Outbox(sockets.orders, self.metrics, self.connections.identity_of, writer)
         self.market_data = MarketDataPublisher(sockets.market_data, self.run)
         self.subscribers = Subscribers(sockets.market_data)
         self.view = NodeView(

@@ -3,7 +3,9 @@
 `_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi` and `_slots.pxi`; setup.py
 builds it into the `_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch,
 new-order and replace checks, matching, resting, replacing and cancelling are compiled, and
-`plan_records`, the store's record plan of a commit (`record_planner`); it works on the Python
+`plan_records`, the store's record plan of a commit (`record_planner`), and `AnswerWriter`
+(`_answers.pxi`), which writes a submit's reply as msgpack straight from its events
+(`answer_writer_class`); it works on the Python
 engine's own books, orders and events, so the store, the state hash and replay cannot tell the
 two apart, and tests/test_engine_model.py and tests/test_engine_cores.py run both and require
 identical events, books and state hashes. The Python engine stays the reference.
@@ -153,3 +155,15 @@ def record_planner(engine: object) -> Callable | None:
     from ._engine import plan_records
 
     return plan_records
+
+
+def answer_writer_class(engine: object) -> type | None:
+    """The compiled core's `AnswerWriter` (node/server/answers.py's wire structs and msgspec
+    encoding of a reply, written in C) for an engine of the compiled core; None for the
+    Python engine, whose node answers through the reference path."""
+    compiled, _why = _compiled_class()
+    if compiled is None or not isinstance(engine, compiled):
+        return None
+    from ._engine import AnswerWriter
+
+    return AnswerWriter

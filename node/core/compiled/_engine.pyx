@@ -3,7 +3,8 @@
 
 What runs here: dispatch, the checks of new orders and replaces, matching (`_match.pxi`),
 resting, replacing (`_replace.pxi`) and cancelling, and the store's per-commit record plan for
-the orders changed (`_records.pxi`); node/core/validation.py, matching.py and
+the orders changed (`_records.pxi`), and a submit's reply written as msgpack from its events
+(`_answers.pxi`, for node/server/answers.py); node/core/validation.py, matching.py and
 engine.py say what each step does and in which order, and these files do the same steps in the
 same order. Left to the Python engine, because it is rare and a copy would only be a second
 place to keep right: signed orders' checks, a raised minimum nonce's cancels, the fill-or-kill look-ahead, decimal text not seen
@@ -351,3 +352,4 @@ cdef object _take_off(engine, book, order):
 include "_match.pxi"
 include "_replace.pxi"
 include "_records.pxi"
+include "_answers.pxi"
