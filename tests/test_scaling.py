@@ -175,7 +175,9 @@ def test_a_loaded_node_advises_a_second_node_then_stops_after_the_window(node_fa
         time.sleep(0.2)
     gone_after = time.monotonic() - ended
     assert 4 <= gone_after < 15  # held for the stabilization window, then gone
-    topic, payload = subscriber.recv_multipart()  # the first publication, during the load
+    # the first publication, during the load (waited for with a bound: a missed one fails)
+    assert subscriber.poll(10_000), "no scaling advice was published on the market-data socket"
+    topic, payload = subscriber.recv_multipart()
     published = msgspec.msgpack.decode(payload)
     assert topic == b"scaling." and published["recommendations"]
 
