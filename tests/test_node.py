@@ -459,6 +459,7 @@ def test_market_data_one_topic_per_market_gapless_with_level_totals(running_node
     )
     messages = {}
     for _ in range(2):
+        assert both.socket.poll(10_000), f"one message per topic: got only {list(messages)}"
         topic, payload = both.socket.recv_multipart()
         message = market_data_decoder.decode(payload)
         assert topic == market_topic(message.market)
