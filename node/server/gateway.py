@@ -33,6 +33,7 @@ answer encodes the whole book, so a peer asking for it in a loop pays for what i
 build."""
 SNAPSHOT_LEVELS_PER_TOKEN = 10
 ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
+_monotonic = time.monotonic
 
 
 class TokenBucket:
@@ -48,12 +49,17 @@ class TokenBucket:
         self.stamp = time.monotonic()
 
     def take(self, wanted: int) -> int:
-        """Take up to `wanted` tokens; return how many were available."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        """Take up to `wanted` tokens; return how many were available. (Once per message:
+        conditionals rather than `min`, which costs a call each.)"""
+        now = _monotonic()
+        tokens = self.tokens + (now - self.stamp) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
         self.stamp = now
-        granted = min(wanted, int(self.tokens))
-        self.tokens -= granted
+        granted = int(tokens)
+        if granted > wanted:
+            granted = wanted
+        self.tokens = tokens - granted
         return granted
 
     def take_all(self, wanted: int) -> bool:
