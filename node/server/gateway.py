@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..core.commands import CancelOrder, NewOrder, PeerCommand, ReplaceOrder
@@ -181,6 +182,14 @@ class Gateway:
         return Rejected(
             None, kind.__struct_config__.tag, command.market, command.id, command.owner, reason
         )
+
+    def rules_for(self, peer: Peer | None) -> tuple[Any, set[str], set[str], Callable, int]:
+        """What the compiled core's intake (core/compiled/_intake.pxi) applies of `admit` to a
+        message of `peer`: whom it may act for (None: anyone), the halted and the signing
+        markets, the pattern of an owner that is an address, the open-order limit."""
+        owners = None if peer is None or peer.relayer else peer.owners
+        limit = self.limits.max_open_orders_per_owner
+        return owners, self.halted, self.signing, ADDRESS.fullmatch, limit
 
     def _reason(self, peer: Peer | None, command: Any) -> Reason | None:
         if peer is not None and not peer.relayer and command.owner not in peer.owners:

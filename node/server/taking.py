@@ -15,6 +15,7 @@ import msgspec
 import zmq
 
 from ..core.commands import Clock
+from ..core.compiled import intake_function
 from ..core.events import Rejected
 from ..core.reasons import Reason
 from ..ops.metrics import LoopMetrics
@@ -48,6 +49,8 @@ class MessageTaker:
         self.signed = signed
         """None when no market takes signed orders (no verifier processes, no holding)."""
         self._clock = 0
+        self._admit_and_apply = intake_function(durable.engine)
+        """The compiled core's `apply` of a message not held, if the engine is of that core."""
 
     def clock(self) -> int:
         """The node's clock for signed orders, unix seconds. It never goes back, even if the
@@ -124,7 +127,8 @@ class MessageTaker:
     def apply(self, message: Pending, commands: list, out: list, held: Held | None = None) -> None:
         """Admit and apply a submit's commands (decoded, or Raw when one of them did not
         decode). Answers and events are appended to `out` in order; the message keeps its
-        slice of them. A held message brings its admission and its signature checks."""
+        slice of them. A held message brings its admission and its signature checks. With the
+        compiled core, a message not held takes the same steps in its `admit_and_apply`."""
         peer = message.peer
         name = message.name
         durable = self.durable
@@ -134,13 +138,20 @@ class MessageTaker:
         self.metrics.commands += len(commands)
         orders = self.metrics.orders
         books = durable.engine.books
+        decoded = message.commands = []
         if held is None:
             refused, allowed = self.gateway.admit_message(peer, len(commands))
             checks = {}
+            if self._admit_and_apply is not None:
+                self._admit_and_apply(
+                    durable.engine, durable.uncommitted_commands, commands, out, decoded, orders,
+                    name, *self.gateway.rules_for(peer), refused, allowed, decode_command,
+                )  # fmt: skip
+                message.events = out[first:]
+                return
         else:
             refused, allowed, checks = held.refused, held.allowed, held.verdicts
         past_allowed = refused or Reason.THROTTLED
-        decoded = message.commands = []
         for index, command in enumerate(commands):
             if type(command) is msgspec.Raw:
                 command = decode_command(command)

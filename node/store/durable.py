@@ -113,6 +113,13 @@ class DurableEngine:
         self._pending.append(command)
 
     @property
+    def uncommitted_commands(self) -> list[object]:
+        """The commands processed since the last commit, which it journals: `process` appends
+        to it, and so does the compiled core's intake (node/server/taking.py), which applies
+        a message's commands in one call."""
+        return self._pending
+
+    @property
     def uncommitted(self) -> bool:
         """Has anything been processed since the last commit?"""
         return bool(self._pending)

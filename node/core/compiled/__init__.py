@@ -5,7 +5,8 @@ builds it into the `_engine` extension) holds `CompiledEngine`, an `Engine` whos
 new-order and replace checks, matching, resting, replacing and cancelling are compiled, and
 `plan_records`, the store's record plan of a commit (`record_planner`), and `AnswerWriter`
 (`_answers.pxi`), which writes a submit's reply as msgpack straight from its events
-(`answer_writer_class`); it works on the Python
+(`answer_writer_class`), and `admit_and_apply` (`_intake.pxi`), the node's admission and
+application of a message's commands (`intake_function`); it works on the Python
 engine's own books, orders and events, so the store, the state hash and replay cannot tell the
 two apart, and tests/test_engine_model.py and tests/test_engine_cores.py run both and require
 identical events, books and state hashes. The Python engine stays the reference.
@@ -167,3 +168,15 @@ def answer_writer_class(engine: object) -> type | None:
     from ._engine import AnswerWriter
 
     return AnswerWriter
+
+
+def intake_function(engine: object) -> Callable | None:
+    """The compiled core's `admit_and_apply` (node/server/taking.py's `MessageTaker.apply` with
+    the gateway's checks of each command, in C) for an engine of the compiled core; None for
+    the Python engine, whose node admits and applies through the reference path."""
+    compiled, _why = _compiled_class()
+    if compiled is None or not isinstance(engine, compiled):
+        return None
+    from ._engine import admit_and_apply
+
+    return admit_and_apply
