@@ -1,7 +1,8 @@
 """The compiled core's reply writer (node/core/compiled/_answers.pxi) against the reference path
 of node/server/answers.py (wire structs, then msgspec): the same bytes to the requester, the
 same execution reports to other peers, the same tape and the same loop counters, on seeded
-flows and on the values at msgpack's boundaries."""
+flows and on the values at msgpack's boundaries; and its market-data writer
+(_market_data.pxi) against node/server/marketdata.py's publisher, message for message."""
 
 from __future__ import annotations
 
@@ -13,13 +14,20 @@ import pytest
 import zmq
 from engine_cores import engine_of
 
-from marketnode.node.core.compiled import answer_writer_class
+from marketnode.node.core.compiled import writer_classes
 from marketnode.node.core.events import Accepted, Rejected, Trade
 from marketnode.node.core.reasons import Reason
 from marketnode.node.home.config import default_markets
 from marketnode.node.ops.metrics import LoopMetrics
-from marketnode.node.protocol.messages import PROTOCOL_VERSION, Report, encoder
+from marketnode.node.protocol.messages import (
+    PROTOCOL_VERSION,
+    LevelChange,
+    Report,
+    TapeTrade,
+    encoder,
+)
 from marketnode.node.server.answers import Outbox, Pending
+from marketnode.node.server.marketdata import MarketDataPublisher
 from marketnode.node.tools.flow import generate_flow
 
 PEERS = ("alice", "bob", "carol", None)
@@ -50,7 +58,7 @@ def router():
 def outboxes(router, engine) -> tuple[CapturingOutbox, CapturingOutbox]:
     """The reference outbox and the compiled one, each with its own counters, and peers'
     connections known so that reports leave."""
-    writer = answer_writer_class(engine)
+    writer, _ = writer_classes(engine)
     assert writer is not None, "an engine of the compiled core answers with its writer"
     identities = {peer: peer.encode() for peer in PEERS if peer is not None}
     reference = CapturingOutbox(router, LoopMetrics(), identities)
@@ -145,3 +153,38 @@ def test_an_object_that_is_no_event_is_refused(router):
     _, compiled = outboxes(router, engine)
     with pytest.raises(TypeError, match="not an event"):
         compiled.writer.reply([object()], engine.books, "alice", None, {}, {})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_market_data_is_written_as_the_publisher_encodes_it(router, seed):
+    """Batch after batch of a seeded flow: the same messages, topics' seqs and run."""
+    engine = engine_of("compiled", default_markets())
+    _, writer = writer_classes(engine)
+    reference_outbox, _ = outboxes(router, engine)
+    reference = MarketDataPublisher(router, 1_796_000_000_000)
+    compiled = MarketDataPublisher(router, 1_796_000_000_000, writer)
+    assert reference.writer is None and compiled.writer is not None
+    commands = list(generate_flow(6000, seed=seed))
+    rng = random.Random(seed)
+    published = 0
+    while commands:
+        size = rng.randint(1, 300)
+        batch, commands = commands[:size], commands[size:]
+        events: list = []
+        engine.process_batch(batch, events)
+        tape = reference_outbox.answer(
+            [Pending(b"a", None, "a", None, events=events)], engine.books
+        )
+        changed = engine.take_changes()
+        got = compiled.messages(engine.books, tape, changed)
+        assert got == reference.messages(engine.books, tape, changed)
+        published += len(got)
+    assert compiled.topic_seq == reference.topic_seq and published > 20
+    assert compiled.messages(engine.books, {}, set()) == []
+
+
+def test_the_market_data_writer_refuses_structs_it_does_not_know(router):
+    engine = engine_of("compiled", default_markets())
+    _, writer = writer_classes(engine)
+    with pytest.raises(TypeError, match="the market-data writer writes"):
+        writer(LevelChange, TapeTrade, LevelChange, PROTOCOL_VERSION, encoder.encode)

@@ -81,7 +81,7 @@ class Outbox:
         self.identity_of = identity_of
         """Peer name -> the connection its reports go to (kept by `Connections`)."""
         self.writer = None if writer_class is None else answer_writer(writer_class, metrics)
-        """The compiled core's reply writer (core.compiled.answer_writer_class), if any."""
+        """The compiled core's reply writer (core.compiled.writer_classes), if any."""
 
     def send(self, identity: bytes, payload: bytes, report: bool = False) -> bool:
         """Send without ever blocking the loop; a gone or saturated peer loses the message."""

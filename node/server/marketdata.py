@@ -27,13 +27,21 @@ from ..protocol.messages import (
 
 class MarketDataPublisher:
     """The market-data socket's topics: their seqs (in memory: they count from 1 again in each
-    run of the node) and what is published on them."""
+    run of the node) and what is published on them.
 
-    def __init__(self, socket: zmq.Socket, run: int) -> None:
+    With the compiled core the messages are written by its `MarketDataWriter`, the same bytes
+    as the structs below give; the Python engine's node builds them here, the reference."""
+
+    def __init__(self, socket: zmq.Socket, run: int, writer_class: type | None = None) -> None:
         self.socket = socket
         self.topic_seq: defaultdict[str, int] = defaultdict(int)
         self.run = run
         """This run's id (its start, ms since the epoch): market-data seqs count within it."""
+        self.writer = None
+        if writer_class is not None:
+            self.writer = writer_class(
+                MarketData, TapeTrade, LevelChange, PROTOCOL_VERSION, encoder.encode
+            )
 
     def publish(
         self,
@@ -42,8 +50,22 @@ class MarketDataPublisher:
         changed: Iterable[Order],
     ) -> None:
         """One message per market a batch touched: its trades, its levels' new totals."""
+        for market, payload in self.messages(books, trades, changed):
+            self.socket.send_multipart([market_topic(market), payload])
+
+    def messages(
+        self,
+        books: dict[str, OrderBook],
+        trades: dict[str, list[TapeTrade]],
+        changed: Iterable[Order],
+    ) -> list[tuple[str, bytes]]:
+        """The batch's messages as (market, encoded message), markets in order; each takes
+        its topic's next seq."""
+        if self.writer is not None:
+            return self.writer.messages(books, trades, changed, self.topic_seq, self.run)
         levels = level_changes(books, changed)
         topic_seq = self.topic_seq
+        messages = []
         for market in sorted(trades.keys() | levels.keys()):
             topic_seq[market] += 1
             payload = MarketData(
@@ -54,7 +76,8 @@ class MarketDataPublisher:
                 levels.get(market, []),
                 self.run,
             )
-            self.socket.send_multipart([market_topic(market), encoder.encode(payload)])
+            messages.append((market, encoder.encode(payload)))
+        return messages
 
     def send(self, topic: bytes, payload: bytes) -> None:
         """A message of another topic (alerts, scaling advice), already encoded."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from ..core.compiled import answer_writer_class, configure_core
+from ..core.compiled import configure_core, writer_classes
 from ..core.reasons import CancelReason
 from ..home.config import NodeConfig
 from ..home.layout import Home
@@ -147,9 +147,9 @@ class Node:
         self.store_guard = StoreGuard(
             self.durable, self.gateway, self.metrics, config.store.retry_commit_s
         )
-        writer = answer_writer_class(self.durable.engine)  # the compiled core's, if it runs
-        self.outbox = Outbox(sockets.orders, self.metrics, self.connections.identity_of, writer)
-        self.market_data = MarketDataPublisher(sockets.market_data, self.run)
+        replies, market_data = writer_classes(self.durable.engine)  # None, None: Python engine
+        self.outbox = Outbox(sockets.orders, self.metrics, self.connections.identity_of, replies)
+        self.market_data = MarketDataPublisher(sockets.market_data, self.run, market_data)
         self.subscribers = Subscribers(sockets.market_data)
         self.view = NodeView(
             config,

@@ -1,15 +1,16 @@
 """The compiled matching core: `Engine`'s hot paths in C, and the switch that picks a core.
 
-`_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi` and `_slots.pxi`; setup.py
-builds it into the `_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch,
-new-order and replace checks, matching, resting, replacing and cancelling are compiled, and
-`plan_records`, the store's record plan of a commit (`record_planner`), and `AnswerWriter`
-(`_answers.pxi`), which writes a submit's reply as msgpack straight from its events
-(`answer_writer_class`), and `admit_and_apply` (`_intake.pxi`), the node's admission and
-application of a message's commands (`intake_function`); it works on the Python
-engine's own books, orders and events, so the store, the state hash and replay cannot tell the
-two apart, and tests/test_engine_model.py and tests/test_engine_cores.py run both and require
-identical events, books and state hashes. The Python engine stays the reference.
+`_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi`, `_answers.pxi`,
+`_market_data.pxi`, `_intake.pxi` and `_slots.pxi`; setup.py builds it into the `_engine`
+extension) holds `CompiledEngine`, an `Engine` whose dispatch, new-order and replace checks,
+matching, resting, replacing and cancelling are compiled; `plan_records`, the store's record
+plan of a commit (`record_planner`); `AnswerWriter` and `MarketDataWriter`, which write a
+submit's reply and a batch's market data as msgpack straight from the core's objects
+(`writer_classes`); and `admit_and_apply`, the node's admission and application of a message's
+commands (`intake_function`). It works on the Python engine's own books, orders and events, so
+the store, the state hash and replay cannot tell the two apart, and tests/test_engine_model.py
+and tests/test_engine_cores.py run both and require identical events, books and state hashes.
+The Python engine stays the reference.
 
 Which core `Engine(...)` builds: the one a tool forces for a while (`core_forced`), else the
 environment variable MARKETNODE_CORE, else the node's `[engine] core` (given here by
@@ -158,16 +159,17 @@ def record_planner(engine: object) -> Callable | None:
     return plan_records
 
 
-def answer_writer_class(engine: object) -> type | None:
-    """The compiled core's `AnswerWriter` (node/server/answers.py's wire structs and msgspec
-    encoding of a reply, written in C) for an engine of the compiled core; None for the
-    Python engine, whose node answers through the reference path."""
+def writer_classes(engine: object) -> tuple[type | None, type | None]:
+    """The compiled core's `AnswerWriter` and `MarketDataWriter` (node/server/answers.py's and
+    marketdata.py's structs and msgspec encoding of replies and market data, written in C) for
+    an engine of the compiled core; None, None for the Python engine, whose node answers and
+    publishes through the reference path."""
     compiled, _why = _compiled_class()
     if compiled is None or not isinstance(engine, compiled):
-        return None
-    from ._engine import AnswerWriter
+        return None, None
+    from ._engine import AnswerWriter, MarketDataWriter
 
-    return AnswerWriter
+    return AnswerWriter, MarketDataWriter
 
 
 def intake_function(engine: object) -> Callable | None:

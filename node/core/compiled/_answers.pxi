@@ -7,7 +7,7 @@
 # writes the same bytes without them: the layout of every event kind (its tag, its wire
 # fields, which of them are ticks or lots) comes from wire_events.py as data, so the two paths
 # cannot drift apart by a field, and tests/test_answers_compiled.py compares them byte for
-# byte. Values the writer has no fast path for (a float id, a map as the ref, an int from 2**32)
+# byte. Values the writer has no fast path for (a float id, a map as the ref, an int from 2**63)
 # go through msgspec's own encoder and are spliced in as it wrote them.
 
 cimport cython
@@ -91,10 +91,7 @@ cdef class AnswerWriter:
         self.text_kinds = set()
         self.event_counts, self.reject_counts = event_counts, reject_counts
         self.trade_counts, self.volume_lots = trade_counts, volume_lots
-        self.out.capacity = 4096
-        self.out.data = <char*>malloc(self.out.capacity)
-        if self.out.data is NULL:
-            raise MemoryError()
+        _open(&self.out)
 
     def __dealloc__(self):
         free(self.out.data)
@@ -194,7 +191,7 @@ cdef class AnswerWriter:
             _text_value(out, value)
         elif kind is int:
             number = PyLong_AsLongLongAndOverflow(value, &overflow)
-            if overflow or number >= 0x100000000:
+            if overflow:
                 _chunk(out, self.encode(value))
             else:
                 _integer(out, number)
@@ -219,7 +216,7 @@ cdef inline int _text_value(Buffer* out, text) except -1:
 
 
 cdef inline int _integer(Buffer* out, long long number) except -1:
-    """An int in [-2**63, 2**32) in msgpack's shortest form (msgspec's choice too)."""
+    """An int in [-2**63, 2**63) in msgpack's shortest form (msgspec's choice too)."""
     if 0 <= number < 0x80:
         return _byte(out, number)
     if -32 <= number < 0:
@@ -231,8 +228,11 @@ cdef inline int _integer(Buffer* out, long long number) except -1:
         if number <= 0xffff:
             _byte(out, 0xcd)
             return _big_endian(out, number, 2)
-        _byte(out, 0xce)
-        return _big_endian(out, number, 4)
+        if number <= 0xffffffff:
+            _byte(out, 0xce)
+            return _big_endian(out, number, 4)
+        _byte(out, 0xcf)
+        return _big_endian(out, number, 8)
     if number >= -0x80:
         _byte(out, 0xd0)
         return _big_endian(out, <unsigned long long>number, 1)
@@ -286,6 +286,15 @@ cdef inline int _bytes(Buffer* out, const char* chunk, Py_ssize_t length) except
     _room(out, length)
     memcpy(out.data + out.size, chunk, length)
     out.size += length
+    return 0
+
+
+cdef int _open(Buffer* buffer) except -1:
+    """An empty buffer of 4 KiB to start with (it grows as it is written)."""
+    buffer.size, buffer.capacity = 0, 4096
+    buffer.data = <char*>malloc(buffer.capacity)
+    if buffer.data is NULL:
+        raise MemoryError()
     return 0
 
 
