@@ -12,6 +12,10 @@ MARKET_DATA_FIELDS = ("v", "market", "seq", "trades", "levels", "run")
 TAPE_FIELDS = ("seq", "price", "qty", "aggressor")
 LEVEL_FIELDS = ("side", "price", "qty", "orders")
 """The fields of the protocol's MarketData, TapeTrade and LevelChange, in the order written."""
+cdef enum:  # where each field's encoded name is in MarketDataWriter.keys
+    K_MARKET, K_SEQ, K_TRADES, K_LEVELS, K_RUN
+    K_TAPE_SEQ, K_TAPE_PRICE, K_TAPE_QTY, K_TAPE_AGGRESSOR
+    K_SIDE, K_LEVEL_PRICE, K_LEVEL_QTY, K_ORDERS
 
 
 @cython.final
@@ -41,7 +45,8 @@ cdef class MarketDataWriter:
         self.keys = [encode(name) for name in (*MARKET_DATA_FIELDS[1:], *TAPE_FIELDS,
                                                *LEVEL_FIELDS)]
         self.tape_trade = tape_trade
-        self.tape_seq, self.tape_price = slot_offset(tape_trade, "seq"), slot_offset(tape_trade, "price")
+        self.tape_seq = slot_offset(tape_trade, "seq")
+        self.tape_price = slot_offset(tape_trade, "price")
         self.tape_qty = slot_offset(tape_trade, "qty")
         self.tape_aggressor = slot_offset(tape_trade, "aggressor")
         self.buy, self.sell = encode("buy"), encode("sell")
@@ -57,7 +62,6 @@ cdef class MarketDataWriter:
         totals of the levels the `changed` orders touch; `topic_seq[market]` counts on."""
         cdef Py_ssize_t start, count
         cdef Buffer* levels = &self.levels
-        cdef Buffer* out = &self.out
         touched = set()
         for order in changed:
             if type(order) is not Order:
@@ -93,13 +97,14 @@ cdef class MarketDataWriter:
         level = (<dict>get(side, S_LEVELS)).get(price)
         market = get(book, B_MARKET)
         _header(levels, len(LEVEL_FIELDS), 0x80, 0xde, 0xdf)
-        _chunk(levels, <bytes>PyList_GET_ITEM(self.keys, 9))
+        _chunk(levels, self._key(K_SIDE))
         _chunk(levels, self.buy if is_buy else self.sell)
-        _chunk(levels, <bytes>PyList_GET_ITEM(self.keys, 10))
+        _chunk(levels, self._key(K_LEVEL_PRICE))
         _text_value(levels, _text(get(market, M_TICK), price))
-        _chunk(levels, <bytes>PyList_GET_ITEM(self.keys, 11))
-        _text_value(levels, _text(get(market, M_LOT), get(level, L_QTY) if level is not None else 0))
-        _chunk(levels, <bytes>PyList_GET_ITEM(self.keys, 12))
+        _chunk(levels, self._key(K_LEVEL_QTY))
+        qty = get(level, L_QTY) if level is not None else 0
+        _text_value(levels, _text(get(market, M_LOT), qty))
+        _chunk(levels, self._key(K_ORDERS))
         _integer(levels, get(level, L_COUNT) if level is not None else 0)
         return 0
 
@@ -108,36 +113,39 @@ cdef class MarketDataWriter:
         cdef Py_ssize_t start, end, count
         out.size = 0
         _chunk(out, self.head)
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 0))
+        _chunk(out, self._key(K_MARKET))
         _text_value(out, market)
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 1))
+        _chunk(out, self._key(K_SEQ))
         _integer(out, seq)
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 2))
+        _chunk(out, self._key(K_TRADES))
         _header(out, len(tape), 0x90, 0xdc, 0xdd)
         for entry in tape:
             self._tape_entry(entry)
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 3))
+        _chunk(out, self._key(K_LEVELS))
         if span is None:
             _byte(out, 0x90)
         else:
             start, end, count = span
             _header(out, count, 0x90, 0xdc, 0xdd)
             _bytes(out, self.levels.data + start, end - start)
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 4))
+        _chunk(out, self._key(K_RUN))
         _integer(out, run)
         return PyBytes_FromStringAndSize(out.data, out.size)
+
+    cdef inline bytes _key(self, Py_ssize_t at):
+        return <bytes>PyList_GET_ITEM(self.keys, at)
 
     cdef int _tape_entry(self, entry) except -1:
         cdef Buffer* out = &self.out
         if type(entry) is not self.tape_trade:
             raise TypeError(f"not a tape entry: {entry!r}")
         _header(out, len(TAPE_FIELDS), 0x80, 0xde, 0xdf)
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 5))
+        _chunk(out, self._key(K_TAPE_SEQ))
         _integer(out, get(entry, self.tape_seq))
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 6))
+        _chunk(out, self._key(K_TAPE_PRICE))
         _text_value(out, get(entry, self.tape_price))
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 7))
+        _chunk(out, self._key(K_TAPE_QTY))
         _text_value(out, get(entry, self.tape_qty))
-        _chunk(out, <bytes>PyList_GET_ITEM(self.keys, 8))
+        _chunk(out, self._key(K_TAPE_AGGRESSOR))
         _text_value(out, get(entry, self.tape_aggressor))
         return 0
