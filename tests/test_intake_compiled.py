@@ -29,6 +29,7 @@ from marketnode.node.store.lmdb_store import Store
 from marketnode.node.tools.flow import generate_flow
 
 REQUIRED = "GOLD-USDC"
+OPTIONAL = "PUNK-ETH"
 HALTED = "LAND-ETH"
 OWNERS = [
     "0xAbCdEf0000000000000000000000000000000001",
@@ -48,12 +49,13 @@ SIGNED = {"sig": "0x" + "11" * 65, "chain_id": 31337, "max_fee_bps": 30}
 
 
 def markets() -> list:
-    specs = default_markets()
+    """The default markets, one of them requiring signatures and one taking them."""
+    modes = {REQUIRED: "required", OPTIONAL: "optional"}
     return [
-        msgspec.structs.replace(spec, signatures="required", base_token="0x" + "11" * 20,
+        msgspec.structs.replace(spec, signatures=modes[spec.symbol], base_token="0x" + "11" * 20,
                                 quote_token="0x" + "22" * 20, lot_units="1", tick_units="1")
-        if spec.symbol == REQUIRED else spec
-        for spec in specs
+        if spec.symbol in modes else spec
+        for spec in default_markets()
     ]  # fmt: skip
 
 
@@ -71,6 +73,15 @@ class Side:
         self.taker = MessageTaker(None, self.gateway, self.durable, None, self.metrics, None)  # type: ignore[arg-type]
         if not compiled:
             self.taker._admit_and_apply = None
+
+    def rest_signed(self, orders: list) -> None:
+        """Signed orders placed as the node places them once their signatures are checked
+        (the verified digest given), for the later messages' rules on signed orders."""
+        events: list = []
+        for order in orders:
+            self.durable.process(copy.copy(order), events)
+        self.durable.commit()
+        assert sum(bool(order.expiry) for order in self.durable.engine.resting_orders()) > 10
 
     def take(self, peer: Peer | None, commands: list) -> Pending:
         message = Pending(b"id", peer, peer.name if peer else "anon", None)
@@ -91,23 +102,32 @@ def sides(tmp_path):
     reference.store.close()
 
 
+SIGNED_ORDERS = [
+    NewOrder(900_000 + n, OWNERS[n % 3].lower(), REQUIRED if n % 3 == 0 else OPTIONAL,
+             "buy" if n % 2 else "sell",
+             price=str(5 + n % 4) if n % 2 else str(300 + n % 4), qty="1", nonce=n,
+             expiry=4_000_000_000,
+             order_hash=f"0x{n:064x}", **SIGNED)
+    for n in range(30)
+]  # fmt: skip
+"""Resting signed orders, priced far from the flow's so that they rest until taken."""
+
+
 def messages(seed: int) -> list[tuple[Peer | None, list]]:
     """Seeded messages of 1 to 40 commands by each peer in turn, with the odd cases mixed in."""
     rng = random.Random(seed)
     flow = list(generate_flow(3_000, seed=seed, owner_names=OWNERS))
-    signed = [NewOrder(900_000 + n, OWNERS[n % 3], "PUNK-ETH", "buy" if n % 2 else "sell",
-                       price=str(10 + n % 4), qty="1", nonce=n, expiry=4_000_000_000,
-                       order_hash=f"0x{n:064x}", **SIGNED) for n in range(30)]  # fmt: skip
     odd = [
         msgspec.Raw(msgspec.msgpack.encode({"op": "new", "id": 1})),  # malformed
         NewOrder(7, "alice", 5, "buy", price="1", qty="1"),  # a market that is no text
         NewOrder(8, "alice", "NOPE-X", "buy", price="1", qty="1"),
-        CancelOrder(900_001, OWNERS[1], "PUNK-ETH"),  # resting signed orders
-        ReplaceOrder(900_002, OWNERS[2], "PUNK-ETH", price="12", qty="2"),
-        CancelOrder(900_003, OWNERS[0].lower(), "PUNK-ETH"),
-        NewOrder(9, "bob", REQUIRED, "buy", price="1", qty="1", **SIGNED),
+        CancelOrder(900_001, OWNERS[1], OPTIONAL),  # resting signed orders: taken
+        ReplaceOrder(900_002, OWNERS[2], OPTIONAL, price="12", qty="2"),  # bad_signature
+        CancelOrder(900_003, OWNERS[0], REQUIRED),  # bad_signature: no verified digest
+        NewOrder(9, "bob", REQUIRED, "buy", price="1", qty="1"),  # bad_signature: unsigned
+        NewOrder(10, "bob", REQUIRED, "buy", price="1", qty="1", **SIGNED),
     ]
-    result: list[tuple[Peer | None, list]] = [(None, signed)]
+    result: list[tuple[Peer | None, list]] = [(None, odd[3:])]  # each once with nobody refused
     while flow:
         size = rng.randint(1, 40)
         batch, flow = flow[:size], flow[size:]
@@ -120,7 +140,10 @@ def messages(seed: int) -> list[tuple[Peer | None, list]]:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_the_compiled_intake_admits_and_applies_as_the_gateway_does(sides, seed):
     compiled, reference = sides
+    for side in sides:
+        side.rest_signed(SIGNED_ORDERS)
     reasons: set = set()
+    bad_signatures: set = set()
     for number, (peer, commands) in enumerate(messages(seed)):
         got, want = compiled.take(peer, commands), reference.take(peer, commands)
         assert_same_events(got.events, want.events)
@@ -132,6 +155,8 @@ def test_the_compiled_intake_admits_and_applies_as_the_gateway_does(sides, seed)
             msgspec.msgpack.encode(reference.durable.uncommitted_commands)
         )
         reasons.update(getattr(event, "reason", None) for event in got.events)
+        bad_signatures.update(event.op for event in got.events
+                              if getattr(event, "reason", None) == "bad_signature")  # fmt: skip
         if number % 7 == 0:
             compiled.durable.commit()
             reference.durable.commit()
@@ -142,3 +167,4 @@ def test_the_compiled_intake_admits_and_applies_as_the_gateway_does(sides, seed)
     every_rule = {"not_authorized", "market_halted", "too_many_orders", "throttled",
                   "bad_signature", "malformed", "unknown_market"}  # fmt: skip
     assert every_rule <= reasons, every_rule - reasons
+    assert {"new", "cancel", "replace"} <= bad_signatures, bad_signatures
