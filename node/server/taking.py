@@ -132,12 +132,9 @@ class MessageTaker:
         peer = message.peer
         name = message.name
         durable = self.durable
-        engine_process = durable.process
-        admit = self.gateway.admit
         first = len(out)
         self.metrics.commands += len(commands)
         orders = self.metrics.orders
-        books = durable.engine.books
         decoded = message.commands = []
         if held is None:
             refused, allowed = self.gateway.admit_message(peer, len(commands))
@@ -152,6 +149,9 @@ class MessageTaker:
         else:
             refused, allowed, checks = held.refused, held.allowed, held.verdicts
         past_allowed = refused or Reason.THROTTLED
+        engine_process = durable.process
+        admit = self.gateway.admit
+        books = durable.engine.books
         for index, command in enumerate(commands):
             if type(command) is msgspec.Raw:
                 command = decode_command(command)

@@ -147,12 +147,17 @@ def compiled_engine_class(setting: str | None = None) -> type | None:
     return _compiled_class()[0]
 
 
+def _of_compiled_core(engine: object) -> bool:
+    """Is `engine` an engine of the compiled core (whose compiled helpers it may be given)?"""
+    compiled, _why = _compiled_class()
+    return compiled is not None and isinstance(engine, compiled)
+
+
 def record_planner(engine: object) -> Callable | None:
     """The compiled core's `plan_records` (node/store/statehash.py's `BookHash.plan` in C) for
     an engine of the compiled core; None for the Python engine, whose store work stays Python
     as the reference."""
-    compiled, _why = _compiled_class()
-    if compiled is None or not isinstance(engine, compiled):
+    if not _of_compiled_core(engine):
         return None
     from ._engine import plan_records
 
@@ -164,8 +169,7 @@ def writer_classes(engine: object) -> tuple[type | None, type | None]:
     marketdata.py's structs and msgspec encoding of replies and market data, written in C) for
     an engine of the compiled core; None, None for the Python engine, whose node answers and
     publishes through the reference path."""
-    compiled, _why = _compiled_class()
-    if compiled is None or not isinstance(engine, compiled):
+    if not _of_compiled_core(engine):
         return None, None
     from ._engine import AnswerWriter, MarketDataWriter
 
@@ -176,8 +180,7 @@ def intake_function(engine: object) -> Callable | None:
     """The compiled core's `admit_and_apply` (node/server/taking.py's `MessageTaker.apply` with
     the gateway's checks of each command, in C) for an engine of the compiled core; None for
     the Python engine, whose node admits and applies through the reference path."""
-    compiled, _why = _compiled_class()
-    if compiled is None or not isinstance(engine, compiled):
+    if not _of_compiled_core(engine):
         return None
     from ._engine import admit_and_apply
 

@@ -156,8 +156,8 @@ cdef class AnswerWriter:
         return 0
 
     cdef int _tape(self, event, dict books, trades) except -1:
-        market = get(books[get(event, T_MARKET)], B_MARKET)
         symbol = get(event, T_MARKET)
+        market = get(books[symbol], B_MARKET)
         qty = get(event, T_QTY)
         _count(self.trade_counts, symbol, 1)
         _count(self.volume_lots, symbol, qty)
