@@ -9,13 +9,15 @@ message's commands admitted and applied (`_intake.pxi`, for node/server/taking.p
 node/core/validation.py, matching.py and engine.py say what each step does and in which order,
 and these files do the same steps in the same order. Left to the Python engine, because it is
 rare and a copy would only be a second place to keep right: signed orders' checks, a raised
-minimum nonce's cancels, the fill-or-kill look-ahead, decimal text not seen before, market
-configuration, the clock, restore and the expiry heap. The books, orders and
-events are the Python classes themselves, so the store, the state hash and replay read this
-engine exactly as they read the reference; their fields are reached through `_slots.pxi`.
+minimum nonce's cancels, decimal text not seen before, market configuration, the clock, restore
+and the expiry heap. The books, orders and events are the Python classes themselves, so the
+store, the state hash and replay read this engine exactly as they read the reference; their
+fields are reached through `_slots.pxi`. The fill-or-kill look-ahead, a new level and dropping
+an empty one are copied here too: they are on the path of about one command in seven, and a
+call into Python code cost more than the step itself.
 """
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
 from heapq import heappush
 
@@ -38,7 +40,6 @@ from ..validation import (
     STP_CANCEL_OLDEST,
     STP_CODES,
     TIF_CODES,
-    fok_fillable,
     units_of,
 )
 
@@ -211,7 +212,8 @@ cdef object _new_order(engine, command, list out):
         return _reject(engine, "new", command, reason, out)
     owner = get(command, N_OWNER)
     order_id = get(command, N_ID)
-    if (owner, order_id) in <dict>get(book, B_ORDERS):
+    key = (owner, order_id)
+    if key in <dict>get(book, B_ORDERS):
         return _reject(engine, "new", command, Reason.DUPLICATE_ID, out)
     opposite = get(book, B_ASKS if is_buy else B_BIDS)
     limit_key = NO_LIMIT_KEY if is_market else ticks * get(opposite, S_SIGN)
@@ -219,7 +221,7 @@ cdef object _new_order(engine, command, list out):
     order = Order(symbol, order_id, owner, is_buy, ticks, lots, 0, stp, get(command, N_PEER))
     if tif == TIF_POST_ONLY and _crosses(opposite, limit_key):
         return _reject(engine, "new", command, Reason.WOULD_CROSS, out)
-    if tif == TIF_FOK and not fok_fillable(book, order, limit_key):
+    if tif == TIF_FOK and not _fok_fillable(book, order, limit_key):
         return _reject(engine, "new", command, Reason.FOK_UNFILLABLE, out)
     if get(command, N_SIG) is not None:
         reason = engine._signed_reason(command)
@@ -230,7 +232,7 @@ cdef object _new_order(engine, command, list out):
         order.expiry = command.expiry
         order.order_hash = command.order_hash
     out.append(Accepted(_next_seq(engine), "new", symbol, order_id, owner))
-    _enter(engine, book, order, limit_key, is_market or tif == TIF_IOC or tif == TIF_FOK, out)
+    _enter(engine, book, order, key, limit_key, is_market or tif == TIF_IOC or tif == TIF_FOK, out)
 
 
 cdef object _size_reason(market, lots, ticks):
@@ -252,8 +254,56 @@ cdef inline bint _crosses(side, limit_key) except -1:
     return bool(keys) and keys[len(keys) - 1] >= limit_key
 
 
-cdef object _enter(engine, book, taker, limit_key, bint never_rests, list out):
-    """Engine._enter: match an incoming order, then cancel or rest what is left of it."""
+cdef bint _fok_fillable(book, taker, limit_key) except -1:
+    """validation.fok_fillable: would one matching pass fill the whole quantity in trades?"""
+    cdef long long stp = get(taker, O_STP)
+    opposite = get(book, B_ASKS if get(taker, O_IS_BUY) else B_BIDS)
+    levels = <dict>get(opposite, S_LEVELS)
+    sign = get(opposite, S_SIGN)
+    owner = get(taker, O_OWNER)
+    needed = get(taker, O_REMAINING)
+    for key in reversed(<list>get(opposite, S_KEYS)):
+        if key < limit_key:
+            return False
+        for maker in get(levels[key * sign], L_ORDERS):
+            maker_remaining = get(maker, O_REMAINING)
+            if not maker_remaining:
+                continue
+            if stp and get(maker, O_OWNER) == owner:
+                if stp == CANCEL_OLDEST:
+                    continue
+                return False
+            needed -= maker_remaining
+            if needed <= 0:
+                return True
+    return False
+
+
+cdef object _new_level(price):
+    """Level(price), its slots set here rather than by its Python `__init__`."""
+    level = Level.__new__(Level)
+    put(level, L_PRICE, price)
+    put(level, L_ORDERS, deque())
+    put(level, L_QTY, 0)
+    put(level, L_COUNT, 0)
+    return level
+
+
+cdef object _drop_level(side, level):
+    """BookSide.drop_level."""
+    price = get(level, L_PRICE)
+    del (<dict>get(side, S_LEVELS))[price]
+    keys = <list>get(side, S_KEYS)
+    key = price * get(side, S_SIGN)
+    if keys[len(keys) - 1] == key:
+        keys.pop()
+    else:
+        del keys[bisect_left(keys, key)]
+
+
+cdef object _enter(engine, book, taker, key, limit_key, bint never_rests, list out):
+    """Engine._enter: match an incoming order, then cancel or rest what is left of it (`key`:
+    its (owner, id) in the book's index, or None to make it here)."""
     cdef bint stopped = False
     cdef bint is_buy = get(taker, O_IS_BUY)
     cdef long long seq
@@ -285,12 +335,12 @@ cdef object _enter(engine, book, taker, limit_key, bint never_rests, list out):
     out.append(
         Rested(seq, symbol, get(taker, O_ID), owner, side_name, price, remaining, get(taker, O_PEER))
     )
-    (<dict>get(book, B_ORDERS))[owner, get(taker, O_ID)] = taker
+    (<dict>get(book, B_ORDERS))[(owner, get(taker, O_ID)) if key is None else key] = taker
     side = get(book, B_BIDS if is_buy else B_ASKS)
     levels = <dict>get(side, S_LEVELS)
     level = levels.get(price)
     if level is None:
-        level = levels[price] = Level(price)
+        level = levels[price] = _new_level(price)
         insort(get(side, S_KEYS), price * get(side, S_SIGN))
     (<object>get(level, L_ORDERS)).append(taker)
     put(level, L_QTY, get(level, L_QTY) + remaining)
@@ -343,7 +393,7 @@ cdef object _take_off(engine, book, order):
     put(level, L_COUNT, count)
     put(order, O_REMAINING, 0)
     if not count:
-        side.drop_level(level)
+        _drop_level(side, level)
     elif len(get(level, L_ORDERS)) > 2 * count + COMPACT_SLACK:
         put(level, L_ORDERS, deque(level.live_orders()))
     open_orders = get(engine, E_OPEN_ORDERS)

@@ -62,4 +62,4 @@ cdef object _replace_order(engine, command, list out):
         peer,
     )
     opposite = get(book, B_ASKS if is_buy else B_BIDS)
-    _enter(engine, book, incoming, ticks * get(opposite, S_SIGN), False, out)
+    _enter(engine, book, incoming, None, ticks * get(opposite, S_SIGN), False, out)
