@@ -43,6 +43,9 @@ from ..validation import (
     units_of,
 )
 
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND
+from libc.string cimport memcmp
+
 include "_slots.pxi"
 
 cdef object STP_REASON = CancelReason.STP
@@ -158,6 +161,21 @@ cdef object _book_of(engine, market_name):
     return book
 
 
+cdef inline bint _equals(value, str word) except -1:
+    """`value == word`, compared in C when `value` is a str, as a decoded command's text is."""
+    if value is word:
+        return True
+    cdef int kind = PyUnicode_KIND(value) if type(value) is str else 0
+    if kind == 0:  # not a str, or (before Python 3.12) a legacy one not made ready
+        return value == word
+    cdef Py_ssize_t length = PyUnicode_GET_LENGTH(value)
+    return (
+        length == PyUnicode_GET_LENGTH(word)
+        and kind == PyUnicode_KIND(word)
+        and memcmp(PyUnicode_DATA(value), PyUnicode_DATA(word), length * kind) == 0
+    )
+
+
 cdef object _units(unit, value):
     """Whole units of a wire value, from the unit's cache of parsed text where it is there."""
     units = (<dict>get(unit, U_CACHE)).get(value) if type(value) is str else None
@@ -173,15 +191,15 @@ cdef object _new_order(engine, command, list out):
         return _reject(engine, "new", command, Reason.UNKNOWN_MARKET, out)
     market = get(book, B_MARKET)
     side = get(command, N_SIDE)
-    is_buy = side == "buy"
-    if not is_buy and not (side == "sell"):
+    is_buy = _equals(side, "buy")
+    if not is_buy and not _equals(side, "sell"):
         return _reject(engine, "new", command, Reason.BAD_SIDE, out)
     order_type = get(command, N_TYPE)
-    is_market = order_type == "market"
-    if not is_market and not (order_type == "limit"):
+    is_market = _equals(order_type, "market")
+    if not is_market and not _equals(order_type, "limit"):
         return _reject(engine, "new", command, Reason.BAD_TYPE, out)
     tif_text = get(command, N_TIF)
-    if tif_text == "GTC":
+    if _equals(tif_text, "GTC"):
         tif = TIF_GTC
     else:
         tif_code = TIF_CODES.get(tif_text) if type(tif_text) is str else None
