@@ -139,16 +139,15 @@ cdef inline object _dispatch(engine, command, list out):
         handler(command, out)
 
 
-cdef inline long long _next_seq(engine) except -1:
-    cdef long long seq = get(engine, E_SEQ)
-    seq += 1
+cdef inline object _next_seq(engine):
+    """The next sequence number, one int object for both the engine's slot and the event."""
+    seq = get(engine, E_SEQ) + 1
     put(engine, E_SEQ, seq)
     return seq
 
 
 cdef object _reject(engine, str op, command, reason, list out):
-    cdef long long seq = _next_seq(engine)
-    out.append(Rejected(seq, op, command.market, command.id, command.owner, reason))
+    out.append(Rejected(_next_seq(engine), op, command.market, command.id, command.owner, reason))
 
 
 cdef object _book_of(engine, market_name):
@@ -324,7 +323,6 @@ cdef object _enter(engine, book, taker, key, limit_key, bint never_rests, list o
     its (owner, id) in the book's index, or None to make it here)."""
     cdef bint stopped = False
     cdef bint is_buy = get(taker, O_IS_BUY)
-    cdef long long seq
     if _crosses(get(book, B_ASKS if is_buy else B_BIDS), limit_key):
         stopped = _match(engine, book, taker, limit_key, out)
         if not get(taker, O_REMAINING):
