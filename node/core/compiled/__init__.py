@@ -1,10 +1,10 @@
 """The compiled matching core: `Engine`'s hot paths in C, and the switch that picks a core.
 
-`_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi`, `_answers.pxi`,
-`_market_data.pxi`, `_intake.pxi` and `_slots.pxi`; setup.py builds it into the `_engine`
-extension) holds `CompiledEngine`, an `Engine` whose dispatch, new-order and replace checks,
-matching, resting, replacing and cancelling are compiled; `plan_records`, the store's record
-plan of a commit (`record_planner`); `AnswerWriter` and `MarketDataWriter`, which write a
+`_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi` and its `_digest.pxi`,
+`_answers.pxi`, `_market_data.pxi`, `_intake.pxi` and `_slots.pxi`; setup.py builds it into the
+`_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch, new-order and replace
+checks, matching, resting, replacing and cancelling are compiled; `plan_records`, the store's
+record plan of a commit (`record_planner`); `AnswerWriter` and `MarketDataWriter`, which write a
 submit's reply and a batch's market data as msgpack straight from the core's objects
 (`writer_classes`); and `admit_and_apply`, the node's admission and application of a message's
 commands (`intake_function`). It works on the Python engine's own books, orders and events, so

@@ -3,18 +3,18 @@
 
 What runs here: dispatch, the checks of new orders and replaces, matching (`_match.pxi`),
 resting, replacing (`_replace.pxi`) and cancelling, the store's per-commit record plan for the
-orders changed (`_records.pxi`), a submit's reply and a batch's market data written as msgpack
-(`_answers.pxi`, `_market_data.pxi`, for node/server/answers.py and marketdata.py), and a
-message's commands admitted and applied (`_intake.pxi`, for node/server/taking.py);
-node/core/validation.py, matching.py and engine.py say what each step does and in which order,
-and these files do the same steps in the same order. Left to the Python engine, because it is
-rare and a copy would only be a second place to keep right: signed orders' checks, a raised
-minimum nonce's cancels, decimal text not seen before, market configuration, the clock, restore
-and the expiry heap. The books, orders and events are the Python classes themselves, so the
-store, the state hash and replay read this engine exactly as they read the reference; their
-fields are reached through `_slots.pxi`. The fill-or-kill look-ahead, a new level and dropping
-an empty one are copied here too: they are on the path of about one command in seven, and a
-call into Python code cost more than the step itself.
+orders changed and their digests (`_records.pxi`, `_digest.pxi`), a submit's reply and a batch's
+market data written as msgpack (`_answers.pxi`, `_market_data.pxi`, for node/server/answers.py
+and marketdata.py), and a message's commands admitted and applied (`_intake.pxi`, for
+node/server/taking.py); node/core/validation.py, matching.py and engine.py say what each step
+does and in which order, and these files do the same steps in the same order. Left to the Python
+engine, because it is rare and a copy would only be a second place to keep right: signed orders'
+checks, a raised minimum nonce's cancels, decimal text not seen before, market configuration,
+the clock, restore and the expiry heap. The books, orders and events are the Python classes
+themselves, so the store, the state hash and replay read this engine exactly as they read the
+reference; their fields are reached through `_slots.pxi`. The fill-or-kill look-ahead, a new
+level and dropping an empty one are copied here too: they are on the path of about one command
+in seven, and a call into Python code cost more than the step itself.
 """
 
 from bisect import bisect_left, insort

@@ -3,7 +3,7 @@
 # changed. The record layout stays the store's: it hands in its encoder and, for signed
 # orders (rare), its own functions for their value and the part of it the digest covers.
 
-from hashlib import blake2b
+include "_digest.pxi"
 
 cdef Py_ssize_t O_MARKET = slot_offset(Order, "market")
 
@@ -16,6 +16,8 @@ def plan_records(changed, dict stored, unsigned long long value, dict nonce_writ
     cdef dict writes = {}
     cdef dict digests = {}
     cdef list live = []
+    cdef bytes joined
+    cdef uint64_t found
     for order in changed:
         if type(order) is not Order:
             raise TypeError(f"not an Order: {order!r}")
@@ -43,7 +45,8 @@ def plan_records(changed, dict stored, unsigned long long value, dict nonce_writ
                 digests[key] = None
                 continue
             hashed = record if (<bytes>record)[0] != nonced_record else hashed_value(record)
-            found = int.from_bytes(blake2b(key + hashed, digest_size=8).digest(), "little")
+            joined = key + hashed
+            found = _digest64(<const unsigned char*>joined, len(joined))
             digests[key] = found
-            value += <unsigned long long>found
+            value += found
     return writes, digests, value
