@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import lmdb
+import msgspec
 
 from ..core.book import Order
 from ..core.commands import ConfigureMarkets, ImportMarket, NewOrder
-from ..core.compiled import record_planner
+from ..core.compiled import journal_encoder, record_planner
 from ..core.engine import Engine
 from ..core.markets import MarketSpec
 from .lmdb_store import Store, StoreError
@@ -56,6 +57,8 @@ class DurableEngine:
         for key, value in state.nonce_records:
             self.engine.nonces.restore(*nonces_from_record(key, value))
         self.book_hash = BookHash([*records, *state.nonce_records], record_planner(self.engine))
+        encode = msgspec.msgpack.Encoder().encode
+        self._encode_journal = journal_encoder(self.engine, encode) or encode
         if self.book_hash.value != state.state_hash:
             raise StoreError(
                 f"{store.path}: the stored books do not match their state hash "
@@ -147,6 +150,7 @@ class DurableEngine:
                 engine.seq,
                 markets=engine.market_specs() if markets_changed else None,
                 lists=lists,
+                encode_journal=self._encode_journal,
             )
         except lmdb.Error as error:
             self._load()

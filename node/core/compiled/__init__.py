@@ -1,16 +1,17 @@
 """The compiled matching core: `Engine`'s hot paths in C, and the switch that picks a core.
 
 `_engine.pyx` (with `_match.pxi`, `_replace.pxi`, `_records.pxi` and its `_digest.pxi`,
-`_answers.pxi`, `_market_data.pxi`, `_intake.pxi` and `_slots.pxi`; setup.py builds it into the
-`_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch, new-order and replace
-checks, matching, resting, replacing and cancelling are compiled; `plan_records`, the store's
-record plan of a commit (`record_planner`); `AnswerWriter` and `MarketDataWriter`, which write a
-submit's reply and a batch's market data as msgpack straight from the core's objects
-(`writer_classes`); and `admit_and_apply`, the node's admission and application of a message's
-commands (`intake_function`). It works on the Python engine's own books, orders and events, so
-the store, the state hash and replay cannot tell the two apart, and tests/test_engine_model.py
-and tests/test_engine_cores.py run both and require identical events, books and state hashes.
-The Python engine stays the reference.
+`_answers.pxi`, `_journal.pxi`, `_market_data.pxi`, `_intake.pxi` and `_slots.pxi`; setup.py
+builds it into the `_engine` extension) holds `CompiledEngine`, an `Engine` whose dispatch,
+new-order and replace checks, matching, resting, replacing and cancelling are compiled;
+`plan_records`, the store's record plan of a commit (`record_planner`); `JournalWriter`,
+which writes a commit's journal entry with msgspec's bytes (`journal_encoder`); `AnswerWriter`
+and `MarketDataWriter`, which write a submit's reply and a batch's market data as msgpack
+straight from the core's objects (`writer_classes`); and `admit_and_apply`, the node's
+admission and application of a message's commands (`intake_function`). It works on the Python
+engine's own books, orders and events, so the store, the state hash and replay cannot tell
+the two apart, and tests/test_engine_model.py and tests/test_engine_cores.py run both and
+require identical events, books and state hashes. The Python engine stays the reference.
 
 Which core `Engine(...)` builds: the one a tool forces for a while (`core_forced`), else the
 environment variable MARKETNODE_CORE, else the node's `[engine] core` (given here by
@@ -162,6 +163,21 @@ def record_planner(engine: object) -> Callable | None:
     from ._engine import plan_records
 
     return plan_records
+
+
+def journal_encoder(engine: object, encode: Callable) -> Callable | None:
+    """The compiled core's journal writer for an engine of the compiled core: a function that
+    writes a batch of commands as msgpack with the same bytes as msgspec's `encode` (which it
+    calls for what it has no fast path for); None for the Python engine, whose store encodes
+    through msgspec as the reference."""
+    if not _of_compiled_core(engine):
+        return None
+    from enum import Enum
+
+    from ..commands import CancelOrder, NewOrder, ReplaceOrder
+    from ._engine import JournalWriter
+
+    return JournalWriter((NewOrder, CancelOrder, ReplaceOrder), encode, Enum).encode_batch
 
 
 def writer_classes(engine: object) -> tuple[type | None, type | None]:

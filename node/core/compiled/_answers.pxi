@@ -182,29 +182,33 @@ cdef class AnswerWriter:
         return 0
 
     cdef int _value(self, value) except -1:
-        """Write one value as msgspec would: str, int, bool and None here, the rest by it."""
-        cdef long long number
-        cdef int overflow = 0
-        cdef Buffer* out = &self.out
-        kind = type(value)
-        if kind is str or kind in self.text_kinds:
-            _text_value(out, value)
-        elif kind is int:
-            number = PyLong_AsLongLongAndOverflow(value, &overflow)
-            if overflow:
-                _chunk(out, self.encode(value))
-            else:
-                _integer(out, number)
-        elif value is None:
-            _byte(out, 0xc0)
-        elif kind is bool:
-            _byte(out, 0xc3 if value else 0xc2)
-        elif isinstance(value, str) and isinstance(value, self.str_enum):
-            self.text_kinds.add(kind)
-            _text_value(out, value)
+        return _write_value(&self.out, value, self.encode, self.text_kinds, self.str_enum)
+
+
+cdef int _write_value(Buffer* out, value, encode, set text_kinds, str_enum) except -1:
+    """Write one value as msgspec would: str, int, bool and None here, the rest by `encode`
+    (msgspec's encoder); a str enum's member as its text, its kind noted in `text_kinds`."""
+    cdef long long number
+    cdef int overflow = 0
+    kind = type(value)
+    if kind is str:
+        _text_value(out, value)
+    elif kind is int:
+        number = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            _chunk(out, encode(value))
         else:
-            _chunk(out, self.encode(value))
-        return 0
+            _integer(out, number)
+    elif value is None:
+        _byte(out, 0xc0)
+    elif kind is bool:
+        _byte(out, 0xc3 if value else 0xc2)
+    elif kind in text_kinds or isinstance(value, str) and isinstance(value, str_enum):
+        text_kinds.add(kind)
+        _text_value(out, value)
+    else:
+        _chunk(out, encode(value))
+    return 0
 
 
 cdef inline int _text_value(Buffer* out, text) except -1:

@@ -3,9 +3,10 @@
 
 What runs here: dispatch, the checks of new orders and replaces, matching (`_match.pxi`),
 resting, replacing (`_replace.pxi`) and cancelling, the store's per-commit record plan for the
-orders changed and their digests (`_records.pxi`, `_digest.pxi`), a submit's reply and a batch's
-market data written as msgpack (`_answers.pxi`, `_market_data.pxi`, for node/server/answers.py
-and marketdata.py), and a message's commands admitted and applied (`_intake.pxi`, for
+orders changed and their digests (`_records.pxi`, `_digest.pxi`), a batch's journal entry
+(`_journal.pxi`, for node/store/lmdb_store.py), a submit's reply and a batch's market data
+written as msgpack (`_answers.pxi`, `_market_data.pxi`, for node/server/answers.py and
+marketdata.py), and a message's commands admitted and applied (`_intake.pxi`, for
 node/server/taking.py); node/core/validation.py, matching.py and engine.py say what each step
 does and in which order, and these files do the same steps in the same order. Left to the Python
 engine, because it is rare and a copy would only be a second place to keep right: signed orders'
@@ -421,5 +422,6 @@ include "_match.pxi"
 include "_replace.pxi"
 include "_records.pxi"
 include "_answers.pxi"
+include "_journal.pxi"
 include "_market_data.pxi"
 include "_intake.pxi"
