@@ -25,6 +25,9 @@ SIDES = ("buy", "sell")
 ORDER_TYPES = ("limit", "market")
 TIFS = ("GTC", "IOC", "FOK", "POST_ONLY")
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement")
+MAX_UNITS = 2**63 - 1
+"""The node's own bound on an order's lots and on its ticks x lots, in every market
+(docs/protocol.md: `qty_above_max`, `notional_above_max`)."""
 
 _DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
@@ -182,11 +185,9 @@ class ReferenceExchange:
             return "qty_below_min", None
         if market["max_qty"] is not None and qty > market["max_qty"]:
             return "qty_above_max", None
-        if (
-            not is_market
-            and market["max_notional"] is not None
-            and price * qty > market["max_notional"]
-        ):
+        if qty / market["lot"] > MAX_UNITS:
+            return "qty_above_max", None
+        if not is_market and _above_notional(market, price, qty):
             return "notional_above_max", None
         symbol = command["market"]
         if self.find(symbol, command["owner"], command["id"]) is not None:
@@ -383,17 +384,14 @@ class ReferenceExchange:
                 return "qty_below_min", None
             if market["max_qty"] is not None and qty > market["max_qty"]:
                 return "qty_above_max", None
+            if qty / market["lot"] > MAX_UNITS:
+                return "qty_above_max", None
         if order is not None:
             if price is None:
                 price = order["price"] * market["tick"]
             if qty is None:
                 qty = order["qty"] * market["lot"]
-        if (
-            price is not None
-            and qty is not None
-            and market["max_notional"] is not None
-            and price * qty > market["max_notional"]
-        ):
+        if price is not None and qty is not None and _above_notional(market, price, qty):
             return "notional_above_max", None
         if order is None:
             return "unknown_order", None
@@ -432,3 +430,10 @@ class ReferenceExchange:
             "time": None,
         }
         self._enter(symbol, incoming, False, events)
+
+
+def _above_notional(market: dict, price: Fraction, qty: Fraction) -> bool:
+    """Is price x qty above the market's max_notional, or its ticks x lots above MAX_UNITS?"""
+    if market["max_notional"] is not None and price * qty > market["max_notional"]:
+        return True
+    return price / market["tick"] * (qty / market["lot"]) > MAX_UNITS

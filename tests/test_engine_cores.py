@@ -36,6 +36,7 @@ from marketnode.node.home.config import default_markets
 from marketnode.node.store.durable import DurableEngine
 from marketnode.node.store.lmdb_store import Store
 from marketnode.node.store.statehash import NONCED_RECORD, BookHash, hash_records, nonce_writes
+from marketnode.node.store.verify import verify_store
 from marketnode.node.tools.flow import FlowMix, generate_flow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,70 @@ def signed_commands() -> list:
         NewOrder(998, "0xz", "PUNK-ETH", "buy", price="10", qty="1", nonce=1, expiry=5, **SIGNED)
     )
     return commands
+
+
+SIZE_EDGES = ("1", "2", "9", "10", "11", "99", "100", "101", str(2**31), str(2**32 + 1),
+              str(2**62), str(2**63 - 1), str(2**63), str(2**64 + 3), "9" * 39, "0", "-1",
+              "0.5", "1.25", "1e3", "x")  # fmt: skip
+"""Quantities and prices across the compiled size checks' 64-bit fast path and its edges: the
+checks' bounds, products that overflow 64 bits, values past them, off-step and not numbers."""
+
+
+def test_size_and_notional_checks_agree_at_64_bit_edges():
+    bounded = MarketSpec("EDGE-A", "E", "A", "0.01", "1", min_qty="10", max_qty="100",
+                         max_notional="5")
+    unbounded = MarketSpec("EDGE-B", "E", "B", "1", "1")  # fmt: skip
+    commands = []
+    for index, (qty, price) in enumerate((q, p) for q in SIZE_EDGES for p in SIZE_EDGES):
+        for market in ("EDGE-A", "EDGE-B"):
+            commands.append(NewOrder(id=index, owner="size", market=market, side="buy",
+                                     price=price, qty=qty, tif="IOC"))  # fmt: skip
+        commands.append(NewOrder(id=index, owner="mkt", market="EDGE-B", side="sell",
+                                 type="market", qty=qty))  # fmt: skip
+    rests = [NewOrder(id=f"r{n}", owner="rest", market="EDGE-B", side="sell", price="3", qty="5")
+             for n in range(3)]  # fmt: skip
+    replaces = [ReplaceOrder(id="r0", owner="rest", market="EDGE-B", qty=qty) for qty in SIZE_EDGES]
+    python, _ = run_both(rests + commands + replaces, 37, markets=[bounded, unbounded])
+    reasons = {event.reason for event in _all_events(python, rests + commands + replaces)}
+    assert {"qty_below_min", "qty_above_max", "notional_above_max", "off_lot"} <= reasons
+
+
+@pytest.mark.parametrize("core", ["python", "compiled"])
+def test_what_a_market_without_bounds_takes_can_be_stored(tmp_path, monkeypatch, core):
+    """A market that sets no max_qty or max_notional still takes nothing larger than its
+    64-bit records hold: the largest orders it accepts commit, and replay to the same books."""
+    engine_of(core)  # skips the compiled core where it is not built
+    monkeypatch.setenv(compiled.CORE_VARIABLE, core)
+    unbounded = MarketSpec("EDGE-B", "E", "B", "1", "1")
+    huge = ("9" * 39, str(2**64 + 3), str(2**63), str(2**63 - 1), str(2**62), "3")
+    sizes = [(price, qty) for price in huge for qty in huge]
+    commands = [NewOrder(id=index, owner=side, market="EDGE-B", side=side, price=price, qty=qty)
+                for side in ("buy", "sell")
+                for index, (price, qty) in enumerate(sizes)]  # fmt: skip
+    last = len(sizes) - 1  # price 3, qty 3: it rests, and is replaced by every size
+    commands += [ReplaceOrder(id=last, owner="buy", market="EDGE-B", price=price, qty=qty)
+                 for price, qty in sizes]  # fmt: skip
+    store = Store(tmp_path / core, map_size=64 << 20)
+    try:
+        durable = DurableEngine(store)
+        durable.configure([unbounded])
+        events = [event for start in range(0, len(commands), 7)
+                  for event in durable.submit(commands[start : start + 7])]  # fmt: skip
+        assert any(type(event).__name__ == "Trade" for event in events)
+        reasons = {getattr(event, "reason", None) for event in events}
+        assert {"qty_above_max", "notional_above_max"} <= reasons
+        report = verify_store(store)
+        assert report.ok, report.problems
+    finally:
+        store.close()
+
+
+def _all_events(engine_class_of: Engine, commands: list) -> list:
+    """The reference engine's events of `commands` on a new engine of its markets."""
+    engine = PythonEngine(engine_class_of.market_specs())
+    out: list = []
+    engine.process_batch(commands, out)
+    return [event for event in out if hasattr(event, "reason")]
 
 
 def test_signed_orders_nonces_and_expiries_are_the_same():

@@ -411,6 +411,30 @@ def test_seeded_random_stream_matches_reference(profile, core):
 
 
 @pytest.mark.parametrize("core", CORES)
+def test_the_node_s_own_size_bound_holds_where_a_market_sets_none(core):
+    """ETH-USD sets no max_qty or max_notional: orders up to 2**63 - 1 lots, and ticks x lots,
+    trade and rest as the reference says; larger ones are refused as it says."""
+    harness = Harness(core)
+    quantities = ["1", str(2**62), str(2**63 - 1), str(2**63), str(2**64 + 1), "9" * 39]
+    prices = ["0.01", "10", str(2**50), f"{2**61}.07", str(2**63), "9" * 39]
+    number = 0
+    for qty in quantities:
+        for price in prices:
+            number += 1
+            harness.run({"op": "new", "market": "ETH-USD", "side": "sell", "id": number,
+                         "owner": "a", "price": price, "qty": qty})  # fmt: skip
+            harness.run({"op": "replace", "market": "ETH-USD", "id": number, "owner": "a",
+                         "price": prices[number % len(prices)]})  # fmt: skip
+        harness.run({"op": "new", "market": "ETH-USD", "side": "buy", "type": "market",
+                     "id": number, "owner": "b", "qty": qty})  # fmt: skip
+        check_book_structure(harness.engine)
+    reasons = {event.get("reason") for event in harness.engine_events}
+    assert {"qty_above_max", "notional_above_max"} <= reasons
+    assert any(event["event"] == "trade" for event in harness.engine_events)
+    assert engine_resting(harness.engine) == harness.reference.resting()
+
+
+@pytest.mark.parametrize("core", CORES)
 def test_cancel_churn_behind_a_resting_order_keeps_priority(core):
     """Many orders rest and leave behind one that stays at the front of the same price; the
     survivors keep their time order and trade in it."""

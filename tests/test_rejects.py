@@ -19,7 +19,7 @@ from marketnode.node.core.commands import (
 )
 from marketnode.node.core.engine import Engine
 from marketnode.node.core.events import Accepted, Cancelled, Rejected, Rested, Trade
-from marketnode.node.core.markets import MarketSpec
+from marketnode.node.core.markets import MAX_UNITS, MarketSpec
 from marketnode.node.core.reasons import (
     ENGINE_REASONS,
     GATEWAY_REASONS,
@@ -715,28 +715,54 @@ FINE = MarketSpec("FINE-USD", "FINE", "USD", tick_size=TINY, lot_size=TINY)
 HUGE = "9" * 40
 
 
+def steps(count: int) -> str:
+    """`count` steps of FINE-USD's 1e-38 as decimal text."""
+    digits = str(count).rjust(39, "0")
+    return f"{digits[:-38]}.{digits[-38:]}"
+
+
 @pytest.mark.parametrize(
-    ("price", "qty"),
+    ("price", "qty", "outcome"),
     [
-        (HUGE, "1"),  # 1e78 ticks x 1e38 lots
-        ("1", HUGE),  # about 1e78 lots
-        (HUGE, HUGE),
+        (steps(1), steps(MAX_UNITS), ["Accepted", "Rested"]),  # the node's bound, exactly
+        (steps(2), steps(2**62 - 1), ["Accepted", "Rested"]),
+        (steps(1), steps(MAX_UNITS + 1), ["Rejected", Reason.QTY_ABOVE_MAX]),
+        (steps(2), steps(2**62), ["Rejected", Reason.NOTIONAL_ABOVE_MAX]),
+        (HUGE, TINY, ["Rejected", Reason.NOTIONAL_ABOVE_MAX]),  # about 1e78 ticks x 1 lot
+        (HUGE, "1", ["Rejected", Reason.QTY_ABOVE_MAX]),  # 1e78 ticks x 1e38 lots
+        ("1", HUGE, ["Rejected", Reason.QTY_ABOVE_MAX]),  # about 1e78 lots
+        (HUGE, HUGE, ["Rejected", Reason.QTY_ABOVE_MAX]),
     ],
 )
-def test_market_without_bounds_accepts_any_size(price, qty):
-    """Without max_qty and max_notional no size is refused, however many ticks and lots."""
+def test_a_market_without_bounds_takes_sizes_up_to_the_node_s_own(price, qty, outcome):
+    """Without max_qty and max_notional a market still refuses more than 2**63 - 1 lots, or
+    ticks x lots: an order's record in the store and the wire's integers are 64-bit, and such
+    an order used to be accepted and then fail its commit, stopping the node."""
     engine = Engine([FINE])
     command = NewOrder(1, "a", market="FINE-USD", side="buy", price=price, qty=qty)
     events = engine.process_all([command])
-    assert [type(event) for event in events] == [Accepted, Rested], events
+    got = [type(event).__name__ for event in events]
+    if got[0] == "Rejected":
+        got[1:] = [events[0].reason]
+    assert got == outcome, events
 
 
-@pytest.mark.parametrize("fields", [{"price": HUGE}, {"qty": HUGE}])
-def test_replace_in_market_without_bounds_accepts_any_size(fields):
+@pytest.mark.parametrize(
+    ("fields", "outcome"),
+    [
+        ({"qty": steps(MAX_UNITS)}, ["Accepted", "Replaced", "Rested"]),
+        ({"price": steps(MAX_UNITS)}, ["Accepted", "Replaced", "Rested"]),
+        ({"qty": steps(MAX_UNITS + 1)}, ["Rejected"]),
+        ({"price": steps(MAX_UNITS + 1)}, ["Rejected"]),
+        ({"price": HUGE}, ["Rejected"]),
+        ({"qty": HUGE}, ["Rejected"]),
+    ],
+)
+def test_a_replace_in_a_market_without_bounds_stays_within_the_node_s_own(fields, outcome):
     engine = Engine([FINE])
-    accepted(engine, NewOrder(1, "a", market="FINE-USD", side="buy", price="1", qty="1"))
+    accepted(engine, NewOrder(1, "a", market="FINE-USD", side="buy", price=steps(1), qty=TINY))
     events = engine.process_all([ReplaceOrder(1, "a", market="FINE-USD", **fields)])
-    assert [type(event).__name__ for event in events] == ["Accepted", "Replaced", "Rested"], events
+    assert [type(event).__name__ for event in events] == outcome, events
 
 
 def test_engine_doc_lists_the_engine_reasons_in_validation_order():

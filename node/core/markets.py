@@ -20,10 +20,13 @@ ASSET_PATTERN = re.compile(r"[A-Z0-9]+")
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement")
 """Self-trade prevention modes; the index is the engine's integer code."""
 
-UNBOUNDED = 10**200
-"""The limit of a bound the operator left out. Decimal inputs have at most MAX_DECIMAL_CHARS
-(40) characters, so a quantity is below 10**80 units and price x quantity below 10**160: this is
-above anything that can occur, and keeps the hot path to one integer comparison."""
+MAX_UNITS = 2**63 - 1
+"""The most lots an order may have, and the most ticks x lots its notional may come to, in
+every market, whatever its configuration says or leaves out: an order's record in the store
+and the wire's integers are msgpack's, 64 bits at most, so a larger order would pass matching
+and then fail its commit. It also bounds the price (at least one lot), and keeps the size
+checks to 64-bit arithmetic. A larger one is refused as `qty_above_max` or
+`notional_above_max` (docs/protocol.md)."""
 
 REQUIRED_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size")
 CHAIN_KEYS = (
@@ -93,11 +96,13 @@ class Market:
         self.tick = Unit(spec.tick_size)
         self.lot = Unit(spec.lot_size)
         self.min_lots = max(1, self.lot.ceil_units(spec.min_qty)) if spec.min_qty else 1
-        self.max_lots = self.lot.floor_units(spec.max_qty) if spec.max_qty else UNBOUNDED
+        self.max_lots = (
+            min(self.lot.floor_units(spec.max_qty), MAX_UNITS) if spec.max_qty else MAX_UNITS
+        )
         self.max_notional_units = (
-            _floor_notional_units(spec.max_notional, self.tick, self.lot)
+            min(_floor_notional_units(spec.max_notional, self.tick, self.lot), MAX_UNITS)
             if spec.max_notional
-            else UNBOUNDED
+            else MAX_UNITS
         )
         self.default_stp = STP_MODES.index(spec.stp)
         self.signatures = spec.signatures

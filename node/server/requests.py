@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.decimals import format_scaled, parse_decimal
-from ..core.markets import UNBOUNDED
 from ..core.reasons import Reason
 from ..home.peers import Peer
 from ..protocol.messages import (
@@ -111,7 +110,7 @@ class PeerRequests:
                     market.tick.text_of(1),
                     lot(1),
                     lot(market.min_lots),
-                    lot(market.max_lots) if market.max_lots < UNBOUNDED else None,
+                    lot(market.max_lots) if spec.max_qty else None,
                     _canonical(spec.max_notional),
                     spec.stp,
                     symbol in halted,
