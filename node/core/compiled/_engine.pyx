@@ -45,7 +45,12 @@ from ..validation import (
 )
 
 from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.string cimport memcmp
+
+
+cdef extern from *:
+    bint __builtin_mul_overflow(long long a, long long b, long long* product) nogil
 
 include "_slots.pxi"
 
@@ -56,6 +61,7 @@ cdef Py_ssize_t COMPACT_SLACK = Level.COMPACT_SLACK
 cdef long long TIF_GTC = 0, TIF_IOC = IOC, TIF_FOK = FOK, TIF_POST_ONLY = POST_ONLY
 cdef long long CANCEL_NEWEST = STP_CANCEL_NEWEST, CANCEL_OLDEST = STP_CANCEL_OLDEST
 cdef long long CANCEL_BOTH = STP_CANCEL_BOTH
+cdef long long C_OFF_STEP = OFF_STEP
 
 # where each field the hot paths touch lives in its object (_slots.pxi)
 cdef Py_ssize_t N_ID = slot_offset(NewOrder, "id"), N_OWNER = slot_offset(NewOrder, "owner")
@@ -255,7 +261,23 @@ cdef object _new_order(engine, command, list out):
 
 cdef object _size_reason(market, lots, ticks):
     """The quantity checks of a new order or a replace, then the notional one (ticks None: a
-    market order, which has none)."""
+    market order, which has none): in C where the numbers fit 64 bits, as they do but for
+    absurd input, else on the Python ints."""
+    cdef int overflow = 0
+    cdef long long count, price, notional
+    if type(lots) is int and (ticks is None or type(ticks) is int):
+        count = PyLong_AsLongLongAndOverflow(lots, &overflow)
+        price = 0 if ticks is None or overflow else PyLong_AsLongLongAndOverflow(ticks, &overflow)
+        if not overflow and not __builtin_mul_overflow(price, count, &notional):
+            if count == C_OFF_STEP:
+                return Reason.OFF_LOT
+            if _below(count, get(market, M_MIN_LOTS)):
+                return Reason.QTY_BELOW_MIN
+            if _above(count, get(market, M_MAX_LOTS)):
+                return Reason.QTY_ABOVE_MAX
+            if ticks is not None and _above(notional, get(market, M_MAX_NOTIONAL)):
+                return Reason.NOTIONAL_ABOVE_MAX
+            return None
     if lots == OFF_STEP:
         return Reason.OFF_LOT
     if lots < get(market, M_MIN_LOTS):
@@ -265,6 +287,20 @@ cdef object _size_reason(market, lots, ticks):
     if ticks is not None and ticks * lots > get(market, M_MAX_NOTIONAL):
         return Reason.NOTIONAL_ABOVE_MAX
     return None
+
+
+cdef inline bint _below(long long value, bound) except -1:
+    """value < bound, for a market's bound (a positive int, perhaps past 64 bits: unbounded)."""
+    cdef int overflow = 0
+    cdef long long limit = PyLong_AsLongLongAndOverflow(bound, &overflow)
+    return overflow > 0 or (overflow == 0 and value < limit)
+
+
+cdef inline bint _above(long long value, bound) except -1:
+    """value > bound, for a market's bound (a positive int, perhaps past 64 bits: unbounded)."""
+    cdef int overflow = 0
+    cdef long long limit = PyLong_AsLongLongAndOverflow(bound, &overflow)
+    return overflow < 0 or (overflow == 0 and value > limit)
 
 
 cdef inline bint _crosses(side, limit_key) except -1:
