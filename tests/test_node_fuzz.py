@@ -384,6 +384,44 @@ def test_bad_commands_get_their_own_answers_and_the_rest_go_on(running_node):
     assert verified.exit_code == 0, verified.stdout
 
 
+WIDE_MARKET = """
+[[markets]]
+symbol = "WIDE-ETH"
+base = "WIDE"
+quote = "ETH"
+tick_size = "0.01"
+lot_size = "1"
+"""
+"""A market that sets no max_qty or max_notional."""
+
+
+def test_an_order_too_large_to_store_is_refused_and_the_node_goes_on(node_factory):
+    """In a market without bounds an order of 10**39 lots, or a price x qty past 64 bits,
+    used to be accepted, fail its commit and stop the node; it is refused, the largest order
+    the node's bound allows rests, and the store verifies."""
+    running = node_factory(WIDE_MARKET, peers={"alice": (ALICE,), "bob": (BOB,)})
+    alice = raw_dealer(running, "alice")
+    largest = str(2**63 - 1)
+    commands = [
+        new("lots", market="WIDE-ETH", qty="9" * 39, price="1"),
+        new("notional", market="WIDE-ETH", qty="2", price=str(2**62)),
+        new("largest", market="WIDE-ETH", qty=largest, price="0.01"),
+    ]
+    reply = exchange(alice, request(type="submit", cmds=commands, ref="wide"))
+    events = msgspec.to_builtins(reply.events)
+    refused = {e["id"]: e["reason"] for e in events if e["event"] == "rejected"}
+    assert refused == {"lots": "qty_above_max", "notional": "notional_above_max"}
+    sell = new("sold", owner=BOB, market="WIDE-ETH", side="sell", qty="5", price="0.01")
+    reply = exchange(raw_dealer(running, "bob"), request(type="submit", cmds=[sell]))
+    assert [e["qty"] for e in msgspec.to_builtins(reply.events) if e["event"] == "trade"] == ["5"]
+    served(running)
+    [resting] = running.client("alice").open_orders().orders
+    assert (resting.id, resting.qty) == ("largest", str(2**63 - 1 - 5))
+    running.stop()
+    verified = runner.invoke(app, ["verify", "--home", str(running.home.path)])
+    assert verified.exit_code == 0, verified.stdout
+
+
 @pytest.mark.parametrize("frames", [2, 3, 5])
 def test_a_message_of_several_frames_is_malformed(running_node, frames):
     alice = raw_dealer(running_node, "alice")

@@ -8,9 +8,9 @@
 # the struct's own msgspec configuration when the writer is made, a field is left out exactly
 # when msgspec leaves it out (omit_defaults: the value is its default object itself), the map's
 # header has the size msgspec gives it (by the fields there could be: a NewOrder's 16 fields
-# and tag take a map16 even when seven are written), and any
-# command or value it has no fast path for is written by msgspec and spliced in.
-# tests/test_journal_compiled.py compares the two byte for byte.
+# and tag take a map16 even when seven are written), and any command or value it has no fast
+# path for is written by msgspec and spliced in. tests/test_journal_compiled.py compares the
+# two byte for byte.
 
 import msgspec
 
