@@ -412,7 +412,8 @@ cdef object _cancel_order(engine, command, list out):
         return _reject(engine, "cancel", command, Reason.UNKNOWN_MARKET, out)
     owner = get(command, C_OWNER)
     order_id = get(command, C_ID)
-    order = (<dict>get(book, B_ORDERS)).get((owner, order_id))
+    key = (owner, order_id)
+    order = (<dict>get(book, B_ORDERS)).get(key)
     if order is None:
         return _reject(engine, "cancel", command, Reason.UNKNOWN_ORDER, out)
     symbol = get(book, B_SYMBOL)
@@ -429,15 +430,16 @@ cdef object _cancel_order(engine, command, list out):
             get(order, O_PEER),
         )
     )
-    _take_off(engine, book, order)
+    _take_off(engine, book, order, key)
 
 
-cdef object _take_off(engine, book, order):
-    """Engine._take_off with OrderBook.take_off and BookSide.remove."""
+cdef object _take_off(engine, book, order, key):
+    """Engine._take_off with OrderBook.take_off and BookSide.remove (`key`: the order's entry
+    in the book's index, as the command that found it made it)."""
     cdef Py_ssize_t count
     owner = get(order, O_OWNER)
     price = get(order, O_PRICE)
-    del (<dict>get(book, B_ORDERS))[owner, get(order, O_ID)]
+    del (<dict>get(book, B_ORDERS))[key]
     side = get(book, B_BIDS if get(order, O_IS_BUY) else B_ASKS)
     level = (<dict>get(side, S_LEVELS))[price]
     put(level, L_QTY, get(level, L_QTY) - get(order, O_REMAINING))

@@ -11,7 +11,8 @@ cdef object _replace_order(engine, command, list out):
     market = get(book, B_MARKET)
     owner = get(command, R_OWNER)
     order_id = get(command, R_ID)
-    order = (<dict>get(book, B_ORDERS)).get((owner, order_id))
+    key = (owner, order_id)
+    order = (<dict>get(book, B_ORDERS)).get(key)
     lots = ticks = None
     qty_text = get(command, R_QTY)
     if qty_text is not None:
@@ -56,7 +57,7 @@ cdef object _replace_order(engine, command, list out):
         put(order, O_REMAINING, lots)
         (<set>get(engine, E_TOUCHED)).add(order)
         return
-    _take_off(engine, book, order)
+    _take_off(engine, book, order, key)
     incoming = Order(
         symbol, get(order, O_ID), get(order, O_OWNER), is_buy, ticks, lots, 0, get(order, O_STP),
         peer,
