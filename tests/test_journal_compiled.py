@@ -40,13 +40,13 @@ TEXT_LENGTHS = (0, 1, 3, 4, 7, 8, 9, 15, 16, 31, 32, 33, 255, 256, 65535, 65536)
 
 @pytest.fixture
 def writer():
-    write = journal_encoder(engine_of("compiled"), encode)
+    write = journal_encoder(engine_of("compiled"))
     assert write is not None, "an engine of the compiled core journals through its writer"
     return write
 
 
 def test_the_python_engine_journals_through_msgspec():
-    assert journal_encoder(engine_of("python"), encode) is None
+    assert journal_encoder(engine_of("python")) is None
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 17, 99])

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import lmdb
-import msgspec
 
 from ..core.book import Order
 from ..core.commands import ConfigureMarkets, ImportMarket, NewOrder
@@ -57,8 +56,7 @@ class DurableEngine:
         for key, value in state.nonce_records:
             self.engine.nonces.restore(*nonces_from_record(key, value))
         self.book_hash = BookHash([*records, *state.nonce_records], record_planner(self.engine))
-        encode = msgspec.msgpack.Encoder().encode
-        self._encode_journal = journal_encoder(self.engine, encode) or encode
+        self._encode_journal = journal_encoder(self.engine)
         if self.book_hash.value != state.state_hash:
             raise StoreError(
                 f"{store.path}: the stored books do not match their state hash "

@@ -275,15 +275,15 @@ class Store:
         seq: int,
         markets: list[MarketSpec] | None = None,
         lists: dict[bytes, list[str]] | None = None,
-        encode_journal: Callable[[list[object]], bytes] = _encode,
+        encode_journal: Callable[[list[object]], bytes] | None = None,
     ) -> None:
         """Write one batch in one transaction; on a full map, grow it and write again.
         `lists`: lists kept beside the books (`put_meta_list`) written in the same transaction,
         such as the record that the node acted on a notice whose commands these are;
-        `encode_journal`: what writes the batch's journal entry (the compiled core's writer
-        writes msgspec's bytes faster; msgspec's encoder by default)."""
+        `encode_journal`: what writes the batch's journal entry (the compiled core's writer,
+        which writes msgspec's bytes faster; None: msgspec's encoder)."""
         journal_length = journal_start + len(commands)
-        entry = encode_journal(commands) if commands else None
+        entry = (encode_journal or _encode)(commands) if commands else None
         while True:
             try:
                 with self.env.begin(write=True) as txn:

@@ -165,18 +165,21 @@ def record_planner(engine: object) -> Callable | None:
     return plan_records
 
 
-def journal_encoder(engine: object, encode: Callable) -> Callable | None:
+def journal_encoder(engine: object) -> Callable | None:
     """The compiled core's journal writer for an engine of the compiled core: a function that
-    writes a batch of commands as msgpack with the same bytes as msgspec's `encode` (which it
-    calls for what it has no fast path for); None for the Python engine, whose store encodes
-    through msgspec as the reference."""
+    writes a batch of commands as msgpack with the same bytes as msgspec's default encoder
+    (which it calls for what it has no fast path for); None for the Python engine, whose store
+    encodes through msgspec as the reference."""
     if not _of_compiled_core(engine):
         return None
     from enum import Enum
 
+    import msgspec
+
     from ..commands import CancelOrder, NewOrder, ReplaceOrder
     from ._engine import JournalWriter
 
+    encode = msgspec.msgpack.Encoder().encode
     return JournalWriter((NewOrder, CancelOrder, ReplaceOrder), encode, Enum).encode_batch
 
 

@@ -20,6 +20,7 @@ from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+    bint PyUnicode_IS_COMPACT_ASCII(object text)
 
 
 cdef int ROLE_PLAIN = 0, ROLE_TICKS = 1, ROLE_LOTS = 2
@@ -212,10 +213,19 @@ cdef int _write_value(Buffer* out, value, encode, set text_kinds, str_enum) exce
 
 
 cdef inline int _text_value(Buffer* out, text) except -1:
-    """A str as msgpack writes it (fixstr, str8, str16 or str32 by its UTF-8 length)."""
+    """A str as msgpack writes it (fixstr, str8, str16 or str32 by its UTF-8 length); an ASCII
+    one, as most text here is, straight from its characters, which are its UTF-8."""
     cdef Py_ssize_t length
-    cdef const char* utf8 = PyUnicode_AsUTF8AndSize(text, &length)
-    _header(out, length, 0xa0, 0xda, 0xdb, 0xd9, 32)
+    cdef const char* utf8
+    if PyUnicode_IS_COMPACT_ASCII(text):
+        length = PyUnicode_GET_LENGTH(text)
+        utf8 = <const char*>PyUnicode_DATA(text)
+    else:
+        utf8 = PyUnicode_AsUTF8AndSize(text, &length)
+    if length < 32:  # a fixstr, as nearly every name, id and decimal is
+        _byte(out, 0xa0 | length)
+    else:
+        _header(out, length, 0xa0, 0xda, 0xdb, 0xd9, 32)
     return _bytes(out, utf8, length)
 
 
@@ -288,9 +298,28 @@ cdef inline int _chunk(Buffer* out, bytes chunk) except -1:
 
 cdef inline int _bytes(Buffer* out, const char* chunk, Py_ssize_t length) except -1:
     _room(out, length)
-    memcpy(out.data + out.size, chunk, length)
+    if length > 16:
+        memcpy(out.data + out.size, chunk, length)
+    else:
+        _short_copy(out.data + out.size, chunk, length)
     out.size += length
     return 0
+
+
+cdef inline void _short_copy(char* to, const char* source, Py_ssize_t length) noexcept:
+    """Up to 16 bytes in two overlapping words rather than by a call to memcpy: most of what
+    is written (names, ids, decimals) is a few bytes long; nothing past `source`'s end is
+    read."""
+    if length >= 8:
+        memcpy(to, source, 8)
+        memcpy(to + length - 8, source + length - 8, 8)
+    elif length >= 4:
+        memcpy(to, source, 4)
+        memcpy(to + length - 4, source + length - 4, 4)
+    elif length:
+        to[0] = source[0]
+        to[length >> 1] = source[length >> 1]
+        to[length - 1] = source[length - 1]
 
 
 cdef int _open(Buffer* buffer) except -1:

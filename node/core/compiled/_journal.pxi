@@ -21,9 +21,6 @@ cdef extern from "Python.h":
     PyTypeObject PyUnicode_Type
     PyTypeObject PyLong_Type
     PyTypeObject* Py_TYPE(PyObject* value)
-    bint PyUnicode_IS_COMPACT_ASCII(PyObject* text)
-    Py_ssize_t _text_length "PyUnicode_GET_LENGTH"(PyObject* text)
-    void* _text_data "PyUnicode_DATA"(PyObject* text)
     long long _long_long "PyLong_AsLongLongAndOverflow"(PyObject* value, int* overflow) except? -1
 
 cdef enum:
@@ -94,6 +91,8 @@ cdef class JournalWriter:
         cdef long long number
         cdef int overflow = 0
         cdef Buffer* out = &self.out
+        cdef set text_kinds = self.text_kinds
+        encode, str_enum = self.encode, self.str_enum
         for index in range(fields):
             value = values[index] = (<PyObject**>((<char*><PyObject*>command)
                                                   + layout.offsets[index]))[0]
@@ -111,57 +110,19 @@ cdef class JournalWriter:
             value = values[index]
             if value == layout.default_of[index]:
                 continue
-            _room(out, layout.key_size[index] + 2)
-            _copy(out, layout.key_data[index], layout.key_size[index])
-            if Py_TYPE(value) is &PyUnicode_Type and PyUnicode_IS_COMPACT_ASCII(value) \
-                    and _text_length(value) <= 0xff:
-                _short_ascii(out, value)
-            elif Py_TYPE(value) is &PyLong_Type:
+            _bytes(out, layout.key_data[index], layout.key_size[index])
+            # a command's values are str and int but for odd input: those two without
+            # _write_value's other cases, the rest through it
+            if Py_TYPE(value) is &PyUnicode_Type:
+                _text_value(out, <object>value)
+                continue
+            if Py_TYPE(value) is &PyLong_Type:
                 number = _long_long(value, &overflow)
-                if overflow:
-                    _chunk(out, self.encode(<object>value))
-                else:
+                if not overflow:
                     _integer(out, number)
-            else:
-                _write_value(out, <object>value, self.encode, self.text_kinds, self.str_enum)
+                    continue
+            _write_value(out, <object>value, encode, text_kinds, str_enum)
         return 0
-
-
-cdef inline int _short_ascii(Buffer* out, PyObject* text) except -1:
-    """An ASCII str of at most 255 characters as msgpack writes it: a fixstr below 32 (ids,
-    markets, sides, decimals), else a str8 (an owner's address)."""
-    cdef Py_ssize_t length = _text_length(text)
-    _room(out, length + 2)
-    if length < 32:
-        out.data[out.size] = <char>(0xa0 | length)
-        out.size += 1
-    else:
-        out.data[out.size] = <char>0xd9
-        out.data[out.size + 1] = <char>length
-        out.size += 2
-    _copy(out, <const char*>_text_data(text), length)
-    return 0
-
-
-cdef inline void _copy(Buffer* out, const char* source, Py_ssize_t length) noexcept:
-    """Append `length` bytes for which `out` has room, in words rather than by a call to
-    memcpy (a command's names and values are a few bytes each); the last word may overlap the
-    one before it, so nothing past `source`'s end is read."""
-    cdef char* to = out.data + out.size
-    cdef Py_ssize_t done = 0
-    out.size += length
-    if length >= 8:
-        while done + 8 < length:
-            memcpy(to + done, source + done, 8)
-            done += 8
-        memcpy(to + length - 8, source + length - 8, 8)
-    elif length >= 4:
-        memcpy(to, source, 4)
-        memcpy(to + length - 4, source + length - 4, 4)
-    elif length:
-        to[0] = source[0]
-        to[length >> 1] = source[length >> 1]
-        to[length - 1] = source[length - 1]
 
 
 cdef _CommandLayout _command_layout(kind, encode):
